@@ -1,0 +1,84 @@
+"""A member's EIP-712 consent to a redemption: the typed data and its signature.
+
+The token burns a member's points only against this signature, so the custodial service and
+self-custody wallets must sign exactly the struct `LoyaltyPoints.REDEEM_TYPEHASH` describes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+
+REDEEM_TYPE = [
+    {"name": "member", "type": "address"},
+    {"name": "issuer", "type": "address"},
+    {"name": "amount", "type": "uint256"},
+    {"name": "rewardId", "type": "uint256"},
+    {"name": "ref", "type": "uint256"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+]
+
+DOMAIN_TYPE = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+
+
+@dataclass(frozen=True)
+class RedeemConsent:
+    """What a member agrees to when redeeming.
+
+    Attributes:
+        member: the member's wallet address.
+        issuer: the partner account that relays (and pays for) the redemption.
+        amount_points: points to burn.
+        reward_id: the reward bought.
+        ref: the issuer's ref for this write (works once).
+        nonce: the member's current nonce on the token.
+        deadline: Unix time after which the consent is void.
+    """
+
+    member: str
+    issuer: str
+    amount_points: int
+    reward_id: int
+    ref: int
+    nonce: int
+    deadline: int
+
+
+def redeem_typed_data(
+    consent: RedeemConsent, *, chain_id: int, token_address: str, token_name: str
+) -> dict[str, Any]:
+    """The EIP-712 typed data (as for `eth_signTypedData_v4`) a wallet signs to consent."""
+    return {
+        "types": {"EIP712Domain": DOMAIN_TYPE, "Redeem": REDEEM_TYPE},
+        "primaryType": "Redeem",
+        "domain": {
+            "name": token_name,
+            "version": "1",
+            "chainId": chain_id,
+            "verifyingContract": token_address,
+        },
+        "message": {
+            "member": consent.member,
+            "issuer": consent.issuer,
+            "amount": consent.amount_points,
+            "rewardId": consent.reward_id,
+            "ref": consent.ref,
+            "nonce": consent.nonce,
+            "deadline": consent.deadline,
+        },
+    }
+
+
+def sign_typed_data(typed_data: dict[str, Any], private_key: bytes | str) -> bytes:
+    """Sign EIP-712 typed data with a member's key; returns the 65-byte signature."""
+    signed = Account.sign_message(encode_typed_data(full_message=typed_data), private_key)
+    return bytes(signed.signature)
