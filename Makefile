@@ -1,0 +1,44 @@
+# The README's two commands: `make up` and `make test`. Each installs what it needs first
+# (Python venv from pyproject.toml, npm packages from package-lock.json, offline solc).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(CURDIR)/$(VENV)/bin
+CHAIN  ?= anvil
+PORT   ?= 8545
+export PATH := $(BIN):$(PATH)
+
+.PHONY: up test install compile bench-gas lint clean
+
+up: install compile
+	$(BIN)/loyalty up --chain $(CHAIN) --port $(PORT)
+
+test: install
+	$(BIN)/pytest
+
+install: $(VENV)/.installed node_modules/.installed
+	@QUIET=1 $(BIN)/python scripts/install_toolchain.py
+
+compile: install
+	$(BIN)/brownie compile
+
+bench-gas: install
+	$(BIN)/brownie run scripts/bench_gas.py
+
+lint: install
+	$(BIN)/ruff check backend scripts tests
+	$(BIN)/ruff format --check backend scripts
+	$(BIN)/mypy
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+clean:
+	rm -rf build reports var/anvil-home var/bench
