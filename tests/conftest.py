@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import brownie
 import pytest
 from brownie import LoyaltyPoints, accounts, chain
 from eth_account import Account
@@ -17,6 +18,13 @@ TOKEN_NAME = "Loyalty Points"
 EPOCH_S = 86_400
 VALIDITY_EPOCHS = 3
 ISSUER_BUDGET = 10**12
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop brownie's node before pytest prints its summary, so the summary is the last line."""
+    if brownie.network.is_connected():
+        brownie.network.disconnect()
 
 
 def custom_error(name: str, *args: Any) -> str:

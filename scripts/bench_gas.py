@@ -1,0 +1,101 @@
+"""Gas benchmark: `make bench-gas` (`brownie run scripts/bench_gas.py`).
+
+Deploys LoyaltyPoints and, in the same run, a plain OpenZeppelin ERC-20 baseline with the same
+kind of batch mint, measures each operation, writes `var/bench/gas.json` (integer gas, keys
+below) and prints a table with the targets. Exits 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from brownie import BaselinePoints, LoyaltyPoints, accounts, chain
+from eth_account import Account
+
+from loyalty.consent import RedeemConsent, redeem_typed_data, sign_typed_data
+
+OUT = Path(__file__).resolve().parents[1] / "var" / "bench" / "gas.json"
+BATCH = 100
+TOKEN_NAME = "Loyalty Points"
+TX = dict[str, Any]
+
+
+def _new_addresses(count: int) -> list[str]:
+    return [Account.create().address for _ in range(count)]
+
+
+def measure() -> dict[str, int]:
+    admin, issuer, holder = accounts[0], accounts[1], accounts[2]
+    token = LoyaltyPoints.deploy(TOKEN_NAME, "LOYAL", admin, 30 * 86_400, 12, {"from": admin})
+    token.grantRole(token.ISSUER_ROLE(), issuer, {"from": admin})
+    token.setIssueBudget(issuer, 10**30, {"from": admin})
+    token.setTransfersEnabled(True, {"from": admin})
+    baseline = BaselinePoints.deploy(admin, {"from": admin})
+    refs = iter(range(1, 10**6))
+
+    def earn(member: str) -> int:
+        return int(token.earn(member, 100, next(refs), {"from": issuer}).gas_used)
+
+    def earn_batch(members: list[str]) -> int:
+        tx = token.earnBatch(members, [100] * len(members), next(refs), {"from": issuer})
+        return round(tx.gas_used / len(members))
+
+    def mint_batch(members: list[str]) -> int:
+        return round(baseline.mintBatch(members, [100] * len(members), {"from": admin}).gas_used / len(members))
+
+    # Warm the issuer's ref window and the epoch's supply slot, as on any live token.
+    token.earn(holder, 1_000, next(refs), {"from": issuer})
+    member = Account.create()
+    figures = {"earn_new": earn(member.address), "earn_existing": earn(member.address)}
+    members = _new_addresses(BATCH)
+    figures["earn_batch_new_per_member"] = earn_batch(members)
+    figures["earn_batch_existing_per_member"] = earn_batch(members)
+
+    ref = next(refs)
+    consent = RedeemConsent(member.address, issuer.address, 50, 1, ref, token.nonces(member.address), 2**40)
+    signature = sign_typed_data(
+        redeem_typed_data(consent, chain_id=chain.id, token_address=token.address, token_name=TOKEN_NAME), member.key
+    )
+    figures["redeem"] = int(token.redeem(member.address, 50, 1, ref, 2**40, signature, {"from": issuer}).gas_used)
+    figures["transfer_existing"] = int(token.transfer(members[0], 10, {"from": holder}).gas_used)
+
+    baseline.mint(holder, 1_000, {"from": admin})
+    figures["baseline_mint_new"] = int(baseline.mint(Account.create().address, 100, {"from": admin}).gas_used)
+    figures["baseline_mint_existing"] = int(baseline.mint(holder, 100, {"from": admin}).gas_used)
+    members = _new_addresses(BATCH)
+    figures["baseline_batch_new_per_member"] = mint_batch(members)
+    figures["baseline_batch_existing_per_member"] = mint_batch(members)
+    figures["baseline_burn"] = int(baseline.burn(10, {"from": holder}).gas_used)
+    return figures
+
+
+def targets(f: dict[str, int]) -> list[tuple[str, float, float]]:
+    """(what, measured, limit) for every target in the foundation issue."""
+    return [
+        ("earn_batch_new_per_member / baseline", f["earn_batch_new_per_member"] / f["baseline_batch_new_per_member"], 1.10),
+        ("earn_batch_existing_per_member / baseline",
+         f["earn_batch_existing_per_member"] / f["baseline_batch_existing_per_member"], 1.10),
+        ("earn_existing / baseline_mint_existing", f["earn_existing"] / f["baseline_mint_existing"], 1.20),
+        ("redeem (gas)", f["redeem"], 70_000),
+    ]  # fmt: skip
+
+
+def main() -> None:
+    figures = measure()
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"\n{'operation':<38}{'gas':>10}")
+    for key, gas in figures.items():
+        print(f"{key:<38}{gas:>10,}")
+    print(f"\n{'target':<46}{'measured':>12}{'limit':>10}  ok")
+    missed = 0
+    for what, measured, limit in targets(figures):
+        ok = measured <= limit
+        missed += not ok
+        shown, cap = (f"{measured:,.0f}", f"{limit:,.0f}") if limit > 100 else (f"{measured:.3f}x", f"{limit:.2f}x")
+        print(f"{what:<46}{shown:>12}{cap:>10}  {'yes' if ok else 'NO'}")
+    print(f"\nwrote {OUT}")
+    if missed:
+        raise SystemExit(f"{missed} gas target(s) missed")
