@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 
 from brownie import accounts, web3
-
 from loyalty.deploy import TokenParams, deploy_token
 
 
@@ -26,5 +25,7 @@ def main() -> None:
     key = os.environ.get("DEPLOYER_PRIVATE_KEY")
     deployer = web3.eth.account.from_key(key) if key else accounts[0].address
     deployment, created = deploy_token(web3, deployer, params)
-    print(f"{'deployed' if created else 'reused'} LoyaltyPoints at {deployment.token_address} "
-          f"on chain {deployment.chain_id} (block {deployment.block_number})")
+    print(
+        f"{'deployed' if created else 'reused'} LoyaltyPoints at {deployment.token_address} "
+        f"on chain {deployment.chain_id} (block {deployment.block_number})"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,8 +12,13 @@ import pytest
 from brownie import LoyaltyPoints, accounts, chain
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-
 from loyalty.consent import RedeemConsent, redeem_typed_data, sign_typed_data
+
+# brownie's test chain gets its own port, so `make test` never attaches to the chain `make up`
+# runs on 8545 (brownie-config.yaml cannot carry `cmd_settings`: brownie 1.22 crashes on it).
+# Reached through `brownie._config` rather than imported: brownie hashes this file's imports'
+# sources, and that module is compiled.
+brownie._config.CONFIG.networks["development"]["cmd_settings"]["port"] = int(os.environ.get("TEST_CHAIN_PORT", "8555"))
 
 TOKEN_NAME = "Loyalty Points"
 EPOCH_S = 86_400
@@ -113,7 +119,9 @@ def sign_redeem(token: Any, issuer: Any) -> SignFn:
             nonce=token.nonces(member.address) if nonce is None else nonce,
             deadline=deadline if deadline is not None else int(time.time()) + 10 * 365 * EPOCH_S,
         )
-        data = redeem_typed_data(consent, chain_id=chain.id, token_address=token.address, token_name=TOKEN_NAME)
+        data = redeem_typed_data(
+            consent, chain_id=chain.id, token_address=token.address, token_name=TOKEN_NAME
+        )
         return sign_typed_data(data, (signer or member).key)
 
     return sign

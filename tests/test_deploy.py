@@ -7,12 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from web3 import HTTPProvider, Web3
-from web3.logs import DISCARD
-
 from loyalty.artifacts import load_artifact
 from loyalty.deploy import TokenParams, deploy_token
 from loyalty.devchain import ChainKind, start_node, stop_node
+from web3 import HTTPProvider, Web3
+from web3.logs import DISCARD
 
 
 def _free_port() -> int:
@@ -63,14 +62,18 @@ def test_deploy_stateSurvivesAnvilRestart(tmp_path: Path) -> None:
 def test_ganache_deployAndEarn(node: tuple[Web3, Path]) -> None:
     w3, folder = node
     admin, issuer, member = w3.eth.accounts[:3]
-    deployment, _ = deploy_token(w3, admin, TokenParams(epoch_length_s=86_400, validity_epochs=12), folder=folder)
+    deployment, _ = deploy_token(
+        w3, admin, TokenParams(epoch_length_s=86_400, validity_epochs=12), folder=folder
+    )
     token = w3.eth.contract(address=deployment.token_address, abi=load_artifact("LoyaltyPoints").abi)
     for call in (
         token.functions.grantRole(token.functions.ISSUER_ROLE().call(), issuer),
         token.functions.setIssueBudget(issuer, 1_000),
     ):
         w3.eth.wait_for_transaction_receipt(call.transact({"from": admin}))
-    receipt = w3.eth.wait_for_transaction_receipt(token.functions.earn(member, 250, 1).transact({"from": issuer}))
+    receipt = w3.eth.wait_for_transaction_receipt(
+        token.functions.earn(member, 250, 1).transact({"from": issuer})
+    )
 
     assert receipt["status"] == 1
     assert token.functions.balanceOf(member).call() == 250

@@ -16,7 +16,10 @@ def test_earn_mintsToMemberAndEmitsEvents(token, issuer, member):
     assert tx.events["Transfer"]["value"] == 150
     earned = tx.events["Earned"]
     assert (earned["member"], earned["issuer"], earned["amount"], earned["ref"]) == (
-        member.address, issuer.address, 150, 7
+        member.address,
+        issuer.address,
+        150,
+        7,
     )
     assert earned["expiresAt"] == token.expiryOf(token.currentEpoch())
 

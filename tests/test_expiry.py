@@ -1,7 +1,7 @@
 """Expiry by epoch: balances exclude expired points, spending takes the oldest first."""
 
 import brownie
-from conftest import lots, EPOCH_S, VALIDITY_EPOCHS, custom_error, sleep_epochs
+from conftest import EPOCH_S, VALIDITY_EPOCHS, custom_error, lots, sleep_epochs
 
 ZERO = "0x0000000000000000000000000000000000000000"
 
@@ -32,7 +32,9 @@ def test_expiry_spendingTakesOldestFirst(token, issuer, member, sign_redeem):
     token.earn(member.address, 100, 1, {"from": issuer})
     sleep_epochs(1)
     token.earn(member.address, 50, 2, {"from": issuer})
-    token.redeem(member.address, 120, 1, 3, 2**40, sign_redeem(member, 120, ref=3, deadline=2**40), {"from": issuer})
+    token.redeem(
+        member.address, 120, 1, 3, 2**40, sign_redeem(member, 120, ref=3, deadline=2**40), {"from": issuer}
+    )
     assert [amount for _, amount in lots(token, member.address)] == [30]
     sleep_epochs(VALIDITY_EPOCHS - 1)  # the first epoch's lot would have expired by now
     assert token.balanceOf(member.address) == 30
@@ -58,10 +60,12 @@ def test_expire_sweepBurnsExpiredWithTransferToZero(token, issuer, outsider, mem
 
     assert tx.return_value == 107
     assert [(e["from"], e["to"], e["value"]) for e in tx.events["Transfer"]] == [
-        (member.address, ZERO, 100), (member2.address, ZERO, 7)
+        (member.address, ZERO, 100),
+        (member2.address, ZERO, 7),
     ]
     assert [(e["member"], e["epoch"], e["amount"]) for e in tx.events["Expired"]] == [
-        (member.address, 0, 100), (member2.address, 0, 7)
+        (member.address, 0, 100),
+        (member2.address, 0, 7),
     ]
     assert token.expiredBalanceOf(member.address) == 0
     assert token.balanceOf(member.address) == 20
@@ -81,7 +85,8 @@ def test_expiry_earnAfterExpiryBurnsTheExpiredLot(token, issuer, member):
     sleep_epochs(VALIDITY_EPOCHS)
     tx = token.earn(member.address, 5, 2, {"from": issuer})
     assert [(e["from"], e["to"], e["value"]) for e in tx.events["Transfer"]] == [
-        (member.address, ZERO, 100), (ZERO, member.address, 5)
+        (member.address, ZERO, 100),
+        (ZERO, member.address, 5),
     ]
     assert token.balanceOf(member.address) == 5
     assert token.expiredBalanceOf(member.address) == 0

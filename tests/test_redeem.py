@@ -24,9 +24,13 @@ def test_redeem_burnsWithConsent(token, issuer, member, sign_redeem):
     assert token.nonces(member.address) == 1
     assert tx.events["Transfer"]["to"] == ZERO
     redeemed = tx.events["Redeemed"]
-    assert (redeemed["member"], redeemed["issuer"], redeemed["amount"], redeemed["rewardId"], redeemed["ref"]) == (
-        member.address, issuer.address, 300, 9, 1
-    )
+    assert (
+        redeemed["member"],
+        redeemed["issuer"],
+        redeemed["amount"],
+        redeemed["rewardId"],
+        redeemed["ref"],
+    ) == (member.address, issuer.address, 300, 9, 1)
 
 
 def test_redeem_failsIfSignatureExpired(token, issuer, member, sign_redeem):

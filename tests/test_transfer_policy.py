@@ -1,7 +1,7 @@
 """Member-to-member transfers: off by default; when on, points keep their expiry."""
 
 import brownie
-from conftest import lots, VALIDITY_EPOCHS, custom_error, sleep_epochs
+from conftest import VALIDITY_EPOCHS, custom_error, lots, sleep_epochs
 
 
 def test_transfer_failsByDefault(token, issuer, member, member2):
@@ -27,9 +27,7 @@ def test_transfer_keepsExpiryOfMovedPoints(token, admin, issuer, member2):
     token.transfer(member2.address, 120, {"from": sender})
 
     assert [a for _, a in lots(token, sender)] == [30]
-    assert lots(token, member2.address) == [
-        (token.expiryOf(0), 100), (token.expiryOf(1), 27)
-    ]
+    assert lots(token, member2.address) == [(token.expiryOf(0), 100), (token.expiryOf(1), 27)]
     sleep_epochs(VALIDITY_EPOCHS - 1)  # epoch 3: epoch 0's points expired, also the moved ones
     assert token.balanceOf(member2.address) == 27
     assert token.totalSupply() == 57

@@ -23,10 +23,23 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--chain", "kind", type=click.Choice(get_args(ChainKind)), default="anvil", show_default=True,
-              envvar="LOYALTY_CHAIN", help="Local node to run (env LOYALTY_CHAIN).")
-@click.option("--port", type=int, default=8545, show_default=True, envvar="CHAIN_PORT",
-              help="JSON-RPC port on 127.0.0.1 (env CHAIN_PORT).")
+@click.option(
+    "--chain",
+    "kind",
+    type=click.Choice(get_args(ChainKind)),
+    default="anvil",
+    show_default=True,
+    envvar="LOYALTY_CHAIN",
+    help="Local node to run (env LOYALTY_CHAIN).",
+)
+@click.option(
+    "--port",
+    type=int,
+    default=8545,
+    show_default=True,
+    envvar="CHAIN_PORT",
+    help="JSON-RPC port on 127.0.0.1 (env CHAIN_PORT).",
+)
 def up(kind: ChainKind, port: int) -> None:
     """Start a local chain, deploy the token once, and keep running until Ctrl-C."""
     process = start_node(kind, port)
@@ -34,11 +47,15 @@ def up(kind: ChainKind, port: int) -> None:
         w3 = Web3(HTTPProvider(f"http://127.0.0.1:{port}"))
         deployment, created = deploy_token(w3, w3.eth.accounts[0])
         click.echo(f"chain     {kind} on http://127.0.0.1:{port} (chain id {deployment.chain_id})")
-        click.echo(f"token     {deployment.token_address} ({'deployed now' if created else 'reused'}, "
-                   f"block {deployment.block_number})")
+        click.echo(
+            f"token     {deployment.token_address} ({'deployed now' if created else 'reused'}, "
+            f"block {deployment.block_number})"
+        )
         click.echo(f"admin     {deployment.admin} (the node's first development account)")
-        click.echo("next      brownie console, or `brownie run scripts/deploy.py` against this chain; "
-                   "Ctrl-C stops the chain (its state stays under var/chain/)")
+        click.echo(
+            "next      brownie console, or `brownie run scripts/deploy.py` against this chain; "
+            "Ctrl-C stops the chain (its state stays under var/chain/)"
+        )
         stopped = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stopped.set())
@@ -54,12 +71,25 @@ def up(kind: ChainKind, port: int) -> None:
 @click.option("--rpc-url", envvar="RPC_URL", required=True, help="JSON-RPC URL of the network (env RPC_URL).")
 @click.option("--name", default=TokenParams.name, show_default=True, help="Token and EIP-712 domain name.")
 @click.option("--symbol", default=TokenParams.symbol, show_default=True, help="Token symbol.")
-@click.option("--epoch-length", "epoch_length_s", type=int, default=TokenParams.epoch_length_s, show_default=True,
-              help="Seconds per epoch.")
-@click.option("--validity-epochs", type=int, default=TokenParams.validity_epochs, show_default=True,
-              help="Epochs points stay valid.")
+@click.option(
+    "--epoch-length",
+    "epoch_length_s",
+    type=int,
+    default=TokenParams.epoch_length_s,
+    show_default=True,
+    help="Seconds per epoch.",
+)
+@click.option(
+    "--validity-epochs",
+    type=int,
+    default=TokenParams.validity_epochs,
+    show_default=True,
+    help="Epochs points stay valid.",
+)
 @click.option("--admin", default=None, help="Admin and pauser address (default: the deployer).")
-def deploy(rpc_url: str, name: str, symbol: str, epoch_length_s: int, validity_epochs: int, admin: str | None) -> None:
+def deploy(
+    rpc_url: str, name: str, symbol: str, epoch_length_s: int, validity_epochs: int, admin: str | None
+) -> None:
     """Deploy the token to any EVM network, or show the deployment already recorded for it.
 
     The deployer's key comes from the environment variable DEPLOYER_PRIVATE_KEY; without it the
@@ -70,8 +100,10 @@ def deploy(rpc_url: str, name: str, symbol: str, epoch_length_s: int, validity_e
     deployer = Account.from_key(key) if key else w3.eth.accounts[0]
     params = TokenParams(name, symbol, epoch_length_s, validity_epochs)
     deployment, created = deploy_token(w3, deployer, params, admin=admin)
-    click.echo(f"{'deployed' if created else 'reused'} {deployment.token_address} on chain {deployment.chain_id} "
-               f"(block {deployment.block_number}, tx {deployment.tx_hash})")
+    click.echo(
+        f"{'deployed' if created else 'reused'} {deployment.token_address} on chain {deployment.chain_id} "
+        f"(block {deployment.block_number}, tx {deployment.tx_hash})"
+    )
 
 
 if __name__ == "__main__":

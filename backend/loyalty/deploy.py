@@ -90,10 +90,12 @@ def deploy_token(
     if existing is not None:
         return existing, False
     artifact = load_artifact(TOKEN_CONTRACT)
-    sender = deployer if isinstance(deployer, str) else deployer.address
+    sender = Web3.to_checksum_address(deployer if isinstance(deployer, str) else deployer.address)
     admin = admin or sender
     factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-    constructor = factory.constructor(params.name, params.symbol, admin, params.epoch_length_s, params.validity_epochs)
+    constructor = factory.constructor(
+        params.name, params.symbol, admin, params.epoch_length_s, params.validity_epochs
+    )
     if isinstance(deployer, str):
         tx_hash = constructor.transact({"from": deployer})
     else:

@@ -39,7 +39,9 @@ def node_command(kind: ChainKind, port: int, state_dir: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def start_node(kind: ChainKind, port: int, state_dir: Path | None = None, timeout_s: float = 60.0) -> subprocess.Popen[bytes]:
+def start_node(
+    kind: ChainKind, port: int, state_dir: Path | None = None, timeout_s: float = 60.0
+) -> subprocess.Popen[bytes]:
     """Start a node and wait until it answers JSON-RPC; the caller stops it."""
     state_dir = state_dir or VAR / "chain" / kind
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -51,11 +53,13 @@ def start_node(kind: ChainKind, port: int, state_dir: Path | None = None, timeou
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ChainUnavailableError(f"{kind} exited with {process.returncode}; see {state_dir / 'node.log'}")
+            raise ChainUnavailableError(
+                f"{kind} exited with {process.returncode}; see {state_dir / 'node.log'}"
+            )
         try:
             w3.eth.block_number  # noqa: B018 - the call is the readiness probe
             return process
-        except Exception:  # noqa: BLE001 - not listening yet
+        except Exception:
             time.sleep(0.1)
     stop_node(process)
     raise ChainUnavailableError(f"{kind} did not answer on port {port} within {timeout_s:.0f}s")
