@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from brownie import accounts, web3
+from brownie import accounts, network, web3
 from loyalty.deploy import TokenParams, deploy_token
 
 
@@ -24,7 +24,11 @@ def main() -> None:
     )
     key = os.environ.get("DEPLOYER_PRIVATE_KEY")
     deployer = web3.eth.account.from_key(key) if key else accounts[0].address
-    deployment, created = deploy_token(web3, deployer, params)
+    # A chain brownie launched for this command disappears with it: nothing worth recording.
+    throwaway = network.rpc.is_active() and network.rpc.is_child()
+    deployment, created = deploy_token(web3, deployer, params, record=not throwaway)
+    if throwaway:
+        print("brownie started this chain for this command only: the deployment is not recorded")
     print(
         f"{'deployed' if created else 'reused'} LoyaltyPoints at {deployment.token_address} "
         f"on chain {deployment.chain_id} (block {deployment.block_number})"

@@ -18,7 +18,9 @@ from loyalty.consent import RedeemConsent, redeem_typed_data, sign_typed_data
 # runs on 8545 (brownie-config.yaml cannot carry `cmd_settings`: brownie 1.22 crashes on it).
 # Reached through `brownie._config` rather than imported: brownie hashes this file's imports'
 # sources, and that module is compiled.
-brownie._config.CONFIG.networks["development"]["cmd_settings"]["port"] = int(os.environ.get("TEST_CHAIN_PORT", "8555"))
+brownie._config.CONFIG.networks["development"]["cmd_settings"]["port"] = int(
+    os.environ.get("TEST_CHAIN_PORT", "8555")
+)
 
 TOKEN_NAME = "Loyalty Points"
 EPOCH_S = 86_400

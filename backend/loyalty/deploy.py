@@ -11,7 +11,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
 from web3 import Web3
+from web3.exceptions import TransactionNotFound
 
 from loyalty.artifacts import load_artifact
 from loyalty.errors import DeploymentError
@@ -69,7 +71,11 @@ def load_deployment(w3: Web3, folder: Path = DEPLOYMENTS) -> Deployment | None:
         return None
     data = json.loads(path.read_text())
     deployment = Deployment(**{**data, "params": TokenParams(**data["params"])})
-    if len(w3.eth.get_code(Web3.to_checksum_address(deployment.token_address))) == 0:
+    try:
+        receipt = w3.eth.get_transaction_receipt(HexStr(deployment.tx_hash))
+    except TransactionNotFound:
+        return None  # a record from another chain with the same id (a restarted dev chain, say)
+    if receipt["contractAddress"] != Web3.to_checksum_address(deployment.token_address):
         return None
     return deployment
 
@@ -80,11 +86,13 @@ def deploy_token(
     params: TokenParams = TokenParams(),
     admin: str | None = None,
     folder: Path = DEPLOYMENTS,
+    record: bool = True,
 ) -> tuple[Deployment, bool]:
     """Reuse this chain's deployment or deploy a new token; returns it and whether it is new.
 
     `deployer` is a local account (signs here; any network) or an address the node unlocks
-    (development chains).
+    (development chains). `record=False` deploys without writing the registry (a chain that
+    disappears when the command ends).
     """
     existing = load_deployment(w3, folder)
     if existing is not None:
@@ -112,7 +120,8 @@ def deploy_token(
         tx_hash="0x" + bytes(tx_hash).hex().removeprefix("0x"),
         params=params,
     )
-    path = registry_path(deployment.chain_id, folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(asdict(deployment), indent=2) + "\n")
+    if record:
+        path = registry_path(deployment.chain_id, folder)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(deployment), indent=2) + "\n")
     return deployment, True
