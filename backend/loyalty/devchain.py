@@ -48,7 +48,10 @@ def start_node(
     (state_dir / "home").mkdir(exist_ok=True)
     log = (state_dir / "node.log").open("ab")
     env = {"HOME": str(state_dir / "home"), "PATH": "/usr/local/bin:/usr/bin:/bin"}
-    process = subprocess.Popen(node_command(kind, port, state_dir), stdout=log, stderr=log, env=env)
+    # Own session: a terminal Ctrl-C reaches only our launcher, which stops the node in order.
+    process = subprocess.Popen(
+        node_command(kind, port, state_dir), stdout=log, stderr=log, env=env, start_new_session=True
+    )
     w3 = Web3(HTTPProvider(f"http://127.0.0.1:{port}", request_kwargs={"timeout": 2}))
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
