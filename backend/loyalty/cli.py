@@ -87,9 +87,7 @@ def up(kind: ChainKind, port: int) -> None:
     help="Epochs points stay valid.",
 )
 @click.option("--admin", default=None, help="Admin and pauser address (default: the deployer).")
-def deploy(
-    rpc_url: str, name: str, symbol: str, epoch_length_s: int, validity_epochs: int, admin: str | None
-) -> None:
+def deploy(rpc_url: str, name: str, symbol: str, epoch_length_s: int, validity_epochs: int, admin: str | None) -> None:
     """Deploy the token to any EVM network, or show the deployment already recorded for it.
 
     The deployer's key comes from the environment variable DEPLOYER_PRIVATE_KEY; without it the

@@ -53,9 +53,7 @@ class RedeemConsent:
     deadline: int
 
 
-def redeem_typed_data(
-    consent: RedeemConsent, *, chain_id: int, token_address: str, token_name: str
-) -> dict[str, Any]:
+def redeem_typed_data(consent: RedeemConsent, *, chain_id: int, token_address: str, token_name: str) -> dict[str, Any]:
     """The EIP-712 typed data (as for `eth_signTypedData_v4`) a wallet signs to consent."""
     return {
         "types": {"EIP712Domain": DOMAIN_TYPE, "Redeem": REDEEM_TYPE},
@@ -82,3 +80,11 @@ def sign_typed_data(typed_data: dict[str, Any], private_key: bytes | str) -> byt
     """Sign EIP-712 typed data with a member's key; returns the 65-byte signature."""
     signed = Account.sign_message(encode_typed_data(full_message=typed_data), private_key)
     return bytes(signed.signature)
+
+
+def recover_signer(typed_data: dict[str, Any], signature: bytes) -> str | None:
+    """The address that signed `typed_data`, or None for a malformed signature."""
+    try:
+        return str(Account.recover_message(encode_typed_data(full_message=typed_data), signature=signature))
+    except Exception:
+        return None

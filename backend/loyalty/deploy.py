@@ -101,9 +101,7 @@ def deploy_token(
     sender = Web3.to_checksum_address(deployer if isinstance(deployer, str) else deployer.address)
     admin = admin or sender
     factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-    constructor = factory.constructor(
-        params.name, params.symbol, admin, params.epoch_length_s, params.validity_epochs
-    )
+    constructor = factory.constructor(params.name, params.symbol, admin, params.epoch_length_s, params.validity_epochs)
     if isinstance(deployer, str):
         tx_hash = constructor.transact({"from": deployer})
     else:

@@ -56,9 +56,7 @@ def start_node(
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ChainUnavailableError(
-                f"{kind} exited with {process.returncode}; see {state_dir / 'node.log'}"
-            )
+            raise ChainUnavailableError(f"{kind} exited with {process.returncode}; see {state_dir / 'node.log'}")
         try:
             w3.eth.block_number  # noqa: B018 - the call is the readiness probe
             return process

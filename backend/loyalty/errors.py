@@ -15,3 +15,46 @@ class ArtifactMissingError(LoyaltyError, FileNotFoundError):
 
 class DeploymentError(LoyaltyError, RuntimeError):
     """Deploying the token failed."""
+
+
+class ChainRevertError(LoyaltyError, RuntimeError):
+    """A transaction or call reverted; `error` is the contract's custom error name."""
+
+    def __init__(self, error: str, args: dict[str, object] | None = None) -> None:
+        self.error = error
+        self.error_args = args or {}
+        shown = ", ".join(f"{k}={v}" for k, v in self.error_args.items())
+        super().__init__(f"{error}({shown})")
+
+
+class DomainError(LoyaltyError):
+    """A request the program refuses; `code` is stable and shows in API problems.
+
+    Attributes:
+        code: machine-readable reason (`member_not_found`, `insufficient_points`, ...).
+        status: the HTTP status it maps to.
+        detail: what went wrong, for a person.
+    """
+
+    status = 400
+
+    def __init__(self, code: str, detail: str) -> None:
+        self.code = code
+        self.detail = detail
+        super().__init__(detail)
+
+
+class NotFoundError(DomainError, LookupError):
+    status = 404
+
+
+class ConflictError(DomainError):
+    status = 409
+
+
+class ForbiddenError(DomainError, PermissionError):
+    status = 403
+
+
+class UnprocessableError(DomainError, ValueError):
+    status = 422

@@ -3,8 +3,8 @@
 import time
 
 import brownie
-from conftest import custom_error
 from eth_account import Account
+from support import custom_error
 
 ZERO = "0x0000000000000000000000000000000000000000"
 

@@ -1,7 +1,7 @@
 """Expiry by epoch: balances exclude expired points, spending takes the oldest first."""
 
 import brownie
-from conftest import EPOCH_S, VALIDITY_EPOCHS, custom_error, lots, sleep_epochs
+from support import EPOCH_S, VALIDITY_EPOCHS, custom_error, lots, sleep_epochs
 
 ZERO = "0x0000000000000000000000000000000000000000"
 
@@ -32,9 +32,7 @@ def test_expiry_spendingTakesOldestFirst(token, issuer, member, sign_redeem):
     token.earn(member.address, 100, 1, {"from": issuer})
     sleep_epochs(1)
     token.earn(member.address, 50, 2, {"from": issuer})
-    token.redeem(
-        member.address, 120, 1, 3, 2**40, sign_redeem(member, 120, ref=3, deadline=2**40), {"from": issuer}
-    )
+    token.redeem(member.address, 120, 1, 3, 2**40, sign_redeem(member, 120, ref=3, deadline=2**40), {"from": issuer})
     assert [amount for _, amount in lots(token, member.address)] == [30]
     sleep_epochs(VALIDITY_EPOCHS - 1)  # the first epoch's lot would have expired by now
     assert token.balanceOf(member.address) == 30

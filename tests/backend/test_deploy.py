@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,20 +9,16 @@ import pytest
 from loyalty.artifacts import load_artifact
 from loyalty.deploy import TokenParams, deploy_token
 from loyalty.devchain import ChainKind, start_node, stop_node
+
+from conftest import free_port
 from web3 import HTTPProvider, Web3
 from web3.logs import DISCARD
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
 def node(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Web3, Path]]:
     kind: ChainKind = request.param
-    port = _free_port()
+    port = free_port()
     process = start_node(kind, port, tmp_path / "chain")
     try:
         yield Web3(HTTPProvider(f"http://127.0.0.1:{port}")), tmp_path
@@ -42,7 +37,7 @@ def test_deploy_reusesExistingDeployment(node: tuple[Web3, Path]) -> None:
 
 
 def test_deploy_stateSurvivesAnvilRestart(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     process = start_node("anvil", port, tmp_path / "chain")
     w3 = Web3(HTTPProvider(f"http://127.0.0.1:{port}"))
     try:
@@ -62,18 +57,14 @@ def test_deploy_stateSurvivesAnvilRestart(tmp_path: Path) -> None:
 def test_ganache_deployAndEarn(node: tuple[Web3, Path]) -> None:
     w3, folder = node
     admin, issuer, member = w3.eth.accounts[:3]
-    deployment, _ = deploy_token(
-        w3, admin, TokenParams(epoch_length_s=86_400, validity_epochs=12), folder=folder
-    )
+    deployment, _ = deploy_token(w3, admin, TokenParams(epoch_length_s=86_400, validity_epochs=12), folder=folder)
     token = w3.eth.contract(address=deployment.token_address, abi=load_artifact("LoyaltyPoints").abi)
     for call in (
         token.functions.grantRole(token.functions.ISSUER_ROLE().call(), issuer),
         token.functions.setIssueBudget(issuer, 1_000),
     ):
         w3.eth.wait_for_transaction_receipt(call.transact({"from": admin}))
-    receipt = w3.eth.wait_for_transaction_receipt(
-        token.functions.earn(member, 250, 1).transact({"from": issuer})
-    )
+    receipt = w3.eth.wait_for_transaction_receipt(token.functions.earn(member, 250, 1).transact({"from": issuer}))
 
     assert receipt["status"] == 1
     assert token.functions.balanceOf(member).call() == 250

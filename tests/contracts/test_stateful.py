@@ -11,12 +11,12 @@ from collections import defaultdict
 from typing import Any, ClassVar
 
 import brownie
-from conftest import EPOCH_S, VALIDITY_EPOCHS
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from support import EPOCH_S, VALIDITY_EPOCHS
 
 MEMBERS = 4
 DEADLINE = 2**40

@@ -1,8 +1,8 @@
 """Earning points to many members in one transaction."""
 
 import brownie
-from conftest import ISSUER_BUDGET, custom_error
 from eth_account import Account
+from support import ISSUER_BUDGET, custom_error
 
 ZERO = "0x0000000000000000000000000000000000000000"
 

@@ -1,9 +1,9 @@
 """ERC-2612 permit shares the member's nonce with redemptions."""
 
 from brownie import chain
-from conftest import TOKEN_NAME
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from support import TOKEN_NAME
 
 
 def test_permit_setsAllowanceAndUsesSharedNonce(token, issuer, member, sign_redeem):

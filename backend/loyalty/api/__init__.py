@@ -1,0 +1,1 @@
+"""The HTTP API (v1): FastAPI app, dependencies, problems, schemas and routes."""

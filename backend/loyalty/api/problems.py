@@ -1,0 +1,56 @@
+"""Every error leaves the API as `application/problem+json` with a stable `code` (RFC 9457)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from loyalty.errors import ChainRevertError, ChainUnavailableError, DomainError
+
+PROBLEM_TYPE = "https://loyalty-ledger.dev/problems/"
+_CODES_BY_STATUS = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+}
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {"type": PROBLEM_TYPE + code, "title": title, "status": status, "detail": detail, "code": code, **extra}
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+def install(app: FastAPI) -> None:
+    """Map domain errors, validation errors and HTTP errors to problems."""
+
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        return problem(exc.status, exc.code, exc.code.replace("_", " ").capitalize(), exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+        return problem(422, "validation_error", "Validation error", detail, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _CODES_BY_STATUS.get(exc.status_code, "http_error")
+        return problem(exc.status_code, code, code.replace("_", " ").capitalize(), str(exc.detail))
+
+    @app.exception_handler(ChainRevertError)
+    async def _revert(_: Request, exc: ChainRevertError) -> JSONResponse:
+        return problem(409, "chain_rejected", "The chain rejected the write", str(exc))
+
+    @app.exception_handler(ChainUnavailableError)
+    async def _chain_down(_: Request, exc: ChainUnavailableError) -> JSONResponse:
+        return problem(503, "chain_unavailable", "The chain is unavailable", str(exc))

@@ -1,0 +1,105 @@
+"""Members, their balance by expiry date, and their ledger history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request
+from sqlalchemy import select
+
+from loyalty.api.deps import ProgramDep, Reader, Writer
+from loyalty.api.idempotency import idempotent
+from loyalty.api.schemas import ExpiringPoints, LedgerEntry, MemberCreate, MemberDetail, MemberPublic
+from loyalty.db.models import ChainWrite, Earn, Member, Redemption
+
+router = APIRouter(prefix="/v1/members", tags=["members"])
+
+
+def _public(member: Member) -> MemberPublic:
+    return MemberPublic(
+        id=member.id, external_id=member.external_id, wallet_address=member.wallet_address, custodial=member.custodial
+    )
+
+
+@router.post("", status_code=201, response_model=MemberPublic)
+async def create_member(body: MemberCreate, request: Request, program: ProgramDep, principal: Writer):
+    """Enrol a member: with `wallet_address` they hold their own wallet, without it the service keeps one."""
+
+    def write() -> tuple[int, MemberPublic]:
+        return 201, _public(program.create_member(body.external_id, body.wallet_address))
+
+    return await idempotent(request, program.session, principal, write)
+
+
+@router.get("/{member_id}", response_model=MemberDetail)
+def get_member(member_id: int, program: ProgramDep, _: Reader) -> MemberDetail:
+    """A member with their balance (read from the chain) and their points by expiry date."""
+    member = program.member(member_id)
+    lots = program.chain.lots_of(member.wallet_address)
+    return MemberDetail(
+        **_public(member).model_dump(),
+        balance_points=sum(amount for _, amount in lots),
+        expiring=[
+            ExpiringPoints(expires_at=datetime.fromtimestamp(expires_at, UTC), amount_points=amount)
+            for expires_at, amount in lots
+        ],
+    )
+
+
+@router.get("/{member_id}/history", response_model=list[LedgerEntry])
+def get_history(member_id: int, program: ProgramDep, _: Reader) -> list[LedgerEntry]:
+    """Earns, redemptions and expiries of a member, oldest first, each with its transaction."""
+    member = program.member(member_id)
+    session = program.session
+    entries: list[LedgerEntry] = []
+    earns = session.execute(
+        select(Earn, ChainWrite)
+        .outerjoin(ChainWrite, Earn.write_id == ChainWrite.id)
+        .where(Earn.member_id == member.id)
+    ).all()
+    for earn, write in earns:
+        entries.append(
+            LedgerEntry(
+                kind="earn",
+                id=earn.id,
+                amount_points=earn.amount_points,
+                status=earn.status,
+                partner_id=earn.partner_id,
+                tx_hash=write.tx_hash if write else None,
+                block_number=write.block_number if write else None,
+                created_at=earn.created_at,
+            )
+        )
+    redemptions = session.execute(
+        select(Redemption, ChainWrite)
+        .outerjoin(ChainWrite, Redemption.write_id == ChainWrite.id)
+        .where(Redemption.member_id == member.id)
+    ).all()
+    for redemption, write in redemptions:
+        entries.append(
+            LedgerEntry(
+                kind="redeem",
+                id=redemption.id,
+                amount_points=redemption.amount_points,
+                status=redemption.status,
+                partner_id=redemption.partner_id,
+                tx_hash=write.tx_hash if write else None,
+                block_number=write.block_number if write else None,
+                created_at=redemption.created_at,
+            )
+        )
+    for expired in program.chain.expired_events(member.wallet_address):
+        entries.append(
+            LedgerEntry(
+                kind="expire",
+                id=None,
+                amount_points=int(expired["amount_points"]),
+                status="confirmed",
+                partner_id=None,
+                tx_hash=str(expired["tx_hash"]),
+                block_number=int(expired["block_number"]),
+                created_at=None,
+            )
+        )
+    entries.sort(key=lambda e: (e.block_number or 2**62, e.created_at.timestamp() if e.created_at else 0))
+    return entries

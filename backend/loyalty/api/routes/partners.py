@@ -1,0 +1,46 @@
+"""Partners (brands with an issuer account) and auditors: created by the admin."""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import APIRouter, Request
+from sqlalchemy import select
+
+from loyalty.api.deps import Admin, ProgramDep
+from loyalty.api.idempotency import idempotent
+from loyalty.api.schemas import AuditorCreate, AuditorCreated, PartnerCreate, PartnerCreated
+from loyalty.db.models import Auditor
+from loyalty.errors import ConflictError
+from loyalty.program import hash_api_key
+
+router = APIRouter(prefix="/v1", tags=["partners"])
+
+
+@router.post("/partners", status_code=201, response_model=PartnerCreated)
+async def create_partner(body: PartnerCreate, request: Request, program: ProgramDep, principal: Admin):
+    """Create a partner: its issuer account gets ISSUER_ROLE and the budget on-chain."""
+
+    def write() -> tuple[int, PartnerCreated]:
+        partner, api_key = program.create_partner(body.name, body.issue_budget_points)
+        return 201, PartnerCreated(
+            id=partner.id, name=partner.name, issuer_address=partner.issuer_address, api_key=api_key
+        )
+
+    return await idempotent(request, program.session, principal, write)
+
+
+@router.post("/auditors", status_code=201, response_model=AuditorCreated)
+async def create_auditor(body: AuditorCreate, request: Request, program: ProgramDep, principal: Admin):
+    """Create read-only API access for an auditor."""
+
+    def write() -> tuple[int, AuditorCreated]:
+        if program.session.scalar(select(Auditor).where(Auditor.name == body.name)) is not None:
+            raise ConflictError("auditor_exists", f"an auditor named {body.name!r} already exists")
+        api_key = "aud_" + secrets.token_hex(24)
+        auditor = Auditor(name=body.name, api_key_hash=hash_api_key(api_key))
+        program.session.add(auditor)
+        program.session.flush()
+        return 201, AuditorCreated(id=auditor.id, name=auditor.name, api_key=api_key)
+
+    return await idempotent(request, program.session, principal, write)

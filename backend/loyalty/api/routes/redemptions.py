@@ -1,0 +1,102 @@
+"""Two-phase redemptions: reserved (stock and points held), then posted (burned, voucher issued)
+or voided (stock released, nothing burned) by the outbox writer."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from sqlalchemy import select
+
+from loyalty.api.deps import ProgramDep, Reader, Writer
+from loyalty.api.idempotency import idempotent
+from loyalty.api.schemas import RedemptionCreate, RedemptionPublic
+from loyalty.consent import RedeemConsent, recover_signer
+from loyalty.db.models import ChainWrite, ConsentQuote, Redemption
+from loyalty.errors import ForbiddenError, NotFoundError, UnprocessableError
+
+router = APIRouter(prefix="/v1/redemptions", tags=["redemptions"])
+
+
+def _public(program: ProgramDep, redemption: Redemption) -> RedemptionPublic:
+    write = program.session.get(ChainWrite, redemption.write_id) if redemption.write_id else None
+    return RedemptionPublic(
+        id=redemption.id,
+        member_id=redemption.member_id,
+        reward_id=redemption.reward_id,
+        amount_points=redemption.amount_points,
+        status=redemption.status,
+        voucher_code=redemption.voucher_code,
+        tx_hash=write.tx_hash if write else None,
+        block_number=write.block_number if write else None,
+        error=redemption.error,
+    )
+
+
+@router.get("/typed-data")
+def typed_data(member_id: int, reward_id: int, program: ProgramDep, principal: Writer) -> dict[str, object]:
+    """EIP-712 typed data a self-custody member signs (`eth_signTypedData_v4`) to consent.
+
+    Each call fixes a fresh ref and the member's next nonce; the consent is valid for an hour.
+    """
+    member, reward = program.member(member_id), program.reward(reward_id)
+    if principal.partner is not None and reward.partner_id != principal.partner.id:
+        raise ForbiddenError("forbidden", f"reward {reward_id} belongs to another partner")
+    consent = program.redemption_consent(member, reward)
+    program.session.add(
+        ConsentQuote(
+            member_id=member.id, reward_id=reward.id, ref=consent.ref, nonce=consent.nonce, deadline=consent.deadline
+        )
+    )
+    program.session.commit()
+    return program.typed_data(consent)
+
+
+@router.post("", status_code=201, response_model=RedemptionPublic)
+async def redeem(body: RedemptionCreate, request: Request, program: ProgramDep, principal: Writer):
+    """Reserve a reward for a member; the burn follows (poll GET /v1/redemptions/{id})."""
+
+    def write() -> tuple[int, RedemptionPublic]:
+        member, reward = program.member(body.member_id), program.reward(body.reward_id, principal.partner)
+        consent, signature = None, None
+        if body.signature is not None or body.deadline is not None:
+            consent, signature = _signed_consent(program, body, member.wallet_address, reward.cost_points)
+        redemption = program.reserve_redemption(member, reward, consent, signature)
+        return 201, _public(program, redemption)
+
+    return await idempotent(request, program.session, principal, write)
+
+
+def _signed_consent(
+    program: ProgramDep, body: RedemptionCreate, wallet: str, cost_points: int
+) -> tuple[RedeemConsent, bytes]:
+    if body.signature is None or body.deadline is None:
+        raise UnprocessableError("validation_error", "send both `signature` and `deadline`, or neither")
+    quote = program.session.scalar(
+        select(ConsentQuote).where(
+            ConsentQuote.member_id == body.member_id,
+            ConsentQuote.reward_id == body.reward_id,
+            ConsentQuote.deadline == body.deadline,
+        )
+    )
+    if quote is None:
+        raise NotFoundError("consent_not_found", "no typed data was issued for this member, reward and deadline")
+    if body.deadline < time.time():
+        raise UnprocessableError("consent_expired", f"the consent expired at {body.deadline}")
+    reward = program.reward(body.reward_id)
+    partner = program.partner(reward.partner_id)
+    consent = RedeemConsent(
+        wallet, partner.issuer_address, cost_points, reward.id, quote.ref, quote.nonce, quote.deadline
+    )
+    signature = bytes.fromhex(body.signature.removeprefix("0x"))
+    if recover_signer(program.typed_data(consent), signature) != wallet:
+        raise UnprocessableError("invalid_signature", f"the signature is not {wallet}'s consent to this redemption")
+    return consent, signature
+
+
+@router.get("/{redemption_id}", response_model=RedemptionPublic)
+def get_redemption(redemption_id: int, program: ProgramDep, principal: Reader) -> RedemptionPublic:
+    redemption = program.redemption(redemption_id)
+    if principal.partner is not None and redemption.partner_id != principal.partner.id:
+        raise NotFoundError("redemption_not_found", f"no redemption {redemption_id}")
+    return _public(program, redemption)

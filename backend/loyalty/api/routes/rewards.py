@@ -1,0 +1,55 @@
+"""The reward catalog: each partner owns its rewards; everyone may read the catalog."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from sqlalchemy import select
+
+from loyalty.api.deps import Partnered, ProgramDep, Reader
+from loyalty.api.idempotency import idempotent
+from loyalty.api.schemas import RewardCreate, RewardPublic, RewardUpdate
+from loyalty.db.models import Reward
+
+router = APIRouter(prefix="/v1/rewards", tags=["rewards"])
+
+
+def _public(reward: Reward) -> RewardPublic:
+    return RewardPublic.model_validate(reward, from_attributes=True)
+
+
+@router.get("", response_model=list[RewardPublic])
+def list_rewards(program: ProgramDep, _: Reader, active: bool | None = None) -> list[RewardPublic]:
+    """The shared catalog, optionally only active rewards."""
+    query = select(Reward).order_by(Reward.id)
+    if active is not None:
+        query = query.where(Reward.active == active)
+    return [_public(r) for r in program.session.scalars(query)]
+
+
+@router.post("", status_code=201, response_model=RewardPublic)
+async def create_reward(body: RewardCreate, request: Request, program: ProgramDep, principal: Partnered):
+    """Add a reward to the calling partner's catalog."""
+    assert principal.partner is not None
+
+    def write() -> tuple[int, RewardPublic]:
+        reward = Reward(partner_id=principal.partner.id, **body.model_dump())  # type: ignore[union-attr]
+        program.session.add(reward)
+        program.session.flush()
+        return 201, _public(reward)
+
+    return await idempotent(request, program.session, principal, write)
+
+
+@router.get("/{reward_id}", response_model=RewardPublic)
+def get_reward(reward_id: int, program: ProgramDep, _: Reader) -> RewardPublic:
+    return _public(program.reward(reward_id))
+
+
+@router.patch("/{reward_id}", response_model=RewardPublic)
+def update_reward(reward_id: int, body: RewardUpdate, program: ProgramDep, principal: Partnered) -> RewardPublic:
+    """Change a reward the calling partner owns (PATCH is naturally idempotent)."""
+    reward = program.reward(reward_id, principal.partner)
+    for field, value in body.model_dump(exclude_unset=True).items():
+        setattr(reward, field, value)
+    program.session.commit()
+    return _public(reward)

@@ -1,0 +1,154 @@
+"""Request and response bodies (`XCreate`, `XUpdate`, `XPublic`); a `*Public` never carries secrets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+MAX_POINTS = 2**63 - 1
+Points = Annotated[int, Field(strict=True, gt=0, le=MAX_POINTS, description="whole points, 1 to 2^63 - 1")]
+Stock = Annotated[int, Field(strict=True, ge=0, le=MAX_POINTS)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PartnerCreate(Strict):
+    name: Name
+    issue_budget_points: Annotated[int, Field(strict=True, ge=0, le=2**128 - 1)]
+
+
+class PartnerCreated(BaseModel):
+    id: int
+    name: str
+    issuer_address: str
+    api_key: str = Field(description="shown once; the service keeps only its hash")
+
+
+class AuditorCreate(Strict):
+    name: Name
+
+
+class AuditorCreated(BaseModel):
+    id: int
+    name: str
+    api_key: str
+
+
+class MemberCreate(Strict):
+    external_id: Name
+    wallet_address: Address | None = Field(default=None, description="omit for a custodial wallet")
+
+
+class ExpiringPoints(BaseModel):
+    expires_at: datetime
+    amount_points: int
+
+
+class MemberPublic(BaseModel):
+    id: int
+    external_id: str
+    wallet_address: str
+    custodial: bool
+
+
+class MemberDetail(MemberPublic):
+    balance_points: int
+    expiring: list[ExpiringPoints]
+
+
+class LedgerEntry(BaseModel):
+    kind: Literal["earn", "redeem", "expire"]
+    id: int | None
+    amount_points: int
+    status: str
+    partner_id: int | None
+    tx_hash: str | None
+    block_number: int | None
+    created_at: datetime | None
+
+
+class EarnCreate(Strict):
+    member_id: int
+    amount_points: Points
+    reason: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class EarnBatchCreate(Strict):
+    items: Annotated[list[EarnCreate], Field(min_length=1, max_length=10_000)]
+
+
+class EarnAccepted(BaseModel):
+    id: int
+    status: str
+
+
+class EarnBatchAccepted(BaseModel):
+    ids: list[int]
+    status: str
+
+
+class EarnPublic(BaseModel):
+    id: int
+    member_id: int
+    amount_points: int
+    status: str
+    tx_hash: str | None
+    block_number: int | None
+    error: str | None = None
+
+
+class RewardCreate(Strict):
+    name: Name
+    description: Annotated[str, StringConstraints(max_length=2_000)] = ""
+    cost_points: Points
+    stock: Stock
+    active: bool = True
+
+
+class RewardUpdate(Strict):
+    name: Name | None = None
+    description: Annotated[str, StringConstraints(max_length=2_000)] | None = None
+    cost_points: Points | None = None
+    stock: Stock | None = None
+    active: bool | None = None
+
+
+class RewardPublic(BaseModel):
+    id: int
+    partner_id: int
+    name: str
+    description: str
+    cost_points: int
+    stock: int
+    active: bool
+
+
+class RedemptionCreate(Strict):
+    member_id: int
+    reward_id: int
+    signature: Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{130}$")] | None = None
+    deadline: int | None = Field(default=None, description="the deadline from the typed data the member signed")
+
+
+class RedemptionPublic(BaseModel):
+    id: int
+    member_id: int
+    reward_id: int
+    amount_points: int
+    status: str
+    voucher_code: str | None
+    tx_hash: str | None
+    block_number: int | None
+    error: str | None = None
+
+
+class ChainPublic(BaseModel):
+    chain_id: int
+    token_address: str
+    block_number: int

@@ -1,0 +1,207 @@
+"""The service's view of the token: reads, the operator's admin writes, and issuer transactions
+signed here so the outbox can store them before they are broadcast.
+
+Nothing above this module sees raw RPC failures: reverts come back as `ChainRevertError` named
+after the contract's custom error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress, HexStr
+from eth_utils import function_signature_to_4byte_selector
+from web3 import HTTPProvider, Web3
+from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
+from web3.types import TxParams, TxReceipt
+
+from loyalty.artifacts import load_artifact
+from loyalty.errors import ChainRevertError, ChainUnavailableError
+
+# Gas is set from measured figures (README, `make bench-gas`) instead of estimated per transaction.
+EARN_BATCH_GAS_BASE = 60_000
+EARN_BATCH_GAS_PER_MEMBER = 28_000
+REDEEM_GAS = 150_000
+ISSUER_GAS_TOPUP_WEI = 10**18
+MAX_BATCH_SIZE = 1_000
+
+
+@dataclass(frozen=True)
+class SignedTx:
+    """A signed transaction, ready to broadcast (again, after a crash).
+
+    Attributes:
+        tx_hash: its hash, 0x-prefixed.
+        raw: the signed bytes.
+    """
+
+    tx_hash: str
+    raw: bytes
+
+
+class Chain:
+    """The token on one chain, seen through web3.py."""
+
+    def __init__(self, rpc_url: str, token_address: str, operator: LocalAccount) -> None:
+        self.w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+        abi = load_artifact("LoyaltyPoints").abi
+        self.token = self.w3.eth.contract(address=Web3.to_checksum_address(token_address), abi=abi)
+        self.operator = operator
+        self._errors = _error_decoders(abi)
+        try:
+            self.chain_id = self.w3.eth.chain_id
+            self.token_name: str = self.token.functions.name().call()
+        except Exception as exc:
+            raise ChainUnavailableError(f"cannot reach the token {token_address} at {rpc_url}: {exc}") from exc
+        self.issuer_role: bytes = self.token.functions.ISSUER_ROLE().call()
+
+    # ------------------------------------------------------------------------------- reads
+    def block_number(self) -> int:
+        return int(self.w3.eth.block_number)
+
+    def expired_events(self, member: str) -> list[dict[str, int | str]]:
+        """The member's `Expired` events: epoch, amount, tx hash, block."""
+        logs = self.token.events.Expired().get_logs(from_block=0, argument_filters={"member": checksum(member)})
+        return [
+            {
+                "epoch": int(log["args"]["epoch"]),
+                "amount_points": int(log["args"]["amount"]),
+                "tx_hash": "0x" + bytes(log["transactionHash"]).hex(),
+                "block_number": int(log["blockNumber"]),
+            }
+            for log in logs
+        ]
+
+    def balance_of(self, member: str) -> int:
+        return int(self.token.functions.balanceOf(member).call())
+
+    def lots_of(self, member: str) -> list[tuple[int, int]]:
+        """(expires_at, amount_points) of the member's unexpired points, oldest first."""
+        return [(int(e), int(a)) for e, a in self.token.functions.lotsOf(member).call()]
+
+    def nonce_of(self, member: str) -> int:
+        return int(self.token.functions.nonces(member).call())
+
+    def issue_budget(self, issuer: str) -> int:
+        return int(self.token.functions.issueBudget(issuer).call())
+
+    def account_nonce(self, address: str) -> int:
+        return int(self.w3.eth.get_transaction_count(Web3.to_checksum_address(address), "pending"))
+
+    # ------------------------------------------------------------------- operator writes
+    def add_issuer(self, issuer: str, budget_points: int) -> None:
+        """Give `issuer` gas money, ISSUER_ROLE and its budget (waits for all three)."""
+        issuer = Web3.to_checksum_address(issuer)
+        nonce = self.account_nonce(self.operator.address)
+        txs: list[TxParams] = [
+            {"to": issuer, "value": ISSUER_GAS_TOPUP_WEI, "gas": 21_000},
+            self._call_tx(self.token.functions.grantRole(self.issuer_role, issuer), 120_000),
+            self._call_tx(self.token.functions.setIssueBudget(issuer, budget_points), 80_000),
+        ]
+        hashes = [self.broadcast(self._sign(self.operator, tx, nonce + i)) for i, tx in enumerate(txs)]
+        for tx_hash in hashes:
+            self.wait(tx_hash)
+
+    # ------------------------------------------------------------------- issuer writes
+    def sign_earn_batch(
+        self, issuer: LocalAccount, nonce: int, members: list[str], amounts: list[int], ref: int
+    ) -> SignedTx:
+        call = self.token.functions.earnBatch(members, amounts, ref)
+        gas = EARN_BATCH_GAS_BASE + EARN_BATCH_GAS_PER_MEMBER * len(members)
+        return self._sign(issuer, self._call_tx(call, gas), nonce)
+
+    def sign_redeem(
+        self,
+        issuer: LocalAccount,
+        nonce: int,
+        *,
+        member: str,
+        amount_points: int,
+        reward_id: int,
+        ref: int,
+        deadline: int,
+        signature: bytes,
+    ) -> SignedTx:
+        call = self.token.functions.redeem(member, amount_points, reward_id, ref, deadline, signature)
+        return self._sign(issuer, self._call_tx(call, REDEEM_GAS), nonce)
+
+    def broadcast(self, signed: SignedTx) -> str:
+        """Send a signed transaction; sending one the node already has is not an error."""
+        try:
+            self.w3.eth.send_raw_transaction(signed.raw)
+        except ValueError as exc:
+            if "already known" not in str(exc) and "nonce too low" not in str(exc):
+                raise
+        return signed.tx_hash
+
+    def is_known(self, tx_hash: str) -> bool:
+        """Whether the node has the transaction (pending or mined)."""
+        try:
+            self.w3.eth.get_transaction(HexStr(tx_hash))
+        except TransactionNotFound:
+            return False
+        return True
+
+    def receipt(self, tx_hash: str) -> TxReceipt | None:
+        try:
+            return self.w3.eth.get_transaction_receipt(HexStr(tx_hash))
+        except TransactionNotFound:
+            return None
+
+    def wait(self, tx_hash: str, timeout_s: float = 120) -> TxReceipt:
+        receipt = self.w3.eth.wait_for_transaction_receipt(HexStr(tx_hash), timeout=timeout_s, poll_latency=0.05)
+        if receipt["status"] != 1:
+            raise self.revert_of(tx_hash)
+        return receipt
+
+    def revert_of(self, tx_hash: str) -> ChainRevertError:
+        """Why a mined transaction reverted: replays it as a call at its block."""
+        tx = self.w3.eth.get_transaction(HexStr(tx_hash))
+        call: TxParams = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "gas": tx["gas"]}
+        try:
+            self.w3.eth.call(call, tx["blockNumber"])
+        except (ContractCustomError, ContractLogicError) as exc:
+            return self.decode_revert(exc.data)
+        return ChainRevertError("Unknown", {"tx_hash": tx_hash})
+
+    def decode_revert(self, data: Any) -> ChainRevertError:
+        raw = data if isinstance(data, bytes) else bytes.fromhex(str(data or "").removeprefix("0x"))
+        decoder = self._errors.get(raw[:4])
+        if decoder is None:
+            return ChainRevertError("Unknown", {"data": "0x" + raw.hex()})
+        name, names, types = decoder
+        values = abi_decode(types, raw[4:])
+        return ChainRevertError(name, dict(zip(names, values, strict=True)))
+
+    # ---------------------------------------------------------------------------- private
+    def _call_tx(self, call: Any, gas: int) -> TxParams:
+        return {"to": self.token.address, "data": call._encode_transaction_data(), "gas": gas}
+
+    def _sign(self, account: LocalAccount, tx: TxParams, nonce: int) -> SignedTx:
+        gas_price = max(int(self.w3.eth.gas_price) * 2, 10**9)
+        full: TxParams = {
+            **tx,
+            "nonce": nonce,
+            "chainId": self.chain_id,
+            "gasPrice": gas_price,
+            "value": tx.get("value", 0),
+        }
+        signed = account.sign_transaction(full)  # type: ignore[arg-type]
+        return SignedTx(tx_hash="0x" + bytes(signed.hash).hex(), raw=bytes(signed.raw_transaction))
+
+
+def _error_decoders(abi: list[dict[str, Any]]) -> dict[bytes, tuple[str, list[str], list[str]]]:
+    decoders = {}
+    for item in abi:
+        if item.get("type") == "error":
+            types = [i["type"] for i in item["inputs"]]
+            selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})")
+            decoders[bytes(selector)] = (item["name"], [i["name"] for i in item["inputs"]], types)
+    return decoders
+
+
+def checksum(address: str) -> ChecksumAddress:
+    return Web3.to_checksum_address(address)

@@ -1,0 +1,1 @@
+"""The backend's database: partners, members, catalog, redemptions, idempotency and the outbox."""

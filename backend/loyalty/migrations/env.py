@@ -1,0 +1,19 @@
+"""Alembic environment: migrations run from `loyalty.db.session.upgrade` (or the alembic CLI)."""
+
+from alembic import context
+from loyalty.db.models import Base
+from sqlalchemy import create_engine
+
+config = context.config
+
+
+def run_migrations_online() -> None:
+    engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
+    with engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+run_migrations_online()

@@ -1,0 +1,230 @@
+"""The outbox writer: drains accepted earns and reserved redemptions onto the chain.
+
+One writer per partner issuer account. For each partner it
+1. settles what it sent before (by receipt), re-broadcasting the very same signed transaction
+   when the node has lost it (after a crash or restart);
+2. sends reserved redemptions, one `redeem` each, in ref order;
+3. packs pending earns into `earnBatch` transactions of up to MAX_BATCH_SIZE members.
+Every transaction is signed and committed (with its nonce, ref and rows) before it is broadcast,
+so a crash at any point can neither lose an accepted earn nor issue one twice: the stored
+transaction is the only one that can carry those rows, and the contract rejects a reused ref.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from loyalty.chain import MAX_BATCH_SIZE, Chain, SignedTx
+from loyalty.custody import Custody
+from loyalty.db.models import (
+    ChainWrite,
+    Earn,
+    EarnStatus,
+    Member,
+    Partner,
+    Redemption,
+    RedemptionStatus,
+    Reward,
+    WriteKind,
+    WriteStatus,
+)
+
+log = logging.getLogger("loyalty.outbox")
+MAX_IN_FLIGHT = 16  # transactions sent and not yet settled, per partner
+
+
+@dataclass
+class OutboxWriter:
+    """Drains the outbox of every partner; `run_once` is one pass, `run` loops until stopped."""
+
+    sessions: sessionmaker[Session]
+    chain: Chain
+    custody: Custody
+    poll_s: float = 0.05
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:  # a bad pass must not kill the writer: log it and try again
+                log.exception("outbox pass failed")
+                busy = False
+            if not busy:
+                stop.wait(self.poll_s)
+
+    def run_once(self) -> bool:
+        """One pass over all partners; returns whether there was anything to do."""
+        with self.sessions() as session:
+            partner_ids = list(session.scalars(select(Partner.id)))
+        busy = False
+        for partner_id in partner_ids:
+            busy |= self._drain(partner_id)
+        return busy
+
+    # ---------------------------------------------------------------------------- one partner
+    def _drain(self, partner_id: int) -> bool:
+        with self.sessions() as session:
+            partner = session.get(Partner, partner_id)
+            assert partner is not None
+            issuer = self.custody.open(partner.issuer_address, partner.issuer_key_sealed)
+            in_flight = self._settle(session, partner)
+            sent = 0
+            while in_flight + sent < MAX_IN_FLIGHT and self._send_next(session, partner, issuer):
+                sent += 1
+            return bool(in_flight or sent)
+
+    def _settle(self, session: Session, partner: Partner) -> int:
+        """Apply receipts of sent transactions; returns how many are still in flight."""
+        writes = session.scalars(
+            select(ChainWrite)
+            .where(ChainWrite.partner_id == partner.id, ChainWrite.status == WriteStatus.SENT)
+            .order_by(ChainWrite.nonce)
+        ).all()
+        pending = 0
+        for write in writes:
+            receipt = self.chain.receipt(write.tx_hash)
+            if receipt is None:
+                if not self.chain.is_known(write.tx_hash):  # recorded, then lost (crash, node restart)
+                    self.chain.broadcast(SignedTx(write.tx_hash, write.raw_tx))
+                pending += 1
+                continue
+            write.block_number = int(receipt["blockNumber"])
+            if receipt["status"] == 1:
+                write.status = WriteStatus.CONFIRMED
+                self._confirm(session, write)
+            else:
+                write.status = WriteStatus.FAILED
+                write.error = str(self.chain.revert_of(write.tx_hash))
+                self._fail(session, write)
+            session.commit()
+        return pending
+
+    def _confirm(self, session: Session, write: ChainWrite) -> None:
+        if write.kind == WriteKind.EARN_BATCH:
+            session.execute(update(Earn).where(Earn.write_id == write.id).values(status=EarnStatus.CONFIRMED))
+        else:
+            session.execute(
+                update(Redemption)
+                .where(Redemption.write_id == write.id)
+                .values(status=RedemptionStatus.POSTED, voucher_code=secrets.token_hex(8).upper())
+            )
+
+    def _fail(self, session: Session, write: ChainWrite) -> None:
+        if write.kind == WriteKind.EARN_BATCH:
+            session.execute(
+                update(Earn).where(Earn.write_id == write.id).values(status=EarnStatus.FAILED, error=write.error)
+            )
+            return
+        for redemption in session.scalars(select(Redemption).where(Redemption.write_id == write.id)):
+            redemption.status = RedemptionStatus.VOIDED
+            redemption.error = write.error
+            session.execute(update(Reward).where(Reward.id == redemption.reward_id).values(stock=Reward.stock + 1))
+
+    def _send_next(self, session: Session, partner: Partner, issuer: object) -> bool:
+        """Sign, record and broadcast the next transaction; returns whether there was one."""
+        redemption = session.scalar(
+            select(Redemption)
+            .where(
+                Redemption.partner_id == partner.id,
+                Redemption.status == RedemptionStatus.RESERVED,
+                Redemption.write_id.is_(None),
+            )
+            .order_by(Redemption.ref)
+            .limit(1)
+        )
+        nonce = self._next_nonce(session, partner)
+        if redemption is not None:
+            member = session.get(Member, redemption.member_id)
+            assert member is not None
+            signed = self.chain.sign_redeem(
+                issuer,  # type: ignore[arg-type]
+                nonce,
+                member=member.wallet_address,
+                amount_points=redemption.amount_points,
+                reward_id=redemption.reward_id,
+                ref=redemption.ref,
+                deadline=redemption.deadline,
+                signature=redemption.signature,
+            )
+            write = self._record(session, partner, WriteKind.REDEEM, redemption.ref, nonce, signed)
+            redemption.write_id = write.id
+        else:
+            earns = session.scalars(
+                select(Earn)
+                .where(Earn.partner_id == partner.id, Earn.status == EarnStatus.PENDING, Earn.write_id.is_(None))
+                .order_by(Earn.id)
+                .limit(MAX_BATCH_SIZE)
+            ).all()
+            if not earns:
+                return False
+            wallets = dict(
+                session.execute(
+                    select(Member.id, Member.wallet_address).where(Member.id.in_({e.member_id for e in earns}))
+                )
+                .tuples()
+                .all()
+            )
+            ref = self._take_ref(session, partner)
+            signed = self.chain.sign_earn_batch(
+                issuer,  # type: ignore[arg-type]
+                nonce,
+                [wallets[e.member_id] for e in earns],
+                [e.amount_points for e in earns],
+                ref,
+            )
+            write = self._record(session, partner, WriteKind.EARN_BATCH, ref, nonce, signed)
+            for earn in earns:
+                earn.write_id = write.id
+        session.commit()  # recorded before it is broadcast: see the module docstring
+        self.chain.broadcast(signed)
+        return True
+
+    def _record(
+        self, session: Session, partner: Partner, kind: WriteKind, ref: int, nonce: int, signed: SignedTx
+    ) -> ChainWrite:
+        write = ChainWrite(
+            partner_id=partner.id, kind=kind, ref=ref, nonce=nonce, tx_hash=signed.tx_hash, raw_tx=signed.raw
+        )
+        session.add(write)
+        session.flush()
+        return write
+
+    def _next_nonce(self, session: Session, partner: Partner) -> int:
+        last = session.scalar(
+            select(ChainWrite.nonce)
+            .where(ChainWrite.partner_id == partner.id)
+            .order_by(ChainWrite.nonce.desc())
+            .limit(1)
+        )
+        # The account's own count covers transactions sent before the service recorded any.
+        return max(last + 1 if last is not None else 0, self.chain.account_nonce(partner.issuer_address))
+
+    def _take_ref(self, session: Session, partner: Partner) -> int:
+        session.execute(select(Partner.id).where(Partner.id == partner.id).with_for_update())
+        session.refresh(partner)
+        ref = partner.next_ref
+        partner.next_ref = ref + 1
+        return ref
+
+
+def run_writer(writer: OutboxWriter, stop: threading.Event, name: str = "outbox-writer") -> threading.Thread:
+    """Start the writer in a daemon thread."""
+    thread = threading.Thread(target=writer.run, args=(stop,), name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def drain(writer: OutboxWriter, timeout_s: float = 60) -> None:
+    """Run passes until nothing is left to do (tests, CLI one-shot)."""
+    deadline = time.monotonic() + timeout_s
+    while writer.run_once():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the outbox did not drain in time")
+        time.sleep(writer.poll_s)

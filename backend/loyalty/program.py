@@ -1,0 +1,227 @@
+"""The loyalty program's rules on top of the database and the chain.
+
+The chain holds balances; the database holds who is who, the catalog, reservations and the
+outbox. Checks that need both (budget left, spendable points) count what is accepted but not yet
+on-chain, so nothing is promised twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from loyalty.chain import Chain, checksum
+from loyalty.consent import RedeemConsent, redeem_typed_data, sign_typed_data
+from loyalty.custody import Custody
+from loyalty.db.models import Earn, EarnStatus, Member, Partner, Redemption, RedemptionStatus, Reward
+from loyalty.errors import ConflictError, ForbiddenError, NotFoundError, UnprocessableError
+
+CONSENT_VALIDITY_S = 3_600
+MAX_POINTS = 2**63 - 1
+
+
+def hash_api_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+@dataclass
+class Program:
+    """One unit of work: a database session, the chain and the key custody."""
+
+    session: Session
+    chain: Chain
+    custody: Custody
+
+    # ----------------------------------------------------------------------------- partners
+    def create_partner(self, name: str, issue_budget_points: int) -> tuple[Partner, str]:
+        """A partner with its own issuer account (role and budget granted on-chain); returns its API key."""
+        if self.session.scalar(select(Partner).where(Partner.name == name)) is not None:
+            raise ConflictError("partner_exists", f"a partner named {name!r} already exists")
+        address, sealed = self.custody.new_wallet()
+        self.chain.add_issuer(address, issue_budget_points)
+        api_key = "ptn_" + secrets.token_hex(24)
+        partner = Partner(
+            name=name,
+            api_key_hash=hash_api_key(api_key),
+            issuer_address=address,
+            issuer_key_sealed=sealed,
+            issue_budget_points=issue_budget_points,
+        )
+        self.session.add(partner)
+        self.session.flush()
+        return partner, api_key
+
+    def partner(self, partner_id: int) -> Partner:
+        partner = self.session.get(Partner, partner_id)
+        if partner is None:
+            raise NotFoundError("partner_not_found", f"no partner {partner_id}")
+        return partner
+
+    # ------------------------------------------------------------------------------ members
+    def create_member(self, external_id: str, wallet_address: str | None) -> Member:
+        if self.session.scalar(select(Member).where(Member.external_id == external_id)) is not None:
+            raise ConflictError("member_exists", f"a member with external_id {external_id!r} already exists")
+        if wallet_address is None:
+            address, sealed = self.custody.new_wallet()
+            member = Member(external_id=external_id, wallet_address=address, custodial=True, wallet_key_sealed=sealed)
+        else:
+            address = checksum(wallet_address)
+            if self.session.scalar(select(Member).where(Member.wallet_address == address)) is not None:
+                raise ConflictError("wallet_taken", f"wallet {address} already belongs to a member")
+            member = Member(external_id=external_id, wallet_address=address, custodial=False)
+        self.session.add(member)
+        self.session.flush()
+        return member
+
+    def member(self, member_id: int) -> Member:
+        member = self.session.get(Member, member_id)
+        if member is None:
+            raise NotFoundError("member_not_found", f"no member {member_id}")
+        return member
+
+    def spendable_points(self, member: Member) -> int:
+        """On-chain balance less points held by reserved redemptions."""
+        reserved = self.session.scalar(
+            select(func.coalesce(func.sum(Redemption.amount_points), 0)).where(
+                Redemption.member_id == member.id, Redemption.status == RedemptionStatus.RESERVED
+            )
+        )
+        return self.chain.balance_of(member.wallet_address) - int(reserved or 0)
+
+    # ------------------------------------------------------------------------------ earning
+    def accept_earns(self, partner: Partner, items: Sequence[tuple[int, int, str]]) -> list[Earn]:
+        """Put earns (member_id, amount_points, reason) in the outbox; refused whole if any is invalid."""
+        member_ids = {member_id for member_id, _, _ in items}
+        found = set(self.session.scalars(select(Member.id).where(Member.id.in_(member_ids))))
+        if missing := sorted(member_ids - found):
+            raise NotFoundError("member_not_found", f"no member {missing[0]}")
+        total = sum(amount for _, amount, _ in items)
+        self._lock_partner(partner)
+        left = self.budget_left(partner)
+        if total > left:
+            raise UnprocessableError(
+                "budget_exceeded", f"partner {partner.id} may earn {left} more points, not {total}"
+            )
+        earns = [
+            Earn(partner_id=partner.id, member_id=member_id, amount_points=amount, reason=reason)
+            for member_id, amount, reason in items
+        ]
+        self.session.add_all(earns)
+        self.session.flush()
+        return earns
+
+    def budget_left(self, partner: Partner) -> int:
+        """The on-chain budget less earns accepted but not yet confirmed."""
+        pending = self.session.scalar(
+            select(func.coalesce(func.sum(Earn.amount_points), 0)).where(
+                Earn.partner_id == partner.id, Earn.status == EarnStatus.PENDING
+            )
+        )
+        return self.chain.issue_budget(partner.issuer_address) - int(pending or 0)
+
+    def earn(self, earn_id: int, partner: Partner | None) -> Earn:
+        earn = self.session.get(Earn, earn_id)
+        if earn is None or (partner is not None and earn.partner_id != partner.id):
+            raise NotFoundError("earn_not_found", f"no earn {earn_id}")
+        return earn
+
+    # ------------------------------------------------------------------------------ rewards
+    def reward(self, reward_id: int, partner: Partner | None = None) -> Reward:
+        reward = self.session.get(Reward, reward_id)
+        if reward is None:
+            raise NotFoundError("reward_not_found", f"no reward {reward_id}")
+        if partner is not None and reward.partner_id != partner.id:
+            raise ForbiddenError("forbidden", f"reward {reward_id} belongs to another partner")
+        return reward
+
+    # ---------------------------------------------------------------------------- redeeming
+    def redemption_consent(self, member: Member, reward: Reward) -> RedeemConsent:
+        """The consent a redemption of `reward` by `member` needs, with a fresh ref and the next nonce."""
+        partner = self.partner(reward.partner_id)
+        self._lock_partner(partner)
+        ref = partner.next_ref
+        partner.next_ref = ref + 1
+        in_flight = self.session.scalar(
+            select(func.count()).where(
+                Redemption.member_id == member.id, Redemption.status == RedemptionStatus.RESERVED
+            )
+        )
+        return RedeemConsent(
+            member=member.wallet_address,
+            issuer=partner.issuer_address,
+            amount_points=reward.cost_points,
+            reward_id=reward.id,
+            ref=ref,
+            nonce=self.chain.nonce_of(member.wallet_address) + int(in_flight or 0),
+            deadline=int(time.time()) + CONSENT_VALIDITY_S,
+        )
+
+    def typed_data(self, consent: RedeemConsent) -> dict[str, object]:
+        return redeem_typed_data(
+            consent,
+            chain_id=self.chain.chain_id,
+            token_address=self.chain.token.address,
+            token_name=self.chain.token_name,
+        )
+
+    def reserve_redemption(
+        self, member: Member, reward: Reward, consent: RedeemConsent | None, signature: bytes | None
+    ) -> Redemption:
+        """Phase one: hold the stock and the points, and queue the burn for the outbox."""
+        if not reward.active:
+            raise ConflictError("reward_inactive", f"reward {reward.id} is not active")
+        if consent is None:
+            if not member.custodial or member.wallet_key_sealed is None:
+                raise UnprocessableError(
+                    "signature_required", f"member {member.id} holds their own wallet: send `signature` and `deadline`"
+                )
+            consent = self.redemption_consent(member, reward)
+            wallet = self.custody.open(member.wallet_address, member.wallet_key_sealed)
+            signature = sign_typed_data(self.typed_data(consent), wallet.key)
+        assert signature is not None
+        taken = self.session.execute(
+            update(Reward)
+            .where(Reward.id == reward.id, Reward.stock > 0)
+            .values(stock=Reward.stock - 1)
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            raise ConflictError("reward_out_of_stock", f"reward {reward.id} is out of stock")
+        spendable = self.spendable_points(member)
+        if spendable < reward.cost_points:
+            raise UnprocessableError(
+                "insufficient_points",
+                f"member {member.id} has {spendable} spendable points; reward costs {reward.cost_points}",
+            )
+        redemption = Redemption(
+            partner_id=reward.partner_id,
+            member_id=member.id,
+            reward_id=reward.id,
+            amount_points=reward.cost_points,
+            ref=consent.ref,
+            nonce=consent.nonce,
+            deadline=consent.deadline,
+            signature=signature,
+        )
+        self.session.add(redemption)
+        self.session.flush()
+        self.session.refresh(reward)
+        return redemption
+
+    def redemption(self, redemption_id: int) -> Redemption:
+        redemption = self.session.get(Redemption, redemption_id)
+        if redemption is None:
+            raise NotFoundError("redemption_not_found", f"no redemption {redemption_id}")
+        return redemption
+
+    # ------------------------------------------------------------------------------ private
+    def _lock_partner(self, partner: Partner) -> None:
+        """Serialize budget checks and ref allocation per partner (row lock; SQLite locks the file)."""
+        self.session.execute(select(Partner.id).where(Partner.id == partner.id).with_for_update())
+        self.session.refresh(partner)
