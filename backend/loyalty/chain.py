@@ -26,6 +26,7 @@ EARN_BATCH_GAS_BASE = 60_000
 EARN_BATCH_GAS_PER_MEMBER = 28_000
 REDEEM_GAS = 150_000
 ISSUER_GAS_TOPUP_WEI = 10**18
+PRIORITY_FEE_WEI = 10**9
 MAX_BATCH_SIZE = 1_000
 
 
@@ -181,15 +182,19 @@ class Chain:
         return {"to": self.token.address, "data": call._encode_transaction_data(), "gas": gas}
 
     def _sign(self, account: LocalAccount, tx: TxParams, nonce: int) -> SignedTx:
-        gas_price = max(int(self.w3.eth.gas_price) * 2, 10**9)
-        full: TxParams = {
+        # EIP-1559 fees from the base fee, not eth_gasPrice: that one folds in recent tips (ours
+        # included), and doubling it fed back on itself. We pay base fee + tip; the cap leaves
+        # room for the base fee to double before the transaction is mined.
+        base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0))
+        full = {
             **tx,
             "nonce": nonce,
             "chainId": self.chain_id,
-            "gasPrice": gas_price,
+            "maxPriorityFeePerGas": PRIORITY_FEE_WEI,
+            "maxFeePerGas": 2 * base_fee + PRIORITY_FEE_WEI,
             "value": tx.get("value", 0),
         }
-        signed = account.sign_transaction(full)  # type: ignore[arg-type]
+        signed = account.sign_transaction(full)
         return SignedTx(tx_hash="0x" + bytes(signed.hash).hex(), raw=bytes(signed.raw_transaction))
 
 

@@ -164,13 +164,9 @@ class OutboxWriter:
             ).all()
             if not earns:
                 return False
-            wallets = dict(
-                session.execute(
-                    select(Member.id, Member.wallet_address).where(Member.id.in_({e.member_id for e in earns}))
-                )
-                .tuples()
-                .all()
-            )
+            member_ids = {e.member_id for e in earns}
+            rows = session.execute(select(Member.id, Member.wallet_address).where(Member.id.in_(member_ids)))
+            wallets = {member_id: wallet for member_id, wallet in rows}
             ref = self._take_ref(session, partner)
             signed = self.chain.sign_earn_batch(
                 issuer,  # type: ignore[arg-type]

@@ -1,0 +1,110 @@
+"""Earning through the API: accepted into the outbox, confirmed on-chain by the writer."""
+
+import pytest
+from conftest import ADMIN_KEY, auth, chain_of, make_member, make_partner, post, settle
+
+
+@pytest.fixture
+def partner(client):
+    return make_partner(client, "Acme", 10_000)
+
+
+def test_earn_isAcceptedThenConfirmedOnChain(client, writer, partner):
+    member = make_member(client)
+    response = post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 250, "reason": "order 1"}, partner["api_key"])
+    assert response.status_code == 202
+    assert response.json()["status"] == "pending"
+    earn_id = response.json()["id"]
+
+    settle(writer)
+
+    earn = client.get(f"/v1/earn/{earn_id}", headers=auth(partner["api_key"])).json()
+    assert earn["status"] == "confirmed"
+    assert earn["tx_hash"].startswith("0x") and earn["block_number"] > 0
+    detail = client.get(f"/v1/members/{member['id']}", headers=auth(partner["api_key"])).json()
+    assert detail["balance_points"] == 250
+    assert [e["amount_points"] for e in detail["expiring"]] == [250]
+    assert chain_of(client).balance_of(member["wallet_address"]) == 250
+
+
+def test_earnBatch_confirmsEveryItemInOneTransaction(client, writer, partner):
+    members = [make_member(client) for _ in range(30)]
+    items = [{"member_id": m["id"], "amount_points": i + 1} for i, m in enumerate(members)]
+    response = post(client, "/v1/earn/batch", {"items": items}, partner["api_key"])
+    assert response.status_code == 202
+    ids = response.json()["ids"]
+
+    settle(writer)
+
+    earns = [client.get(f"/v1/earn/{i}", headers=auth(partner["api_key"])).json() for i in ids]
+    assert {e["status"] for e in earns} == {"confirmed"}
+    assert len({e["tx_hash"] for e in earns}) == 1
+    chain = chain_of(client)
+    assert [chain.balance_of(m["wallet_address"]) for m in members] == list(range(1, 31))
+
+
+def test_earn_failsPastBudgetCountingPending(client, partner):
+    member = make_member(client)
+    assert post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 9_000}, partner["api_key"]).status_code == 202
+    response = post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 1_001}, partner["api_key"])
+    assert (response.status_code, response.json()["code"]) == (422, "budget_exceeded")
+
+
+def test_earn_failsForUnknownMember(client, partner):
+    response = post(client, "/v1/earn", {"member_id": 999_999, "amount_points": 1}, partner["api_key"])
+    assert (response.status_code, response.json()["code"]) == (404, "member_not_found")
+
+
+@pytest.mark.parametrize("amount", [0, -5, 2**63, 1.5, "10", None])
+def test_earn_failsForBadAmount(client, partner, amount):
+    member = make_member(client)
+    response = post(client, "/v1/earn", {"member_id": member["id"], "amount_points": amount}, partner["api_key"])
+    assert (response.status_code, response.json()["code"]) == (422, "validation_error")
+
+
+def test_earn_isForPartnersOnly(client):
+    member = make_member(client)
+    response = post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 1}, ADMIN_KEY)
+    assert (response.status_code, response.json()["code"]) == (403, "forbidden")
+
+
+def test_earn_retryWithSameKeyIssuesOnce(client, writer, partner):
+    member = make_member(client)
+    body = {"member_id": member["id"], "amount_points": 7}
+    first = post(client, "/v1/earn", body, partner["api_key"], idempotency_key="order-7")
+    again = post(client, "/v1/earn", body, partner["api_key"], idempotency_key="order-7")
+    assert first.json() == again.json()
+    settle(writer)
+    assert chain_of(client).balance_of(member["wallet_address"]) == 7
+
+
+def test_earnBatch_failsWholeForOneBadItem(client, partner):
+    member = make_member(client)
+    items = [{"member_id": member["id"], "amount_points": 1}, {"member_id": 424242, "amount_points": 1}]
+    response = post(client, "/v1/earn/batch", {"items": items}, partner["api_key"])
+    assert (response.status_code, response.json()["code"]) == (404, "member_not_found")
+    assert client.get(f"/v1/members/{member['id']}/history", headers=auth(partner["api_key"])).json() == []
+
+
+def test_earnBatch_failsForTooManyItems(client, partner):
+    items = [{"member_id": 1, "amount_points": 1}] * 10_001
+    response = post(client, "/v1/earn/batch", {"items": items}, partner["api_key"])
+    assert (response.status_code, response.json()["code"]) == (422, "validation_error")
+
+
+def test_earn_ofOtherPartnerIsNotVisible(client, partner):
+    other = make_partner(client, "Other", 10)
+    member = make_member(client)
+    earn_id = post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 1}, partner["api_key"]).json()["id"]
+    response = client.get(f"/v1/earn/{earn_id}", headers=auth(other["api_key"]))
+    assert (response.status_code, response.json()["code"]) == (404, "earn_not_found")
+
+
+def test_history_listsEarnsWithTransactions(client, writer, partner):
+    member = make_member(client)
+    for amount in (5, 6):
+        post(client, "/v1/earn", {"member_id": member["id"], "amount_points": amount}, partner["api_key"])
+    settle(writer)
+    history = client.get(f"/v1/members/{member['id']}/history", headers=auth(ADMIN_KEY)).json()
+    assert [(h["kind"], h["amount_points"], h["status"]) for h in history] == [("earn", 5, "confirmed"), ("earn", 6, "confirmed")]
+    assert all(h["tx_hash"] and h["block_number"] for h in history)
