@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from brownie import accounts, network, web3
+
 from loyalty.deploy import TokenParams, deploy_token
 
 

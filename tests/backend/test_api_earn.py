@@ -11,7 +11,9 @@ def partner(client):
 
 def test_earn_isAcceptedThenConfirmedOnChain(client, writer, partner):
     member = make_member(client)
-    response = post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 250, "reason": "order 1"}, partner["api_key"])
+    response = post(
+        client, "/v1/earn", {"member_id": member["id"], "amount_points": 250, "reason": "order 1"}, partner["api_key"]
+    )
     assert response.status_code == 202
     assert response.json()["status"] == "pending"
     earn_id = response.json()["id"]
@@ -45,7 +47,10 @@ def test_earnBatch_confirmsEveryItemInOneTransaction(client, writer, partner):
 
 def test_earn_failsPastBudgetCountingPending(client, partner):
     member = make_member(client)
-    assert post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 9_000}, partner["api_key"]).status_code == 202
+    assert (
+        post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 9_000}, partner["api_key"]).status_code
+        == 202
+    )
     response = post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 1_001}, partner["api_key"])
     assert (response.status_code, response.json()["code"]) == (422, "budget_exceeded")
 
@@ -106,5 +111,8 @@ def test_history_listsEarnsWithTransactions(client, writer, partner):
         post(client, "/v1/earn", {"member_id": member["id"], "amount_points": amount}, partner["api_key"])
     settle(writer)
     history = client.get(f"/v1/members/{member['id']}/history", headers=auth(ADMIN_KEY)).json()
-    assert [(h["kind"], h["amount_points"], h["status"]) for h in history] == [("earn", 5, "confirmed"), ("earn", 6, "confirmed")]
+    assert [(h["kind"], h["amount_points"], h["status"]) for h in history] == [
+        ("earn", 5, "confirmed"),
+        ("earn", 6, "confirmed"),
+    ]
     assert all(h["tx_hash"] and h["block_number"] for h in history)

@@ -36,7 +36,9 @@ def test_post_replaysSameKeyAndBody(client):
 
 def test_post_failsForSameKeyWithOtherBody(client):
     post(client, "/v1/partners", {"name": "Acme", "issue_budget_points": 10}, ADMIN_KEY, idempotency_key="k1")
-    response = post(client, "/v1/partners", {"name": "Acme", "issue_budget_points": 11}, ADMIN_KEY, idempotency_key="k1")
+    response = post(
+        client, "/v1/partners", {"name": "Acme", "issue_budget_points": 11}, ADMIN_KEY, idempotency_key="k1"
+    )
     assert (response.status_code, response.json()["code"]) == (409, "idempotency_conflict")
 
 

@@ -6,13 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from loyalty.artifacts import load_artifact
-from loyalty.deploy import TokenParams, deploy_token
-from loyalty.devchain import ChainKind, start_node, stop_node
-
 from conftest import free_port
 from web3 import HTTPProvider, Web3
 from web3.logs import DISCARD
+
+from loyalty.artifacts import load_artifact
+from loyalty.deploy import TokenParams, deploy_token
+from loyalty.devchain import ChainKind, start_node, stop_node
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """Alembic environment: migrations run from `loyalty.db.session.upgrade` (or the alembic CLI)."""
 
 from alembic import context
-from loyalty.db.models import Base
 from sqlalchemy import create_engine
+
+from loyalty.db.models import Base
 
 config = context.config
 

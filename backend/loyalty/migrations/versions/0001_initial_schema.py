@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 12:16:50.271770
+Create Date: 2026-11-23 12:22:31.712426
 """
 
 import sqlalchemy as sa
@@ -105,6 +105,28 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_rewards_partner_id"), ["partner_id"], unique=False)
 
     op.create_table(
+        "consent_quotes",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("member_id", sa.Integer(), nullable=False),
+        sa.Column("reward_id", sa.Integer(), nullable=False),
+        sa.Column("ref", sa.BigInteger(), nullable=False),
+        sa.Column("nonce", sa.BigInteger(), nullable=False),
+        sa.Column("deadline", sa.BigInteger(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["member_id"],
+            ["members.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["reward_id"],
+            ["rewards.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("consent_quotes", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_consent_quotes_member_id"), ["member_id"], unique=False)
+
+    op.create_table(
         "earns",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("partner_id", sa.Integer(), nullable=False),
@@ -188,6 +210,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_earns_member_id"))
 
     op.drop_table("earns")
+    with op.batch_alter_table("consent_quotes", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_consent_quotes_member_id"))
+
+    op.drop_table("consent_quotes")
     with op.batch_alter_table("rewards", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_rewards_partner_id"))
 
