@@ -1,19 +1,27 @@
-"""The `loyalty` command line."""
+"""The `loyalty` command line: run the stack (`up`, `serve`, `worker`, `deploy`) and use the API
+(`partners`, `members`, `catalog`, `earn`, `redeem`, `status`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
-from typing import get_args
+import uuid
+from typing import Any, get_args
 
 import click
+import httpx
 from eth_account import Account
 from web3 import HTTPProvider, Web3
 
 from loyalty import __version__
 from loyalty.deploy import TokenParams, deploy_token
 from loyalty.devchain import ChainKind, start_node, stop_node
+from loyalty.paths import VAR
+from loyalty.settings import Settings
+
+API_URL = "http://127.0.0.1:8000"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,6 +30,7 @@ def main() -> None:
     """loyalty-ledger: loyalty points on an EVM chain."""
 
 
+# ------------------------------------------------------------------------------ running it
 @main.command()
 @click.option(
     "--chain",
@@ -38,33 +47,74 @@ def main() -> None:
     default=8545,
     show_default=True,
     envvar="CHAIN_PORT",
-    help="JSON-RPC port on 127.0.0.1 (env CHAIN_PORT).",
+    help="Chain JSON-RPC port on 127.0.0.1 (env CHAIN_PORT).",
 )
-def up(kind: ChainKind, port: int) -> None:
-    """Start a local chain, deploy the token once, and keep running until Ctrl-C."""
+@click.option(
+    "--api-port",
+    type=int,
+    default=8000,
+    show_default=True,
+    envvar="API_PORT",
+    help="API port on 127.0.0.1 (env API_PORT).",
+)
+def up(kind: ChainKind, port: int, api_port: int) -> None:
+    """Start a local chain, deploy the token once, and serve the API until Ctrl-C."""
     process = start_node(kind, port)
     try:
-        w3 = Web3(HTTPProvider(f"http://127.0.0.1:{port}"))
+        rpc_url = f"http://127.0.0.1:{port}"
+        w3 = Web3(HTTPProvider(rpc_url))
         deployment, created = deploy_token(w3, w3.eth.accounts[0])
-        click.echo(f"chain     {kind} on http://127.0.0.1:{port} (chain id {deployment.chain_id})")
+        os.environ["RPC_URL"] = rpc_url
+        os.environ.setdefault("TOKEN_ADDRESS", deployment.token_address)
+        settings = Settings.from_env()
+        api = f"http://127.0.0.1:{api_port}"
+        click.echo(f"chain     {kind} on {rpc_url} (chain id {deployment.chain_id})")
         click.echo(
             f"token     {deployment.token_address} ({'deployed now' if created else 'reused'}, "
             f"block {deployment.block_number})"
         )
-        click.echo(f"admin     {deployment.admin} (the node's first development account)")
-        click.echo(
-            "next      brownie console, or `brownie run scripts/deploy.py` against this chain; "
-            "Ctrl-C stops the chain (its state stays under var/chain/)"
-        )
-        stopped = threading.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stopped.set())
-        while not stopped.wait(0.5):
-            if process.poll() is not None:
-                raise click.ClickException(f"the {kind} node exited with {process.returncode}")
+        click.echo(f"database  {settings.database_url}")
+        click.echo(f"api       {api}  (OpenAPI docs: {api}/docs)")
+        click.echo(f"admin key {settings.admin_api_key}  (also in {VAR / 'admin.key'} unless LOYALTY_ADMIN_KEY is set)")
+        click.echo('next      see README "Walk-through"; Ctrl-C stops the API and the chain (state stays under var/)')
+        _serve(settings, "127.0.0.1", api_port, run_outbox=True)
     finally:
         click.echo("stopping the chain ...")
         stop_node(process)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=int, default=8000, show_default=True, envvar="API_PORT", help="Port (env API_PORT).")
+@click.option(
+    "--outbox/--no-outbox",
+    default=True,
+    show_default=True,
+    help="Run the outbox writer beside the API (else run `loyalty worker`).",
+)
+def serve(host: str, port: int, outbox: bool) -> None:
+    """Serve the API against the chain and database in the environment (RPC_URL, DATABASE_URL, ...)."""
+    _serve(Settings.from_env(), host, port, run_outbox=outbox)
+
+
+@main.command()
+def worker() -> None:
+    """Run the outbox writer alone: drains accepted earns and redemptions onto the chain."""
+    from loyalty.api.app import token_address
+    from loyalty.chain import Chain
+    from loyalty.custody import Custody
+    from loyalty.db.session import make_engine, make_sessionmaker, upgrade
+    from loyalty.outbox import OutboxWriter
+
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    chain = Chain(settings.rpc_url, token_address(settings), Account.from_key(settings.operator_private_key))
+    writer = OutboxWriter(make_sessionmaker(make_engine(settings.database_url)), chain, Custody(settings.master_key))
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    click.echo(f"outbox writer on chain {chain.chain_id}, token {chain.token.address}; Ctrl-C stops it")
+    writer.run(stop)
 
 
 @main.command()
@@ -102,6 +152,146 @@ def deploy(rpc_url: str, name: str, symbol: str, epoch_length_s: int, validity_e
         f"{'deployed' if created else 'reused'} {deployment.token_address} on chain {deployment.chain_id} "
         f"(block {deployment.block_number}, tx {deployment.tx_hash})"
     )
+
+
+def _serve(settings: Settings, host: str, port: int, *, run_outbox: bool) -> None:
+    import uvicorn
+
+    from loyalty.api.app import create_app
+
+    uvicorn.run(create_app(settings, run_outbox=run_outbox), host=host, port=port, log_level="warning")
+
+
+# ----------------------------------------------------------------------------- API client
+api_options = [
+    click.option(
+        "--api-url", envvar="LOYALTY_API_URL", default=API_URL, show_default=True, help="The API (env LOYALTY_API_URL)."
+    ),
+    click.option(
+        "--key",
+        envvar="LOYALTY_API_KEY",
+        default=None,
+        help="API key (env LOYALTY_API_KEY; default: the admin key in var/admin.key).",
+    ),
+]
+
+
+def with_api(fn: Any) -> Any:
+    for option in reversed(api_options):
+        fn = option(fn)
+    return fn
+
+
+def _call(api_url: str, key: str | None, method: str, path: str, body: Any = None) -> Any:
+    key = key or os.environ.get("LOYALTY_ADMIN_KEY") or (VAR / "admin.key").read_text().strip()
+    headers = {"Authorization": f"Bearer {key}"}
+    if method == "POST":
+        headers["Idempotency-Key"] = uuid.uuid4().hex
+    try:
+        response = httpx.request(method, api_url + path, json=body, headers=headers, timeout=60)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"cannot reach the API at {api_url}: {exc}") from exc
+    data = response.json()
+    if response.status_code >= 400:
+        raise click.ClickException(f"{data.get('code')}: {data.get('detail')}")
+    click.echo(json.dumps(data, indent=2))
+    return data
+
+
+@main.group()
+def partners() -> None:
+    """Partner brands (admin)."""
+
+
+@partners.command("create")
+@click.argument("name")
+@click.option("--budget", "budget_points", type=int, required=True, help="Points the partner may earn.")
+@with_api
+def partners_create(name: str, budget_points: int, api_url: str, key: str | None) -> None:
+    """Create a partner; prints its API key once."""
+    _call(api_url, key, "POST", "/v1/partners", {"name": name, "issue_budget_points": budget_points})
+
+
+@main.group()
+def members() -> None:
+    """Program members."""
+
+
+@members.command("create")
+@click.argument("external_id")
+@click.option("--wallet", "wallet_address", default=None, help="The member's own address (else custodial).")
+@with_api
+def members_create(external_id: str, wallet_address: str | None, api_url: str, key: str | None) -> None:
+    """Enrol a member."""
+    body = {"external_id": external_id, **({"wallet_address": wallet_address} if wallet_address else {})}
+    _call(api_url, key, "POST", "/v1/members", body)
+
+
+@members.command("show")
+@click.argument("member_id", type=int)
+@with_api
+def members_show(member_id: int, api_url: str, key: str | None) -> None:
+    """A member's balance and points by expiry date."""
+    _call(api_url, key, "GET", f"/v1/members/{member_id}")
+
+
+@members.command("history")
+@click.argument("member_id", type=int)
+@with_api
+def members_history(member_id: int, api_url: str, key: str | None) -> None:
+    """A member's earns, redemptions and expiries with their transactions."""
+    _call(api_url, key, "GET", f"/v1/members/{member_id}/history")
+
+
+@main.group()
+def catalog() -> None:
+    """The reward catalog."""
+
+
+@catalog.command("list")
+@with_api
+def catalog_list(api_url: str, key: str | None) -> None:
+    """All rewards."""
+    _call(api_url, key, "GET", "/v1/rewards")
+
+
+@catalog.command("add")
+@click.argument("name")
+@click.option("--cost", "cost_points", type=int, required=True, help="Price in points.")
+@click.option("--stock", type=int, required=True, help="Units available.")
+@click.option("--description", default="", help="Shown to members.")
+@with_api
+def catalog_add(name: str, cost_points: int, stock: int, description: str, api_url: str, key: str | None) -> None:
+    """Add a reward (with a partner's --key)."""
+    body = {"name": name, "cost_points": cost_points, "stock": stock, "description": description}
+    _call(api_url, key, "POST", "/v1/rewards", body)
+
+
+@main.command()
+@click.argument("member_id", type=int)
+@click.argument("amount_points", type=int)
+@click.option("--reason", default="", help="Why (an order number, say).")
+@with_api
+def earn(member_id: int, amount_points: int, reason: str, api_url: str, key: str | None) -> None:
+    """Earn points to a member (with a partner's --key)."""
+    _call(api_url, key, "POST", "/v1/earn", {"member_id": member_id, "amount_points": amount_points, "reason": reason})
+
+
+@main.command()
+@click.argument("member_id", type=int)
+@click.argument("reward_id", type=int)
+@with_api
+def redeem(member_id: int, reward_id: int, api_url: str, key: str | None) -> None:
+    """Redeem a reward for a custodial member (with the reward's partner's --key)."""
+    _call(api_url, key, "POST", "/v1/redemptions", {"member_id": member_id, "reward_id": reward_id})
+
+
+@main.command()
+@with_api
+def status(api_url: str, key: str | None) -> None:
+    """The API's health and the chain it writes to."""
+    _call(api_url, key, "GET", "/v1/health")
+    _call(api_url, key, "GET", "/v1/chain")
 
 
 if __name__ == "__main__":
