@@ -4,8 +4,13 @@ deterministic."""
 
 from __future__ import annotations
 
+import glob
+import os
 import secrets
+import shutil
 import socket
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,10 +53,57 @@ def deployment(rpc_url: str, tmp_path_factory: pytest.TempPathFactory) -> Deploy
     return deployment
 
 
+def _postgres_bin() -> Path | None:
+    found = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))), None)
+    return Path(found).resolve().parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str | None]:
+    """A private PostgreSQL cluster on a free port, if PostgreSQL is installed (CI installs it)."""
+    bin_dir = _postgres_bin()
+    if bin_dir is None:
+        yield None
+        return
+    # Not under pytest's tmp dir: the postgres user cannot enter root's private folders.
+    folder = Path(tempfile.mkdtemp(prefix="loyalty-pg-"))
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:
+        shutil.chown(folder, "postgres", "postgres")
+    data, port = folder / "data", free_port()
+    subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
+                   check=True, capture_output=True)  # fmt: skip
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "start",
+                    "-l", str(folder / "log")], check=True, capture_output=True)  # fmt: skip
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)  # fmt: skip
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every backend test runs on SQLite and, when PostgreSQL is installed, on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'loyalty.db'}"
+    server = request.getfixturevalue("postgres")
+    if server is None:
+        pytest.skip("PostgreSQL is not installed here (CI installs it)")
+    name = "t_" + uuid.uuid4().hex[:16]
+    import psycopg
+
+    with psycopg.connect(server.replace("+psycopg", "") + "/postgres", autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    return f"{server}/{name}"
+
+
 @pytest.fixture
-def settings(tmp_path: Path, rpc_url: str, deployment: Deployment) -> Settings:
+def settings(database_url: str, rpc_url: str, deployment: Deployment) -> Settings:
     return Settings(
-        database_url=f"sqlite:///{tmp_path / 'loyalty.db'}",
+        database_url=database_url,
         rpc_url=rpc_url,
         token_address=deployment.token_address,
         operator_private_key=DEV_OPERATOR_KEY,

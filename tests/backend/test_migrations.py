@@ -1,6 +1,4 @@
-"""The Alembic migrations build exactly the schema the models describe."""
-
-from pathlib import Path
+"""The Alembic migrations build exactly the schema the models describe, on each database."""
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -10,9 +8,10 @@ from loyalty.db.models import Base
 from loyalty.db.session import upgrade
 
 
-def test_migrations_matchModels(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'schema.db'}"
-    upgrade(url)
-    with create_engine(url).connect() as connection:
+def test_migrations_matchModels(database_url: str) -> None:
+    upgrade(database_url)
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    engine.dispose()
     assert diff == []
