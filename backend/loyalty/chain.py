@@ -106,6 +106,14 @@ class Chain:
         for tx_hash in hashes:
             self.wait(tx_hash)
 
+    def ensure_gas(self, issuer: str) -> None:
+        """Top up an issuer account running low on gas money (members and partners never pay gas)."""
+        issuer = Web3.to_checksum_address(issuer)
+        if self.w3.eth.get_balance(issuer) >= ISSUER_GAS_TOPUP_WEI // 2:
+            return
+        tx: TxParams = {"to": issuer, "value": ISSUER_GAS_TOPUP_WEI, "gas": 21_000}
+        self.wait(self.broadcast(self._sign(self.operator, tx, self.account_nonce(self.operator.address))))
+
     # ------------------------------------------------------------------- issuer writes
     def sign_earn_batch(
         self, issuer: LocalAccount, nonce: int, members: list[str], amounts: list[int], ref: int

@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from loyalty.chain import MAX_BATCH_SIZE, Chain, SignedTx
@@ -75,6 +75,7 @@ class OutboxWriter:
             assert partner is not None
             issuer = self.custody.open(partner.issuer_address, partner.issuer_key_sealed)
             in_flight = self._settle(session, partner)
+            self.chain.ensure_gas(partner.issuer_address)
             sent = 0
             while in_flight + sent < MAX_IN_FLIGHT and self._send_next(session, partner, issuer):
                 sent += 1
@@ -109,6 +110,7 @@ class OutboxWriter:
     def _confirm(self, session: Session, write: ChainWrite) -> None:
         if write.kind == WriteKind.EARN_BATCH:
             session.execute(update(Earn).where(Earn.write_id == write.id).values(status=EarnStatus.CONFIRMED))
+            self._release_pending(session, write)
         else:
             session.execute(
                 update(Redemption)
@@ -121,11 +123,20 @@ class OutboxWriter:
             session.execute(
                 update(Earn).where(Earn.write_id == write.id).values(status=EarnStatus.FAILED, error=write.error)
             )
+            self._release_pending(session, write)
             return
         for redemption in session.scalars(select(Redemption).where(Redemption.write_id == write.id)):
             redemption.status = RedemptionStatus.VOIDED
             redemption.error = write.error
             session.execute(update(Reward).where(Reward.id == redemption.reward_id).values(stock=Reward.stock + 1))
+
+    def _release_pending(self, session: Session, write: ChainWrite) -> None:
+        """A settled batch no longer counts as pending; the budget is read afresh from the chain."""
+        settled = session.scalar(select(func.sum(Earn.amount_points)).where(Earn.write_id == write.id)) or 0
+        partner = session.get(Partner, write.partner_id, with_for_update=True)
+        assert partner is not None
+        partner.pending_points -= int(settled)
+        partner.budget_points = self.chain.issue_budget(partner.issuer_address)
 
     def _send_next(self, session: Session, partner: Partner, issuer: object) -> bool:
         """Sign, record and broadcast the next transaction; returns whether there was one."""

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from loyalty.chain import Chain, checksum
 from loyalty.consent import RedeemConsent, redeem_typed_data, sign_typed_data
 from loyalty.custody import Custody
-from loyalty.db.models import Earn, EarnStatus, Member, Partner, Redemption, RedemptionStatus, Reward
+from loyalty.db.models import Earn, Member, Partner, Redemption, RedemptionStatus, Reward
 from loyalty.errors import ConflictError, ForbiddenError, NotFoundError, UnprocessableError
 
 CONSENT_VALIDITY_S = 3_600
@@ -52,6 +52,8 @@ class Program:
             issuer_address=address,
             issuer_key_sealed=sealed,
             issue_budget_points=issue_budget_points,
+            budget_points=issue_budget_points,
+            pending_points=0,
         )
         self.session.add(partner)
         self.session.flush()
@@ -103,11 +105,12 @@ class Program:
             raise NotFoundError("member_not_found", f"no member {missing[0]}")
         total = sum(amount for _, amount, _ in items)
         self._lock_partner(partner)
-        left = self.budget_left(partner)
+        left = partner.budget_points - partner.pending_points
         if total > left:
             raise UnprocessableError(
                 "budget_exceeded", f"partner {partner.id} may earn {left} more points, not {total}"
             )
+        partner.pending_points += total
         earns = [
             Earn(partner_id=partner.id, member_id=member_id, amount_points=amount, reason=reason)
             for member_id, amount, reason in items
@@ -115,15 +118,6 @@ class Program:
         self.session.add_all(earns)
         self.session.flush()
         return earns
-
-    def budget_left(self, partner: Partner) -> int:
-        """The on-chain budget less earns accepted but not yet confirmed."""
-        pending = self.session.scalar(
-            select(func.coalesce(func.sum(Earn.amount_points), 0)).where(
-                Earn.partner_id == partner.id, Earn.status == EarnStatus.PENDING
-            )
-        )
-        return self.chain.issue_budget(partner.issuer_address) - int(pending or 0)
 
     def earn(self, earn_id: int, partner: Partner | None) -> Earn:
         earn = self.session.get(Earn, earn_id)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -88,7 +87,3 @@ Admin = Annotated[Principal, require("admin")]
 Writer = Annotated[Principal, require("admin", "partner")]
 Partnered = Annotated[Principal, require("partner")]
 Reader = Annotated[Principal, require("admin", "partner", "auditor")]
-
-
-def body_hash(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()

@@ -6,9 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
@@ -19,8 +19,17 @@ from loyalty.db.models import IdempotencyRecord
 from loyalty.errors import ConflictError, UnprocessableError
 
 
-async def idempotent(
+async def request_digest(request: Request) -> str:
+    """What identifies a request for idempotency: method, path and raw body (read in the event loop)."""
+    return hashlib.sha256(request.method.encode() + request.url.path.encode() + await request.body()).hexdigest()
+
+
+Digest = Annotated[str, Depends(request_digest)]
+
+
+def idempotent(
     request: Request,
+    digest: str,
     session: Session,
     principal: Principal,
     write: Callable[[], tuple[int, Any]],
@@ -29,7 +38,6 @@ async def idempotent(
     key = request.headers.get("idempotency-key", "").strip()
     if not key or len(key) > 200:
         raise UnprocessableError("idempotency_key_required", "send an Idempotency-Key header (1 to 200 characters)")
-    digest = hashlib.sha256(request.method.encode() + request.url.path.encode() + await request.body()).hexdigest()
     if (replay := _replay(session, principal, key, digest)) is not None:
         return replay
     status, body = write()

@@ -53,6 +53,10 @@ class Partner(Base):
     issuer_address: Mapped[str] = mapped_column(String(42), unique=True)
     issuer_key_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     issue_budget_points: Mapped[int] = mapped_column(BigInteger)
+    # The on-chain budget as last read (refreshed on every confirmed batch), and the points of
+    # earns accepted but not yet confirmed: budget left = budget_points - pending_points.
+    budget_points: Mapped[int] = mapped_column(BigInteger)
+    pending_points: Mapped[int] = mapped_column(BigInteger, default=0)
     # The next ref this partner's issuer account uses on the chain (refs are per issuer).
     next_ref: Mapped[int] = mapped_column(BigInteger, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from loyalty.api.deps import Partnered, ProgramDep, Reader
-from loyalty.api.idempotency import idempotent
+from loyalty.api.idempotency import Digest, idempotent
 from loyalty.api.schemas import EarnAccepted, EarnBatchAccepted, EarnBatchCreate, EarnCreate, EarnPublic
 from loyalty.db.models import ChainWrite
 
@@ -13,7 +13,7 @@ router = APIRouter(prefix="/v1/earn", tags=["earn"])
 
 
 @router.post("", status_code=202, response_model=EarnAccepted)
-async def earn(body: EarnCreate, request: Request, program: ProgramDep, principal: Partnered):
+def earn(body: EarnCreate, request: Request, program: ProgramDep, principal: Partnered, digest: Digest):
     """Earn points to a member from the calling partner's budget."""
     assert principal.partner is not None
 
@@ -21,11 +21,11 @@ async def earn(body: EarnCreate, request: Request, program: ProgramDep, principa
         [accepted] = program.accept_earns(principal.partner, [(body.member_id, body.amount_points, body.reason)])  # type: ignore[arg-type]
         return 202, EarnAccepted(id=accepted.id, status=accepted.status)
 
-    return await idempotent(request, program.session, principal, write)
+    return idempotent(request, digest, program.session, principal, write)
 
 
 @router.post("/batch", status_code=202, response_model=EarnBatchAccepted)
-async def earn_batch(body: EarnBatchCreate, request: Request, program: ProgramDep, principal: Partnered):
+def earn_batch(body: EarnBatchCreate, request: Request, program: ProgramDep, principal: Partnered, digest: Digest):
     """Earn points to up to 10,000 members at once; refused whole if any item is invalid."""
     assert principal.partner is not None
 
@@ -34,7 +34,7 @@ async def earn_batch(body: EarnBatchCreate, request: Request, program: ProgramDe
         accepted = program.accept_earns(principal.partner, items)  # type: ignore[arg-type]
         return 202, EarnBatchAccepted(ids=[e.id for e in accepted], status="pending")
 
-    return await idempotent(request, program.session, principal, write)
+    return idempotent(request, digest, program.session, principal, write)
 
 
 @router.get("/{earn_id}", response_model=EarnPublic)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy import select
 
 from loyalty.api.deps import ProgramDep, Reader, Writer
-from loyalty.api.idempotency import idempotent
+from loyalty.api.idempotency import Digest, idempotent
 from loyalty.api.schemas import ExpiringPoints, LedgerEntry, MemberCreate, MemberDetail, MemberPublic
 from loyalty.db.models import ChainWrite, Earn, Member, Redemption
 
@@ -22,13 +22,13 @@ def _public(member: Member) -> MemberPublic:
 
 
 @router.post("", status_code=201, response_model=MemberPublic)
-async def create_member(body: MemberCreate, request: Request, program: ProgramDep, principal: Writer):
+def create_member(body: MemberCreate, request: Request, program: ProgramDep, principal: Writer, digest: Digest):
     """Enrol a member: with `wallet_address` they hold their own wallet, without it the service keeps one."""
 
     def write() -> tuple[int, MemberPublic]:
         return 201, _public(program.create_member(body.external_id, body.wallet_address))
 
-    return await idempotent(request, program.session, principal, write)
+    return idempotent(request, digest, program.session, principal, write)
 
 
 @router.get("/{member_id}", response_model=MemberDetail)

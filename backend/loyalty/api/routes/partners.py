@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy import select
 
 from loyalty.api.deps import Admin, ProgramDep
-from loyalty.api.idempotency import idempotent
+from loyalty.api.idempotency import Digest, idempotent
 from loyalty.api.schemas import AuditorCreate, AuditorCreated, PartnerCreate, PartnerCreated
 from loyalty.db.models import Auditor
 from loyalty.errors import ConflictError
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1", tags=["partners"])
 
 
 @router.post("/partners", status_code=201, response_model=PartnerCreated)
-async def create_partner(body: PartnerCreate, request: Request, program: ProgramDep, principal: Admin):
+def create_partner(body: PartnerCreate, request: Request, program: ProgramDep, principal: Admin, digest: Digest):
     """Create a partner: its issuer account gets ISSUER_ROLE and the budget on-chain."""
 
     def write() -> tuple[int, PartnerCreated]:
@@ -27,11 +27,11 @@ async def create_partner(body: PartnerCreate, request: Request, program: Program
             id=partner.id, name=partner.name, issuer_address=partner.issuer_address, api_key=api_key
         )
 
-    return await idempotent(request, program.session, principal, write)
+    return idempotent(request, digest, program.session, principal, write)
 
 
 @router.post("/auditors", status_code=201, response_model=AuditorCreated)
-async def create_auditor(body: AuditorCreate, request: Request, program: ProgramDep, principal: Admin):
+def create_auditor(body: AuditorCreate, request: Request, program: ProgramDep, principal: Admin, digest: Digest):
     """Create read-only API access for an auditor."""
 
     def write() -> tuple[int, AuditorCreated]:
@@ -43,4 +43,4 @@ async def create_auditor(body: AuditorCreate, request: Request, program: Program
         program.session.flush()
         return 201, AuditorCreated(id=auditor.id, name=auditor.name, api_key=api_key)
 
-    return await idempotent(request, program.session, principal, write)
+    return idempotent(request, digest, program.session, principal, write)

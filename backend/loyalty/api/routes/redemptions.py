@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy import select
 
 from loyalty.api.deps import ProgramDep, Reader, Writer
-from loyalty.api.idempotency import idempotent
+from loyalty.api.idempotency import Digest, idempotent
 from loyalty.api.schemas import RedemptionCreate, RedemptionPublic
 from loyalty.consent import RedeemConsent, recover_signer
 from loyalty.db.models import ChainWrite, ConsentQuote, Redemption
@@ -53,7 +53,7 @@ def typed_data(member_id: int, reward_id: int, program: ProgramDep, principal: W
 
 
 @router.post("", status_code=201, response_model=RedemptionPublic)
-async def redeem(body: RedemptionCreate, request: Request, program: ProgramDep, principal: Writer):
+def redeem(body: RedemptionCreate, request: Request, program: ProgramDep, principal: Writer, digest: Digest):
     """Reserve a reward for a member; the burn follows (poll GET /v1/redemptions/{id})."""
 
     def write() -> tuple[int, RedemptionPublic]:
@@ -64,7 +64,7 @@ async def redeem(body: RedemptionCreate, request: Request, program: ProgramDep, 
         redemption = program.reserve_redemption(member, reward, consent, signature)
         return 201, _public(program, redemption)
 
-    return await idempotent(request, program.session, principal, write)
+    return idempotent(request, digest, program.session, principal, write)
 
 
 def _signed_consent(

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy import select
 
 from loyalty.api.deps import Partnered, ProgramDep, Reader
-from loyalty.api.idempotency import idempotent
+from loyalty.api.idempotency import Digest, idempotent
 from loyalty.api.schemas import RewardCreate, RewardPublic, RewardUpdate
 from loyalty.db.models import Reward
 
@@ -27,7 +27,7 @@ def list_rewards(program: ProgramDep, _: Reader, active: bool | None = None) -> 
 
 
 @router.post("", status_code=201, response_model=RewardPublic)
-async def create_reward(body: RewardCreate, request: Request, program: ProgramDep, principal: Partnered):
+def create_reward(body: RewardCreate, request: Request, program: ProgramDep, principal: Partnered, digest: Digest):
     """Add a reward to the calling partner's catalog."""
     assert principal.partner is not None
 
@@ -37,7 +37,7 @@ async def create_reward(body: RewardCreate, request: Request, program: ProgramDe
         program.session.flush()
         return 201, _public(reward)
 
-    return await idempotent(request, program.session, principal, write)
+    return idempotent(request, digest, program.session, principal, write)
 
 
 @router.get("/{reward_id}", response_model=RewardPublic)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 12:22:31.712426
+Create Date: 2026-11-23 12:27:24.539661
 """
 
 import sqlalchemy as sa
@@ -56,6 +56,8 @@ def upgrade() -> None:
         sa.Column("issuer_address", sa.String(length=42), nullable=False),
         sa.Column("issuer_key_sealed", sa.LargeBinary(), nullable=False),
         sa.Column("issue_budget_points", sa.BigInteger(), nullable=False),
+        sa.Column("budget_points", sa.BigInteger(), nullable=False),
+        sa.Column("pending_points", sa.BigInteger(), nullable=False),
         sa.Column("next_ref", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
