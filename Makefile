@@ -8,7 +8,7 @@ CHAIN  ?= anvil
 PORT   ?= 8545
 export PATH := $(BIN):$(PATH)
 
-.PHONY: up test install compile bench-gas lint clean
+.PHONY: up test install compile bench-gas bench-earn lint clean
 
 up: install compile
 	$(BIN)/loyalty up --chain $(CHAIN) --port $(PORT)
@@ -24,6 +24,9 @@ compile: install
 
 bench-gas: install
 	$(BIN)/brownie run scripts/bench_gas.py
+
+bench-earn: install compile
+	$(BIN)/python scripts/bench_earn.py
 
 lint: install
 	$(BIN)/ruff check backend scripts tests

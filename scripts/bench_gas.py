@@ -65,9 +65,7 @@ def measure() -> dict[str, int]:
         redeem_typed_data(consent, chain_id=chain.id, token_address=token.address, token_name=TOKEN_NAME),
         member.key,
     )
-    figures["redeem"] = int(
-        token.redeem(member.address, 50, 1, ref, 2**40, signature, {"from": issuer}).gas_used
-    )
+    figures["redeem"] = int(token.redeem(member.address, 50, 1, ref, 2**40, signature, {"from": issuer}).gas_used)
     figures["transfer_existing"] = int(token.transfer(members[0], 10, {"from": holder}).gas_used)
 
     baseline.mint(holder, 1_000, {"from": admin})
@@ -106,9 +104,7 @@ def main() -> None:
     for what, measured, limit in targets(figures):
         ok = measured <= limit
         missed += not ok
-        shown, cap = (
-            (f"{measured:,.0f}", f"{limit:,.0f}") if limit > 100 else (f"{measured:.3f}x", f"{limit:.2f}x")
-        )
+        shown, cap = (f"{measured:,.0f}", f"{limit:,.0f}") if limit > 100 else (f"{measured:.3f}x", f"{limit:.2f}x")
         print(f"{what:<72}{shown:>10}{cap:>8}  {'yes' if ok else 'NO'}")
     print(f"\nwrote {OUT}")
     if missed:

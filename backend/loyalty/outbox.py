@@ -34,6 +34,7 @@ from loyalty.db.models import (
     Reward,
     WriteKind,
     WriteStatus,
+    utcnow,
 )
 
 log = logging.getLogger("loyalty.outbox")
@@ -109,7 +110,9 @@ class OutboxWriter:
 
     def _confirm(self, session: Session, write: ChainWrite) -> None:
         if write.kind == WriteKind.EARN_BATCH:
-            session.execute(update(Earn).where(Earn.write_id == write.id).values(status=EarnStatus.CONFIRMED))
+            session.execute(
+                update(Earn).where(Earn.write_id == write.id).values(status=EarnStatus.CONFIRMED, confirmed_at=utcnow())
+            )
             self._release_pending(session, write)
         else:
             session.execute(
@@ -150,8 +153,8 @@ class OutboxWriter:
             .order_by(Redemption.ref)
             .limit(1)
         )
-        nonce = self._next_nonce(session, partner)
         if redemption is not None:
+            nonce = self._next_nonce(session, partner)
             member = session.get(Member, redemption.member_id)
             assert member is not None
             signed = self.chain.sign_redeem(
@@ -167,28 +170,26 @@ class OutboxWriter:
             write = self._record(session, partner, WriteKind.REDEEM, redemption.ref, nonce, signed)
             redemption.write_id = write.id
         else:
-            earns = session.scalars(
-                select(Earn)
+            earns = session.execute(
+                select(Earn.id, Member.wallet_address, Earn.amount_points)
+                .join(Member, Member.id == Earn.member_id)
                 .where(Earn.partner_id == partner.id, Earn.status == EarnStatus.PENDING, Earn.write_id.is_(None))
                 .order_by(Earn.id)
                 .limit(MAX_BATCH_SIZE)
             ).all()
             if not earns:
                 return False
-            member_ids = {e.member_id for e in earns}
-            rows = session.execute(select(Member.id, Member.wallet_address).where(Member.id.in_(member_ids)))
-            wallets = {member_id: wallet for member_id, wallet in rows}
+            nonce = self._next_nonce(session, partner)
             ref = self._take_ref(session, partner)
-            signed = self.chain.sign_earn_batch(
-                issuer,  # type: ignore[arg-type]
-                nonce,
-                [wallets[e.member_id] for e in earns],
-                [e.amount_points for e in earns],
-                ref,
-            )
+            wallets = [wallet for _, wallet, _ in earns]
+            signed = self.chain.sign_earn_batch(issuer, nonce, wallets, [amount for _, _, amount in earns], ref)  # type: ignore[arg-type]
             write = self._record(session, partner, WriteKind.EARN_BATCH, ref, nonce, signed)
-            for earn in earns:
-                earn.write_id = write.id
+            session.execute(
+                update(Earn)
+                .where(Earn.id.in_([earn_id for earn_id, _, _ in earns]))
+                .values(write_id=write.id)
+                .execution_options(synchronize_session=False)
+            )
         session.commit()  # recorded before it is broadcast: see the module docstring
         self.chain.broadcast(signed)
         return True
@@ -210,8 +211,9 @@ class OutboxWriter:
             .order_by(ChainWrite.nonce.desc())
             .limit(1)
         )
-        # The account's own count covers transactions sent before the service recorded any.
-        return max(last + 1 if last is not None else 0, self.chain.account_nonce(partner.issuer_address))
+        # Only this writer sends from the issuer account, so its own record is the truth once it
+        # has one; before that, ask the chain.
+        return last + 1 if last is not None else self.chain.account_nonce(partner.issuer_address)
 
     def _take_ref(self, session: Session, partner: Partner) -> int:
         session.execute(select(Partner.id).where(Partner.id == partner.id).with_for_update())

@@ -134,6 +134,7 @@ class Earn(Base):
     write_id: Mapped[int | None] = mapped_column(ForeignKey("chain_writes.id"), index=True)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[datetime | None]
 
 
 class Redemption(Base):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 12:27:24.539661
+Create Date: 2026-11-23 12:29:00.734664
 """
 
 import sqlalchemy as sa
@@ -139,6 +139,7 @@ def upgrade() -> None:
         sa.Column("write_id", sa.Integer(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("confirmed_at", sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["member_id"],
             ["members.id"],

@@ -1,0 +1,240 @@
+"""Earn benchmark: `make bench-earn`.
+
+Runs the service (`loyalty serve`, outbox writer included) against its own Anvil node and SQLite
+database, and measures in the same run:
+- bulk_confirmed_per_s: earns per second confirmed on-chain through POST /v1/earn/batch;
+- single_req_per_s, single_accept_p99_ms: POST /v1/earn from concurrent clients;
+- confirm_p99_ms: accept -> confirmed on-chain, for those single earns;
+- naive_per_s: the same kind of earn sent one transaction each, waiting for each receipt;
+- api_rss_mb: the API process's peak resident memory.
+Writes var/bench/earn.json with exactly those keys and prints them with the targets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from eth_account import Account
+from sqlalchemy import create_engine, text
+from tqdm import tqdm
+from web3 import HTTPProvider, Web3
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "backend"))
+
+from loyalty.artifacts import load_artifact  # noqa: E402
+from loyalty.deploy import TokenParams, deploy_token  # noqa: E402
+from loyalty.devchain import start_node, stop_node  # noqa: E402
+from loyalty.settings import DEV_OPERATOR_KEY  # noqa: E402
+
+OUT = ROOT / "var" / "bench" / "earn.json"
+RUN_DIR = ROOT / "var" / "bench" / "earn-run"
+MEMBERS = 5_000
+BULK_REQUESTS, BULK_ITEMS = 6, 10_000
+SINGLE_REQUESTS, SINGLE_CLIENTS = 3_000, 32
+NAIVE_EARNS = 200
+ADMIN_KEY = "adm_bench_" + secrets.token_hex(8)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PeakRss(threading.Thread):
+    """Samples a process's resident memory every 50 ms and keeps the peak."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.process, self.peak, self.done = psutil.Process(pid), 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.05):
+            try:
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            except psutil.Error:
+                return
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+async def _post_all(
+    api: str, key: str, path: str, bodies: list[Any], clients: int, label: str
+) -> list[tuple[float, Any]]:
+    """POST every body with `clients` concurrent clients; returns (latency_s, json) in order."""
+    results: list[tuple[float, Any]] = [(0.0, None)] * len(bodies)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(len(bodies)):
+        queue.put_nowait(i)
+    bar = tqdm(total=len(bodies), desc=label, unit="req", leave=False)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=api, timeout=120, limits=limits) as client:
+
+        async def worker() -> None:
+            while not queue.empty():
+                i = queue.get_nowait()
+                headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": uuid.uuid4().hex}
+                start = time.perf_counter()
+                response = await client.post(path, json=bodies[i], headers=headers)
+                if response.status_code >= 300:
+                    raise RuntimeError(f"{path} -> {response.status_code}: {response.text[:300]}")
+                results[i] = (time.perf_counter() - start, response.json())
+                bar.update()
+
+        await asyncio.gather(*(worker() for _ in range(clients)))
+    bar.close()
+    return results
+
+
+def post_all(api: str, key: str, path: str, bodies: list[Any], clients: int, label: str) -> list[tuple[float, Any]]:
+    return asyncio.run(_post_all(api, key, path, bodies, clients, label))
+
+
+def wait_confirmed(engine: Any, ids: list[int], label: str) -> float:
+    """Wait until every earn in `ids` is confirmed; returns the time it happened."""
+    low, high, bar = min(ids), max(ids), tqdm(total=len(ids), desc=label, unit="earn", leave=False)
+    query = text("SELECT status, count(*) FROM earns WHERE id BETWEEN :low AND :high GROUP BY status")
+    while True:
+        with engine.connect() as connection:
+            counts = dict(connection.execute(query, {"low": low, "high": high}).all())
+        if counts.get("failed"):
+            raise RuntimeError(f"{counts['failed']} earns failed")
+        bar.update(counts.get("confirmed", 0) - bar.n)
+        if counts.get("confirmed", 0) == len(ids):
+            bar.close()
+            return time.perf_counter()
+        time.sleep(0.02)
+
+
+def naive_rate(w3: Web3, token_address: str, members: list[str]) -> float:
+    """One `earn` transaction per earn, each awaited: what a plain web3.py integration does."""
+    operator = Account.from_key(DEV_OPERATOR_KEY)
+    token = w3.eth.contract(address=token_address, abi=load_artifact("LoyaltyPoints").abi)
+    issuer = w3.eth.accounts[5]
+    for call in (token.functions.grantRole(token.functions.ISSUER_ROLE().call(), issuer),
+                 token.functions.setIssueBudget(issuer, 10**12)):  # fmt: skip
+        w3.eth.wait_for_transaction_receipt(call.transact({"from": operator.address}))
+    start = time.perf_counter()
+    for ref in tqdm(range(NAIVE_EARNS), desc="naive", unit="tx", leave=False):
+        tx = token.functions.earn(members[ref % len(members)], 10, ref).transact({"from": issuer})
+        w3.eth.wait_for_transaction_receipt(tx)
+    return NAIVE_EARNS / (time.perf_counter() - start)
+
+
+def main() -> None:
+    shutil.rmtree(RUN_DIR, ignore_errors=True)
+    RUN_DIR.mkdir(parents=True)
+    chain_port, api_port = free_port(), free_port()
+    node = start_node("anvil", chain_port, RUN_DIR / "chain")
+    api_process = None
+    try:
+        rpc_url = f"http://127.0.0.1:{chain_port}"
+        w3 = Web3(HTTPProvider(rpc_url))
+        deployment, _ = deploy_token(w3, w3.eth.accounts[0], TokenParams(), folder=RUN_DIR, record=False)
+        database_url = f"sqlite:///{RUN_DIR / 'loyalty.db'}"
+        env = {
+            **os.environ, "DATABASE_URL": database_url, "RPC_URL": rpc_url, "TOKEN_ADDRESS": deployment.token_address,
+            "LOYALTY_ADMIN_KEY": ADMIN_KEY, "LOYALTY_MASTER_KEY": secrets.token_hex(32), "ISSUER_PRIVATE_KEY": DEV_OPERATOR_KEY,
+        }  # fmt: skip
+        command = [sys.executable, "-m", "loyalty.cli", "serve", "--port", str(api_port)]
+        api_process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        rss = PeakRss(api_process.pid)
+        rss.start()
+        api = f"http://127.0.0.1:{api_port}"
+        for _ in range(300):
+            try:
+                if httpx.get(api + "/v1/health").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        engine = create_engine(database_url)
+
+        [(_, partner)] = post_all(
+            api, ADMIN_KEY, "/v1/partners", [{"name": "Bench", "issue_budget_points": 10**15}], 1, "partner"
+        )
+        key = partner["api_key"]
+        addresses = [Account.create().address for _ in range(MEMBERS)]
+        bodies = [{"external_id": f"m{i}", "wallet_address": a} for i, a in enumerate(addresses)]
+        members = [body["id"] for _, body in post_all(api, key, "/v1/members", bodies, 16, "members")]
+
+        naive_per_s = naive_rate(w3, deployment.token_address, addresses)
+
+        batches = [{"items": [{"member_id": members[(b * BULK_ITEMS + i) % MEMBERS], "amount_points": 5}
+                              for i in range(BULK_ITEMS)]} for b in range(BULK_REQUESTS)]  # fmt: skip
+        start = time.perf_counter()
+        accepted = post_all(api, key, "/v1/earn/batch", batches, 2, "bulk accept")
+        ids = [earn_id for _, body in accepted for earn_id in body["ids"]]
+        bulk_confirmed_per_s = len(ids) / (wait_confirmed(engine, ids, "bulk confirm") - start)
+
+        singles = [{"member_id": members[i % MEMBERS], "amount_points": 3} for i in range(SINGLE_REQUESTS)]
+        start = time.perf_counter()
+        results = post_all(api, key, "/v1/earn", singles, SINGLE_CLIENTS, "single")
+        single_req_per_s = len(results) / (time.perf_counter() - start)
+        single_ids = [body["id"] for _, body in results]
+        wait_confirmed(engine, single_ids, "single confirm")
+        with engine.connect() as connection:
+            delays = connection.execute(
+                text("SELECT (julianday(confirmed_at) - julianday(created_at)) * 86400000.0 FROM earns "
+                     "WHERE id BETWEEN :low AND :high"), {"low": min(single_ids), "high": max(single_ids)},
+            ).scalars().all()  # fmt: skip
+        rss.done.set()
+        figures = {
+            "bulk_confirmed_per_s": round(bulk_confirmed_per_s, 1),
+            "single_req_per_s": round(single_req_per_s, 1),
+            "single_accept_p99_ms": round(p99([latency for latency, _ in results]) * 1000, 1),
+            "confirm_p99_ms": round(p99([float(d) for d in delays]), 1),
+            "naive_per_s": round(naive_per_s, 1),
+            "api_rss_mb": round(rss.peak / 2**20, 1),
+        }
+    finally:
+        if api_process is not None:
+            api_process.terminate()
+            api_process.wait(timeout=30)
+        stop_node(node)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(figures, indent=2) + "\n")
+    report(figures)
+
+
+def report(f: dict[str, float]) -> None:
+    targets = [
+        ("bulk_confirmed_per_s >= 5000", f["bulk_confirmed_per_s"] >= 5_000),
+        ("bulk / naive >= 30", f["bulk_confirmed_per_s"] / f["naive_per_s"] >= 30),
+        ("single_req_per_s >= 500", f["single_req_per_s"] >= 500),
+        ("single_accept_p99_ms <= 100", f["single_accept_p99_ms"] <= 100),
+        ("confirm_p99_ms <= 2000", f["confirm_p99_ms"] <= 2_000),
+        ("api_rss_mb <= 300", f["api_rss_mb"] <= 300),
+    ]
+    print(f"\n{'figure':<24}{'value':>12}")
+    for key, value in f.items():
+        print(f"{key:<24}{value:>12,.1f}")
+    print(f"{'bulk / naive':<24}{f['bulk_confirmed_per_s'] / f['naive_per_s']:>12,.1f}")
+    print()
+    for what, ok in targets:
+        print(f"{what:<32} {'yes' if ok else 'NO'}")
+    print(f"\nwrote {OUT}")
+    if not all(ok for _, ok in targets):
+        raise SystemExit("earn benchmark: target(s) missed")
+
+
+if __name__ == "__main__":
+    main()
