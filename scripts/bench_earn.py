@@ -1,7 +1,7 @@
 """Earn benchmark: `make bench-earn`.
 
-Runs the service (`loyalty serve`, outbox writer included) against its own Anvil node and SQLite
-database, and measures in the same run:
+Runs the service (`loyalty serve --no-outbox` and `loyalty worker`) against its own Anvil node and
+SQLite database, and measures in the same run:
 - bulk_confirmed_per_s: earns per second confirmed on-chain through POST /v1/earn/batch;
 - single_req_per_s, single_accept_p99_ms: POST /v1/earn from concurrent clients;
 - confirm_p99_ms: accept -> confirmed on-chain, for those single earns;
@@ -145,7 +145,7 @@ def main() -> None:
     RUN_DIR.mkdir(parents=True)
     chain_port, api_port = free_port(), free_port()
     node = start_node("anvil", chain_port, RUN_DIR / "chain")
-    api_process = None
+    api_process = worker_process = None
     try:
         rpc_url = f"http://127.0.0.1:{chain_port}"
         w3 = Web3(HTTPProvider(rpc_url))
@@ -155,8 +155,12 @@ def main() -> None:
             **os.environ, "DATABASE_URL": database_url, "RPC_URL": rpc_url, "TOKEN_ADDRESS": deployment.token_address,
             "LOYALTY_ADMIN_KEY": ADMIN_KEY, "LOYALTY_MASTER_KEY": secrets.token_hex(32), "ISSUER_PRIVATE_KEY": DEV_OPERATOR_KEY,
         }  # fmt: skip
-        command = [sys.executable, "-m", "loyalty.cli", "serve", "--port", str(api_port)]
+        # The API and the outbox writer in two processes (`serve --no-outbox` + `worker`), so
+        # neither waits for the other's share of the interpreter lock.
+        command = [sys.executable, "-m", "loyalty.cli", "serve", "--no-outbox", "--port", str(api_port)]
         api_process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        worker_command = [sys.executable, "-m", "loyalty.cli", "worker"]
+        worker_process = subprocess.Popen(worker_command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         rss = PeakRss(api_process.pid)
         rss.start()
         api = f"http://127.0.0.1:{api_port}"
@@ -206,9 +210,10 @@ def main() -> None:
             "api_rss_mb": round(rss.peak / 2**20, 1),
         }
     finally:
-        if api_process is not None:
-            api_process.terminate()
-            api_process.wait(timeout=30)
+        for process in (api_process, worker_process):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)
         stop_node(node)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(figures, indent=2) + "\n")

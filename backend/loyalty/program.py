@@ -13,13 +13,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from loyalty.chain import Chain, checksum
 from loyalty.consent import RedeemConsent, redeem_typed_data, sign_typed_data
 from loyalty.custody import Custody
-from loyalty.db.models import Earn, Member, Partner, Redemption, RedemptionStatus, Reward
+from loyalty.db.models import Earn, EarnStatus, Member, Partner, Redemption, RedemptionStatus, Reward
 from loyalty.errors import ConflictError, ForbiddenError, NotFoundError, UnprocessableError
 
 CONSENT_VALIDITY_S = 3_600
@@ -97,40 +97,48 @@ class Program:
         return self.chain.balance_of(member.wallet_address) - int(reserved or 0)
 
     # ------------------------------------------------------------------------------ earning
-    def accept_earns(self, partner: Partner, items: Sequence[tuple[int, int, str]]) -> list[Earn]:
-        """Put earns (member_id, amount_points, reason) in the outbox; refused whole if any is invalid."""
+    def accept_earns(self, partner_id: int, items: Sequence[tuple[int, int, str]]) -> list[int]:
+        """Put earns (member_id, amount_points, reason) in the outbox; refused whole if any is invalid.
+
+        Returns the earn ids. The budget check and the pending count move together in one
+        conditional UPDATE, so concurrent accepts can never overcommit the budget.
+        """
         member_ids = {member_id for member_id, _, _ in items}
         found = set(self.session.scalars(select(Member.id).where(Member.id.in_(member_ids))))
         if missing := sorted(member_ids - found):
             raise NotFoundError("member_not_found", f"no member {missing[0]}")
         total = sum(amount for _, amount, _ in items)
-        self._lock_partner(partner)
-        left = partner.budget_points - partner.pending_points
-        if total > left:
-            raise UnprocessableError(
-                "budget_exceeded", f"partner {partner.id} may earn {left} more points, not {total}"
+        reserved = self.session.execute(
+            update(Partner)
+            .where(Partner.id == partner_id, Partner.budget_points - Partner.pending_points >= total)
+            .values(pending_points=Partner.pending_points + total)
+            .execution_options(synchronize_session=False)
+        )
+        if reserved.rowcount != 1:  # type: ignore[attr-defined]
+            left = self.session.scalar(
+                select(Partner.budget_points - Partner.pending_points).where(Partner.id == partner_id)
             )
-        partner.pending_points += total
-        earns = [
-            Earn(partner_id=partner.id, member_id=member_id, amount_points=amount, reason=reason)
-            for member_id, amount, reason in items
+            raise UnprocessableError(
+                "budget_exceeded", f"partner {partner_id} may earn {left} more points, not {total}"
+            )
+        rows = [
+            {"partner_id": partner_id, "member_id": m, "amount_points": a, "reason": r, "status": EarnStatus.PENDING}
+            for m, a, r in items
         ]
-        self.session.add_all(earns)
-        self.session.flush()
-        return earns
+        return list(self.session.scalars(insert(Earn).returning(Earn.id, sort_by_parameter_order=True), rows))
 
-    def earn(self, earn_id: int, partner: Partner | None) -> Earn:
+    def earn(self, earn_id: int, partner_id: int | None) -> Earn:
         earn = self.session.get(Earn, earn_id)
-        if earn is None or (partner is not None and earn.partner_id != partner.id):
+        if earn is None or (partner_id is not None and earn.partner_id != partner_id):
             raise NotFoundError("earn_not_found", f"no earn {earn_id}")
         return earn
 
     # ------------------------------------------------------------------------------ rewards
-    def reward(self, reward_id: int, partner: Partner | None = None) -> Reward:
+    def reward(self, reward_id: int, partner_id: int | None = None) -> Reward:
         reward = self.session.get(Reward, reward_id)
         if reward is None:
             raise NotFoundError("reward_not_found", f"no reward {reward_id}")
-        if partner is not None and reward.partner_id != partner.id:
+        if partner_id is not None and reward.partner_id != partner_id:
             raise ForbiddenError("forbidden", f"reward {reward_id} belongs to another partner")
         return reward
 

@@ -40,6 +40,7 @@ def create_app(settings: Settings, *, run_outbox: bool = True) -> FastAPI:
         upgrade(settings.database_url)
         engine = make_engine(settings.database_url)
         app.state.settings = settings
+        app.state.principals = {}
         app.state.sessions = make_sessionmaker(engine)
         app.state.custody = Custody(settings.master_key)
         app.state.chain = Chain(

@@ -30,12 +30,12 @@ class Principal:
     Attributes:
         role: admin, partner or auditor.
         key_id: a stable id for idempotency records (never the key itself).
-        partner: the partner, for a partner key.
+        partner_id: the partner, for a partner key.
     """
 
     role: Role
     key_id: str
-    partner: Partner | None = None
+    partner_id: int | None = None
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -62,11 +62,17 @@ def get_principal(
     if hmac.compare_digest(key, request.app.state.settings.admin_api_key):
         return Principal("admin", "admin")
     key_hash = hash_api_key(key)
-    if (partner := session.scalar(select(Partner).where(Partner.api_key_hash == key_hash))) is not None:
-        return Principal("partner", f"partner:{partner.id}", partner)
-    if (auditor := session.scalar(select(Auditor).where(Auditor.api_key_hash == key_hash))) is not None:
-        return Principal("auditor", f"auditor:{auditor.id}")
-    raise UnauthorizedError("unauthorized", "unknown API key")
+    known: dict[str, Principal] = request.app.state.principals  # keys are never revoked in v1
+    if (principal := known.get(key_hash)) is not None:
+        return principal
+    if (partner_id := session.scalar(select(Partner.id).where(Partner.api_key_hash == key_hash))) is not None:
+        principal = Principal("partner", f"partner:{partner_id}", partner_id)
+    elif (auditor_id := session.scalar(select(Auditor.id).where(Auditor.api_key_hash == key_hash))) is not None:
+        principal = Principal("auditor", f"auditor:{auditor_id}")
+    else:
+        raise UnauthorizedError("unauthorized", "unknown API key")
+    known[key_hash] = principal
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

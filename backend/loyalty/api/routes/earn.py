@@ -15,11 +15,11 @@ router = APIRouter(prefix="/v1/earn", tags=["earn"])
 @router.post("", status_code=202, response_model=EarnAccepted)
 def earn(body: EarnCreate, request: Request, program: ProgramDep, principal: Partnered, digest: Digest):
     """Earn points to a member from the calling partner's budget."""
-    assert principal.partner is not None
+    assert principal.partner_id is not None
 
     def write() -> tuple[int, EarnAccepted]:
-        [accepted] = program.accept_earns(principal.partner, [(body.member_id, body.amount_points, body.reason)])  # type: ignore[arg-type]
-        return 202, EarnAccepted(id=accepted.id, status=accepted.status)
+        [earn_id] = program.accept_earns(principal.partner_id, [(body.member_id, body.amount_points, body.reason)])  # type: ignore[arg-type]
+        return 202, EarnAccepted(id=earn_id, status="pending")
 
     return idempotent(request, digest, program.session, principal, write)
 
@@ -27,12 +27,11 @@ def earn(body: EarnCreate, request: Request, program: ProgramDep, principal: Par
 @router.post("/batch", status_code=202, response_model=EarnBatchAccepted)
 def earn_batch(body: EarnBatchCreate, request: Request, program: ProgramDep, principal: Partnered, digest: Digest):
     """Earn points to up to 10,000 members at once; refused whole if any item is invalid."""
-    assert principal.partner is not None
+    assert principal.partner_id is not None
 
     def write() -> tuple[int, EarnBatchAccepted]:
         items = [(i.member_id, i.amount_points, i.reason) for i in body.items]
-        accepted = program.accept_earns(principal.partner, items)  # type: ignore[arg-type]
-        return 202, EarnBatchAccepted(ids=[e.id for e in accepted], status="pending")
+        return 202, EarnBatchAccepted(ids=program.accept_earns(principal.partner_id, items), status="pending")  # type: ignore[arg-type]
 
     return idempotent(request, digest, program.session, principal, write)
 
@@ -40,7 +39,7 @@ def earn_batch(body: EarnBatchCreate, request: Request, program: ProgramDep, pri
 @router.get("/{earn_id}", response_model=EarnPublic)
 def get_earn(earn_id: int, program: ProgramDep, principal: Reader) -> EarnPublic:
     """An earn's status: pending, confirmed (with its transaction) or failed (with the reason)."""
-    earn = program.earn(earn_id, principal.partner)
+    earn = program.earn(earn_id, principal.partner_id)
     write = program.session.get(ChainWrite, earn.write_id) if earn.write_id else None
     return EarnPublic(
         id=earn.id,

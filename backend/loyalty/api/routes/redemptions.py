@@ -40,7 +40,7 @@ def typed_data(member_id: int, reward_id: int, program: ProgramDep, principal: W
     Each call fixes a fresh ref and the member's next nonce; the consent is valid for an hour.
     """
     member, reward = program.member(member_id), program.reward(reward_id)
-    if principal.partner is not None and reward.partner_id != principal.partner.id:
+    if principal.partner_id is not None and reward.partner_id != principal.partner_id:
         raise ForbiddenError("forbidden", f"reward {reward_id} belongs to another partner")
     consent = program.redemption_consent(member, reward)
     program.session.add(
@@ -57,7 +57,7 @@ def redeem(body: RedemptionCreate, request: Request, program: ProgramDep, princi
     """Reserve a reward for a member; the burn follows (poll GET /v1/redemptions/{id})."""
 
     def write() -> tuple[int, RedemptionPublic]:
-        member, reward = program.member(body.member_id), program.reward(body.reward_id, principal.partner)
+        member, reward = program.member(body.member_id), program.reward(body.reward_id, principal.partner_id)
         consent, signature = None, None
         if body.signature is not None or body.deadline is not None:
             consent, signature = _signed_consent(program, body, member.wallet_address, reward.cost_points)
@@ -97,6 +97,6 @@ def _signed_consent(
 @router.get("/{redemption_id}", response_model=RedemptionPublic)
 def get_redemption(redemption_id: int, program: ProgramDep, principal: Reader) -> RedemptionPublic:
     redemption = program.redemption(redemption_id)
-    if principal.partner is not None and redemption.partner_id != principal.partner.id:
+    if principal.partner_id is not None and redemption.partner_id != principal.partner_id:
         raise NotFoundError("redemption_not_found", f"no redemption {redemption_id}")
     return _public(program, redemption)

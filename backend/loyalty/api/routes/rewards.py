@@ -29,10 +29,10 @@ def list_rewards(program: ProgramDep, _: Reader, active: bool | None = None) -> 
 @router.post("", status_code=201, response_model=RewardPublic)
 def create_reward(body: RewardCreate, request: Request, program: ProgramDep, principal: Partnered, digest: Digest):
     """Add a reward to the calling partner's catalog."""
-    assert principal.partner is not None
+    assert principal.partner_id is not None
 
     def write() -> tuple[int, RewardPublic]:
-        reward = Reward(partner_id=principal.partner.id, **body.model_dump())  # type: ignore[union-attr]
+        reward = Reward(partner_id=principal.partner_id, **body.model_dump())
         program.session.add(reward)
         program.session.flush()
         return 201, _public(reward)
@@ -48,7 +48,7 @@ def get_reward(reward_id: int, program: ProgramDep, _: Reader) -> RewardPublic:
 @router.patch("/{reward_id}", response_model=RewardPublic)
 def update_reward(reward_id: int, body: RewardUpdate, program: ProgramDep, principal: Partnered) -> RewardPublic:
     """Change a reward the calling partner owns (PATCH is naturally idempotent)."""
-    reward = program.reward(reward_id, principal.partner)
+    reward = program.reward(reward_id, principal.partner_id)
     for field, value in body.model_dump(exclude_unset=True).items():
         setattr(reward, field, value)
     program.session.commit()
