@@ -8,15 +8,15 @@ after the contract's custom error.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress, HexStr
-from eth_utils import function_signature_to_4byte_selector
+from eth_utils.abi import function_signature_to_4byte_selector
 from web3 import HTTPProvider, Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
-from web3.types import TxParams, TxReceipt
+from web3.types import TxParams, TxReceipt, Wei
 
 from loyalty.artifacts import load_artifact
 from loyalty.errors import ChainRevertError, ChainUnavailableError
@@ -98,7 +98,7 @@ class Chain:
         issuer = Web3.to_checksum_address(issuer)
         nonce = self.account_nonce(self.operator.address)
         txs: list[TxParams] = [
-            {"to": issuer, "value": ISSUER_GAS_TOPUP_WEI, "gas": 21_000},
+            {"to": issuer, "value": Wei(ISSUER_GAS_TOPUP_WEI), "gas": 21_000},
             self._call_tx(self.token.functions.grantRole(self.issuer_role, issuer), 120_000),
             self._call_tx(self.token.functions.setIssueBudget(issuer, budget_points), 80_000),
         ]
@@ -111,7 +111,7 @@ class Chain:
         issuer = Web3.to_checksum_address(issuer)
         if self.w3.eth.get_balance(issuer) >= ISSUER_GAS_TOPUP_WEI // 2:
             return
-        tx: TxParams = {"to": issuer, "value": ISSUER_GAS_TOPUP_WEI, "gas": 21_000}
+        tx: TxParams = {"to": issuer, "value": Wei(ISSUER_GAS_TOPUP_WEI), "gas": 21_000}
         self.wait(self.broadcast(self._sign(self.operator, tx, self.account_nonce(self.operator.address))))
 
     # ------------------------------------------------------------------- issuer writes
@@ -202,7 +202,7 @@ class Chain:
             "maxFeePerGas": 2 * base_fee + PRIORITY_FEE_WEI,
             "value": tx.get("value", 0),
         }
-        signed = account.sign_transaction(full)
+        signed = account.sign_transaction(cast(Any, full))
         return SignedTx(tx_hash="0x" + bytes(signed.hash).hex(), raw=bytes(signed.raw_transaction))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 
 from loyalty.api.deps import Partnered, ProgramDep, Reader
 from loyalty.api.idempotency import Digest, idempotent
@@ -13,7 +14,7 @@ router = APIRouter(prefix="/v1/earn", tags=["earn"])
 
 
 @router.post("", status_code=202, response_model=EarnAccepted)
-def earn(body: EarnCreate, request: Request, program: ProgramDep, principal: Partnered, digest: Digest):
+def earn(body: EarnCreate, request: Request, program: ProgramDep, principal: Partnered, digest: Digest) -> JSONResponse:
     """Earn points to a member from the calling partner's budget."""
     assert principal.partner_id is not None
 
@@ -25,7 +26,9 @@ def earn(body: EarnCreate, request: Request, program: ProgramDep, principal: Par
 
 
 @router.post("/batch", status_code=202, response_model=EarnBatchAccepted)
-def earn_batch(body: EarnBatchCreate, request: Request, program: ProgramDep, principal: Partnered, digest: Digest):
+def earn_batch(
+    body: EarnBatchCreate, request: Request, program: ProgramDep, principal: Partnered, digest: Digest
+) -> JSONResponse:
     """Earn points to up to 10,000 members at once; refused whole if any item is invalid."""
     assert principal.partner_id is not None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from loyalty.api.deps import ProgramDep, Reader, Writer
@@ -22,7 +23,9 @@ def _public(member: Member) -> MemberPublic:
 
 
 @router.post("", status_code=201, response_model=MemberPublic)
-def create_member(body: MemberCreate, request: Request, program: ProgramDep, principal: Writer, digest: Digest):
+def create_member(
+    body: MemberCreate, request: Request, program: ProgramDep, principal: Writer, digest: Digest
+) -> JSONResponse:
     """Enrol a member: with `wallet_address` they hold their own wallet, without it the service keeps one."""
 
     def write() -> tuple[int, MemberPublic]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from loyalty.api.deps import Admin, ProgramDep
@@ -18,7 +19,9 @@ router = APIRouter(prefix="/v1", tags=["partners"])
 
 
 @router.post("/partners", status_code=201, response_model=PartnerCreated)
-def create_partner(body: PartnerCreate, request: Request, program: ProgramDep, principal: Admin, digest: Digest):
+def create_partner(
+    body: PartnerCreate, request: Request, program: ProgramDep, principal: Admin, digest: Digest
+) -> JSONResponse:
     """Create a partner: its issuer account gets ISSUER_ROLE and the budget on-chain."""
 
     def write() -> tuple[int, PartnerCreated]:
@@ -31,7 +34,9 @@ def create_partner(body: PartnerCreate, request: Request, program: ProgramDep, p
 
 
 @router.post("/auditors", status_code=201, response_model=AuditorCreated)
-def create_auditor(body: AuditorCreate, request: Request, program: ProgramDep, principal: Admin, digest: Digest):
+def create_auditor(
+    body: AuditorCreate, request: Request, program: ProgramDep, principal: Admin, digest: Digest
+) -> JSONResponse:
     """Create read-only API access for an auditor."""
 
     def write() -> tuple[int, AuditorCreated]:

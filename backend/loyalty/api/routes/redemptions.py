@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from loyalty.api.deps import ProgramDep, Reader, Writer
@@ -53,7 +54,9 @@ def typed_data(member_id: int, reward_id: int, program: ProgramDep, principal: W
 
 
 @router.post("", status_code=201, response_model=RedemptionPublic)
-def redeem(body: RedemptionCreate, request: Request, program: ProgramDep, principal: Writer, digest: Digest):
+def redeem(
+    body: RedemptionCreate, request: Request, program: ProgramDep, principal: Writer, digest: Digest
+) -> JSONResponse:
     """Reserve a reward for a member; the burn follows (poll GET /v1/redemptions/{id})."""
 
     def write() -> tuple[int, RedemptionPublic]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from loyalty.api.deps import Partnered, ProgramDep, Reader
@@ -27,7 +28,9 @@ def list_rewards(program: ProgramDep, _: Reader, active: bool | None = None) -> 
 
 
 @router.post("", status_code=201, response_model=RewardPublic)
-def create_reward(body: RewardCreate, request: Request, program: ProgramDep, principal: Partnered, digest: Digest):
+def create_reward(
+    body: RewardCreate, request: Request, program: ProgramDep, principal: Partnered, digest: Digest
+) -> JSONResponse:
     """Add a reward to the calling partner's catalog."""
     assert principal.partner_id is not None
 
