@@ -83,13 +83,18 @@ class OutboxWriter:
             return bool(in_flight or sent)
 
     def _settle(self, session: Session, partner: Partner) -> int:
-        """Apply receipts of sent transactions; returns how many are still in flight."""
+        """Apply receipts of sent transactions; returns how many are still in flight.
+
+        Every RPC happens before the write transaction starts: SQLite has one writer at a time,
+        and the API's accepts must not queue behind a round-trip to the node.
+        """
         writes = session.scalars(
             select(ChainWrite)
             .where(ChainWrite.partner_id == partner.id, ChainWrite.status == WriteStatus.SENT)
             .order_by(ChainWrite.nonce)
         ).all()
         pending = 0
+        outcomes: list[tuple[ChainWrite, int, str | None]] = []
         for write in writes:
             receipt = self.chain.receipt(write.tx_hash)
             if receipt is None:
@@ -97,15 +102,22 @@ class OutboxWriter:
                     self.chain.broadcast(SignedTx(write.tx_hash, write.raw_tx))
                 pending += 1
                 continue
-            write.block_number = int(receipt["blockNumber"])
-            if receipt["status"] == 1:
-                write.status = WriteStatus.CONFIRMED
+            error = None if receipt["status"] == 1 else str(self.chain.revert_of(write.tx_hash))
+            outcomes.append((write, int(receipt["blockNumber"]), error))
+        if not outcomes:
+            return pending
+        budget = self.chain.issue_budget(partner.issuer_address)  # read after the receipts: counts them
+        for write, block_number, error in outcomes:
+            write.block_number = block_number
+            write.status = WriteStatus.CONFIRMED if error is None else WriteStatus.FAILED
+            write.error = error
+            if error is None:
                 self._confirm(session, write)
             else:
-                write.status = WriteStatus.FAILED
-                write.error = str(self.chain.revert_of(write.tx_hash))
                 self._fail(session, write)
-            session.commit()
+            if write.kind == WriteKind.EARN_BATCH:
+                self._release_pending(session, write, budget)
+        session.commit()
         return pending
 
     def _confirm(self, session: Session, write: ChainWrite) -> None:
@@ -113,7 +125,6 @@ class OutboxWriter:
             session.execute(
                 update(Earn).where(Earn.write_id == write.id).values(status=EarnStatus.CONFIRMED, confirmed_at=utcnow())
             )
-            self._release_pending(session, write)
         else:
             session.execute(
                 update(Redemption)
@@ -126,20 +137,21 @@ class OutboxWriter:
             session.execute(
                 update(Earn).where(Earn.write_id == write.id).values(status=EarnStatus.FAILED, error=write.error)
             )
-            self._release_pending(session, write)
             return
         for redemption in session.scalars(select(Redemption).where(Redemption.write_id == write.id)):
             redemption.status = RedemptionStatus.VOIDED
             redemption.error = write.error
             session.execute(update(Reward).where(Reward.id == redemption.reward_id).values(stock=Reward.stock + 1))
 
-    def _release_pending(self, session: Session, write: ChainWrite) -> None:
-        """A settled batch no longer counts as pending; the budget is read afresh from the chain."""
+    def _release_pending(self, session: Session, write: ChainWrite, budget: int) -> None:
+        """A settled batch no longer counts as pending; `budget` is the on-chain budget read just now."""
         settled = session.scalar(select(func.sum(Earn.amount_points)).where(Earn.write_id == write.id)) or 0
-        partner = session.get(Partner, write.partner_id, with_for_update=True)
-        assert partner is not None
-        partner.pending_points -= int(settled)
-        partner.budget_points = self.chain.issue_budget(partner.issuer_address)
+        session.execute(
+            update(Partner)
+            .where(Partner.id == write.partner_id)
+            .values(pending_points=Partner.pending_points - int(settled), budget_points=budget)
+            .execution_options(synchronize_session=False)
+        )
 
     def _send_next(self, session: Session, partner: Partner, issuer: object) -> bool:
         """Sign, record and broadcast the next transaction; returns whether there was one."""
@@ -180,9 +192,20 @@ class OutboxWriter:
             if not earns:
                 return False
             nonce = self._next_nonce(session, partner)
-            ref = self._take_ref(session, partner)
+            ref = int(session.scalar(select(Partner.next_ref).where(Partner.id == partner.id)) or 1)
             wallets = [wallet for _, wallet, _ in earns]
             signed = self.chain.sign_earn_batch(issuer, nonce, wallets, [amount for _, _, amount in earns], ref)  # type: ignore[arg-type]
+            # Claim the ref only now, so the write transaction does not span the signing; if the
+            # API handed it to a redemption consent meanwhile, try again next pass.
+            claimed = session.execute(
+                update(Partner)
+                .where(Partner.id == partner.id, Partner.next_ref == ref)
+                .values(next_ref=ref + 1)
+                .execution_options(synchronize_session=False)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                session.rollback()
+                return True
             write = self._record(session, partner, WriteKind.EARN_BATCH, ref, nonce, signed)
             session.execute(
                 update(Earn)
@@ -214,13 +237,6 @@ class OutboxWriter:
         # Only this writer sends from the issuer account, so its own record is the truth once it
         # has one; before that, ask the chain.
         return last + 1 if last is not None else self.chain.account_nonce(partner.issuer_address)
-
-    def _take_ref(self, session: Session, partner: Partner) -> int:
-        session.execute(select(Partner.id).where(Partner.id == partner.id).with_for_update())
-        session.refresh(partner)
-        ref = partner.next_ref
-        partner.next_ref = ref + 1
-        return ref
 
 
 def run_writer(writer: OutboxWriter, stop: threading.Event, name: str = "outbox-writer") -> threading.Thread:

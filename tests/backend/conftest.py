@@ -67,7 +67,15 @@ def postgres() -> Iterator[str | None]:
         return
     # Not under pytest's tmp dir: the postgres user cannot enter root's private folders.
     folder = Path(tempfile.mkdtemp(prefix="loyalty-pg-"))
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    as_postgres = []
+    if os.geteuid() == 0:  # initdb refuses to run as root: run the cluster as the postgres user
+        runuser = shutil.which("runuser") or next(
+            (p for p in ("/usr/sbin/runuser", "/sbin/runuser") if Path(p).exists()), None
+        )
+        if runuser is None:
+            yield None
+            return
+        as_postgres = [runuser, "-u", "postgres", "--"]
     if as_postgres:
         shutil.chown(folder, "postgres", "postgres")
     data, port = folder / "data", free_port()
