@@ -23,7 +23,6 @@ from loyalty.db.models import Earn, EarnStatus, Member, Partner, Redemption, Red
 from loyalty.errors import ConflictError, ForbiddenError, NotFoundError, UnprocessableError
 
 CONSENT_VALIDITY_S = 3_600
-MAX_POINTS = 2**63 - 1
 
 
 def hash_api_key(api_key: str) -> str:
