@@ -166,9 +166,10 @@ def main() -> None:
         # The API and the outbox writer in two processes (`serve --no-outbox` + `worker`), so
         # neither waits for the other's share of the interpreter lock.
         command = [sys.executable, "-m", "loyalty.cli", "serve", "--no-outbox", "--port", str(api_port)]
-        api_process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        api_log, worker_log = (RUN_DIR / "api.log").open("wb"), (RUN_DIR / "worker.log").open("wb")
+        api_process = subprocess.Popen(command, env=env, stdout=api_log, stderr=subprocess.STDOUT)
         worker_command = [sys.executable, "-m", "loyalty.cli", "worker"]
-        worker_process = subprocess.Popen(worker_command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        worker_process = subprocess.Popen(worker_command, env=env, stdout=worker_log, stderr=subprocess.STDOUT)
         rss = PeakRss(api_process.pid)
         rss.start()
         api = f"http://127.0.0.1:{api_port}"
@@ -178,6 +179,8 @@ def main() -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
+        else:
+            raise SystemExit(f"the API did not start: see {RUN_DIR / 'api.log'}")
         engine = create_engine(database_url)
 
         [(_, partner)] = post_all(

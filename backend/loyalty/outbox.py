@@ -95,15 +95,16 @@ class OutboxWriter:
         ).all()
         pending = 0
         outcomes: list[tuple[ChainWrite, int, str | None]] = []
+        mined = self.chain.outcomes([write.tx_hash for write in writes])
         for write in writes:
-            receipt = self.chain.receipt(write.tx_hash)
-            if receipt is None:
+            if (outcome := mined[write.tx_hash]) is None:
                 if not self.chain.is_known(write.tx_hash):  # recorded, then lost (crash, node restart)
                     self.chain.broadcast(SignedTx(write.tx_hash, write.raw_tx))
                 pending += 1
                 continue
-            error = None if receipt["status"] == 1 else str(self.chain.revert_of(write.tx_hash))
-            outcomes.append((write, int(receipt["blockNumber"]), error))
+            succeeded, block_number = outcome
+            error = None if succeeded else str(self.chain.revert_of(write.tx_hash))
+            outcomes.append((write, block_number, error))
         if not outcomes:
             return pending
         budget = self.chain.issue_budget(partner.issuer_address)  # read after the receipts: counts them

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from eth_account import Account
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 from web3 import HTTPProvider, Web3
 
 from loyalty import __version__
 from loyalty.api import problems
+from loyalty.api.acceptor import EarnAcceptor
 from loyalty.api.routes import earn, members, partners, redemptions, rewards, system
 from loyalty.chain import Chain
 from loyalty.custody import Custody
@@ -46,6 +49,8 @@ def create_app(settings: Settings, *, run_outbox: bool = True) -> FastAPI:
         app.state.chain = Chain(
             settings.rpc_url, token_address(settings), Account.from_key(settings.operator_private_key)
         )
+        app.state.acceptor = EarnAcceptor(app.state.sessions, app.state.chain, app.state.custody)
+        app.state.acceptor.start()
         stop = threading.Event()
         thread = None
         if run_outbox:
@@ -56,6 +61,7 @@ def create_app(settings: Settings, *, run_outbox: bool = True) -> FastAPI:
             stop.set()
             if thread is not None:
                 thread.join(timeout=10)
+            app.state.acceptor.stop()
             engine.dispose()
 
     app = FastAPI(
@@ -66,18 +72,27 @@ def create_app(settings: Settings, *, run_outbox: bool = True) -> FastAPI:
     )
     problems.install(app)
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
-            return problems.problem(
-                413,
-                "body_too_large",
-                "Body too large",
-                f"request bodies may hold at most {settings.max_body_bytes} bytes",
-            )
-        return await call_next(request)
-
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     for module in (system, partners, members, earn, rewards, redemptions):
         app.include_router(module.router)
     return app
+
+
+class BodyLimit:
+    """Refuses bodies declared larger than `max_bytes` (413) before anything reads them.
+
+    Plain ASGI rather than `@app.middleware("http")`: that one wraps every request in extra
+    tasks and streams, which costs more than the check itself."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = Headers(scope=scope).get("content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+                detail = f"request bodies may hold at most {self.max_bytes} bytes"
+                response = problems.problem(413, "body_too_large", "Body too large", detail)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -10,7 +10,8 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Header, Request
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from loyalty.db.models import Auditor, Partner
 from loyalty.errors import DomainError, ForbiddenError
@@ -53,9 +54,8 @@ def get_program(request: Request, session: SessionDep) -> Program:
 ProgramDep = Annotated[Program, Depends(get_program)]
 
 
-def get_principal(
-    request: Request, session: SessionDep, authorization: Annotated[str | None, Header()] = None
-) -> Principal:
+async def get_principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    """The caller, from its bearer key; known keys are answered from memory, in the event loop."""
     if not authorization or not authorization.startswith("Bearer "):
         raise UnauthorizedError("unauthorized", "send `Authorization: Bearer <api key>`")
     key = authorization.removeprefix("Bearer ").strip()
@@ -63,16 +63,19 @@ def get_principal(
         return Principal("admin", "admin")
     key_hash = hash_api_key(key)
     known: dict[str, Principal] = request.app.state.principals  # keys are never revoked in v1
-    if (principal := known.get(key_hash)) is not None:
-        return principal
-    if (partner_id := session.scalar(select(Partner.id).where(Partner.api_key_hash == key_hash))) is not None:
-        principal = Principal("partner", f"partner:{partner_id}", partner_id)
-    elif (auditor_id := session.scalar(select(Auditor.id).where(Auditor.api_key_hash == key_hash))) is not None:
-        principal = Principal("auditor", f"auditor:{auditor_id}")
-    else:
-        raise UnauthorizedError("unauthorized", "unknown API key")
-    known[key_hash] = principal
+    if (principal := known.get(key_hash)) is None:
+        principal = await run_in_threadpool(_look_up, request.app.state.sessions, key_hash)
+        known[key_hash] = principal
     return principal
+
+
+def _look_up(sessions: sessionmaker[Session], key_hash: str) -> Principal:
+    with sessions() as session:
+        if (partner_id := session.scalar(select(Partner.id).where(Partner.api_key_hash == key_hash))) is not None:
+            return Principal("partner", f"partner:{partner_id}", partner_id)
+        if (auditor_id := session.scalar(select(Auditor.id).where(Auditor.api_key_hash == key_hash))) is not None:
+            return Principal("auditor", f"auditor:{auditor_id}")
+    raise UnauthorizedError("unauthorized", "unknown API key")
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -81,7 +84,7 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 def require(*roles: Role):  # type: ignore[no-untyped-def]
     """A dependency that lets only `roles` through."""
 
-    def check(principal: PrincipalDep) -> Principal:
+    async def check(principal: PrincipalDep) -> Principal:
         if principal.role not in roles:
             raise ForbiddenError("forbidden", f"this needs the {' or '.join(roles)} role, not {principal.role}")
         return principal

@@ -5,38 +5,40 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from loyalty.api.acceptor import EarnAcceptor, EarnRequest
 from loyalty.api.deps import Partnered, ProgramDep, Reader
-from loyalty.api.idempotency import Digest, idempotent
+from loyalty.api.idempotency import Digest, idempotency_key
 from loyalty.api.schemas import EarnAccepted, EarnBatchAccepted, EarnBatchCreate, EarnCreate, EarnPublic
 from loyalty.db.models import ChainWrite
 
 router = APIRouter(prefix="/v1/earn", tags=["earn"])
 
 
+def _acceptor(request: Request) -> EarnAcceptor:
+    acceptor: EarnAcceptor = request.app.state.acceptor
+    return acceptor
+
+
 @router.post("", status_code=202, response_model=EarnAccepted)
-def earn(body: EarnCreate, request: Request, program: ProgramDep, principal: Partnered, digest: Digest) -> JSONResponse:
+async def earn(body: EarnCreate, request: Request, principal: Partnered, digest: Digest) -> JSONResponse:
     """Earn points to a member from the calling partner's budget."""
-    assert principal.partner_id is not None
-
-    def write() -> tuple[int, EarnAccepted]:
-        [earn_id] = program.accept_earns(principal.partner_id, [(body.member_id, body.amount_points, body.reason)])  # type: ignore[arg-type]
-        return 202, EarnAccepted(id=earn_id, status="pending")
-
-    return idempotent(request, digest, program.session, principal, write)
+    items = [(body.member_id, body.amount_points, body.reason)]
+    return await _acceptor(request).accept(
+        EarnRequest(
+            principal, idempotency_key(request), digest, items, lambda ids: EarnAccepted(id=ids[0], status="pending")
+        )
+    )
 
 
 @router.post("/batch", status_code=202, response_model=EarnBatchAccepted)
-def earn_batch(
-    body: EarnBatchCreate, request: Request, program: ProgramDep, principal: Partnered, digest: Digest
-) -> JSONResponse:
+async def earn_batch(body: EarnBatchCreate, request: Request, principal: Partnered, digest: Digest) -> JSONResponse:
     """Earn points to up to 10,000 members at once; refused whole if any item is invalid."""
-    assert principal.partner_id is not None
-
-    def write() -> tuple[int, EarnBatchAccepted]:
-        items = [(i.member_id, i.amount_points, i.reason) for i in body.items]
-        return 202, EarnBatchAccepted(ids=program.accept_earns(principal.partner_id, items), status="pending")  # type: ignore[arg-type]
-
-    return idempotent(request, digest, program.session, principal, write)
+    items = [(i.member_id, i.amount_points, i.reason) for i in body.items]
+    return await _acceptor(request).accept(
+        EarnRequest(
+            principal, idempotency_key(request), digest, items, lambda ids: EarnBatchAccepted(ids=ids, status="pending")
+        )
+    )
 
 
 @router.get("/{earn_id}", response_model=EarnPublic)
