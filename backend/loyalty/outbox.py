@@ -36,6 +36,7 @@ from loyalty.db.models import (
     WriteStatus,
     utcnow,
 )
+from loyalty.db.session import write_lock
 
 log = logging.getLogger("loyalty.outbox")
 MAX_IN_FLIGHT = 16  # transactions sent and not yet settled, per partner
@@ -108,17 +109,18 @@ class OutboxWriter:
         if not outcomes:
             return pending
         budget = self.chain.issue_budget(partner.issuer_address)  # read after the receipts: counts them
-        for write, block_number, error in outcomes:
-            write.block_number = block_number
-            write.status = WriteStatus.CONFIRMED if error is None else WriteStatus.FAILED
-            write.error = error
-            if error is None:
-                self._confirm(session, write)
-            else:
-                self._fail(session, write)
-            if write.kind == WriteKind.EARN_BATCH:
-                self._release_pending(session, write, budget)
-        session.commit()
+        with write_lock(session):
+            for write, block_number, error in outcomes:
+                write.block_number = block_number
+                write.status = WriteStatus.CONFIRMED if error is None else WriteStatus.FAILED
+                write.error = error
+                if error is None:
+                    self._confirm(session, write)
+                else:
+                    self._fail(session, write)
+                if write.kind == WriteKind.EARN_BATCH:
+                    self._release_pending(session, write, budget)
+            session.commit()
         return pending
 
     def _confirm(self, session: Session, write: ChainWrite) -> None:
@@ -180,8 +182,10 @@ class OutboxWriter:
                 deadline=redemption.deadline,
                 signature=redemption.signature,
             )
-            write = self._record(session, partner, WriteKind.REDEEM, redemption.ref, nonce, signed)
-            redemption.write_id = write.id
+            with write_lock(session):
+                write = self._record(session, partner, WriteKind.REDEEM, redemption.ref, nonce, signed)
+                redemption.write_id = write.id
+                session.commit()  # recorded before it is broadcast: see the module docstring
         else:
             earns = session.execute(
                 select(Earn.id, Member.wallet_address, Earn.amount_points)
@@ -198,23 +202,24 @@ class OutboxWriter:
             signed = self.chain.sign_earn_batch(issuer, nonce, wallets, [amount for _, _, amount in earns], ref)  # type: ignore[arg-type]
             # Claim the ref only now, so the write transaction does not span the signing; if the
             # API handed it to a redemption consent meanwhile, try again next pass.
-            claimed = session.execute(
-                update(Partner)
-                .where(Partner.id == partner.id, Partner.next_ref == ref)
-                .values(next_ref=ref + 1)
-                .execution_options(synchronize_session=False)
-            )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
-                session.rollback()
-                return True
-            write = self._record(session, partner, WriteKind.EARN_BATCH, ref, nonce, signed)
-            session.execute(
-                update(Earn)
-                .where(Earn.id.in_([earn_id for earn_id, _, _ in earns]))
-                .values(write_id=write.id)
-                .execution_options(synchronize_session=False)
-            )
-        session.commit()  # recorded before it is broadcast: see the module docstring
+            with write_lock(session):
+                claimed = session.execute(
+                    update(Partner)
+                    .where(Partner.id == partner.id, Partner.next_ref == ref)
+                    .values(next_ref=ref + 1)
+                    .execution_options(synchronize_session=False)
+                )
+                if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                    session.rollback()
+                    return True
+                write = self._record(session, partner, WriteKind.EARN_BATCH, ref, nonce, signed)
+                session.execute(
+                    update(Earn)
+                    .where(Earn.id.in_([earn_id for earn_id, _, _ in earns]))
+                    .values(write_id=write.id)
+                    .execution_options(synchronize_session=False)
+                )
+                session.commit()  # recorded before it is broadcast: see the module docstring
         self.chain.broadcast(signed)
         return True
 

@@ -30,6 +30,7 @@ from loyalty.api.deps import Principal
 from loyalty.api.idempotency import remember, replay_of
 from loyalty.chain import Chain
 from loyalty.custody import Custody
+from loyalty.db.session import write_lock
 from loyalty.errors import DomainError
 from loyalty.program import Program
 
@@ -90,7 +91,7 @@ class EarnAcceptor:
         transaction is rolled back and the rest of the group is written again without it."""
         while group:
             outcomes: list[JSONResponse | DomainError] = []
-            with self.sessions() as session:
+            with self.sessions() as session, write_lock(session):
                 program = Program(session=session, chain=self.chain, custody=self.custody)
                 try:
                     for request in group:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -42,3 +46,25 @@ def upgrade(url: str) -> None:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def write_lock(session: Session) -> Iterator[None]:
+    """Hold the database's write lock across processes while writing and committing.
+
+    On SQLite this is an advisory file lock beside the database. SQLite's own lock makes a
+    blocked writer sleep and retry with growing pauses, so under a steady stream of commits from
+    one process (the API's accepts) another (the outbox writer) could wait seconds for a gap;
+    waiters on a file lock are woken the moment it is released. PostgreSQL queues lock waiters
+    itself, so there this does nothing.
+    """
+    url = session.get_bind().engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        yield
+        return
+    fd = os.open(f"{url.database}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
