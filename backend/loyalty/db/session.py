@@ -10,7 +10,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -41,7 +41,10 @@ def upgrade(url: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(config, "head")
+    # The API and the worker may start together on a new database: one migrates, the other then
+    # finds it done (PostgreSQL takes an advisory lock in migrations/env.py instead).
+    with _sqlite_file_lock(make_url(url)):
+        command.upgrade(config, "head")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
@@ -58,7 +61,12 @@ def write_lock(session: Session) -> Iterator[None]:
     waiters on a file lock are woken the moment it is released. PostgreSQL queues lock waiters
     itself, so there this does nothing.
     """
-    url = session.get_bind().engine.url
+    with _sqlite_file_lock(session.get_bind().engine.url):
+        yield
+
+
+@contextmanager
+def _sqlite_file_lock(url: URL) -> Iterator[None]:
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         yield
         return

@@ -1,7 +1,7 @@
 """Alembic environment: migrations run from `loyalty.db.session.upgrade` (or the alembic CLI)."""
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from loyalty.db.models import Base
 
@@ -13,6 +13,8 @@ def run_migrations_online() -> None:
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":  # one migrator at a time (API and worker may start together)
+                connection.execute(text("SELECT pg_advisory_xact_lock(7426111)"))
             context.run_migrations()
     engine.dispose()
 
