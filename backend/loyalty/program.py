@@ -20,9 +20,10 @@ from loyalty.chain import Chain, checksum
 from loyalty.consent import RedeemConsent, redeem_typed_data, sign_typed_data
 from loyalty.custody import Custody
 from loyalty.db.models import Earn, EarnStatus, Member, Partner, Redemption, RedemptionStatus, Reward
-from loyalty.errors import ConflictError, ForbiddenError, NotFoundError, UnprocessableError
+from loyalty.errors import ConflictError, DomainError, ForbiddenError, NotFoundError, UnprocessableError
 
 CONSENT_VALIDITY_S = 3_600
+EarnRequestItems = tuple[int, Sequence[tuple[int, int, str]]]  # partner id, (member_id, amount_points, reason)
 
 
 def hash_api_key(api_key: str) -> str:
@@ -96,35 +97,63 @@ class Program:
         return self.chain.balance_of(member.wallet_address) - int(reserved or 0)
 
     # ------------------------------------------------------------------------------ earning
-    def accept_earns(self, partner_id: int, items: Sequence[tuple[int, int, str]]) -> list[int]:
-        """Put earns (member_id, amount_points, reason) in the outbox; refused whole if any is invalid.
+    def accept_earns(self, requests: Sequence[EarnRequestItems]) -> list[list[int] | DomainError]:
+        """Put the earns of several requests in the outbox; each request is accepted or refused whole.
 
-        Returns the earn ids. The budget check and the pending count move together in one
-        conditional UPDATE, so concurrent accepts can never overcommit the budget.
+        A request is a partner id and its (member_id, amount_points, reason) items. The answer for
+        each is its earn ids, or why it was refused: an unknown member, or the partner's budget
+        exceeded (earns not yet on-chain count against it). Refused requests write nothing.
+
+        The budgets are read under a row lock and written back in the same transaction. The budget
+        and pending columns are only ever written under `write_lock`, which SQLite needs since it
+        ignores FOR UPDATE.
         """
-        member_ids = {member_id for member_id, _, _ in items}
+        member_ids = {member_id for _, items in requests for member_id, _, _ in items}
         found = set(self.session.scalars(select(Member.id).where(Member.id.in_(member_ids))))
-        if missing := sorted(member_ids - found):
-            raise NotFoundError("member_not_found", f"no member {missing[0]}")
-        total = sum(amount for _, amount, _ in items)
-        reserved = self.session.execute(
-            update(Partner)
-            .where(Partner.id == partner_id, Partner.budget_points - Partner.pending_points >= total)
-            .values(pending_points=Partner.pending_points + total)
-            .execution_options(synchronize_session=False)
+        budgets = self.session.execute(
+            select(Partner.id, Partner.budget_points - Partner.pending_points)
+            .where(Partner.id.in_({partner_id for partner_id, _ in requests}))
+            .with_for_update()
         )
-        if reserved.rowcount != 1:  # type: ignore[attr-defined]
-            left = self.session.scalar(
-                select(Partner.budget_points - Partner.pending_points).where(Partner.id == partner_id)
+        left = {partner_id: int(points) for partner_id, points in budgets}
+        answers: list[list[int] | DomainError] = []
+        reserved: dict[int, int] = {}
+        rows = []
+        for partner_id, items in requests:
+            total = sum(amount for _, amount, _ in items)
+            if missing := sorted({member_id for member_id, _, _ in items} - found):
+                answers.append(NotFoundError("member_not_found", f"no member {missing[0]}"))
+            elif total > left[partner_id]:
+                detail = f"partner {partner_id} may earn {left[partner_id]} more points, not {total}"
+                answers.append(UnprocessableError("budget_exceeded", detail))
+            else:
+                left[partner_id] -= total
+                reserved[partner_id] = reserved.get(partner_id, 0) + total
+                answers.append([])
+                rows += [
+                    {
+                        "partner_id": partner_id,
+                        "member_id": m,
+                        "amount_points": a,
+                        "reason": r,
+                        "status": EarnStatus.PENDING,
+                    }
+                    for m, a, r in items
+                ]
+        for partner_id, total in reserved.items():
+            self.session.execute(
+                update(Partner)
+                .where(Partner.id == partner_id)
+                .values(pending_points=Partner.pending_points + total)
+                .execution_options(synchronize_session=False)
             )
-            raise UnprocessableError(
-                "budget_exceeded", f"partner {partner_id} may earn {left} more points, not {total}"
-            )
-        rows = [
-            {"partner_id": partner_id, "member_id": m, "amount_points": a, "reason": r, "status": EarnStatus.PENDING}
-            for m, a, r in items
-        ]
-        return list(self.session.scalars(insert(Earn).returning(Earn.id, sort_by_parameter_order=True), rows))
+        ids = iter(
+            self.session.scalars(insert(Earn).returning(Earn.id, sort_by_parameter_order=True), rows) if rows else []
+        )
+        for answer, (_, items) in zip(answers, requests, strict=True):
+            if isinstance(answer, list):
+                answer.extend(next(ids) for _ in items)
+        return answers
 
     def earn(self, earn_id: int, partner_id: int | None) -> Earn:
         earn = self.session.get(Earn, earn_id)

@@ -1,7 +1,12 @@
 """Earning through the API: accepted into the outbox, confirmed on-chain by the writer."""
 
+import json
+
 import pytest
 from conftest import ADMIN_KEY, auth, chain_of, make_member, make_partner, post, settle
+
+from loyalty.api.acceptor import EarnRequest
+from loyalty.api.deps import Principal
 
 
 @pytest.fixture
@@ -116,3 +121,40 @@ def test_history_listsEarnsWithTransactions(client, writer, partner):
         ("earn", 6, "confirmed"),
     ]
     assert all(h["tx_hash"] and h["block_number"] for h in history)
+
+
+def test_acceptor_answersEachRequestOfAGroupOnItsOwn(client, writer, partner):
+    """Requests committed together: one refused, a key repeated with the same and with another
+    body; each gets its own answer and only the accepted earns are written, once."""
+    member = make_member(client)
+    principal = Principal("partner", f"partner:{partner['id']}", partner["id"])
+
+    def request(key: str, digest: str, member_id: int, amount: int) -> EarnRequest:
+        return EarnRequest(principal, key, digest, [(member_id, amount, "")], lambda ids: {"id": ids[0]})
+
+    group = [
+        request("a", "d1", member["id"], 100),
+        request("b", "d2", member["id"], 20_000),  # past the budget
+        request("c", "d3", 999_999, 1),  # unknown member
+        request("a", "d1", member["id"], 100),  # a retry inside the same group
+        request("a", "other", member["id"], 100),  # the key again, with another body
+        request("d", "d4", member["id"], 5),
+    ]
+    client.app.state.acceptor._commit(group)
+
+    outcomes = [r.future.exception() or r.future.result() for r in group]
+    assert [getattr(o, "code", None) for o in outcomes] == [
+        None, "budget_exceeded", "member_not_found", None, "idempotency_conflict", None,
+    ]  # fmt: skip
+    assert json.loads(outcomes[0].body) == json.loads(outcomes[3].body)
+    assert outcomes[3].headers["Idempotent-Replay"] == "true"
+    settle(writer)
+    assert chain_of(client).balance_of(member["wallet_address"]) == 105
+
+    replayed = [request("a", "d1", member["id"], 100), request("d", "d4", member["id"], 5)]
+    client.app.state.acceptor._commit(replayed)
+    assert [json.loads(r.future.result().body) for r in replayed] == [
+        json.loads(o.body) for o in (outcomes[0], outcomes[5])
+    ]
+    settle(writer)
+    assert chain_of(client).balance_of(member["wallet_address"]) == 105

@@ -6,15 +6,15 @@ database's write lock (SQLite has one writer; PostgreSQL serializes on the partn
 the budget). One thread that commits whatever has queued meanwhile pays for one commit per group
 instead, and no request waits behind another's lock back-off.
 
-Each request in a group either fails before it writes anything (a replayed or conflicting key,
-an unknown member, a budget exceeded: all checked before the one conditional UPDATE that
-reserves budget) or writes its earns and its idempotency record. So a refused request needs no
-rollback, and the group commits as one.
+The group's requests are checked together (one query for replayed keys, one for members, one
+for budgets) and written together (one UPDATE per partner's budget, one INSERT of earns, one of
+idempotency records). A refused request writes nothing and does not hold up the others.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import queue
 import threading
@@ -24,14 +24,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from loyalty.api.deps import Principal
-from loyalty.api.idempotency import remember, replay_of
+from loyalty.api.idempotency import Answer, remember, replay
 from loyalty.chain import Chain
 from loyalty.custody import Custody
+from loyalty.db.models import IdempotencyRecord
 from loyalty.db.session import write_lock
-from loyalty.errors import DomainError
+from loyalty.errors import ConflictError, DomainError
 from loyalty.program import Program
 
 log = logging.getLogger("loyalty.acceptor")
@@ -87,42 +89,76 @@ class EarnAcceptor:
             self._commit(group)
 
     def _commit(self, group: list[EarnRequest]) -> None:
-        """Write the group in one transaction. An unexpected error fails its own request only: the
-        transaction is rolled back and the rest of the group is written again without it."""
-        while group:
-            outcomes: list[JSONResponse | DomainError] = []
+        """Write the group in one transaction and answer every request in it."""
+        try:
             with self.sessions() as session, write_lock(session):
-                program = Program(session=session, chain=self.chain, custody=self.custody)
-                try:
-                    for request in group:
-                        try:
-                            outcomes.append(self._write(session, program, request))
-                        except DomainError as exc:
-                            outcomes.append(exc)
-                except Exception as exc:
-                    session.rollback()
-                    log.exception("earn request failed")
-                    group[len(outcomes)].future.set_exception(exc)
-                    del group[len(outcomes)]
-                    continue
-                try:
-                    session.commit()
-                except Exception as exc:
-                    log.exception("earn group commit failed")
-                    for request in group:
-                        request.future.set_exception(exc)
-                    return
-            for request, outcome in zip(group, outcomes, strict=True):
-                if isinstance(outcome, DomainError):
-                    request.future.set_exception(outcome)
-                else:
-                    request.future.set_result(outcome)
+                outcomes = self._write(Program(session=session, chain=self.chain, custody=self.custody), group)
+                session.commit()
+        except Exception as exc:
+            log.exception("earn group of %d requests failed", len(group))
+            for request in group:
+                request.future.set_exception(exc)
             return
+        for request, outcome in zip(group, outcomes, strict=True):
+            if isinstance(outcome, DomainError):
+                request.future.set_exception(outcome)
+            else:
+                request.future.set_result(outcome)
 
     @staticmethod
-    def _write(session: Session, program: Program, request: EarnRequest) -> JSONResponse:
-        if (replay := replay_of(session, request.principal, request.key, request.digest)) is not None:
-            return replay
-        assert request.principal.partner_id is not None
-        ids = program.accept_earns(request.principal.partner_id, request.items)
-        return remember(session, request.principal, request.key, request.digest, 202, request.respond(ids))
+    def _write(program: Program, group: list[EarnRequest]) -> list[JSONResponse | DomainError]:
+        """Each request's response: a replay of an earlier one with the same key, or its accepted
+        earns, or why they were refused. A key sent twice within the group is answered as its
+        first request is."""
+        session = program.session
+        keys = {(request.principal.key_id, request.key) for request in group}
+        records = {
+            (record.principal, record.key): record
+            for record in session.scalars(
+                select(IdempotencyRecord).where(tuple_(IdempotencyRecord.principal, IdempotencyRecord.key).in_(keys))
+            )
+        }
+        outcomes: list[JSONResponse | DomainError | None] = [None] * len(group)
+        first: dict[tuple[str, str], int] = {}  # key -> the request that writes for it
+        for i, request in enumerate(group):
+            key = (request.principal.key_id, request.key)
+            if key in records:
+                outcomes[i] = _replay(records[key], request.digest)
+            elif key not in first:
+                first[key] = i
+        fresh = list(first.values())
+        accepted = program.accept_earns([(group[i].principal.partner_id or 0, group[i].items) for i in fresh])
+        answers = [
+            (i, Answer(group[i].principal, group[i].key, group[i].digest, 202, group[i].respond(ids)))
+            for i, ids in zip(fresh, accepted, strict=True)
+            if not isinstance(ids, DomainError)
+        ]
+        for (i, _), response in zip(answers, remember(session, [a for _, a in answers]), strict=True):
+            outcomes[i] = response
+        for i, ids in zip(fresh, accepted, strict=True):
+            if isinstance(ids, DomainError):
+                outcomes[i] = ids
+        answered: list[JSONResponse | DomainError] = []
+        for i, request in enumerate(group):
+            outcome = outcomes[i]
+            if outcome is None:  # the same key as an earlier request in this group
+                j = first[(request.principal.key_id, request.key)]
+                outcome = answered[j]
+                if request.digest != group[j].digest:
+                    detail = f"Idempotency-Key {request.key!r} was used with a different request"
+                    outcome = ConflictError("idempotency_conflict", detail)
+                elif isinstance(outcome, JSONResponse):
+                    outcome = JSONResponse(
+                        json.loads(bytes(outcome.body)),
+                        status_code=outcome.status_code,
+                        headers={"Idempotent-Replay": "true"},
+                    )
+            answered.append(outcome)
+        return answered
+
+
+def _replay(record: IdempotencyRecord, digest: str) -> JSONResponse | DomainError:
+    try:
+        return replay(record, digest)
+    except DomainError as exc:
+        return exc

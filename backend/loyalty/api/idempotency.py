@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
-from typing import Annotated, Any
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, NamedTuple
 
 from fastapi import Depends, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -46,7 +47,7 @@ def idempotent(
     if (replay := replay_of(session, principal, key, digest)) is not None:
         return replay
     status, body = write()
-    response = remember(session, principal, key, digest, status, body)
+    [response] = remember(session, [Answer(principal, key, digest, status, body)])
     try:
         session.commit()
     except IntegrityError:  # the same key raced us and won: answer as it did
@@ -60,27 +61,40 @@ def idempotent(
 def replay_of(session: Session, principal: Principal, key: str, digest: str) -> JSONResponse | None:
     """The first response to this key, or None if the key is new; a conflict if the body differs."""
     record = session.get(IdempotencyRecord, (principal.key_id, key))
-    if record is None:
-        return None
+    return None if record is None else replay(record, digest)
+
+
+def replay(record: IdempotencyRecord, digest: str) -> JSONResponse:
     if record.request_hash != digest:
-        raise ConflictError("idempotency_conflict", f"Idempotency-Key {key!r} was used with a different request")
+        raise ConflictError("idempotency_conflict", f"Idempotency-Key {record.key!r} was used with a different request")
     return JSONResponse(
         json.loads(record.response_body), status_code=record.status_code, headers={"Idempotent-Replay": "true"}
     )
 
 
-def remember(session: Session, principal: Principal, key: str, digest: str, status: int, body: Any) -> JSONResponse:
-    """Record the response to this key in the current transaction (flushed, so a replay in the same
-    transaction finds it); returns the response."""
-    payload = jsonable_encoder(body)
-    session.add(
-        IdempotencyRecord(
-            principal=principal.key_id,
-            key=key,
-            request_hash=digest,
-            status_code=status,
-            response_body=json.dumps(payload),
-        )
-    )
-    session.flush()
-    return JSONResponse(payload, status_code=status)
+def remember(session: Session, answers: Sequence[Answer]) -> list[JSONResponse]:
+    """Record the responses to these keys in the current transaction; returns the responses."""
+    payloads = [jsonable_encoder(answer.body) for answer in answers]
+    rows = [
+        {
+            "principal": answer.principal.key_id,
+            "key": answer.key,
+            "request_hash": answer.digest,
+            "status_code": answer.status,
+            "response_body": json.dumps(payload),
+        }
+        for answer, payload in zip(answers, payloads, strict=True)
+    ]
+    if rows:
+        session.execute(insert(IdempotencyRecord), rows)
+    return [JSONResponse(p, status_code=a.status) for a, p in zip(answers, payloads, strict=True)]
+
+
+class Answer(NamedTuple):
+    """The response to a request with an Idempotency-Key, to be recorded."""
+
+    principal: Principal
+    key: str
+    digest: str
+    status: int
+    body: Any
