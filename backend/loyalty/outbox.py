@@ -17,6 +17,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,6 +43,13 @@ log = logging.getLogger("loyalty.outbox")
 MAX_IN_FLIGHT = 16  # transactions sent and not yet settled, per partner
 
 
+class Pass(NamedTuple):
+    """What one pass did: whether it settled or sent anything, and what is still in flight."""
+
+    progressed: bool
+    in_flight: int
+
+
 @dataclass
 class OutboxWriter:
     """Drains the outbox of every partner; `run_once` is one pass, `run` loops until stopped."""
@@ -49,42 +57,41 @@ class OutboxWriter:
     sessions: sessionmaker[Session]
     chain: Chain
     custody: Custody
-    poll_s: float = 0.05
+    poll_s: float = 0.02
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                busy = self.run_once()
+                progressed = self.run_once().progressed
             except Exception:  # a bad pass must not kill the writer: log it and try again
                 log.exception("outbox pass failed")
-                busy = False
-            if not busy:
+                progressed = False
+            if not progressed:  # nothing new, or only waiting for the chain
                 stop.wait(self.poll_s)
 
-    def run_once(self) -> bool:
-        """One pass over all partners; returns whether there was anything to do."""
+    def run_once(self) -> Pass:
+        """One pass over all partners."""
         with self.sessions() as session:
             partner_ids = list(session.scalars(select(Partner.id)))
-        busy = False
-        for partner_id in partner_ids:
-            busy |= self._drain(partner_id)
-        return busy
+        passes = [self._drain(partner_id) for partner_id in partner_ids]
+        return Pass(any(p.progressed for p in passes), sum(p.in_flight for p in passes))
 
     # ---------------------------------------------------------------------------- one partner
-    def _drain(self, partner_id: int) -> bool:
+    def _drain(self, partner_id: int) -> Pass:
         with self.sessions() as session:
             partner = session.get(Partner, partner_id)
             assert partner is not None
             issuer = self.custody.open(partner.issuer_address, partner.issuer_key_sealed)
-            in_flight = self._settle(session, partner)
-            self.chain.ensure_gas(partner.issuer_address)
+            settled, in_flight = self._settle(session, partner)
             sent = 0
-            while in_flight + sent < MAX_IN_FLIGHT and self._send_next(session, partner, issuer):
+            while in_flight + sent < MAX_IN_FLIGHT and self._send_next(session, partner, issuer, in_flight + sent):
                 sent += 1
-            return bool(in_flight or sent)
+            if sent:
+                self.chain.ensure_gas(partner.issuer_address)  # for the next pass
+            return Pass(bool(settled or sent), in_flight + sent)
 
-    def _settle(self, session: Session, partner: Partner) -> int:
-        """Apply receipts of sent transactions; returns how many are still in flight.
+    def _settle(self, session: Session, partner: Partner) -> tuple[int, int]:
+        """Apply receipts of sent transactions; returns how many it settled and how many are still in flight.
 
         Every RPC happens before the write transaction starts: SQLite has one writer at a time,
         and the API's accepts must not queue behind a round-trip to the node.
@@ -107,7 +114,7 @@ class OutboxWriter:
             error = None if succeeded else str(self.chain.revert_of(write.tx_hash))
             outcomes.append((write, block_number, error))
         if not outcomes:
-            return pending
+            return 0, pending
         budget = self.chain.issue_budget(partner.issuer_address)  # read after the receipts: counts them
         with write_lock(session):
             for write, block_number, error in outcomes:
@@ -121,7 +128,7 @@ class OutboxWriter:
                 if write.kind == WriteKind.EARN_BATCH:
                     self._release_pending(session, write, budget)
             session.commit()
-        return pending
+        return len(outcomes), pending
 
     def _confirm(self, session: Session, write: ChainWrite) -> None:
         if write.kind == WriteKind.EARN_BATCH:
@@ -156,8 +163,11 @@ class OutboxWriter:
             .execution_options(synchronize_session=False)
         )
 
-    def _send_next(self, session: Session, partner: Partner, issuer: object) -> bool:
-        """Sign, record and broadcast the next transaction; returns whether there was one."""
+    def _send_next(self, session: Session, partner: Partner, issuer: object, in_flight: int) -> bool:
+        """Sign, record and broadcast the next transaction; returns whether there was one.
+
+        A batch of fewer than MAX_BATCH_SIZE earns goes only when nothing else is in flight: while
+        the chain is busy, earns keep gathering into fuller (cheaper per earn) batches."""
         redemption = session.scalar(
             select(Redemption)
             .where(
@@ -194,7 +204,7 @@ class OutboxWriter:
                 .order_by(Earn.id)
                 .limit(MAX_BATCH_SIZE)
             ).all()
-            if not earns:
+            if not earns or (len(earns) < MAX_BATCH_SIZE and in_flight):
                 return False
             nonce = self._next_nonce(session, partner)
             ref = int(session.scalar(select(Partner.next_ref).where(Partner.id == partner.id)) or 1)
@@ -255,7 +265,7 @@ def run_writer(writer: OutboxWriter, stop: threading.Event, name: str = "outbox-
 def drain(writer: OutboxWriter, timeout_s: float = 60) -> None:
     """Run passes until nothing is left to do (tests, CLI one-shot)."""
     deadline = time.monotonic() + timeout_s
-    while writer.run_once():
+    while (done := writer.run_once()).progressed or done.in_flight:
         if time.monotonic() > deadline:
             raise TimeoutError("the outbox did not drain in time")
         time.sleep(writer.poll_s)
