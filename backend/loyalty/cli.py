@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -114,6 +115,8 @@ def worker() -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     click.echo(f"outbox writer on chain {chain.chain_id}, token {chain.token.address}; Ctrl-C stops it")
+    gc.collect()
+    gc.freeze()  # as the API does: no full garbage-collector passes over startup objects while holding the write lock
     writer.run(stop)
 
 

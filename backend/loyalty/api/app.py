@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -51,6 +52,10 @@ def create_app(settings: Settings, *, run_outbox: bool = True) -> FastAPI:
         )
         app.state.acceptor = EarnAcceptor(app.state.sessions, app.state.chain, app.state.custody)
         app.state.acceptor.start()
+        # Everything loaded so far lives as long as the process: keep it out of the garbage
+        # collector's full passes, which otherwise stall every request for ~100 ms now and then.
+        gc.collect()
+        gc.freeze()
         stop = threading.Event()
         thread = None
         if run_outbox:
