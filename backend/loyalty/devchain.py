@@ -21,6 +21,9 @@ ChainKind = Literal["anvil", "ganache"]
 # Anvil's and Ganache's well-known development mnemonic: its first account deploys and administers.
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 GANACHE_CHAIN_ID = 1337
+# Anvil keeps no history on disk, but the state of this many recent blocks in memory: enough for
+# reads "as of" a block a little behind the head (the auditor reads balances at the block it audits).
+RECENT_STATES = 256
 
 
 def node_command(kind: ChainKind, port: int, state_dir: Path) -> list[str]:
@@ -29,7 +32,7 @@ def node_command(kind: ChainKind, port: int, state_dir: Path) -> list[str]:
     if kind == "anvil":
         return [
             str(bin_dir / "anvil"), "--host", "127.0.0.1", "--port", str(port),
-            "--state", str(state_dir / "anvil-state.json"), "--prune-history",
+            "--state", str(state_dir / "anvil-state.json"), "--prune-history", str(RECENT_STATES),
             "--mnemonic", DEV_MNEMONIC, "--silent", "--block-base-fee-per-gas", "0",
         ]  # fmt: skip
     return [

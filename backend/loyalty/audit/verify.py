@@ -1,0 +1,268 @@
+"""`loyalty audit verify`: the program re-derived from an RPC URL and the token address alone,
+and checked against the contract at the same block."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from coincurve import PublicKey
+from eth_abi.abi import decode as abi_decode
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+
+from loyalty.audit.events import Log
+from loyalty.audit.ledger import TIMED, Discrepancy, IssuerFigures, Ledger, MemberFigures, Params, Redemption
+from loyalty.audit.rpc import Rpc
+
+CHECKS = {
+    "balances": "every member's balance re-derived from the events equals balanceOf at the audited block",
+    "total_supply": "the re-derived supply equals totalSupply at the audited block",
+    "budgets": "every issuer minted within its budget, and its remaining budget equals issueBudget",
+    "consents": "every redemption carries the member's EIP-712 consent, recovered from the transaction input",
+    "refs_unique": "no issuer used a ref twice",
+    "mints_by_issuers": "every mint comes from an earn by an account holding ISSUER_ROLE at that point",
+    "burns_accounted": "every burn is a redemption or an expiry",
+    "batch_totals": "every BatchEarned matches its mints in count and points",
+    "expiries": "every Expired event burns a whole lot that had expired",
+    "spends": "no redemption or transfer spends more live points than the member holds",
+}
+SAMPLES = 150  # points on the liability chart
+REDEEM_TYPEHASH = keccak(
+    text="Redeem(address member,address issuer,uint256 amount,uint256 rewardId,uint256 ref,uint256 nonce,uint256 deadline)"
+)
+DOMAIN_TYPEHASH = keccak(text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
+REDEEM_SELECTOR = keccak(text="redeem(address,uint256,uint256,uint256,uint256,bytes)")[:4]
+
+
+def _selector(signature: str) -> str:
+    return "0x" + keccak(text=signature)[:4].hex()
+
+
+def _address_arg(member: str) -> str:
+    return member[2:].lower().rjust(64, "0")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    description: str
+    checked: int
+    failed: int
+
+    @property
+    def passed(self) -> bool:
+        return self.failed == 0
+
+
+@dataclass
+class Audit:
+    """What `verify` found, as of `block_number`."""
+
+    params: Params
+    block_number: int
+    timestamp: int
+    ledger: Ledger
+    members: list[MemberFigures]
+    onchain_balances: dict[str, int]
+    issuers: list[IssuerFigures]
+    onchain_budgets: dict[str, int]
+    total_supply: int
+    onchain_total_supply: int
+    expired: int
+    checks: list[Check]
+    discrepancies: list[Discrepancy]
+    timeline: list[tuple[int, int, int, int]]
+
+    @property
+    def clean(self) -> bool:
+        return not self.discrepancies
+
+    @property
+    def events(self) -> int:
+        """Earn and redeem events replayed (one per member credited, one per redemption)."""
+        return self.ledger.earn_events + self.ledger.redeem_events
+
+
+def read_params(rpc: Rpc, token: str, block: int) -> Params:
+    """The token's deployed parameters, read from the contract itself."""
+    token = to_checksum_address(token)
+    name, start, length, validity = rpc.eth_calls(
+        token, [_selector(s) for s in ("name()", "startTime()", "epochLength()", "validityEpochs()")], block
+    )
+    return Params(
+        token=token,
+        chain_id=rpc.chain_id(),
+        name=abi_decode(["string"], name)[0],
+        start_time=int.from_bytes(start, "big"),
+        epoch_length=int.from_bytes(length, "big"),
+        validity_epochs=int.from_bytes(validity, "big"),
+    )
+
+
+def sync(
+    rpc: Rpc,
+    ledger: Ledger,
+    to_block: int,
+    from_block: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Replay the token's logs from where `ledger` stopped (or `from_block`) through `to_block`."""
+    start = ledger.last_block + 1 if from_block is None else from_block
+    for raw in rpc.logs(ledger.params.token, start, to_block, progress=progress):
+        logs = [Log.of(r) for r in raw]
+        untimed = sorted(
+            {log.block_number for log in logs if log.timestamp is None and log.topics and log.topics[0] in TIMED}
+        )
+        ledger.apply(logs, rpc.timestamps(untimed) if untimed else {})
+    ledger.last_block = max(ledger.last_block, to_block)
+
+
+def verify(
+    rpc: Rpc,
+    token: str,
+    from_block: int = 0,
+    to_block: int | None = None,
+    progress: Callable[[str, int], Any] | None = None,
+) -> Audit:
+    """Re-derive everything from `from_block` (the token's deployment or earlier) to `to_block`
+    (default: the latest block), and check it against the contract at `to_block`.
+
+    `progress(label, total)` may return a callable that is told how many units are done.
+    """
+    block = rpc.block_number() if to_block is None else to_block
+    params = read_params(rpc, token, block)
+    ledger = Ledger(params)
+    tick = progress("logs", block - from_block + 1) if progress else None
+    sync(rpc, ledger, block, from_block, tick)
+    timestamp = rpc.timestamps([block])[block]
+    now = params.epoch_at(timestamp)
+
+    members = [ledger.member_figures(m, now) for m in ledger.members]
+    onchain_balances = _balances(rpc, params.token, [m.address for m in members], block, progress)
+    for figures in members:
+        ledger.checked["balances"] += 1
+        if figures.balance != onchain_balances[figures.address]:
+            ledger.flag(
+                "balances",
+                f"{figures.address}: derived {figures.balance}, balanceOf {onchain_balances[figures.address]}",
+            )
+    total_supply, expired = ledger.supply(now)
+    [raw_supply] = rpc.eth_calls(params.token, [_selector("totalSupply()")], block)
+    onchain_total_supply = int.from_bytes(raw_supply, "big")
+    ledger.checked["total_supply"] += 1
+    if total_supply != onchain_total_supply:
+        ledger.flag("total_supply", f"derived {total_supply}, totalSupply {onchain_total_supply}")
+
+    issuers = ledger.issuer_figures(now)
+    budget_calls = [_selector("issueBudget(address)") + _address_arg(i.address) for i in issuers]
+    onchain_budgets = {
+        i.address: int.from_bytes(raw, "big")
+        for i, raw in zip(issuers, rpc.eth_calls(params.token, budget_calls, block), strict=True)
+    }
+    for issuer in issuers:
+        ledger.checked["budgets"] += 1
+        if issuer.budget_remaining != onchain_budgets[issuer.address]:
+            detail = f"{issuer.address}: derived budget {issuer.budget_remaining}, issueBudget {onchain_budgets[issuer.address]}"
+            ledger.flag("budgets", detail)
+
+    _check_consents(rpc, ledger, params, progress)
+
+    first = min((b for b, _, _ in ledger.history), default=from_block)
+    step = max(1, (block - first) // SAMPLES)
+    sample_blocks = sorted({*range(first, block, step), block})
+    timeline = ledger.timeline(rpc.timestamps(sample_blocks))
+
+    failures: dict[str, int] = {}
+    for discrepancy in ledger.discrepancies:
+        failures[discrepancy.check] = failures.get(discrepancy.check, 0) + 1
+    checks = [Check(name, text, ledger.checked[name], failures.get(name, 0)) for name, text in CHECKS.items()]
+    return Audit(
+        params, block, timestamp, ledger, members, onchain_balances, issuers, onchain_budgets,
+        total_supply, onchain_total_supply, expired, checks, ledger.discrepancies, timeline,
+    )  # fmt: skip
+
+
+def _balances(
+    rpc: Rpc, token: str, members: list[str], block: int, progress: Callable[[str, int], Any] | None
+) -> dict[str, int]:
+    tick = progress("balances", len(members)) if progress else None
+    found: dict[str, int] = {}
+    selector = _selector("balanceOf(address)")
+    for start in range(0, len(members), 2_000):
+        chunk = members[start : start + 2_000]
+        raws = rpc.eth_calls(token, [selector + _address_arg(m) for m in chunk], block)
+        found.update((m, int.from_bytes(raw, "big")) for m, raw in zip(chunk, raws, strict=True))
+        if tick:
+            tick(len(chunk))
+    return found
+
+
+def domain_separator(params: Params) -> bytes:
+    return keccak(
+        DOMAIN_TYPEHASH
+        + keccak(text=params.name)
+        + keccak(text="1")
+        + params.chain_id.to_bytes(32, "big")
+        + bytes.fromhex(params.token[2:]).rjust(32, b"\0")
+    )
+
+
+def consent_signer(params: Params, redemption: Redemption, deadline: int, signature: bytes) -> str | None:
+    """Who signed the EIP-712 `Redeem` consent for this redemption (None if malformed)."""
+    if len(signature) != 65:
+        return None
+    struct = keccak(
+        REDEEM_TYPEHASH
+        + bytes.fromhex(redemption.member[2:]).rjust(32, b"\0")
+        + bytes.fromhex(redemption.issuer[2:]).rjust(32, b"\0")
+        + b"".join(
+            n.to_bytes(32, "big")
+            for n in (redemption.amount_points, redemption.reward_id, redemption.ref, redemption.nonce, deadline)
+        )
+    )
+    digest = keccak(b"\x19\x01" + domain_separator(params) + struct)
+    v = signature[64] - 27 if signature[64] >= 27 else signature[64]
+    try:
+        public = PublicKey.from_signature_and_message(signature[:64] + bytes([v]), digest, hasher=None)
+    except Exception:
+        return None
+    return to_checksum_address(keccak(public.format(compressed=False)[1:])[-20:])
+
+
+def _check_consents(rpc: Rpc, ledger: Ledger, params: Params, progress: Callable[[str, int], Any] | None) -> None:
+    tick = progress("consents", len(ledger.redemptions)) if progress else None
+    for start in range(0, len(ledger.redemptions), 2_000):
+        chunk = ledger.redemptions[start : start + 2_000]
+        txs = rpc.transactions([r.tx_hash for r in chunk])
+        for redemption in chunk:
+            ledger.checked["consents"] += 1
+            problem = _consent_problem(params, redemption, txs[redemption.tx_hash])
+            if problem:
+                ledger.discrepancies.append(
+                    Discrepancy("consents", problem, redemption.tx_hash, redemption.block_number)
+                )
+        if tick:
+            tick(len(chunk))
+
+
+def _consent_problem(params: Params, redemption: Redemption, tx: dict[str, Any] | None) -> str | None:
+    data = bytes.fromhex(str((tx or {}).get("input", "0x"))[2:])
+    if (
+        tx is None
+        or data[:4] != REDEEM_SELECTOR
+        or to_checksum_address(tx.get("to") or "0x" + "0" * 40) != params.token
+    ):
+        return f"redemption by {redemption.member}: the transaction is not a direct redeem call, its consent cannot be read"
+    member, amount, reward_id, ref, deadline, signature = abi_decode(
+        ["address", "uint256", "uint256", "uint256", "uint256", "bytes"], data[4:]
+    )
+    if (to_checksum_address(member), amount, reward_id, ref) != (
+        redemption.member, redemption.amount_points, redemption.reward_id, redemption.ref,
+    ):  # fmt: skip
+        return "the redeem call's arguments differ from its Redeemed event"
+    signer = consent_signer(params, redemption, deadline, signature)
+    if signer != redemption.member:
+        return f"the consent of nonce {redemption.nonce} recovers to {signer}, not the member {redemption.member}"
+    return None
