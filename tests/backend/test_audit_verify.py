@@ -143,7 +143,7 @@ def _replay(url: str, deployment: Deployment, logs: list[Log]) -> Ledger:
 def test_ledger_flagsEventsThatBreakTheRules(scenario: Any, tamper: str, check: str) -> None:
     """The chain enforces its rules, so a real chain stays clean: these feed the replay real logs
     with one changed, as a node or indexer serving doctored logs would."""
-    url, deployment, _, _, token = scenario
+    url, deployment, _, _, _ = scenario
     logs = _logs(url, deployment)
     topic = {name: "0x" + Web3.keccak(text=sig).hex().removeprefix("0x") for name, sig in {
         "transfer": "Transfer(address,address,uint256)",
@@ -177,7 +177,7 @@ def test_ledger_flagsEventsThatBreakTheRules(scenario: Any, tamper: str, check: 
 
 
 def test_consent_ofAnotherNonce_doesNotRecoverToTheMember(scenario: Any) -> None:
-    url, deployment, (m1, _, _), _, _ = scenario
+    url, deployment, _, _, _ = scenario
     ledger = _replay(url, deployment, _logs(url, deployment))
     [redemption] = ledger.redemptions
     rpc = Rpc(url)
