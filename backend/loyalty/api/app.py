@@ -16,7 +16,8 @@ from web3 import HTTPProvider, Web3
 from loyalty import __version__
 from loyalty.api import problems
 from loyalty.api.acceptor import EarnAcceptor
-from loyalty.api.routes import earn, members, partners, redemptions, rewards, system
+from loyalty.api.routes import audit, earn, members, partners, redemptions, rewards, system
+from loyalty.audit.view import AuditView
 from loyalty.chain import Chain
 from loyalty.custody import Custody
 from loyalty.db.session import make_engine, make_sessionmaker, upgrade
@@ -50,6 +51,7 @@ def create_app(settings: Settings, *, run_outbox: bool = True) -> FastAPI:
         app.state.chain = Chain(
             settings.rpc_url, token_address(settings), Account.from_key(settings.operator_private_key)
         )
+        app.state.audit = AuditView(settings.rpc_url, app.state.chain.token.address)
         app.state.acceptor = EarnAcceptor(app.state.sessions, app.state.chain, app.state.custody)
         app.state.acceptor.start()
         # Everything loaded so far lives as long as the process: keep it out of the garbage
@@ -67,6 +69,7 @@ def create_app(settings: Settings, *, run_outbox: bool = True) -> FastAPI:
             if thread is not None:
                 thread.join(timeout=10)
             app.state.acceptor.stop()
+            app.state.audit.close()
             engine.dispose()
 
     app = FastAPI(
@@ -78,7 +81,7 @@ def create_app(settings: Settings, *, run_outbox: bool = True) -> FastAPI:
     problems.install(app)
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    for module in (system, partners, members, earn, rewards, redemptions):
+    for module in (system, partners, members, earn, rewards, redemptions, audit):
         app.include_router(module.router)
     return app
 

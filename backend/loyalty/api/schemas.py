@@ -152,3 +152,66 @@ class ChainPublic(BaseModel):
     chain_id: int
     token_address: str
     block_number: int
+
+
+class AuditDiscrepancy(BaseModel):
+    check: str
+    detail: str
+    tx_hash: str | None
+    block_number: int | None
+
+
+class AuditPartner(BaseModel):
+    partner_id: int | None = Field(description="the partner in this service's database, if it is one")
+    issuer_address: str
+    earned_points: int
+    redeemed_at_points: int = Field(description="points redeemed at this partner, whoever issued them")
+    expired_points: int = Field(description="points this partner issued that expired (breakage)")
+    outstanding_points: int = Field(description="points this partner issued still live: its liability")
+    budget_remaining_points: int
+    budget_onchain_points: int
+    last_tx_hash: str | None
+    last_block_number: int | None
+
+
+class AuditSummary(BaseModel):
+    """The program as re-derived from the token's events, as of `block_number`."""
+
+    token_address: str
+    chain_id: int
+    block_number: int
+    members: int
+    earned_points: int
+    redeemed_points: int
+    expired_points: int
+    outstanding_points: int
+    total_supply_onchain_points: int
+    partners: list[AuditPartner]
+    discrepancies: list[AuditDiscrepancy]
+
+
+class AuditEntry(BaseModel):
+    kind: Literal["earn", "redeem", "expire", "transfer_in", "transfer_out"]
+    amount_points: int
+    issuer_address: str | None
+    epoch: int | None
+    reward_id: int | None
+    ref: int | None
+    tx_hash: str
+    block_number: int
+
+
+class AuditMember(BaseModel):
+    """One member's points as re-derived from the token's events, as of `block_number`."""
+
+    member_id: int
+    wallet_address: str
+    block_number: int
+    earned_points: int
+    redeemed_points: int
+    received_points: int
+    sent_points: int
+    expired_points: int
+    balance_points: int
+    balance_onchain_points: int
+    entries: list[AuditEntry]

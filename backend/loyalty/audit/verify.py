@@ -44,6 +44,20 @@ def _address_arg(member: str) -> str:
     return member[2:].lower().rjust(64, "0")
 
 
+def balance_calls(members: list[str]) -> list[str]:
+    """eth_call data for `balanceOf` of each member."""
+    return [_selector("balanceOf(address)") + _address_arg(m) for m in members]
+
+
+def budget_calls(issuers: list[str]) -> list[str]:
+    """eth_call data for `issueBudget` of each issuer."""
+    return [_selector("issueBudget(address)") + _address_arg(i) for i in issuers]
+
+
+def total_supply_call() -> str:
+    return _selector("totalSupply()")
+
+
 @dataclass(frozen=True)
 class Check:
     name: str
@@ -149,18 +163,15 @@ def verify(
                 f"{figures.address}: derived {figures.balance}, balanceOf {onchain_balances[figures.address]}",
             )
     total_supply, expired = ledger.supply(now)
-    [raw_supply] = rpc.eth_calls(params.token, [_selector("totalSupply()")], block)
+    [raw_supply] = rpc.eth_calls(params.token, [total_supply_call()], block)
     onchain_total_supply = int.from_bytes(raw_supply, "big")
     ledger.checked["total_supply"] += 1
     if total_supply != onchain_total_supply:
         ledger.flag("total_supply", f"derived {total_supply}, totalSupply {onchain_total_supply}")
 
     issuers = ledger.issuer_figures(now)
-    budget_calls = [_selector("issueBudget(address)") + _address_arg(i.address) for i in issuers]
-    onchain_budgets = {
-        i.address: int.from_bytes(raw, "big")
-        for i, raw in zip(issuers, rpc.eth_calls(params.token, budget_calls, block), strict=True)
-    }
+    raw_budgets = rpc.eth_calls(params.token, budget_calls([i.address for i in issuers]), block)
+    onchain_budgets = {i.address: int.from_bytes(raw, "big") for i, raw in zip(issuers, raw_budgets, strict=True)}
     for issuer in issuers:
         ledger.checked["budgets"] += 1
         if issuer.budget_remaining != onchain_budgets[issuer.address]:
@@ -189,10 +200,9 @@ def _balances(
 ) -> dict[str, int]:
     tick = progress("balances", len(members)) if progress else None
     found: dict[str, int] = {}
-    selector = _selector("balanceOf(address)")
     for start in range(0, len(members), 2_000):
         chunk = members[start : start + 2_000]
-        raws = rpc.eth_calls(token, [selector + _address_arg(m) for m in chunk], block)
+        raws = rpc.eth_calls(token, balance_calls(chunk), block)
         found.update((m, int.from_bytes(raw, "big")) for m, raw in zip(chunk, raws, strict=True))
         if tick:
             tick(len(chunk))

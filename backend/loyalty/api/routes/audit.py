@@ -1,0 +1,101 @@
+"""For auditors: the figures `loyalty audit verify` derives from the chain, each with the
+transaction and block to follow on any block explorer."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from fastapi import APIRouter, Request
+from sqlalchemy import select
+
+from loyalty.api.deps import ProgramDep, require
+from loyalty.api.schemas import AuditDiscrepancy, AuditEntry, AuditMember, AuditPartner, AuditSummary
+from loyalty.audit.view import AuditView, Snapshot
+from loyalty.db.models import Partner
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"], dependencies=[require("admin", "auditor")])
+
+
+def _view(request: Request) -> AuditView:
+    view: AuditView = request.app.state.audit
+    return view
+
+
+@router.get("/summary", response_model=AuditSummary)
+def summary(request: Request, program: ProgramDep) -> AuditSummary:
+    """Every partner's earned, redeemed, expired and outstanding points, re-derived from the
+    token's events up to the latest block, with the contract's own supply and budgets beside them."""
+    partner_ids = {address: id_ for address, id_ in program.session.execute(select(Partner.issuer_address, Partner.id))}
+    with _view(request).snapshot() as snapshot:
+        return _summary(snapshot, partner_ids)
+
+
+def _summary(snapshot: Snapshot, partner_ids: dict[str, int]) -> AuditSummary:
+    issuers = snapshot.ledger.issuer_figures(snapshot.epoch)
+    budgets = snapshot.budgets([i.address for i in issuers])
+    outstanding, expired = snapshot.ledger.supply(snapshot.epoch)
+    return AuditSummary(
+        token_address=snapshot.ledger.params.token,
+        chain_id=snapshot.ledger.params.chain_id,
+        block_number=snapshot.block_number,
+        members=len(snapshot.ledger.members),
+        earned_points=sum(i.earned for i in issuers),
+        redeemed_points=sum(i.redeemed_at for i in issuers),
+        expired_points=expired,
+        outstanding_points=outstanding,
+        total_supply_onchain_points=snapshot.total_supply(),
+        partners=[
+            AuditPartner(
+                partner_id=partner_ids.get(i.address),
+                issuer_address=i.address,
+                earned_points=i.earned,
+                redeemed_at_points=i.redeemed_at,
+                expired_points=i.expired,
+                outstanding_points=i.outstanding,
+                budget_remaining_points=i.budget_remaining,
+                budget_onchain_points=budgets[i.address],
+                last_tx_hash=i.last_tx_hash,
+                last_block_number=i.last_block_number,
+            )
+            for i in issuers
+        ],
+        discrepancies=[AuditDiscrepancy(**asdict(d)) for d in snapshot.ledger.discrepancies],
+    )
+
+
+@router.get("/members/{member_id}", response_model=AuditMember)
+def member(member_id: int, request: Request, program: ProgramDep) -> AuditMember:
+    """A member's points re-derived from the token's events, with every entry's transaction."""
+    wallet = program.member(member_id).wallet_address
+    with _view(request).snapshot() as snapshot:
+        return _member(snapshot, member_id, wallet)
+
+
+def _member(snapshot: Snapshot, member_id: int, wallet: str) -> AuditMember:
+    figures = snapshot.ledger.member_figures(wallet, snapshot.epoch)
+    book = snapshot.ledger.members.get(wallet)
+    return AuditMember(
+        member_id=member_id,
+        wallet_address=wallet,
+        block_number=snapshot.block_number,
+        earned_points=figures.earned,
+        redeemed_points=figures.redeemed,
+        received_points=figures.received,
+        sent_points=figures.sent,
+        expired_points=figures.expired,
+        balance_points=figures.balance,
+        balance_onchain_points=snapshot.balance_of(wallet),
+        entries=[
+            AuditEntry(
+                kind=e.kind,  # type: ignore[arg-type]
+                amount_points=e.amount_points,
+                issuer_address=e.issuer,
+                epoch=e.epoch,
+                reward_id=e.reward_id,
+                ref=e.ref,
+                tx_hash=e.tx_hash,
+                block_number=e.block_number,
+            )
+            for e in (book.entries if book else [])
+        ],
+    )
