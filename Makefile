@@ -8,7 +8,7 @@ CHAIN  ?= anvil
 PORT   ?= 8545
 export PATH := $(BIN):$(PATH)
 
-.PHONY: up test install compile bench-gas bench-earn lint clean
+.PHONY: up test install compile bench-gas bench-earn bench-audit lint clean
 
 up: install compile
 	$(BIN)/loyalty up --chain $(CHAIN) --port $(PORT)
@@ -27,6 +27,9 @@ bench-gas: install
 
 bench-earn: install compile
 	$(BIN)/python scripts/bench_earn.py
+
+bench-audit: install compile
+	$(BIN)/python scripts/bench_audit.py
 
 lint: install
 	$(BIN)/ruff check backend scripts tests

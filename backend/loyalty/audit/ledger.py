@@ -181,6 +181,7 @@ class Ledger:
                 if source == ZERO:
                     self._mints.append((target, amount, log))
                 elif target == ZERO:
+                    self.checked["burns_accounted"] += 1
                     self._burns.append((source, amount, log))
                 else:
                     self._transfer(source, target, amount, now, log)

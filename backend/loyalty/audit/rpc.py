@@ -7,6 +7,8 @@ them, and the auditor needs only a few fields of each.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -15,6 +17,8 @@ import httpx
 from loyalty.errors import ChainUnavailableError
 
 BATCH = 500  # calls per JSON-RPC batch
+TARGET_LOGS = 10_000  # logs per eth_getLogs range (many providers refuse more)
+MAX_RANGE = 100_000  # blocks per eth_getLogs range
 
 
 class Rpc:
@@ -76,27 +80,44 @@ class Rpc:
         address: str,
         from_block: int,
         to_block: int,
-        step: int = 5_000,
         progress: Callable[[int], None] | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
-        """The address's logs in [from_block, to_block], one list per block range.
+        """The address's logs in [from_block, to_block], one list per block range, in order.
 
-        A node that refuses a range (too many results) gets it again in halves.
+        The next range is fetched in the background while the caller works on this one. Ranges
+        adapt to aim at TARGET_LOGS logs each; a node that refuses a range (too many results)
+        gets it again in halves.
         """
-        start = from_block
-        while start <= to_block:
-            end = min(to_block, start + step - 1)
+        ranges: queue.Queue[tuple[int, list[dict[str, Any]]] | BaseException | None] = queue.Queue(maxsize=2)
+
+        def fetch() -> None:
+            start, step = from_block, 64
             try:
-                found = self.call("eth_getLogs", [{"address": address, "fromBlock": hex(start), "toBlock": hex(end)}])
-            except RpcError:
-                if end == start:
-                    raise
-                step = max(1, step // 2)
-                continue
+                while start <= to_block:
+                    end = min(to_block, start + step - 1)
+                    params = [{"address": address, "fromBlock": hex(start), "toBlock": hex(end)}]
+                    try:
+                        found = self.call("eth_getLogs", params)
+                    except RpcError:
+                        if end == start:
+                            raise
+                        step = max(1, step // 2)
+                        continue
+                    ranges.put((end - start + 1, found))
+                    start = end + 1
+                    step = max(1, min(step * 4, MAX_RANGE, step * TARGET_LOGS // max(1, len(found))))
+                ranges.put(None)
+            except BaseException as exc:  # handed to the caller
+                ranges.put(exc)
+
+        threading.Thread(target=fetch, name="audit-logs", daemon=True).start()
+        while (item := ranges.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            blocks, found = item
             yield found
             if progress is not None:
-                progress(end - start + 1)
-            start = end + 1
+                progress(blocks)
 
 
 class RpcError(ChainUnavailableError):

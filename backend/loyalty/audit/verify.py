@@ -4,7 +4,9 @@ and checked against the contract at the same block."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from coincurve import PublicKey
@@ -154,7 +156,10 @@ def verify(
     now = params.epoch_at(timestamp)
 
     members = [ledger.member_figures(m, now) for m in ledger.members]
-    onchain_balances = _balances(rpc, params.token, [m.address for m in members], block, progress)
+    with ThreadPoolExecutor(1) as pool:  # the node answers balance reads while consents are checked here
+        balances = pool.submit(_balances, rpc, params.token, [m.address for m in members], block, progress)
+        _check_consents(rpc, ledger, params, progress)
+        onchain_balances = balances.result()
     for figures in members:
         ledger.checked["balances"] += 1
         if figures.balance != onchain_balances[figures.address]:
@@ -177,8 +182,6 @@ def verify(
         if issuer.budget_remaining != onchain_budgets[issuer.address]:
             detail = f"{issuer.address}: derived budget {issuer.budget_remaining}, issueBudget {onchain_budgets[issuer.address]}"
             ledger.flag("budgets", detail)
-
-    _check_consents(rpc, ledger, params, progress)
 
     first = min((b for b, _, _ in ledger.history), default=from_block)
     step = max(1, (block - first) // SAMPLES)
@@ -209,6 +212,7 @@ def _balances(
     return found
 
 
+@cache
 def domain_separator(params: Params) -> bytes:
     return keccak(
         DOMAIN_TYPEHASH
@@ -219,10 +223,8 @@ def domain_separator(params: Params) -> bytes:
     )
 
 
-def consent_signer(params: Params, redemption: Redemption, deadline: int, signature: bytes) -> str | None:
-    """Who signed the EIP-712 `Redeem` consent for this redemption (None if malformed)."""
-    if len(signature) != 65:
-        return None
+def consent_digest(params: Params, redemption: Redemption, deadline: int) -> bytes:
+    """The EIP-712 digest of the `Redeem` consent a member signs for `redemption`."""
     struct = keccak(
         REDEEM_TYPEHASH
         + bytes.fromhex(redemption.member[2:]).rjust(32, b"\0")
@@ -232,10 +234,18 @@ def consent_signer(params: Params, redemption: Redemption, deadline: int, signat
             for n in (redemption.amount_points, redemption.reward_id, redemption.ref, redemption.nonce, deadline)
         )
     )
-    digest = keccak(b"\x19\x01" + domain_separator(params) + struct)
+    return keccak(b"\x19\x01" + domain_separator(params) + struct)
+
+
+def consent_signer(params: Params, redemption: Redemption, deadline: int, signature: bytes) -> str | None:
+    """Who signed the EIP-712 `Redeem` consent for this redemption (None if malformed)."""
+    if len(signature) != 65:
+        return None
     v = signature[64] - 27 if signature[64] >= 27 else signature[64]
     try:
-        public = PublicKey.from_signature_and_message(signature[:64] + bytes([v]), digest, hasher=None)
+        public = PublicKey.from_signature_and_message(
+            signature[:64] + bytes([v]), consent_digest(params, redemption, deadline), hasher=None
+        )
     except Exception:
         return None
     return to_checksum_address(keccak(public.format(compressed=False)[1:])[-20:])
