@@ -105,7 +105,7 @@ def build_and_audit(url: str) -> dict[str, Any]:
     from web3 import HTTPProvider, Web3
 
     w3 = Web3(HTTPProvider(url))
-    admin, issuer_a, issuer_b = w3.eth.accounts[:3]
+    admin, issuer_a, issuer_b = list(w3.eth.accounts)[:3]
     deployment, _ = deploy_token(
         w3, admin, TokenParams(epoch_length_s=DAY, validity_epochs=3), folder=RUN_DIR, record=False
     )

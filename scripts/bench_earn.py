@@ -136,8 +136,8 @@ def wait_confirmed(engine: Any, ids: list[int], label: str) -> float:
 def naive_rate(w3: Web3, token_address: str, members: list[str]) -> float:
     """One `earn` transaction per earn, each awaited: what a plain web3.py integration does."""
     operator = Account.from_key(DEV_OPERATOR_KEY)
-    token = w3.eth.contract(address=token_address, abi=load_artifact("LoyaltyPoints").abi)
-    issuer = w3.eth.accounts[5]
+    token = w3.eth.contract(address=Web3.to_checksum_address(token_address), abi=load_artifact("LoyaltyPoints").abi)
+    issuer = list(w3.eth.accounts)[5]
     for call in (token.functions.grantRole(token.functions.ISSUER_ROLE().call(), issuer),
                  token.functions.setIssueBudget(issuer, 10**12)):  # fmt: skip
         w3.eth.wait_for_transaction_receipt(call.transact({"from": operator.address}))
