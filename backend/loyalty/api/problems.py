@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loyalty.errors import ChainRevertError, ChainUnavailableError, DomainError
@@ -50,6 +51,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ChainRevertError)
     async def _revert(_: Request, exc: ChainRevertError) -> JSONResponse:
         return problem(409, "chain_rejected", "The chain rejected the write", str(exc))
+
+    @app.exception_handler(OperationalError)
+    async def _storage_down(_: Request, exc: OperationalError) -> JSONResponse:
+        # A database that is down or locked past its timeout: the request wrote nothing; retry it.
+        return problem(503, "storage_unavailable", "The database is unavailable", str(exc.orig))
 
     @app.exception_handler(ChainUnavailableError)
     async def _chain_down(_: Request, exc: ChainUnavailableError) -> JSONResponse:

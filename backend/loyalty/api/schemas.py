@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from loyalty.db.models import ChainWrite
 
 MAX_POINTS = 2**63 - 1
 Points = Annotated[int, Field(strict=True, gt=0, le=MAX_POINTS, description="whole points, 1 to 2^63 - 1")]
 Stock = Annotated[int, Field(strict=True, ge=0, le=MAX_POINTS)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
+
+
+class OnChain(TypedDict):
+    """Where a write landed: its transaction and block, once sent and mined."""
+
+    tx_hash: str | None
+    block_number: int | None
+
+
+def on_chain(write: ChainWrite | None) -> OnChain:
+    return {"tx_hash": write.tx_hash if write else None, "block_number": write.block_number if write else None}
 
 
 class Strict(BaseModel):

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from loyalty.api.acceptor import EarnAcceptor, EarnRequest
 from loyalty.api.deps import Partnered, ProgramDep, Reader
 from loyalty.api.idempotency import Digest, idempotency_key
-from loyalty.api.schemas import EarnAccepted, EarnBatchAccepted, EarnBatchCreate, EarnCreate, EarnPublic
+from loyalty.api.schemas import EarnAccepted, EarnBatchAccepted, EarnBatchCreate, EarnCreate, EarnPublic, on_chain
 from loyalty.db.models import ChainWrite
 
 router = APIRouter(prefix="/v1/earn", tags=["earn"])
@@ -51,7 +51,6 @@ def get_earn(earn_id: int, program: ProgramDep, principal: Reader) -> EarnPublic
         member_id=earn.member_id,
         amount_points=earn.amount_points,
         status=earn.status,
-        tx_hash=write.tx_hash if write else None,
-        block_number=write.block_number if write else None,
+        **on_chain(write),
         error=earn.error,
     )

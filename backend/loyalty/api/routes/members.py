@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from loyalty.api.deps import ProgramDep, Reader, Writer
 from loyalty.api.idempotency import Digest, idempotent
-from loyalty.api.schemas import ExpiringPoints, LedgerEntry, MemberCreate, MemberDetail, MemberPublic
+from loyalty.api.schemas import ExpiringPoints, LedgerEntry, MemberCreate, MemberDetail, MemberPublic, on_chain
 from loyalty.db.models import ChainWrite, Earn, Member, Redemption
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
@@ -68,8 +68,7 @@ def get_history(member_id: int, program: ProgramDep, _: Reader) -> list[LedgerEn
                 amount_points=earn.amount_points,
                 status=earn.status,
                 partner_id=earn.partner_id,
-                tx_hash=write.tx_hash if write else None,
-                block_number=write.block_number if write else None,
+                **on_chain(write),
                 created_at=earn.created_at,
             )
         )
@@ -86,8 +85,7 @@ def get_history(member_id: int, program: ProgramDep, _: Reader) -> list[LedgerEn
                 amount_points=redemption.amount_points,
                 status=redemption.status,
                 partner_id=redemption.partner_id,
-                tx_hash=write.tx_hash if write else None,
-                block_number=write.block_number if write else None,
+                **on_chain(write),
                 created_at=redemption.created_at,
             )
         )

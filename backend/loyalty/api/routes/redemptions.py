@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from loyalty.api.deps import ProgramDep, Reader, Writer
 from loyalty.api.idempotency import Digest, idempotent
-from loyalty.api.schemas import RedemptionCreate, RedemptionPublic
+from loyalty.api.schemas import RedemptionCreate, RedemptionPublic, on_chain
 from loyalty.consent import RedeemConsent, recover_signer
 from loyalty.db.models import ChainWrite, ConsentQuote, Redemption
 from loyalty.errors import ForbiddenError, NotFoundError, UnprocessableError
@@ -28,8 +28,7 @@ def _public(program: ProgramDep, redemption: Redemption) -> RedemptionPublic:
         amount_points=redemption.amount_points,
         status=redemption.status,
         voucher_code=redemption.voucher_code,
-        tx_hash=write.tx_hash if write else None,
-        block_number=write.block_number if write else None,
+        **on_chain(write),
         error=redemption.error,
     )
 
