@@ -89,6 +89,7 @@ def test_verify_rederivesBalancesLiabilitiesAndExpiry(scenario: Any) -> None:
     assert (audit.total_supply, audit.onchain_total_supply, audit.expired) == (10, 10, 230)
     assert dict(audit.ledger.settlement) == {(a, b): 100, (b, b): 20}
     assert audit.events == 6  # five credits and one redemption
+    assert [(e.kind, e.ref) for e in audit.ledger.members[m2].entries] == [("earn", 1), ("expire", None), ("earn", 2)]
     checked = {c.name: c.checked for c in audit.checks}
     assert checked["balances"] == 3 and checked["consents"] == 1 and checked["expiries"] == 2
 

@@ -191,7 +191,7 @@ class Ledger:
                 if not self._take(self._mints, member, amount):
                     self.flag("mints_by_issuers", f"Earned {amount} to {member} without its mint", log)
                 self._use_ref(issuer, ref, log)
-                self._earn(issuer, [(member, amount)], self.params.epoch_expiring_at(expires_at), log)
+                self._earn(issuer, [(member, amount)], self.params.epoch_expiring_at(expires_at), ref, log)
             elif topic == BATCH_EARNED:
                 issuer = address(log.topics[1])
                 size, total, expires_at = words(log.data)
@@ -200,8 +200,9 @@ class Ledger:
                 if len(mints) != size or sum(a for _, a, _ in mints) != total:
                     detail = f"BatchEarned says {size} members, {total} points; its mints: {len(mints)}, {sum(a for _, a, _ in mints)}"
                     self.flag("batch_totals", detail, log)
-                self._use_ref(issuer, int(log.topics[2], 16), log)
-                self._earn(issuer, [(m, a) for m, a, _ in mints], self.params.epoch_expiring_at(expires_at), log)
+                ref = int(log.topics[2], 16)
+                self._use_ref(issuer, ref, log)
+                self._earn(issuer, [(m, a) for m, a, _ in mints], self.params.epoch_expiring_at(expires_at), ref, log)
             elif topic == REDEEMED:
                 self._redeem(log, now)
             elif topic == EXPIRED:
@@ -223,7 +224,7 @@ class Ledger:
             self.flag("burns_accounted", f"{amount} points of {member} burned by no redemption or expiry", log)
         self._mints, self._burns = [], []
 
-    def _earn(self, issuer: str, credits: list[tuple[str, int]], epoch: int, log: Log) -> None:
+    def _earn(self, issuer: str, credits: list[tuple[str, int]], epoch: int, ref: int, log: Log) -> None:
         book = self._issuer(issuer)
         total = sum(amount for _, amount in credits)
         self.checked["mints_by_issuers"] += len(credits)
@@ -239,7 +240,7 @@ class Ledger:
             holder = self._member(member)
             self._credit(holder, epoch, issuer, amount)
             holder.earned += amount
-            holder.entries.append(Entry("earn", amount, issuer, log.tx_hash, log.block_number, epoch))
+            holder.entries.append(Entry("earn", amount, issuer, log.tx_hash, log.block_number, epoch, ref=ref))
         self.epoch_points[epoch] += total
         self.history.append((log.block_number, epoch, total))
         self.earn_events += len(credits)
