@@ -23,9 +23,9 @@ from loyalty.artifacts import load_artifact
 from loyalty.audit.events import Log
 from loyalty.audit.ledger import Ledger
 from loyalty.audit.rpc import Rpc
-from loyalty.audit.verify import _consent_problem, read_params, verify
+from loyalty.audit.verify import _consent_problem, read_params, verify, with_permits
 from loyalty.cli import main
-from loyalty.consent import RedeemConsent, redeem_typed_data, sign_typed_data
+from loyalty.consent import DOMAIN_TYPE, RedeemConsent, redeem_typed_data, sign_typed_data
 from loyalty.deploy import Deployment, TokenParams, deploy_token
 from loyalty.devchain import start_node, stop_node
 
@@ -62,7 +62,13 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Any:
         send(token.functions.earnBatch([m1.address, m2.address, m3.address], [100, 100, 100], 1), issuer_a)
         send(token.functions.earn(m1.address, 50, 1), issuer_b)
         deadline = w3.eth.get_block("latest")["timestamp"] + HOUR
-        consent = RedeemConsent(m1.address, issuer_b, 120, 7, 2, 0, deadline)
+        # m1 signs a permit first: it uses nonce 0, so the redemption's consent carries nonce 1.
+        permit = sign_typed_data(
+            _permit_typed_data(w3.eth.chain_id, token.address, m1.address, admin, deadline), m1.key
+        )
+        v, r, s = permit[64], permit[:32], permit[32:64]
+        send(token.functions.permit(m1.address, admin, 1, deadline, v, r, s), admin)
+        consent = RedeemConsent(m1.address, issuer_b, 120, 7, 2, 1, deadline)
         typed = redeem_typed_data(
             consent, chain_id=w3.eth.chain_id, token_address=token.address, token_name="Loyalty Points"
         )
@@ -73,6 +79,27 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Any:
         yield url, deployment, (m1.address, m2.address, m3.address), (issuer_a, issuer_b), token
     finally:
         stop_node(node)
+
+
+def _permit_typed_data(chain_id: int, token: str, owner: str, spender: str, deadline: int) -> dict[str, Any]:
+    return {
+        "types": {
+            "EIP712Domain": DOMAIN_TYPE,
+            "Permit": [
+                {"name": n, "type": t}
+                for n, t in (
+                    ("owner", "address"),
+                    ("spender", "address"),
+                    ("value", "uint256"),
+                    ("nonce", "uint256"),
+                    ("deadline", "uint256"),
+                )
+            ],
+        },
+        "primaryType": "Permit",
+        "domain": {"name": "Loyalty Points", "version": "1", "chainId": chain_id, "verifyingContract": token},
+        "message": {"owner": owner, "spender": spender, "value": 1, "nonce": 0, "deadline": deadline},
+    }
 
 
 def test_verify_rederivesBalancesLiabilitiesAndExpiry(scenario: Any) -> None:
@@ -177,14 +204,16 @@ def test_ledger_flagsEventsThatBreakTheRules(scenario: Any, tamper: str, check: 
     assert check in {d.check for d in ledger.discrepancies}, ledger.discrepancies
 
 
-def test_consent_ofAnotherNonce_doesNotRecoverToTheMember(scenario: Any) -> None:
+def test_consent_countsPermitsAndFailsForAnotherNonce(scenario: Any) -> None:
     url, deployment, _, _, _ = scenario
-    ledger = _replay(url, deployment, _logs(url, deployment))
-    [redemption] = ledger.redemptions
     rpc = Rpc(url)
+    ledger = _replay(url, deployment, _logs(url, deployment))
+    [counted] = ledger.redemptions  # nonce 0: the events alone cannot tell the permit from an approve
+    [redemption] = with_permits(rpc, ledger)
+    assert (counted.nonce, redemption.nonce) == (0, 1)
     tx = rpc.transactions([redemption.tx_hash])[redemption.tx_hash]
     assert _consent_problem(ledger.params, redemption, tx) is None
-    problem = _consent_problem(ledger.params, dataclasses.replace(redemption, nonce=1), tx)
+    problem = _consent_problem(ledger.params, counted, tx)
     assert problem is not None and "not the member" in problem
 
 

@@ -79,7 +79,12 @@ class Discrepancy:
 
 @dataclass(slots=True, frozen=True)
 class Redemption:
-    """A redemption as the events show it; `nonce` is the member's consent nonce it used."""
+    """A redemption as the events show it.
+
+    `nonce` is the consent nonce it used, counting the member's earlier redemptions; the events
+    cannot tell a permit (which also uses a nonce) from a plain approve, so `verify` adds earlier
+    permits after reading the transactions behind `approvals`.
+    """
 
     member: str
     issuer: str
@@ -89,6 +94,17 @@ class Redemption:
     nonce: int
     tx_hash: str
     block_number: int
+    log_index: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class Approval:
+    """An `Approval` event: an approve, or a permit that used one of the owner's nonces."""
+
+    owner: str
+    tx_hash: str
+    block_number: int
+    log_index: int
 
 
 @dataclass(slots=True)
@@ -148,6 +164,7 @@ class Ledger:
         self.members: dict[str, MemberBook] = {}
         self.issuers: dict[str, IssuerBook] = {}
         self.redemptions: list[Redemption] = []
+        self.approvals: list[Approval] = []
         self.discrepancies: list[Discrepancy] = []
         self.checked: dict[str, int] = defaultdict(int)  # items each check looked at
         self.earn_events = 0
@@ -212,8 +229,8 @@ class Ledger:
                 book.budget = int(log.data, 16)
             elif topic in (ROLE_GRANTED, ROLE_REVOKED) and log.topics[1] == ISSUER_ROLE:
                 self._issuer(address(log.topics[2])).has_role = topic == ROLE_GRANTED
-            elif topic == APPROVAL:
-                pass  # allowances do not move points
+            elif topic == APPROVAL:  # allowances move no points, but a permit uses a nonce
+                self.approvals.append(Approval(address(log.topics[1]), log.tx_hash, log.block_number, log.log_index))
             self.last_block = log.block_number
         self._end_tx()
 
@@ -261,7 +278,9 @@ class Ledger:
             Entry("redeem", amount, issuer, log.tx_hash, log.block_number, reward_id=reward_id, ref=ref)
         )
         self.redemptions.append(
-            Redemption(member, issuer, amount, reward_id, ref, holder.nonce, log.tx_hash, log.block_number)
+            Redemption(
+                member, issuer, amount, reward_id, ref, holder.nonce, log.tx_hash, log.block_number, log.log_index
+            )
         )
         holder.nonce += 1
         book = self._issuer(issuer)

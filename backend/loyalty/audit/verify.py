@@ -3,9 +3,10 @@ and checked against the contract at the same block."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
@@ -36,6 +37,7 @@ REDEEM_TYPEHASH = keccak(
 )
 DOMAIN_TYPEHASH = keccak(text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
 REDEEM_SELECTOR = keccak(text="redeem(address,uint256,uint256,uint256,uint256,bytes)")[:4]
+PERMIT_SELECTOR = keccak(text="permit(address,address,uint256,uint256,uint8,bytes32,bytes32)")[:4]
 
 
 def _selector(signature: str) -> str:
@@ -252,9 +254,10 @@ def consent_signer(params: Params, redemption: Redemption, deadline: int, signat
 
 
 def _check_consents(rpc: Rpc, ledger: Ledger, params: Params, progress: Callable[[str, int], Any] | None) -> None:
-    tick = progress("consents", len(ledger.redemptions)) if progress else None
-    for start in range(0, len(ledger.redemptions), 2_000):
-        chunk = ledger.redemptions[start : start + 2_000]
+    redemptions = with_permits(rpc, ledger)
+    tick = progress("consents", len(redemptions)) if progress else None
+    for start in range(0, len(redemptions), 2_000):
+        chunk = redemptions[start : start + 2_000]
         txs = rpc.transactions([r.tx_hash for r in chunk])
         for redemption in chunk:
             ledger.checked["consents"] += 1
@@ -265,6 +268,25 @@ def _check_consents(rpc: Rpc, ledger: Ledger, params: Params, progress: Callable
                 )
         if tick:
             tick(len(chunk))
+
+
+def with_permits(rpc: Rpc, ledger: Ledger) -> list[Redemption]:
+    """The ledger's redemptions with their consent nonces counting the member's earlier permits
+    (`Approval` events whose transaction calls `permit` for that owner)."""
+    if not ledger.approvals:
+        return ledger.redemptions
+    txs = rpc.transactions(sorted({a.tx_hash for a in ledger.approvals}))
+    permits: dict[str, list[tuple[int, int]]] = {}
+    for approval in ledger.approvals:
+        data = bytes.fromhex(str((txs.get(approval.tx_hash) or {}).get("input", "0x"))[2:])
+        if data[:4] == PERMIT_SELECTOR and to_checksum_address(data[16:36]) == approval.owner:
+            permits.setdefault(approval.owner, []).append((approval.block_number, approval.log_index))
+    return [
+        replace(r, nonce=r.nonce + bisect_left(permits[r.member], (r.block_number, r.log_index)))
+        if r.member in permits
+        else r
+        for r in ledger.redemptions
+    ]
 
 
 def _consent_problem(params: Params, redemption: Redemption, tx: dict[str, Any] | None) -> str | None:
