@@ -37,6 +37,15 @@ def token_address(settings: Settings) -> str:
     return deployment.token_address
 
 
+def deployment_block(settings: Settings, chain: Chain) -> int:
+    """The block the token was deployed in, when this chain's recorded deployment is that token
+    (the auditor's replay starts there); else 0."""
+    deployment = load_deployment(chain.w3)
+    return (
+        deployment.block_number if deployment and deployment.token_address.lower() == chain.token.address.lower() else 0
+    )
+
+
 def create_app(settings: Settings, *, run_outbox: bool = True) -> FastAPI:
     """The API; with `run_outbox` the outbox writer runs in a thread beside it."""
 
@@ -51,7 +60,9 @@ def create_app(settings: Settings, *, run_outbox: bool = True) -> FastAPI:
         app.state.chain = Chain(
             settings.rpc_url, token_address(settings), Account.from_key(settings.operator_private_key)
         )
-        app.state.audit = AuditView(settings.rpc_url, app.state.chain.token.address)
+        app.state.audit = AuditView(
+            settings.rpc_url, app.state.chain.token.address, deployment_block(settings, app.state.chain)
+        )
         app.state.acceptor = EarnAcceptor(app.state.sessions, app.state.chain, app.state.custody)
         app.state.acceptor.start()
         # Everything loaded so far lives as long as the process: keep it out of the garbage

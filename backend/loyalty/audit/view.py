@@ -36,10 +36,11 @@ class Snapshot:
 
 
 class AuditView:
-    """One ledger per API process, replayed from block 0 on first use, then incrementally."""
+    """One ledger per API process, replayed from `from_block` (the token's deployment) on first
+    use, then incrementally."""
 
-    def __init__(self, rpc_url: str, token: str) -> None:
-        self.rpc, self.token = Rpc(rpc_url), token
+    def __init__(self, rpc_url: str, token: str, from_block: int = 0) -> None:
+        self.rpc, self.token, self.from_block = Rpc(rpc_url), token, from_block
         self._ledger: Ledger | None = None
         self._lock = threading.Lock()
 
@@ -50,6 +51,7 @@ class AuditView:
             block = self.rpc.block_number()
             if self._ledger is None:
                 self._ledger = Ledger(read_params(self.rpc, self.token, block))
+                self._ledger.last_block = self.from_block - 1
             sync(self.rpc, self._ledger, block)
             timestamp = self.rpc.timestamps([block])[block]
             yield Snapshot(self._ledger, block, self._ledger.params.epoch_at(timestamp), self.rpc)
