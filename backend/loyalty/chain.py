@@ -16,7 +16,7 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress, HexStr
 from eth_utils.abi import function_signature_to_4byte_selector
 from web3 import HTTPProvider, Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
+from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import RPCEndpoint, TxParams, TxReceipt, Wei
 
 from loyalty.artifacts import load_artifact
@@ -29,6 +29,7 @@ REDEEM_GAS = 150_000
 ISSUER_GAS_TOPUP_WEI = 10**18
 PRIORITY_FEE_WEI = 10**9
 MAX_BATCH_SIZE = 1_000
+OPERATOR_SEND_ATTEMPTS = 5
 EARN_BATCH_SELECTOR = bytes(function_signature_to_4byte_selector("earnBatch(address[],uint256[],uint256)"))
 
 
@@ -98,14 +99,12 @@ class Chain:
     def add_issuer(self, issuer: str, budget_points: int) -> None:
         """Give `issuer` gas money, ISSUER_ROLE and its budget (waits for all three)."""
         issuer = Web3.to_checksum_address(issuer)
-        nonce = self.account_nonce(self.operator.address)
         txs: list[TxParams] = [
             {"to": issuer, "value": Wei(ISSUER_GAS_TOPUP_WEI), "gas": 21_000},
             self._call_tx(self.token.functions.grantRole(self.issuer_role, issuer), 120_000),
             self._call_tx(self.token.functions.setIssueBudget(issuer, budget_points), 80_000),
         ]
-        hashes = [self.broadcast(self._sign(self.operator, tx, nonce + i)) for i, tx in enumerate(txs)]
-        for tx_hash in hashes:
+        for tx_hash in self._send_as_operator(txs):
             self.wait(tx_hash)
 
     def ensure_gas(self, issuer: str) -> None:
@@ -113,8 +112,8 @@ class Chain:
         issuer = Web3.to_checksum_address(issuer)
         if self.w3.eth.get_balance(issuer) >= ISSUER_GAS_TOPUP_WEI // 2:
             return
-        tx: TxParams = {"to": issuer, "value": Wei(ISSUER_GAS_TOPUP_WEI), "gas": 21_000}
-        self.wait(self.broadcast(self._sign(self.operator, tx, self.account_nonce(self.operator.address))))
+        [tx_hash] = self._send_as_operator([{"to": issuer, "value": Wei(ISSUER_GAS_TOPUP_WEI), "gas": 21_000}])
+        self.wait(tx_hash)
 
     # ------------------------------------------------------------------- issuer writes
     def sign_earn_batch(
@@ -144,11 +143,12 @@ class Chain:
         return self._sign(issuer, self._call_tx(call, REDEEM_GAS), nonce)
 
     def broadcast(self, signed: SignedTx) -> str:
-        """Send a signed transaction; sending one the node already has is not an error."""
+        """Send a signed transaction of an account only the caller sends from; sending one the
+        node already has, or has mined, is not an error."""
         try:
             self.w3.eth.send_raw_transaction(signed.raw)
-        except ValueError as exc:
-            if "already known" not in str(exc) and "nonce too low" not in str(exc):
+        except (Web3RPCError, ValueError) as exc:
+            if not _nonce_taken(exc):
                 raise
         return signed.tx_hash
 
@@ -205,6 +205,27 @@ class Chain:
         return ChainRevertError(name, dict(zip(names, values, strict=True)))
 
     # ---------------------------------------------------------------------------- private
+    def _send_as_operator(self, txs: list[TxParams]) -> list[str]:
+        """Sign and send the operator's transactions in order; returns their hashes.
+
+        The API (adding issuers) and the worker (topping up gas) both send as the operator, from
+        separate processes: when the other took the nonce just read, read it again and re-sign
+        what is left."""
+        hashes: list[str] = []
+        for _ in range(OPERATOR_SEND_ATTEMPTS):
+            nonce = self.account_nonce(self.operator.address)
+            try:
+                for tx in txs[len(hashes) :]:
+                    signed = self._sign(self.operator, tx, nonce)
+                    self.w3.eth.send_raw_transaction(signed.raw)
+                    hashes.append(signed.tx_hash)
+                    nonce += 1
+                return hashes
+            except (Web3RPCError, ValueError) as exc:
+                if not _nonce_taken(exc):
+                    raise
+        raise ChainUnavailableError(f"the operator's nonce kept changing for {OPERATOR_SEND_ATTEMPTS} attempts")
+
     def _call_tx(self, call: Any, gas: int) -> TxParams:
         return {"to": self.token.address, "data": call._encode_transaction_data(), "gas": gas}
 
@@ -233,6 +254,12 @@ def _error_decoders(abi: list[dict[str, Any]]) -> dict[bytes, tuple[str, list[st
             selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})")
             decoders[bytes(selector)] = (item["name"], [i["name"] for i in item["inputs"]], types)
     return decoders
+
+
+def _nonce_taken(exc: Exception) -> bool:
+    """Whether a send failed because its nonce is already used or pending."""
+    text = str(exc)
+    return any(reason in text for reason in ("nonce too low", "already known", "replacement transaction underpriced"))
 
 
 def checksum(address: str) -> ChecksumAddress:
