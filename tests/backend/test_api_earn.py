@@ -1,6 +1,7 @@
 """Earning through the API: accepted into the outbox, confirmed on-chain by the writer."""
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import ADMIN_KEY, auth, chain_of, make_member, make_partner, post, settle
@@ -121,6 +122,10 @@ def test_history_listsEarnsWithTransactions(client, writer, partner):
         ("earn", 6, "confirmed"),
     ]
     assert all(h["tx_hash"] and h["block_number"] for h in history)
+    # UTC times, with their zone, on SQLite as on PostgreSQL
+    created = [datetime.fromisoformat(h["created_at"]) for h in history]
+    assert all(c.utcoffset() == timedelta(0) for c in created)
+    assert all(abs(datetime.now(UTC) - c) < timedelta(minutes=5) for c in created)
 
 
 def test_acceptor_answersEachRequestOfAGroupOnItsOwn(client, writer, partner):
