@@ -38,6 +38,7 @@ from loyalty.db.models import (
     utcnow,
 )
 from loyalty.db.session import write_lock
+from loyalty.program import claim_ref, next_ref
 
 log = logging.getLogger("loyalty.outbox")
 MAX_IN_FLIGHT = 16  # transactions sent and not yet settled, per partner
@@ -207,19 +208,13 @@ class OutboxWriter:
             if not earns or (len(earns) < MAX_BATCH_SIZE and in_flight):
                 return False
             nonce = self._next_nonce(session, partner)
-            ref = int(session.scalar(select(Partner.next_ref).where(Partner.id == partner.id)) or 1)
+            ref = next_ref(session, partner.id)
             wallets = [wallet for _, wallet, _ in earns]
             signed = self.chain.sign_earn_batch(issuer, nonce, wallets, [amount for _, _, amount in earns], ref)  # type: ignore[arg-type]
             # Claim the ref only now, so the write transaction does not span the signing; if the
             # API handed it to a redemption consent meanwhile, try again next pass.
             with write_lock(session):
-                claimed = session.execute(
-                    update(Partner)
-                    .where(Partner.id == partner.id, Partner.next_ref == ref)
-                    .values(next_ref=ref + 1)
-                    .execution_options(synchronize_session=False)
-                )
-                if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                if not claim_ref(session, partner.id, ref):
                     session.rollback()
                     return True
                 write = self._record(session, partner, WriteKind.EARN_BATCH, ref, nonce, signed)

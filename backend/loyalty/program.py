@@ -174,9 +174,8 @@ class Program:
     def redemption_consent(self, member: Member, reward: Reward) -> RedeemConsent:
         """The consent a redemption of `reward` by `member` needs, with a fresh ref and the next nonce."""
         partner = self.partner(reward.partner_id)
-        self._lock_partner(partner)
-        ref = partner.next_ref
-        partner.next_ref = ref + 1
+        while not claim_ref(self.session, partner.id, ref := next_ref(self.session, partner.id)):
+            pass  # the outbox took it meanwhile: take the next
         in_flight = self.session.scalar(
             select(func.count()).where(
                 Redemption.member_id == member.id, Redemption.status == RedemptionStatus.RESERVED
@@ -250,8 +249,21 @@ class Program:
             raise NotFoundError("redemption_not_found", f"no redemption {redemption_id}")
         return redemption
 
-    # ------------------------------------------------------------------------------ private
-    def _lock_partner(self, partner: Partner) -> None:
-        """Serialize budget checks and ref allocation per partner (row lock; SQLite locks the file)."""
-        self.session.execute(select(Partner.id).where(Partner.id == partner.id).with_for_update())
-        self.session.refresh(partner)
+
+# A partner's refs: the issuer account's sequence numbers on the chain (each works once). Both the
+# API (redemption consents) and the outbox (earn batches) take them, so a ref is claimed with a
+# conditional UPDATE that only one of them can win.
+def next_ref(session: Session, partner_id: int) -> int:
+    """The partner's next unclaimed ref."""
+    return int(session.scalar(select(Partner.next_ref).where(Partner.id == partner_id)) or 1)
+
+
+def claim_ref(session: Session, partner_id: int, ref: int) -> bool:
+    """Claim `ref` (read with `next_ref`) in the current transaction; False if another writer did first."""
+    claimed = session.execute(
+        update(Partner)
+        .where(Partner.id == partner_id, Partner.next_ref == ref)
+        .values(next_ref=ref + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
