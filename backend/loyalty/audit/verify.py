@@ -48,18 +48,33 @@ def _address_arg(member: str) -> str:
     return member[2:].lower().rjust(64, "0")
 
 
-def balance_calls(members: list[str]) -> list[str]:
-    """eth_call data for `balanceOf` of each member."""
-    return [_selector("balanceOf(address)") + _address_arg(m) for m in members]
+def _uints(rpc: Rpc, token: str, datas: list[str], block: int) -> list[int]:
+    return [int.from_bytes(raw, "big") for raw in rpc.eth_calls(token, datas, block)]
 
 
-def budget_calls(issuers: list[str]) -> list[str]:
-    """eth_call data for `issueBudget` of each issuer."""
-    return [_selector("issueBudget(address)") + _address_arg(i) for i in issuers]
+def total_supply_at(rpc: Rpc, token: str, block: int) -> int:
+    [supply] = _uints(rpc, token, [_selector("totalSupply()")], block)
+    return supply
 
 
-def total_supply_call() -> str:
-    return _selector("totalSupply()")
+def budgets_at(rpc: Rpc, token: str, issuers: list[str], block: int) -> dict[str, int]:
+    """`issueBudget` of each issuer at `block`."""
+    datas = [_selector("issueBudget(address)") + _address_arg(i) for i in issuers]
+    return dict(zip(issuers, _uints(rpc, token, datas, block), strict=True))
+
+
+def balances_at(
+    rpc: Rpc, token: str, members: list[str], block: int, tick: Callable[[int], object] | None = None
+) -> dict[str, int]:
+    """`balanceOf` of each member at `block`, 2,000 at a time (`tick` is told how many are done)."""
+    found: dict[str, int] = {}
+    for start in range(0, len(members), 2_000):
+        chunk = members[start : start + 2_000]
+        datas = [_selector("balanceOf(address)") + _address_arg(m) for m in chunk]
+        found.update(zip(chunk, _uints(rpc, token, datas, block), strict=True))
+        if tick:
+            tick(len(chunk))
+    return found
 
 
 @dataclass(frozen=True)
@@ -159,7 +174,8 @@ def verify(
 
     members = [ledger.member_figures(m, now) for m in ledger.members]
     with ThreadPoolExecutor(1) as pool:  # the node answers balance reads while consents are checked here
-        balances = pool.submit(_balances, rpc, params.token, [m.address for m in members], block, progress)
+        tick = progress("balances", len(members)) if progress else None
+        balances = pool.submit(balances_at, rpc, params.token, [m.address for m in members], block, tick)
         _check_consents(rpc, ledger, params, progress)
         onchain_balances = balances.result()
     for figures in members:
@@ -170,15 +186,13 @@ def verify(
                 f"{figures.address}: derived {figures.balance}, balanceOf {onchain_balances[figures.address]}",
             )
     total_supply, expired = ledger.supply(now)
-    [raw_supply] = rpc.eth_calls(params.token, [total_supply_call()], block)
-    onchain_total_supply = int.from_bytes(raw_supply, "big")
+    onchain_total_supply = total_supply_at(rpc, params.token, block)
     ledger.checked["total_supply"] += 1
     if total_supply != onchain_total_supply:
         ledger.flag("total_supply", f"derived {total_supply}, totalSupply {onchain_total_supply}")
 
     issuers = ledger.issuer_figures(now)
-    raw_budgets = rpc.eth_calls(params.token, budget_calls([i.address for i in issuers]), block)
-    onchain_budgets = {i.address: int.from_bytes(raw, "big") for i, raw in zip(issuers, raw_budgets, strict=True)}
+    onchain_budgets = budgets_at(rpc, params.token, [i.address for i in issuers], block)
     for issuer in issuers:
         ledger.checked["budgets"] += 1
         if issuer.budget_remaining != onchain_budgets[issuer.address]:
@@ -198,20 +212,6 @@ def verify(
         params, block, timestamp, ledger, members, onchain_balances, issuers, onchain_budgets,
         total_supply, onchain_total_supply, expired, checks, ledger.discrepancies, timeline,
     )  # fmt: skip
-
-
-def _balances(
-    rpc: Rpc, token: str, members: list[str], block: int, progress: Callable[[str, int], Any] | None
-) -> dict[str, int]:
-    tick = progress("balances", len(members)) if progress else None
-    found: dict[str, int] = {}
-    for start in range(0, len(members), 2_000):
-        chunk = members[start : start + 2_000]
-        raws = rpc.eth_calls(token, balance_calls(chunk), block)
-        found.update((m, int.from_bytes(raw, "big")) for m, raw in zip(chunk, raws, strict=True))
-        if tick:
-            tick(len(chunk))
-    return found
 
 
 @cache

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from loyalty.audit.ledger import Ledger
 from loyalty.audit.rpc import Rpc
-from loyalty.audit.verify import balance_calls, budget_calls, read_params, sync, total_supply_call
+from loyalty.audit.verify import balances_at, budgets_at, read_params, sync, total_supply_at
 
 
 @dataclass(frozen=True)
@@ -23,16 +23,13 @@ class Snapshot:
     rpc: Rpc
 
     def balance_of(self, member: str) -> int:
-        [raw] = self.rpc.eth_calls(self.ledger.params.token, balance_calls([member]), self.block_number)
-        return int.from_bytes(raw, "big")
+        return balances_at(self.rpc, self.ledger.params.token, [member], self.block_number)[member]
 
     def total_supply(self) -> int:
-        [raw] = self.rpc.eth_calls(self.ledger.params.token, [total_supply_call()], self.block_number)
-        return int.from_bytes(raw, "big")
+        return total_supply_at(self.rpc, self.ledger.params.token, self.block_number)
 
     def budgets(self, issuers: list[str]) -> dict[str, int]:
-        raws = self.rpc.eth_calls(self.ledger.params.token, budget_calls(issuers), self.block_number)
-        return {issuer: int.from_bytes(raw, "big") for issuer, raw in zip(issuers, raws, strict=True)}
+        return budgets_at(self.rpc, self.ledger.params.token, issuers, self.block_number)
 
 
 class AuditView:
