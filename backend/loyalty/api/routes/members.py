@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal, cast
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -55,40 +56,29 @@ def get_history(member_id: int, program: ProgramDep, _: Reader) -> list[LedgerEn
     member = program.member(member_id)
     session = program.session
     entries: list[LedgerEntry] = []
-    earns = session.execute(
-        select(Earn, ChainWrite)
-        .outerjoin(ChainWrite, Earn.write_id == ChainWrite.id)
-        .where(Earn.member_id == member.id)
-    ).all()
-    for earn, write in earns:
-        entries.append(
-            LedgerEntry(
-                kind="earn",
-                id=earn.id,
-                amount_points=earn.amount_points,
-                status=earn.status,
-                partner_id=earn.partner_id,
-                **on_chain(write),
-                created_at=earn.created_at,
-            )
+    kinds: tuple[tuple[type[Earn] | type[Redemption], Literal["earn", "redeem"]], ...] = (
+        (Earn, "earn"),
+        (Redemption, "redeem"),
+    )
+    for model, kind in kinds:
+        query = (
+            select(model, ChainWrite)
+            .outerjoin(ChainWrite, model.write_id == ChainWrite.id)
+            .where(model.member_id == member.id)
         )
-    redemptions = session.execute(
-        select(Redemption, ChainWrite)
-        .outerjoin(ChainWrite, Redemption.write_id == ChainWrite.id)
-        .where(Redemption.member_id == member.id)
-    ).all()
-    for redemption, write in redemptions:
-        entries.append(
+        rows = cast(list[tuple[Earn | Redemption, ChainWrite | None]], session.execute(query).all())
+        entries += [
             LedgerEntry(
-                kind="redeem",
-                id=redemption.id,
-                amount_points=redemption.amount_points,
-                status=redemption.status,
-                partner_id=redemption.partner_id,
+                kind=kind,
+                id=row.id,
+                amount_points=row.amount_points,
+                status=row.status,
+                partner_id=row.partner_id,
                 **on_chain(write),
-                created_at=redemption.created_at,
+                created_at=row.created_at,
             )
-        )
+            for row, write in rows
+        ]
     for expired in program.chain.expired_events(member.wallet_address):
         entries.append(
             LedgerEntry(
