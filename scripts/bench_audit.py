@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from loyalty.audit.ledger import Redemption  # noqa: E402
 from loyalty.audit.rpc import Rpc  # noqa: E402
 from loyalty.audit.verify import consent_digest, read_params  # noqa: E402
 from loyalty.deploy import TokenParams, deploy_token  # noqa: E402
-from loyalty.devchain import start_node, stop_node  # noqa: E402
+from loyalty.devchain import free_port, start_node, stop_node  # noqa: E402
 
 OUT = ROOT / "var" / "bench" / "audit.json"
 RUN_DIR = ROOT / "var" / "bench" / "audit-run"
@@ -40,12 +39,6 @@ MEMBERS, BATCH, ROUNDS = 10_000, 500, 10  # every member earns once per round: 1
 REDEMPTIONS = 2_000
 DAY = 86_400
 TARGET_EVENTS_PER_S = 20_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def selector(signature: str) -> bytes:

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "backend"))
 
 from loyalty.artifacts import load_artifact  # noqa: E402
 from loyalty.deploy import TokenParams, deploy_token  # noqa: E402
-from loyalty.devchain import start_node, stop_node  # noqa: E402
+from loyalty.devchain import free_port, start_node, stop_node  # noqa: E402
 from loyalty.settings import DEV_OPERATOR_KEY  # noqa: E402
 
 OUT = ROOT / "var" / "bench" / "earn.json"
@@ -48,14 +48,6 @@ BULK_REQUESTS, BULK_ITEMS = 6, 10_000
 SINGLE_REQUESTS, SINGLE_CLIENTS = 3_000, 32
 NAIVE_EARNS = 200
 ADMIN_KEY = "adm_bench_" + secrets.token_hex(8)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PeakRss(threading.Thread):

@@ -340,16 +340,19 @@ def _run_audit(rpc_url: str, token: str, from_block: int, to_block: int | None) 
         rpc.close()
 
 
-@audit.command("verify")
-@click.option("--rpc", "rpc_url", envvar="RPC_URL", required=True, help="JSON-RPC URL of the chain (env RPC_URL).")
-@click.option("--token", envvar="TOKEN_ADDRESS", required=True, help="The token's address (env TOKEN_ADDRESS).")
-@click.option(
+from_block_option = click.option(
     "--from-block",
     type=int,
     default=0,
     show_default=True,
     help="First block to read: the token's deployment or earlier.",
 )
+
+
+@audit.command("verify")
+@click.option("--rpc", "rpc_url", envvar="RPC_URL", required=True, help="JSON-RPC URL of the chain (env RPC_URL).")
+@click.option("--token", envvar="TOKEN_ADDRESS", required=True, help="The token's address (env TOKEN_ADDRESS).")
+@from_block_option
 @click.option("--to-block", type=int, default=None, help="Audit as of this block [default: the latest].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=VAR / "audit", show_default=True,
               help="Folder for report.json, report.html, members.csv and partners.csv.")  # fmt: skip
@@ -376,13 +379,7 @@ def audit_verify(rpc_url: str, token: str, from_block: int, to_block: int | None
 
 
 @audit.command("reconcile")
-@click.option(
-    "--from-block",
-    type=int,
-    default=0,
-    show_default=True,
-    help="First block to read: the token's deployment or earlier.",
-)
+@from_block_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=VAR / "audit", show_default=True,
               help="Folder for reconcile.json.")  # fmt: skip
 def audit_reconcile(from_block: int, out: Path) -> None:

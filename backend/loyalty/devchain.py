@@ -7,6 +7,7 @@ brownie's does: full blocks of batch earns would otherwise raise it 12.5% a bloc
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -24,6 +25,14 @@ GANACHE_CHAIN_ID = 1337
 # Anvil keeps no history on disk, but the state of this many recent blocks in memory: enough for
 # reads "as of" a block a little behind the head (the auditor reads balances at the block it audits).
 RECENT_STATES = 256
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on just now (for nodes and servers started in tests
+    and benchmarks)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def node_command(kind: ChainKind, port: int, state_dir: Path) -> list[str]:

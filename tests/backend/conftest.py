@@ -8,7 +8,6 @@ import glob
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -22,17 +21,11 @@ from web3 import HTTPProvider, Web3
 
 from loyalty.api.app import create_app
 from loyalty.deploy import Deployment, TokenParams, deploy_token
-from loyalty.devchain import start_node, stop_node
+from loyalty.devchain import free_port, start_node, stop_node
 from loyalty.outbox import OutboxWriter, drain
 from loyalty.settings import DEV_OPERATOR_KEY, Settings
 
 ADMIN_KEY = "adm_test"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
