@@ -128,7 +128,9 @@ contract LoyaltyPoints is ILoyaltyPoints, ERC20Permit, AccessControl {
         if (member == address(0)) revert LoyaltyInvalidMember(member);
         if (amount == 0 || amount > PackedAccount.MAX_AMOUNT) revert LoyaltyInvalidAmount(member, amount);
         if (block.timestamp > deadline) revert LoyaltyExpiredSignature(deadline, block.timestamp);
-        _useRef(msg.sender, ref);
+        // `ref` is the issuer's label, not spent from its ref window: the member's nonce already
+        // makes the consent single-use, and a consent must stay valid until its deadline however
+        // many earns the issuer sends meanwhile.
         uint256 nonce = _useNonce(member);
         address signer = _redeemSigner(member, amount, rewardId, ref, nonce, deadline, signature);
         if (signer != member) {
@@ -494,11 +496,6 @@ contract LoyaltyPoints is ILoyaltyPoints, ERC20Permit, AccessControl {
             packed = packed.withBudget(budget - amount);
         }
         _issuers[issuer] = _withRefUsed(issuer, packed, ref);
-    }
-
-    /// @dev Use `ref` without touching the budget (redemptions).
-    function _useRef(address issuer, uint256 ref) private {
-        _issuers[issuer] = _withRefUsed(issuer, _issuers[issuer], ref);
     }
 
     function _withRefUsed(address issuer, uint256 packed, uint256 ref) private pure returns (uint256) {

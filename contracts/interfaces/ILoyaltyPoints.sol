@@ -103,9 +103,9 @@ interface ILoyaltyPoints {
 
     /// @notice Earn `amount` points to `member` from the caller's budget. `ref` works once, so a
     /// retried transaction can never issue twice.
-    /// @dev Refs are the issuer's sequence numbers (below 2^64), shared by earn, earnBatch and
-    /// redeem. They may be used out of order within `REF_WINDOW` of the highest used; refs left
-    /// further behind can no longer be used.
+    /// @dev Refs are the issuer's sequence numbers (below 2^64), shared by earn and earnBatch.
+    /// They may be used out of order within `REF_WINDOW` of the highest used; refs left further
+    /// behind can no longer be used.
     /// @dev Requires ISSUER_ROLE and an unused `ref`; emits `Transfer` and `Earned`.
     function earn(address member, uint256 amount, uint256 ref) external;
 
@@ -116,7 +116,10 @@ interface ILoyaltyPoints {
 
     /// @notice Burn `amount` of `member`'s points (oldest first) for reward `rewardId`, with the
     /// member's EIP-712 `signature` over `Redeem(member, issuer, amount, rewardId, ref, nonce, deadline)`.
-    /// @dev Requires ISSUER_ROLE (the caller is the `issuer` signed for); uses the member's nonce.
+    /// @dev Requires ISSUER_ROLE (the caller is the `issuer` signed for); uses the member's nonce,
+    /// which makes each consent work once. `ref` is the issuer's label for the redemption, signed
+    /// and logged in `Redeemed` but not spent from the issuer's ref window, so a consent stays
+    /// valid until its deadline whatever the issuer earns meanwhile.
     function redeem(
         address member,
         uint256 amount,

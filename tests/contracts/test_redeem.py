@@ -77,13 +77,24 @@ def test_redeem_failsOnReusedNonce(token, issuer, member, sign_redeem):
         token.redeem(member.address, 100, 1, 2, deadline, second, {"from": issuer})
 
 
-def test_redeem_failsOnReusedRef(token, issuer, member, sign_redeem):
+def test_redeem_failsOnReplayedConsent(token, issuer, member, sign_redeem):
     _fund(token, issuer, member)
     deadline = int(time.time()) + 10 * 365 * 86_400
     signature = sign_redeem(member, 100, ref=1, deadline=deadline)
     token.redeem(member.address, 100, 1, 1, deadline, signature, {"from": issuer})
-    with brownie.reverts(custom_error("LoyaltyRefUsed", issuer.address, 1)):
+    with brownie.reverts(custom_error("LoyaltyNonceUsed", member.address, 0)):
         token.redeem(member.address, 100, 1, 1, deadline, signature, {"from": issuer})
+
+
+def test_redeem_consentStaysValidAfterTheIssuerMovesItsRefWindowOn(token, issuer, member, sign_redeem):
+    """A consent names a ref; the issuer's earns meanwhile move its ref window far past it."""
+    _fund(token, issuer, member)
+    deadline = int(time.time()) + 10 * 365 * 86_400
+    signature = sign_redeem(member, 100, ref=2, deadline=deadline)
+    token.earn(member.address, 1, 2 + 10 * token.REF_WINDOW(), {"from": issuer})
+    assert token.isRefUsed(issuer.address, 2)  # behind the window: no earn may use it any more
+    token.redeem(member.address, 100, 1, 2, deadline, signature, {"from": issuer})
+    assert token.balanceOf(member.address) == 1_000 - 100 + 1
 
 
 def test_redeem_failsOnInsufficientPoints(token, issuer, member, sign_redeem):

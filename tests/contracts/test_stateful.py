@@ -85,7 +85,7 @@ class LoyaltyStateMachine(RuleBasedStateMachine):
         member = self.members[member_index]
         if self._balance(member.address) < amount:
             return
-        ref = self._ref()
+        ref = self.next_ref  # a label: redemptions do not spend refs (the consent's nonce does)
         signature = self.sign(member, amount, ref=ref, deadline=DEADLINE)
         self.token.redeem(member.address, amount, 1, ref, DEADLINE, signature, {"from": self.issuer})
         self._take_oldest(member.address, amount)

@@ -267,7 +267,6 @@ class Ledger:
         amount, ref = words(log.data)
         if not self._take(self._burns, member, amount):
             self.flag("burns_accounted", f"Redeemed {amount} of {member} without its burn", log)
-        self._use_ref(issuer, ref, log)
         holder = self._member(member)
         for epoch, owner, taken in self._spend(holder, amount, now, log):
             self.epoch_points[epoch] -= taken

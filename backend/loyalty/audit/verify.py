@@ -24,7 +24,7 @@ CHECKS = {
     "total_supply": "the re-derived supply equals totalSupply at the audited block",
     "budgets": "every issuer minted within its budget, and its remaining budget equals issueBudget",
     "consents": "every redemption carries the member's EIP-712 consent, recovered from the transaction input",
-    "refs_unique": "no issuer used a ref twice",
+    "refs_unique": "no issuer used an earn ref twice",
     "mints_by_issuers": "every mint comes from an earn by an account holding ISSUER_ROLE at that point",
     "burns_accounted": "every burn is a redemption or an expiry",
     "batch_totals": "every BatchEarned matches its mints in count and points",
