@@ -23,10 +23,12 @@ from web3 import HTTPProvider, Web3
 from loyalty import __version__
 from loyalty.deploy import TokenParams, deploy_token
 from loyalty.devchain import ChainKind, start_node, stop_node
+from loyalty.errors import ChainUnavailableError
 from loyalty.paths import VAR
 from loyalty.settings import Settings
 
 API_URL = "http://127.0.0.1:8000"
+DUMP_EVERY_S = 5  # how much of `make up`'s chain a kill -9 can lose (the outbox sends it again)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,7 +66,11 @@ def main() -> None:
 )
 def up(kind: ChainKind, port: int, api_port: int) -> None:
     """Start a local chain, deploy the token once, and serve the API until Ctrl-C."""
-    process = start_node(kind, port)
+    _check_port_free("127.0.0.1", api_port, "the API (--api-port, env API_PORT)")
+    try:
+        process = start_node(kind, port, dump_every_s=DUMP_EVERY_S)
+    except ChainUnavailableError as exc:
+        raise click.ClickException(str(exc)) from exc
     try:
         rpc_url = f"http://127.0.0.1:{port}"
         w3 = Web3(HTTPProvider(rpc_url))
@@ -80,7 +86,8 @@ def up(kind: ChainKind, port: int, api_port: int) -> None:
         )
         click.echo(f"database  {settings.database_url}")
         click.echo(f"api       {api}  (OpenAPI docs: {api}/docs)")
-        click.echo(f"admin key {settings.admin_api_key}  (also in {VAR / 'admin.key'} unless LOYALTY_ADMIN_KEY is set)")
+        where = "LOYALTY_ADMIN_KEY" if os.environ.get("LOYALTY_ADMIN_KEY") else VAR / "admin.key"
+        click.echo(f"admin key {settings.admin_api_key[:8]}...  (the whole key: {where})")
         click.echo('next      see README "Walk-through"; Ctrl-C stops the API and the chain (state stays under var/)')
         _serve(settings, "127.0.0.1", api_port, run_outbox=True)
     finally:
@@ -104,24 +111,33 @@ def serve(host: str, port: int, outbox: bool) -> None:
 
 @main.command()
 def worker() -> None:
-    """Run the outbox writer alone: drains accepted earns and redemptions onto the chain."""
-    from loyalty.api.app import token_address
-    from loyalty.chain import Chain
-    from loyalty.custody import Custody
-    from loyalty.db.session import make_engine, make_sessionmaker, upgrade
+    """Run the outbox writer alone: drains accepted earns and redemptions onto the chain.
+
+    Any number may run: the one holding the database's writer lease writes, the others stand by
+    and take over when it stops."""
     from loyalty.outbox import OutboxWriter
 
-    settings = Settings.from_env()
-    upgrade(settings.database_url)
-    chain = Chain(settings.rpc_url, token_address(settings), Account.from_key(settings.operator_private_key))
-    writer = OutboxWriter(make_sessionmaker(make_engine(settings.database_url)), chain, Custody(settings.master_key))
+    runtime = _runtime(Settings.from_env())
+    writer = OutboxWriter(runtime, role="worker")
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    click.echo(f"outbox writer on chain {chain.chain_id}, token {chain.token.address}; Ctrl-C stops it")
+    click.echo(f"outbox writer for token {runtime.chain.token.address} at {runtime.settings.rpc_url}; Ctrl-C stops it")
     gc.collect()
     gc.freeze()  # as the API does: no full garbage-collector passes over startup objects while holding the write lock
     writer.run(stop)
+    runtime.close()
+
+
+def _runtime(settings: Settings) -> Any:
+    """The service wired from `settings`, or a one-line error saying what to do."""
+    from loyalty.errors import ConfigurationError
+    from loyalty.runtime import build
+
+    try:
+        return build(settings)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command()
@@ -166,7 +182,19 @@ def _serve(settings: Settings, host: str, port: int, *, run_outbox: bool) -> Non
 
     from loyalty.api.app import create_app
 
-    uvicorn.run(create_app(settings, run_outbox=run_outbox), host=host, port=port, log_level="warning")
+    _check_port_free(host, port, "the API")
+    runtime = _runtime(settings)
+    uvicorn.run(create_app(settings, run_outbox=run_outbox, runtime=runtime), host=host, port=port, log_level="warning")
+
+
+def _check_port_free(host: str, port: int, what: str) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        if sock.connect_ex((host, port)) == 0:
+            raise click.ClickException(
+                f"port {port} is already in use by another process: stop it, or give {what} another port"
+            )
 
 
 # ----------------------------------------------------------------------------- API client
@@ -387,16 +415,13 @@ def audit_reconcile(from_block: int, out: Path) -> None:
     redemptions, burns and members' net points. Exit status 1 if anything disagrees."""
     from dataclasses import asdict
 
-    from loyalty.api.app import token_address
     from loyalty.audit.reconcile import reconcile
-    from loyalty.db.session import make_engine, make_sessionmaker
 
-    settings = Settings.from_env()
-    result = _run_audit(settings.rpc_url, token_address(settings), from_block, None)
-    engine = make_engine(settings.database_url)
-    with make_sessionmaker(engine)() as session:
+    runtime = _runtime(Settings.from_env())
+    result = _run_audit(runtime.settings.rpc_url, runtime.chain.token.address, from_block, None)
+    with runtime.sessions() as session:
         findings = reconcile(session, result)
-    engine.dispose()
+    runtime.close()
     out.mkdir(parents=True, exist_ok=True)
     body = {"block_number": result.block_number, "findings": [asdict(f) for f in findings], "clean": not findings}
     (out / "reconcile.json").write_text(json.dumps(body, indent=2) + "\n")

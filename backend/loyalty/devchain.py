@@ -1,12 +1,16 @@
 """A local chain for development: Anvil (default) or Ganache, started from `node_modules`.
 
-State lives under `var/` (Anvil dumps it on exit and loads it on start, so `make up` reuses the
-same chain and deployment); nothing is written to `$HOME`. Anvil runs with a zero base fee, as
+State lives under `var/` (Anvil dumps it every few seconds and on exit, and loads it on start,
+so `make up` reuses the same chain and deployment; a `kill -9` loses only the last seconds, which
+the outbox detects and sends again); nothing is written to `$HOME`. A node is never started on a
+port something else listens on, nor on a state folder another node is using. Anvil runs with a zero base fee, as
 brownie's does: full blocks of batch earns would otherwise raise it 12.5% a block.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import socket
 import subprocess
 import time
@@ -25,6 +29,7 @@ GANACHE_CHAIN_ID = 1337
 # Anvil keeps no history on disk, but the state of this many recent blocks in memory: enough for
 # reads "as of" a block a little behind the head (the auditor reads balances at the block it audits).
 RECENT_STATES = 256
+_STATE_LOCKS: dict[int, int] = {}  # node pid -> the open lock on its state folder
 
 
 def free_port() -> int:
@@ -35,13 +40,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def node_command(kind: ChainKind, port: int, state_dir: Path) -> list[str]:
-    """The command line that starts a `kind` node on 127.0.0.1:`port` keeping state in `state_dir`."""
+def node_command(kind: ChainKind, port: int, state_dir: Path, dump_every_s: int | None = None) -> list[str]:
+    """The command line that starts a `kind` node on 127.0.0.1:`port` keeping state in `state_dir`
+    (Anvil: dumped every `dump_every_s` seconds too, when given)."""
     bin_dir = ROOT / "node_modules" / ".bin"
     if kind == "anvil":
+        dumps = ["--state-interval", str(dump_every_s)] if dump_every_s else []
         return [
             str(bin_dir / "anvil"), "--host", "127.0.0.1", "--port", str(port),
-            "--state", str(state_dir / "anvil-state.json"), "--prune-history", str(RECENT_STATES),
+            "--state", str(state_dir / "anvil-state.json"), *dumps, "--prune-history", str(RECENT_STATES),
             "--mnemonic", DEV_MNEMONIC, "--silent", "--block-base-fee-per-gas", "0",
         ]  # fmt: skip
     return [
@@ -53,18 +60,40 @@ def node_command(kind: ChainKind, port: int, state_dir: Path) -> list[str]:
 
 
 def start_node(
-    kind: ChainKind, port: int, state_dir: Path | None = None, timeout_s: float = 60.0
+    kind: ChainKind,
+    port: int,
+    state_dir: Path | None = None,
+    timeout_s: float = 60.0,
+    dump_every_s: int | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start a node and wait until it answers JSON-RPC; the caller stops it."""
+    """Start a node and wait until it answers JSON-RPC; the caller stops it (`stop_node`).
+
+    Refuses a port something already listens on (attaching to a node this call did not start
+    would mix chains), and a state folder another running node uses."""
     state_dir = state_dir or VAR / "chain" / kind
     state_dir.mkdir(parents=True, exist_ok=True)
+    with socket.socket() as sock:
+        if sock.connect_ex(("127.0.0.1", port)) == 0:
+            raise ChainUnavailableError(
+                f"port {port} is already in use by another process: stop it, or start the chain on another port "
+                "(make up PORT=...)"
+            )
+    lock = os.open(state_dir / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock)
+        raise ChainUnavailableError(
+            f"{state_dir} is in use by a node another command started: stop that one first"
+        ) from None
     (state_dir / "home").mkdir(exist_ok=True)
     log = (state_dir / "node.log").open("ab")
     env = {"HOME": str(state_dir / "home"), "PATH": "/usr/local/bin:/usr/bin:/bin"}
     # Own session: a terminal Ctrl-C reaches only our launcher, which stops the node in order.
     process = subprocess.Popen(
-        node_command(kind, port, state_dir), stdout=log, stderr=log, env=env, start_new_session=True
+        node_command(kind, port, state_dir, dump_every_s), stdout=log, stderr=log, env=env, start_new_session=True
     )
+    _STATE_LOCKS[process.pid] = lock
     w3 = Web3(HTTPProvider(f"http://127.0.0.1:{port}", request_kwargs={"timeout": 2}))
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -88,3 +117,5 @@ def stop_node(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    if (lock := _STATE_LOCKS.pop(process.pid, None)) is not None:
+        os.close(lock)

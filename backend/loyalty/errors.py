@@ -9,6 +9,33 @@ class ChainUnavailableError(LoyaltyError, ConnectionError):
     """The chain node cannot be started or reached."""
 
 
+class ChainMismatchError(ChainUnavailableError):
+    """The node is not the chain (or the token) this database belongs to, or not one the
+    operator's key may be used on."""
+
+
+class TxRefusedError(LoyaltyError, ValueError):
+    """The node refused a transaction outright: it was not accepted, so it cannot be mined.
+
+    Attributes:
+        reason: the node's message.
+        data: revert data, when the refusal is a reverted call.
+    """
+
+    def __init__(self, reason: str, data: str | None = None) -> None:
+        self.reason, self.data = reason, data
+        super().__init__(reason)
+
+    @property
+    def lacks_funds(self) -> bool:
+        """Refused for want of gas money: a top-up fixes it, nothing about the transaction does."""
+        return "insufficient funds" in self.reason.lower()
+
+
+class ConfigurationError(LoyaltyError, RuntimeError):
+    """The service refuses to start as configured; the message says what to do."""
+
+
 class ArtifactMissingError(LoyaltyError, FileNotFoundError):
     """The contracts have not been compiled (run `brownie compile` or `make up`)."""
 

@@ -13,10 +13,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from loyalty.chain import Chain, checksum
+from loyalty.chain import Chain, checksum, is_zero
 from loyalty.consent import RedeemConsent, redeem_typed_data, sign_typed_data
 from loyalty.custody import Custody
 from loyalty.db.models import Earn, EarnStatus, Member, Partner, Redemption, RedemptionStatus, Reward
@@ -40,11 +40,12 @@ class Program:
 
     # ----------------------------------------------------------------------------- partners
     def create_partner(self, name: str, issue_budget_points: int) -> tuple[Partner, str]:
-        """A partner with its own issuer account (role and budget granted on-chain); returns its API key."""
+        """A partner with its own issuer account; returns its API key. Nothing goes to the chain
+        here: the outbox writer gives the account gas, ISSUER_ROLE and the budget, and the
+        partner's earns wait for that (they are accepted at once)."""
         if self.session.scalar(select(Partner).where(Partner.name == name)) is not None:
             raise ConflictError("partner_exists", f"a partner named {name!r} already exists")
         address, sealed = self.custody.new_wallet()
-        self.chain.add_issuer(address, issue_budget_points)
         api_key = "ptn_" + secrets.token_hex(24)
         partner = Partner(
             name=name,
@@ -74,6 +75,7 @@ class Program:
             member = Member(external_id=external_id, wallet_address=address, custodial=True, wallet_key_sealed=sealed)
         else:
             address = checksum(wallet_address)
+            self._check_wallet(address)
             if self.session.scalar(select(Member).where(Member.wallet_address == address)) is not None:
                 raise ConflictError("wallet_taken", f"wallet {address} already belongs to a member")
             member = Member(external_id=external_id, wallet_address=address, custodial=False)
@@ -81,20 +83,37 @@ class Program:
         self.session.flush()
         return member
 
+    def _check_wallet(self, address: str) -> None:
+        """A member's own wallet must be an account that can hold points and sign consents: not
+        the zero address, not the token, not a contract (earning to it would revert or lock the
+        points away, and fail every batch it is in)."""
+        if is_zero(address) or address.lower() == self.chain.token.address.lower():
+            raise UnprocessableError("invalid_wallet", f"{address} cannot hold points")
+        if self.chain.has_code(address):
+            raise UnprocessableError("invalid_wallet", f"{address} is a contract, not a wallet that can sign consents")
+
     def member(self, member_id: int) -> Member:
         member = self.session.get(Member, member_id)
         if member is None:
             raise NotFoundError("member_not_found", f"no member {member_id}")
         return member
 
-    def spendable_points(self, member: Member) -> int:
-        """On-chain balance less points held by reserved redemptions."""
-        reserved = self.session.scalar(
-            select(func.coalesce(func.sum(Redemption.amount_points), 0)).where(
-                Redemption.member_id == member.id, Redemption.status == RedemptionStatus.RESERVED
+    def spendable_points(self, member: Member) -> tuple[int, int]:
+        """Points the member may still redeem, and the consent nonce the next redemption takes.
+
+        Balance and nonce are read from the chain as of one block. A reserved redemption still
+        holds its points until its burn is on-chain: one whose transaction is mined already (its
+        nonce is below the chain's) is in the balance, not counted again."""
+        block = self.chain.block_number()
+        balance, nonce = self.chain.members_state([member.wallet_address], block)[member.wallet_address]
+        held = self.session.execute(
+            select(func.coalesce(func.sum(Redemption.amount_points), 0), func.count()).where(
+                Redemption.member_id == member.id,
+                Redemption.status == RedemptionStatus.RESERVED,
+                or_(Redemption.write_id.is_(None), Redemption.nonce >= nonce),
             )
-        )
-        return self.chain.balance_of(member.wallet_address) - int(reserved or 0)
+        ).one()
+        return balance - int(held[0]), nonce + int(held[1])
 
     # ------------------------------------------------------------------------------ earning
     def accept_earns(self, requests: Sequence[EarnRequestItems]) -> list[list[int] | DomainError]:
@@ -171,23 +190,19 @@ class Program:
         return reward
 
     # ---------------------------------------------------------------------------- redeeming
-    def redemption_consent(self, member: Member, reward: Reward) -> RedeemConsent:
-        """The consent a redemption of `reward` by `member` needs, with a fresh ref and the next nonce."""
+    def redemption_consent(self, member: Member, reward: Reward, nonce: int | None = None) -> RedeemConsent:
+        """The consent a redemption of `reward` by `member` needs: a fresh ref (a label; the
+        chain does not spend it) and the member's next nonce, counting redemptions still to burn."""
         partner = self.partner(reward.partner_id)
         while not claim_ref(self.session, partner.id, ref := next_ref(self.session, partner.id)):
             pass  # the outbox took it meanwhile: take the next
-        in_flight = self.session.scalar(
-            select(func.count()).where(
-                Redemption.member_id == member.id, Redemption.status == RedemptionStatus.RESERVED
-            )
-        )
         return RedeemConsent(
             member=member.wallet_address,
             issuer=partner.issuer_address,
             amount_points=reward.cost_points,
             reward_id=reward.id,
             ref=ref,
-            nonce=self.chain.nonce_of(member.wallet_address) + int(in_flight or 0),
+            nonce=self.spendable_points(member)[1] if nonce is None else nonce,
             deadline=int(time.time()) + CONSENT_VALIDITY_S,
         )
 
@@ -205,14 +220,22 @@ class Program:
         """Phase one: hold the stock and the points, and queue the burn for the outbox."""
         if not reward.active:
             raise ConflictError("reward_inactive", f"reward {reward.id} is not active")
+        if consent is None and (not member.custodial or member.wallet_key_sealed is None):
+            raise UnprocessableError(
+                "signature_required", f"member {member.id} holds their own wallet: send `signature` and `deadline`"
+            )
+        spendable, next_nonce = self.spendable_points(member)
         if consent is None:
-            if not member.custodial or member.wallet_key_sealed is None:
-                raise UnprocessableError(
-                    "signature_required", f"member {member.id} holds their own wallet: send `signature` and `deadline`"
-                )
-            consent = self.redemption_consent(member, reward)
+            assert member.wallet_key_sealed is not None
+            consent = self.redemption_consent(member, reward, next_nonce)
             wallet = self.custody.open(member.wallet_address, member.wallet_key_sealed)
             signature = sign_typed_data(self.typed_data(consent), wallet.key)
+        elif consent.nonce != next_nonce:
+            raise ConflictError(
+                "consent_stale",
+                f"the consent was signed for nonce {consent.nonce}, but the member's next redemption takes nonce "
+                f"{next_nonce} (another redemption or a permit came first): ask for a new consent",
+            )
         assert signature is not None
         taken = self.session.execute(
             update(Reward)
@@ -222,7 +245,6 @@ class Program:
         )
         if taken.rowcount != 1:  # type: ignore[attr-defined]
             raise ConflictError("reward_out_of_stock", f"reward {reward.id} is out of stock")
-        spendable = self.spendable_points(member)
         if spendable < reward.cost_points:
             raise UnprocessableError(
                 "insufficient_points",

@@ -33,6 +33,11 @@ class Settings(BaseModel):
         master_key: 32-byte hex key that encrypts custodial and issuer keys at rest
             (env LOYALTY_MASTER_KEY; else var/master.key).
         max_body_bytes: largest request body accepted.
+        confirmations: blocks a write must be deep (its own included) before it counts as final
+            (env LOYALTY_CONFIRMATIONS); default 1 on a local dev chain, 12 elsewhere.
+        idempotency_ttl_s: how long an Idempotency-Key is remembered (env LOYALTY_IDEMPOTENCY_TTL_S).
+        sweep_interval_s: how often the worker looks for expired points to sweep
+            (env LOYALTY_SWEEP_INTERVAL_S).
     """
 
     database_url: str
@@ -42,6 +47,9 @@ class Settings(BaseModel):
     admin_api_key: str
     master_key: str
     max_body_bytes: int = 4_000_000
+    confirmations: int | None = None
+    idempotency_ttl_s: int = 86_400
+    sweep_interval_s: int = 60
 
     @classmethod
     def from_env(cls, var_dir: Path = VAR) -> Settings:
@@ -53,6 +61,9 @@ class Settings(BaseModel):
             operator_private_key=env.get("ISSUER_PRIVATE_KEY", DEV_OPERATOR_KEY),
             admin_api_key=env.get("LOYALTY_ADMIN_KEY") or _file_secret(var_dir / "admin.key", "adm_"),
             master_key=env.get("LOYALTY_MASTER_KEY") or _file_secret(var_dir / "master.key", ""),
+            confirmations=int(env["LOYALTY_CONFIRMATIONS"]) if env.get("LOYALTY_CONFIRMATIONS") else None,
+            idempotency_ttl_s=int(env.get("LOYALTY_IDEMPOTENCY_TTL_S", 86_400)),
+            sweep_interval_s=int(env.get("LOYALTY_SWEEP_INTERVAL_S", 60)),
         )
 
 

@@ -120,9 +120,10 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def writer(client: TestClient) -> OutboxWriter:
-    state = client.app.state  # type: ignore[attr-defined]
-    return OutboxWriter(state.sessions, state.chain, state.custody, poll_s=0.01)
+def writer(client: TestClient) -> Iterator[OutboxWriter]:
+    writer = OutboxWriter(client.app.state.runtime, poll_s=0.01)  # type: ignore[attr-defined]
+    yield writer
+    writer.close()
 
 
 def settle(writer: OutboxWriter) -> None:

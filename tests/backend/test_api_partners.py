@@ -1,10 +1,11 @@
 """Partners and auditors, authentication and roles, idempotency and problem responses."""
 
-from conftest import ADMIN_KEY, auth, chain_of, make_partner, post
+from conftest import ADMIN_KEY, auth, chain_of, make_partner, post, settle
 
 
-def test_createPartner_grantsIssuerRoleAndBudgetOnChain(client):
+def test_createPartner_grantsIssuerRoleAndBudgetOnChain(client, writer):
     partner = make_partner(client, "Acme", 5_000)
+    settle(writer)
     chain = chain_of(client)
     assert partner["api_key"].startswith("ptn_")
     assert chain.token.functions.hasRole(chain.issuer_role, partner["issuer_address"]).call()

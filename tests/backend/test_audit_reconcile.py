@@ -38,7 +38,7 @@ def program(own_settings: Settings) -> Iterator[dict[str, Any]]:
     """A partner, two members with earns, and one posted redemption, all on-chain."""
     with TestClient(create_app(own_settings, run_outbox=False), raise_server_exceptions=False) as client:
         state = client.app.state  # type: ignore[attr-defined]
-        writer = OutboxWriter(state.sessions, state.chain, state.custody, poll_s=0.01)
+        writer = OutboxWriter(state.runtime, poll_s=0.01)
         partner = make_partner(client, "Acme", 100_000)
         alice, bob = make_member(client), make_member(client)
         items = [{"member_id": alice["id"], "amount_points": 500}, {"member_id": bob["id"], "amount_points": 300}]
@@ -51,7 +51,9 @@ def program(own_settings: Settings) -> Iterator[dict[str, Any]]:
         settle(writer)
         assert client.get(f"/v1/redemptions/{redemption['id']}", headers=auth(ADMIN_KEY)).json()["status"] == "posted"
         yield {"client": client, "sessions": state.sessions, "earn_ids": earn_ids, "alice": alice, "bob": bob,
-               "reward": reward, "redemption": redemption, "settings": own_settings, "partner_key": partner["api_key"]}  # fmt: skip
+               "reward": reward, "redemption": redemption, "settings": own_settings, "partner_key": partner["api_key"],
+               "writer": writer}  # fmt: skip
+        writer.close()
 
 
 def _findings(program: dict[str, Any]) -> list[Any]:
@@ -145,8 +147,7 @@ def test_auditApi_showsTheChainsFiguresWithTransactions(program: dict[str, Any])
     assert summary["discrepancies"] == []
 
     post(client, "/v1/earn", {"member_id": alice["id"], "amount_points": 5}, program["partner_key"])
-    state = client.app.state  # type: ignore[attr-defined]
-    settle(OutboxWriter(state.sessions, state.chain, state.custody, poll_s=0.01))
+    settle(program["writer"])
     again = client.get(f"/v1/audit/members/{alice['id']}", headers=auth(auditor)).json()
     assert again["balance_points"] == again["balance_onchain_points"] == 305  # the new block, replayed on demand
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import make_member, make_partner, post, settle
 from sqlalchemy import func, select
 
-from loyalty.db.models import ChainWrite, Earn, EarnStatus
+from loyalty.db.models import ChainWrite, Earn, EarnStatus, WriteKind
 from loyalty.outbox import OutboxWriter
 
 EARNS_PER_MEMBER = 3
@@ -34,7 +34,7 @@ def _assert_on_chain_exactly_once(client, partner, members, items):
     with state.sessions() as session:
         statuses = Counter(session.scalars(select(Earn.status)))
         assert statuses == {EarnStatus.CONFIRMED: len(items)}
-        writes = session.scalar(select(func.count()).select_from(ChainWrite))
+        writes = session.scalar(select(func.count()).where(ChainWrite.kind == WriteKind.EARN_BATCH))
     chain = state.chain
     wallet_of = {m["id"]: m["wallet_address"] for m in members}
     expected = Counter()
@@ -67,7 +67,7 @@ def test_outbox_workerKilledMidBatch_restartIssuesEachEarnOnce(client, settings,
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with sessions() as session:
-            if session.scalar(select(func.count()).select_from(ChainWrite)):
+            if session.scalar(select(func.count()).where(ChainWrite.kind == WriteKind.EARN_BATCH)):
                 break
         time.sleep(0.002)
     worker.send_signal(signal.SIGKILL)
@@ -101,8 +101,8 @@ def test_outbox_crashBetweenRecordAndBroadcast_resendsTheStoredTransaction(clien
     with pytest.raises(SystemExit):
         writer.run_once()
     monkeypatch.undo()
+    writer.close()  # the crashed process's lease goes with it
 
-    state = client.app.state
-    fresh = OutboxWriter(state.sessions, state.chain, state.custody, poll_s=0.01)
+    fresh = OutboxWriter(client.app.state.runtime, poll_s=0.01)
     settle(fresh)
     _assert_on_chain_exactly_once(client, partner, members, items)

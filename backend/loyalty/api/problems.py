@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,8 +11,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from loyalty.errors import ChainRevertError, ChainUnavailableError, DomainError
+from loyalty.errors import ChainMismatchError, ChainRevertError, ChainUnavailableError, DomainError
 
+log = logging.getLogger("loyalty.api")
 PROBLEM_TYPE = "https://loyalty-ledger.dev/problems/"
 _CODES_BY_STATUS = {
     401: "unauthorized",
@@ -59,4 +61,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ChainUnavailableError)
     async def _chain_down(_: Request, exc: ChainUnavailableError) -> JSONResponse:
+        if isinstance(exc, ChainMismatchError):
+            return problem(503, "chain_mismatch", "The chain is not this database's", str(exc))
         return problem(503, "chain_unavailable", "The chain is unavailable", str(exc))
+
+    @app.exception_handler(Exception)
+    async def _bug(_: Request, exc: Exception) -> JSONResponse:
+        # A bug, not the caller's fault: still a problem document, never a bare text page.
+        log.error("unhandled error", exc_info=exc)
+        return problem(500, "internal_error", "Internal error", "the service failed to answer; it was logged")

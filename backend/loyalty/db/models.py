@@ -9,7 +9,7 @@ import enum
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, DateTime, Dialect, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, Dialect, ForeignKey, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -49,14 +49,23 @@ class RedemptionStatus(enum.StrEnum):
 
 
 class WriteStatus(enum.StrEnum):
-    SENT = "sent"
-    CONFIRMED = "confirmed"
-    FAILED = "failed"
+    """A chain write's life: sent until final, then confirmed or failed; dropped if it never can be mined."""
+
+    SENT = "sent"  # recorded and broadcast, not yet final
+    CONFIRMED = "confirmed"  # mined, succeeded, and as many blocks deep as the settings ask
+    FAILED = "failed"  # mined and reverted (final likewise)
+    DROPPED = "dropped"  # the node refused it, or its nonce went to another transaction
 
 
 class WriteKind(enum.StrEnum):
     EARN_BATCH = "earn_batch"
     REDEEM = "redeem"
+    # The operator's writes: a partner's issuer account set up (gas, role, budget), gas top-ups
+    # and the sweep of expired points.
+    TOPUP = "topup"
+    GRANT_ISSUER = "grant_issuer"
+    SET_BUDGET = "set_budget"
+    EXPIRE = "expire"
 
 
 class Partner(Base):
@@ -76,6 +85,10 @@ class Partner(Base):
     # The next ref this partner's issuer account uses on the chain (refs are per issuer).
     next_ref: Mapped[int] = mapped_column(BigInteger, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set once the writer has given the issuer account gas, ISSUER_ROLE and its budget on-chain;
+    # until then the partner's earns are accepted and wait. Why set-up stopped, if it did.
+    provisioned_at: Mapped[datetime | None]
+    provision_error: Mapped[str | None] = mapped_column(Text)
 
 
 class Auditor(Base):
@@ -115,23 +128,38 @@ class Reward(Base):
 
 
 class ChainWrite(Base):
-    """One transaction the service sent for a partner's issuer account (the outbox's send log).
+    """One transaction the service sent (the outbox's send log), from a partner's issuer account
+    or from the operator's.
 
-    The signed transaction is stored before it is broadcast, so after a crash the very same
-    transaction (same nonce, same ref) is sent again: it can be mined at most once.
+    The signed transaction is stored before it is broadcast, so after a crash, or after the chain
+    lost it (a reorg, a rolled-back dev chain), the very same transaction (same nonce, same ref)
+    is sent again: it can be mined at most once. A dropped write's nonce goes to a new one.
     """
 
     __tablename__ = "chain_writes"
-    __table_args__ = (UniqueConstraint("partner_id", "ref"), UniqueConstraint("partner_id", "nonce"))
+    __table_args__ = (
+        Index(
+            "uq_chain_writes_sender_nonce_live",
+            "sender",
+            "nonce",
+            unique=True,
+            sqlite_where=text("status != 'dropped'"),
+            postgresql_where=text("status != 'dropped'"),
+        ),
+        Index("ix_chain_writes_status", "status"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
-    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"), index=True)
+    sender: Mapped[str] = mapped_column(String(42))
     kind: Mapped[str] = mapped_column(String(20))
-    ref: Mapped[int] = mapped_column(BigInteger)
+    ref: Mapped[int | None] = mapped_column(BigInteger)
     nonce: Mapped[int] = mapped_column(BigInteger)
     tx_hash: Mapped[str] = mapped_column(String(66), unique=True)
     raw_tx: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(20), default=WriteStatus.SENT)
     block_number: Mapped[int | None] = mapped_column(BigInteger)
+    block_hash: Mapped[str | None] = mapped_column(String(66))
+    mined_at: Mapped[int | None] = mapped_column(BigInteger)  # the block's Unix time
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -151,6 +179,9 @@ class Earn(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     confirmed_at: Mapped[datetime | None]
+    # Set when a batch carrying this earn could not be sent or reverted for no reason naming one
+    # member: the next batch holding it is at most this large, so a bad earn is found by halving.
+    batch_limit: Mapped[int | None] = mapped_column(Integer)
 
 
 class Redemption(Base):
@@ -184,6 +215,8 @@ class ConsentQuote(Base):
     nonce: Mapped[int] = mapped_column(BigInteger)
     deadline: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The redemption that used it: a consent is used once.
+    redemption_id: Mapped[int | None] = mapped_column(ForeignKey("redemptions.id"))
 
 
 class IdempotencyRecord(Base):
@@ -194,5 +227,45 @@ class IdempotencyRecord(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int]
+    # The response as JSON, or, when it holds a secret (a new API key), sealed under the master key.
     response_body: Mapped[str] = mapped_column(Text)
+    sealed: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class ChainBinding(Base):
+    """The chain and token this database belongs to (one row). Every process refuses a node
+    whose chain id, or whose block at `block_number`, differs: a database never follows a reset
+    chain or another chain's token."""
+
+    __tablename__ = "chain_binding"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    token_address: Mapped[str] = mapped_column(String(42))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WriterLease(Base):
+    """Who holds the outbox writer's lease (the lock itself is a file lock or an advisory lock;
+    this row says who took it and when it was last seen working)."""
+
+    __tablename__ = "writer_leases"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    chain_head: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ExpirySweep(Base):
+    """A sweep of expired points: members whose points expiring up to `expired_before` (Unix
+    time) were checked, and how many had some left to burn (sent as `expire` writes)."""
+
+    __tablename__ = "expiry_sweeps"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    expired_before: Mapped[int] = mapped_column(BigInteger)
+    members_checked: Mapped[int]
+    members_swept: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

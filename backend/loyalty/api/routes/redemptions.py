@@ -7,14 +7,14 @@ import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from loyalty.api.deps import ProgramDep, Reader, Writer
 from loyalty.api.idempotency import Digest, idempotent
 from loyalty.api.schemas import RedemptionCreate, RedemptionPublic, on_chain
 from loyalty.consent import RedeemConsent, recover_signer
 from loyalty.db.models import ChainWrite, ConsentQuote, Redemption
-from loyalty.errors import ForbiddenError, NotFoundError, UnprocessableError
+from loyalty.errors import ConflictError, ForbiddenError, NotFoundError, UnprocessableError
 
 router = APIRouter(prefix="/v1/redemptions", tags=["redemptions"])
 
@@ -60,10 +60,17 @@ def redeem(
 
     def write() -> tuple[int, RedemptionPublic]:
         member, reward = program.member(body.member_id), program.reward(body.reward_id, principal.partner_id)
-        consent, signature = None, None
-        if body.signature is not None or body.deadline is not None:
-            consent, signature = _signed_consent(program, body, member.wallet_address, reward.cost_points)
+        if body.signature is None and body.deadline is None:
+            return 201, _public(program, program.reserve_redemption(member, reward, None, None))
+        quote, consent, signature = _signed_consent(program, body, member.wallet_address, reward.cost_points)
         redemption = program.reserve_redemption(member, reward, consent, signature)
+        used = program.session.execute(
+            update(ConsentQuote)
+            .where(ConsentQuote.id == quote.id, ConsentQuote.redemption_id.is_(None))
+            .values(redemption_id=redemption.id)
+        )
+        if used.rowcount != 1:  # type: ignore[attr-defined]
+            raise ConflictError("consent_used", "this consent was used by another redemption")
         return 201, _public(program, redemption)
 
     return idempotent(request, digest, program.session, principal, write)
@@ -71,29 +78,36 @@ def redeem(
 
 def _signed_consent(
     program: ProgramDep, body: RedemptionCreate, wallet: str, cost_points: int
-) -> tuple[RedeemConsent, bytes]:
+) -> tuple[ConsentQuote, RedeemConsent, bytes]:
+    """The quote the member signed, found by the signature among the quotes with this member,
+    reward and deadline (two quotes may share a second); each works once."""
     if body.signature is None or body.deadline is None:
         raise UnprocessableError("validation_error", "send both `signature` and `deadline`, or neither")
-    quote = program.session.scalar(
-        select(ConsentQuote).where(
+    quotes = program.session.scalars(
+        select(ConsentQuote)
+        .where(
             ConsentQuote.member_id == body.member_id,
             ConsentQuote.reward_id == body.reward_id,
             ConsentQuote.deadline == body.deadline,
         )
-    )
-    if quote is None:
+        .order_by(ConsentQuote.id)
+    ).all()
+    if not quotes:
         raise NotFoundError("consent_not_found", "no typed data was issued for this member, reward and deadline")
     if body.deadline < time.time():
         raise UnprocessableError("consent_expired", f"the consent expired at {body.deadline}")
     reward = program.reward(body.reward_id)
     partner = program.partner(reward.partner_id)
-    consent = RedeemConsent(
-        wallet, partner.issuer_address, cost_points, reward.id, quote.ref, quote.nonce, quote.deadline
-    )
     signature = bytes.fromhex(body.signature.removeprefix("0x"))
-    if recover_signer(program.typed_data(consent), signature) != wallet:
-        raise UnprocessableError("invalid_signature", f"the signature is not {wallet}'s consent to this redemption")
-    return consent, signature
+    for quote in quotes:
+        consent = RedeemConsent(
+            wallet, partner.issuer_address, cost_points, reward.id, quote.ref, quote.nonce, quote.deadline
+        )
+        if recover_signer(program.typed_data(consent), signature) == wallet:
+            if quote.redemption_id is not None:
+                raise ConflictError("consent_used", f"this consent was used by redemption {quote.redemption_id}")
+            return quote, consent, signature
+    raise UnprocessableError("invalid_signature", f"the signature is not {wallet}'s consent to this redemption")
 
 
 @router.get("/{redemption_id}", response_model=RedemptionPublic)
