@@ -324,9 +324,40 @@ def redeem(member_id: int, reward_id: int, api_url: str, key: str | None) -> Non
 @main.command()
 @with_api
 def status(api_url: str, key: str | None) -> None:
-    """The API's health and the chain it writes to."""
-    _call(api_url, key, "GET", "/v1/health")
-    _call(api_url, key, "GET", "/v1/chain")
+    """The service's health in one block: chain, writer lease, outbox, and why it is degraded."""
+    try:
+        response = httpx.get(api_url + "/v1/health", timeout=30)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"cannot reach the API at {api_url}: {exc}") from exc
+    h = response.json()
+    chain, writer, outbox = h["chain"], h["writer"], h["outbox"]
+    lines = [f"status    {h['status']}", *(f"  - {reason}" for reason in h["reasons"])]
+    lines.append(f"database  {h['database']}")
+    if chain.get("reachable"):
+        lines.append(
+            f"chain     {chain['chain_id']} at {chain['rpc_url']}, block {chain['block_number']:,}, token "
+            f"{chain['token_address']}; writes final after {chain['confirmations']} confirmation(s)"
+        )
+    else:
+        lines.append(f"chain     unreachable at {chain['rpc_url']}")
+    if writer.get("holder"):
+        behind = writer.get("blocks_behind")
+        lines.append(
+            f"writer    {writer['holder']}, lease since {writer['since'][:19]}, seen {writer['last_seen_s']} s ago"
+            + ("" if behind is None else f", {behind} blocks behind")
+        )
+    else:
+        lines.append("writer    none has run")
+    oldest = outbox["oldest_pending_s"]
+    lines.append(
+        f"outbox    {outbox['pending_earns']:,} earns pending, {outbox['reserved_redemptions']:,} redemptions reserved"
+        + ("" if oldest is None else f" (oldest {oldest} s)")
+        + f"; {outbox['writes_in_flight']:,} writes in flight; last hour: {outbox['failed_writes_last_hour']} failed, "
+        f"{outbox['dropped_writes_last_hour']} dropped"
+    )
+    if outbox["partners_provisioning"]:
+        lines.append(f"          {outbox['partners_provisioning']} partners being set up on-chain")
+    click.echo("\n".join(lines))
 
 
 # ------------------------------------------------------------------------------------ audit

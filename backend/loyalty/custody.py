@@ -40,6 +40,17 @@ class Custody:
         nonce = os.urandom(_NONCE_BYTES)
         return nonce + self._aead.encrypt(nonce, bytes(account.key), account.address.encode())
 
+    def seal_data(self, data: bytes, context: bytes) -> bytes:
+        """Encrypt other secrets at rest (responses holding API keys); `context` is bound in."""
+        nonce = os.urandom(_NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, data, context)
+
+    def open_data(self, sealed: bytes, context: bytes) -> bytes:
+        try:
+            return self._aead.decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], context)
+        except Exception as exc:
+            raise KeyDecryptionError("a sealed record does not open with this master key") from exc
+
     def open(self, address: str, sealed: bytes) -> LocalAccount:
         """The account behind `sealed`, which must belong to `address`."""
         try:

@@ -9,12 +9,16 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from web3 import HTTPProvider, Web3
@@ -154,3 +158,80 @@ def make_member(client: TestClient, key: str = ADMIN_KEY, **body: Any) -> dict[s
 
 def chain_of(client: TestClient) -> Any:
     return client.app.state.chain  # type: ignore[attr-defined]
+
+
+def env_of(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment a `loyalty` process needs to run with `settings`."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "RPC_URL": settings.rpc_url,
+        "TOKEN_ADDRESS": settings.token_address or "",
+        "ISSUER_PRIVATE_KEY": settings.operator_private_key,
+        "LOYALTY_MASTER_KEY": settings.master_key,
+        "LOYALTY_ADMIN_KEY": settings.admin_api_key,
+        **extra,
+    }
+    return env
+
+
+def start_worker(settings: Settings, log: Path | None = None, **extra: str) -> subprocess.Popen[bytes]:
+    """`loyalty worker` as its own process (stopped by the caller)."""
+    out = log.open("ab") if log else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "-m", "loyalty.cli", "worker"], env=env_of(settings, **extra), stdout=out, stderr=out
+    )
+
+
+@contextmanager
+def serving(settings: Settings, *, outbox: bool, log: Path | None = None, **extra: str) -> Iterator[str]:
+    """`loyalty serve` as its own process on a free port; yields its URL once it answers."""
+    port = free_port()
+    out = log.open("ab") if log else subprocess.DEVNULL
+    command = [sys.executable, "-m", "loyalty.cli", "serve", "--port", str(port), "--outbox" if outbox else "--no-outbox"]
+    process = subprocess.Popen(command, env=env_of(settings, **extra), stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"loyalty serve exited with {process.returncode}")
+            try:
+                httpx.get(url + "/v1/health", timeout=5)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def own_chain(tmp_path: Path) -> Iterator[tuple[str, Deployment, Path]]:
+    """A fresh Anvil node and token of this test's own (for tests that stop or roll back the chain)."""
+    port, state = free_port(), tmp_path / "anvil"
+    process = start_node("anvil", port, state)
+    url = f"http://127.0.0.1:{port}"
+    w3 = Web3(HTTPProvider(url))
+    deployment, _ = deploy_token(w3, w3.eth.accounts[0], TokenParams(epoch_length_s=86_400), folder=tmp_path / "deployments")
+    try:
+        yield url, deployment, state
+    finally:
+        stop_node(process)
+
+
+def wait_for(condition: Any, timeout_s: float = 60, every_s: float = 0.1) -> Any:
+    """Poll `condition()` until it is truthy; returns its value."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{getattr(condition, '__name__', 'condition')} did not hold within {timeout_s} s")
+        time.sleep(every_s)
+    return value

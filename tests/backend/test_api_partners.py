@@ -90,8 +90,7 @@ def test_auditor_readsButCannotWrite(client):
     assert (response.status_code, response.json()["code"]) == (403, "forbidden")
 
 
-def test_health_and_chain(client, deployment):
-    assert client.get("/v1/health").json() == {"status": "ok"}
+def test_chain(client, deployment):
     chain = client.get("/v1/chain").json()
     assert chain["chain_id"] == 31337
     assert chain["token_address"] == deployment.token_address

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -31,7 +32,7 @@ from loyalty.api.deps import Principal
 from loyalty.api.idempotency import Answer, remember, replay
 from loyalty.chain import Chain
 from loyalty.custody import Custody
-from loyalty.db.models import IdempotencyRecord
+from loyalty.db.models import IdempotencyRecord, utcnow
 from loyalty.db.session import write_lock
 from loyalty.errors import ConflictError, DomainError
 from loyalty.program import Program
@@ -55,8 +56,8 @@ class EarnRequest:
 class EarnAcceptor:
     """Writes accepted earns to the outbox in groups, from one thread."""
 
-    def __init__(self, sessions: sessionmaker[Session], chain: Chain, custody: Custody) -> None:
-        self.sessions, self.chain, self.custody = sessions, chain, custody
+    def __init__(self, sessions: sessionmaker[Session], chain: Chain, custody: Custody, ttl_s: int) -> None:
+        self.sessions, self.chain, self.custody, self.ttl_s = sessions, chain, custody, ttl_s
         self._queue: queue.SimpleQueue[EarnRequest | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="earn-acceptor", daemon=True)
 
@@ -92,7 +93,8 @@ class EarnAcceptor:
         """Write the group in one transaction and answer every request in it."""
         try:
             with self.sessions() as session, write_lock(session):
-                outcomes = self._write(Program(session=session, chain=self.chain, custody=self.custody), group)
+                program = Program(session=session, chain=self.chain, custody=self.custody)
+                outcomes = self._write(program, group, utcnow() - timedelta(seconds=self.ttl_s))
                 session.commit()
         except Exception as exc:
             log.exception("earn group of %d requests failed", len(group))
@@ -106,10 +108,10 @@ class EarnAcceptor:
                 request.future.set_result(outcome)
 
     @staticmethod
-    def _write(program: Program, group: list[EarnRequest]) -> list[JSONResponse | DomainError]:
+    def _write(program: Program, group: list[EarnRequest], forgotten: datetime) -> list[JSONResponse | DomainError]:
         """Each request's response: a replay of an earlier one with the same key, or its accepted
         earns, or why they were refused. A key sent twice within the group is answered as its
-        first request is."""
+        first request is; a key last used before `forgotten` is new again."""
         session = program.session
         keys = {(request.principal.key_id, request.key) for request in group}
         records = {
@@ -118,6 +120,9 @@ class EarnAcceptor:
                 select(IdempotencyRecord).where(tuple_(IdempotencyRecord.principal, IdempotencyRecord.key).in_(keys))
             )
         }
+        for stale in [k for k, record in records.items() if record.created_at < forgotten]:
+            session.delete(records.pop(stale))
+        session.flush()
         outcomes: list[JSONResponse | DomainError | None] = [None] * len(group)
         first: dict[tuple[str, str], int] = {}  # key -> the request that writes for it
         for i, request in enumerate(group):

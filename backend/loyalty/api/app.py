@@ -36,7 +36,7 @@ def create_app(settings: Settings, *, run_outbox: bool = True, runtime: Runtime 
         app.state.custody = wired.custody
         app.state.chain = wired.chain
         app.state.audit = AuditView(settings.rpc_url, wired.chain.token.address, wired.deployment_block)
-        app.state.acceptor = EarnAcceptor(wired.sessions, wired.chain, wired.custody)
+        app.state.acceptor = EarnAcceptor(wired.sessions, wired.chain, wired.custody, settings.idempotency_ttl_s)
         app.state.acceptor.start()
         # Everything loaded so far lives as long as the process: keep it out of the garbage
         # collector's full passes, which otherwise stall every request for ~100 ms now and then.

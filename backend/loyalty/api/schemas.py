@@ -5,13 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from fastapi import Path, Query
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from loyalty.db.models import ChainWrite
 
-MAX_POINTS = 2**63 - 1
+# The database keeps ids, points and times as signed 64-bit integers: larger ones are refused
+# here (422), before anything is written or sent.
+MAX_INT = 2**63 - 1
+MAX_POINTS = MAX_INT
 Points = Annotated[int, Field(strict=True, gt=0, le=MAX_POINTS, description="whole points, 1 to 2^63 - 1")]
 Stock = Annotated[int, Field(strict=True, ge=0, le=MAX_POINTS)]
+Id = Annotated[int, Field(strict=True, ge=1, le=MAX_INT)]
+IdPath = Annotated[int, Path(ge=1, le=MAX_INT)]
+IdQuery = Annotated[int, Query(ge=1, le=MAX_INT)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
 
@@ -33,13 +40,16 @@ class Strict(BaseModel):
 
 class PartnerCreate(Strict):
     name: Name
-    issue_budget_points: Annotated[int, Field(strict=True, ge=0, le=2**128 - 1)]
+    issue_budget_points: Annotated[int, Field(strict=True, ge=0, le=MAX_POINTS)]
 
 
 class PartnerCreated(BaseModel):
     id: int
     name: str
     issuer_address: str
+    status: Literal["provisioning", "active"] = Field(
+        description="`provisioning` until the issuer account has its role and budget on-chain; earns wait till then"
+    )
     api_key: str = Field(description="shown once; the service keeps only its hash")
 
 
@@ -87,7 +97,7 @@ class LedgerEntry(BaseModel):
 
 
 class EarnCreate(Strict):
-    member_id: int
+    member_id: Id
     amount_points: Points
     reason: Annotated[str, StringConstraints(max_length=500)] = ""
 
@@ -125,11 +135,20 @@ class RewardCreate(Strict):
 
 
 class RewardUpdate(Strict):
+    """The fields to change; an omitted field stays, and none may be set to null."""
+
     name: Name | None = None
     description: Annotated[str, StringConstraints(max_length=2_000)] | None = None
     cost_points: Points | None = None
     stock: Stock | None = None
     active: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: object) -> object:
+        if isinstance(data, dict) and (nulls := sorted(k for k, v in data.items() if v is None)):
+            raise ValueError(f"{', '.join(nulls)} cannot be null: omit a field to leave it as it is")
+        return data
 
 
 class RewardPublic(BaseModel):
@@ -143,10 +162,12 @@ class RewardPublic(BaseModel):
 
 
 class RedemptionCreate(Strict):
-    member_id: int
-    reward_id: int
+    member_id: Id
+    reward_id: Id
     signature: Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{130}$")] | None = None
-    deadline: int | None = Field(default=None, description="the deadline from the typed data the member signed")
+    deadline: Annotated[int, Field(strict=True, ge=0, le=MAX_INT)] | None = Field(
+        default=None, description="the deadline from the typed data the member signed"
+    )
 
 
 class RedemptionPublic(BaseModel):
@@ -159,6 +180,20 @@ class RedemptionPublic(BaseModel):
     tx_hash: str | None
     block_number: int | None
     error: str | None = None
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok", "degraded"]
+    reasons: list[str] = Field(description="why it is degraded; empty when ok")
+    database: str
+    chain: dict[str, object] = Field(
+        description="rpc_url, token_address, reachable, chain_id, block_number, confirmations"
+    )
+    writer: dict[str, object] = Field(description="the lease holder, since, last_seen_s, chain_head, blocks_behind")
+    outbox: dict[str, object] = Field(
+        description="pending_earns, reserved_redemptions, oldest_pending_s, writes_in_flight, "
+        "failed_writes_last_hour, dropped_writes_last_hour, partners_provisioning"
+    )
 
 
 class ChainPublic(BaseModel):

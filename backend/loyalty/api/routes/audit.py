@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy import select
 
 from loyalty.api.deps import ProgramDep, require
-from loyalty.api.schemas import AuditDiscrepancy, AuditEntry, AuditMember, AuditPartner, AuditSummary
+from loyalty.api.schemas import AuditDiscrepancy, AuditEntry, AuditMember, AuditPartner, AuditSummary, IdPath
 from loyalty.audit.view import AuditView, Snapshot
 from loyalty.db.models import Partner
 
@@ -64,7 +64,7 @@ def _summary(snapshot: Snapshot, partner_ids: dict[str, int]) -> AuditSummary:
 
 
 @router.get("/members/{member_id}", response_model=AuditMember)
-def member(member_id: int, request: Request, program: ProgramDep) -> AuditMember:
+def member(member_id: IdPath, request: Request, program: ProgramDep) -> AuditMember:
     """A member's points re-derived from the token's events, with every entry's transaction."""
     wallet = program.member(member_id).wallet_address
     with _view(request).snapshot() as snapshot:

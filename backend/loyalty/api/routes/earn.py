@@ -8,7 +8,15 @@ from fastapi.responses import JSONResponse
 from loyalty.api.acceptor import EarnAcceptor, EarnRequest
 from loyalty.api.deps import Partnered, ProgramDep, Reader
 from loyalty.api.idempotency import Digest, idempotency_key
-from loyalty.api.schemas import EarnAccepted, EarnBatchAccepted, EarnBatchCreate, EarnCreate, EarnPublic, on_chain
+from loyalty.api.schemas import (
+    EarnAccepted,
+    EarnBatchAccepted,
+    EarnBatchCreate,
+    EarnCreate,
+    EarnPublic,
+    IdPath,
+    on_chain,
+)
 from loyalty.db.models import ChainWrite
 
 router = APIRouter(prefix="/v1/earn", tags=["earn"])
@@ -42,7 +50,7 @@ async def earn_batch(body: EarnBatchCreate, request: Request, principal: Partner
 
 
 @router.get("/{earn_id}", response_model=EarnPublic)
-def get_earn(earn_id: int, program: ProgramDep, principal: Reader) -> EarnPublic:
+def get_earn(earn_id: IdPath, program: ProgramDep, principal: Reader) -> EarnPublic:
     """An earn's status: pending, confirmed (with its transaction) or failed (with the reason)."""
     earn = program.earn(earn_id, principal.partner_id)
     write = program.session.get(ChainWrite, earn.write_id) if earn.write_id else None

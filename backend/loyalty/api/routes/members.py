@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from loyalty.api.deps import ProgramDep, Reader, Writer
 from loyalty.api.idempotency import Digest, idempotent
-from loyalty.api.schemas import ExpiringPoints, LedgerEntry, MemberCreate, MemberDetail, MemberPublic, on_chain
+from loyalty.api.schemas import ExpiringPoints, IdPath, LedgerEntry, MemberCreate, MemberDetail, MemberPublic, on_chain
 from loyalty.db.models import ChainWrite, Earn, Member, Redemption
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
@@ -36,7 +36,7 @@ def create_member(
 
 
 @router.get("/{member_id}", response_model=MemberDetail)
-def get_member(member_id: int, program: ProgramDep, _: Reader) -> MemberDetail:
+def get_member(member_id: IdPath, program: ProgramDep, _: Reader) -> MemberDetail:
     """A member with their balance (read from the chain) and their points by expiry date."""
     member = program.member(member_id)
     lots = program.chain.lots_of(member.wallet_address)
@@ -51,7 +51,7 @@ def get_member(member_id: int, program: ProgramDep, _: Reader) -> MemberDetail:
 
 
 @router.get("/{member_id}/history", response_model=list[LedgerEntry])
-def get_history(member_id: int, program: ProgramDep, _: Reader) -> list[LedgerEntry]:
+def get_history(member_id: IdPath, program: ProgramDep, _: Reader) -> list[LedgerEntry]:
     """Earns, redemptions and expiries of a member, oldest first, each with its transaction."""
     member = program.member(member_id)
     session = program.session

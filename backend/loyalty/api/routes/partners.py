@@ -22,15 +22,20 @@ router = APIRouter(prefix="/v1", tags=["partners"])
 def create_partner(
     body: PartnerCreate, request: Request, program: ProgramDep, principal: Admin, digest: Digest
 ) -> JSONResponse:
-    """Create a partner: its issuer account gets ISSUER_ROLE and the budget on-chain."""
+    """Create a partner. Its issuer account gets gas, ISSUER_ROLE and the budget on-chain from the
+    outbox writer (`status` says when); its earns are accepted meanwhile and wait for that."""
 
     def write() -> tuple[int, PartnerCreated]:
         partner, api_key = program.create_partner(body.name, body.issue_budget_points)
         return 201, PartnerCreated(
-            id=partner.id, name=partner.name, issuer_address=partner.issuer_address, api_key=api_key
+            id=partner.id,
+            name=partner.name,
+            issuer_address=partner.issuer_address,
+            status="provisioning",
+            api_key=api_key,
         )
 
-    return idempotent(request, digest, program.session, principal, write)
+    return idempotent(request, digest, program.session, principal, write, secret=True)
 
 
 @router.post("/auditors", status_code=201, response_model=AuditorCreated)
@@ -48,4 +53,4 @@ def create_auditor(
         program.session.flush()
         return 201, AuditorCreated(id=auditor.id, name=auditor.name, api_key=api_key)
 
-    return idempotent(request, digest, program.session, principal, write)
+    return idempotent(request, digest, program.session, principal, write, secret=True)

@@ -11,9 +11,10 @@ from sqlalchemy import select, update
 
 from loyalty.api.deps import ProgramDep, Reader, Writer
 from loyalty.api.idempotency import Digest, idempotent
-from loyalty.api.schemas import RedemptionCreate, RedemptionPublic, on_chain
+from loyalty.api.schemas import IdPath, IdQuery, RedemptionCreate, RedemptionPublic, on_chain
 from loyalty.consent import RedeemConsent, recover_signer
 from loyalty.db.models import ChainWrite, ConsentQuote, Redemption
+from loyalty.db.session import write_lock
 from loyalty.errors import ConflictError, ForbiddenError, NotFoundError, UnprocessableError
 
 router = APIRouter(prefix="/v1/redemptions", tags=["redemptions"])
@@ -34,21 +35,26 @@ def _public(program: ProgramDep, redemption: Redemption) -> RedemptionPublic:
 
 
 @router.get("/typed-data")
-def typed_data(member_id: int, reward_id: int, program: ProgramDep, principal: Writer) -> dict[str, object]:
+def typed_data(member_id: IdQuery, reward_id: IdQuery, program: ProgramDep, principal: Writer) -> dict[str, object]:
     """EIP-712 typed data a self-custody member signs (`eth_signTypedData_v4`) to consent.
 
     Each call fixes a fresh ref and the member's next nonce; the consent is valid for an hour.
     """
-    member, reward = program.member(member_id), program.reward(reward_id)
-    if principal.partner_id is not None and reward.partner_id != principal.partner_id:
-        raise ForbiddenError("forbidden", f"reward {reward_id} belongs to another partner")
-    consent = program.redemption_consent(member, reward)
-    program.session.add(
-        ConsentQuote(
-            member_id=member.id, reward_id=reward.id, ref=consent.ref, nonce=consent.nonce, deadline=consent.deadline
+    with write_lock(program.session):
+        member, reward = program.member(member_id), program.reward(reward_id)
+        if principal.partner_id is not None and reward.partner_id != principal.partner_id:
+            raise ForbiddenError("forbidden", f"reward {reward_id} belongs to another partner")
+        consent = program.redemption_consent(member, reward)
+        program.session.add(
+            ConsentQuote(
+                member_id=member.id,
+                reward_id=reward.id,
+                ref=consent.ref,
+                nonce=consent.nonce,
+                deadline=consent.deadline,
+            )
         )
-    )
-    program.session.commit()
+        program.session.commit()
     return program.typed_data(consent)
 
 
@@ -111,7 +117,7 @@ def _signed_consent(
 
 
 @router.get("/{redemption_id}", response_model=RedemptionPublic)
-def get_redemption(redemption_id: int, program: ProgramDep, principal: Reader) -> RedemptionPublic:
+def get_redemption(redemption_id: IdPath, program: ProgramDep, principal: Reader) -> RedemptionPublic:
     redemption = program.redemption(redemption_id)
     if principal.partner_id is not None and redemption.partner_id != principal.partner_id:
         raise NotFoundError("redemption_not_found", f"no redemption {redemption_id}")

@@ -8,8 +8,9 @@ from sqlalchemy import select
 
 from loyalty.api.deps import Partnered, ProgramDep, Reader
 from loyalty.api.idempotency import Digest, idempotent
-from loyalty.api.schemas import RewardCreate, RewardPublic, RewardUpdate
+from loyalty.api.schemas import IdPath, RewardCreate, RewardPublic, RewardUpdate
 from loyalty.db.models import Reward
+from loyalty.db.session import write_lock
 
 router = APIRouter(prefix="/v1/rewards", tags=["rewards"])
 
@@ -44,15 +45,16 @@ def create_reward(
 
 
 @router.get("/{reward_id}", response_model=RewardPublic)
-def get_reward(reward_id: int, program: ProgramDep, _: Reader) -> RewardPublic:
+def get_reward(reward_id: IdPath, program: ProgramDep, _: Reader) -> RewardPublic:
     return _public(program.reward(reward_id))
 
 
 @router.patch("/{reward_id}", response_model=RewardPublic)
-def update_reward(reward_id: int, body: RewardUpdate, program: ProgramDep, principal: Partnered) -> RewardPublic:
+def update_reward(reward_id: IdPath, body: RewardUpdate, program: ProgramDep, principal: Partnered) -> RewardPublic:
     """Change a reward the calling partner owns (PATCH is naturally idempotent)."""
-    reward = program.reward(reward_id, principal.partner_id)
-    for field, value in body.model_dump(exclude_unset=True).items():
-        setattr(reward, field, value)
-    program.session.commit()
+    with write_lock(program.session):
+        reward = program.reward(reward_id, principal.partner_id)
+        for field, value in body.model_dump(exclude_unset=True).items():
+            setattr(reward, field, value)
+        program.session.commit()
     return _public(reward)

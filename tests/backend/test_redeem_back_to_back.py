@@ -1,0 +1,50 @@
+"""Back-to-back redemptions of one member all post: a burn mined but not yet settled is counted
+once (in the chain's balance and nonce), not also as reserved."""
+
+from conftest import auth, chain_of, make_member, make_partner, post, settle
+
+from loyalty.db.models import Redemption, RedemptionStatus
+
+
+def test_redeem_fifteenQuickCustodialRedemptions_allPost(client, writer):
+    partner = make_partner(client, "Acme", 100_000)
+    reward = post(client, "/v1/rewards", {"name": "Mug", "cost_points": 10, "stock": 100}, partner["api_key"]).json()
+    member = make_member(client)
+    post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 200}, partner["api_key"])
+    settle(writer)
+
+    ids = []
+    for _ in range(15):
+        response = post(client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"]}, partner["api_key"])
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+        writer.run_once()  # sends (and mines) the burn, settling only on a later pass
+    settle(writer)
+
+    statuses = [client.get(f"/v1/redemptions/{i}", headers=auth(partner["api_key"])).json() for i in ids]
+    assert [(s["status"], s["error"]) for s in statuses] == [("posted", None)] * 15
+    assert chain_of(client).balance_of(member["wallet_address"]) == 50
+
+
+def test_redeem_whileTheLastBurnIsMinedButNotFinal_countsItOnce(client, writer):
+    """With 2 confirmations a mined burn stays unsettled until the next block."""
+    writer.runtime.confirmations = 2
+    partner = make_partner(client, "Acme", 100_000)
+    reward = post(client, "/v1/rewards", {"name": "Mug", "cost_points": 60, "stock": 10}, partner["api_key"]).json()
+    member = make_member(client)
+    post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 100}, partner["api_key"])
+    chain = chain_of(client)
+    for _ in range(6):
+        writer.run_once()
+        chain.w3.provider.make_request("evm_mine", [])
+    body = {"member_id": member["id"], "reward_id": reward["id"]}
+    assert post(client, "/v1/redemptions", body, partner["api_key"]).status_code == 201
+    writer.run_once()  # the burn is mined: balance 40 on-chain, redemption still reserved
+    assert chain.balance_of(member["wallet_address"]) == 40
+    with client.app.state.sessions() as session:
+        assert session.query(Redemption).one().status == RedemptionStatus.RESERVED
+
+    again = post(client, "/v1/redemptions", body, partner["api_key"])
+
+    assert (again.status_code, again.json()["code"]) == (422, "insufficient_points")
+    assert "40 spendable" in again.json()["detail"]  # not 40 - 60 = -20
