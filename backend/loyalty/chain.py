@@ -10,6 +10,7 @@ so the API and the worker start (and accept earns) while the chain is down.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
@@ -79,23 +80,27 @@ class Receipt(NamedTuple):
 
 
 class _Provider(HTTPProvider):
-    """An HTTP provider whose connection failures are `ChainUnavailableError`."""
+    """An HTTP provider whose connection failures are `ChainUnavailableError` (and reported to
+    `on_failure`: a node that comes back may be another chain, so it is checked again)."""
+
+    on_failure: Callable[[], None] | None = None
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         try:
             return super().make_request(method, params)
         except (requests.RequestException, OSError) as exc:
-            raise ChainUnavailableError(
-                f"the chain at {self.endpoint_uri} is unreachable ({type(exc).__name__})"
-            ) from exc
+            raise self._unreachable(exc) from exc
 
     def make_batch_request(self, batch_requests: list[tuple[RPCEndpoint, Any]]) -> Any:
         try:
             return super().make_batch_request(batch_requests)
         except (requests.RequestException, OSError) as exc:
-            raise ChainUnavailableError(
-                f"the chain at {self.endpoint_uri} is unreachable ({type(exc).__name__})"
-            ) from exc
+            raise self._unreachable(exc) from exc
+
+    def _unreachable(self, exc: Exception) -> ChainUnavailableError:
+        if self.on_failure is not None:
+            self.on_failure()
+        return ChainUnavailableError(f"the chain at {self.endpoint_uri} is unreachable ({type(exc).__name__})")
 
 
 class Chain:
@@ -114,7 +119,9 @@ class Chain:
         on_connect: Any = None,
     ) -> None:
         self.rpc_url = rpc_url
-        self.w3 = Web3(_Provider(rpc_url, request_kwargs={"timeout": 30}))
+        provider = _Provider(rpc_url, request_kwargs={"timeout": 30})
+        provider.on_failure = self._forget
+        self.w3 = Web3(provider)
         abi = load_artifact("LoyaltyPoints").abi
         self.token = self.w3.eth.contract(address=Web3.to_checksum_address(token_address), abi=abi)
         self.operator = operator
@@ -131,15 +138,17 @@ class Chain:
             with self._connect_lock:
                 if self._connected is None:
                     chain_id = int(self.w3.eth.chain_id)
+                    if self._on_connect is not None:  # first: it tells best what is wrong
+                        self._on_connect(self, chain_id)
                     if self.w3.eth.get_code(self.token.address) in (b"", None):
                         raise ChainMismatchError(
                             f"chain {chain_id} at {self.rpc_url} has no contract at {self.token.address}"
                         )
-                    name = str(self.token.functions.name().call())
-                    if self._on_connect is not None:
-                        self._on_connect(self, chain_id)
-                    self._connected = (chain_id, name)
+                    self._connected = (chain_id, str(self.token.functions.name().call()))
         return self._connected
+
+    def _forget(self) -> None:
+        self._connected = None
 
     @property
     def chain_id(self) -> int:

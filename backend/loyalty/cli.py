@@ -117,6 +117,7 @@ def worker() -> None:
     and take over when it stops."""
     from loyalty.outbox import OutboxWriter
 
+    _log_to_stderr()
     runtime = _runtime(Settings.from_env())
     writer = OutboxWriter(runtime, role="worker")
     stop = threading.Event()
@@ -127,6 +128,13 @@ def worker() -> None:
     gc.freeze()  # as the API does: no full garbage-collector passes over startup objects while holding the write lock
     writer.run(stop)
     runtime.close()
+
+
+def _log_to_stderr() -> None:
+    """Long-running commands log what the service does (state changes, not every pass)."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def _runtime(settings: Settings) -> Any:
@@ -183,6 +191,7 @@ def _serve(settings: Settings, host: str, port: int, *, run_outbox: bool) -> Non
     from loyalty.api.app import create_app
 
     _check_port_free(host, port, "the API")
+    _log_to_stderr()
     runtime = _runtime(settings)
     uvicorn.run(create_app(settings, run_outbox=run_outbox, runtime=runtime), host=host, port=port, log_level="warning")
 

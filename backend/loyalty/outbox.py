@@ -854,7 +854,9 @@ def run_writer(writer: OutboxWriter, stop: threading.Event, name: str = "outbox-
 
 
 def drain(writer: OutboxWriter, timeout_s: float = 60) -> None:
-    """Run passes until nothing is left to do (tests, CLI one-shot)."""
+    """Run passes until nothing is left to do (tests, CLI one-shot), the periodic checks
+    (reorgs, sweeps) included."""
+    writer._timers.clear()
     deadline = time.monotonic() + timeout_s
     while (done := writer.run_once()).progressed or done.in_flight:
         if time.monotonic() > deadline:

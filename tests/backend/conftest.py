@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -213,18 +214,50 @@ def serving(settings: Settings, *, outbox: bool, log: Path | None = None, **extr
             process.wait()
 
 
+@dataclass
+class OwnChain:
+    """An Anvil node and token of one test's own, to stop, kill and restart (state kept in `state`)."""
+
+    url: str
+    port: int
+    state: Path
+    deployment: Deployment
+    process: subprocess.Popen[bytes]
+    dump_every_s: int | None = None
+
+    def stop(self) -> None:
+        stop_node(self.process)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        stop_node(self.process)  # releases the state folder
+
+    def start(self) -> None:
+        self.process = start_node("anvil", self.port, self.state, dump_every_s=self.dump_every_s)
+
+    def rpc(self, method: str, *params: Any) -> Any:
+        return httpx.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).json()["result"]
+
+
 @pytest.fixture
-def own_chain(tmp_path: Path) -> Iterator[tuple[str, Deployment, Path]]:
-    """A fresh Anvil node and token of this test's own (for tests that stop or roll back the chain)."""
+def own_chain(tmp_path: Path) -> Iterator[OwnChain]:
+    """A fresh Anvil node (state dumped every second) and token of this test's own."""
     port, state = free_port(), tmp_path / "anvil"
-    process = start_node("anvil", port, state)
+    process = start_node("anvil", port, state, dump_every_s=1)
     url = f"http://127.0.0.1:{port}"
     w3 = Web3(HTTPProvider(url))
     deployment, _ = deploy_token(w3, w3.eth.accounts[0], TokenParams(epoch_length_s=86_400), folder=tmp_path / "deployments")
+    chain = OwnChain(url, port, state, deployment, process, dump_every_s=1)
     try:
-        yield url, deployment, state
+        yield chain
     finally:
-        stop_node(process)
+        chain.stop()
+
+
+@pytest.fixture
+def chain_settings(settings: Settings, own_chain: OwnChain) -> Settings:
+    return settings.model_copy(update={"rpc_url": own_chain.url, "token_address": own_chain.deployment.token_address})
 
 
 def wait_for(condition: Any, timeout_s: float = 60, every_s: float = 0.1) -> Any:
