@@ -26,15 +26,18 @@ from web3.types import RPCEndpoint, RPCResponse, TxParams
 from loyalty.artifacts import load_artifact
 from loyalty.errors import ChainMismatchError, ChainRevertError, ChainUnavailableError, TxRefusedError
 
-# Gas limits cover the worst case of each write, measured in tests/backend/test_gas_limits.py
-# (an earn at an epoch change into a member whose ring slot still holds an expired lot; a
-# redemption spending every live lot). A limit is a cap, not a cost: only gas used is paid.
-EARN_BATCH_GAS_BASE = 60_000
-EARN_BATCH_GAS_PER_MEMBER = 40_000
-REDEEM_GAS_BASE = 90_000
-REDEEM_GAS_PER_LOT = 8_000
-EXPIRE_GAS_BASE = 40_000
-EXPIRE_GAS_PER_MEMBER = 30_000
+# Gas limits cover the worst case of each write, as measured in tests/backend/test_gas_limits.py
+# (solc 0.8.37, Shanghai; the gas a transaction needs before refunds), plus 10% or more: an earn
+# at an epoch change into a member whose older lot moves into a fresh ring slot, in the first
+# batch of the epoch (91,894 for one member, 31,090 per member more); a redemption spending one
+# lot of every live epoch (56,360 with two lots, 8,172 per lot more); a sweep of a member with
+# every lot expired (23,000, then 6,300 per lot). A limit is a cap, not a cost: only gas used is paid.
+EARN_BATCH_GAS_BASE = 70_000
+EARN_BATCH_GAS_PER_MEMBER = 34_000
+REDEEM_GAS_BASE = 50_000
+REDEEM_GAS_PER_LOT = 9_000
+EXPIRE_GAS_BASE = 30_000
+EXPIRE_GAS_PER_LOT = 7_000
 OPERATOR_CALL_GAS = 120_000
 TRANSFER_GAS = 21_000
 # Leave a tenth of a block for other transactions.
@@ -298,6 +301,19 @@ class Chain:
         fitting = (int(block_gas_limit * BLOCK_GAS_SHARE) - EARN_BATCH_GAS_BASE) // EARN_BATCH_GAS_PER_MEMBER
         return max(1, min(MAX_BATCH_SIZE, fitting))
 
+    @staticmethod
+    def redeem_gas(validity_epochs: int) -> int:
+        return REDEEM_GAS_BASE + REDEEM_GAS_PER_LOT * validity_epochs
+
+    @staticmethod
+    def expire_gas(members: int, validity_epochs: int) -> int:
+        return EXPIRE_GAS_BASE + EXPIRE_GAS_PER_LOT * validity_epochs * members
+
+    def max_expire_size(self, block_gas_limit: int, validity_epochs: int) -> int:
+        """The most members one `expire` may sweep so that its worst case fits in a block."""
+        fitting = (int(block_gas_limit * BLOCK_GAS_SHARE) - EXPIRE_GAS_BASE) // (EXPIRE_GAS_PER_LOT * validity_epochs)
+        return max(1, fitting)
+
     def sign_earn_batch(
         self, issuer: LocalAccount, nonce: int, members: list[str], amounts: list[int], ref: int, base_fee: int
     ) -> SignedTx:
@@ -328,12 +344,11 @@ class Chain:
         validity_epochs: int,
     ) -> SignedTx:
         call = self.token.functions.redeem(member, amount_points, reward_id, ref, deadline, signature)
-        gas = REDEEM_GAS_BASE + REDEEM_GAS_PER_LOT * validity_epochs
-        return self.sign(issuer, self._call_tx(call, gas), nonce, base_fee)
+        return self.sign(issuer, self._call_tx(call, self.redeem_gas(validity_epochs)), nonce, base_fee)
 
-    def sign_expire(self, nonce: int, members: list[str], base_fee: int) -> SignedTx:
+    def sign_expire(self, nonce: int, members: list[str], validity_epochs: int, base_fee: int) -> SignedTx:
         data = EXPIRE_SELECTOR + abi_encode(["address[]"], [[bytes.fromhex(m[2:]) for m in members]])
-        gas = EXPIRE_GAS_BASE + EXPIRE_GAS_PER_MEMBER * len(members)
+        gas = self.expire_gas(len(members), validity_epochs)
         tx: TxParams = {"to": self.token.address, "data": HexStr("0x" + data.hex()), "gas": gas}
         return self.sign(self.operator, tx, nonce, base_fee)
 

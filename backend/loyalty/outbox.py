@@ -728,8 +728,9 @@ class OutboxWriter:
             done = session.scalar(select(func.max(ExpirySweep.expired_before))) or start
             if expired_before <= done:
                 return False
-            # A lot earned at time t expires at the start of the epoch `validity` epochs after t's.
-            window = validity * length
+            # A lot earned in epoch e expires when epoch e + validity starts: the lots expired by
+            # `expired_before` (but not by `done`) were earned up to `validity` epochs before it.
+            window = (validity - 1) * length
             wallets = list(
                 session.scalars(
                     select(Member.wallet_address)
@@ -748,10 +749,11 @@ class OutboxWriter:
             expired.update(self.chain.expired_balances(wallets[i : i + EXPIRED_READS]))
         due = [wallet for wallet, points in expired.items() if points]
         nonces = _Nonces(self, self.chain.operator.address)
-        for i in range(0, len(due), EXPIRE_BATCH):
+        size = min(EXPIRE_BATCH, self.chain.max_expire_size(head.gas_limit, validity))
+        for i in range(0, len(due), size):
             with self.sessions() as session:
                 nonce = nonces.next(session)
-            signed = self.chain.sign_expire(nonce, due[i : i + EXPIRE_BATCH], head.base_fee)
+            signed = self.chain.sign_expire(nonce, due[i : i + size], validity, head.base_fee)
             with self.sessions() as session, write_lock(session):
                 write = _record(session, None, self.chain.operator.address, WriteKind.EXPIRE, nonce, signed)
                 session.commit()

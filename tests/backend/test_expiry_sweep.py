@@ -1,0 +1,59 @@
+"""The worker sweeps expired points on a schedule, so an indexer that sums `Transfer` events
+(wallets, explorers) stops counting them, though the member never earns again."""
+
+import pytest
+from conftest import make_member, make_partner, post, settle
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from loyalty.api.app import create_app
+from loyalty.db.models import ExpirySweep
+from loyalty.outbox import OutboxWriter
+
+DAY = 86_400
+
+
+@pytest.fixture
+def app(chain_settings):
+    with TestClient(create_app(chain_settings, run_outbox=False), raise_server_exceptions=False) as client:
+        writer = OutboxWriter(client.app.state.runtime, poll_s=0.01)
+        yield client, writer
+        writer.close()
+
+
+def _transfer_sum(chain, wallet):
+    """What an indexer summing Transfer events says the wallet holds."""
+    logs = chain.token.events.Transfer().get_logs(from_block=0)
+    return sum(
+        int(log["args"]["value"]) * ((log["args"]["to"] == wallet) - (log["args"]["from"] == wallet)) for log in logs
+    )
+
+
+def test_sweep_burnsExpiredPointsOfMembersWhoNeverEarnAgain(app, own_chain):
+    client, writer = app
+    partner = make_partner(client, "Acme", 10**6)
+    old = [make_member(client) for _ in range(3)]
+    for member in old:
+        post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 50}, partner["api_key"])
+    settle(writer)
+    own_chain.rpc("evm_increaseTime", 11 * DAY)
+    own_chain.rpc("evm_mine")
+    fresh = make_member(client)
+    post(client, "/v1/earn", {"member_id": fresh["id"], "amount_points": 70}, partner["api_key"])
+    settle(writer)
+    own_chain.rpc("evm_increaseTime", DAY)  # the old members' points (12 daily epochs) expired just now
+    own_chain.rpc("evm_mine")
+    chain = client.app.state.chain
+    assert [_transfer_sum(chain, m["wallet_address"]) for m in old] == [50, 50, 50]  # still, to an indexer
+
+    settle(writer)
+
+    assert [_transfer_sum(chain, m["wallet_address"]) for m in old] == [0, 0, 0]
+    assert all(points == 0 for points in chain.expired_balances([m["wallet_address"] for m in old]).values())
+    assert _transfer_sum(chain, fresh["wallet_address"]) == chain.balance_of(fresh["wallet_address"]) == 70
+    with client.app.state.sessions() as session:
+        sweeps = session.scalars(select(ExpirySweep).order_by(ExpirySweep.id)).all()
+    assert sweeps[-1].members_swept == 3
+    settle(writer)  # nothing new expired: no more sweeps sent
+    with client.app.state.sessions() as session:
+        assert session.scalars(select(ExpirySweep).order_by(ExpirySweep.id.desc())).first().id == sweeps[-1].id
