@@ -74,7 +74,7 @@ def test_sqliteDatabase_isReadableByItsOwnerOnly(rpc_url, deployment, tmp_path):
 
 def test_devOperatorKey_isRefusedOnAChainThatIsNotALocalDevChain(settings, tmp_path):
     port = free_port()
-    command = node_command("anvil", port, tmp_path) + ["--chain-id", "8453"]  # Base's id
+    command = [*node_command("anvil", port, tmp_path), "--chain-id", "8453"]  # Base's id
     node = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"
