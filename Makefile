@@ -4,11 +4,12 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
+CHECKS := .venv-checks
 CHAIN  ?= anvil
 PORT   ?= 8545
 export PATH := $(BIN):$(PATH)
 
-.PHONY: up test install compile bench-gas bench-earn bench-audit lint clean
+.PHONY: up test install compile bench-gas bench-earn bench-audit chaos slither lint clean
 
 up: install compile
 	$(BIN)/loyalty up --chain $(CHAIN) --port $(PORT)
@@ -16,7 +17,7 @@ up: install compile
 test: install
 	$(BIN)/pytest
 
-install: $(VENV)/.installed node_modules/.installed
+install: $(VENV)/.installed $(CHECKS)/.installed node_modules/.installed
 	@QUIET=1 $(BIN)/python scripts/install_toolchain.py
 
 compile: install
@@ -31,6 +32,12 @@ bench-earn: install compile
 bench-audit: install compile
 	$(BIN)/python scripts/bench_audit.py
 
+chaos: install compile
+	$(BIN)/python scripts/chaos.py
+
+slither: install
+	$(BIN)/python scripts/slither_check.py
+
 lint: install
 	$(BIN)/ruff check backend scripts tests
 	$(BIN)/ruff format --check backend scripts
@@ -40,6 +47,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+$(CHECKS)/.installed: tests/requirements-checks.txt
+	$(PYTHON) -m venv $(CHECKS)
+	$(CHECKS)/bin/pip install --quiet --upgrade pip
+	$(CHECKS)/bin/pip install --quiet -r tests/requirements-checks.txt
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -67,6 +67,7 @@ def main() -> None:
 def up(kind: ChainKind, port: int, api_port: int) -> None:
     """Start a local chain, deploy the token once, and serve the API until Ctrl-C."""
     _check_port_free("127.0.0.1", api_port, "the API (--api-port, env API_PORT)")
+    signal.signal(signal.SIGTERM, _exit_on_signal)  # a SIGTERM stops the chain too, as Ctrl-C does
     try:
         process = start_node(kind, port, dump_every_s=DUMP_EVERY_S)
     except ChainUnavailableError as exc:
@@ -194,6 +195,10 @@ def _serve(settings: Settings, host: str, port: int, *, run_outbox: bool) -> Non
     _log_to_stderr()
     runtime = _runtime(settings)
     uvicorn.run(create_app(settings, run_outbox=run_outbox, runtime=runtime), host=host, port=port, log_level="warning")
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _check_port_free(host: str, port: int, what: str) -> None:

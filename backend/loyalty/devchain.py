@@ -9,10 +9,13 @@ brownie's does: full blocks of batch earns would otherwise raise it 12.5% a bloc
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Literal
@@ -29,6 +32,7 @@ GANACHE_CHAIN_ID = 1337
 # Anvil keeps no history on disk, but the state of this many recent blocks in memory: enough for
 # reads "as of" a block a little behind the head (the auditor reads balances at the block it audits).
 RECENT_STATES = 256
+_PR_SET_PDEATHSIG = 1
 _STATE_LOCKS: dict[int, int] = {}  # node pid -> the open lock on its state folder
 
 
@@ -91,7 +95,12 @@ def start_node(
     env = {"HOME": str(state_dir / "home"), "PATH": "/usr/local/bin:/usr/bin:/bin"}
     # Own session: a terminal Ctrl-C reaches only our launcher, which stops the node in order.
     process = subprocess.Popen(
-        node_command(kind, port, state_dir, dump_every_s), stdout=log, stderr=log, env=env, start_new_session=True
+        node_command(kind, port, state_dir, dump_every_s),
+        stdout=log,
+        stderr=log,
+        env=env,
+        start_new_session=True,
+        preexec_fn=_stop_with_parent,
     )
     _STATE_LOCKS[process.pid] = lock
     w3 = Web3(HTTPProvider(f"http://127.0.0.1:{port}", request_kwargs={"timeout": 2}))
@@ -106,6 +115,13 @@ def start_node(
             time.sleep(0.1)
     stop_node(process)
     raise ChainUnavailableError(f"{kind} did not answer on port {port} within {timeout_s:.0f}s")
+
+
+def _stop_with_parent() -> None:
+    """In the node's process: get SIGTERM (dump state, exit) if the launcher dies, even by
+    `kill -9`, rather than live on holding the port (Linux; elsewhere the node outlives it)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def stop_node(process: subprocess.Popen[bytes]) -> None:

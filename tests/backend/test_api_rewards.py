@@ -40,6 +40,8 @@ def test_reward_patchFailsForOtherPartner(client, partner):
         {**REWARD, "stock": -1},
         {**REWARD, "name": ""},
         {k: v for k, v in REWARD.items() if k != "cost_points"},
+        {**REWARD, "active": 0},
+        {**REWARD, "stock": "5"},
     ],
 )
 def test_reward_badInputIsRefused(client, partner, body):

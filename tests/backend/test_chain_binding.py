@@ -5,6 +5,7 @@ not start."""
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import env_of, make_partner
@@ -96,3 +97,21 @@ def test_aChainThatComesBackAsAnotherOne_isRefusedByARunningProcess(own_chain, c
             runtime.chain.block_number()
     finally:
         runtime.close()
+
+
+def test_aNodeStopsWhenTheCommandThatStartedItIsKilled(tmp_path):
+    port = free_port()
+    code = f"from loyalty.devchain import start_node; from pathlib import Path; start_node('anvil', {port}, Path({str(tmp_path)!r})); import time; time.sleep(60)"
+    launcher = subprocess.Popen([sys.executable, "-c", code])
+    w3 = Web3(HTTPProvider(f"http://127.0.0.1:{port}"))
+    for _ in range(200):
+        if w3.is_connected():
+            break
+        time.sleep(0.1)
+    launcher.kill()
+    launcher.wait()
+    for _ in range(100):
+        if not w3.is_connected():
+            break
+        time.sleep(0.1)
+    assert not w3.is_connected()

@@ -5,6 +5,7 @@ does not print the admin key."""
 
 import os
 import secrets
+import socket
 import stat
 import subprocess
 import sys
@@ -94,7 +95,8 @@ def test_devOperatorKey_isRefusedOnAChainThatIsNotALocalDevChain(settings, tmp_p
 def test_makeUp_printsWhereTheAdminKeyIsNotTheKey(tmp_path):
     env = {**os.environ, "LOYALTY_VAR_DIR": str(tmp_path)}
     env.pop("LOYALTY_ADMIN_KEY", None)
-    command = [sys.executable, "-m", "loyalty.cli", "up", "--port", str(free_port()), "--api-port", str(free_port())]
+    chain_port = free_port()
+    command = [sys.executable, "-m", "loyalty.cli", "up", "--port", str(chain_port), "--api-port", str(free_port())]
     up = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     try:
@@ -105,6 +107,8 @@ def test_makeUp_printsWhereTheAdminKeyIsNotTheKey(tmp_path):
     finally:
         up.terminate()
         up.wait(timeout=60)
+    with socket.socket() as sock:  # the chain it started stopped with it
+        assert sock.connect_ex(("127.0.0.1", chain_port)) != 0
     key = (tmp_path / "admin.key").read_text().strip()
     shown = "".join(lines)
     assert key not in shown

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -54,11 +55,16 @@ def get_program(request: Request, session: SessionDep) -> Program:
 ProgramDep = Annotated[Program, Depends(get_program)]
 
 
-async def get_principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+bearer = HTTPBearer(auto_error=False, description="an API key: the admin's, a partner's or an auditor's")
+
+
+async def get_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Principal:
     """The caller, from its bearer key; known keys are answered from memory, in the event loop."""
-    if not authorization or not authorization.startswith("Bearer "):
+    if credentials is None:
         raise UnauthorizedError("unauthorized", "send `Authorization: Bearer <api key>`")
-    key = authorization.removeprefix("Bearer ").strip()
+    key = credentials.credentials.strip()
     if hmac.compare_digest(key, request.app.state.settings.admin_api_key):
         return Principal("admin", "admin")
     key_hash = hash_api_key(key)

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Annotated, Any, NamedTuple
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy import insert, text
@@ -26,8 +26,19 @@ from loyalty.db.session import write_lock
 from loyalty.errors import ConflictError, UnprocessableError
 
 
-async def request_digest(request: Request) -> str:
-    """What identifies a request for idempotency: method, path and raw body (read in the event loop)."""
+async def request_digest(
+    request: Request,
+    _key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="required: 1 to 200 characters naming this write; a retry with the same key and "
+            "body gets the first answer again (for 24 hours)",
+        ),
+    ] = None,
+) -> str:
+    """What identifies a request for idempotency: method, path and raw body (read in the event
+    loop). Declares the Idempotency-Key header for the docs; `idempotency_key` checks it."""
     return hashlib.sha256(request.method.encode() + request.url.path.encode() + await request.body()).hexdigest()
 
 

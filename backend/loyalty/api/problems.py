@@ -8,20 +8,75 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from loyalty.errors import ChainMismatchError, ChainRevertError, ChainUnavailableError, DomainError
 
 log = logging.getLogger("loyalty.api")
 PROBLEM_TYPE = "https://loyalty-ledger.dev/problems/"
 _CODES_BY_STATUS = {
+    400: "malformed_body",
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     413: "body_too_large",
 }
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457): `code` is stable, for programs; `detail` is for people."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+
+
+# What any operation may answer besides its success, as problem documents.
+ERRORS = {
+    400: "the body is not JSON (`malformed_body`)",
+    401: "no key, or an unknown one (`unauthorized`)",
+    403: "the key's role may not do this (`forbidden`)",
+    404: "no such resource (`*_not_found`)",
+    409: "a conflict: the resource exists, the Idempotency-Key was used with another body, a consent was used",
+    413: "the body is too large (`body_too_large`)",
+    422: "the request is malformed or refused by the program's rules (`validation_error`, `budget_exceeded`, ...)",
+    503: "the database or the chain is unavailable (`storage_unavailable`, `chain_unavailable`): retry",
+}
+
+
+def document(schema: dict[str, Any]) -> dict[str, Any]:
+    """Declare in the OpenAPI what the handlers here do: every error as application/problem+json
+    with its status codes, and the Idempotency-Key header as required on every POST."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = Problem.model_json_schema()
+    schema["components"]["schemas"].pop("HTTPValidationError", None)
+    schema["components"]["schemas"].pop("ValidationError", None)
+    content = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            for code in [] if path == "/v1/health" else ERRORS:
+                responses[str(code)] = {"description": ERRORS[code], "content": content}
+            if method == "post":
+                for parameter in operation.get("parameters", []):
+                    if parameter["name"] == "Idempotency-Key":
+                        parameter["required"] = True
+                        parameter["schema"] = {"type": "string", "minLength": 1, "maxLength": 200}
+    return schema
+
+
+def _allowed(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
@@ -46,9 +101,13 @@ def install(app: FastAPI) -> None:
         return problem(422, "validation_error", "Validation error", detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _CODES_BY_STATUS.get(exc.status_code, "http_error")
-        return problem(exc.status_code, code, code.replace("_", " ").capitalize(), str(exc.detail))
+        response = problem(exc.status_code, code, code.replace("_", " ").capitalize(), str(exc.detail))
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # every method the path has, not just those of the route matched first
+            response.headers["Allow"] = ", ".join(_allowed(request))
+        return response
 
     @app.exception_handler(ChainRevertError)
     async def _revert(_: Request, exc: ChainRevertError) -> JSONResponse:

@@ -35,7 +35,9 @@ def on_chain(write: ChainWrite | None) -> OnChain:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: unknown fields are refused, and no value is coerced (`0` is not `false`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class PartnerCreate(Strict):

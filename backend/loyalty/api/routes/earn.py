@@ -49,7 +49,7 @@ async def earn_batch(body: EarnBatchCreate, request: Request, principal: Partner
     )
 
 
-@router.get("/{earn_id}", response_model=EarnPublic)
+@router.get("/{earn_id:int}", response_model=EarnPublic)
 def get_earn(earn_id: IdPath, program: ProgramDep, principal: Reader) -> EarnPublic:
     """An earn's status: pending, confirmed (with its transaction) or failed (with the reason)."""
     earn = program.earn(earn_id, principal.partner_id)

@@ -116,7 +116,7 @@ def _signed_consent(
     raise UnprocessableError("invalid_signature", f"the signature is not {wallet}'s consent to this redemption")
 
 
-@router.get("/{redemption_id}", response_model=RedemptionPublic)
+@router.get("/{redemption_id:int}", response_model=RedemptionPublic)
 def get_redemption(redemption_id: IdPath, program: ProgramDep, principal: Reader) -> RedemptionPublic:
     redemption = program.redemption(redemption_id)
     if principal.partner_id is not None and redemption.partner_id != principal.partner_id:
