@@ -260,6 +260,15 @@ def chain_settings(settings: Settings, own_chain: OwnChain) -> Settings:
     return settings.model_copy(update={"rpc_url": own_chain.url, "token_address": own_chain.deployment.token_address})
 
 
+@pytest.fixture
+def chain_app(chain_settings: Settings) -> Iterator[tuple[TestClient, OutboxWriter]]:
+    """The app and a writer on this test's own chain (`own_chain`)."""
+    with TestClient(create_app(chain_settings, run_outbox=False), raise_server_exceptions=False) as client:
+        writer = OutboxWriter(client.app.state.runtime, poll_s=0.01)  # type: ignore[attr-defined]
+        yield client, writer
+        writer.close()
+
+
 def wait_for(condition: Any, timeout_s: float = 60, every_s: float = 0.1) -> Any:
     """Poll `condition()` until it is truthy; returns its value."""
     deadline = time.monotonic() + timeout_s

@@ -5,22 +5,10 @@ the very same transactions, so every earn lands once."""
 import time
 from collections import Counter
 
-import pytest
 from conftest import make_member, make_partner, post, settle
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from loyalty.api.app import create_app
 from loyalty.db.models import ChainWrite, Earn, EarnStatus, WriteKind, WriteStatus
-from loyalty.outbox import OutboxWriter
-
-
-@pytest.fixture
-def app(chain_settings):
-    with TestClient(create_app(chain_settings, run_outbox=False), raise_server_exceptions=False) as client:
-        writer = OutboxWriter(client.app.state.runtime, poll_s=0.01)
-        yield client, writer
-        writer.close()
 
 
 def _earn_rounds(client, partner, members, rounds, expected):
@@ -35,8 +23,8 @@ def _confirmed_blocks(client):
         return sorted(session.scalars(select(ChainWrite.block_number).where(ChainWrite.status == WriteStatus.CONFIRMED)))
 
 
-def test_devChainKilledAndRestarted_lostWritesAreSentAgain(app, own_chain):
-    client, writer = app
+def test_devChainKilledAndRestarted_lostWritesAreSentAgain(chain_app, own_chain):
+    client, writer = chain_app
     partner = make_partner(client, "Acme", 10**9)
     members = [make_member(client) for _ in range(30)]
     expected = Counter()
@@ -59,8 +47,8 @@ def test_devChainKilledAndRestarted_lostWritesAreSentAgain(app, own_chain):
         assert set(session.scalars(select(Earn.status))) == {EarnStatus.CONFIRMED}
 
 
-def test_reorg_writesOfDroppedBlocksAreSentAgainOnce(app, own_chain):
-    client, writer = app
+def test_reorg_writesOfDroppedBlocksAreSentAgainOnce(chain_app, own_chain):
+    client, writer = chain_app
     partner = make_partner(client, "Acme", 10**9)
     members = [make_member(client) for _ in range(5)]
     settle(writer)  # the partner is set up before the fork point
@@ -82,8 +70,8 @@ def test_reorg_writesOfDroppedBlocksAreSentAgainOnce(app, own_chain):
     assert {w.block_hash for w in final} <= {"0x" + bytes(b["blockHash"]).hex() for b in batches}
 
 
-def test_confirmations_writeIsFinalOnlyWhenDeepEnough(app, own_chain):
-    client, writer = app
+def test_confirmations_writeIsFinalOnlyWhenDeepEnough(chain_app, own_chain):
+    client, writer = chain_app
     writer.runtime.confirmations = 3
     partner = make_partner(client, "Acme", 10**9)
     member = make_member(client)

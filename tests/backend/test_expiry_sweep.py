@@ -1,24 +1,12 @@
 """The worker sweeps expired points on a schedule, so an indexer that sums `Transfer` events
 (wallets, explorers) stops counting them, though the member never earns again."""
 
-import pytest
 from conftest import make_member, make_partner, post, settle
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from loyalty.api.app import create_app
 from loyalty.db.models import ExpirySweep
-from loyalty.outbox import OutboxWriter
 
 DAY = 86_400
-
-
-@pytest.fixture
-def app(chain_settings):
-    with TestClient(create_app(chain_settings, run_outbox=False), raise_server_exceptions=False) as client:
-        writer = OutboxWriter(client.app.state.runtime, poll_s=0.01)
-        yield client, writer
-        writer.close()
 
 
 def _transfer_sum(chain, wallet):
@@ -29,8 +17,8 @@ def _transfer_sum(chain, wallet):
     )
 
 
-def test_sweep_burnsExpiredPointsOfMembersWhoNeverEarnAgain(app, own_chain):
-    client, writer = app
+def test_sweep_burnsExpiredPointsOfMembersWhoNeverEarnAgain(chain_app, own_chain):
+    client, writer = chain_app
     partner = make_partner(client, "Acme", 10**6)
     old = [make_member(client) for _ in range(3)]
     for member in old:

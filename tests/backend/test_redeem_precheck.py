@@ -3,26 +3,14 @@ member's nonce and balance and the consent's deadline, and voids a doomed one wi
 (no transaction, no gas), or signs a custodial member's consent again when only its nonce or
 deadline went stale."""
 
-import pytest
 from conftest import auth, make_member, make_partner, post, settle
 from eth_account import Account
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from loyalty.api.app import create_app
 from loyalty.consent import sign_typed_data
 from loyalty.db.models import ChainWrite, WriteKind
-from loyalty.outbox import OutboxWriter
 
 HOUR = 3_600
-
-
-@pytest.fixture
-def app(chain_settings):
-    with TestClient(create_app(chain_settings, run_outbox=False), raise_server_exceptions=False) as client:
-        writer = OutboxWriter(client.app.state.runtime, poll_s=0.01)
-        yield client, writer
-        writer.close()
 
 
 def _setup(client, writer, wallet=None):
@@ -70,8 +58,8 @@ def _redeem_writes(client):
         return session.scalar(select(func.count()).where(ChainWrite.kind == WriteKind.REDEEM))
 
 
-def test_permitAfterTheReservation_voidsWithoutATransaction(app):
-    client, writer = app
+def test_permitAfterTheReservation_voidsWithoutATransaction(chain_app):
+    client, writer = chain_app
     wallet = Account.create()
     partner, reward, member = _setup(client, writer, wallet)
     reserved = _reserve_self_custody(client, partner, reward, member, wallet)
@@ -87,8 +75,8 @@ def test_permitAfterTheReservation_voidsWithoutATransaction(app):
     assert client.get(f"/v1/rewards/{reward['id']}", headers=auth(partner["api_key"])).json()["stock"] == 5
 
 
-def test_permitBeforeThePost_isRefusedAsStale(app):
-    client, writer = app
+def test_permitBeforeThePost_isRefusedAsStale(chain_app):
+    client, writer = chain_app
     wallet = Account.create()
     partner, reward, member = _setup(client, writer, wallet)
     query = f"/v1/redemptions/typed-data?member_id={member['id']}&reward_id={reward['id']}"
@@ -102,8 +90,8 @@ def test_permitBeforeThePost_isRefusedAsStale(app):
     assert (response.status_code, response.json()["code"]) == (409, "consent_stale")
 
 
-def test_consentTooCloseToItsDeadline_voidsWithoutATransaction(app, own_chain):
-    client, writer = app
+def test_consentTooCloseToItsDeadline_voidsWithoutATransaction(chain_app, own_chain):
+    client, writer = chain_app
     wallet = Account.create()
     partner, reward, member = _setup(client, writer, wallet)
     reserved = _reserve_self_custody(client, partner, reward, member, wallet)
@@ -117,8 +105,8 @@ def test_consentTooCloseToItsDeadline_voidsWithoutATransaction(app, own_chain):
     assert _redeem_writes(client) == 0
 
 
-def test_custodialConsentTooCloseToItsDeadline_isSignedAgainAndPosts(app, own_chain):
-    client, writer = app
+def test_custodialConsentTooCloseToItsDeadline_isSignedAgainAndPosts(chain_app, own_chain):
+    client, writer = chain_app
     partner, reward, member = _setup(client, writer)
     reserved = post(client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"]}, partner["api_key"]).json()
     own_chain.rpc("evm_increaseTime", 2 * HOUR)
@@ -131,8 +119,8 @@ def test_custodialConsentTooCloseToItsDeadline_isSignedAgainAndPosts(app, own_ch
     assert client.app.state.chain.balance_of(member["wallet_address"]) == 400
 
 
-def test_pointsExpiredSinceTheReservation_voidWithoutATransaction(app, own_chain):
-    client, writer = app
+def test_pointsExpiredSinceTheReservation_voidWithoutATransaction(chain_app, own_chain):
+    client, writer = chain_app
     partner, reward, member = _setup(client, writer)
     reserved = post(client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"]}, partner["api_key"]).json()
     own_chain.rpc("evm_increaseTime", 13 * 86_400)  # past the points' 12 daily epochs
