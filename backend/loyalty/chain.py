@@ -161,14 +161,6 @@ class Chain:
     def token_name(self) -> str:
         return self._connection()[1]
 
-    def reachable(self) -> bool:
-        try:
-            self._connection()
-            self.w3.eth.block_number  # noqa: B018 - the call is the probe
-        except ChainUnavailableError:
-            return False
-        return True
-
     # ------------------------------------------------------------------------------- reads
     def block_number(self) -> int:
         self._connection()
@@ -237,10 +229,6 @@ class Chain:
     def issue_budget(self, issuer: str) -> int:
         self._connection()
         return int(self.token.functions.issueBudget(issuer).call())
-
-    def is_issuer(self, issuer: str) -> bool:
-        self._connection()
-        return bool(self.token.functions.hasRole(self.issuer_role, checksum(issuer)).call())
 
     def paused(self) -> bool:
         self._connection()

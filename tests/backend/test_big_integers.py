@@ -1,8 +1,11 @@
 """Integers the database cannot hold (2^63 and up) and explicit nulls are bad input: 4xx
 problems, never a 500, and nothing reaches the chain."""
 
+import concurrent.futures
+
+import httpx
 import pytest
-from conftest import ADMIN_KEY, auth, make_member, make_partner, post
+from conftest import ADMIN_KEY, auth, make_member, make_partner, post, serving
 
 from loyalty.db.models import Partner
 
@@ -56,11 +59,6 @@ def test_patchReward_withExplicitNull_isValidationError(client, field):
 
 def test_earn_oneBadRequestAmongConcurrentOnes_failsAlone(client, settings):
     """Requests are written in groups; one with an id too big is refused before it joins one."""
-    import concurrent.futures
-
-    import httpx
-    from conftest import serving
-
     good, bad = make_partner(client, "Good"), make_partner(client, "Bad")
     member = make_member(client)
     with serving(settings, outbox=False) as url:

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import httpx
 from click.testing import CliRunner
 from conftest import make_member, make_partner, post, settle
 
@@ -52,8 +53,6 @@ def test_health_whenTheChainIsDown_isDegradedNot500(client, settings):
 
 def test_status_printsHealthAsOneBlock(client, writer, monkeypatch):
     settle(writer)
-    import httpx
-
     monkeypatch.setattr(httpx, "get", lambda url, **_: client.get(url.removeprefix("http://api")))
 
     result = CliRunner().invoke(main, ["status", "--api-url", "http://api"])
