@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
+from urllib.parse import urlsplit
 
 import requests
 from eth_abi.abi import decode as abi_decode
@@ -50,6 +51,8 @@ LOCAL_CHAIN_IDS = frozenset({31337, 1337})  # Anvil, Ganache
 EARN_BATCH_SELECTOR = bytes(function_signature_to_4byte_selector("earnBatch(address[],uint256[],uint256)"))
 EXPIRE_SELECTOR = bytes(function_signature_to_4byte_selector("expire(address[])"))
 _ZERO_ADDRESS = "0x" + "00" * 20
+_BATCH_EARNED = "0x" + Web3.keccak(text="BatchEarned(address,uint256,uint256,uint256,uint256)").hex().removeprefix("0x")
+_REDEEMED = "0x" + Web3.keccak(text="Redeemed(address,address,uint256,uint256,uint256)").hex().removeprefix("0x")
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,9 @@ class _Provider(HTTPProvider):
     def _unreachable(self, exc: Exception) -> ChainUnavailableError:
         if self.on_failure is not None:
             self.on_failure()
-        return ChainUnavailableError(f"the chain at {self.endpoint_uri} is unreachable ({type(exc).__name__})")
+        return ChainUnavailableError(
+            f"the chain at {redacted(str(self.endpoint_uri))} is unreachable ({type(exc).__name__})"
+        )
 
 
 class Chain:
@@ -145,7 +150,7 @@ class Chain:
                         self._on_connect(self, chain_id)
                     if self.w3.eth.get_code(self.token.address) in (b"", None):
                         raise ChainMismatchError(
-                            f"chain {chain_id} at {self.rpc_url} has no contract at {self.token.address}"
+                            f"chain {chain_id} at {redacted(self.rpc_url)} has no contract at {self.token.address}"
                         )
                     self._connected = (chain_id, str(self.token.functions.name().call()))
         return self._connected
@@ -273,6 +278,29 @@ class Chain:
             )
         return found
 
+    def batch_logged(self, issuer: str, batch_ref: int, from_block: int, to_block: int) -> bool:
+        """Whether a `BatchEarned` of `issuer` under `batch_ref` is on the chain in these blocks."""
+        topics = [_BATCH_EARNED, _topic(issuer), "0x" + batch_ref.to_bytes(32, "big").hex()]
+        return bool(self._logs(topics, from_block, to_block))
+
+    def redeem_logged(self, member: str, issuer: str, reward_id: int, ref: int, from_block: int, to_block: int) -> bool:
+        """Whether a `Redeemed` of `member` at `issuer` for `reward_id` under `ref` is on the chain."""
+        topics = [_REDEEMED, _topic(member), _topic(issuer), "0x" + reward_id.to_bytes(32, "big").hex()]
+        return any(int(log["data"][66:130], 16) == ref for log in self._logs(topics, from_block, to_block))
+
+    def _logs(self, topics: list[str], from_block: int, to_block: int) -> list[dict[str, Any]]:
+        query = {
+            "address": self.token.address,
+            "topics": topics,
+            "fromBlock": hex(from_block),
+            "toBlock": hex(to_block),
+        }
+        try:
+            logs: list[dict[str, Any]] = self._rpc("eth_getLogs", [query])
+        except TxRefusedError as exc:  # a provider that will not search so far back: we cannot tell
+            raise ChainUnavailableError(f"eth_getLogs refused: {exc.reason}") from exc
+        return logs
+
     def known(self, tx_hashes: list[str]) -> set[str]:
         """Which of these transactions the node has (pending or mined)."""
         if not tx_hashes:
@@ -348,11 +376,19 @@ class Chain:
         call = self.token.functions.setIssueBudget(checksum(issuer), budget_points)
         return self.sign(self.operator, self._call_tx(call, OPERATOR_CALL_GAS), nonce, base_fee)
 
+    def sign_cancel(self, account: LocalAccount, nonce: int, base_fee: int) -> SignedTx:
+        """A transfer of nothing to itself: takes `nonce` from whatever else holds it (at twice
+        the tip, so it replaces a transaction still pending with that nonce)."""
+        tx: TxParams = {"to": account.address, "value": 0, "gas": TRANSFER_GAS}  # type: ignore[typeddict-item]
+        return self.sign(account, tx, nonce, base_fee, tip=2 * PRIORITY_FEE_WEI)
+
     def sign_topup(self, nonce: int, issuer: str, base_fee: int) -> SignedTx:
         tx: TxParams = {"to": checksum(issuer), "value": ISSUER_GAS_TOPUP_WEI, "gas": TRANSFER_GAS}  # type: ignore[typeddict-item]
         return self.sign(self.operator, tx, nonce, base_fee)
 
-    def sign(self, account: LocalAccount, tx: TxParams, nonce: int, base_fee: int) -> SignedTx:
+    def sign(
+        self, account: LocalAccount, tx: TxParams, nonce: int, base_fee: int, tip: int = PRIORITY_FEE_WEI
+    ) -> SignedTx:
         # EIP-1559 fees from the base fee, not eth_gasPrice: that one folds in recent tips (ours
         # included), and doubling it fed back on itself. We pay base fee + tip; the cap leaves
         # room for the base fee to double before the transaction is mined.
@@ -360,8 +396,8 @@ class Chain:
             **tx,
             "nonce": nonce,
             "chainId": self.chain_id,
-            "maxPriorityFeePerGas": PRIORITY_FEE_WEI,
-            "maxFeePerGas": 2 * base_fee + PRIORITY_FEE_WEI,
+            "maxPriorityFeePerGas": tip,
+            "maxFeePerGas": 2 * base_fee + tip,
             "value": tx.get("value", 0),
         }
         signed = account.sign_transaction(cast(Any, full))
@@ -482,6 +518,17 @@ def _error_decoders(abi: list[dict[str, Any]]) -> dict[bytes, tuple[str, list[st
 def _nonce_taken(reason: str) -> bool:
     """Whether a send failed because its nonce is already used or pending."""
     return any(r in reason for r in ("nonce too low", "already known", "replacement transaction underpriced"))
+
+
+def _topic(address: str) -> str:
+    return "0x" + "00" * 12 + address.lower().removeprefix("0x")
+
+
+def redacted(url: str) -> str:
+    """A provider URL often holds an API key (in its path, query or user part): scheme, host
+    and port only, for messages and /v1/health."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 
 
 def checksum(address: str) -> ChecksumAddress:

@@ -124,7 +124,11 @@ def worker() -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    click.echo(f"outbox writer for token {runtime.chain.token.address} at {runtime.settings.rpc_url}; Ctrl-C stops it")
+    from loyalty.chain import redacted
+
+    click.echo(
+        f"outbox writer for token {runtime.chain.token.address} at {redacted(runtime.settings.rpc_url)}; Ctrl-C stops it"
+    )
     gc.collect()
     gc.freeze()  # as the API does: no full garbage-collector passes over startup objects while holding the write lock
     writer.run(stop)

@@ -31,6 +31,17 @@ class TxRefusedError(LoyaltyError, ValueError):
         """Refused for want of gas money: a top-up fixes it, nothing about the transaction does."""
         return "insufficient funds" in self.reason.lower()
 
+    @property
+    def about_the_transaction(self) -> bool:
+        """Refused for something in the transaction itself (too much gas, too large), which
+        sending it again would not change; other refusals (a full pool, a rate limit, a fee
+        below the base fee) are worth another try."""
+        reason = self.reason.lower()
+        return any(
+            cause in reason
+            for cause in ("exceeds block gas limit", "intrinsic gas too low", "oversized data", "gas limit reached")
+        )
+
 
 class ConfigurationError(LoyaltyError, RuntimeError):
     """The service refuses to start as configured; the message says what to do."""

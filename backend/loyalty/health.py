@@ -10,6 +10,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from loyalty import lease
+from loyalty.chain import redacted
 from loyalty.db.models import (
     ChainWrite,
     Earn,
@@ -60,7 +61,8 @@ def check(runtime: Runtime) -> Health:
 
 def _chain(runtime: Runtime, health: Health) -> int | None:
     chain = runtime.chain
-    health.chain = {"rpc_url": runtime.settings.rpc_url, "token_address": chain.token.address, "reachable": False}
+    shown = redacted(runtime.settings.rpc_url)
+    health.chain = {"rpc_url": shown, "token_address": chain.token.address, "reachable": False}
     try:
         head = chain.block_number()
         health.chain.update(
@@ -108,7 +110,8 @@ def _outbox(session: Session, health: Health) -> None:
         for status in (WriteStatus.FAILED, WriteStatus.DROPPED)
     }
     unprovisioned = session.scalar(select(func.count()).where(Partner.provisioned_at.is_(None))) or 0
-    stuck = list(session.scalars(select(Partner.name).where(Partner.provision_error.is_not(None))))
+    stuck = list(session.scalars(select(Partner.id).where(Partner.provision_error.is_not(None))))
+    short = list(session.scalars(select(Partner.id).where(Partner.budget_points < Partner.pending_points)))
     oldest = min((t for t in (oldest_earn, oldest_redemption) if t is not None), default=None)
     age = None if oldest is None else (now - oldest).total_seconds()
     health.outbox = {
@@ -126,5 +129,7 @@ def _outbox(session: Session, health: Health) -> None:
         health.degrade(f"{recent[WriteStatus.FAILED]} writes failed on-chain in the last hour")
     if recent[WriteStatus.DROPPED]:
         health.degrade(f"{recent[WriteStatus.DROPPED]} writes were dropped (refused or replaced) in the last hour")
-    for name in stuck:
-        health.degrade(f"partner {name!r} could not be set up on-chain")
+    for partner_id in stuck:
+        health.degrade(f"partner {partner_id} could not be set up on-chain")
+    for partner_id in short:
+        health.degrade(f"partner {partner_id}'s on-chain budget is below its pending earns: they wait")

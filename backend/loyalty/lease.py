@@ -54,6 +54,7 @@ class Lease:
         if self._connection is not None:
             try:
                 self._connection.execute(text("SELECT 1"))
+                self._connection.commit()  # not left idle in a transaction
             except Exception:
                 log.warning("lost the writer lease: its database connection failed")
                 self._drop_connection()

@@ -33,12 +33,13 @@ from functools import partial
 from typing import NamedTuple, TypeVar
 
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from loyalty import lease as leases
 from loyalty.chain import ISSUER_GAS_TOPUP_WEI, Block, Receipt, SignedTx
 from loyalty.consent import RedeemConsent, redeem_typed_data, sign_typed_data
+from loyalty.custody import KeyDecryptionError
 from loyalty.db.models import (
     ChainWrite,
     Earn,
@@ -69,7 +70,8 @@ EXPIRE_BATCH = 500  # members per `expire` transaction
 EXPIRED_READS = 1_000  # expiredBalanceOf calls per JSON-RPC batch
 GLOBAL_REVERTS = frozenset({"LoyaltyPaused", "LoyaltyMissingRole", "LoyaltyBudgetExceeded"})
 ITEM_REVERTS = frozenset({"LoyaltyInvalidMember", "LoyaltyInvalidAmount"})
-HOLD_S = 5.0  # how long a partner's earns wait after a batch reverted for a reason no earn caused
+HOLD_S = 5.0  # how long a sender waits after a refusal, or a revert for a reason no earn caused
+STUCK = timedelta(minutes=5)  # a write unmined this long is cancelled (its rows then go out again)
 PROVISIONING = (WriteKind.TOPUP, WriteKind.GRANT_ISSUER, WriteKind.SET_BUDGET)
 FINAL = (WriteStatus.CONFIRMED, WriteStatus.FAILED)
 T = TypeVar("T")
@@ -167,9 +169,11 @@ class OutboxWriter:
                 self._recheck(session, head)
             partners = session.scalars(select(Partner).order_by(Partner.id)).all()
         progressed, in_flight = False, 0
-        senders = [(self.chain.operator.address, None), *((p.issuer_address, p.id) for p in partners)]
-        for sender, partner_id in senders:
-            settled, pending = self._guarded(partner_id, partial(self._settle, sender, head), (0, 0))
+        operator = self.chain.operator
+        settle = [partial(self._settle, operator.address, lambda: operator, head)]
+        settle += [partial(self._settle, p.issuer_address, partial(self._issuer, p), head) for p in partners]
+        for partner_id, step in zip([None, *(p.id for p in partners)], settle, strict=True):
+            settled, pending = self._guarded(partner_id, step, (0, 0))
             progressed, in_flight = progressed or bool(settled), in_flight + pending
         progressed |= self._guarded(None, partial(self._operator_jobs, head, partners), False)
         for partner in partners:
@@ -179,6 +183,9 @@ class OutboxWriter:
         if self._due("housekeeping", HOUSEKEEPING_S):
             self._forget_idempotency_keys()
         return Pass(progressed, in_flight)
+
+    def _issuer(self, partner: Partner) -> LocalAccount:
+        return self.custody.open(partner.issuer_address, partner.issuer_key_sealed)
 
     def _guarded(self, partner_id: int | None, step: Callable[[], T], fallback: T) -> T:
         """Run one partner's (or the operator's) step; a failure other than the chain's own is
@@ -193,8 +200,10 @@ class OutboxWriter:
             return fallback
 
     # ------------------------------------------------------------------------ settling
-    def _settle(self, sender: str, head: Block) -> tuple[int, int]:
-        """Settle `sender`'s sent writes; returns how many it settled and how many are in flight."""
+    def _settle(self, sender: str, account: Callable[[], LocalAccount], head: Block) -> tuple[int, int]:
+        """Settle `sender`'s sent writes; returns how many it settled and how many are in flight.
+
+        `account` opens the sender's key, needed only to cancel a stuck write or fill a gap."""
         with self.sessions() as session:
             writes = session.scalars(
                 select(ChainWrite)
@@ -208,22 +217,30 @@ class OutboxWriter:
         receipts = self.chain.receipts([w.tx_hash for w in writes])
         depth = self.runtime.required_confirmations()
         final = [(w, r) for w in writes if (r := receipts[w.tx_hash]) and head.number - r.block_number + 1 >= depth]
-        dropped: list[tuple[ChainWrite, str]] = []
+        dropped: list[ChainWrite] = []
         unmined = [w for w in writes if receipts[w.tx_hash] is None]
-        known = self.chain.known([w.tx_hash for w in unmined])
-        lost = [w for w in unmined if w.tx_hash not in known]
-        if lost:
-            # A lost transaction whose nonce is used by a final block was replaced: it can
-            # never be mined. Otherwise the node forgot it (restart, rollback): send it again.
-            used = self.chain.account_nonce(sender, max(0, head.number - depth + 1))
-            for write in lost:
-                if write.nonce < used:
-                    dropped.append((write, "replaced: its nonce was used by another transaction"))
-                    continue
-                try:
-                    self.chain.broadcast(SignedTx(write.tx_hash, write.raw_tx))
-                except TxRefusedError as exc:
-                    dropped.append((write, f"refused by the node: {exc.reason}"))
+        if unmined:
+            known = self.chain.known([w.tx_hash for w in unmined])
+            final_block = max(0, head.number - depth + 1)
+            used = self.chain.account_nonce(sender, final_block)
+            stuck = []
+            for write in unmined:
+                if write.tx_hash in known:
+                    if write.created_at < utcnow() - STUCK:
+                        stuck.append(write)  # pending too long (a fee below the base fee, say)
+                elif write.nonce < used:
+                    # Its nonce went to another transaction in a final block, and it left no trace
+                    # there itself: it can never be mined, and its rows may go out again.
+                    if not self._left_a_trace(write, final_block):
+                        dropped.append(write)
+                else:
+                    try:  # the node forgot it (a restart, a rollback): the same transaction again
+                        self.chain.broadcast(SignedTx(write.tx_hash, write.raw_tx))
+                    except TxRefusedError as exc:
+                        log.warning("write %s (nonce %s) refused again: %s", write.id, write.nonce, exc.reason)
+                        if write.created_at < utcnow() - STUCK:
+                            stuck.append(write)
+            self._cancel_and_fill(sender, account, head, used, unmined, stuck)
         if not final and not dropped:
             return 0, len(writes)
         times = {n: b.timestamp for n, b in self.chain.blocks(sorted({r.block_number for _, r in final})).items() if b}
@@ -232,10 +249,70 @@ class OutboxWriter:
         with self.sessions() as session, write_lock(session):
             for write, receipt in final:
                 self._finalize(session, write, receipt, times.get(receipt.block_number), reasons[write.id], budget)
-            for write, reason in dropped:
-                self._drop(session, write, reason, split=False)
+            for write in dropped:
+                self._drop(session, write, "replaced: its nonce was used by another transaction", split=False)
             session.commit()
         return len(final) + len(dropped), len(writes) - len(final) - len(dropped)
+
+    def _left_a_trace(self, write: ChainWrite, final_block: int) -> bool:
+        """Whether the chain shows the write's effect though not its receipt (a lagging node
+        behind a load balancer, say): its batch ref, or its redemption, logged."""
+        start = self.runtime.deployment_block
+        if write.kind == WriteKind.EARN_BATCH and write.ref is not None:
+            return self.chain.batch_logged(write.sender, write.ref, start, final_block)
+        if write.kind == WriteKind.REDEEM and write.ref is not None:
+            with self.sessions() as session:
+                row = session.execute(
+                    select(Member.wallet_address, Redemption.reward_id)
+                    .join(Redemption, Redemption.member_id == Member.id)
+                    .where(Redemption.write_id == write.id)
+                ).first()
+            return row is not None and self.chain.redeem_logged(
+                row.wallet_address, write.sender, row.reward_id, write.ref, start, final_block
+            )
+        return False
+
+    def _cancel_and_fill(
+        self,
+        sender: str,
+        account: Callable[[], LocalAccount],
+        head: Block,
+        floor: int,
+        unmined: Sequence[ChainWrite],
+        stuck: Sequence[ChainWrite],
+    ) -> None:
+        """Keep the sender's nonces moving: cancel writes stuck for long (a transfer of nothing,
+        at a higher tip, takes their nonce; once that is final they are dropped and their rows go
+        out again), and fill nonces no live write holds below the lowest unmined one (a write
+        dropped after a rollback, a nonce handed out and never recorded): a later transaction
+        waits in the node until every nonce before it is used."""
+        with self.sessions() as session:
+            cancelled = set(
+                session.scalars(
+                    select(ChainWrite.nonce).where(
+                        ChainWrite.sender == sender,
+                        ChainWrite.kind == WriteKind.CANCEL,
+                        ChainWrite.status == WriteStatus.SENT,
+                    )
+                )
+            )
+            live = set(
+                session.scalars(
+                    select(ChainWrite.nonce).where(
+                        ChainWrite.sender == sender, ChainWrite.nonce >= floor, ChainWrite.status != WriteStatus.DROPPED
+                    )
+                )
+            )
+        lowest = min(w.nonce for w in unmined)
+        nonces = [w.nonce for w in stuck if w.kind != WriteKind.CANCEL and w.nonce not in cancelled]
+        nonces += [n for n in range(floor, lowest) if n not in live]
+        for nonce in sorted(set(nonces)):
+            signed = self.chain.sign_cancel(account(), nonce, head.base_fee)
+            with self.sessions() as session, write_lock(session):
+                write = _record(session, None, sender, WriteKind.CANCEL, nonce, signed)
+                session.commit()
+            log.warning("cancelling nonce %s of %s (a stuck write, or a gap)", nonce, sender)
+            self._broadcast(write, signed)
 
     def _finalize(
         self,
@@ -278,7 +355,11 @@ class OutboxWriter:
                 session.execute(
                     update(Redemption)
                     .where(Redemption.write_id == write.id, Redemption.status == RedemptionStatus.RESERVED)
-                    .values(status=RedemptionStatus.POSTED, voucher_code=secrets.token_hex(8).upper())
+                    # a voucher handed out stays the same if a reorg makes the burn post twice
+                    .values(
+                        status=RedemptionStatus.POSTED,
+                        voucher_code=func.coalesce(Redemption.voucher_code, secrets.token_hex(8).upper()),
+                    )
                 )
             else:
                 for redemption in session.scalars(select(Redemption).where(Redemption.write_id == write.id)):
@@ -372,7 +453,7 @@ class OutboxWriter:
         newest final block is still there, so is everything before it."""
         newest = session.execute(
             select(ChainWrite.block_number, ChainWrite.block_hash)
-            .where(ChainWrite.status.in_(FINAL))
+            .where(ChainWrite.status.in_(FINAL), ChainWrite.block_hash.is_not(None))
             .order_by(ChainWrite.block_number.desc())
             .limit(1)
         ).first()
@@ -382,13 +463,17 @@ class OutboxWriter:
         if block is not None and block.hash == newest.block_hash:
             return
         gone: list[ChainWrite] = []
+        hashes: dict[int, str | None] = {}
         for write in session.scalars(
-            select(ChainWrite).where(ChainWrite.status.in_(FINAL)).order_by(ChainWrite.block_number.desc())
+            select(ChainWrite)
+            .where(ChainWrite.status.in_(FINAL), ChainWrite.block_hash.is_not(None))  # (none before 0.2)
+            .order_by(ChainWrite.block_number.desc())
         ).yield_per(500):
-            if write.block_number is None:
-                continue
-            found = self.chain.blocks([write.block_number])[write.block_number]
-            if found is not None and found.hash == write.block_hash:
+            number = int(write.block_number or 0)
+            if number not in hashes:
+                found = self.chain.blocks([number])[number]
+                hashes[number] = found.hash if found else None
+            if hashes[number] == write.block_hash:
                 break  # this block, and every earlier one, is still on the chain
             gone.append(write)
         session.rollback()
@@ -438,7 +523,7 @@ class OutboxWriter:
     # ------------------------------------------------------------------------- sending
     def _send(self, partner: Partner, head: Block) -> int:
         """Send the partner's next redemptions and earn batches; returns how many went out."""
-        issuer = self.custody.open(partner.issuer_address, partner.issuer_key_sealed)
+        issuer = self._issuer(partner)
         nonces = _Nonces(self, partner.issuer_address)
         with self.sessions() as session:
             in_flight = (
@@ -450,13 +535,15 @@ class OutboxWriter:
                 or 0
             )
         sent = 0
-        if in_flight < MAX_IN_FLIGHT:
+        if in_flight < MAX_IN_FLIGHT and self._hold.get(partner.id, 0.0) <= time.monotonic():
             sent += self._send_redemptions(partner, issuer, head, nonces, MAX_IN_FLIGHT - in_flight)
         while in_flight + sent < MAX_IN_FLIGHT and self._hold.get(partner.id, 0.0) <= time.monotonic():
             if not self._send_earn_batch(partner, issuer, head, nonces, in_flight + sent):
                 break
             sent += 1
-        if sent and self.chain.eth_balance(partner.issuer_address) < ISSUER_GAS_TOPUP_WEI // 2:
+        if (sent or partner.id in self._hold) and self.chain.eth_balance(
+            partner.issuer_address
+        ) < ISSUER_GAS_TOPUP_WEI // 2:
             self._top_up(partner, head)
         return sent
 
@@ -481,6 +568,10 @@ class OutboxWriter:
             if not rows or (len(rows) < most and in_flight and not limits) or self._paused(head):
                 return False  # earns wait out a pause (redemptions are voided: a checkout cannot wait)
             nonce, ref = nonces.next(session), next_ref(session, partner.id)
+        total = sum(r.amount_points for r in rows)
+        if (budget := self.chain.issue_budget(partner.issuer_address)) < total:
+            self._over_budget(partner, budget, total)
+            return False
         signed = self.chain.sign_earn_batch(
             issuer, nonce, [r.wallet_address for r in rows], [r.amount_points for r in rows], ref, head.base_fee
         )
@@ -488,6 +579,7 @@ class OutboxWriter:
             # Claimed only now, so the write transaction does not span the signing. If the API
             # handed the ref to a consent, or another writer took the earns, try again next pass.
             if not claim_ref(session, partner.id, ref):
+                nonces.release(nonce)
                 return False
             write = _record(session, partner.id, partner.issuer_address, WriteKind.EARN_BATCH, nonce, signed, ref)
             taken = session.execute(
@@ -498,10 +590,21 @@ class OutboxWriter:
             )
             if taken.rowcount != len(rows):  # type: ignore[attr-defined]
                 session.rollback()
+                nonces.release(nonce)
                 return False
             session.commit()  # recorded before it is broadcast: see the module docstring
-        self._broadcast(write, signed)
-        return True
+        return self._broadcast(write, signed)
+
+    def _over_budget(self, partner: Partner, budget: int, total: int) -> None:
+        """The on-chain budget no longer covers what the database accepted (the admin lowered
+        it on-chain): the earns wait rather than revert, the API counts against the real budget,
+        and /v1/health says so."""
+        with self.sessions() as session, write_lock(session):
+            session.execute(update(Partner).where(Partner.id == partner.id).values(budget_points=budget))
+            session.commit()
+        self._hold[partner.id] = time.monotonic() + HOLD_S
+        if self._due(f"budget:{partner.id}", 60.0):
+            log.warning("partner %s: on-chain budget %s is below the next batch's %s points", partner.id, budget, total)
 
     def _send_redemptions(self, partner: Partner, issuer: LocalAccount, head: Block, nonces: _Nonces, room: int) -> int:
         """Send reserved redemptions, at most one in flight per member: each goes only after the
@@ -509,11 +612,11 @@ class OutboxWriter:
         One the chain would refuse is voided without a transaction; a custodial member's consent
         is signed again when only its nonce or deadline went stale."""
         with self.sessions() as session:
-            busy = set(
+            busy = set(  # members with a burn in flight at any partner: their nonce and balance are moving
                 session.scalars(
                     select(Redemption.member_id)
                     .join(ChainWrite, ChainWrite.id == Redemption.write_id)
-                    .where(Redemption.partner_id == partner.id, ChainWrite.status == WriteStatus.SENT)
+                    .where(ChainWrite.status == WriteStatus.SENT)
                 )
             )
             waiting = session.execute(
@@ -545,7 +648,10 @@ class OutboxWriter:
                 problem = f"insufficient_points: the member holds {balance} points; the reward costs {redemption.amount_points}"
             elif redemption.nonce != member_nonce or redemption.deadline < head.timestamp + DEADLINE_MARGIN_S:
                 if member.custodial and member.wallet_key_sealed is not None:
-                    self._resign(redemption, member, partner, member_nonce, head)
+                    try:
+                        self._resign(redemption, member, partner, member_nonce, head)
+                    except KeyDecryptionError as exc:
+                        problem = f"consent_stale: {exc}"
                 elif redemption.nonce != member_nonce:
                     problem = (
                         f"consent_stale: the member's nonce is {member_nonce}, the consent was signed for "
@@ -589,9 +695,11 @@ class OutboxWriter:
                 )
                 if taken.rowcount != 1:  # type: ignore[attr-defined]
                     session.rollback()
+                    nonces.release(nonce)
                     continue
                 session.commit()
-            self._broadcast(write, signed)
+            if not self._broadcast(write, signed):
+                break
             sent += 1
         return sent
 
@@ -624,18 +732,26 @@ class OutboxWriter:
             )
             session.commit()
 
-    def _broadcast(self, write: ChainWrite, signed: SignedTx) -> None:
-        """Broadcast a recorded write; one the node refuses is dropped at once, its rows back in
-        the queue (halved, or voided, unless only gas money was missing)."""
+    def _broadcast(self, write: ChainWrite, signed: SignedTx) -> bool:
+        """Broadcast a recorded write; returns whether the node took it. One it refuses was
+        never accepted anywhere, so it is dropped at once and its rows go back to the queue:
+        halved (a batch) or voided (a redemption) when the transaction itself was at fault, else
+        as they were, with the sender waiting a little (a full pool, no gas money yet)."""
         try:
             self.chain.broadcast(signed)
+            return True
         except TxRefusedError as exc:
             with self.sessions() as session, write_lock(session):
-                self._drop(session, write, f"refused by the node: {exc.reason}", split=not exc.lacks_funds)
+                self._drop(session, write, f"refused by the node: {exc.reason}", split=exc.about_the_transaction)
                 session.commit()
+            if not exc.about_the_transaction:
+                self._hold[write.partner_id or 0] = time.monotonic() + HOLD_S
+            return False
 
     # ----------------------------------------------------------------------- operator jobs
     def _operator_jobs(self, head: Block, partners: Iterable[Partner]) -> bool:
+        if self._hold.get(0, 0.0) > time.monotonic():  # the operator's last write was refused
+            return False
         progressed = False
         for partner in partners:
             if partner.provisioned_at is None and partner.provision_error is None:
@@ -684,7 +800,8 @@ class OutboxWriter:
             with self.sessions() as session, write_lock(session):
                 write = _record(session, partner.id, self.chain.operator.address, kind, nonce, signed)
                 session.commit()
-            self._broadcast(write, signed)
+            if not self._broadcast(write, signed):
+                break
         return True
 
     def _top_up(self, partner: Partner, head: Block) -> None:
@@ -739,8 +856,10 @@ class OutboxWriter:
                     .join(ChainWrite, ChainWrite.id == Earn.write_id)
                     .where(
                         Earn.status == EarnStatus.CONFIRMED,
-                        ChainWrite.mined_at >= done - window,
-                        ChainWrite.mined_at < expired_before - window,
+                        or_(  # (writes settled before 0.2 did not record the time)
+                            ChainWrite.mined_at.is_(None),
+                            and_(ChainWrite.mined_at >= done - window, ChainWrite.mined_at < expired_before - window),
+                        ),
                     )
                 )
             )
@@ -757,7 +876,8 @@ class OutboxWriter:
             with self.sessions() as session, write_lock(session):
                 write = _record(session, None, self.chain.operator.address, WriteKind.EXPIRE, nonce, signed)
                 session.commit()
-            self._broadcast(write, signed)
+            if not self._broadcast(write, signed):
+                return True  # not recorded as done: the next sweep tries again
         with self.sessions() as session, write_lock(session):
             session.add(
                 ExpirySweep(expired_before=expired_before, members_checked=len(wallets), members_swept=len(due))
@@ -801,6 +921,10 @@ class _Nonces:
             nonce += 1
         self._taken.add(nonce)
         return nonce
+
+    def release(self, nonce: int) -> None:
+        """A nonce handed out but not recorded after all: free for the next write."""
+        self._taken.discard(nonce)
 
 
 def _record(

@@ -98,6 +98,11 @@ class Program:
             raise NotFoundError("member_not_found", f"no member {member_id}")
         return member
 
+    def lock_member(self, member: Member) -> None:
+        """One redemption (or consent) of a member at a time: each counts the ones before it.
+        A row lock on PostgreSQL; SQLite's writers take turns anyway (`write_lock`)."""
+        self.session.execute(select(Member.id).where(Member.id == member.id).with_for_update())
+
     def spendable_points(self, member: Member) -> tuple[int, int]:
         """Points the member may still redeem, and the consent nonce the next redemption takes.
 
@@ -194,6 +199,7 @@ class Program:
         """The consent a redemption of `reward` by `member` needs: a fresh ref (a label; the
         chain does not spend it) and the member's next nonce, counting redemptions still to burn."""
         partner = self.partner(reward.partner_id)
+        nonce = self.spendable_points(member)[1] if nonce is None else nonce  # the chain first, then the ref's row lock
         while not claim_ref(self.session, partner.id, ref := next_ref(self.session, partner.id)):
             pass  # the outbox took it meanwhile: take the next
         return RedeemConsent(
@@ -202,7 +208,7 @@ class Program:
             amount_points=reward.cost_points,
             reward_id=reward.id,
             ref=ref,
-            nonce=self.spendable_points(member)[1] if nonce is None else nonce,
+            nonce=nonce,
             deadline=int(time.time()) + CONSENT_VALIDITY_S,
         )
 
@@ -224,6 +230,7 @@ class Program:
             raise UnprocessableError(
                 "signature_required", f"member {member.id} holds their own wallet: send `signature` and `deadline`"
             )
+        self.lock_member(member)
         spendable, next_nonce = self.spendable_points(member)
         if consent is None:
             assert member.wallet_key_sealed is not None

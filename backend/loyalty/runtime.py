@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
-from loyalty.chain import LOCAL_CHAIN_IDS, Chain
+from loyalty.chain import LOCAL_CHAIN_IDS, Chain, redacted
 from loyalty.custody import Custody
 from loyalty.db.models import ChainBinding
 from loyalty.db.session import make_engine, make_sessionmaker, upgrade, write_lock
@@ -110,11 +110,11 @@ def _token(settings: Settings, binding: ChainBinding | None) -> str:
         deployment = load_deployment(Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 5})))
     except Exception as exc:
         raise ConfigurationError(
-            f"no token known: the chain at {settings.rpc_url} does not answer ({type(exc).__name__}) and "
+            f"no token known: the chain at {redacted(settings.rpc_url)} does not answer ({type(exc).__name__}) and "
             "TOKEN_ADDRESS is not set; start the chain (make up) or set TOKEN_ADDRESS"
         ) from exc
     if deployment is None:
-        raise ConfigurationError(f"no token recorded for the chain at {settings.rpc_url}: set TOKEN_ADDRESS")
+        raise ConfigurationError(f"no token recorded for the chain at {redacted(settings.rpc_url)}: set TOKEN_ADDRESS")
     return deployment.token_address
 
 
@@ -135,7 +135,7 @@ def _check_chain(runtime: Runtime, chain: Chain, chain_id: int) -> None:
     if binding.chain_id != chain_id:
         raise ChainMismatchError(
             f"{_where(settings)} belongs to chain {binding.chain_id} (token {binding.token_address}), but "
-            f"{settings.rpc_url} is chain {chain_id}: point RPC_URL at that chain, or DATABASE_URL at this "
+            f"{redacted(settings.rpc_url)} is chain {chain_id}: point RPC_URL at that chain, or DATABASE_URL at this "
             "chain's database"
         )
     block = chain.w3.eth.get_block(binding.block_number) if binding.block_number <= chain.w3.eth.block_number else None
@@ -144,7 +144,7 @@ def _check_chain(runtime: Runtime, chain: Chain, chain_id: int) -> None:
         now = f"is now {found}" if found else "is not there"
         raise ChainMismatchError(
             f"{_where(settings)} belongs to token {binding.token_address} on a chain whose block "
-            f"{binding.block_number} is {binding.block_hash}, but at {settings.rpc_url} that block {now}: the "
+            f"{binding.block_number} is {binding.block_hash}, but at {redacted(settings.rpc_url)} that block {now}: the "
             "chain was reset or is another one. Move the database aside (for make up: delete var/) to start "
             "over, or point RPC_URL at the right chain"
         )

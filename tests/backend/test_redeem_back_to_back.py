@@ -48,3 +48,26 @@ def test_redeem_whileTheLastBurnIsMinedButNotFinal_countsItOnce(client, writer):
 
     assert (again.status_code, again.json()["code"]) == (422, "insufficient_points")
     assert "40 spendable" in again.json()["detail"]  # not 40 - 60 = -20
+
+
+def test_redeem_atTwoPartnersBackToBack_bothPost(client, writer):
+    """One member's burns at two partners share the member's nonce and balance."""
+    acme, other = make_partner(client, "Acme", 100_000), make_partner(client, "Other", 100_000)
+    rewards = [
+        post(client, "/v1/rewards", {"name": "Mug", "cost_points": 10, "stock": 9}, p["api_key"]).json() for p in (acme, other)
+    ]
+    member = make_member(client)
+    post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 100}, acme["api_key"])
+    settle(writer)
+
+    ids = []
+    for _ in range(3):
+        for partner, reward in zip((acme, other), rewards, strict=True):
+            body = {"member_id": member["id"], "reward_id": reward["id"]}
+            response = post(client, "/v1/redemptions", body, partner["api_key"])
+            assert response.status_code == 201, response.text
+            ids.append((partner["api_key"], response.json()["id"]))
+    settle(writer)
+
+    assert [client.get(f"/v1/redemptions/{i}", headers=auth(key)).json()["status"] for key, i in ids] == ["posted"] * 6
+    assert chain_of(client).balance_of(member["wallet_address"]) == 40

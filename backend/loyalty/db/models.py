@@ -66,6 +66,8 @@ class WriteKind(enum.StrEnum):
     GRANT_ISSUER = "grant_issuer"
     SET_BUDGET = "set_budget"
     EXPIRE = "expire"
+    # A transfer of nothing to itself that takes a nonce: from a stuck write, or one no write holds.
+    CANCEL = "cancel"
 
 
 class Partner(Base):
@@ -133,7 +135,8 @@ class ChainWrite(Base):
 
     The signed transaction is stored before it is broadcast, so after a crash, or after the chain
     lost it (a reorg, a rolled-back dev chain), the very same transaction (same nonce, same ref)
-    is sent again: it can be mined at most once. A dropped write's nonce goes to a new one.
+    is sent again: it can be mined at most once. A dropped write's nonce goes to a new one; a
+    cancel shares its nonce with the stuck write it replaces.
     """
 
     __tablename__ = "chain_writes"
@@ -143,8 +146,8 @@ class ChainWrite(Base):
             "sender",
             "nonce",
             unique=True,
-            sqlite_where=text("status != 'dropped'"),
-            postgresql_where=text("status != 'dropped'"),
+            sqlite_where=text("status != 'dropped' AND kind != 'cancel'"),
+            postgresql_where=text("status != 'dropped' AND kind != 'cancel'"),
         ),
         Index("ix_chain_writes_status", "status"),
     )

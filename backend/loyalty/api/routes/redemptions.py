@@ -44,6 +44,7 @@ def typed_data(member_id: IdQuery, reward_id: IdQuery, program: ProgramDep, prin
         member, reward = program.member(member_id), program.reward(reward_id)
         if principal.partner_id is not None and reward.partner_id != principal.partner_id:
             raise ForbiddenError("forbidden", f"reward {reward_id} belongs to another partner")
+        program.lock_member(member)
         consent = program.redemption_consent(member, reward)
         program.session.add(
             ConsentQuote(

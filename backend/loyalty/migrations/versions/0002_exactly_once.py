@@ -71,8 +71,8 @@ def upgrade() -> None:
             "uq_chain_writes_sender_nonce_live",
             ["sender", "nonce"],
             unique=True,
-            sqlite_where=sa.text("status != 'dropped'"),
-            postgresql_where=sa.text("status != 'dropped'"),
+            sqlite_where=sa.text("status != 'dropped' AND kind != 'cancel'"),
+            postgresql_where=sa.text("status != 'dropped' AND kind != 'cancel'"),
         )
 
     with op.batch_alter_table("consent_quotes") as batch_op:
@@ -85,6 +85,9 @@ def upgrade() -> None:
     with op.batch_alter_table("idempotency_records") as batch_op:
         batch_op.add_column(sa.Column("sealed", sa.Boolean(), server_default=sa.text("false"), nullable=False))
         batch_op.create_index(batch_op.f("ix_idempotency_records_created_at"), ["created_at"], unique=False)
+    # Answers that hold an API key were kept in plaintext: forget them (the key cannot be sealed
+    # here, without the master key; a retry of those requests now answers partner_exists).
+    op.execute("DELETE FROM idempotency_records WHERE response_body LIKE '%\"api_key\"%'")
 
     with op.batch_alter_table("partners") as batch_op:
         batch_op.add_column(sa.Column("provisioned_at", sa.DateTime(), nullable=True))
