@@ -38,7 +38,7 @@ from web3 import HTTPProvider, Web3
 
 from loyalty.artifacts import load_artifact
 from loyalty.deploy import TokenParams, deploy_token
-from loyalty.devchain import free_port, start_node, stop_node
+from loyalty.devchain import free_port, start_node, stop_node, stop_process
 from loyalty.paths import VAR
 from loyalty.settings import DEV_OPERATOR_KEY
 
@@ -67,12 +67,8 @@ class Service:
             self.process.wait()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.process is not None:
+            stop_process(self.process, timeout_s=30)
 
 
 @dataclass

@@ -124,14 +124,19 @@ def _stop_with_parent() -> None:
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def stop_node(process: subprocess.Popen[bytes]) -> None:
-    """Stop a node politely (Anvil writes its state on SIGTERM), then firmly."""
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
+    """Stop a child process politely (SIGTERM: Anvil writes its state, the API drains), then firmly."""
     if process.poll() is None:
         process.terminate()
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def stop_node(process: subprocess.Popen[bytes]) -> None:
+    """Stop a node started by `start_node`, and free its state folder."""
+    stop_process(process)
     if (lock := _STATE_LOCKS.pop(process.pid, None)) is not None:
         os.close(lock)

@@ -308,11 +308,8 @@ class OutboxWriter:
         nonces += [n for n in range(floor, lowest) if n not in live]
         for nonce in sorted(set(nonces)):
             signed = self.chain.sign_cancel(account(), nonce, head.base_fee)
-            with self.sessions() as session, write_lock(session):
-                write = _record(session, None, sender, WriteKind.CANCEL, nonce, signed)
-                session.commit()
             log.warning("cancelling nonce %s of %s (a stuck write, or a gap)", nonce, sender)
-            self._broadcast(write, signed)
+            self._record_and_send(None, sender, WriteKind.CANCEL, nonce, signed)
 
     def _finalize(
         self,
@@ -732,6 +729,15 @@ class OutboxWriter:
             )
             session.commit()
 
+    def _record_and_send(
+        self, partner_id: int | None, sender: str, kind: WriteKind, nonce: int, signed: SignedTx
+    ) -> bool:
+        """Record a write that claims no rows, then broadcast it; returns whether the node took it."""
+        with self.sessions() as session, write_lock(session):
+            write = _record(session, partner_id, sender, kind, nonce, signed)
+            session.commit()
+        return self._broadcast(write, signed)
+
     def _broadcast(self, write: ChainWrite, signed: SignedTx) -> bool:
         """Broadcast a recorded write; returns whether the node took it. One it refuses was
         never accepted anywhere, so it is dropped at once and its rows go back to the queue:
@@ -797,10 +803,7 @@ class OutboxWriter:
                 signed = self.chain.sign_set_budget(
                     nonce, partner.issuer_address, partner.issue_budget_points, head.base_fee
                 )
-            with self.sessions() as session, write_lock(session):
-                write = _record(session, partner.id, self.chain.operator.address, kind, nonce, signed)
-                session.commit()
-            if not self._broadcast(write, signed):
+            if not self._record_and_send(partner.id, self.chain.operator.address, kind, nonce, signed):
                 break
         return True
 
@@ -817,10 +820,7 @@ class OutboxWriter:
                 return
             nonce = _Nonces(self, self.chain.operator.address).next(session)
         signed = self.chain.sign_topup(nonce, partner.issuer_address, head.base_fee)
-        with self.sessions() as session, write_lock(session):
-            write = _record(session, partner.id, self.chain.operator.address, WriteKind.TOPUP, nonce, signed)
-            session.commit()
-        self._broadcast(write, signed)
+        self._record_and_send(partner.id, self.chain.operator.address, WriteKind.TOPUP, nonce, signed)
 
     def _paused(self, head: Block) -> bool:
         """Whether the token is paused, read once per block."""
@@ -873,10 +873,7 @@ class OutboxWriter:
             with self.sessions() as session:
                 nonce = nonces.next(session)
             signed = self.chain.sign_expire(nonce, due[i : i + size], validity, head.base_fee)
-            with self.sessions() as session, write_lock(session):
-                write = _record(session, None, self.chain.operator.address, WriteKind.EXPIRE, nonce, signed)
-                session.commit()
-            if not self._broadcast(write, signed):
+            if not self._record_and_send(None, self.chain.operator.address, WriteKind.EXPIRE, nonce, signed):
                 return True  # not recorded as done: the next sweep tries again
         with self.sessions() as session, write_lock(session):
             session.add(

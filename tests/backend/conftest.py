@@ -26,7 +26,7 @@ from web3 import HTTPProvider, Web3
 
 from loyalty.api.app import create_app
 from loyalty.deploy import Deployment, TokenParams, deploy_token
-from loyalty.devchain import free_port, start_node, stop_node
+from loyalty.devchain import free_port, start_node, stop_node, stop_process
 from loyalty.outbox import OutboxWriter, drain
 from loyalty.settings import DEV_OPERATOR_KEY, Settings
 
@@ -157,6 +157,19 @@ def make_member(client: TestClient, key: str = ADMIN_KEY, **body: Any) -> dict[s
     return dict(response.json())
 
 
+def funded_member(
+    client: TestClient, writer: OutboxWriter, points: int, cost_points: int, stock: int = 100, **member: Any
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A partner, a reward of its and a member holding `points` on-chain: (partner, reward, member)."""
+    partner = make_partner(client, "Acme", 100_000)
+    body = {"name": "Mug", "cost_points": cost_points, "stock": stock}
+    reward = dict(post(client, "/v1/rewards", body, partner["api_key"]).json())
+    holder = make_member(client, **member)
+    post(client, "/v1/earn", {"member_id": holder["id"], "amount_points": points}, partner["api_key"])
+    settle(writer)
+    return partner, reward, holder
+
+
 def chain_of(client: TestClient) -> Any:
     return client.app.state.chain  # type: ignore[attr-defined]
 
@@ -206,12 +219,7 @@ def serving(settings: Settings, *, outbox: bool, log: Path | None = None, **extr
                 time.sleep(0.1)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout_s=30)
 
 
 @dataclass

@@ -4,7 +4,7 @@ answer. None gets a 500 (they did, 8 and 14 in 50, on create-member and redeem).
 import concurrent.futures
 
 import httpx
-from conftest import ADMIN_KEY, auth, make_member, make_partner, post, serving, settle
+from conftest import ADMIN_KEY, auth, funded_member, serving
 
 
 def _race(url, path, body, key, n=50):
@@ -14,11 +14,7 @@ def _race(url, path, body, key, n=50):
 
 
 def test_sameKeyRace_onCreateMemberAndRedeem_answersOnceThenReplays(client, writer, settings):
-    partner = make_partner(client, "Acme", 100_000)
-    reward = post(client, "/v1/rewards", {"name": "Mug", "cost_points": 10, "stock": 100}, partner["api_key"]).json()
-    member = make_member(client)
-    post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 100}, partner["api_key"])
-    settle(writer)
+    partner, reward, member = funded_member(client, writer, points=100, cost_points=10)
     with serving(settings, outbox=False) as url:
         created = _race(url, "/v1/members", {"external_id": "racer"}, ADMIN_KEY)
         redeemed = _race(url, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"]}, partner["api_key"])

@@ -5,15 +5,11 @@ where nothing else serializes them)."""
 import concurrent.futures
 
 import httpx
-from conftest import auth, make_member, make_partner, post, serving, settle
+from conftest import auth, funded_member, serving, settle
 
 
 def test_concurrentRedemptionsOfOneMember_reserveOnlyWhatTheBalanceCovers(client, writer, settings):
-    partner = make_partner(client, "Acme", 100_000)
-    reward = post(client, "/v1/rewards", {"name": "Mug", "cost_points": 60, "stock": 50}, partner["api_key"]).json()
-    member = make_member(client)
-    post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 130}, partner["api_key"])
-    settle(writer)
+    partner, reward, member = funded_member(client, writer, points=130, cost_points=60, stock=50)
     with serving(settings, outbox=False) as url:
 
         def redeem(i):
