@@ -22,6 +22,7 @@ install: $(VENV)/.installed $(CHECKS)/.installed node_modules/.installed
 
 compile: install
 	$(BIN)/brownie compile
+	$(BIN)/python scripts/export_abi.py
 
 bench-gas: install
 	$(BIN)/brownie run scripts/bench_gas.py
@@ -42,6 +43,7 @@ lint: install
 	$(BIN)/ruff check backend scripts tests
 	$(BIN)/ruff format --check backend scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT / "backend"))
 from loyalty.audit.ledger import Redemption  # noqa: E402
 from loyalty.audit.rpc import Rpc  # noqa: E402
 from loyalty.audit.verify import consent_digest, read_params  # noqa: E402
-from loyalty.deploy import TokenParams, deploy_token  # noqa: E402
-from loyalty.devchain import free_port, start_node, stop_node  # noqa: E402
+from loyalty.chain.deploy import TokenParams, deploy_token  # noqa: E402
+from loyalty.chain.devchain import free_port, start_node, stop_node  # noqa: E402
 
 OUT = ROOT / "var" / "bench" / "audit.json"
 RUN_DIR = ROOT / "var" / "bench" / "audit-run"

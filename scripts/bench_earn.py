@@ -36,9 +36,9 @@ from web3 import HTTPProvider, Web3
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
 
-from loyalty.artifacts import load_artifact  # noqa: E402
-from loyalty.deploy import TokenParams, deploy_token  # noqa: E402
-from loyalty.devchain import free_port, start_node, stop_node  # noqa: E402
+from loyalty.chain.artifacts import load_artifact  # noqa: E402
+from loyalty.chain.deploy import TokenParams, deploy_token  # noqa: E402
+from loyalty.chain.devchain import free_port, start_node, stop_node  # noqa: E402
 from loyalty.settings import DEV_OPERATOR_KEY  # noqa: E402
 
 OUT = ROOT / "var" / "bench" / "earn.json"

@@ -19,7 +19,7 @@ from brownie import (  # type: ignore[attr-defined]  # contract containers exist
 )
 from eth_account import Account
 
-from loyalty.consent import RedeemConsent, redeem_typed_data, sign_typed_data
+from loyalty.domain.consent import RedeemConsent, redeem_typed_data, sign_typed_data
 
 OUT = Path(__file__).resolve().parents[1] / "var" / "bench" / "gas.json"
 BATCH = 100

@@ -36,9 +36,9 @@ import httpx
 from tqdm import tqdm
 from web3 import HTTPProvider, Web3
 
-from loyalty.artifacts import load_artifact
-from loyalty.deploy import TokenParams, deploy_token
-from loyalty.devchain import free_port, start_node, stop_node, stop_process
+from loyalty.chain.artifacts import load_artifact
+from loyalty.chain.deploy import TokenParams, deploy_token
+from loyalty.chain.devchain import free_port, start_node, stop_node, stop_process
 from loyalty.paths import VAR
 from loyalty.settings import DEV_OPERATOR_KEY
 

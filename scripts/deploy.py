@@ -12,7 +12,7 @@ import os
 
 from brownie import accounts, network, web3
 
-from loyalty.deploy import TokenParams, deploy_token
+from loyalty.chain.deploy import TokenParams, deploy_token
 
 
 def main() -> None:

@@ -1,3 +1,3 @@
 """loyalty-ledger: loyalty points on an EVM chain, with a Python backend around the token."""
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"

@@ -1,10 +1,81 @@
-"""The project's exception root; each error also inherits the matching built-in."""
+"""Every exception of the project, and every problem `code` the API answers.
+
+One exception root; each error also inherits the matching built-in (web3.py's style). A request
+the program refuses is a `DomainError` carrying an `ErrorCode`, which fixes its HTTP status and
+title: the code is the stable part clients program against.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    """A problem's stable `code`, with the HTTP status and title it answers with.
+
+    Attributes:
+        status: the HTTP status.
+        problem_title: the problem document's `title`, a short summary for people (`title`
+            itself is a method of `str`).
+    """
+
+    status: int
+    problem_title: str
+
+    def __new__(cls, code: str, status: int, problem_title: str) -> ErrorCode:
+        member = str.__new__(cls, code)
+        member._value_ = code
+        member.status, member.problem_title = status, problem_title
+        return member
+
+    # the request itself
+    MALFORMED_BODY = "malformed_body", 400, "The body is not JSON"
+    VALIDATION_ERROR = "validation_error", 422, "Validation error"
+    BODY_TOO_LARGE = "body_too_large", 413, "Body too large"
+    IDEMPOTENCY_KEY_REQUIRED = "idempotency_key_required", 422, "Idempotency-Key header required"
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict", 409, "Idempotency-Key used with another request"
+    NOT_FOUND = "not_found", 404, "Not found"
+    METHOD_NOT_ALLOWED = "method_not_allowed", 405, "Method not allowed"
+    HTTP_ERROR = "http_error", 400, "HTTP error"
+    # who is calling
+    UNAUTHORIZED = "unauthorized", 401, "Unauthorized"
+    FORBIDDEN = "forbidden", 403, "Forbidden"
+    # resources
+    PARTNER_NOT_FOUND = "partner_not_found", 404, "No such partner"
+    PARTNER_EXISTS = "partner_exists", 409, "Partner exists"
+    AUDITOR_EXISTS = "auditor_exists", 409, "Auditor exists"
+    MEMBER_NOT_FOUND = "member_not_found", 404, "No such member"
+    MEMBER_EXISTS = "member_exists", 409, "Member exists"
+    WALLET_TAKEN = "wallet_taken", 409, "Wallet taken"
+    INVALID_WALLET = "invalid_wallet", 422, "Not a wallet that can hold points"
+    EARN_NOT_FOUND = "earn_not_found", 404, "No such earn"
+    BUDGET_EXCEEDED = "budget_exceeded", 422, "Budget exceeded"
+    REWARD_NOT_FOUND = "reward_not_found", 404, "No such reward"
+    REWARD_INACTIVE = "reward_inactive", 409, "Reward inactive"
+    REWARD_OUT_OF_STOCK = "reward_out_of_stock", 409, "Reward out of stock"
+    REDEMPTION_NOT_FOUND = "redemption_not_found", 404, "No such redemption"
+    INSUFFICIENT_POINTS = "insufficient_points", 422, "Insufficient points"
+    # consents
+    SIGNATURE_REQUIRED = "signature_required", 422, "The member's signature is required"
+    INVALID_SIGNATURE = "invalid_signature", 422, "Invalid signature"
+    CONSENT_NOT_FOUND = "consent_not_found", 404, "No such consent"
+    CONSENT_EXPIRED = "consent_expired", 422, "Consent expired"
+    CONSENT_USED = "consent_used", 409, "Consent used"
+    CONSENT_STALE = "consent_stale", 409, "Consent stale"
+    # the service's own state
+    CHAIN_REJECTED = "chain_rejected", 409, "The chain rejected the write"
+    CHAIN_UNAVAILABLE = "chain_unavailable", 503, "The chain is unavailable"
+    CHAIN_MISMATCH = "chain_mismatch", 503, "The chain is not this database's"
+    STORAGE_UNAVAILABLE = "storage_unavailable", 503, "The database is unavailable"
+    INTERNAL_ERROR = "internal_error", 500, "Internal error"
 
 
 class LoyaltyError(Exception):
     """Base of every loyalty-ledger error."""
 
 
+# --------------------------------------------------------------------------------- the chain
 class ChainUnavailableError(LoyaltyError, ConnectionError):
     """The chain node cannot be started or reached."""
 
@@ -12,6 +83,14 @@ class ChainUnavailableError(LoyaltyError, ConnectionError):
 class ChainMismatchError(ChainUnavailableError):
     """The node is not the chain (or the token) this database belongs to, or not one the
     operator's key may be used on."""
+
+
+class RpcError(ChainUnavailableError):
+    """The node answered an auditor's call with an error."""
+
+    def __init__(self, method: str, params: list[Any], error: Any) -> None:
+        super().__init__(f"{method} failed: {error}")
+        self.error = error
 
 
 class TxRefusedError(LoyaltyError, ValueError):
@@ -43,18 +122,6 @@ class TxRefusedError(LoyaltyError, ValueError):
         )
 
 
-class ConfigurationError(LoyaltyError, RuntimeError):
-    """The service refuses to start as configured; the message says what to do."""
-
-
-class ArtifactMissingError(LoyaltyError, FileNotFoundError):
-    """The contracts have not been compiled (run `brownie compile` or `make up`)."""
-
-
-class DeploymentError(LoyaltyError, RuntimeError):
-    """Deploying the token failed."""
-
-
 class ChainRevertError(LoyaltyError, RuntimeError):
     """A transaction or call reverted; `error` is the contract's custom error name."""
 
@@ -65,34 +132,61 @@ class ChainRevertError(LoyaltyError, RuntimeError):
         super().__init__(f"{error}({shown})")
 
 
+class ArtifactMissingError(LoyaltyError, FileNotFoundError):
+    """The contracts have not been compiled (run `brownie compile` or `make up`)."""
+
+
+class DeploymentError(LoyaltyError, RuntimeError):
+    """Deploying the token failed."""
+
+
+class KeyDecryptionError(LoyaltyError, ValueError):
+    """A stored key does not decrypt under this master key."""
+
+
+# ------------------------------------------------------------------------------ the service
+class ConfigurationError(LoyaltyError, RuntimeError):
+    """The service refuses to start as configured; the message says what to do."""
+
+
+class NotLeaseHolderError(LoyaltyError, RuntimeError):
+    """Another writer holds the outbox lease: this one stands by."""
+
+
+# ------------------------------------------------------------------------ refused requests
 class DomainError(LoyaltyError):
-    """A request the program refuses; `code` is stable and shows in API problems.
+    """A request the program refuses.
 
     Attributes:
-        code: machine-readable reason (`member_not_found`, `insufficient_points`, ...).
-        status: the HTTP status it maps to.
+        code: the stable reason; it fixes the HTTP status.
         detail: what went wrong, for a person.
     """
 
-    status = 400
-
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: ErrorCode, detail: str) -> None:
         self.code = code
         self.detail = detail
         super().__init__(detail)
 
+    @property
+    def status(self) -> int:
+        return self.code.status
+
 
 class NotFoundError(DomainError, LookupError):
-    status = 404
+    """The resource does not exist, or the caller may not know it does."""
 
 
 class ConflictError(DomainError):
-    status = 409
+    """The request clashes with the resource's state."""
+
+
+class UnauthorizedError(DomainError, PermissionError):
+    """No credential, or one nobody issued."""
 
 
 class ForbiddenError(DomainError, PermissionError):
-    status = 403
+    """The caller is known but may not do this."""
 
 
 class UnprocessableError(DomainError, ValueError):
-    status = 422
+    """The request is well-formed but the program's rules refuse it."""

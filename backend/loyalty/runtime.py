@@ -20,11 +20,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
-from loyalty.chain import LOCAL_CHAIN_IDS, Chain, redacted
-from loyalty.custody import Custody
+from loyalty.chain.client import LOCAL_CHAIN_IDS, ChainClient, redacted
+from loyalty.chain.custody import Custody
+from loyalty.chain.deploy import load_deployment
+from loyalty.chain.token import LoyaltyToken
 from loyalty.db.models import ChainBinding
 from loyalty.db.session import make_engine, make_sessionmaker, upgrade, write_lock
-from loyalty.deploy import load_deployment
 from loyalty.errors import ChainMismatchError, ChainUnavailableError, ConfigurationError
 from loyalty.settings import DEV_OPERATOR_KEY, Settings
 
@@ -41,7 +42,8 @@ class Runtime:
         engine: the database engine.
         sessions: units of work on it.
         custody: custodial and issuer keys.
-        chain: the token's chain (connects on first use).
+        chain: the chain client (connects on first use).
+        token: the points token on it.
         deployment_block: the token's deployment block when known (the auditor's replay starts
             there), else 0.
     """
@@ -50,7 +52,8 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     custody: Custody
-    chain: Chain
+    chain: ChainClient
+    token: LoyaltyToken
     deployment_block: int = 0
     confirmations: int | None = field(default=None)
 
@@ -75,14 +78,10 @@ def build(settings: Settings) -> Runtime:
     sessions = make_sessionmaker(engine)
     with sessions() as session:
         binding = session.get(ChainBinding, 1)
-    token = _token(settings, binding)
-    runtime = Runtime(settings, engine, sessions, Custody(settings.master_key), None, 0)  # type: ignore[arg-type]
-    runtime.chain = Chain(
-        settings.rpc_url,
-        token,
-        Account.from_key(settings.operator_private_key),
-        on_connect=lambda chain, chain_id: _check_chain(runtime, chain, chain_id),
-    )
+    chain = ChainClient(settings.rpc_url, Account.from_key(settings.operator_private_key))
+    runtime = Runtime(settings, engine, sessions, Custody(settings.master_key), chain, None)  # type: ignore[arg-type]
+    chain.checks.append(lambda client, chain_id: _check_chain(runtime, client, chain_id))
+    runtime.token = LoyaltyToken(chain, _token(settings, binding))
     if binding is not None:
         runtime.deployment_block = binding.block_number
     try:
@@ -118,7 +117,7 @@ def _token(settings: Settings, binding: ChainBinding | None) -> str:
     return deployment.token_address
 
 
-def _check_chain(runtime: Runtime, chain: Chain, chain_id: int) -> None:
+def _check_chain(runtime: Runtime, chain: ChainClient, chain_id: int) -> None:
     """On first contact: the operator key fits the chain, and the chain is the database's."""
     settings = runtime.settings
     if settings.operator_private_key.lower() == DEV_OPERATOR_KEY and chain_id not in LOCAL_CHAIN_IDS:
@@ -129,7 +128,7 @@ def _check_chain(runtime: Runtime, chain: Chain, chain_id: int) -> None:
     with runtime.sessions() as session:
         binding = session.get(ChainBinding, 1)
         if binding is None:
-            binding = _bind(session, chain, chain_id)
+            binding = _bind(session, chain, runtime.token.address, chain_id)
             runtime.deployment_block = binding.block_number
             return
     if binding.chain_id != chain_id:
@@ -150,10 +149,10 @@ def _check_chain(runtime: Runtime, chain: Chain, chain_id: int) -> None:
         )
 
 
-def _bind(session: Session, chain: Chain, chain_id: int) -> ChainBinding:
+def _bind(session: Session, chain: ChainClient, token_address: str, chain_id: int) -> ChainBinding:
     """Record which chain and token this (new) database belongs to."""
     deployment = load_deployment(chain.w3)
-    if deployment is not None and deployment.token_address.lower() == chain.token.address.lower():
+    if deployment is not None and deployment.token_address.lower() == token_address.lower():
         number = deployment.block_number
     else:  # a token deployed elsewhere: the head as of now identifies the chain just as well
         number = int(chain.w3.eth.block_number)
@@ -161,7 +160,7 @@ def _bind(session: Session, chain: Chain, chain_id: int) -> ChainBinding:
     binding = ChainBinding(
         id=1,
         chain_id=chain_id,
-        token_address=chain.token.address,
+        token_address=token_address,
         block_number=number,
         block_hash="0x" + bytes(block["hash"]).hex(),
     )

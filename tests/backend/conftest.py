@@ -9,28 +9,21 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
+from support.backend import ADMIN_KEY, OwnChain
 from web3 import HTTPProvider, Web3
 
 from loyalty.api.app import create_app
-from loyalty.deploy import Deployment, TokenParams, deploy_token
-from loyalty.devchain import free_port, start_node, stop_node, stop_process
-from loyalty.outbox import OutboxWriter, drain
+from loyalty.chain.deploy import Deployment, TokenParams, deploy_token
+from loyalty.chain.devchain import free_port, start_node, stop_node
 from loyalty.settings import DEV_OPERATOR_KEY, Settings
-
-ADMIN_KEY = "adm_test"
+from loyalty.workers.outbox import OutboxWriter
 
 
 @pytest.fixture(scope="session")
@@ -131,123 +124,6 @@ def writer(client: TestClient) -> Iterator[OutboxWriter]:
     writer.close()
 
 
-def settle(writer: OutboxWriter) -> None:
-    """Send everything in the outbox and wait until it is confirmed or failed."""
-    drain(writer, timeout_s=60)
-
-
-def auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def post(client: TestClient, path: str, body: Any, key: str, idempotency_key: str | None = None) -> Any:
-    headers = {**auth(key), "Idempotency-Key": idempotency_key or uuid.uuid4().hex}
-    return client.post(path, json=body, headers=headers)
-
-
-def make_partner(client: TestClient, name: str = "Acme", budget: int = 1_000_000) -> dict[str, Any]:
-    response = post(client, "/v1/partners", {"name": name, "issue_budget_points": budget}, ADMIN_KEY)
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
-def make_member(client: TestClient, key: str = ADMIN_KEY, **body: Any) -> dict[str, Any]:
-    response = post(client, "/v1/members", {"external_id": uuid.uuid4().hex, **body}, key)
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
-def funded_member(
-    client: TestClient, writer: OutboxWriter, points: int, cost_points: int, stock: int = 100, **member: Any
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """A partner, a reward of its and a member holding `points` on-chain: (partner, reward, member)."""
-    partner = make_partner(client, "Acme", 100_000)
-    body = {"name": "Mug", "cost_points": cost_points, "stock": stock}
-    reward = dict(post(client, "/v1/rewards", body, partner["api_key"]).json())
-    holder = make_member(client, **member)
-    post(client, "/v1/earn", {"member_id": holder["id"], "amount_points": points}, partner["api_key"])
-    settle(writer)
-    return partner, reward, holder
-
-
-def chain_of(client: TestClient) -> Any:
-    return client.app.state.chain  # type: ignore[attr-defined]
-
-
-def env_of(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment a `loyalty` process needs to run with `settings`."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "RPC_URL": settings.rpc_url,
-        "TOKEN_ADDRESS": settings.token_address or "",
-        "ISSUER_PRIVATE_KEY": settings.operator_private_key,
-        "LOYALTY_MASTER_KEY": settings.master_key,
-        "LOYALTY_ADMIN_KEY": settings.admin_api_key,
-        **extra,
-    }
-    return env
-
-
-def start_worker(settings: Settings, log: Path | None = None, **extra: str) -> subprocess.Popen[bytes]:
-    """`loyalty worker` as its own process (stopped by the caller)."""
-    out = log.open("ab") if log else subprocess.DEVNULL
-    return subprocess.Popen(
-        [sys.executable, "-m", "loyalty.cli", "worker"], env=env_of(settings, **extra), stdout=out, stderr=out
-    )
-
-
-@contextmanager
-def serving(settings: Settings, *, outbox: bool, log: Path | None = None, **extra: str) -> Iterator[str]:
-    """`loyalty serve` as its own process on a free port; yields its URL once it answers."""
-    port = free_port()
-    out = log.open("ab") if log else subprocess.DEVNULL
-    command = [sys.executable, "-m", "loyalty.cli", "serve", "--port", str(port), "--outbox" if outbox else "--no-outbox"]
-    process = subprocess.Popen(command, env=env_of(settings, **extra), stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"loyalty serve exited with {process.returncode}")
-            try:
-                httpx.get(url + "/v1/health", timeout=5)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        yield url
-    finally:
-        stop_process(process, timeout_s=30)
-
-
-@dataclass
-class OwnChain:
-    """An Anvil node and token of one test's own, to stop, kill and restart (state kept in `state`)."""
-
-    url: str
-    port: int
-    state: Path
-    deployment: Deployment
-    process: subprocess.Popen[bytes]
-    dump_every_s: int | None = None
-
-    def stop(self) -> None:
-        stop_node(self.process)
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait()
-        stop_node(self.process)  # releases the state folder
-
-    def start(self) -> None:
-        self.process = start_node("anvil", self.port, self.state, dump_every_s=self.dump_every_s)
-
-    def rpc(self, method: str, *params: Any) -> Any:
-        return httpx.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).json()["result"]
-
-
 @pytest.fixture
 def own_chain(tmp_path: Path) -> Iterator[OwnChain]:
     """A fresh Anvil node (state dumped every second) and token of this test's own."""
@@ -255,7 +131,9 @@ def own_chain(tmp_path: Path) -> Iterator[OwnChain]:
     process = start_node("anvil", port, state, dump_every_s=1)
     url = f"http://127.0.0.1:{port}"
     w3 = Web3(HTTPProvider(url))
-    deployment, _ = deploy_token(w3, w3.eth.accounts[0], TokenParams(epoch_length_s=86_400), folder=tmp_path / "deployments")
+    deployment, _ = deploy_token(
+        w3, w3.eth.accounts[0], TokenParams(epoch_length_s=86_400), folder=tmp_path / "deployments"
+    )
     chain = OwnChain(url, port, state, deployment, process, dump_every_s=1)
     try:
         yield chain
@@ -275,13 +153,3 @@ def chain_app(chain_settings: Settings) -> Iterator[tuple[TestClient, OutboxWrit
         writer = OutboxWriter(client.app.state.runtime, poll_s=0.01)  # type: ignore[attr-defined]
         yield client, writer
         writer.close()
-
-
-def wait_for(condition: Any, timeout_s: float = 60, every_s: float = 0.1) -> Any:
-    """Poll `condition()` until it is truthy; returns its value."""
-    deadline = time.monotonic() + timeout_s
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{getattr(condition, '__name__', 'condition')} did not hold within {timeout_s} s")
-        time.sleep(every_s)
-    return value

@@ -10,9 +10,9 @@ import pytest
 from brownie import LoyaltyPoints, accounts, chain
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from support import EPOCH_S, ISSUER_BUDGET, TOKEN_NAME, VALIDITY_EPOCHS
+from support.contracts import EPOCH_S, ISSUER_BUDGET, TOKEN_NAME, VALIDITY_EPOCHS
 
-from loyalty.consent import RedeemConsent, redeem_typed_data, sign_typed_data
+from loyalty.domain.consent import RedeemConsent, redeem_typed_data, sign_typed_data
 
 
 @pytest.fixture(autouse=True)

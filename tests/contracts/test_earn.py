@@ -1,7 +1,7 @@
 """Earning points one member at a time: budgets, refs and events."""
 
 import brownie
-from support import ISSUER_BUDGET, custom_error
+from support.contracts import ISSUER_BUDGET, custom_error
 
 ZERO = "0x0000000000000000000000000000000000000000"
 

@@ -2,7 +2,7 @@
 
 import brownie
 from eth_account import Account
-from support import ISSUER_BUDGET, custom_error
+from support.contracts import ISSUER_BUDGET, custom_error
 
 ZERO = "0x0000000000000000000000000000000000000000"
 

@@ -1,7 +1,7 @@
 """Expiry by epoch: balances exclude expired points, spending takes the oldest first."""
 
 import brownie
-from support import EPOCH_S, VALIDITY_EPOCHS, custom_error, lots, sleep_epochs
+from support.contracts import EPOCH_S, VALIDITY_EPOCHS, custom_error, lots, sleep_epochs
 
 ZERO = "0x0000000000000000000000000000000000000000"
 

@@ -1,7 +1,7 @@
 """Pausing stops every balance change."""
 
 import brownie
-from support import custom_error
+from support.contracts import custom_error
 
 
 def test_pause_stopsEarnAndBatch(token, admin, issuer, member):

@@ -3,7 +3,7 @@
 from brownie import chain
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from support import TOKEN_NAME
+from support.contracts import TOKEN_NAME
 
 
 def test_permit_setsAllowanceAndUsesSharedNonce(token, issuer, member, sign_redeem):

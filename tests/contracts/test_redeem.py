@@ -4,7 +4,7 @@ import time
 
 import brownie
 from eth_account import Account
-from support import custom_error
+from support.contracts import custom_error
 
 ZERO = "0x0000000000000000000000000000000000000000"
 

@@ -16,7 +16,7 @@ from eth_account.signers.local import LocalAccount
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
-from support import EPOCH_S, VALIDITY_EPOCHS
+from support.contracts import EPOCH_S, VALIDITY_EPOCHS
 
 MEMBERS = 4
 DEADLINE = 2**40

@@ -1,7 +1,7 @@
 """Member-to-member transfers: off by default; when on, points keep their expiry."""
 
 import brownie
-from support import VALIDITY_EPOCHS, custom_error, lots, sleep_epochs
+from support.contracts import VALIDITY_EPOCHS, custom_error, lots, sleep_epochs
 
 
 def test_transfer_failsByDefault(token, issuer, member, member2):

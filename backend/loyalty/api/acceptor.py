@@ -26,29 +26,29 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 from sqlalchemy import select, tuple_
-from sqlalchemy.orm import Session, sessionmaker
 
 from loyalty.api.deps import Principal
 from loyalty.api.idempotency import Answer, remember, replay
-from loyalty.chain import Chain
-from loyalty.custody import Custody
 from loyalty.db.models import IdempotencyRecord, utcnow
 from loyalty.db.session import write_lock
-from loyalty.errors import ConflictError, DomainError
-from loyalty.program import Program
+from loyalty.domain.earning import EarnItem, EarnRequest
+from loyalty.errors import ConflictError, DomainError, ErrorCode
+from loyalty.runtime import Runtime
+from loyalty.services import earning
+from loyalty.services.uow import UnitOfWork
 
 log = logging.getLogger("loyalty.acceptor")
 MAX_GROUP_ITEMS = 20_000  # earns per transaction; a 10,000-item batch request always fits
 
 
 @dataclass
-class EarnRequest:
+class QueuedEarn:
     """One POST /v1/earn or /v1/earn/batch, waiting for its group to commit."""
 
     principal: Principal
     key: str
     digest: str
-    items: Sequence[tuple[int, int, str]]
+    items: Sequence[EarnItem]
     respond: Callable[[list[int]], Any]  # earn ids -> response body
     future: Future[JSONResponse] = field(default_factory=Future)
 
@@ -56,9 +56,9 @@ class EarnRequest:
 class EarnAcceptor:
     """Writes accepted earns to the outbox in groups, from one thread."""
 
-    def __init__(self, sessions: sessionmaker[Session], chain: Chain, custody: Custody, ttl_s: int) -> None:
-        self.sessions, self.chain, self.custody, self.ttl_s = sessions, chain, custody, ttl_s
-        self._queue: queue.SimpleQueue[EarnRequest | None] = queue.SimpleQueue()
+    def __init__(self, runtime: Runtime, ttl_s: int) -> None:
+        self.runtime, self.ttl_s = runtime, ttl_s
+        self._queue: queue.SimpleQueue[QueuedEarn | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="earn-acceptor", daemon=True)
 
     def start(self) -> None:
@@ -68,7 +68,7 @@ class EarnAcceptor:
         self._queue.put(None)
         self._thread.join(timeout=30)
 
-    async def accept(self, request: EarnRequest) -> JSONResponse:
+    async def accept(self, request: QueuedEarn) -> JSONResponse:
         """Queue the request and wait for its group's commit: 202 with the ids, a replay, or an error."""
         self._queue.put(request)
         return await asyncio.wrap_future(request.future)
@@ -89,12 +89,13 @@ class EarnAcceptor:
                 items += len(request.items)
             self._commit(group)
 
-    def _commit(self, group: list[EarnRequest]) -> None:
+    def _commit(self, group: list[QueuedEarn]) -> None:
         """Write the group in one transaction and answer every request in it."""
         try:
-            with self.sessions() as session, write_lock(session):
-                program = Program(session=session, chain=self.chain, custody=self.custody)
-                outcomes = self._write(program, group, utcnow() - timedelta(seconds=self.ttl_s))
+            runtime = self.runtime
+            with runtime.sessions() as session, write_lock(session):
+                uow = UnitOfWork(session, runtime.chain, runtime.token, runtime.custody)
+                outcomes = self._write(uow, group, utcnow() - timedelta(seconds=self.ttl_s))
                 session.commit()
         except Exception as exc:
             log.exception("earn group of %d requests failed", len(group))
@@ -108,11 +109,11 @@ class EarnAcceptor:
                 request.future.set_result(outcome)
 
     @staticmethod
-    def _write(program: Program, group: list[EarnRequest], forgotten: datetime) -> list[JSONResponse | DomainError]:
+    def _write(uow: UnitOfWork, group: list[QueuedEarn], forgotten: datetime) -> list[JSONResponse | DomainError]:
         """Each request's response: a replay of an earlier one with the same key, or its accepted
         earns, or why they were refused. A key sent twice within the group is answered as its
         first request is; a key last used before `forgotten` is new again."""
-        session = program.session
+        session = uow.session
         keys = {(request.principal.key_id, request.key) for request in group}
         records = {
             (record.principal, record.key): record
@@ -132,7 +133,7 @@ class EarnAcceptor:
             elif key not in first:
                 first[key] = i
         fresh = list(first.values())
-        accepted = program.accept_earns([(group[i].principal.partner_id or 0, group[i].items) for i in fresh])
+        accepted = earning.accept(uow, [EarnRequest(group[i].principal.partner_id or 0, group[i].items) for i in fresh])
         answers = [
             (i, Answer(group[i].principal, group[i].key, group[i].digest, 202, group[i].respond(ids)))
             for i, ids in zip(fresh, accepted, strict=True)
@@ -151,7 +152,7 @@ class EarnAcceptor:
                 outcome = answered[j]
                 if request.digest != group[j].digest:
                     detail = f"Idempotency-Key {request.key!r} was used with a different request"
-                    outcome = ConflictError("idempotency_conflict", detail)
+                    outcome = ConflictError(ErrorCode.IDEMPOTENCY_CONFLICT, detail)
                 elif isinstance(outcome, JSONResponse):
                     outcome = JSONResponse(
                         json.loads(bytes(outcome.body)),

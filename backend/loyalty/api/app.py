@@ -18,9 +18,10 @@ from loyalty.api import problems
 from loyalty.api.acceptor import EarnAcceptor
 from loyalty.api.routes import audit, earn, members, partners, redemptions, rewards, system
 from loyalty.audit.view import AuditView
-from loyalty.outbox import OutboxWriter, run_writer
+from loyalty.errors import ErrorCode
 from loyalty.runtime import Runtime, build
 from loyalty.settings import Settings
+from loyalty.workers.outbox import OutboxWriter, run_writer
 
 
 def create_app(settings: Settings, *, run_outbox: bool = True, runtime: Runtime | None = None) -> FastAPI:
@@ -34,11 +35,9 @@ def create_app(settings: Settings, *, run_outbox: bool = True, runtime: Runtime 
         app.state.runtime = wired
         app.state.settings = settings
         app.state.principals = {}
-        app.state.sessions = wired.sessions
-        app.state.custody = wired.custody
-        app.state.chain = wired.chain
-        app.state.audit = AuditView(settings.rpc_url, wired.chain.token.address, wired.deployment_block)
-        app.state.acceptor = EarnAcceptor(wired.sessions, wired.chain, wired.custody, settings.idempotency_ttl_s)
+        app.state.runtime.sessions = wired.sessions
+        app.state.audit = AuditView(settings.rpc_url, wired.token.address, wired.deployment_block)
+        app.state.acceptor = EarnAcceptor(wired, settings.idempotency_ttl_s)
         app.state.acceptor.start()
         # Everything loaded so far lives as long as the process: keep it out of the garbage
         # collector's full passes, which otherwise stall every request for ~100 ms now and then.
@@ -95,7 +94,7 @@ class BodyLimit:
             length = Headers(scope=scope).get("content-length")
             if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
                 detail = f"request bodies may hold at most {self.max_bytes} bytes"
-                response = problems.problem(413, "body_too_large", "Body too large", detail)
+                response = problems.problem(ErrorCode.BODY_TOO_LARGE, detail)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -15,14 +15,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from loyalty.db.models import Auditor, Partner
-from loyalty.errors import DomainError, ForbiddenError
-from loyalty.program import Program, hash_api_key
+from loyalty.domain.credentials import hash_api_key
+from loyalty.errors import ErrorCode, ForbiddenError, UnauthorizedError
+from loyalty.runtime import Runtime
+from loyalty.services.uow import UnitOfWork
 
 Role = Literal["admin", "partner", "auditor"]
-
-
-class UnauthorizedError(DomainError):
-    status = 401
 
 
 @dataclass(frozen=True)
@@ -40,19 +38,20 @@ class Principal:
     partner_id: int | None = None
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.sessions() as session:
-        yield session
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_program(request: Request, session: SessionDep) -> Program:
-    return Program(session=session, chain=request.app.state.chain, custody=request.app.state.custody)
+def get_uow(runtime: RuntimeDep) -> Iterator[UnitOfWork]:
+    with runtime.sessions() as session:
+        yield UnitOfWork(session=session, chain=runtime.chain, token=runtime.token, custody=runtime.custody)
 
 
-ProgramDep = Annotated[Program, Depends(get_program)]
+UowDep = Annotated[UnitOfWork, Depends(get_uow)]
 
 
 bearer = HTTPBearer(auto_error=False, description="an API key: the admin's, a partner's or an auditor's")
@@ -63,14 +62,14 @@ async def get_principal(
 ) -> Principal:
     """The caller, from its bearer key; known keys are answered from memory, in the event loop."""
     if credentials is None:
-        raise UnauthorizedError("unauthorized", "send `Authorization: Bearer <api key>`")
+        raise UnauthorizedError(ErrorCode.UNAUTHORIZED, "send `Authorization: Bearer <api key>`")
     key = credentials.credentials.strip()
     if hmac.compare_digest(key, request.app.state.settings.admin_api_key):
         return Principal("admin", "admin")
     key_hash = hash_api_key(key)
     known: dict[str, Principal] = request.app.state.principals  # keys are never revoked in v1
     if (principal := known.get(key_hash)) is None:
-        principal = await run_in_threadpool(_look_up, request.app.state.sessions, key_hash)
+        principal = await run_in_threadpool(_look_up, request.app.state.runtime.sessions, key_hash)
         known[key_hash] = principal
     return principal
 
@@ -81,7 +80,7 @@ def _look_up(sessions: sessionmaker[Session], key_hash: str) -> Principal:
             return Principal("partner", f"partner:{partner_id}", partner_id)
         if (auditor_id := session.scalar(select(Auditor.id).where(Auditor.api_key_hash == key_hash))) is not None:
             return Principal("auditor", f"auditor:{auditor_id}")
-    raise UnauthorizedError("unauthorized", "unknown API key")
+    raise UnauthorizedError(ErrorCode.UNAUTHORIZED, "unknown API key")
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -92,7 +91,7 @@ def require(*roles: Role):  # type: ignore[no-untyped-def]
 
     async def check(principal: PrincipalDep) -> Principal:
         if principal.role not in roles:
-            raise ForbiddenError("forbidden", f"this needs the {' or '.join(roles)} role, not {principal.role}")
+            raise ForbiddenError(ErrorCode.FORBIDDEN, f"this needs the {' or '.join(roles)} role, not {principal.role}")
         return principal
 
     return Depends(check)

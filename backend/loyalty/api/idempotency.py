@@ -20,10 +20,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty.api.deps import Principal
-from loyalty.custody import Custody
+from loyalty.chain.custody import Custody
 from loyalty.db.models import IdempotencyRecord, utcnow
 from loyalty.db.session import write_lock
-from loyalty.errors import ConflictError, UnprocessableError
+from loyalty.errors import ConflictError, ErrorCode, UnprocessableError
 
 
 async def request_digest(
@@ -48,7 +48,9 @@ Digest = Annotated[str, Depends(request_digest)]
 def idempotency_key(request: Request) -> str:
     key = request.headers.get("idempotency-key", "").strip()
     if not key or len(key) > 200:
-        raise UnprocessableError("idempotency_key_required", "send an Idempotency-Key header (1 to 200 characters)")
+        raise UnprocessableError(
+            ErrorCode.IDEMPOTENCY_KEY_REQUIRED, "send an Idempotency-Key header (1 to 200 characters)"
+        )
     return key
 
 
@@ -68,7 +70,7 @@ def idempotent(
     sealed under the master key."""
     key = idempotency_key(request)
     ttl_s = request.app.state.settings.idempotency_ttl_s
-    custody = request.app.state.custody
+    custody = request.app.state.runtime.custody
     for attempt in range(2):
         with key_lock(session, principal, key):
             if (replay := replay_of(session, principal, key, digest, ttl_s, custody)) is not None:
@@ -119,7 +121,9 @@ def replay_of(
 
 def replay(record: IdempotencyRecord, digest: str, custody: Custody | None = None) -> JSONResponse:
     if record.request_hash != digest:
-        raise ConflictError("idempotency_conflict", f"Idempotency-Key {record.key!r} was used with a different request")
+        raise ConflictError(
+            ErrorCode.IDEMPOTENCY_CONFLICT, f"Idempotency-Key {record.key!r} was used with a different request"
+        )
     body = record.response_body
     if record.sealed:
         assert custody is not None

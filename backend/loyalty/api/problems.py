@@ -14,17 +14,20 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from loyalty.errors import ChainMismatchError, ChainRevertError, ChainUnavailableError, DomainError
+from loyalty.errors import ChainMismatchError, ChainRevertError, ChainUnavailableError, DomainError, ErrorCode
 
 log = logging.getLogger("loyalty.api")
 PROBLEM_TYPE = "https://loyalty-ledger.dev/problems/"
 _CODES_BY_STATUS = {
-    400: "malformed_body",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "body_too_large",
+    code.status: code
+    for code in (
+        ErrorCode.MALFORMED_BODY,
+        ErrorCode.UNAUTHORIZED,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.METHOD_NOT_ALLOWED,
+        ErrorCode.BODY_TOO_LARGE,
+    )
 }
 
 
@@ -35,7 +38,7 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
-    code: str
+    code: ErrorCode
 
 
 # What any operation may answer besides its success, as problem documents.
@@ -79,8 +82,18 @@ def _allowed(request: Request) -> list[str]:
     return sorted(methods)
 
 
-def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
-    body = {"type": PROBLEM_TYPE + code, "title": title, "status": status, "detail": detail, "code": code, **extra}
+def problem(code: ErrorCode, detail: str, *, status: int | None = None, **extra: Any) -> JSONResponse:
+    """A problem document; `status` only where the code's own does not fit (an HTTP error
+    Starlette raised with a status no code has)."""
+    status = status or code.status
+    body = {
+        "type": PROBLEM_TYPE + code.value,
+        "title": code.problem_title,
+        "status": status,
+        "detail": detail,
+        "code": code.value,
+        **extra,
+    }
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
@@ -89,7 +102,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        return problem(exc.status, exc.code, exc.code.replace("_", " ").capitalize(), exc.detail)
+        return problem(exc.code, exc.detail)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -98,12 +111,12 @@ def install(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
-        return problem(422, "validation_error", "Validation error", detail, errors=errors)
+        return problem(ErrorCode.VALIDATION_ERROR, detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _CODES_BY_STATUS.get(exc.status_code, "http_error")
-        response = problem(exc.status_code, code, code.replace("_", " ").capitalize(), str(exc.detail))
+        code = _CODES_BY_STATUS.get(exc.status_code, ErrorCode.HTTP_ERROR)
+        response = problem(code, str(exc.detail), status=exc.status_code)
         response.headers.update(exc.headers or {})
         if exc.status_code == 405:  # every method the path has, not just those of the route matched first
             response.headers["Allow"] = ", ".join(_allowed(request))
@@ -111,21 +124,21 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ChainRevertError)
     async def _revert(_: Request, exc: ChainRevertError) -> JSONResponse:
-        return problem(409, "chain_rejected", "The chain rejected the write", str(exc))
+        return problem(ErrorCode.CHAIN_REJECTED, str(exc))
 
     @app.exception_handler(OperationalError)
     async def _storage_down(_: Request, exc: OperationalError) -> JSONResponse:
         # A database that is down or locked past its timeout: the request wrote nothing; retry it.
-        return problem(503, "storage_unavailable", "The database is unavailable", str(exc.orig))
+        return problem(ErrorCode.STORAGE_UNAVAILABLE, str(exc.orig))
 
     @app.exception_handler(ChainUnavailableError)
     async def _chain_down(_: Request, exc: ChainUnavailableError) -> JSONResponse:
         if isinstance(exc, ChainMismatchError):
-            return problem(503, "chain_mismatch", "The chain is not this database's", str(exc))
-        return problem(503, "chain_unavailable", "The chain is unavailable", str(exc))
+            return problem(ErrorCode.CHAIN_MISMATCH, str(exc))
+        return problem(ErrorCode.CHAIN_UNAVAILABLE, str(exc))
 
     @app.exception_handler(Exception)
     async def _bug(_: Request, exc: Exception) -> JSONResponse:
         # A bug, not the caller's fault: still a problem document, never a bare text page.
         log.error("unhandled error", exc_info=exc)
-        return problem(500, "internal_error", "Internal error", "the service failed to answer; it was logged")
+        return problem(ErrorCode.INTERNAL_ERROR, "the service failed to answer; it was logged")

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from loyalty.errors import ChainUnavailableError
+from loyalty.errors import ChainUnavailableError, RpcError
 
 BATCH = 500  # calls per JSON-RPC batch
 TARGET_LOGS = 10_000  # logs per eth_getLogs range (many providers refuse more)
@@ -118,11 +118,3 @@ class Rpc:
             yield found
             if progress is not None:
                 progress(blocks)
-
-
-class RpcError(ChainUnavailableError):
-    """The node answered a call with an error."""
-
-    def __init__(self, method: str, params: list[Any], error: Any) -> None:
-        super().__init__(f"{method} failed: {error}")
-        self.error = error

@@ -8,10 +8,11 @@ from dataclasses import asdict
 from fastapi import APIRouter, Request
 from sqlalchemy import select
 
-from loyalty.api.deps import ProgramDep, require
+from loyalty.api.deps import UowDep, require
 from loyalty.api.schemas import AuditDiscrepancy, AuditEntry, AuditMember, AuditPartner, AuditSummary, IdPath
 from loyalty.audit.view import AuditView, Snapshot
 from loyalty.db.models import Partner
+from loyalty.services import members
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], dependencies=[require("admin", "auditor")])
 
@@ -22,10 +23,10 @@ def _view(request: Request) -> AuditView:
 
 
 @router.get("/summary", response_model=AuditSummary)
-def summary(request: Request, program: ProgramDep) -> AuditSummary:
+def summary(request: Request, uow: UowDep) -> AuditSummary:
     """Every partner's earned, redeemed, expired and outstanding points, re-derived from the
     token's events up to the latest block, with the contract's own supply and budgets beside them."""
-    partner_ids = {address: id_ for address, id_ in program.session.execute(select(Partner.issuer_address, Partner.id))}
+    partner_ids = {address: id_ for address, id_ in uow.session.execute(select(Partner.issuer_address, Partner.id))}
     with _view(request).snapshot() as snapshot:
         return _summary(snapshot, partner_ids)
 
@@ -64,9 +65,9 @@ def _summary(snapshot: Snapshot, partner_ids: dict[str, int]) -> AuditSummary:
 
 
 @router.get("/members/{member_id}", response_model=AuditMember)
-def member(member_id: IdPath, request: Request, program: ProgramDep) -> AuditMember:
+def member(member_id: IdPath, request: Request, uow: UowDep) -> AuditMember:
     """A member's points re-derived from the token's events, with every entry's transaction."""
-    wallet = program.member(member_id).wallet_address
+    wallet = members.get(uow, member_id).wallet_address
     with _view(request).snapshot() as snapshot:
         return _member(snapshot, member_id, wallet)
 

@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
-import secrets
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 
-from loyalty.api.deps import Admin, ProgramDep
+from loyalty.api.deps import Admin, UowDep
 from loyalty.api.idempotency import Digest, idempotent
 from loyalty.api.schemas import AuditorCreate, AuditorCreated, PartnerCreate, PartnerCreated
-from loyalty.db.models import Auditor
-from loyalty.errors import ConflictError
-from loyalty.program import hash_api_key
+from loyalty.services import partners
 
 router = APIRouter(prefix="/v1", tags=["partners"])
 
 
 @router.post("/partners", status_code=201, response_model=PartnerCreated)
 def create_partner(
-    body: PartnerCreate, request: Request, program: ProgramDep, principal: Admin, digest: Digest
+    body: PartnerCreate, request: Request, uow: UowDep, principal: Admin, digest: Digest
 ) -> JSONResponse:
     """Create a partner. Its issuer account gets gas, ISSUER_ROLE and the budget on-chain from the
     outbox writer (`status` says when); its earns are accepted meanwhile and wait for that."""
 
     def write() -> tuple[int, PartnerCreated]:
-        partner, api_key = program.create_partner(body.name, body.issue_budget_points)
+        partner, api_key = partners.create(uow, body.name, body.issue_budget_points)
         return 201, PartnerCreated(
             id=partner.id,
             name=partner.name,
@@ -35,22 +30,17 @@ def create_partner(
             api_key=api_key,
         )
 
-    return idempotent(request, digest, program.session, principal, write, secret=True)
+    return idempotent(request, digest, uow.session, principal, write, secret=True)
 
 
 @router.post("/auditors", status_code=201, response_model=AuditorCreated)
 def create_auditor(
-    body: AuditorCreate, request: Request, program: ProgramDep, principal: Admin, digest: Digest
+    body: AuditorCreate, request: Request, uow: UowDep, principal: Admin, digest: Digest
 ) -> JSONResponse:
     """Create read-only API access for an auditor."""
 
     def write() -> tuple[int, AuditorCreated]:
-        if program.session.scalar(select(Auditor).where(Auditor.name == body.name)) is not None:
-            raise ConflictError("auditor_exists", f"an auditor named {body.name!r} already exists")
-        api_key = "aud_" + secrets.token_hex(24)
-        auditor = Auditor(name=body.name, api_key_hash=hash_api_key(api_key))
-        program.session.add(auditor)
-        program.session.flush()
+        auditor, api_key = partners.create_auditor(uow, body.name)
         return 201, AuditorCreated(id=auditor.id, name=auditor.name, api_key=api_key)
 
-    return idempotent(request, digest, program.session, principal, write, secret=True)
+    return idempotent(request, digest, uow.session, principal, write, secret=True)

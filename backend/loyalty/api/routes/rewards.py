@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 
-from loyalty.api.deps import Partnered, ProgramDep, Reader
+from loyalty.api.deps import Partnered, Reader, UowDep
 from loyalty.api.idempotency import Digest, idempotent
 from loyalty.api.schemas import IdPath, RewardCreate, RewardPublic, RewardUpdate
 from loyalty.db.models import Reward
 from loyalty.db.session import write_lock
+from loyalty.services import catalog
 
 router = APIRouter(prefix="/v1/rewards", tags=["rewards"])
 
@@ -20,41 +20,35 @@ def _public(reward: Reward) -> RewardPublic:
 
 
 @router.get("", response_model=list[RewardPublic])
-def list_rewards(program: ProgramDep, _: Reader, active: bool | None = None) -> list[RewardPublic]:
+def list_rewards(uow: UowDep, _: Reader, active: bool | None = None) -> list[RewardPublic]:
     """The shared catalog, optionally only active rewards."""
-    query = select(Reward).order_by(Reward.id)
-    if active is not None:
-        query = query.where(Reward.active == active)
-    return [_public(r) for r in program.session.scalars(query)]
+    return [_public(r) for r in catalog.list_rewards(uow, active)]
 
 
 @router.post("", status_code=201, response_model=RewardPublic)
 def create_reward(
-    body: RewardCreate, request: Request, program: ProgramDep, principal: Partnered, digest: Digest
+    body: RewardCreate, request: Request, uow: UowDep, principal: Partnered, digest: Digest
 ) -> JSONResponse:
     """Add a reward to the calling partner's catalog."""
     assert principal.partner_id is not None
+    partner_id = principal.partner_id
 
     def write() -> tuple[int, RewardPublic]:
-        reward = Reward(partner_id=principal.partner_id, **body.model_dump())
-        program.session.add(reward)
-        program.session.flush()
-        return 201, _public(reward)
+        return 201, _public(catalog.create(uow, partner_id, body.model_dump()))
 
-    return idempotent(request, digest, program.session, principal, write)
+    return idempotent(request, digest, uow.session, principal, write)
 
 
 @router.get("/{reward_id}", response_model=RewardPublic)
-def get_reward(reward_id: IdPath, program: ProgramDep, _: Reader) -> RewardPublic:
-    return _public(program.reward(reward_id))
+def get_reward(reward_id: IdPath, uow: UowDep, _: Reader) -> RewardPublic:
+    return _public(catalog.get(uow, reward_id))
 
 
 @router.patch("/{reward_id}", response_model=RewardPublic)
-def update_reward(reward_id: IdPath, body: RewardUpdate, program: ProgramDep, principal: Partnered) -> RewardPublic:
+def update_reward(reward_id: IdPath, body: RewardUpdate, uow: UowDep, principal: Partnered) -> RewardPublic:
     """Change a reward the calling partner owns (PATCH is naturally idempotent)."""
-    with write_lock(program.session):
-        reward = program.reward(reward_id, principal.partner_id)
-        for field, value in body.model_dump(exclude_unset=True).items():
-            setattr(reward, field, value)
-        program.session.commit()
+    assert principal.partner_id is not None
+    with write_lock(uow.session):
+        reward = catalog.update(uow, reward_id, principal.partner_id, body.model_dump(exclude_unset=True))
+        uow.session.commit()
     return _public(reward)

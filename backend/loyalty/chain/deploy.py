@@ -1,0 +1,125 @@
+"""Deploy the LoyaltyPoints token, or reuse the deployment already on the chain.
+
+A deployment is recorded in `var/deployments/<chain id>.json`; it is reused while the chain
+still has code at that address, so `make up` deploys once per chain.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
+
+from loyalty.chain.artifacts import load_artifact
+from loyalty.errors import DeploymentError
+from loyalty.paths import DEPLOYMENTS
+
+TOKEN_CONTRACT = "LoyaltyPoints"
+
+
+@dataclass(frozen=True)
+class TokenParams:
+    """Constructor arguments of the token.
+
+    Attributes:
+        name: token name, also the EIP-712 domain name members sign under.
+        symbol: token symbol.
+        epoch_length_s: seconds per epoch.
+        validity_epochs: epochs points stay valid, the one earned in included.
+    """
+
+    name: str = "Loyalty Points"
+    symbol: str = "LOYAL"
+    epoch_length_s: int = 30 * 86_400
+    validity_epochs: int = 12
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where the token lives.
+
+    Attributes:
+        chain_id: chain it is deployed on.
+        token_address: its address.
+        admin: holder of the admin and pauser roles.
+        block_number: block of the deploying transaction.
+        tx_hash: the deploying transaction.
+        params: its constructor arguments.
+    """
+
+    chain_id: int
+    token_address: str
+    admin: str
+    block_number: int
+    tx_hash: str
+    params: TokenParams
+
+
+def registry_path(chain_id: int, folder: Path = DEPLOYMENTS) -> Path:
+    return folder / f"{chain_id}.json"
+
+
+def load_deployment(w3: Web3, folder: Path = DEPLOYMENTS) -> Deployment | None:
+    """The recorded deployment for this chain, if the chain still has its code."""
+    path = registry_path(w3.eth.chain_id, folder)
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    deployment = Deployment(**{**data, "params": TokenParams(**data["params"])})
+    try:
+        receipt = w3.eth.get_transaction_receipt(HexStr(deployment.tx_hash))
+    except TransactionNotFound:
+        return None  # a record from another chain with the same id (a restarted dev chain, say)
+    if receipt["contractAddress"] != Web3.to_checksum_address(deployment.token_address):
+        return None
+    return deployment
+
+
+def deploy_token(
+    w3: Web3,
+    deployer: LocalAccount | str,
+    params: TokenParams = TokenParams(),
+    admin: str | None = None,
+    folder: Path = DEPLOYMENTS,
+    record: bool = True,
+) -> tuple[Deployment, bool]:
+    """Reuse this chain's deployment or deploy a new token; returns it and whether it is new.
+
+    `deployer` is a local account (signs here; any network) or an address the node unlocks
+    (development chains). `record=False` deploys without writing the registry (a chain that
+    disappears when the command ends).
+    """
+    existing = load_deployment(w3, folder)
+    if existing is not None:
+        return existing, False
+    artifact = load_artifact(TOKEN_CONTRACT)
+    sender = Web3.to_checksum_address(deployer if isinstance(deployer, str) else deployer.address)
+    admin = admin or sender
+    factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+    constructor = factory.constructor(params.name, params.symbol, admin, params.epoch_length_s, params.validity_epochs)
+    if isinstance(deployer, str):
+        tx_hash = constructor.transact({"from": deployer})
+    else:
+        tx = constructor.build_transaction({"from": sender, "nonce": w3.eth.get_transaction_count(sender)})
+        tx_hash = w3.eth.send_raw_transaction(deployer.sign_transaction(tx).raw_transaction)
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+    if receipt["status"] != 1 or receipt["contractAddress"] is None:
+        raise DeploymentError(f"deploying {TOKEN_CONTRACT} failed in transaction {tx_hash.hex()}")
+    deployment = Deployment(
+        chain_id=w3.eth.chain_id,
+        token_address=str(receipt["contractAddress"]),
+        admin=admin,
+        block_number=receipt["blockNumber"],
+        tx_hash="0x" + bytes(tx_hash).hex().removeprefix("0x"),
+        params=params,
+    )
+    if record:
+        path = registry_path(deployment.chain_id, folder)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(deployment), indent=2) + "\n")
+    return deployment, True

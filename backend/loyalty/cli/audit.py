@@ -1,0 +1,119 @@
+"""`audit verify` (from the chain alone) and `audit reconcile` (the database against the chain)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from loyalty.cli.wiring import runtime_or_exit
+from loyalty.paths import VAR
+from loyalty.settings import Settings
+
+
+@click.group()
+def audit() -> None:
+    """Check the program from the chain alone (verify), and the database against it (reconcile)."""
+
+
+def _progress_bars() -> tuple[Callable[[str, int], Callable[[int], object]], list[Any]]:
+    from tqdm import tqdm
+
+    bars: list[Any] = []
+
+    def progress(label: str, total: int) -> Callable[[int], object]:
+        bars.append(
+            tqdm(
+                total=total,
+                desc=label,
+                unit="block" if label == "logs" else label[:-1] if label.endswith("s") else label,
+                leave=False,
+            )
+        )
+        return bars[-1].update  # type: ignore[no-any-return]
+
+    return progress, bars
+
+
+def _run_audit(rpc_url: str, token: str, from_block: int, to_block: int | None) -> Any:
+    from loyalty.audit.rpc import Rpc
+    from loyalty.audit.verify import verify
+
+    progress, bars = _progress_bars()
+    rpc = Rpc(rpc_url)
+    try:
+        return verify(rpc, token, from_block, to_block, progress)
+    finally:
+        for bar in bars:
+            bar.close()
+        rpc.close()
+
+
+from_block_option = click.option(
+    "--from-block",
+    type=int,
+    default=0,
+    show_default=True,
+    help="First block to read: the token's deployment or earlier.",
+)
+
+
+@audit.command("verify")
+@click.option("--rpc", "rpc_url", envvar="RPC_URL", required=True, help="JSON-RPC URL of the chain (env RPC_URL).")
+@click.option("--token", envvar="TOKEN_ADDRESS", required=True, help="The token's address (env TOKEN_ADDRESS).")
+@from_block_option
+@click.option("--to-block", type=int, default=None, help="Audit as of this block [default: the latest].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=VAR / "audit", show_default=True,
+              help="Folder for report.json, report.html, members.csv and partners.csv.")  # fmt: skip
+def audit_verify(rpc_url: str, token: str, from_block: int, to_block: int | None, out: Path) -> None:
+    """Re-derive balances, liabilities and expiries from the token's events alone and check them
+    against the contract. Needs no database. Exit status 1 if anything disagrees."""
+    from loyalty.audit.report import write
+
+    started = time.perf_counter()
+    result = _run_audit(rpc_url, token, from_block, to_block)
+    report = write(result, out)
+    for check in report["checks"]:
+        click.echo(
+            f"{check['status']:<5} {check['name']:<18} {check['checked']:>10,} checked  {check['failed']:>6,} failed"
+        )
+    f = report["figures"]
+    click.echo(
+        f"\n{f['members']:,} members, {f['issuers']:,} issuers, {result.events:,} earn/redeem events as of block "
+        f"{report['block_number']:,}: outstanding {f['outstanding_points']:,}, expired {f['expired_points']:,} "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
+    click.echo(f"{len(report['discrepancies']):,} discrepancies; report in {out / 'report.html'}")
+    raise SystemExit(0 if result.clean else 1)
+
+
+@audit.command("reconcile")
+@from_block_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=VAR / "audit", show_default=True,
+              help="Folder for reconcile.json.")  # fmt: skip
+def audit_reconcile(from_block: int, out: Path) -> None:
+    """Compare the database (DATABASE_URL) with the chain (RPC_URL, TOKEN_ADDRESS): earns, mints,
+    redemptions, burns and members' net points. Exit status 1 if anything disagrees."""
+    from dataclasses import asdict
+
+    from loyalty.audit.reconcile import reconcile
+
+    runtime = runtime_or_exit(Settings.from_env())
+    result = _run_audit(runtime.settings.rpc_url, runtime.token.address, from_block, None)
+    with runtime.sessions() as session:
+        findings = reconcile(session, result)
+    runtime.close()
+    out.mkdir(parents=True, exist_ok=True)
+    body = {"block_number": result.block_number, "findings": [asdict(f) for f in findings], "clean": not findings}
+    (out / "reconcile.json").write_text(json.dumps(body, indent=2) + "\n")
+    for finding in findings[:50]:
+        where = " ".join(x for x in (finding.row, finding.tx_hash) if x)
+        click.echo(f"{finding.code}: {finding.detail} [{where}]")
+    if len(findings) > 50:
+        click.echo(f"... and {len(findings) - 50:,} more")
+    click.echo(f"{len(findings):,} findings as of block {result.block_number:,}; written to {out / 'reconcile.json'}")
+    raise SystemExit(0 if not findings else 1)

@@ -1,0 +1,57 @@
+"""Whether requests to earn fit the partners' budgets: accepted or refused whole, in order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from loyalty.errors import DomainError, ErrorCode, NotFoundError, UnprocessableError
+
+
+@dataclass(frozen=True)
+class EarnItem:
+    """One member's earn within a request.
+
+    Attributes:
+        member_id: who earns.
+        amount_points: how many points.
+        reason: the partner's label for it.
+    """
+
+    member_id: int
+    amount_points: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class EarnRequest:
+    """A partner's request: all its items are accepted, or none."""
+
+    partner_id: int
+    items: Sequence[EarnItem]
+
+    @property
+    def total_points(self) -> int:
+        return sum(item.amount_points for item in self.items)
+
+
+def admit(
+    requests: Sequence[EarnRequest], known_members: set[int], budget_left: dict[int, int]
+) -> list[DomainError | None]:
+    """For each request, in order, None if it is accepted or why it is refused: a member that
+    does not exist, or more points than the partner's budget has left after the requests
+    accepted before it. `budget_left` is the points each partner may still earn (its budget
+    less its earns not yet on-chain); it is not changed."""
+    left = dict(budget_left)
+    answers: list[DomainError | None] = []
+    for request in requests:
+        total = request.total_points
+        if missing := sorted({item.member_id for item in request.items} - known_members):
+            answers.append(NotFoundError(ErrorCode.MEMBER_NOT_FOUND, f"no member {missing[0]}"))
+        elif total > left[request.partner_id]:
+            detail = f"partner {request.partner_id} may earn {left[request.partner_id]} more points, not {total}"
+            answers.append(UnprocessableError(ErrorCode.BUDGET_EXCEEDED, detail))
+        else:
+            left[request.partner_id] -= total
+            answers.append(None)
+    return answers

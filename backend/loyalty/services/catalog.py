@@ -1,0 +1,44 @@
+"""The reward catalog: each partner owns its rewards; everyone may read the catalog."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from loyalty.db.models import Reward
+from loyalty.errors import ErrorCode, ForbiddenError, NotFoundError
+from loyalty.services.uow import UnitOfWork
+
+
+def list_rewards(uow: UnitOfWork, active: bool | None = None) -> Sequence[Reward]:
+    query = select(Reward).order_by(Reward.id)
+    if active is not None:
+        query = query.where(Reward.active == active)
+    return uow.session.scalars(query).all()
+
+
+def get(uow: UnitOfWork, reward_id: int, partner_id: int | None = None) -> Reward:
+    """A reward; with `partner_id`, only one that partner owns."""
+    reward = uow.session.get(Reward, reward_id)
+    if reward is None:
+        raise NotFoundError(ErrorCode.REWARD_NOT_FOUND, f"no reward {reward_id}")
+    if partner_id is not None and reward.partner_id != partner_id:
+        raise ForbiddenError(ErrorCode.FORBIDDEN, f"reward {reward_id} belongs to another partner")
+    return reward
+
+
+def create(uow: UnitOfWork, partner_id: int, fields: dict[str, Any]) -> Reward:
+    reward = Reward(partner_id=partner_id, **fields)
+    uow.session.add(reward)
+    uow.session.flush()
+    return reward
+
+
+def update(uow: UnitOfWork, reward_id: int, partner_id: int, changes: dict[str, Any]) -> Reward:
+    """Change a reward `partner_id` owns."""
+    reward = get(uow, reward_id, partner_id)
+    for field, value in changes.items():
+        setattr(reward, field, value)
+    return reward

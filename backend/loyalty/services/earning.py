@@ -1,0 +1,110 @@
+"""Earning: accepted into the outbox at once, confirmed when the chain has it.
+
+A partner's budget counts its earns not yet on-chain as pending, so nothing is promised twice:
+`accept` reserves, `confirm` and `fail` release (the reserve → post | void pattern)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from loyalty.db.models import Earn, EarnStatus, Member, Partner, utcnow
+from loyalty.domain.earning import EarnRequest, admit
+from loyalty.errors import DomainError, ErrorCode, NotFoundError
+from loyalty.services.uow import UnitOfWork
+
+
+def accept(uow: UnitOfWork, requests: Sequence[EarnRequest]) -> list[list[int] | DomainError]:
+    """Put the earns of several requests in the outbox; each request is accepted or refused whole.
+
+    The answer for each is its earn ids, or why it was refused (`domain.earning.admit`).
+    Refused requests write nothing. The budgets are read under a row lock and written back in
+    the same transaction; the budget and pending columns are only ever written under
+    `write_lock`, which SQLite needs since it ignores FOR UPDATE.
+    """
+    session = uow.session
+    member_ids = {item.member_id for request in requests for item in request.items}
+    known = set(session.scalars(select(Member.id).where(Member.id.in_(member_ids))))
+    budgets = session.execute(
+        select(Partner.id, Partner.budget_points - Partner.pending_points)
+        .where(Partner.id.in_({request.partner_id for request in requests}))
+        .with_for_update()
+    )
+    refusals = admit(requests, known, {partner_id: int(points) for partner_id, points in budgets})
+    reserved: dict[int, int] = {}
+    rows = []
+    for request, refusal in zip(requests, refusals, strict=True):
+        if refusal is None:
+            reserved[request.partner_id] = reserved.get(request.partner_id, 0) + request.total_points
+            rows += [
+                {
+                    "partner_id": request.partner_id,
+                    "member_id": item.member_id,
+                    "amount_points": item.amount_points,
+                    "reason": item.reason,
+                    "status": EarnStatus.PENDING,
+                }
+                for item in request.items
+            ]
+    for partner_id, total in reserved.items():
+        session.execute(
+            update(Partner)
+            .where(Partner.id == partner_id)
+            .values(pending_points=Partner.pending_points + total)
+            .execution_options(synchronize_session=False)
+        )
+    ids = iter(session.scalars(insert(Earn).returning(Earn.id, sort_by_parameter_order=True), rows) if rows else [])
+    return [
+        refusal if refusal is not None else [next(ids) for _ in request.items]
+        for request, refusal in zip(requests, refusals, strict=True)
+    ]
+
+
+def get(uow: UnitOfWork, earn_id: int, partner_id: int | None) -> Earn:
+    """An earn; with `partner_id`, only one of that partner's (others are as if absent)."""
+    earn = uow.session.get(Earn, earn_id)
+    if earn is None or (partner_id is not None and earn.partner_id != partner_id):
+        raise NotFoundError(ErrorCode.EARN_NOT_FOUND, f"no earn {earn_id}")
+    return earn
+
+
+def confirm(session: Session, write_id: int, partner_id: int | None, budget: int | None) -> None:
+    """The batch `write_id` is final on-chain: its earns are confirmed and leave the pending
+    count. `budget` is the on-chain budget read after the receipts, when there is one."""
+    confirmed = session.execute(
+        update(Earn)
+        .where(Earn.write_id == write_id, Earn.status == EarnStatus.PENDING)
+        .values(status=EarnStatus.CONFIRMED, confirmed_at=utcnow(), batch_limit=None)
+        .returning(Earn.amount_points)
+    ).scalars()
+    release_pending(session, partner_id, sum(confirmed), budget)
+
+
+def fail(session: Session, partner_id: int | None, earn_ids: Sequence[int], error: str) -> int:
+    """These earns will never be on-chain: failed, and no longer held against the budget.
+    Returns how many were still pending."""
+    if not earn_ids:
+        return 0
+    failed = list(
+        session.execute(
+            update(Earn)
+            .where(Earn.id.in_(earn_ids), Earn.status == EarnStatus.PENDING)
+            .values(status=EarnStatus.FAILED, error=error)
+            .returning(Earn.amount_points)
+        ).scalars()
+    )
+    release_pending(session, partner_id, sum(failed), None)
+    return len(failed)
+
+
+def release_pending(session: Session, partner_id: int | None, points: int, budget: int | None) -> None:
+    """Confirmed or failed earns no longer count against the partner's budget as pending;
+    `budget` is the on-chain budget read after the receipts, when there is one."""
+    values: dict[str, object] = {"pending_points": Partner.pending_points - points}
+    if budget is not None:
+        values["budget_points"] = budget
+    session.execute(
+        update(Partner).where(Partner.id == partner_id).values(**values).execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,2 @@
+"""Background work: the outbox writer (the one process that sends transactions), its lease, and
+the health read model built on both."""

@@ -1,0 +1,945 @@
+"""The outbox writer: the one process that sends transactions, draining what the API accepted.
+
+It holds the database's writer lease (`loyalty.workers.lease`): any number of writers may run, one
+writes. Each pass it
+1. checks that writes it counted as final are still on the chain (a reorg, or a dev chain
+   rolled back to its last dump, puts them back to `sent`);
+2. finalizes sent transactions by receipt once they are `confirmations` blocks deep, re-sends the
+   very same signed transaction when the node has lost it, and drops one whose nonce went to
+   another transaction (its rows go back to the queue: it can never be mined);
+3. does the operator's jobs: sets up new partners' issuer accounts (gas, role, budget), tops up
+   their gas, sweeps expired points;
+4. for each partner, sends reserved redemptions (after checking the member's nonce, balance and
+   the consent's deadline on-chain) and packs pending earns into `earnBatch` transactions.
+
+Every transaction is signed and committed with its nonce, ref and rows before it is broadcast,
+and rows are claimed by conditional updates, so neither a crash nor a second writer can lose an
+accepted earn or issue one twice. A row that cannot be sent never holds up the others: a batch
+that reverts because of one member fails that member's earn and re-queues the rest; a batch
+that fails for no named reason is halved until the bad earn stands alone; a redemption the chain
+would refuse is voided with the reason, before any gas is spent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
+from typing import NamedTuple, TypeVar
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from loyalty.chain.client import Block, Receipt, SignedTx
+from loyalty.chain.token import ISSUER_GAS_TOPUP_WEI
+from loyalty.db.models import (
+    ChainWrite,
+    Earn,
+    EarnStatus,
+    ExpirySweep,
+    IdempotencyRecord,
+    Member,
+    Partner,
+    Redemption,
+    RedemptionStatus,
+    WriteKind,
+    WriteStatus,
+    utcnow,
+)
+from loyalty.db.session import write_lock
+from loyalty.domain.consent import RedeemConsent, redeem_typed_data, sign_typed_data
+from loyalty.errors import (
+    ChainRevertError,
+    ChainUnavailableError,
+    KeyDecryptionError,
+    NotLeaseHolderError,
+    TxRefusedError,
+)
+from loyalty.runtime import Runtime
+from loyalty.services import earning, redemptions
+from loyalty.services.redemptions import CONSENT_VALIDITY_S
+from loyalty.services.refs import claim_ref, next_ref
+from loyalty.workers import lease as leases
+
+log = logging.getLogger("loyalty.workers.outbox")
+MAX_IN_FLIGHT = 16  # transactions sent and not yet final, per sender
+DEADLINE_MARGIN_S = 120  # a redemption goes only if its consent outlives this: it must be mined in time
+HEARTBEAT_S = 2.0
+RECHECK_S = 1.0
+HOUSEKEEPING_S = 60.0
+EXPIRE_BATCH = 500  # members per `expire` transaction
+EXPIRED_READS = 1_000  # expiredBalanceOf calls per JSON-RPC batch
+GLOBAL_REVERTS = frozenset({"LoyaltyPaused", "LoyaltyMissingRole", "LoyaltyBudgetExceeded"})
+ITEM_REVERTS = frozenset({"LoyaltyInvalidMember", "LoyaltyInvalidAmount"})
+HOLD_S = 5.0  # how long a sender waits after a refusal, or a revert for a reason no earn caused
+STUCK = timedelta(minutes=5)  # a write unmined this long is cancelled (its rows then go out again)
+PROVISIONING = (WriteKind.TOPUP, WriteKind.GRANT_ISSUER, WriteKind.SET_BUDGET)
+FINAL = (WriteStatus.CONFIRMED, WriteStatus.FAILED)
+T = TypeVar("T")
+
+
+class Pass(NamedTuple):
+    """What one pass did: whether it finalized or sent anything, and what is still in flight."""
+
+    progressed: bool
+    in_flight: int
+
+
+@dataclass
+class OutboxWriter:
+    """Drains the outbox; `run_once` is one pass, `run` loops until stopped."""
+
+    runtime: Runtime
+    role: str = "writer"
+    poll_s: float = 0.02
+    lease: leases.Lease = field(init=False)
+    _hold: dict[int, float] = field(default_factory=dict, init=False)
+    _timers: dict[str, float] = field(default_factory=dict, init=False)
+    _state: str | None = field(default=None, init=False)
+    _params: tuple[int, int, int] | None = field(default=None, init=False)
+    _pause: tuple[int, bool] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.sessions = self.runtime.sessions
+        self.chain = self.runtime.chain
+        self.token = self.runtime.token
+        self.custody = self.runtime.custody
+        self.lease = leases.Lease(self.runtime.engine, leases.holder_name(self.role))
+
+    # ------------------------------------------------------------------------------- loop
+    def run(self, stop: threading.Event) -> None:
+        """Pass after pass until `stop`; backs off while the chain is away or the lease is
+        another's, and logs one line when that state changes, not one per pass."""
+        delay = self.poll_s
+        try:
+            while not stop.is_set():
+                try:
+                    done = self.run_once()
+                    self._report(None)
+                    delay = 0 if done.progressed else self.poll_s
+                except NotLeaseHolderError:
+                    self._report("standing by: another writer holds the lease")
+                    delay = 1.0
+                except ChainUnavailableError as exc:
+                    self._report(f"waiting for the chain: {exc}")
+                    delay = min(max(delay * 2, 0.25), 5.0)
+                except Exception as exc:  # a bad pass must not kill the writer: report it, back off
+                    self._report(f"pass failed: {type(exc).__name__}: {exc}", exc)
+                    delay = min(max(delay * 2, 0.25), 5.0)
+                if delay:
+                    stop.wait(delay)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.lease.release()
+
+    def _report(self, state: str | None, exc: Exception | None = None) -> None:
+        if state == self._state:
+            return
+        if state is None:
+            log.info("writing again")
+        elif exc is not None:
+            log.error("outbox %s", state, exc_info=exc)
+        else:
+            log.warning("outbox %s", state)
+        self._state = state
+
+    def _due(self, timer: str, every_s: float) -> bool:
+        now = time.monotonic()
+        if now - self._timers.get(timer, 0.0) < every_s:
+            return False
+        self._timers[timer] = now
+        return True
+
+    # ------------------------------------------------------------------------------- pass
+    def run_once(self) -> Pass:
+        """One pass over the operator's and every partner's writes."""
+        if not self.lease.acquire():
+            raise NotLeaseHolderError
+        head = self.chain.head()
+        with self.sessions() as session:
+            if self._due("heartbeat", HEARTBEAT_S):
+                with write_lock(session):
+                    leases.heartbeat(session, leases.OUTBOX, head.number)
+                    session.commit()
+            if self._due("recheck", RECHECK_S):
+                self._recheck(session, head)
+            partners = session.scalars(select(Partner).order_by(Partner.id)).all()
+        progressed, in_flight = False, 0
+        operator = self.chain.operator
+        receipts = [partial(self._receipts, operator.address, lambda: operator, head)]
+        receipts += [partial(self._receipts, p.issuer_address, partial(self._issuer, p), head) for p in partners]
+        for partner_id, step in zip([None, *(p.id for p in partners)], receipts, strict=True):
+            finalized, pending = self._guarded(partner_id, step, (0, 0))
+            progressed, in_flight = progressed or bool(finalized), in_flight + pending
+        progressed |= self._guarded(None, partial(self._operator_jobs, head, partners), False)
+        for partner in partners:
+            if partner.provisioned_at is not None:
+                sent = self._guarded(partner.id, partial(self._send, partner, head), 0)
+                progressed, in_flight = progressed or bool(sent), in_flight + sent
+        if self._due("housekeeping", HOUSEKEEPING_S):
+            self._forget_idempotency_keys()
+        return Pass(progressed, in_flight)
+
+    def _issuer(self, partner: Partner) -> LocalAccount:
+        return self.custody.open(partner.issuer_address, partner.issuer_key_sealed)
+
+    def _guarded(self, partner_id: int | None, step: Callable[[], T], fallback: T) -> T:
+        """Run one partner's (or the operator's) step; a failure other than the chain's own is
+        logged and skipped, so it never stops the others."""
+        try:
+            return step()
+        except ChainUnavailableError:
+            raise
+        except Exception:
+            if self._due(f"error:{partner_id}", 60.0):
+                log.exception("outbox step for %s failed", f"partner {partner_id}" if partner_id else "the operator")
+            return fallback
+
+    # ------------------------------------------------------------------------ receipts
+    def _receipts(self, sender: str, account: Callable[[], LocalAccount], head: Block) -> tuple[int, int]:
+        """Finalize `sender`'s sent writes by receipt; returns how many it finalized and how many are in flight.
+
+        `account` opens the sender's key, needed only to cancel a stuck write or fill a gap."""
+        with self.sessions() as session:
+            writes = session.scalars(
+                select(ChainWrite)
+                .where(ChainWrite.sender == sender, ChainWrite.status == WriteStatus.SENT)
+                .order_by(ChainWrite.nonce)
+            ).all()
+        if not writes:
+            return 0, 0
+        # Every RPC happens before the write transaction: the API's accepts must not queue
+        # behind a round-trip to the node.
+        receipts = self.chain.receipts([w.tx_hash for w in writes])
+        depth = self.runtime.required_confirmations()
+        final = [(w, r) for w in writes if (r := receipts[w.tx_hash]) and head.number - r.block_number + 1 >= depth]
+        dropped: list[ChainWrite] = []
+        unmined = [w for w in writes if receipts[w.tx_hash] is None]
+        if unmined:
+            known = self.chain.known([w.tx_hash for w in unmined])
+            final_block = max(0, head.number - depth + 1)
+            used = self.chain.account_nonce(sender, final_block)
+            stuck = []
+            for write in unmined:
+                if write.tx_hash in known:
+                    if write.created_at < utcnow() - STUCK:
+                        stuck.append(write)  # pending too long (a fee below the base fee, say)
+                elif write.nonce < used:
+                    # Its nonce went to another transaction in a final block, and it left no trace
+                    # there itself: it can never be mined, and its rows may go out again.
+                    if not self._left_a_trace(write, final_block):
+                        dropped.append(write)
+                else:
+                    try:  # the node forgot it (a restart, a rollback): the same transaction again
+                        self.chain.broadcast(SignedTx(write.tx_hash, write.raw_tx))
+                    except TxRefusedError as exc:
+                        log.warning("write %s (nonce %s) refused again: %s", write.id, write.nonce, exc.reason)
+                        if write.created_at < utcnow() - STUCK:
+                            stuck.append(write)
+            self._cancel_and_fill(sender, account, head, used, unmined, stuck)
+        if not final and not dropped:
+            return 0, len(writes)
+        times = {n: b.timestamp for n, b in self.chain.blocks(sorted({r.block_number for _, r in final})).items() if b}
+        reasons = {w.id: None if r.succeeded else self.chain.revert_of(w.tx_hash, r.gas_used) for w, r in final}
+        budget = self.token.issue_budget(sender) if any(w.kind == WriteKind.EARN_BATCH for w, _ in final) else None
+        with self.sessions() as session, write_lock(session):
+            for write, receipt in final:
+                self._finalize(session, write, receipt, times.get(receipt.block_number), reasons[write.id], budget)
+            for write in dropped:
+                self._drop(session, write, "replaced: its nonce was used by another transaction", split=False)
+            session.commit()
+        return len(final) + len(dropped), len(writes) - len(final) - len(dropped)
+
+    def _left_a_trace(self, write: ChainWrite, final_block: int) -> bool:
+        """Whether the chain shows the write's effect though not its receipt (a lagging node
+        behind a load balancer, say): its batch ref, or its redemption, logged."""
+        start = self.runtime.deployment_block
+        if write.kind == WriteKind.EARN_BATCH and write.ref is not None:
+            return self.token.batch_logged(write.sender, write.ref, start, final_block)
+        if write.kind == WriteKind.REDEEM and write.ref is not None:
+            with self.sessions() as session:
+                row = session.execute(
+                    select(Member.wallet_address, Redemption.reward_id)
+                    .join(Redemption, Redemption.member_id == Member.id)
+                    .where(Redemption.write_id == write.id)
+                ).first()
+            return row is not None and self.token.redeem_logged(
+                row.wallet_address, write.sender, row.reward_id, write.ref, start, final_block
+            )
+        return False
+
+    def _cancel_and_fill(
+        self,
+        sender: str,
+        account: Callable[[], LocalAccount],
+        head: Block,
+        floor: int,
+        unmined: Sequence[ChainWrite],
+        stuck: Sequence[ChainWrite],
+    ) -> None:
+        """Keep the sender's nonces moving: cancel writes stuck for long (a transfer of nothing,
+        at a higher tip, takes their nonce; once that is final they are dropped and their rows go
+        out again), and fill nonces no live write holds below the lowest unmined one (a write
+        dropped after a rollback, a nonce handed out and never recorded): a later transaction
+        waits in the node until every nonce before it is used."""
+        with self.sessions() as session:
+            cancelled = set(
+                session.scalars(
+                    select(ChainWrite.nonce).where(
+                        ChainWrite.sender == sender,
+                        ChainWrite.kind == WriteKind.CANCEL,
+                        ChainWrite.status == WriteStatus.SENT,
+                    )
+                )
+            )
+            live = set(
+                session.scalars(
+                    select(ChainWrite.nonce).where(
+                        ChainWrite.sender == sender, ChainWrite.nonce >= floor, ChainWrite.status != WriteStatus.DROPPED
+                    )
+                )
+            )
+        lowest = min(w.nonce for w in unmined)
+        nonces = [w.nonce for w in stuck if w.kind != WriteKind.CANCEL and w.nonce not in cancelled]
+        nonces += [n for n in range(floor, lowest) if n not in live]
+        for nonce in sorted(set(nonces)):
+            signed = self.chain.sign_cancel(account(), nonce, head.base_fee)
+            log.warning("cancelling nonce %s of %s (a stuck write, or a gap)", nonce, sender)
+            self._record_and_send(None, sender, WriteKind.CANCEL, nonce, signed)
+
+    def _finalize(
+        self,
+        session: Session,
+        write: ChainWrite,
+        receipt: Receipt,
+        mined_at: int | None,
+        revert: ChainRevertError | None,
+        budget: int | None,
+    ) -> None:
+        """Apply a final receipt, once: the status changes only from `sent` (a second writer, or
+        a second look, finds nothing to do)."""
+        error = None if revert is None else str(revert)
+        changed = session.execute(
+            update(ChainWrite)
+            .where(ChainWrite.id == write.id, ChainWrite.status == WriteStatus.SENT)
+            .values(
+                status=WriteStatus.CONFIRMED if error is None else WriteStatus.FAILED,
+                block_number=receipt.block_number,
+                block_hash=receipt.block_hash,
+                mined_at=mined_at,
+                error=error,
+            )
+        )
+        if changed.rowcount != 1:  # type: ignore[attr-defined]
+            return
+        if write.kind == WriteKind.EARN_BATCH:
+            if error is None:
+                earning.confirm(session, write.id, write.partner_id, budget)
+            else:
+                self._release_reverted_batch(session, write, revert)
+        elif write.kind == WriteKind.REDEEM:
+            if error is None:
+                redemptions.post(session, write.id)
+            else:
+                for redemption in session.scalars(select(Redemption).where(Redemption.write_id == write.id)):
+                    redemptions.void(session, redemption, error)
+        elif write.kind in (WriteKind.GRANT_ISSUER, WriteKind.SET_BUDGET) and error is not None:
+            session.execute(update(Partner).where(Partner.id == write.partner_id).values(provision_error=error))
+
+    def _drop(self, session: Session, write: ChainWrite, reason: str, *, split: bool) -> None:
+        """A write that was never mined and never can be: its rows go back to the queue (a
+        redemption is sent again after a fresh check; earns go into a new batch, halved with
+        `split` when the transaction itself was at fault)."""
+        changed = session.execute(
+            update(ChainWrite)
+            .where(ChainWrite.id == write.id, ChainWrite.status == WriteStatus.SENT)
+            .values(status=WriteStatus.DROPPED, error=reason)
+        )
+        if changed.rowcount != 1:  # type: ignore[attr-defined]
+            return
+        log.warning("write %s (%s, nonce %s) dropped: %s", write.id, write.kind, write.nonce, reason)
+        if write.kind == WriteKind.EARN_BATCH:
+            self._requeue(session, write, split=split, error=reason)
+        elif write.kind == WriteKind.REDEEM:
+            for redemption in session.scalars(
+                select(Redemption).where(
+                    Redemption.write_id == write.id, Redemption.status == RedemptionStatus.RESERVED
+                )
+            ):
+                if split:  # the transaction itself was refused: sending it again would be too
+                    redemptions.void(session, redemption, reason)
+                else:
+                    redemption.write_id = None
+
+    def _release_reverted_batch(self, session: Session, write: ChainWrite, error: ChainRevertError | None) -> None:
+        """A batch that reverted minted nothing, so its earns may go out again (the transaction
+        is final and can never be mined again). If the revert names a member, only that
+        member's earns fail; if it names no earn (pause, role, budget), all wait; otherwise the
+        batch is halved until the bad earn stands alone and fails by itself."""
+        assert error is not None
+        if error.error in ITEM_REVERTS and isinstance(member := error.error_args.get("member"), str):
+            bad = [
+                earn_id
+                for earn_id, wallet in session.execute(
+                    select(Earn.id, Member.wallet_address)
+                    .join(Member, Member.id == Earn.member_id)
+                    .where(Earn.write_id == write.id, Earn.status == EarnStatus.PENDING)
+                )
+                if wallet.lower() == member.lower()
+            ]
+            self._fail_earns(session, write.partner_id, bad, str(error))
+            self._requeue(session, write, split=False)
+        elif error.error in GLOBAL_REVERTS:
+            self._hold[write.partner_id or 0] = time.monotonic() + HOLD_S
+            self._requeue(session, write, split=False)
+        else:
+            self._requeue(session, write, split=True, error=str(error))
+
+    def _requeue(self, session: Session, write: ChainWrite, *, split: bool, error: str | None = None) -> None:
+        earns = (
+            session.execute(select(Earn.id).where(Earn.write_id == write.id, Earn.status == EarnStatus.PENDING))
+            .scalars()
+            .all()
+        )
+        if split and len(earns) == 1:
+            self._fail_earns(session, write.partner_id, list(earns), error or "could not be sent")
+            return
+        session.execute(
+            update(Earn)
+            .where(Earn.id.in_(earns))
+            .values(write_id=None, batch_limit=max(1, len(earns) // 2) if split else Earn.batch_limit)
+            .execution_options(synchronize_session=False)
+        )
+
+    @staticmethod
+    def _fail_earns(session: Session, partner_id: int | None, earn_ids: Sequence[int], error: str) -> None:
+        if earning.fail(session, partner_id, earn_ids, error):
+            log.warning("%d earns failed: %s", len(earn_ids), error)
+
+    def _recheck(self, session: Session, head: Block) -> None:
+        """Final writes whose block is no longer on the chain go back to `sent`: a reorg, or a
+        dev chain rolled back to its last dump. Their very same transactions are then sent
+        again (same nonce, same ref), so they land once. One read when nothing changed: if the
+        newest final block is still there, so is everything before it."""
+        newest = session.execute(
+            select(ChainWrite.block_number, ChainWrite.block_hash)
+            .where(ChainWrite.status.in_(FINAL), ChainWrite.block_hash.is_not(None))
+            .order_by(ChainWrite.block_number.desc())
+            .limit(1)
+        ).first()
+        if newest is None:
+            return
+        block = self.chain.blocks([newest.block_number])[newest.block_number]
+        if block is not None and block.hash == newest.block_hash:
+            return
+        gone: list[ChainWrite] = []
+        hashes: dict[int, str | None] = {}
+        for write in session.scalars(
+            select(ChainWrite)
+            .where(ChainWrite.status.in_(FINAL), ChainWrite.block_hash.is_not(None))  # (none before 0.2)
+            .order_by(ChainWrite.block_number.desc())
+        ).yield_per(500):
+            number = int(write.block_number or 0)
+            if number not in hashes:
+                found = self.chain.blocks([number])[number]
+                hashes[number] = found.hash if found else None
+            if hashes[number] == write.block_hash:
+                break  # this block, and every earlier one, is still on the chain
+            gone.append(write)
+        session.rollback()
+        log.warning("%d final writes are no longer on the chain (reorg or rollback): sending them again", len(gone))
+        with write_lock(session):
+            for write in gone:
+                self._unfinalize(session, write)
+            session.commit()
+
+    def _unfinalize(self, session: Session, write: ChainWrite) -> None:
+        if write.status == WriteStatus.FAILED:
+            # Its rows were released when it reverted; sending it again could now succeed
+            # and issue them twice, so it is dropped and its nonce goes to a new write.
+            session.execute(
+                update(ChainWrite)
+                .where(ChainWrite.id == write.id, ChainWrite.status == WriteStatus.FAILED)
+                .values(status=WriteStatus.DROPPED)
+            )
+            return
+        changed = session.execute(
+            update(ChainWrite)
+            .where(ChainWrite.id == write.id, ChainWrite.status == WriteStatus.CONFIRMED)
+            .values(status=WriteStatus.SENT, block_number=None, block_hash=None, mined_at=None)
+        )
+        if changed.rowcount != 1:  # type: ignore[attr-defined]
+            return
+        if write.kind == WriteKind.EARN_BATCH:
+            back = session.execute(
+                update(Earn)
+                .where(Earn.write_id == write.id, Earn.status == EarnStatus.CONFIRMED)
+                .values(status=EarnStatus.PENDING, confirmed_at=None)
+                .returning(Earn.amount_points)
+            ).scalars()
+            session.execute(
+                update(Partner)
+                .where(Partner.id == write.partner_id)
+                .values(pending_points=Partner.pending_points + sum(back))
+                .execution_options(synchronize_session=False)
+            )
+        elif write.kind == WriteKind.REDEEM:
+            session.execute(
+                update(Redemption)
+                .where(Redemption.write_id == write.id, Redemption.status == RedemptionStatus.POSTED)
+                .values(status=RedemptionStatus.RESERVED)
+            )
+
+    # ------------------------------------------------------------------------- sending
+    def _send(self, partner: Partner, head: Block) -> int:
+        """Send the partner's next redemptions and earn batches; returns how many went out."""
+        issuer = self._issuer(partner)
+        nonces = _Nonces(self, partner.issuer_address)
+        with self.sessions() as session:
+            in_flight = (
+                session.scalar(
+                    select(func.count()).where(
+                        ChainWrite.sender == partner.issuer_address, ChainWrite.status == WriteStatus.SENT
+                    )
+                )
+                or 0
+            )
+        sent = 0
+        if in_flight < MAX_IN_FLIGHT and self._hold.get(partner.id, 0.0) <= time.monotonic():
+            sent += self._send_redemptions(partner, issuer, head, nonces, MAX_IN_FLIGHT - in_flight)
+        while in_flight + sent < MAX_IN_FLIGHT and self._hold.get(partner.id, 0.0) <= time.monotonic():
+            if not self._send_earn_batch(partner, issuer, head, nonces, in_flight + sent):
+                break
+            sent += 1
+        if (sent or partner.id in self._hold) and self.chain.eth_balance(
+            partner.issuer_address
+        ) < ISSUER_GAS_TOPUP_WEI // 2:
+            self._top_up(partner, head)
+        return sent
+
+    def _send_earn_batch(
+        self, partner: Partner, issuer: LocalAccount, head: Block, nonces: _Nonces, in_flight: int
+    ) -> bool:
+        """Sign, record and broadcast the next batch; returns whether there was one.
+
+        A batch smaller than a full one goes only when nothing else is in flight: while the
+        chain is busy, earns keep gathering into fuller (cheaper per earn) batches."""
+        most = self.token.max_batch_size(head.gas_limit)
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Earn.id, Member.wallet_address, Earn.amount_points, Earn.batch_limit)
+                .join(Member, Member.id == Earn.member_id)
+                .where(Earn.partner_id == partner.id, Earn.status == EarnStatus.PENDING, Earn.write_id.is_(None))
+                .order_by(Earn.id)
+                .limit(most)
+            ).all()
+            limits = [row.batch_limit for row in rows if row.batch_limit]
+            rows = rows[: min([most, *limits])]
+            if not rows or (len(rows) < most and in_flight and not limits) or self._paused(head):
+                return False  # earns wait out a pause (redemptions are voided: a checkout cannot wait)
+            nonce, ref = nonces.next(session), next_ref(session, partner.id)
+        total = sum(r.amount_points for r in rows)
+        if (budget := self.token.issue_budget(partner.issuer_address)) < total:
+            self._over_budget(partner, budget, total)
+            return False
+        signed = self.token.sign_earn_batch(
+            issuer, nonce, [r.wallet_address for r in rows], [r.amount_points for r in rows], ref, head.base_fee
+        )
+        with self.sessions() as session, write_lock(session):
+            # Claimed only now, so the write transaction does not span the signing. If the API
+            # handed the ref to a consent, or another writer took the earns, try again next pass.
+            if not claim_ref(session, partner.id, ref):
+                nonces.release(nonce)
+                return False
+            write = _record(session, partner.id, partner.issuer_address, WriteKind.EARN_BATCH, nonce, signed, ref)
+            taken = session.execute(
+                update(Earn)
+                .where(Earn.id.in_([r.id for r in rows]), Earn.write_id.is_(None), Earn.status == EarnStatus.PENDING)
+                .values(write_id=write.id)
+                .execution_options(synchronize_session=False)
+            )
+            if taken.rowcount != len(rows):  # type: ignore[attr-defined]
+                session.rollback()
+                nonces.release(nonce)
+                return False
+            session.commit()  # recorded before it is broadcast: see the module docstring
+        return self._broadcast(write, signed)
+
+    def _over_budget(self, partner: Partner, budget: int, total: int) -> None:
+        """The on-chain budget no longer covers what the database accepted (the admin lowered
+        it on-chain): the earns wait rather than revert, the API counts against the real budget,
+        and /v1/health says so."""
+        with self.sessions() as session, write_lock(session):
+            session.execute(update(Partner).where(Partner.id == partner.id).values(budget_points=budget))
+            session.commit()
+        self._hold[partner.id] = time.monotonic() + HOLD_S
+        if self._due(f"budget:{partner.id}", 60.0):
+            log.warning("partner %s: on-chain budget %s is below the next batch's %s points", partner.id, budget, total)
+
+    def _send_redemptions(self, partner: Partner, issuer: LocalAccount, head: Block, nonces: _Nonces, room: int) -> int:
+        """Send reserved redemptions, at most one in flight per member: each goes only after the
+        chain shows the member's nonce, balance and the consent's deadline let it succeed.
+        One the chain would refuse is voided without a transaction; a custodial member's consent
+        is signed again when only its nonce or deadline went stale."""
+        with self.sessions() as session:
+            busy = set(  # members with a burn in flight at any partner: their nonce and balance are moving
+                session.scalars(
+                    select(Redemption.member_id)
+                    .join(ChainWrite, ChainWrite.id == Redemption.write_id)
+                    .where(ChainWrite.status == WriteStatus.SENT)
+                )
+            )
+            waiting = session.execute(
+                select(Redemption, Member)
+                .join(Member, Member.id == Redemption.member_id)
+                .where(
+                    Redemption.partner_id == partner.id,
+                    Redemption.status == RedemptionStatus.RESERVED,
+                    Redemption.write_id.is_(None),
+                )
+                .order_by(Redemption.id)
+            ).all()
+        queue: dict[int, tuple[Redemption, Member]] = {}
+        for redemption, member in waiting:
+            if member.id not in busy and member.id not in queue:
+                queue[member.id] = (redemption, member)
+        queue = dict(list(queue.items())[:room])
+        if not queue:
+            return 0
+        states = self.token.members_state([m.wallet_address for _, m in queue.values()], head.number)
+        validity = self._token_params()[2]
+        sent = 0
+        for redemption, member in queue.values():
+            balance, member_nonce = states[member.wallet_address]
+            problem = None
+            if self._paused(head):
+                problem = "LoyaltyPaused: the token is paused"
+            elif balance < redemption.amount_points:
+                problem = f"insufficient_points: the member holds {balance} points; the reward costs {redemption.amount_points}"
+            elif redemption.nonce != member_nonce or redemption.deadline < head.timestamp + DEADLINE_MARGIN_S:
+                if member.custodial and member.wallet_key_sealed is not None:
+                    try:
+                        self._resign(redemption, member, partner, member_nonce, head)
+                    except KeyDecryptionError as exc:
+                        problem = f"consent_stale: {exc}"
+                elif redemption.nonce != member_nonce:
+                    problem = (
+                        f"consent_stale: the member's nonce is {member_nonce}, the consent was signed for "
+                        f"{redemption.nonce} (a permit or another redemption used it)"
+                    )
+                else:
+                    problem = f"consent_expired: the consent expires at {redemption.deadline}, too soon to be mined"
+            if problem is not None:
+                with self.sessions() as session, write_lock(session):
+                    fresh = session.get(Redemption, redemption.id)
+                    if fresh is not None and fresh.write_id is None:
+                        redemptions.void(session, fresh, problem)
+                    session.commit()
+                continue
+            with self.sessions() as session:
+                nonce = nonces.next(session)
+            signed = self.token.sign_redeem(
+                issuer,
+                nonce,
+                head.base_fee,
+                member=member.wallet_address,
+                amount_points=redemption.amount_points,
+                reward_id=redemption.reward_id,
+                ref=redemption.ref,
+                deadline=redemption.deadline,
+                signature=redemption.signature,
+                validity_epochs=validity,
+            )
+            with self.sessions() as session, write_lock(session):
+                write = _record(
+                    session, partner.id, partner.issuer_address, WriteKind.REDEEM, nonce, signed, redemption.ref
+                )
+                taken = session.execute(
+                    update(Redemption)
+                    .where(
+                        Redemption.id == redemption.id,
+                        Redemption.write_id.is_(None),
+                        Redemption.status == RedemptionStatus.RESERVED,
+                    )
+                    .values(write_id=write.id)
+                )
+                if taken.rowcount != 1:  # type: ignore[attr-defined]
+                    session.rollback()
+                    nonces.release(nonce)
+                    continue
+                session.commit()
+            if not self._broadcast(write, signed):
+                break
+            sent += 1
+        return sent
+
+    def _resign(self, redemption: Redemption, member: Member, partner: Partner, nonce: int, head: Block) -> None:
+        """Sign a custodial member's consent again for the nonce and a deadline the chain will take."""
+        assert member.wallet_key_sealed is not None
+        consent = RedeemConsent(
+            member.wallet_address,
+            partner.issuer_address,
+            redemption.amount_points,
+            redemption.reward_id,
+            redemption.ref,
+            nonce,
+            head.timestamp + CONSENT_VALIDITY_S,
+        )
+        typed = redeem_typed_data(
+            consent,
+            chain_id=self.chain.chain_id,
+            token_address=self.token.address,
+            token_name=self.token.name,
+        )
+        wallet = self.custody.open(member.wallet_address, member.wallet_key_sealed)
+        redemption.nonce, redemption.deadline = consent.nonce, consent.deadline
+        redemption.signature = sign_typed_data(typed, wallet.key)
+        with self.sessions() as session, write_lock(session):
+            session.execute(
+                update(Redemption)
+                .where(Redemption.id == redemption.id, Redemption.write_id.is_(None))
+                .values(nonce=redemption.nonce, deadline=redemption.deadline, signature=redemption.signature)
+            )
+            session.commit()
+
+    def _record_and_send(
+        self, partner_id: int | None, sender: str, kind: WriteKind, nonce: int, signed: SignedTx
+    ) -> bool:
+        """Record a write that claims no rows, then broadcast it; returns whether the node took it."""
+        with self.sessions() as session, write_lock(session):
+            write = _record(session, partner_id, sender, kind, nonce, signed)
+            session.commit()
+        return self._broadcast(write, signed)
+
+    def _broadcast(self, write: ChainWrite, signed: SignedTx) -> bool:
+        """Broadcast a recorded write; returns whether the node took it. One it refuses was
+        never accepted anywhere, so it is dropped at once and its rows go back to the queue:
+        halved (a batch) or voided (a redemption) when the transaction itself was at fault, else
+        as they were, with the sender waiting a little (a full pool, no gas money yet)."""
+        try:
+            self.chain.broadcast(signed)
+            return True
+        except TxRefusedError as exc:
+            with self.sessions() as session, write_lock(session):
+                self._drop(session, write, f"refused by the node: {exc.reason}", split=exc.about_the_transaction)
+                session.commit()
+            if not exc.about_the_transaction:
+                self._hold[write.partner_id or 0] = time.monotonic() + HOLD_S
+            return False
+
+    # ----------------------------------------------------------------------- operator jobs
+    def _operator_jobs(self, head: Block, partners: Iterable[Partner]) -> bool:
+        if self._hold.get(0, 0.0) > time.monotonic():  # the operator's last write was refused
+            return False
+        progressed = False
+        for partner in partners:
+            if partner.provisioned_at is None and partner.provision_error is None:
+                progressed |= self._provision(partner, head)
+        if self._due("sweep", self.runtime.settings.sweep_interval_s):
+            progressed |= self._sweep(head)
+        return progressed
+
+    def _provision(self, partner: Partner, head: Block) -> bool:
+        """Give a new partner's issuer account gas money, ISSUER_ROLE and its budget, one stored
+        operator write each; the partner is provisioned when all three are final."""
+        with self.sessions() as session:
+            latest: dict[str, str] = {}
+            for kind, status in session.execute(
+                select(ChainWrite.kind, ChainWrite.status)
+                .where(ChainWrite.partner_id == partner.id, ChainWrite.kind.in_(PROVISIONING))
+                .where(ChainWrite.status != WriteStatus.DROPPED)
+                .order_by(ChainWrite.id)
+            ):
+                latest[kind] = status
+        if all(latest.get(kind) == WriteStatus.CONFIRMED for kind in PROVISIONING):
+            with self.sessions() as session, write_lock(session):
+                session.execute(
+                    update(Partner)
+                    .where(Partner.id == partner.id, Partner.provisioned_at.is_(None))
+                    .values(provisioned_at=utcnow())
+                )
+                session.commit()
+            log.info("partner %s provisioned on-chain (issuer %s)", partner.id, partner.issuer_address)
+            return True
+        missing = [kind for kind in PROVISIONING if kind not in latest]
+        if not missing:
+            return False
+        nonces = _Nonces(self, self.chain.operator.address)
+        for kind in missing:
+            with self.sessions() as session:
+                nonce = nonces.next(session)
+            if kind == WriteKind.TOPUP:
+                signed = self.token.sign_topup(nonce, partner.issuer_address, head.base_fee)
+            elif kind == WriteKind.GRANT_ISSUER:
+                signed = self.token.sign_grant_issuer(nonce, partner.issuer_address, head.base_fee)
+            else:
+                signed = self.token.sign_set_budget(
+                    nonce, partner.issuer_address, partner.issue_budget_points, head.base_fee
+                )
+            if not self._record_and_send(partner.id, self.chain.operator.address, kind, nonce, signed):
+                break
+        return True
+
+    def _top_up(self, partner: Partner, head: Block) -> None:
+        """Gas money for an issuer account running low (members and partners never pay gas)."""
+        with self.sessions() as session:
+            if session.scalar(
+                select(func.count()).where(
+                    ChainWrite.partner_id == partner.id,
+                    ChainWrite.kind == WriteKind.TOPUP,
+                    ChainWrite.status == WriteStatus.SENT,
+                )
+            ):
+                return
+            nonce = _Nonces(self, self.chain.operator.address).next(session)
+        signed = self.token.sign_topup(nonce, partner.issuer_address, head.base_fee)
+        self._record_and_send(partner.id, self.chain.operator.address, WriteKind.TOPUP, nonce, signed)
+
+    def _paused(self, head: Block) -> bool:
+        """Whether the token is paused, read once per block."""
+        if self._pause is None or self._pause[0] != head.number:
+            self._pause = (head.number, self.token.paused())
+        return self._pause[1]
+
+    def _token_params(self) -> tuple[int, int, int]:
+        if self._params is None:
+            self._params = self.token.params()
+        return self._params
+
+    def _sweep(self, head: Block) -> bool:
+        """Burn expired points of members who earned in epochs that expired since the last sweep,
+        so indexers that sum `Transfer` events (wallets, explorers) stop counting them. The
+        contract counts them out of `balanceOf` at once; this makes the events say so too."""
+        start, length, validity = self._token_params()
+        if head.timestamp < start:
+            return False
+        expired_before = start + ((head.timestamp - start) // length) * length  # lots expiring by now
+        with self.sessions() as session:
+            done = session.scalar(select(func.max(ExpirySweep.expired_before))) or start
+            if expired_before <= done:
+                return False
+            # A lot earned in epoch e expires when epoch e + validity starts: the lots expired by
+            # `expired_before` (but not by `done`) were earned up to `validity` epochs before it.
+            window = (validity - 1) * length
+            wallets = list(
+                session.scalars(
+                    select(Member.wallet_address)
+                    .distinct()
+                    .join(Earn, Earn.member_id == Member.id)
+                    .join(ChainWrite, ChainWrite.id == Earn.write_id)
+                    .where(
+                        Earn.status == EarnStatus.CONFIRMED,
+                        or_(  # (writes finalized before 0.2 did not record the time)
+                            ChainWrite.mined_at.is_(None),
+                            and_(ChainWrite.mined_at >= done - window, ChainWrite.mined_at < expired_before - window),
+                        ),
+                    )
+                )
+            )
+        expired = {}
+        for i in range(0, len(wallets), EXPIRED_READS):
+            expired.update(self.token.expired_balances(wallets[i : i + EXPIRED_READS]))
+        due = [wallet for wallet, points in expired.items() if points]
+        nonces = _Nonces(self, self.chain.operator.address)
+        size = min(EXPIRE_BATCH, self.token.max_expire_size(head.gas_limit, validity))
+        for i in range(0, len(due), size):
+            with self.sessions() as session:
+                nonce = nonces.next(session)
+            signed = self.token.sign_expire(nonce, due[i : i + size], validity, head.base_fee)
+            if not self._record_and_send(None, self.chain.operator.address, WriteKind.EXPIRE, nonce, signed):
+                return True  # not recorded as done: the next sweep tries again
+        with self.sessions() as session, write_lock(session):
+            session.add(
+                ExpirySweep(expired_before=expired_before, members_checked=len(wallets), members_swept=len(due))
+            )
+            session.commit()
+        if due:
+            log.info("sweeping expired points of %d members (lots expiring by %d)", len(due), expired_before)
+        return bool(due)
+
+    def _forget_idempotency_keys(self) -> None:
+        """Idempotency records are kept for `idempotency_ttl_s` (24 h by default), no longer."""
+        cutoff = utcnow() - timedelta(seconds=self.runtime.settings.idempotency_ttl_s)
+        with self.sessions() as session, write_lock(session):
+            session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff))
+            session.commit()
+
+
+class _Nonces:
+    """A sender's next nonces for one pass: from the chain's count of its mined transactions,
+    skipping nonces of its writes still live (sent, or final), reusing those of dropped ones."""
+
+    def __init__(self, writer: OutboxWriter, sender: str) -> None:
+        self.writer, self.sender = writer, sender
+        self._floor: int | None = None
+        self._taken: set[int] = set()
+
+    def next(self, session: Session) -> int:
+        if self._floor is None:
+            self._floor = self.writer.chain.account_nonce(self.sender)
+        live = set(
+            session.scalars(
+                select(ChainWrite.nonce).where(
+                    ChainWrite.sender == self.sender,
+                    ChainWrite.nonce >= self._floor,
+                    ChainWrite.status != WriteStatus.DROPPED,
+                )
+            )
+        )
+        nonce = self._floor
+        while nonce in live or nonce in self._taken:
+            nonce += 1
+        self._taken.add(nonce)
+        return nonce
+
+    def release(self, nonce: int) -> None:
+        """A nonce handed out but not recorded after all: free for the next write."""
+        self._taken.discard(nonce)
+
+
+def _record(
+    session: Session,
+    partner_id: int | None,
+    sender: str,
+    kind: WriteKind,
+    nonce: int,
+    signed: SignedTx,
+    ref: int | None = None,
+) -> ChainWrite:
+    write = ChainWrite(
+        partner_id=partner_id,
+        sender=sender,
+        kind=kind,
+        ref=ref,
+        nonce=nonce,
+        tx_hash=signed.tx_hash,
+        raw_tx=signed.raw,
+    )
+    session.add(write)
+    session.flush()
+    return write
+
+
+def run_writer(writer: OutboxWriter, stop: threading.Event, name: str = "outbox-writer") -> threading.Thread:
+    """Start the writer in a daemon thread."""
+    thread = threading.Thread(target=writer.run, args=(stop,), name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def drain(writer: OutboxWriter, timeout_s: float = 60) -> None:
+    """Run passes until nothing is left to do (tests, CLI one-shot), the periodic checks
+    (reorgs, sweeps) included."""
+    writer._timers.clear()
+    deadline = time.monotonic() + timeout_s
+    while (done := writer.run_once()).progressed or done.in_flight:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the outbox did not drain in time")
+        time.sleep(writer.poll_s)

@@ -1,0 +1,45 @@
+"""Members: custodial or self-custody wallets; keys never leave the service."""
+
+from support.backend import ADMIN_KEY, auth, make_member, post
+
+
+def test_createMember_custodialWalletWithoutKeyInResponse(client):
+    member = make_member(client)
+    assert member["custodial"] is True
+    assert member["wallet_address"].startswith("0x") and len(member["wallet_address"]) == 42
+    assert set(member) == {"id", "external_id", "wallet_address", "custodial"}
+
+
+def test_createMember_selfCustodyKeepsAddress(client):
+    address = "0x" + "ab" * 20
+    member = make_member(client, wallet_address=address)
+    assert member["custodial"] is False
+    assert member["wallet_address"].lower() == address
+
+
+def test_createMember_failsForMalformedAddress(client):
+    response = post(client, "/v1/members", {"external_id": "x", "wallet_address": "0x1234"}, ADMIN_KEY)
+    assert (response.status_code, response.json()["code"]) == (422, "validation_error")
+
+
+def test_createMember_failsForDuplicateExternalId(client):
+    post(client, "/v1/members", {"external_id": "alice"}, ADMIN_KEY)
+    response = post(client, "/v1/members", {"external_id": "alice"}, ADMIN_KEY)
+    assert (response.status_code, response.json()["code"]) == (409, "member_exists")
+
+
+def test_getMember_failsForUnknownId(client):
+    response = client.get("/v1/members/12345", headers=auth(ADMIN_KEY))
+    assert (response.status_code, response.json()["code"]) == (404, "member_not_found")
+
+
+def test_custodialKey_isStoredEncrypted(client):
+    member = make_member(client)
+    with client.app.state.runtime.sessions() as session:
+        from loyalty.db.models import Member
+
+        row = session.get(Member, member["id"])
+        assert row.wallet_key_sealed is not None
+        custody = client.app.state.runtime.custody
+        assert custody.open(row.wallet_address, row.wallet_key_sealed).address == row.wallet_address
+        assert row.wallet_address.lower().removeprefix("0x").encode() not in row.wallet_key_sealed

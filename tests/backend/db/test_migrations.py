@@ -1,0 +1,94 @@
+"""The Alembic migrations build exactly the schema the models describe, on each database."""
+
+import subprocess
+import sys
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine
+
+from loyalty.db.models import Base
+from loyalty.db.session import upgrade
+
+
+def test_migrations_matchModels(database_url: str) -> None:
+    upgrade(database_url)
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_upgrade_fromProcessesStartingTogether_migratesOnce(database_url: str) -> None:
+    """The API and the worker may start together on a new database (as `make bench-earn` does)."""
+    code = "import sys; from loyalty.db.session import upgrade; upgrade(sys.argv[1])"
+    processes = [
+        subprocess.Popen([sys.executable, "-c", code, database_url], stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    errors = [process.communicate(timeout=120)[1] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0], errors
+    test_migrations_matchModels(database_url)
+
+
+def test_upgrade_fromA01Database_keepsItsHistoryAsItWas(database_url, settings):
+    """Writes finalized by 0.1 carry no block hash: the writer's reorg check must leave them be
+    (it once took them all for reorged: earns back to pending, vouchers changed), and answers
+    holding an API key in plaintext are forgotten."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from alembic.config import Config
+    from eth_account import Account
+    from fastapi.testclient import TestClient
+    from sqlalchemy import text
+
+    from loyalty.api.app import create_app
+    from loyalty.chain.custody import Custody
+    from loyalty.db.session import MIGRATIONS
+    from loyalty.workers.outbox import OutboxWriter, drain
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", database_url)
+    command.upgrade(config, "0001")
+    issuer = Account.create()
+    sealed = Custody(settings.master_key).seal(issuer)
+    engine = create_engine(database_url)
+    rows = [
+        ("INSERT INTO partners (id, name, api_key_hash, issuer_address, issuer_key_sealed, issue_budget_points, "
+         "budget_points, pending_points, next_ref, created_at) VALUES (1, 'Old', 'h', :issuer, :sealed, 100, 90, 0, 3, "
+         "'2026-01-01')", {"issuer": issuer.address, "sealed": sealed}),
+        ("INSERT INTO members (id, external_id, wallet_address, custodial, created_at) "
+         "VALUES (1, 'm', :wallet, false, '2026-01-01')", {"wallet": Account.create().address}),
+        ("INSERT INTO rewards (id, partner_id, name, description, cost_points, stock, active, created_at) "
+         "VALUES (1, 1, 'Mug', '', 10, 5, true, '2026-01-01')", {}),
+        ("INSERT INTO chain_writes (id, partner_id, kind, ref, nonce, tx_hash, raw_tx, status, block_number, created_at) "
+         "VALUES (1, 1, 'earn_batch', 1, 0, '0x01', '\\x00', 'confirmed', 1, '2026-01-01'), "
+         "(2, 1, 'redeem', 2, 1, '0x02', '\\x00', 'confirmed', 1, '2026-01-01')", {}),
+        ("INSERT INTO earns (id, partner_id, member_id, amount_points, reason, status, write_id, created_at) "
+         "VALUES (1, 1, 1, 20, '', 'confirmed', 1, '2026-01-01')", {}),
+        ("INSERT INTO redemptions (id, partner_id, member_id, reward_id, amount_points, ref, nonce, deadline, "
+         "signature, status, voucher_code, write_id, created_at) VALUES (1, 1, 1, 1, 10, 2, 0, 1, '\\x00', 'posted', "
+         "'VOUCHER1', 2, '2026-01-01')", {}),
+        ("INSERT INTO idempotency_records (principal, key, request_hash, status_code, response_body, created_at) "
+         "VALUES ('admin', 'p', 'x', 201, '{\"id\": 1, \"api_key\": \"ptn_secret\"}', :now), "
+         "('partner:1', 'e', 'y', 202, '{\"id\": 1}', :now)", {"now": datetime.now(UTC).replace(tzinfo=None)}),
+    ]  # fmt: skip
+    with engine.begin() as connection:
+        for sql, params in rows:
+            connection.execute(text(sql), params)
+    engine.dispose()
+
+    with TestClient(create_app(settings, run_outbox=False)) as client:
+        writer = OutboxWriter(client.app.state.runtime)
+        try:
+            drain(writer)
+        finally:
+            writer.close()
+        with client.app.state.runtime.sessions() as session:
+            assert session.execute(text("SELECT status FROM earns")).scalar() == "confirmed"
+            assert session.execute(text("SELECT status, voucher_code FROM redemptions")).one() == ("posted", "VOUCHER1")
+            assert session.execute(text("SELECT pending_points FROM partners")).scalar() == 0
+            assert session.execute(text("SELECT key FROM idempotency_records")).scalars().all() == ["e"]

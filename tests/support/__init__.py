@@ -1,0 +1,1 @@
+"""Code the tests share (importable as `support`: pytest puts `tests/` on the path)."""

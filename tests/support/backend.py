@@ -1,0 +1,162 @@
+"""Helpers for the backend tests: calling the API as each role, driving the outbox, running
+`loyalty` processes and chains of a test's own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi.testclient import TestClient
+
+from loyalty.chain.deploy import Deployment
+from loyalty.chain.devchain import free_port, start_node, stop_node, stop_process
+from loyalty.settings import Settings
+from loyalty.workers.outbox import OutboxWriter, drain
+
+ADMIN_KEY = "adm_test"
+
+
+def confirm_all(writer: OutboxWriter) -> None:
+    """Send everything in the outbox and wait until it is confirmed or failed."""
+    drain(writer, timeout_s=60)
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def post(client: TestClient, path: str, body: Any, key: str, idempotency_key: str | None = None) -> Any:
+    headers = {**auth(key), "Idempotency-Key": idempotency_key or uuid.uuid4().hex}
+    return client.post(path, json=body, headers=headers)
+
+
+def make_partner(client: TestClient, name: str = "Acme", budget: int = 1_000_000) -> dict[str, Any]:
+    response = post(client, "/v1/partners", {"name": name, "issue_budget_points": budget}, ADMIN_KEY)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def make_member(client: TestClient, key: str = ADMIN_KEY, **body: Any) -> dict[str, Any]:
+    response = post(client, "/v1/members", {"external_id": uuid.uuid4().hex, **body}, key)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def funded_member(
+    client: TestClient, writer: OutboxWriter, points: int, cost_points: int, stock: int = 100, **member: Any
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A partner, a reward of its and a member holding `points` on-chain: (partner, reward, member)."""
+    partner = make_partner(client, "Acme", 100_000)
+    body = {"name": "Mug", "cost_points": cost_points, "stock": stock}
+    reward = dict(post(client, "/v1/rewards", body, partner["api_key"]).json())
+    holder = make_member(client, **member)
+    post(client, "/v1/earn", {"member_id": holder["id"], "amount_points": points}, partner["api_key"])
+    confirm_all(writer)
+    return partner, reward, holder
+
+
+def token_of(client: TestClient) -> Any:
+    return client.app.state.runtime.token  # type: ignore[attr-defined]
+
+
+def env_of(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment a `loyalty` process needs to run with `settings`."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "RPC_URL": settings.rpc_url,
+        "TOKEN_ADDRESS": settings.token_address or "",
+        "ISSUER_PRIVATE_KEY": settings.operator_private_key,
+        "LOYALTY_MASTER_KEY": settings.master_key,
+        "LOYALTY_ADMIN_KEY": settings.admin_api_key,
+        **extra,
+    }
+    return env
+
+
+def start_worker(settings: Settings, log: Path | None = None, **extra: str) -> subprocess.Popen[bytes]:
+    """`loyalty worker` as its own process (stopped by the caller)."""
+    out = log.open("ab") if log else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "-m", "loyalty.cli", "worker"], env=env_of(settings, **extra), stdout=out, stderr=out
+    )
+
+
+@contextmanager
+def serving(settings: Settings, *, outbox: bool, log: Path | None = None, **extra: str) -> Iterator[str]:
+    """`loyalty serve` as its own process on a free port; yields its URL once it answers."""
+    port = free_port()
+    out = log.open("ab") if log else subprocess.DEVNULL
+    command = [
+        sys.executable,
+        "-m",
+        "loyalty.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--outbox" if outbox else "--no-outbox",
+    ]
+    process = subprocess.Popen(command, env=env_of(settings, **extra), stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"loyalty serve exited with {process.returncode}")
+            try:
+                httpx.get(url + "/v1/health", timeout=5)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield url
+    finally:
+        stop_process(process, timeout_s=30)
+
+
+@dataclass
+class OwnChain:
+    """An Anvil node and token of one test's own, to stop, kill and restart (state kept in `state`)."""
+
+    url: str
+    port: int
+    state: Path
+    deployment: Deployment
+    process: subprocess.Popen[bytes]
+    dump_every_s: int | None = None
+
+    def stop(self) -> None:
+        stop_node(self.process)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        stop_node(self.process)  # releases the state folder
+
+    def start(self) -> None:
+        self.process = start_node("anvil", self.port, self.state, dump_every_s=self.dump_every_s)
+
+    def rpc(self, method: str, *params: Any) -> Any:
+        return httpx.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).json()[
+            "result"
+        ]
+
+
+def wait_for(condition: Any, timeout_s: float = 60, every_s: float = 0.1) -> Any:
+    """Poll `condition()` until it is truthy; returns its value."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{getattr(condition, '__name__', 'condition')} did not hold within {timeout_s} s")
+        time.sleep(every_s)
+    return value
