@@ -8,8 +8,11 @@ CHECKS := .venv-checks
 CHAIN  ?= anvil
 PORT   ?= 8545
 export PATH := $(BIN):$(PATH)
+# py-solc-x looks for the compiler here, inside the checkout: ~/.solcx is shared by every clone
+# on a machine, and would point at whichever clone installed last.
+export SOLCX_BINARY_PATH := $(CURDIR)/var/solcx
 
-.PHONY: up test install compile bench-gas bench-earn bench-audit chaos slither lint clean
+.PHONY: up test install compile bench-gas bench-earn bench-audit bench-api chaos slither lint clean
 
 up: install compile
 	$(BIN)/loyalty up --chain $(CHAIN) --port $(PORT)
@@ -32,6 +35,9 @@ bench-earn: install compile
 
 bench-audit: install compile
 	$(BIN)/python scripts/bench_audit.py
+
+bench-api: install compile
+	$(BIN)/python scripts/bench_api.py
 
 chaos: install compile
 	$(BIN)/python scripts/chaos.py

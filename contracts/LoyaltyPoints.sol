@@ -6,6 +6,10 @@ import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 import {ERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/ERC20Permit.sol";
 import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {IERC1271} from "@openzeppelin/contracts/interfaces/IERC1271.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
+import {IERC5267} from "@openzeppelin/contracts/interfaces/IERC5267.sol";
 
 import {ILoyaltyPoints} from "./interfaces/ILoyaltyPoints.sol";
 import {PackedAccount} from "./libraries/PackedAccount.sol";
@@ -132,11 +136,11 @@ contract LoyaltyPoints is ILoyaltyPoints, ERC20Permit, AccessControl {
         // makes the consent single-use, and a consent must stay valid until its deadline however
         // many earns the issuer sends meanwhile.
         uint256 nonce = _useNonce(member);
-        address signer = _redeemSigner(member, amount, rewardId, ref, nonce, deadline, signature);
-        if (signer != member) {
+        bytes32 digest = _redeemDigest(member, amount, rewardId, ref, nonce, deadline);
+        address signer = _recover(digest, signature);
+        if (signer != member && !_isContractConsent(member, digest, signature)) {
             // Tell a replayed consent (signed for an already used nonce) from a foreign one.
-            if (nonce != 0 && _redeemSigner(member, amount, rewardId, ref, nonce - 1, deadline, signature) == member)
-            {
+            if (nonce != 0 && _recover(_redeemDigest(member, amount, rewardId, ref, nonce - 1, deadline), signature) == member) {
                 revert LoyaltyNonceUsed(member, nonce - 1);
             }
             revert LoyaltyInvalidSigner(signer, member);
@@ -309,9 +313,12 @@ contract LoyaltyPoints is ILoyaltyPoints, ERC20Permit, AccessControl {
         return _accounts[owner].head.nonce();
     }
 
-    /// @notice ERC-165: ILoyaltyPoints and AccessControl's interfaces.
+    /// @notice ERC-165: ILoyaltyPoints, ERC-20, ERC-2612 (permit), ERC-5267 (the EIP-712
+    /// domain) and AccessControl's interfaces.
     function supportsInterface(bytes4 interfaceId) public view override returns (bool) {
-        return interfaceId == type(ILoyaltyPoints).interfaceId || super.supportsInterface(interfaceId);
+        return interfaceId == type(ILoyaltyPoints).interfaceId || interfaceId == type(IERC20).interfaceId
+            || interfaceId == type(IERC20Permit).interfaceId || interfaceId == type(IERC5267).interfaceId
+            || super.supportsInterface(interfaceId);
     }
 
     // ---------------------------------------------------------------------------- balance rules
@@ -510,19 +517,35 @@ contract LoyaltyPoints is ILoyaltyPoints, ERC20Permit, AccessControl {
         if (amount == 0 || amount > PackedAccount.MAX_AMOUNT) revert LoyaltyInvalidAmount(member, amount);
     }
 
-    function _redeemSigner(
+    function _redeemDigest(
         address member,
         uint256 amount,
         uint256 rewardId,
         uint256 ref,
         uint256 nonce,
-        uint256 deadline,
-        bytes calldata signature
-    ) private view returns (address signer) {
-        if (signature.length != 65) return address(0);
-        bytes32 structHash = keccak256(abi.encode(REDEEM_TYPEHASH, member, msg.sender, amount, rewardId, ref, nonce, deadline));
-        (bytes32 r, bytes32 s, uint8 v) = (bytes32(signature[0:32]), bytes32(signature[32:64]), uint8(signature[64]));
-        (signer,,) = ECDSA.tryRecover(_hashTypedDataV4(structHash), v, r, s);
+        uint256 deadline
+    ) private view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(REDEEM_TYPEHASH, member, msg.sender, amount, rewardId, ref, nonce, deadline)));
+    }
+
+    /// @dev The ECDSA signer of `digest`: a 65-byte (r, s, v) signature or a 64-byte EIP-2098
+    /// (r, vs) one; the zero address for anything malformed.
+    function _recover(bytes32 digest, bytes calldata signature) private pure returns (address signer) {
+        if (signature.length == 65) {
+            (signer,,) = ECDSA.tryRecover(digest, uint8(signature[64]), bytes32(signature[0:32]), bytes32(signature[32:64]));
+        } else if (signature.length == 64) {
+            (signer,,) = ECDSA.tryRecover(digest, bytes32(signature[0:32]), bytes32(signature[32:64]));
+        }
+    }
+
+    /// @dev A smart-contract wallet's consent (ERC-1271). Asked only after the ECDSA signer did
+    /// not match, so an ordinary wallet's redemption costs no more; a static call, so the wallet
+    /// cannot change any state here. (OpenZeppelin's SignatureChecker does the same, but 5.4's
+    /// pulls in `mcopy`, which Shanghai lacks.)
+    function _isContractConsent(address member, bytes32 digest, bytes calldata signature) private view returns (bool) {
+        if (member.code.length == 0) return false;
+        (bool ok, bytes memory answer) = member.staticcall(abi.encodeCall(IERC1271.isValidSignature, (digest, signature)));
+        return ok && answer.length >= 32 && abi.decode(answer, (bytes32)) == bytes32(IERC1271.isValidSignature.selector);
     }
 
     function _epochNow() private view returns (uint256) {

@@ -38,9 +38,13 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found", 404, "Not found"
     METHOD_NOT_ALLOWED = "method_not_allowed", 405, "Method not allowed"
     HTTP_ERROR = "http_error", 400, "HTTP error"
+    INVALID_CURSOR = "invalid_cursor", 422, "The cursor is not one this list gave out"
     # who is calling
     UNAUTHORIZED = "unauthorized", 401, "Unauthorized"
     FORBIDDEN = "forbidden", 403, "Forbidden"
+    SIGN_IN_FAILED = "sign_in_failed", 401, "Sign-in failed"
+    TOO_MANY_ATTEMPTS = "too_many_attempts", 429, "Too many attempts"
+    LINK_INVALID = "link_invalid", 422, "The link is invalid, used or expired"
     # resources
     PARTNER_NOT_FOUND = "partner_not_found", 404, "No such partner"
     PARTNER_EXISTS = "partner_exists", 409, "Partner exists"
@@ -56,6 +60,9 @@ class ErrorCode(StrEnum):
     REWARD_OUT_OF_STOCK = "reward_out_of_stock", 409, "Reward out of stock"
     REDEMPTION_NOT_FOUND = "redemption_not_found", 404, "No such redemption"
     INSUFFICIENT_POINTS = "insufficient_points", 422, "Insufficient points"
+    REDEMPTION_NOT_AWAITING = "redemption_not_awaiting", 409, "The redemption awaits no approval"
+    REDEMPTION_CODE_INVALID = "redemption_code_invalid", 422, "The redemption code is invalid, used or expired"
+    CUSTODIAL_ONLY = "custodial_only", 422, "Only for a member whose wallet the service keeps"
     # consents
     SIGNATURE_REQUIRED = "signature_required", 422, "The member's signature is required"
     INVALID_SIGNATURE = "invalid_signature", 422, "Invalid signature"
@@ -186,6 +193,14 @@ class UnauthorizedError(DomainError, PermissionError):
 
 class ForbiddenError(DomainError, PermissionError):
     """The caller is known but may not do this."""
+
+
+class TooManyAttemptsError(DomainError):
+    """Throttled; `retry_after_s` says when to try again."""
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(ErrorCode.TOO_MANY_ATTEMPTS, detail)
+        self.retry_after_s = retry_after_s
 
 
 class UnprocessableError(DomainError, ValueError):

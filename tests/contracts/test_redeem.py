@@ -124,9 +124,11 @@ def test_redeem_failsForZeroMember(token, issuer):
 
 
 def test_redeem_failsForMalformedSignature(token, issuer, member):
+    """Only 65-byte and 64-byte (EIP-2098) signatures recover a signer."""
     _fund(token, issuer, member)
-    with brownie.reverts(custom_error("LoyaltyInvalidSigner", ZERO, member.address)):
-        token.redeem(member.address, 1, 1, 1, 2**40, b"\x01" * 64, {"from": issuer})
+    for length in (0, 63, 66):
+        with brownie.reverts(custom_error("LoyaltyInvalidSigner", ZERO, member.address)):
+            token.redeem(member.address, 1, 1, 1, 2**40, b"\x01" * length, {"from": issuer})
 
 
 def test_adminCannotMovePointsWithoutConsent(token, admin, issuer, member):

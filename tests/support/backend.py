@@ -23,6 +23,7 @@ from loyalty.settings import Settings
 from loyalty.workers.outbox import OutboxWriter, drain
 
 ADMIN_KEY = "adm_test"
+PASSPHRASE = "correct horse battery staple"
 
 
 def confirm_all(writer: OutboxWriter) -> None:
@@ -46,9 +47,38 @@ def make_partner(client: TestClient, name: str = "Acme", budget: int = 1_000_000
 
 
 def make_member(client: TestClient, key: str = ADMIN_KEY, **body: Any) -> dict[str, Any]:
+    """A member enrolled with `key` (a partner's links it to the partner). A custodial one keeps
+    its enrolment token: `sign_in` sets its passphrase to `PASSPHRASE` on first use (argon2 is
+    slow on purpose, so only members that sign in pay for it)."""
     response = post(client, "/v1/members", {"external_id": uuid.uuid4().hex, **body}, key)
     assert response.status_code == 201, response.text
     return dict(response.json())
+
+
+def sign_in(client: Any, member: dict[str, Any], passphrase: str = PASSPHRASE) -> str:
+    """A custodial member's session token (its passphrase set first, if it has none yet)."""
+    if member.get("enrolment_token"):
+        body = {"token": member.pop("enrolment_token"), "passphrase": passphrase}
+        response = client.post("/v1/auth/passphrase", json=body)
+    else:
+        body = {"external_id": member["external_id"], "passphrase": passphrase}
+        response = client.post("/v1/auth/sessions", json=body)
+    assert response.status_code in (200, 201), response.text
+    return str(response.json()["token"])
+
+
+def link(client: TestClient, member: dict[str, Any], partner: dict[str, Any]) -> None:
+    """The (custodial) member links itself to `partner`, signed in."""
+    response = post(client, "/v1/me/links", {"partner_id": partner["id"]}, sign_in(client, member))
+    assert response.status_code == 201, response.text
+
+
+def redemption_code(client: TestClient, member: dict[str, Any], partner: dict[str, Any], max_points: int = 10**12) -> str:
+    """A one-time code the (custodial) member makes for a redemption at `partner`."""
+    body = {"partner_id": partner["id"], "max_points": max_points}
+    response = post(client, "/v1/me/redemption-codes", body, sign_in(client, member))
+    assert response.status_code == 201, response.text
+    return str(response.json()["code"])
 
 
 def funded_member(
@@ -58,7 +88,7 @@ def funded_member(
     partner = make_partner(client, "Acme", 100_000)
     body = {"name": "Mug", "cost_points": cost_points, "stock": stock}
     reward = dict(post(client, "/v1/rewards", body, partner["api_key"]).json())
-    holder = make_member(client, **member)
+    holder = make_member(client, partner["api_key"], **member)
     post(client, "/v1/earn", {"member_id": holder["id"], "amount_points": points}, partner["api_key"])
     confirm_all(writer)
     return partner, reward, holder

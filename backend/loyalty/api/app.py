@@ -6,22 +6,31 @@ import gc
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from loyalty import __version__
 from loyalty.api import problems
 from loyalty.api.acceptor import EarnAcceptor
-from loyalty.api.routes import audit, earn, members, partners, redemptions, rewards, system
+from loyalty.api.deps import roles_of
+from loyalty.api.routes import audit, auth, earn, me, members, partners, redemptions, rewards, system
 from loyalty.audit.view import AuditView
 from loyalty.errors import ErrorCode
 from loyalty.runtime import Runtime, build
 from loyalty.settings import Settings
 from loyalty.workers.outbox import OutboxWriter, run_writer
+
+ROUTES = (system, auth, me, partners, members, earn, rewards, redemptions, audit)
 
 
 def create_app(settings: Settings, *, run_outbox: bool = True, runtime: Runtime | None = None) -> FastAPI:
@@ -62,22 +71,59 @@ def create_app(settings: Settings, *, run_outbox: bool = True, runtime: Runtime 
         version=__version__,
         description="Loyalty points on an EVM chain: partners, members, earning, the reward catalog and redemptions.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     problems.install(app)
+    _offline_docs(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
+            roles = {
+                (route.path_format, method.lower()): roles_of(route)
+                for module in ROUTES
+                for route in module.router.routes
+                if isinstance(route, APIRoute)
+                for method in route.methods or ()
+            }
             app.openapi_schema = problems.document(
-                get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+                get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes), roles
             )
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    for module in (system, partners, members, earn, rewards, redemptions, audit):
+    for module in ROUTES:
         app.include_router(module.router)
     return app
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs and ReDoc at /redoc from assets shipped in a Python package
+    (fastapi-offline's), not a CDN: the docs work without internet."""
+    assets = Path(str(resources.files("fastapi_offline") / "static"))
+    app.mount("/docs/assets", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} API",
+            redoc_js_url="/docs/assets/redoc.standalone.js",
+            redoc_favicon_url="/docs/assets/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 class BodyLimit:

@@ -9,18 +9,21 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from loyalty.db.models import Auditor, Partner
-from loyalty.domain.credentials import hash_api_key
+from loyalty.domain.credentials import hash_secret
 from loyalty.errors import ErrorCode, ForbiddenError, UnauthorizedError
 from loyalty.runtime import Runtime
+from loyalty.services import credentials
 from loyalty.services.uow import UnitOfWork
 
-Role = Literal["admin", "partner", "auditor"]
+Role = Literal["admin", "partner", "auditor", "member"]
+ROLES: tuple[Role, ...] = ("admin", "partner", "auditor", "member")
 
 
 @dataclass(frozen=True)
@@ -28,14 +31,16 @@ class Principal:
     """Who is calling.
 
     Attributes:
-        role: admin, partner or auditor.
+        role: admin, partner, auditor or member.
         key_id: a stable id for idempotency records (never the key itself).
         partner_id: the partner, for a partner key.
+        member_id: the member, for a member's session.
     """
 
     role: Role
     key_id: str
     partner_id: int | None = None
+    member_id: int | None = None
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -54,7 +59,10 @@ def get_uow(runtime: RuntimeDep) -> Iterator[UnitOfWork]:
 UowDep = Annotated[UnitOfWork, Depends(get_uow)]
 
 
-bearer = HTTPBearer(auto_error=False, description="an API key: the admin's, a partner's or an auditor's")
+bearer = HTTPBearer(
+    auto_error=False,
+    description="an API key (the admin's, a partner's or an auditor's), or a member's session token (`mbr_...`)",
+)
 
 
 async def get_principal(
@@ -66,7 +74,9 @@ async def get_principal(
     key = credentials.credentials.strip()
     if hmac.compare_digest(key, request.app.state.settings.admin_api_key):
         return Principal("admin", "admin")
-    key_hash = hash_api_key(key)
+    if key.startswith("mbr_"):  # sessions expire and end: looked up every time
+        return await run_in_threadpool(_member_session, request.app.state.runtime, key)
+    key_hash = hash_secret(key)
     known: dict[str, Principal] = request.app.state.principals  # keys are never revoked in v1
     if (principal := known.get(key_hash)) is None:
         principal = await run_in_threadpool(_look_up, request.app.state.runtime.sessions, key_hash)
@@ -83,21 +93,46 @@ def _look_up(sessions: sessionmaker[Session], key_hash: str) -> Principal:
     raise UnauthorizedError(ErrorCode.UNAUTHORIZED, "unknown API key")
 
 
+def _member_session(runtime: Runtime, token: str) -> Principal:
+    with runtime.sessions() as session:
+        uow = UnitOfWork(session, runtime.chain, runtime.token, runtime.custody)
+        member = credentials.member_of_session(uow, token)
+    if member is None:
+        raise UnauthorizedError(ErrorCode.UNAUTHORIZED, "the session is unknown, ended or expired: sign in again")
+    return Principal("member", f"member:{member.id}", member_id=member.id)
+
+
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 def require(*roles: Role):  # type: ignore[no-untyped-def]
-    """A dependency that lets only `roles` through."""
+    """A dependency that lets only `roles` through. The roles are published in the OpenAPI
+    document as each operation's `x-roles` (the authorization matrix test reads them)."""
 
     async def check(principal: PrincipalDep) -> Principal:
         if principal.role not in roles:
             raise ForbiddenError(ErrorCode.FORBIDDEN, f"this needs the {' or '.join(roles)} role, not {principal.role}")
         return principal
 
+    check.roles = roles  # type: ignore[attr-defined]
     return Depends(check)
+
+
+def roles_of(route: APIRoute) -> list[str]:
+    """Who may call `route`: the roles its `require` dependency lets through, or `anyone`."""
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dependant = pending.pop()
+        if (roles := getattr(dependant.call, "roles", None)) is not None:
+            return list(roles)
+        pending += dependant.dependencies
+    return ["anyone"]
 
 
 Admin = Annotated[Principal, require("admin")]
 Writer = Annotated[Principal, require("admin", "partner")]
 Partnered = Annotated[Principal, require("partner")]
 Reader = Annotated[Principal, require("admin", "partner", "auditor")]
+Overseer = Annotated[Principal, require("admin", "auditor")]
+CatalogReader = Annotated[Principal, require("admin", "partner", "auditor", "member")]
+Signed = Annotated[Principal, require("member")]

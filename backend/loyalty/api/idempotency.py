@@ -37,9 +37,20 @@ async def request_digest(
         ),
     ] = None,
 ) -> str:
-    """What identifies a request for idempotency: method, path and raw body (read in the event
-    loop). Declares the Idempotency-Key header for the docs; `idempotency_key` checks it."""
-    return hashlib.sha256(request.method.encode() + request.url.path.encode() + await request.body()).hexdigest()
+    """What identifies a request for idempotency: method, path and the body as canonical JSON
+    (keys sorted, no spaces), so the same JSON sent with other spacing or key order is a
+    replay, not a conflict; a body that is not JSON counts as its bytes. Read in the event loop.
+    Declares the Idempotency-Key header for the docs; `idempotency_key` checks it."""
+    return hashlib.sha256(
+        request.method.encode() + request.url.path.encode() + canonical(await request.body())
+    ).hexdigest()
+
+
+def canonical(body: bytes) -> bytes:
+    try:
+        return json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    except ValueError:
+        return body
 
 
 Digest = Annotated[str, Depends(request_digest)]

@@ -14,7 +14,14 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from loyalty.errors import ChainMismatchError, ChainRevertError, ChainUnavailableError, DomainError, ErrorCode
+from loyalty.errors import (
+    ChainMismatchError,
+    ChainRevertError,
+    ChainUnavailableError,
+    DomainError,
+    ErrorCode,
+    TooManyAttemptsError,
+)
 
 log = logging.getLogger("loyalty.api")
 PROBLEM_TYPE = "https://loyalty-ledger.dev/problems/"
@@ -49,20 +56,26 @@ ERRORS = {
     404: "no such resource (`*_not_found`)",
     409: "a conflict: the resource exists, the Idempotency-Key was used with another body, a consent was used",
     413: "the body is too large (`body_too_large`)",
+    429: "too many attempts (`too_many_attempts`): retry after `Retry-After` seconds",
     422: "the request is malformed or refused by the program's rules (`validation_error`, `budget_exceeded`, ...)",
     503: "the database or the chain is unavailable (`storage_unavailable`, `chain_unavailable`): retry",
 }
 
 
-def document(schema: dict[str, Any]) -> dict[str, Any]:
+def document(schema: dict[str, Any], roles: dict[tuple[str, str], list[str]]) -> dict[str, Any]:
     """Declare in the OpenAPI what the handlers here do: every error as application/problem+json
-    with its status codes, and the Idempotency-Key header as required on every POST."""
-    schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = Problem.model_json_schema()
+    with its status codes, the Idempotency-Key header as required on every POST, and who may
+    call each operation (`x-roles`, from `roles` by path and method)."""
+    problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(problem_schema.pop("$defs", {}))  # ErrorCode: every code, as an enum
+    components["Problem"] = problem_schema
     schema["components"]["schemas"].pop("HTTPValidationError", None)
     schema["components"]["schemas"].pop("ValidationError", None)
     content = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
+            operation["x-roles"] = roles[(path, method)]
             responses = operation.setdefault("responses", {})
             for code in [] if path == "/v1/health" else ERRORS:
                 responses[str(code)] = {"description": ERRORS[code], "content": content}
@@ -102,7 +115,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        return problem(exc.code, exc.detail)
+        response = problem(exc.code, exc.detail)
+        if isinstance(exc, TooManyAttemptsError):
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Literal, TypedDict
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Generic, Literal, TypedDict, TypeVar
 
 from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from loyalty.db.models import ChainWrite
+from loyalty.db.models import ChainWrite, EarnStatus, LinkSource, RedemptionStatus
+from loyalty.errors import ErrorCode, UnprocessableError
 
 # The database keeps ids, points and times as signed 64-bit integers: larger ones are refused
 # here (422), before anything is written or sent.
@@ -34,10 +36,50 @@ def on_chain(write: ChainWrite | None) -> OnChain:
     return {"tx_hash": write.tx_hash if write else None, "block_number": write.block_number if write else None}
 
 
+T = TypeVar("T")
+Limit = Annotated[int, Query(ge=1, le=1_000, description="rows per page")]
+CursorQuery = Annotated[
+    str | None, Query(max_length=500, description="`next_cursor` of the page before; omit for the first page")
+]
+
+
+# An RFC 3339 time in a query string (pydantic would also read "0.5" as a Unix time).
+TimeQuery = Annotated[
+    str | None,
+    Query(
+        pattern=r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$",
+        description="an RFC 3339 time, UTC unless it says otherwise",
+        examples=["2026-11-23T12:00:00Z"],
+    ),
+]
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:  # the shape is right, the date is not (month 46)
+        raise UnprocessableError(ErrorCode.VALIDATION_ERROR, f"{value!r} is not a time") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list, oldest first; `next_cursor` fetches the next (null on the last)."""
+
+    data: list[T]
+    next_cursor: str | None
+
+
 class Strict(BaseModel):
     """A request body: unknown fields are refused, and no value is coerced (`0` is not `false`)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class PartnerStatus(StrEnum):
+    PROVISIONING = "provisioning"  # the issuer account's role and budget are not on-chain yet
+    ACTIVE = "active"
 
 
 class PartnerCreate(Strict):
@@ -49,10 +91,24 @@ class PartnerCreated(BaseModel):
     id: int
     name: str
     issuer_address: str
-    status: Literal["provisioning", "active"] = Field(
+    status: PartnerStatus = Field(
         description="`provisioning` until the issuer account has its role and budget on-chain; earns wait till then"
     )
     api_key: str = Field(description="shown once; the service keeps only its hash")
+
+
+class PartnerPublic(BaseModel):
+    id: int
+    name: str
+    issuer_address: str
+    status: PartnerStatus
+    created_at: datetime
+
+
+class AuditorPublic(BaseModel):
+    id: int
+    name: str
+    created_at: datetime
 
 
 class AuditorCreate(Strict):
@@ -65,9 +121,20 @@ class AuditorCreated(BaseModel):
     api_key: str
 
 
+Passphrase = Annotated[str, StringConstraints(min_length=10, max_length=200)]
+
+
 class MemberCreate(Strict):
     external_id: Name
     wallet_address: Address | None = Field(default=None, description="omit for a custodial wallet")
+    smart_wallet: bool = Field(
+        default=False, description="the wallet is a contract that consents through ERC-1271 (a smart account)"
+    )
+    passphrase: Passphrase | None = Field(
+        default=None,
+        description="a custodial member's first passphrase; better omitted: the answer then carries a one-time "
+        "`enrolment_token` the member uses to choose its own (POST /v1/auth/passphrase)",
+    )
 
 
 class ExpiringPoints(BaseModel):
@@ -80,6 +147,82 @@ class MemberPublic(BaseModel):
     external_id: str
     wallet_address: str
     custodial: bool
+    smart_wallet: bool = False
+
+
+class MemberCreated(MemberPublic):
+    enrolment_token: str | None = Field(
+        default=None, description="one-time, for the member to set its passphrase; shown once"
+    )
+    enrolment_expires_at: datetime | None = None
+
+
+class LinkToken(BaseModel):
+    """A one-time token for the member (hand it over as a link): it sets the passphrase once."""
+
+    token: str
+    expires_at: datetime
+
+
+class SessionCreate(Strict):
+    external_id: Name
+    passphrase: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class SessionCreated(BaseModel):
+    token: str = Field(description="send as `Authorization: Bearer <token>` to the /v1/me routes")
+    expires_at: datetime
+    member_id: int
+
+
+class PassphraseSet(Strict):
+    token: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+        description="the enrolment or reset token"
+    )
+    passphrase: Passphrase
+
+
+class SiweNonce(BaseModel):
+    """What a wallet needs to build the Sign-In with Ethereum (EIP-4361) message."""
+
+    nonce: str
+    expires_at: datetime
+    domain: str
+    uri: str
+    chain_id: int
+    statement: str
+
+
+class SiweSignIn(Strict):
+    message: Annotated[str, StringConstraints(min_length=1, max_length=4_000)]
+    signature: Annotated[str, StringConstraints(pattern=r"^0x([0-9a-fA-F]{128}|[0-9a-fA-F]{130})$")]
+
+
+class MeProfile(MemberPublic):
+    partner_ids: list[int] = Field(description="the partners the member is linked to")
+
+
+class LinkCreate(Strict):
+    partner_id: Id
+
+
+class LinkPublic(BaseModel):
+    member_id: int
+    partner_id: int
+    source: LinkSource
+    created_at: datetime
+
+
+class RedemptionCodeCreate(Strict):
+    partner_id: Id
+    max_points: Points
+
+
+class RedemptionCodeCreated(BaseModel):
+    code: str = Field(description="8 characters, for one redemption at this partner; shown once")
+    partner_id: int
+    max_points: int
+    expires_at: datetime
 
 
 class MemberDetail(MemberPublic):
@@ -110,19 +253,20 @@ class EarnBatchCreate(Strict):
 
 class EarnAccepted(BaseModel):
     id: int
-    status: str
+    status: EarnStatus
 
 
 class EarnBatchAccepted(BaseModel):
     ids: list[int]
-    status: str
+    status: EarnStatus
 
 
 class EarnPublic(BaseModel):
     id: int
     member_id: int
     amount_points: int
-    status: str
+    reason: str
+    status: EarnStatus
     tx_hash: str | None
     block_number: int | None
     error: str | None = None
@@ -163,21 +307,47 @@ class RewardPublic(BaseModel):
     active: bool
 
 
+Signature = Annotated[str, StringConstraints(pattern=r"^0x([0-9a-fA-F]{128}|[0-9a-fA-F]{130})$")]
+
+
 class RedemptionCreate(Strict):
     member_id: Id
     reward_id: Id
-    signature: Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{130}$")] | None = None
+    signature: Signature | None = Field(
+        default=None, description="a self-custody member's EIP-712 consent: 65 bytes, or 64 (EIP-2098 compact)"
+    )
     deadline: Annotated[int, Field(strict=True, ge=0, le=MAX_INT)] | None = Field(
         default=None, description="the deadline from the typed data the member signed"
     )
+    redemption_code: Annotated[str, StringConstraints(min_length=1, max_length=20)] | None = Field(
+        default=None,
+        description="a custodial member's one-time code for this partner; without one, the "
+        "redemption awaits the member's approval",
+    )
+
+
+class ConsentCreate(Strict):
+    member_id: Id
+    reward_id: Id
+
+
+class ConsentQuote(BaseModel):
+    """The consent a self-custody member signs, in the shapes wallets take."""
+
+    typed_data: dict[str, object] = Field(description="for `eth_signTypedData_v4`")
+    ethers: dict[str, object] = Field(
+        description="for ethers `signTypedData(domain, types, message)` and viem: `types` without EIP712Domain"
+    )
+    deadline: int = Field(description="send it back with the signature")
 
 
 class RedemptionPublic(BaseModel):
     id: int
+    partner_id: int
     member_id: int
     reward_id: int
     amount_points: int
-    status: str
+    status: RedemptionStatus
     voucher_code: str | None
     tx_hash: str | None
     block_number: int | None

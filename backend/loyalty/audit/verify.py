@@ -12,12 +12,14 @@ from typing import Any
 
 from coincurve import PublicKey
 from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from loyalty.audit.events import Log
 from loyalty.audit.ledger import TIMED, Discrepancy, IssuerFigures, Ledger, MemberFigures, Params, Redemption
 from loyalty.audit.rpc import Rpc
+from loyalty.errors import ChainMismatchError, RpcError
 
 CHECKS = {
     "balances": "every member's balance re-derived from the events equals balanceOf at the audited block",
@@ -119,8 +121,11 @@ class Audit:
 
 
 def read_params(rpc: Rpc, token: str, block: int) -> Params:
-    """The token's deployed parameters, read from the contract itself."""
+    """The token's deployed parameters, read from the contract itself; an address with no token
+    there is `ChainMismatchError`."""
     token = to_checksum_address(token)
+    if not str(rpc.call("eth_getCode", [token, hex(block)])).removeprefix("0x"):
+        raise ChainMismatchError(f"there is no contract at {token} on chain {rpc.chain_id()} (block {block})")
     name, start, length, validity = rpc.eth_calls(
         token, [_selector(s) for s in ("name()", "startTime()", "epochLength()", "validityEpochs()")], block
     )
@@ -240,7 +245,11 @@ def consent_digest(params: Params, redemption: Redemption, deadline: int) -> byt
 
 
 def consent_signer(params: Params, redemption: Redemption, deadline: int, signature: bytes) -> str | None:
-    """Who signed the EIP-712 `Redeem` consent for this redemption (None if malformed)."""
+    """Who signed the EIP-712 `Redeem` consent for this redemption (None if malformed): a 65-byte
+    signature, or a 64-byte EIP-2098 one (expanded as the token reads it)."""
+    if len(signature) == 64:
+        vs = int.from_bytes(signature[32:], "big")
+        signature = signature[:32] + (vs & ((1 << 255) - 1)).to_bytes(32, "big") + bytes([27 + (vs >> 255)])
     if len(signature) != 65:
         return None
     v = signature[64] - 27 if signature[64] >= 27 else signature[64]
@@ -262,6 +271,8 @@ def _check_consents(rpc: Rpc, ledger: Ledger, params: Params, progress: Callable
         for redemption in chunk:
             ledger.checked["consents"] += 1
             problem = _consent_problem(params, redemption, txs[redemption.tx_hash])
+            if problem and problem.startswith(_NOT_THE_MEMBER):
+                problem = _contract_consent_problem(rpc, params, redemption, txs[redemption.tx_hash], problem)
             if problem:
                 ledger.discrepancies.append(
                     Discrepancy("consents", problem, redemption.tx_hash, redemption.block_number)
@@ -306,5 +317,30 @@ def _consent_problem(params: Params, redemption: Redemption, tx: dict[str, Any] 
         return "the redeem call's arguments differ from its Redeemed event"
     signer = consent_signer(params, redemption, deadline, signature)
     if signer != redemption.member:
-        return f"the consent of nonce {redemption.nonce} recovers to {signer}, not the member {redemption.member}"
+        return f"{_NOT_THE_MEMBER} {redemption.nonce} recovers to {signer}, not the member {redemption.member}"
     return None
+
+
+_NOT_THE_MEMBER = "the consent of nonce"
+_ERC1271_MAGIC = bytes.fromhex("1626ba7e")
+
+
+def _contract_consent_problem(
+    rpc: Rpc, params: Params, redemption: Redemption, tx: dict[str, Any], problem: str
+) -> str | None:
+    """A consent whose ECDSA signer is not the member is still the member's if the member is a
+    contract wallet that accepted it (ERC-1271), asked as the token asked it: at the state the
+    redemption's block started from."""
+    block = redemption.block_number - 1
+    if not rpc.call("eth_getCode", [redemption.member, hex(block)]).removeprefix("0x"):
+        return problem
+    deadline, signature = abi_decode(
+        ["address", "uint256", "uint256", "uint256", "uint256", "bytes"], bytes.fromhex(str(tx["input"])[10:])
+    )[4:]
+    call = _ERC1271_MAGIC + abi_encode(["bytes32", "bytes"], [consent_digest(params, redemption, deadline), signature])
+    try:
+        [answer] = rpc.eth_calls(redemption.member, ["0x" + call.hex()], block)
+    except RpcError:  # the wallet reverted: it did not accept
+        return problem
+    accepted = len(answer) >= 32 and answer[:4] == _ERC1271_MAGIC
+    return None if accepted else f"{problem}, and the contract wallet does not accept it (ERC-1271)"

@@ -1,16 +1,30 @@
 """The `loyalty` command line, one module per concern: `stack` runs the service (`up`, `serve`,
-`worker`, `deploy`), `client` uses the API (`partners`, `members`, `catalog`, `earn`, `redeem`,
-`status`), `audit` checks the program (`audit verify`, `audit reconcile`)."""
+`worker`, `deploy`), `client` uses the API (`partners`, `auditors`, `members`, `catalog`, `earn`,
+`earns`, `redeem`, `redemptions`, `status`), `audit` checks the program (`audit verify`, `audit reconcile`)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import click
 
 from loyalty import __version__
 from loyalty.cli import audit, client, stack
+from loyalty.errors import LoyaltyError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Every error the service raises (an unreachable chain, a wrong token, a refused
+    configuration) ends a command with one line and exit status 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LoyaltyError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="loyalty")
 def main() -> None:
     """loyalty-ledger: loyalty points on an EVM chain."""
@@ -22,10 +36,13 @@ for command in (
     stack.worker,
     stack.deploy,
     client.partners,
+    client.auditors,
     client.members,
     client.catalog,
     client.earn,
+    client.earns,
     client.redeem,
+    client.redemptions,
     client.status,
     audit.audit,
 ):

@@ -92,17 +92,20 @@ def audit_verify(rpc_url: str, token: str, from_block: int, to_block: int | None
 
 
 @audit.command("reconcile")
+@click.option("--rpc", "rpc_url", envvar="RPC_URL", default=None, help="JSON-RPC URL of the chain (env RPC_URL).")
 @from_block_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=VAR / "audit", show_default=True,
               help="Folder for reconcile.json.")  # fmt: skip
-def audit_reconcile(from_block: int, out: Path) -> None:
-    """Compare the database (DATABASE_URL) with the chain (RPC_URL, TOKEN_ADDRESS): earns, mints,
-    redemptions, burns and members' net points. Exit status 1 if anything disagrees."""
+def audit_reconcile(rpc_url: str | None, from_block: int, out: Path) -> None:
+    """Compare the database (DATABASE_URL) with the chain (--rpc, and the token the database is
+    bound to): earns, mints, redemptions, burns and members' net points. Exit status 1 if
+    anything disagrees."""
     from dataclasses import asdict
 
     from loyalty.audit.reconcile import reconcile
 
-    runtime = runtime_or_exit(Settings.from_env())
+    settings = Settings.from_env()
+    runtime = runtime_or_exit(settings.model_copy(update={"rpc_url": rpc_url}) if rpc_url else settings)
     result = _run_audit(runtime.settings.rpc_url, runtime.token.address, from_block, None)
     with runtime.sessions() as session:
         findings = reconcile(session, result)

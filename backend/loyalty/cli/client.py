@@ -1,29 +1,40 @@
-"""Using the API from the terminal: partners, members, the catalog, earning, redeeming, status."""
+"""Using the API from the terminal: partners, auditors, members, the catalog, earning, redeeming, status.
+Every refusal is one line (`code: detail`) and a non-zero exit."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import sys
 import uuid
-from typing import Any
+from typing import Any, TextIO
+from urllib.parse import urlencode
 
 import click
 import httpx
+from tqdm import tqdm
 
 from loyalty.paths import VAR
 
-API_URL = "http://127.0.0.1:8000"
+
+def default_api_url() -> str:
+    """LOYALTY_API_URL, else the local API on API_PORT (8000), as `make up` serves it."""
+    return os.environ.get("LOYALTY_API_URL") or f"http://127.0.0.1:{os.environ.get('API_PORT', '8000')}"
 
 
 api_options = [
     click.option(
-        "--api-url", envvar="LOYALTY_API_URL", default=API_URL, show_default=True, help="The API (env LOYALTY_API_URL)."
+        "--api-url",
+        default=default_api_url,
+        show_default="LOYALTY_API_URL, else http://127.0.0.1:$API_PORT (8000)",
+        help="The API.",
     ),
     click.option(
         "--key",
         envvar="LOYALTY_API_KEY",
         default=None,
-        help="API key (env LOYALTY_API_KEY; default: the admin key in var/admin.key).",
+        help="API key or member session token (env LOYALTY_API_KEY; default: the admin key in var/admin.key).",
     ),
 ]
 
@@ -34,22 +45,66 @@ def with_api(fn: Any) -> Any:
     return fn
 
 
-def _call(api_url: str, key: str | None, method: str, path: str, body: Any = None) -> Any:
-    key = key or os.environ.get("LOYALTY_ADMIN_KEY") or (VAR / "admin.key").read_text().strip()
-    headers = {"Authorization": f"Bearer {key}"}
-    if method == "POST":
+def _key(key: str | None) -> str:
+    if key or (key := os.environ.get("LOYALTY_ADMIN_KEY")):
+        return key
+    try:
+        return (VAR / "admin.key").read_text().strip()
+    except OSError as exc:
+        raise click.ClickException(
+            f"no API key: pass --key or set LOYALTY_API_KEY ({VAR / 'admin.key'} is not there)"
+        ) from exc
+
+
+def request(
+    api_url: str, key: str | None, method: str, path: str, body: Any = None, *, client: httpx.Client | None = None
+) -> Any:
+    """One API call; a refusal or an unreachable API is a one-line `ClickException`."""
+    headers = {"Authorization": f"Bearer {_key(key)}"}
+    if method in ("POST", "PATCH", "DELETE"):
         headers["Idempotency-Key"] = uuid.uuid4().hex
     try:
-        response = httpx.request(method, api_url + path, json=body, headers=headers, timeout=60)
+        response = (client or httpx).request(method, api_url + path, json=body, headers=headers, timeout=60)
     except httpx.HTTPError as exc:
-        raise click.ClickException(f"cannot reach the API at {api_url}: {exc}") from exc
-    data = response.json()
+        raise click.ClickException(f"cannot reach the API at {api_url}: {type(exc).__name__}") from exc
+    try:
+        data = response.json() if response.content else None
+    except ValueError as exc:
+        raise click.ClickException(
+            f"{api_url} answered {response.status_code} with no JSON: is it the loyalty API?"
+        ) from exc
     if response.status_code >= 400:
-        raise click.ClickException(f"{data.get('code')}: {data.get('detail')}")
+        code, detail = (
+            (data.get("code"), data.get("detail")) if isinstance(data, dict) else (response.status_code, data)
+        )
+        raise click.ClickException(f"{code}: {detail}")
+    return data
+
+
+def _call(api_url: str, key: str | None, method: str, path: str, body: Any = None) -> Any:
+    data = request(api_url, key, method, path, body)
     click.echo(json.dumps(data, indent=2))
     return data
 
 
+def _list(api_url: str, key: str | None, path: str, limit: int, cursor: str | None, **filters: Any) -> None:
+    """One page of a list, as JSON (`next_cursor` fetches the next)."""
+    query = {
+        "limit": limit,
+        **({"cursor": cursor} if cursor else {}),
+        **{k: v for k, v in filters.items() if v is not None},
+    }
+    _call(api_url, key, "GET", f"{path}?{urlencode(query)}")
+
+
+def page_options(fn: Any) -> Any:
+    fn = click.option("--cursor", default=None, help="`next_cursor` of the page before.")(fn)
+    return click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True, help="Rows per page.")(
+        fn
+    )
+
+
+# ---------------------------------------------------------------------------------- partners
 @click.group()
 def partners() -> None:
     """Partner brands (admin)."""
@@ -64,6 +119,36 @@ def partners_create(name: str, budget_points: int, api_url: str, key: str | None
     _call(api_url, key, "POST", "/v1/partners", {"name": name, "issue_budget_points": budget_points})
 
 
+@partners.command("list")
+@page_options
+@with_api
+def partners_list(limit: int, cursor: str | None, api_url: str, key: str | None) -> None:
+    """Partners, oldest first (admin, auditors)."""
+    _list(api_url, key, "/v1/partners", limit, cursor)
+
+
+@click.group()
+def auditors() -> None:
+    """Auditors' read-only access (admin)."""
+
+
+@auditors.command("create")
+@click.argument("name")
+@with_api
+def auditors_create(name: str, api_url: str, key: str | None) -> None:
+    """Create an auditor; prints its API key once."""
+    _call(api_url, key, "POST", "/v1/auditors", {"name": name})
+
+
+@auditors.command("list")
+@page_options
+@with_api
+def auditors_list(limit: int, cursor: str | None, api_url: str, key: str | None) -> None:
+    """Auditors, oldest first."""
+    _list(api_url, key, "/v1/auditors", limit, cursor)
+
+
+# ----------------------------------------------------------------------------------- members
 @click.group()
 def members() -> None:
     """Program members."""
@@ -72,11 +157,44 @@ def members() -> None:
 @members.command("create")
 @click.argument("external_id")
 @click.option("--wallet", "wallet_address", default=None, help="The member's own address (else custodial).")
+@click.option("--smart-wallet", is_flag=True, help="The wallet is a contract that consents through ERC-1271.")
 @with_api
-def members_create(external_id: str, wallet_address: str | None, api_url: str, key: str | None) -> None:
-    """Enrol a member."""
-    body = {"external_id": external_id, **({"wallet_address": wallet_address} if wallet_address else {})}
+def members_create(
+    external_id: str, wallet_address: str | None, smart_wallet: bool, api_url: str, key: str | None
+) -> None:
+    """Enrol a member (a custodial one gets a one-time enrolment_token to set its passphrase)."""
+    body: dict[str, Any] = {"external_id": external_id}
+    if wallet_address:
+        body |= {"wallet_address": wallet_address, "smart_wallet": smart_wallet}
     _call(api_url, key, "POST", "/v1/members", body)
+
+
+@members.command("list")
+@click.option("--external-id", default=None, help="Only the member with this external id.")
+@click.option("--wallet", "wallet_address", default=None, help="Only the member with this wallet.")
+@click.option("--partner", "partner_id", type=int, default=None, help="Only members linked to this partner.")
+@page_options
+@with_api
+def members_list(
+    external_id: str | None,
+    wallet_address: str | None,
+    partner_id: int | None,
+    limit: int,
+    cursor: str | None,
+    api_url: str,
+    key: str | None,
+) -> None:
+    """Members, oldest first (a partner's --key lists its own)."""
+    _list(
+        api_url,
+        key,
+        "/v1/members",
+        limit,
+        cursor,
+        external_id=external_id,
+        wallet_address=wallet_address,
+        partner_id=partner_id,
+    )
 
 
 @members.command("show")
@@ -89,22 +207,38 @@ def members_show(member_id: int, api_url: str, key: str | None) -> None:
 
 @members.command("history")
 @click.argument("member_id", type=int)
+@page_options
 @with_api
-def members_history(member_id: int, api_url: str, key: str | None) -> None:
-    """A member's earns, redemptions and expiries with their transactions."""
-    _call(api_url, key, "GET", f"/v1/members/{member_id}/history")
+def members_history(member_id: int, limit: int, cursor: str | None, api_url: str, key: str | None) -> None:
+    """A member's earns, redemptions and expiries with their transactions, oldest first."""
+    _list(api_url, key, f"/v1/members/{member_id}/history", limit, cursor)
 
 
+@members.command("reset-passphrase")
+@click.argument("member_id", type=int)
+@with_api
+def members_reset_passphrase(member_id: int, api_url: str, key: str | None) -> None:
+    """A one-time token (an hour) for a custodial member to set a new passphrase."""
+    _call(api_url, key, "POST", f"/v1/members/{member_id}/passphrase-resets")
+
+
+# ----------------------------------------------------------------------------------- catalog
 @click.group()
 def catalog() -> None:
     """The reward catalog."""
 
 
 @catalog.command("list")
+@click.option("--active/--inactive", default=None, help="Only active (or inactive) rewards.")
+@click.option("--partner", "partner_id", type=int, default=None, help="Only this partner's rewards.")
+@page_options
 @with_api
-def catalog_list(api_url: str, key: str | None) -> None:
-    """All rewards."""
-    _call(api_url, key, "GET", "/v1/rewards")
+def catalog_list(
+    active: bool | None, partner_id: int | None, limit: int, cursor: str | None, api_url: str, key: str | None
+) -> None:
+    """Rewards, oldest first."""
+    shown = None if active is None else str(active).lower()
+    _list(api_url, key, "/v1/rewards", limit, cursor, active=shown, partner_id=partner_id)
 
 
 @catalog.command("add")
@@ -119,23 +253,155 @@ def catalog_add(name: str, cost_points: int, stock: int, description: str, api_u
     _call(api_url, key, "POST", "/v1/rewards", body)
 
 
+@catalog.command("update")
+@click.argument("reward_id", type=int)
+@click.option("--name", default=None)
+@click.option("--description", default=None)
+@click.option("--cost", "cost_points", type=int, default=None, help="Price in points.")
+@click.option("--stock", type=int, default=None, help="Units available.")
+@click.option("--active/--inactive", default=None, help="Offer it, or withdraw it.")
+@with_api
+def catalog_update(reward_id: int, api_url: str, key: str | None, **changes: Any) -> None:
+    """Change a reward the partner (--key) owns; only the options given change."""
+    body = {field: value for field, value in changes.items() if value is not None}
+    if not body:
+        raise click.UsageError("nothing to change: give --name, --description, --cost, --stock or --active/--inactive")
+    _call(api_url, key, "PATCH", f"/v1/rewards/{reward_id}", body)
+
+
+# ---------------------------------------------------------------------------------- earning
 @click.command()
 @click.argument("member_id", type=int)
 @click.argument("amount_points", type=int)
 @click.option("--reason", default="", help="Why (an order number, say).")
 @with_api
 def earn(member_id: int, amount_points: int, reason: str, api_url: str, key: str | None) -> None:
-    """Earn points to a member (with a partner's --key)."""
+    """Earn points to a member (with a partner's --key): accepted at once, confirmed on-chain a
+    moment later (`loyalty earns status ID`)."""
     _call(api_url, key, "POST", "/v1/earn", {"member_id": member_id, "amount_points": amount_points, "reason": reason})
 
 
+@click.group()
+def earns() -> None:
+    """Earns: many from a CSV file, their status, lists."""
+
+
+@earns.command("batch")
+@click.argument("csv_file", type=click.File("r"))
+@click.option(
+    "--per-request", type=click.IntRange(1, 10_000), default=1_000, show_default=True, help="Items per request."
+)
+@with_api
+def earn_batch(csv_file: TextIO, per_request: int, api_url: str, key: str | None) -> None:
+    """Earn from a CSV file with columns member_id, amount_points and (optional) reason, in
+    requests of --per-request items, each refused or accepted whole. Prints the earn ids."""
+    try:
+        items = [
+            {
+                "member_id": int(row["member_id"]),
+                "amount_points": int(row["amount_points"]),
+                "reason": row.get("reason") or "",
+            }
+            for row in csv.DictReader(csv_file)
+        ]
+    except (KeyError, ValueError, TypeError) as exc:
+        raise click.ClickException(
+            f"{csv_file.name}: needs columns member_id and amount_points, as integers ({exc})"
+        ) from exc
+    ids: list[int] = []
+    chunks = [items[i : i + per_request] for i in range(0, len(items), per_request)]
+    with httpx.Client() as client, tqdm(total=len(items), unit="earn", disable=not sys.stderr.isatty()) as bar:
+        for number, chunk in enumerate(chunks, 1):
+            try:
+                ids += request(api_url, key, "POST", "/v1/earn/batch", {"items": chunk}, client=client)["ids"]
+            except click.ClickException as exc:
+                raise click.ClickException(
+                    f"request {number} of {len(chunks)} (rows {(number - 1) * per_request + 1}-{(number - 1) * per_request + len(chunk)}) "
+                    f"refused, {len(ids):,} earns accepted before it: {exc.message}"
+                ) from exc
+            bar.update(len(chunk))
+    click.echo(json.dumps({"accepted": len(ids), "ids": ids}))
+
+
+@earns.command("status")
+@click.argument("earn_id", type=int)
+@with_api
+def earn_status(earn_id: int, api_url: str, key: str | None) -> None:
+    """An earn: pending, confirmed (with its transaction) or failed (with why)."""
+    _call(api_url, key, "GET", f"/v1/earn/{earn_id}")
+
+
+@earns.command("list")
+@click.option("--member", "member_id", type=int, default=None)
+@click.option("--status", type=click.Choice(["pending", "confirmed", "failed"]), default=None)
+@click.option("--after", "created_after", default=None, help="Created at or after (ISO 8601).")
+@click.option("--before", "created_before", default=None, help="Created before (ISO 8601).")
+@page_options
+@with_api
+def earn_list(
+    member_id: int | None,
+    status: str | None,
+    created_after: str | None,
+    created_before: str | None,
+    limit: int,
+    cursor: str | None,
+    api_url: str,
+    key: str | None,
+) -> None:
+    """Earns, oldest first (a partner's --key lists its own)."""
+    _list(
+        api_url,
+        key,
+        "/v1/earn",
+        limit,
+        cursor,
+        member_id=member_id,
+        status=status,
+        created_after=created_after,
+        created_before=created_before,
+    )
+
+
+# -------------------------------------------------------------------------------- redeeming
 @click.command()
 @click.argument("member_id", type=int)
 @click.argument("reward_id", type=int)
+@click.option("--code", "redemption_code", default=None, help="The member's one-time redemption code.")
 @with_api
-def redeem(member_id: int, reward_id: int, api_url: str, key: str | None) -> None:
-    """Redeem a reward for a custodial member (with the reward's partner's --key)."""
-    _call(api_url, key, "POST", "/v1/redemptions", {"member_id": member_id, "reward_id": reward_id})
+def redeem(member_id: int, reward_id: int, redemption_code: str | None, api_url: str, key: str | None) -> None:
+    """Redeem a reward for a custodial member (with the reward's partner's --key): reserved at
+    once with the member's --code, else it awaits the member's approval."""
+    body: dict[str, Any] = {"member_id": member_id, "reward_id": reward_id}
+    if redemption_code:
+        body["redemption_code"] = redemption_code
+    _call(api_url, key, "POST", "/v1/redemptions", body)
+
+
+@click.group()
+def redemptions() -> None:
+    """Redemptions: their status, lists."""
+
+
+@redemptions.command("status")
+@click.argument("redemption_id", type=int)
+@with_api
+def redemptions_status(redemption_id: int, api_url: str, key: str | None) -> None:
+    """A redemption: awaiting_member, declined, reserved, posted (with its voucher) or voided."""
+    _call(api_url, key, "GET", f"/v1/redemptions/{redemption_id}")
+
+
+@redemptions.command("list")
+@click.option("--member", "member_id", type=int, default=None)
+@click.option(
+    "--status", type=click.Choice(["awaiting_member", "declined", "reserved", "posted", "voided"]), default=None
+)
+@page_options
+@with_api
+def redemptions_list(
+    member_id: int | None, status: str | None, limit: int, cursor: str | None, api_url: str, key: str | None
+) -> None:
+    """Redemptions, oldest first (a partner's --key lists its own)."""
+    _list(api_url, key, "/v1/redemptions", limit, cursor, member_id=member_id, status=status)
 
 
 @click.command()

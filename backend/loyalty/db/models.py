@@ -43,9 +43,31 @@ class EarnStatus(enum.StrEnum):
 
 
 class RedemptionStatus(enum.StrEnum):
+    """awaiting_member (a custodial member has not approved it yet; nothing held), declined (by
+    the member, or not approved in time), reserved (stock and points held, burn queued), then
+    posted (burned, voucher issued) or voided (stock released, nothing burned)."""
+
+    AWAITING_MEMBER = "awaiting_member"
+    DECLINED = "declined"
     RESERVED = "reserved"
     POSTED = "posted"
     VOIDED = "voided"
+
+
+class LinkSource(enum.StrEnum):
+    """How a member came to be linked to a partner."""
+
+    ENROLMENT = "enrolment"  # the partner enrolled the member
+    MEMBER = "member"  # the member linked itself, signed in
+
+
+class MemberTokenKind(enum.StrEnum):
+    """A member's credential other than its passphrase, kept as a hash."""
+
+    SESSION = "session"  # a short-lived sign-in
+    ENROLMENT = "enrolment"  # a one-time link to set the first passphrase
+    RESET = "reset"  # a one-time link to set a new passphrase
+    REDEMPTION_CODE = "redemption_code"  # one redemption at one partner, up to `max_points`
 
 
 class WriteStatus(enum.StrEnum):
@@ -112,7 +134,52 @@ class Member(Base):
     wallet_address: Mapped[str] = mapped_column(String(42), unique=True)
     custodial: Mapped[bool]
     wallet_key_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # A self-custody wallet that is a contract, consenting through ERC-1271.
+    smart_wallet: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    # A custodial member's passphrase (argon2id, with its salt and parameters), and the
+    # throttle on guessing it.
+    passphrase_hash: Mapped[str | None] = mapped_column(String(200))
+    failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    sign_in_blocked_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MemberLink(Base):
+    """A partner sees and acts on a member only once linked: it enrolled the member, or the
+    member linked itself to it."""
+
+    __tablename__ = "member_links"
+    # a partner's members in id order: its member list is one range of this index
+    __table_args__ = (Index("ix_member_links_partner_member", "partner_id", "member_id"),)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MemberToken(Base):
+    """A member's session or one-time token (enrolment or reset link, redemption code), kept
+    only as a SHA-256 hash: the secret itself is shown once."""
+
+    __tablename__ = "member_tokens"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    # A redemption code's partner and ceiling.
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"))
+    max_points: Mapped[int | None] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SignInNonce(Base):
+    """A Sign-In with Ethereum nonce handed out: each signs in once, before it expires."""
+
+    __tablename__ = "sign_in_nonces"
+    nonce: Mapped[str] = mapped_column(String(40), primary_key=True)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
 
 
 class Reward(Base):
@@ -188,7 +255,8 @@ class Earn(Base):
 
 
 class Redemption(Base):
-    """A two-phase redemption: reserved (stock and points held), then posted or voided."""
+    """A two-phase redemption: reserved (stock and points held), then posted or voided; a
+    custodial member's first awaits the member's approval."""
 
     __tablename__ = "redemptions"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -196,10 +264,11 @@ class Redemption(Base):
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
     reward_id: Mapped[int] = mapped_column(ForeignKey("rewards.id"))
     amount_points: Mapped[int] = mapped_column(BigInteger)
-    ref: Mapped[int] = mapped_column(BigInteger)
-    nonce: Mapped[int] = mapped_column(BigInteger)
-    deadline: Mapped[int] = mapped_column(BigInteger)
-    signature: Mapped[bytes] = mapped_column(LargeBinary)
+    # The consent: unset while the redemption awaits the member.
+    ref: Mapped[int | None] = mapped_column(BigInteger)
+    nonce: Mapped[int | None] = mapped_column(BigInteger)
+    deadline: Mapped[int | None] = mapped_column(BigInteger)
+    signature: Mapped[bytes | None] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(20), default=RedemptionStatus.RESERVED)
     voucher_code: Mapped[str | None] = mapped_column(String(40))
     write_id: Mapped[int | None] = mapped_column(ForeignKey("chain_writes.id"))

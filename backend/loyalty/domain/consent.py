@@ -88,3 +88,46 @@ def recover_signer(typed_data: dict[str, Any], signature: bytes) -> str | None:
         return str(Account.recover_message(encode_typed_data(full_message=typed_data), signature=signature))
     except Exception:
         return None
+
+
+MAX_SAFE_INTEGER = 2**53 - 1  # JavaScript's largest exact integer
+
+
+def for_wallets(typed_data: dict[str, Any]) -> dict[str, Any]:
+    """The typed data as JSON wallets take it: integers above 2^53 as decimal strings (a
+    JavaScript number would round them), in the `eth_signTypedData_v4` shape."""
+
+    def safe(value: Any) -> Any:
+        return (
+            str(value) if isinstance(value, int) and not isinstance(value, bool) and value > MAX_SAFE_INTEGER else value
+        )
+
+    return {
+        **typed_data,
+        "domain": {k: safe(v) for k, v in typed_data["domain"].items()},
+        "message": {k: safe(v) for k, v in typed_data["message"].items()},
+    }
+
+
+def for_ethers(typed_data: dict[str, Any]) -> dict[str, Any]:
+    """The same, ready for ethers' `signTypedData(domain, types, message)` and viem's
+    `signTypedData({domain, types, primaryType, message})`: `types` without `EIP712Domain`
+    (both derive it from `domain`, and ethers refuses it)."""
+    shaped = for_wallets(typed_data)
+    types = {name: fields for name, fields in shaped["types"].items() if name != "EIP712Domain"}
+    return {
+        "domain": shaped["domain"],
+        "types": types,
+        "primaryType": shaped["primaryType"],
+        "message": shaped["message"],
+    }
+
+
+def full_signature(signature: bytes) -> bytes:
+    """A 65-byte (r, s, v) signature; a 64-byte EIP-2098 compact one (r, yParity and s packed
+    as `vs`) is expanded. Any other length is returned as is (it will not verify)."""
+    if len(signature) != 64:
+        return signature
+    r, vs = signature[:32], int.from_bytes(signature[32:], "big")
+    y_parity, s = vs >> 255, vs & ((1 << 255) - 1)
+    return r + s.to_bytes(32, "big") + bytes([27 + y_parity])

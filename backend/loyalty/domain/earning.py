@@ -36,17 +36,18 @@ class EarnRequest:
 
 
 def admit(
-    requests: Sequence[EarnRequest], known_members: set[int], budget_left: dict[int, int]
+    requests: Sequence[EarnRequest], linked: dict[int, set[int]], budget_left: dict[int, int]
 ) -> list[DomainError | None]:
-    """For each request, in order, None if it is accepted or why it is refused: a member that
-    does not exist, or more points than the partner's budget has left after the requests
-    accepted before it. `budget_left` is the points each partner may still earn (its budget
-    less its earns not yet on-chain); it is not changed."""
+    """For each request, in order, None if it is accepted or why it is refused: a member the
+    partner is not linked to (as if it did not exist: `linked` holds each partner's members
+    among those asked for), or more points than the partner's budget has left after the
+    requests accepted before it. `budget_left` is the points each partner may still earn (its
+    budget less its earns not yet on-chain); it is not changed."""
     left = dict(budget_left)
     answers: list[DomainError | None] = []
     for request in requests:
         total = request.total_points
-        if missing := sorted({item.member_id for item in request.items} - known_members):
+        if missing := sorted({item.member_id for item in request.items} - linked.get(request.partner_id, set())):
             answers.append(NotFoundError(ErrorCode.MEMBER_NOT_FOUND, f"no member {missing[0]}"))
         elif total > left[request.partner_id]:
             detail = f"partner {request.partner_id} may earn {left[request.partner_id]} more points, not {total}"

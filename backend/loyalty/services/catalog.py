@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
 
 from loyalty.db.models import Reward
 from loyalty.errors import ErrorCode, ForbiddenError, NotFoundError
+from loyalty.services.lists import Page, keyset
 from loyalty.services.uow import UnitOfWork
-
-
-def list_rewards(uow: UnitOfWork, active: bool | None = None) -> Sequence[Reward]:
-    query = select(Reward).order_by(Reward.id)
-    if active is not None:
-        query = query.where(Reward.active == active)
-    return uow.session.scalars(query).all()
 
 
 def get(uow: UnitOfWork, reward_id: int, partner_id: int | None = None) -> Reward:
@@ -42,3 +35,15 @@ def update(uow: UnitOfWork, reward_id: int, partner_id: int, changes: dict[str, 
     for field, value in changes.items():
         setattr(reward, field, value)
     return reward
+
+
+def page_rewards(
+    uow: UnitOfWork, *, active: bool | None, partner_id: int | None, cursor: str | None, limit: int
+) -> Page[Reward]:
+    """The catalog (every partner's rewards), optionally only active ones or one partner's."""
+    query = select(Reward)
+    if active is not None:
+        query = query.where(Reward.active == active)
+    if partner_id is not None:
+        query = query.where(Reward.partner_id == partner_id)
+    return keyset(uow.session, query, [Reward.id], cursor, limit)

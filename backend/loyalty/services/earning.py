@@ -6,13 +6,16 @@ A partner's budget counts its earns not yet on-chain as pending, so nothing is p
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Select, insert, select, update
 from sqlalchemy.orm import Session
 
-from loyalty.db.models import Earn, EarnStatus, Member, Partner, utcnow
+from loyalty.db.models import ChainWrite, Earn, EarnStatus, MemberLink, Partner, utcnow
 from loyalty.domain.earning import EarnRequest, admit
 from loyalty.errors import DomainError, ErrorCode, NotFoundError
+from loyalty.services.lists import Page, keyset
 from loyalty.services.uow import UnitOfWork
 
 
@@ -26,13 +29,20 @@ def accept(uow: UnitOfWork, requests: Sequence[EarnRequest]) -> list[list[int] |
     """
     session = uow.session
     member_ids = {item.member_id for request in requests for item in request.items}
-    known = set(session.scalars(select(Member.id).where(Member.id.in_(member_ids))))
+    partner_ids = {request.partner_id for request in requests}
+    linked: dict[int, set[int]] = {}
+    for member_id, partner_id in session.execute(
+        select(MemberLink.member_id, MemberLink.partner_id).where(
+            MemberLink.member_id.in_(member_ids), MemberLink.partner_id.in_(partner_ids)
+        )
+    ):
+        linked.setdefault(partner_id, set()).add(member_id)
     budgets = session.execute(
         select(Partner.id, Partner.budget_points - Partner.pending_points)
-        .where(Partner.id.in_({request.partner_id for request in requests}))
+        .where(Partner.id.in_(partner_ids))
         .with_for_update()
     )
-    refusals = admit(requests, known, {partner_id: int(points) for partner_id, points in budgets})
+    refusals = admit(requests, linked, {partner_id: int(points) for partner_id, points in budgets})
     reserved: dict[int, int] = {}
     rows = []
     for request, refusal in zip(requests, refusals, strict=True):
@@ -108,3 +118,27 @@ def release_pending(session: Session, partner_id: int | None, points: int, budge
     session.execute(
         update(Partner).where(Partner.id == partner_id).values(**values).execution_options(synchronize_session=False)
     )
+
+
+def list_earns(
+    uow: UnitOfWork,
+    *,
+    partner_id: int | None,
+    member_id: int | None,
+    status: EarnStatus | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    cursor: str | None,
+    limit: int,
+) -> Page[tuple[Earn, ChainWrite | None]]:
+    """Earns with the write that carries each, oldest first; with `partner_id`, that partner's."""
+    joined = select(Earn, ChainWrite).outerjoin(ChainWrite, Earn.write_id == ChainWrite.id)
+    query = cast(Select[Any], joined)
+    for column, value in ((Earn.partner_id, partner_id), (Earn.member_id, member_id), (Earn.status, status)):
+        if value is not None:
+            query = query.where(column == value)
+    if created_after is not None:
+        query = query.where(Earn.created_at >= created_after)
+    if created_before is not None:
+        query = query.where(Earn.created_at < created_before)
+    return keyset(uow.session, query, [Earn.id], cursor, limit)

@@ -3,53 +3,99 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Literal, cast
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, literal, or_, select, tuple_
 
 from loyalty.chain.client import checksum, is_zero
-from loyalty.db.models import ChainWrite, Earn, Member, Redemption, RedemptionStatus
+from loyalty.db.models import ChainWrite, Earn, LinkSource, Member, MemberLink, Redemption, RedemptionStatus
+from loyalty.domain.credentials import hash_passphrase
 from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
+from loyalty.services import partners
+from loyalty.services.lists import Page, decode_cursor, encode_cursor, keyset
 from loyalty.services.uow import UnitOfWork
 
 
-def create(uow: UnitOfWork, external_id: str, wallet_address: str | None) -> Member:
-    """Enrol a member: with `wallet_address` they hold their own wallet, without it the service keeps one."""
+def create(
+    uow: UnitOfWork,
+    external_id: str,
+    wallet_address: str | None,
+    *,
+    partner_id: int | None = None,
+    smart_wallet: bool = False,
+    passphrase: str | None = None,
+) -> Member:
+    """Enrol a member: with `wallet_address` they hold their own wallet (a contract wallet only
+    with `smart_wallet`: it consents through ERC-1271), without it the service keeps one. A
+    partner that enrols a member is linked to it."""
     session = uow.session
     if session.scalar(select(Member).where(Member.external_id == external_id)) is not None:
         raise ConflictError(ErrorCode.MEMBER_EXISTS, f"a member with external_id {external_id!r} already exists")
     if wallet_address is None:
         address, sealed = uow.custody.new_wallet()
         member = Member(external_id=external_id, wallet_address=address, custodial=True, wallet_key_sealed=sealed)
+        member.passphrase_hash = hash_passphrase(passphrase) if passphrase else None
     else:
+        if passphrase:
+            raise UnprocessableError(
+                ErrorCode.VALIDATION_ERROR, "a member holding its own wallet signs in with it: send no `passphrase`"
+            )
         address = checksum(wallet_address)
-        _check_wallet(uow, address)
+        _check_wallet(uow, address, smart_wallet)
         if session.scalar(select(Member).where(Member.wallet_address == address)) is not None:
             raise ConflictError(ErrorCode.WALLET_TAKEN, f"wallet {address} already belongs to a member")
-        member = Member(external_id=external_id, wallet_address=address, custodial=False)
+        member = Member(external_id=external_id, wallet_address=address, custodial=False, smart_wallet=smart_wallet)
     session.add(member)
     session.flush()
+    if partner_id is not None:
+        link(uow, member, partner_id, LinkSource.ENROLMENT)
     return member
 
 
-def _check_wallet(uow: UnitOfWork, address: str) -> None:
-    """A member's own wallet must be an account that can hold points and sign consents: not
-    the zero address, not the token, not a contract (earning to it would revert or lock the
-    points away, and fail every batch it is in)."""
+def _check_wallet(uow: UnitOfWork, address: str, smart_wallet: bool) -> None:
+    """A member's own wallet must be an account that can hold points and consent: not the zero
+    address, not the token; a contract only when declared a smart wallet (one that cannot
+    answer ERC-1271 could never consent, and its points would be locked away)."""
     if is_zero(address) or address.lower() == uow.token.address.lower():
         raise UnprocessableError(ErrorCode.INVALID_WALLET, f"{address} cannot hold points")
-    if uow.chain.has_code(address):
+    if uow.chain.has_code(address) != smart_wallet:
         raise UnprocessableError(
-            ErrorCode.INVALID_WALLET, f"{address} is a contract, not a wallet that can sign consents"
+            ErrorCode.INVALID_WALLET,
+            f"{address} is a contract: enrol it with `smart_wallet: true` if it consents through ERC-1271"
+            if not smart_wallet
+            else f"{address} is not a contract, so not a smart wallet",
         )
 
 
-def get(uow: UnitOfWork, member_id: int) -> Member:
+def get(uow: UnitOfWork, member_id: int, partner_id: int | None = None) -> Member:
+    """A member; with `partner_id`, only one linked to that partner (others are as if absent)."""
     member = uow.session.get(Member, member_id)
-    if member is None:
+    if member is None or (partner_id is not None and not is_linked(uow, member_id, partner_id)):
         raise NotFoundError(ErrorCode.MEMBER_NOT_FOUND, f"no member {member_id}")
     return member
+
+
+def is_linked(uow: UnitOfWork, member_id: int, partner_id: int) -> bool:
+    return uow.session.get(MemberLink, (member_id, partner_id)) is not None
+
+
+def link(uow: UnitOfWork, member: Member, partner_id: int, source: LinkSource) -> MemberLink:
+    """Link a member to a partner (once: linking again changes nothing)."""
+    found = uow.session.get(MemberLink, (member.id, partner_id))
+    if found is not None:
+        return found
+    partners.get(uow, partner_id)
+    created = MemberLink(member_id=member.id, partner_id=partner_id, source=source)
+    uow.session.add(created)
+    uow.session.flush()
+    return created
+
+
+def links(uow: UnitOfWork, member: Member) -> list[int]:
+    """The partners the member is linked to."""
+    query = select(MemberLink.partner_id).where(MemberLink.member_id == member.id).order_by(MemberLink.partner_id)
+    return list(uow.session.scalars(query))
 
 
 def lock(uow: UnitOfWork, member: Member) -> None:
@@ -97,23 +143,54 @@ class HistoryEntry:
     created_at: datetime | None
 
 
-def history(uow: UnitOfWork, member: Member) -> list[HistoryEntry]:
-    """Earns, redemptions and expiries of a member, oldest first, each with its transaction."""
-    entries: list[HistoryEntry] = []
-    kinds: tuple[tuple[type[Earn] | type[Redemption], Literal["earn", "redeem"]], ...] = (
-        (Earn, "earn"),
-        (Redemption, "redeem"),
-    )
-    for model, kind in kinds:
+def list_members(
+    uow: UnitOfWork,
+    *,
+    partner_id: int | None,
+    external_id: str | None,
+    wallet_address: str | None,
+    cursor: str | None,
+    limit: int,
+) -> Page[Member]:
+    """Members, optionally by external id or wallet; with `partner_id`, those linked to it."""
+    query = select(Member)
+    if partner_id is not None:
+        query = query.join(MemberLink, MemberLink.member_id == Member.id).where(MemberLink.partner_id == partner_id)
+    if external_id is not None:
+        query = query.where(Member.external_id == external_id)
+    if wallet_address is not None:
+        query = query.where(Member.wallet_address == checksum(wallet_address))
+    return keyset(uow.session, query, [Member.id], cursor, limit)
+
+
+_KINDS: dict[int, Literal["earn", "redeem", "expire"]] = {0: "earn", 1: "redeem", 2: "expire"}
+
+
+def history_page(
+    uow: UnitOfWork, member: Member, partner_id: int | None, cursor: str | None, limit: int
+) -> Page[HistoryEntry]:
+    """A page of the member's history, oldest first: earns and redemptions from the database
+    (with `partner_id`, only that partner's), and, for everyone else, expiries from the chain
+    (each at its block's time). Ordered by (time, kind, id)."""
+    after = decode_cursor(cursor, (datetime, int, int)) if cursor else None
+    rows: list[tuple[datetime, int, int, HistoryEntry]] = []
+    models: tuple[tuple[int, type[Earn] | type[Redemption]], ...] = ((0, Earn), (1, Redemption))
+    for rank, model in models:
         query = (
             select(model, ChainWrite)
             .outerjoin(ChainWrite, model.write_id == ChainWrite.id)
             .where(model.member_id == member.id)
+            .order_by(model.created_at, model.id)
+            .limit(limit + 1)
         )
-        rows = cast(list[tuple[Earn | Redemption, ChainWrite | None]], uow.session.execute(query).all())
-        entries += [
-            HistoryEntry(
-                kind=kind,
+        if partner_id is not None:
+            query = query.where(model.partner_id == partner_id)
+        if after is not None:
+            query = query.where(tuple_(model.created_at, literal(rank), model.id) > tuple_(*after))
+        found = cast(list[tuple[Earn | Redemption, ChainWrite | None]], uow.session.execute(query).all())
+        for row, write in found:
+            entry = HistoryEntry(
+                kind=_KINDS[rank],
                 id=row.id,
                 amount_points=row.amount_points,
                 status=row.status,
@@ -122,20 +199,37 @@ def history(uow: UnitOfWork, member: Member) -> list[HistoryEntry]:
                 block_number=write.block_number if write else None,
                 created_at=row.created_at,
             )
-            for row, write in rows
-        ]
-    for expired in uow.token.expired_events(member.wallet_address):
-        entries.append(
-            HistoryEntry(
+            rows.append((row.created_at, rank, row.id, entry))
+    if partner_id is None:
+        rows += _expiries(uow, member, after)
+    rows.sort(key=lambda r: r[:3])
+    shown = rows[:limit]
+    next_cursor = encode_cursor(shown[-1][:3]) if len(rows) > limit else None
+    return Page([entry for *_, entry in shown], next_cursor)
+
+
+def _expiries(
+    uow: UnitOfWork, member: Member, after: tuple[Any, ...] | None
+) -> list[tuple[datetime, int, int, HistoryEntry]]:
+    """The member's `Expired` events after `after`, keyed like the database rows: (the block's
+    time, 2, block number * 2^20 + position)."""
+    events = uow.token.expired_events(member.wallet_address)
+    times = uow.chain.blocks(sorted({int(e["block_number"]) for e in events}))
+    found = []
+    for position, event in enumerate(events):
+        block = times[int(event["block_number"])]
+        at = datetime.fromtimestamp(block.timestamp if block else 0, UTC)
+        key = (at, 2, int(event["block_number"]) * 2**20 + position)
+        if after is None or key > after:
+            entry = HistoryEntry(
                 kind="expire",
                 id=None,
-                amount_points=int(expired["amount_points"]),
+                amount_points=int(event["amount_points"]),
                 status="confirmed",
                 partner_id=None,
-                tx_hash=str(expired["tx_hash"]),
-                block_number=int(expired["block_number"]),
-                created_at=None,
+                tx_hash=str(event["tx_hash"]),
+                block_number=int(event["block_number"]),
+                created_at=at,
             )
-        )
-    entries.sort(key=lambda e: (e.block_number or 2**62, e.created_at.timestamp() if e.created_at else 0))
-    return entries
+            found.append((*key, entry))
+    return found

@@ -5,8 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from loyalty.db.models import Auditor, Partner
-from loyalty.domain.credentials import hash_api_key, new_api_key
+from loyalty.domain.credentials import hash_secret, new_secret
 from loyalty.errors import ConflictError, ErrorCode, NotFoundError
+from loyalty.services.lists import Page, keyset
 from loyalty.services.uow import UnitOfWork
 
 
@@ -17,10 +18,10 @@ def create(uow: UnitOfWork, name: str, issue_budget_points: int) -> tuple[Partne
     if uow.session.scalar(select(Partner).where(Partner.name == name)) is not None:
         raise ConflictError(ErrorCode.PARTNER_EXISTS, f"a partner named {name!r} already exists")
     address, sealed = uow.custody.new_wallet()
-    api_key = new_api_key("ptn_")
+    api_key = new_secret("ptn_")
     partner = Partner(
         name=name,
-        api_key_hash=hash_api_key(api_key),
+        api_key_hash=hash_secret(api_key),
         issuer_address=address,
         issuer_key_sealed=sealed,
         issue_budget_points=issue_budget_points,
@@ -43,8 +44,16 @@ def create_auditor(uow: UnitOfWork, name: str) -> tuple[Auditor, str]:
     """Read-only access for an auditor; returns its API key."""
     if uow.session.scalar(select(Auditor).where(Auditor.name == name)) is not None:
         raise ConflictError(ErrorCode.AUDITOR_EXISTS, f"an auditor named {name!r} already exists")
-    api_key = new_api_key("aud_")
-    auditor = Auditor(name=name, api_key_hash=hash_api_key(api_key))
+    api_key = new_secret("aud_")
+    auditor = Auditor(name=name, api_key_hash=hash_secret(api_key))
     uow.session.add(auditor)
     uow.session.flush()
     return auditor, api_key
+
+
+def list_partners(uow: UnitOfWork, cursor: str | None, limit: int) -> Page[Partner]:
+    return keyset(uow.session, select(Partner), [Partner.id], cursor, limit)
+
+
+def list_auditors(uow: UnitOfWork, cursor: str | None, limit: int) -> Page[Auditor]:
+    return keyset(uow.session, select(Auditor), [Auditor.id], cursor, limit)

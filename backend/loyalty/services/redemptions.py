@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from loyalty.db.models import ConsentQuote, Member, Redemption, RedemptionStatus, Reward
+from loyalty.db.models import ConsentQuote, Member, Redemption, RedemptionStatus, Reward, utcnow
 from loyalty.domain.consent import RedeemConsent, recover_signer, redeem_typed_data, sign_typed_data
 from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
-from loyalty.services import members, partners
+from loyalty.services import catalog, credentials, members, partners
+from loyalty.services.lists import Page, keyset
 from loyalty.services.refs import take_ref
 from loyalty.services.uow import UnitOfWork
 
 CONSENT_VALIDITY_S = 3_600
+APPROVAL_WINDOW = timedelta(days=1)  # how long a redemption may await its member
 
 
 def typed_data(uow: UnitOfWork, consent: RedeemConsent) -> dict[str, object]:
@@ -26,7 +30,9 @@ def typed_data(uow: UnitOfWork, consent: RedeemConsent) -> dict[str, object]:
     )
 
 
-def new_consent(uow: UnitOfWork, member: Member, reward: Reward, nonce: int | None = None) -> RedeemConsent:
+def new_consent(
+    uow: UnitOfWork, member: Member, reward: Reward, nonce: int | None = None, amount_points: int | None = None
+) -> RedeemConsent:
     """The consent a redemption of `reward` by `member` needs: a fresh ref (a label; the
     chain does not spend it) and the member's next nonce, counting redemptions still to burn."""
     partner = partners.get(uow, reward.partner_id)
@@ -36,7 +42,7 @@ def new_consent(uow: UnitOfWork, member: Member, reward: Reward, nonce: int | No
     return RedeemConsent(
         member=member.wallet_address,
         issuer=partner.issuer_address,
-        amount_points=reward.cost_points,
+        amount_points=reward.cost_points if amount_points is None else amount_points,
         reward_id=reward.id,
         ref=take_ref(uow.session, partner.id),
         nonce=nonce,
@@ -56,40 +62,133 @@ def quote(uow: UnitOfWork, member: Member, reward: Reward) -> RedeemConsent:
     return consent
 
 
-def reserve(
-    uow: UnitOfWork, member: Member, reward: Reward, signature: bytes | None = None, deadline: int | None = None
+def redeem(
+    uow: UnitOfWork,
+    member: Member,
+    reward: Reward,
+    *,
+    signature: bytes | None = None,
+    deadline: int | None = None,
+    code: str | None = None,
 ) -> Redemption:
-    """Phase one: hold the stock and the points, and queue the burn for the outbox.
+    """A partner's redemption of `reward` for `member`, with the member's consent or awaiting it.
 
-    With `signature` and `deadline`, the member's own consent to a quote; without, the service
-    signs with the member's custodial key."""
+    A self-custody member consents by signing a quote (`signature` and `deadline`). For a
+    custodial member the service signs with the key it keeps, but only with the member's
+    approval: a one-time `code` the member made for this partner, or else the redemption waits
+    (`awaiting_member`) until the member approves it in its session."""
     if not reward.active:
         raise ConflictError(ErrorCode.REWARD_INACTIVE, f"reward {reward.id} is not active")
-    session = uow.session
-    quote_used: ConsentQuote | None = None
-    if signature is None and deadline is None:
-        if not member.custodial or member.wallet_key_sealed is None:
+    if not member.custodial:
+        if signature is None and deadline is None:
             raise UnprocessableError(
                 ErrorCode.SIGNATURE_REQUIRED,
                 f"member {member.id} holds their own wallet: send `signature` and `deadline`",
             )
-        consent = None
-    else:
         quote_used, consent, signature = _signed_consent(uow, member, reward, signature, deadline)
+        return _reserve(uow, member, reward, reward.cost_points, signed=(quote_used, consent, signature))
+    if signature is not None or deadline is not None:
+        raise UnprocessableError(
+            ErrorCode.VALIDATION_ERROR,
+            f"the service keeps member {member.id}'s wallet: send the member's `redemption_code`, or nothing "
+            "and the member approves the redemption",
+        )
+    if code is not None:
+        credentials.use_redemption_code(uow, member, reward.partner_id, code, reward.cost_points)
+        return _reserve(uow, member, reward, reward.cost_points)
+    awaiting = Redemption(
+        partner_id=reward.partner_id,
+        member_id=member.id,
+        reward_id=reward.id,
+        amount_points=reward.cost_points,
+        status=RedemptionStatus.AWAITING_MEMBER,
+    )
+    uow.session.add(awaiting)
+    uow.session.flush()
+    return awaiting
+
+
+def approve(uow: UnitOfWork, member: Member, redemption_id: int) -> Redemption:
+    """The member approves a redemption awaiting it: reserved, and signed with its custodial key
+    for the points it was asked for."""
+    awaiting = _awaiting(uow, member, redemption_id)
+    reward = catalog.get(uow, awaiting.reward_id)
+    if not reward.active:
+        raise ConflictError(ErrorCode.REWARD_INACTIVE, f"reward {reward.id} is not active")
+    return _reserve(uow, member, reward, awaiting.amount_points, awaiting=awaiting)
+
+
+def decline(uow: UnitOfWork, member: Member, redemption_id: int) -> Redemption:
+    """The member declines: nothing was held, nothing is burned."""
+    awaiting = _awaiting(uow, member, redemption_id)
+    _leave_awaiting(uow, awaiting, RedemptionStatus.DECLINED, error="declined by the member")
+    uow.session.refresh(awaiting)
+    return awaiting
+
+
+def decline_unanswered(session: Session, now: datetime) -> int:
+    """Redemptions a member left unanswered past `APPROVAL_WINDOW` are declined (they held
+    nothing); returns how many."""
+    declined = session.execute(
+        update(Redemption)
+        .where(Redemption.status == RedemptionStatus.AWAITING_MEMBER, Redemption.created_at < now - APPROVAL_WINDOW)
+        .values(status=RedemptionStatus.DECLINED, error="not approved in time")
+    )
+    return int(declined.rowcount)  # type: ignore[attr-defined]
+
+
+def _awaiting(uow: UnitOfWork, member: Member, redemption_id: int) -> Redemption:
+    redemption = get(uow, redemption_id, member_id=member.id)
+    if redemption.status != RedemptionStatus.AWAITING_MEMBER or redemption.created_at < utcnow() - APPROVAL_WINDOW:
+        raise ConflictError(
+            ErrorCode.REDEMPTION_NOT_AWAITING,
+            f"redemption {redemption_id} is {redemption.status}, not awaiting approval",
+        )
+    return redemption
+
+
+def _leave_awaiting(uow: UnitOfWork, awaiting: Redemption, status: RedemptionStatus, **values: object) -> None:
+    """Move a redemption out of `awaiting_member`, once: a second approval (or decline) racing
+    with the first finds it gone."""
+    changed = uow.session.execute(
+        update(Redemption)
+        .where(Redemption.id == awaiting.id, Redemption.status == RedemptionStatus.AWAITING_MEMBER)
+        .values(status=status, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        raise ConflictError(ErrorCode.REDEMPTION_NOT_AWAITING, f"redemption {awaiting.id} was answered already")
+
+
+def _reserve(
+    uow: UnitOfWork,
+    member: Member,
+    reward: Reward,
+    amount_points: int,
+    *,
+    signed: tuple[ConsentQuote, RedeemConsent, bytes] | None = None,
+    awaiting: Redemption | None = None,
+) -> Redemption:
+    """Phase one: hold the stock and the points, and queue the burn for the outbox. With
+    `signed`, the member's own consent to a quote; without, the service signs with the member's
+    custodial key (its approval was checked by the caller)."""
+    session = uow.session
     members.lock(uow, member)
     spendable, next_nonce = members.spendable_points(uow, member)
-    if consent is None:
-        assert member.wallet_key_sealed is not None
-        consent = new_consent(uow, member, reward, next_nonce)
+    if signed is None:
+        if member.wallet_key_sealed is None:
+            raise UnprocessableError(ErrorCode.CUSTODIAL_ONLY, f"the service keeps no key for member {member.id}")
+        consent = new_consent(uow, member, reward, next_nonce, amount_points)
         wallet = uow.custody.open(member.wallet_address, member.wallet_key_sealed)
         signature = sign_typed_data(typed_data(uow, consent), wallet.key)
-    elif consent.nonce != next_nonce:
-        raise ConflictError(
-            ErrorCode.CONSENT_STALE,
-            f"the consent was signed for nonce {consent.nonce}, but the member's next redemption takes nonce "
-            f"{next_nonce} (another redemption or a permit came first): ask for a new consent",
-        )
-    assert signature is not None
+    else:
+        _, consent, signature = signed
+        if consent.nonce != next_nonce:
+            raise ConflictError(
+                ErrorCode.CONSENT_STALE,
+                f"the consent was signed for nonce {consent.nonce}, but the member's next redemption takes nonce "
+                f"{next_nonce} (another redemption or a permit came first): ask for a new consent",
+            )
     taken = session.execute(
         update(Reward)
         .where(Reward.id == reward.id, Reward.stock > 0)
@@ -98,28 +197,31 @@ def reserve(
     )
     if taken.rowcount != 1:  # type: ignore[attr-defined]
         raise ConflictError(ErrorCode.REWARD_OUT_OF_STOCK, f"reward {reward.id} is out of stock")
-    if spendable < reward.cost_points:
+    if spendable < amount_points:
         raise UnprocessableError(
             ErrorCode.INSUFFICIENT_POINTS,
-            f"member {member.id} has {spendable} spendable points; reward costs {reward.cost_points}",
+            f"member {member.id} has {spendable} spendable points; the redemption takes {amount_points}",
         )
-    redemption = Redemption(
-        partner_id=reward.partner_id,
-        member_id=member.id,
-        reward_id=reward.id,
-        amount_points=reward.cost_points,
-        ref=consent.ref,
-        nonce=consent.nonce,
-        deadline=consent.deadline,
-        signature=signature,
-    )
-    session.add(redemption)
-    session.flush()
+    held = {"ref": consent.ref, "nonce": consent.nonce, "deadline": consent.deadline, "signature": signature}
+    if awaiting is not None:
+        _leave_awaiting(uow, awaiting, RedemptionStatus.RESERVED, **held)
+        redemption = awaiting
+        session.refresh(redemption)
+    else:
+        redemption = Redemption(
+            partner_id=reward.partner_id,
+            member_id=member.id,
+            reward_id=reward.id,
+            amount_points=amount_points,
+            **held,
+        )
+        session.add(redemption)
+        session.flush()
     session.refresh(reward)
-    if quote_used is not None:
+    if signed is not None:
         used = session.execute(
             update(ConsentQuote)
-            .where(ConsentQuote.id == quote_used.id, ConsentQuote.redemption_id.is_(None))
+            .where(ConsentQuote.id == signed[0].id, ConsentQuote.redemption_id.is_(None))
             .values(redemption_id=redemption.id)
         )
         if used.rowcount != 1:  # type: ignore[attr-defined]
@@ -162,10 +264,15 @@ def _signed_consent(
     raise UnprocessableError(ErrorCode.INVALID_SIGNATURE, f"the signature is not {wallet}'s consent to this redemption")
 
 
-def get(uow: UnitOfWork, redemption_id: int, partner_id: int | None = None) -> Redemption:
-    """A redemption; with `partner_id`, only one at that partner (others are as if absent)."""
+def get(uow: UnitOfWork, redemption_id: int, partner_id: int | None = None, member_id: int | None = None) -> Redemption:
+    """A redemption; with `partner_id` only one at that partner, with `member_id` only one of
+    that member (others are as if absent)."""
     redemption = uow.session.get(Redemption, redemption_id)
-    if redemption is None or (partner_id is not None and redemption.partner_id != partner_id):
+    if (
+        redemption is None
+        or (partner_id is not None and redemption.partner_id != partner_id)
+        or (member_id is not None and redemption.member_id != member_id)
+    ):
         raise NotFoundError(ErrorCode.REDEMPTION_NOT_FOUND, f"no redemption {redemption_id}")
     return redemption
 
@@ -192,3 +299,30 @@ def void(session: Session, redemption: Redemption, error: str) -> None:
     )
     if changed.rowcount == 1:  # type: ignore[attr-defined]
         session.execute(update(Reward).where(Reward.id == redemption.reward_id).values(stock=Reward.stock + 1))
+
+
+def of_member(uow: UnitOfWork, member: Member) -> Sequence[Redemption]:
+    """A member's redemptions, newest first (those awaiting it among them)."""
+    query = select(Redemption).where(Redemption.member_id == member.id).order_by(Redemption.id.desc())
+    return uow.session.scalars(query).all()
+
+
+def list_redemptions(
+    uow: UnitOfWork,
+    *,
+    partner_id: int | None,
+    member_id: int | None,
+    status: RedemptionStatus | None,
+    cursor: str | None,
+    limit: int,
+) -> Page[Redemption]:
+    """Redemptions, oldest first; with `partner_id` that partner's, with `member_id` that member's."""
+    query = select(Redemption)
+    for column, value in (
+        (Redemption.partner_id, partner_id),
+        (Redemption.member_id, member_id),
+        (Redemption.status, status),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    return keyset(uow.session, query, [Redemption.id], cursor, limit)

@@ -44,9 +44,11 @@ from loyalty.db.models import (
     ExpirySweep,
     IdempotencyRecord,
     Member,
+    MemberToken,
     Partner,
     Redemption,
     RedemptionStatus,
+    SignInNonce,
     WriteKind,
     WriteStatus,
     utcnow,
@@ -184,7 +186,7 @@ class OutboxWriter:
                 sent = self._guarded(partner.id, partial(self._send, partner, head), 0)
                 progressed, in_flight = progressed or bool(sent), in_flight + sent
         if self._due("housekeeping", HOUSEKEEPING_S):
-            self._forget_idempotency_keys()
+            self._housekeeping()
         return Pass(progressed, in_flight)
 
     def _issuer(self, partner: Partner) -> LocalAccount:
@@ -618,6 +620,8 @@ class OutboxWriter:
         sent = 0
         for redemption, member in queue.values():
             balance, member_nonce = states[member.wallet_address]
+            # a reserved redemption carries its consent (only one awaiting the member has none)
+            assert redemption.nonce is not None and redemption.deadline is not None and redemption.ref is not None
             problem = None
             if self._paused(head):
                 problem = "LoyaltyPaused: the token is paused"
@@ -654,7 +658,7 @@ class OutboxWriter:
                 reward_id=redemption.reward_id,
                 ref=redemption.ref,
                 deadline=redemption.deadline,
-                signature=redemption.signature,
+                signature=redemption.signature or b"",
                 validity_epochs=validity,
             )
             with self.sessions() as session, write_lock(session):
@@ -681,8 +685,9 @@ class OutboxWriter:
         return sent
 
     def _resign(self, redemption: Redemption, member: Member, partner: Partner, nonce: int, head: Block) -> None:
-        """Sign a custodial member's consent again for the nonce and a deadline the chain will take."""
-        assert member.wallet_key_sealed is not None
+        """Sign a custodial member's consent again for the nonce and a deadline the chain will take
+        (the member approved this redemption; only the consent's nonce and deadline change)."""
+        assert member.wallet_key_sealed is not None and redemption.ref is not None
         consent = RedeemConsent(
             member.wallet_address,
             partner.issuer_address,
@@ -864,11 +869,17 @@ class OutboxWriter:
             log.info("sweeping expired points of %d members (lots expiring by %d)", len(due), expired_before)
         return bool(due)
 
-    def _forget_idempotency_keys(self) -> None:
-        """Idempotency records are kept for `idempotency_ttl_s` (24 h by default), no longer."""
-        cutoff = utcnow() - timedelta(seconds=self.runtime.settings.idempotency_ttl_s)
+    def _housekeeping(self) -> None:
+        """Idempotency records are kept for `idempotency_ttl_s` (24 h by default), no longer;
+        redemptions left unanswered by their member past a day are declined; used and expired
+        member tokens and sign-in nonces go."""
+        now = utcnow()
+        cutoff = now - timedelta(seconds=self.runtime.settings.idempotency_ttl_s)
         with self.sessions() as session, write_lock(session):
             session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff))
+            redemptions.decline_unanswered(session, now)
+            session.execute(delete(MemberToken).where(MemberToken.expires_at < now - timedelta(days=1)))
+            session.execute(delete(SignInNonce).where(SignInNonce.expires_at < now))
             session.commit()
 
 

@@ -17,7 +17,7 @@ def partner(client):
 
 
 def test_earn_isAcceptedThenConfirmedOnChain(client, writer, partner):
-    member = make_member(client)
+    member = make_member(client, partner["api_key"])
     response = post(
         client, "/v1/earn", {"member_id": member["id"], "amount_points": 250, "reason": "order 1"}, partner["api_key"]
     )
@@ -37,7 +37,7 @@ def test_earn_isAcceptedThenConfirmedOnChain(client, writer, partner):
 
 
 def test_earnBatch_confirmsEveryItemInOneTransaction(client, writer, partner):
-    members = [make_member(client) for _ in range(30)]
+    members = [make_member(client, partner["api_key"]) for _ in range(30)]
     items = [{"member_id": m["id"], "amount_points": i + 1} for i, m in enumerate(members)]
     response = post(client, "/v1/earn/batch", {"items": items}, partner["api_key"])
     assert response.status_code == 202
@@ -53,7 +53,7 @@ def test_earnBatch_confirmsEveryItemInOneTransaction(client, writer, partner):
 
 
 def test_earn_failsPastBudgetCountingPending(client, partner):
-    member = make_member(client)
+    member = make_member(client, partner["api_key"])
     assert (
         post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 9_000}, partner["api_key"]).status_code
         == 202
@@ -69,7 +69,7 @@ def test_earn_failsForUnknownMember(client, partner):
 
 @pytest.mark.parametrize("amount", [0, -5, 2**63, 1.5, "10", None])
 def test_earn_failsForBadAmount(client, partner, amount):
-    member = make_member(client)
+    member = make_member(client, partner["api_key"])
     response = post(client, "/v1/earn", {"member_id": member["id"], "amount_points": amount}, partner["api_key"])
     assert (response.status_code, response.json()["code"]) == (422, "validation_error")
 
@@ -81,7 +81,7 @@ def test_earn_isForPartnersOnly(client):
 
 
 def test_earn_retryWithSameKeyIssuesOnce(client, writer, partner):
-    member = make_member(client)
+    member = make_member(client, partner["api_key"])
     body = {"member_id": member["id"], "amount_points": 7}
     first = post(client, "/v1/earn", body, partner["api_key"], idempotency_key="order-7")
     again = post(client, "/v1/earn", body, partner["api_key"], idempotency_key="order-7")
@@ -91,11 +91,11 @@ def test_earn_retryWithSameKeyIssuesOnce(client, writer, partner):
 
 
 def test_earnBatch_failsWholeForOneBadItem(client, partner):
-    member = make_member(client)
+    member = make_member(client, partner["api_key"])
     items = [{"member_id": member["id"], "amount_points": 1}, {"member_id": 424242, "amount_points": 1}]
     response = post(client, "/v1/earn/batch", {"items": items}, partner["api_key"])
     assert (response.status_code, response.json()["code"]) == (404, "member_not_found")
-    assert client.get(f"/v1/members/{member['id']}/history", headers=auth(partner["api_key"])).json() == []
+    assert client.get(f"/v1/members/{member['id']}/history", headers=auth(partner["api_key"])).json()["data"] == []
 
 
 def test_earnBatch_failsForTooManyItems(client, partner):
@@ -106,18 +106,18 @@ def test_earnBatch_failsForTooManyItems(client, partner):
 
 def test_earn_ofOtherPartnerIsNotVisible(client, partner):
     other = make_partner(client, "Other", 10)
-    member = make_member(client)
+    member = make_member(client, partner["api_key"])
     earn_id = post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 1}, partner["api_key"]).json()["id"]
     response = client.get(f"/v1/earn/{earn_id}", headers=auth(other["api_key"]))
     assert (response.status_code, response.json()["code"]) == (404, "earn_not_found")
 
 
 def test_history_listsEarnsWithTransactions(client, writer, partner):
-    member = make_member(client)
+    member = make_member(client, partner["api_key"])
     for amount in (5, 6):
         post(client, "/v1/earn", {"member_id": member["id"], "amount_points": amount}, partner["api_key"])
     confirm_all(writer)
-    history = client.get(f"/v1/members/{member['id']}/history", headers=auth(ADMIN_KEY)).json()
+    history = client.get(f"/v1/members/{member['id']}/history", headers=auth(ADMIN_KEY)).json()["data"]
     assert [(h["kind"], h["amount_points"], h["status"]) for h in history] == [
         ("earn", 5, "confirmed"),
         ("earn", 6, "confirmed"),
@@ -132,7 +132,7 @@ def test_history_listsEarnsWithTransactions(client, writer, partner):
 def test_acceptor_answersEachRequestOfAGroupOnItsOwn(client, writer, partner):
     """Requests committed together: one refused, a key repeated with the same and with another
     body; each gets its own answer and only the accepted earns are written, once."""
-    member = make_member(client)
+    member = make_member(client, partner["api_key"])
     principal = Principal("partner", f"partner:{partner['id']}", partner["id"])
 
     def request(key: str, digest: str, member_id: int, amount: int) -> QueuedEarn:

@@ -4,10 +4,11 @@ from support.backend import ADMIN_KEY, auth, make_member, post
 
 
 def test_createMember_custodialWalletWithoutKeyInResponse(client):
-    member = make_member(client)
+    member = post(client, "/v1/members", {"external_id": "alice"}, ADMIN_KEY).json()
     assert member["custodial"] is True
     assert member["wallet_address"].startswith("0x") and len(member["wallet_address"]) == 42
-    assert set(member) == {"id", "external_id", "wallet_address", "custodial"}
+    assert set(member) == {"id", "external_id", "wallet_address", "custodial", "smart_wallet", "enrolment_token", "enrolment_expires_at"}
+    assert member["enrolment_token"].startswith("lnk_")
 
 
 def test_createMember_selfCustodyKeepsAddress(client):

@@ -37,6 +37,14 @@ def test_post_replaysSameKeyAndBody(client):
     assert again.headers["idempotent-replay"] == "true"
 
 
+def test_post_sameJsonWithOtherSpacingAndKeyOrder_isAReplay(client):
+    headers = {**auth(ADMIN_KEY), "Idempotency-Key": "k1", "Content-Type": "application/json"}
+    first = client.post("/v1/partners", content=b'{"name":"Acme","issue_budget_points":10}', headers=headers)
+    again = client.post("/v1/partners", content=b'{ "issue_budget_points" : 10,\n  "name": "Acme" }', headers=headers)
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.json() == first.json() and again.headers["idempotent-replay"] == "true"
+
+
 def test_post_failsForSameKeyWithOtherBody(client):
     post(client, "/v1/partners", {"name": "Acme", "issue_budget_points": 10}, ADMIN_KEY, idempotency_key="k1")
     response = post(
@@ -100,5 +108,18 @@ def test_chain(client, deployment):
 
 
 def test_openapi_docs_served(client):
-    assert client.get("/docs").status_code == 200
     assert "/v1/earn/batch" in client.get("/openapi.json").json()["paths"]
+
+
+def test_docs_workOffline_everyAssetFromTheApp(client):
+    """/docs and /redoc load nothing from another host: every script, style and icon they
+    name is served by the app itself."""
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        urls = re.findall(r'(?:src|href)=["\']([^"\']+)["\']', html) + re.findall(r'url: ?["\']([^"\']+)["\']', html)
+        assert urls and all(u.startswith("/") for u in urls), (page, urls)
+        for url in urls:
+            response = client.get(url)
+            assert response.status_code == 200 and len(response.content) > 100, (page, url)

@@ -2,7 +2,7 @@
 
 import pytest
 from eth_account import Account
-from support.backend import ADMIN_KEY, auth, confirm_all, make_member, make_partner, post, token_of
+from support.backend import ADMIN_KEY, auth, confirm_all, make_member, make_partner, post, redemption_code, token_of
 
 from loyalty.domain.consent import sign_typed_data
 
@@ -28,11 +28,11 @@ def _redemption(client, key, redemption_id):
 
 
 def test_redeem_custodial_reservesThenPosts(client, writer, partner, reward):
-    member = make_member(client)
+    member = make_member(client, partner["api_key"])
     _fund(client, writer, partner, member, 1_000)
 
     response = post(
-        client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"]}, partner["api_key"]
+        client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": redemption_code(client, member, partner)}, partner["api_key"]
     )
     assert response.status_code == 201
     assert response.json()["status"] == "reserved"
@@ -48,7 +48,7 @@ def test_redeem_custodial_reservesThenPosts(client, writer, partner, reward):
 
 def test_redeem_selfCustody_withMemberSignature(client, writer, partner, reward):
     wallet = Account.create()
-    member = make_member(client, wallet_address=wallet.address)
+    member = make_member(client, partner["api_key"], wallet_address=wallet.address)
     _fund(client, writer, partner, member, 500)
     query = f"/v1/redemptions/typed-data?member_id={member['id']}&reward_id={reward['id']}"
     typed = client.get(query, headers=auth(partner["api_key"])).json()
@@ -70,7 +70,7 @@ def test_redeem_selfCustody_withMemberSignature(client, writer, partner, reward)
 
 
 def test_redeem_selfCustody_failsForForeignSignature(client, writer, partner, reward):
-    member = make_member(client, wallet_address=Account.create().address)
+    member = make_member(client, partner["api_key"], wallet_address=Account.create().address)
     query = f"/v1/redemptions/typed-data?member_id={member['id']}&reward_id={reward['id']}"
     typed = client.get(query, headers=auth(partner["api_key"])).json()
     signature = "0x" + sign_typed_data(typed, Account.create().key).hex()
@@ -85,47 +85,49 @@ def test_redeem_selfCustody_failsForForeignSignature(client, writer, partner, re
 
 
 def test_redeem_selfCustody_needsSignature(client, partner, reward):
-    member = make_member(client, wallet_address=Account.create().address)
-    response = post(
-        client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"]}, partner["api_key"]
-    )
+    member = make_member(client, partner["api_key"], wallet_address=Account.create().address)
+    response = post(client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"]}, partner["api_key"])
     assert (response.status_code, response.json()["code"]) == (422, "signature_required")
 
 
 def test_redeem_failsOnInsufficientPoints(client, writer, partner, reward):
-    member = make_member(client)
+    member = make_member(client, partner["api_key"])
     _fund(client, writer, partner, member, 299)
     response = post(
-        client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"]}, partner["api_key"]
+        client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": redemption_code(client, member, partner)}, partner["api_key"]
     )
     assert (response.status_code, response.json()["code"]) == (422, "insufficient_points")
     assert client.get(f"/v1/rewards/{reward['id']}", headers=auth(ADMIN_KEY)).json()["stock"] == 2
 
 
 def test_redeem_reservedPointsAreNotSpendableTwice(client, writer, partner, reward):
-    member = make_member(client)
+    member = make_member(client, partner["api_key"])
     _fund(client, writer, partner, member, 500)
-    body = {"member_id": member["id"], "reward_id": reward["id"]}
-    assert post(client, "/v1/redemptions", body, partner["api_key"]).status_code == 201
-    response = post(client, "/v1/redemptions", body, partner["api_key"])
+    def body():
+        return {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": redemption_code(client, member, partner)}
+
+    assert post(client, "/v1/redemptions", body(), partner["api_key"]).status_code == 201
+    response = post(client, "/v1/redemptions", body(), partner["api_key"])
     assert (response.status_code, response.json()["code"]) == (422, "insufficient_points")
 
 
 def test_redeem_failsOutOfStock(client, writer, partner, reward):
-    member = make_member(client)
+    member = make_member(client, partner["api_key"])
     _fund(client, writer, partner, member, 10_000)
-    body = {"member_id": member["id"], "reward_id": reward["id"]}
+    def body():
+        return {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": redemption_code(client, member, partner)}
+
     for _ in range(2):
-        assert post(client, "/v1/redemptions", body, partner["api_key"]).status_code == 201
-    response = post(client, "/v1/redemptions", body, partner["api_key"])
+        assert post(client, "/v1/redemptions", body(), partner["api_key"]).status_code == 201
+    response = post(client, "/v1/redemptions", body(), partner["api_key"])
     assert (response.status_code, response.json()["code"]) == (409, "reward_out_of_stock")
 
 
 def test_redeem_failedBurnVoidsAndReleasesStock(client, writer, partner, reward):
-    member = make_member(client)
+    member = make_member(client, partner["api_key"])
     _fund(client, writer, partner, member, 1_000)
     reserved = post(
-        client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"]}, partner["api_key"]
+        client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": redemption_code(client, member, partner)}, partner["api_key"]
     )
     token = token_of(client)
     pause = token.contract.functions.pause().transact({"from": token.client.operator.address})
@@ -146,22 +148,22 @@ def test_redeem_failedBurnVoidsAndReleasesStock(client, writer, partner, reward)
 
 def test_redeem_forOtherPartnersRewardIsForbidden(client, partner, reward):
     other = make_partner(client, "Other")
-    member = make_member(client)
+    member = make_member(client, partner["api_key"])
     response = post(client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"]}, other["api_key"])
     assert (response.status_code, response.json()["code"]) == (403, "forbidden")
 
 
 def test_chainBalance_equalsConfirmedEarnsMinusPostedRedemptions(client, writer, partner, reward):
-    members = [make_member(client) for _ in range(3)]
+    members = [make_member(client, partner["api_key"]) for _ in range(3)]
     for i, member in enumerate(members):
         for amount in (200, 150 * (i + 1)):
             post(client, "/v1/earn", {"member_id": member["id"], "amount_points": amount}, partner["api_key"])
     confirm_all(writer)
-    post(client, "/v1/redemptions", {"member_id": members[2]["id"], "reward_id": reward["id"]}, partner["api_key"])
+    post(client, "/v1/redemptions", {"member_id": members[2]["id"], "reward_id": reward["id"], "redemption_code": redemption_code(client, members[2], partner)}, partner["api_key"])
     confirm_all(writer)
     token = token_of(client)
     for member in members:
-        history = client.get(f"/v1/members/{member['id']}/history", headers=auth(ADMIN_KEY)).json()
+        history = client.get(f"/v1/members/{member['id']}/history", headers=auth(ADMIN_KEY)).json()["data"]
         earned = sum(h["amount_points"] for h in history if h["kind"] == "earn" and h["status"] == "confirmed")
         redeemed = sum(h["amount_points"] for h in history if h["kind"] == "redeem" and h["status"] == "posted")
         assert token.balance_of(member["wallet_address"]) == earned - redeemed

@@ -18,12 +18,12 @@ def test_reward_createListGetPatch(client, partner):
     assert {k: reward[k] for k in REWARD} == REWARD
     assert reward["active"] is True
 
-    assert [r["id"] for r in client.get("/v1/rewards", headers=auth(ADMIN_KEY)).json()] == [reward["id"]]
+    assert [r["id"] for r in client.get("/v1/rewards", headers=auth(ADMIN_KEY)).json()["data"]] == [reward["id"]]
     patched = client.patch(
         f"/v1/rewards/{reward['id']}", json={"stock": 9, "active": False}, headers=auth(partner["api_key"])
     )
     assert (patched.json()["stock"], patched.json()["active"]) == (9, False)
-    assert client.get("/v1/rewards?active=true", headers=auth(ADMIN_KEY)).json() == []
+    assert client.get("/v1/rewards?active=true", headers=auth(ADMIN_KEY)).json()["data"] == []
 
 
 def test_reward_patchFailsForOtherPartner(client, partner):

@@ -60,7 +60,7 @@ def test_patchReward_withExplicitNull_isValidationError(client, field):
 def test_earn_oneBadRequestAmongConcurrentOnes_failsAlone(client, settings):
     """Requests are written in groups; one with an id too big is refused before it joins one."""
     good, bad = make_partner(client, "Good"), make_partner(client, "Bad")
-    member = make_member(client)
+    member = make_member(client, good["api_key"])
     with serving(settings, outbox=False) as url:
 
         def send(i):

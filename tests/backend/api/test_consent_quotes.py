@@ -11,7 +11,7 @@ def _setup(client, writer, points=1_000):
     partner = make_partner(client, "Acme", 10**9)
     reward = post(client, "/v1/rewards", {"name": "Mug", "cost_points": 100, "stock": 10}, partner["api_key"]).json()
     wallet = Account.create()
-    member = make_member(client, wallet_address=wallet.address)
+    member = make_member(client, partner["api_key"], wallet_address=wallet.address)
     post(client, "/v1/earn", {"member_id": member["id"], "amount_points": points}, partner["api_key"])
     confirm_all(writer)
     return partner, reward, wallet, member

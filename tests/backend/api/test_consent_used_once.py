@@ -11,7 +11,7 @@ def test_redeem_repostedConsent_isRefusedAndOthersStillSettle(client, writer):
     acme, other = make_partner(client, "Acme", 100_000), make_partner(client, "Other", 100_000)
     reward = post(client, "/v1/rewards", {"name": "Mug", "cost_points": 100, "stock": 10}, acme["api_key"]).json()
     wallet = Account.create()
-    member = make_member(client, wallet_address=wallet.address)
+    member = make_member(client, acme["api_key"], wallet_address=wallet.address)
     post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 1_000}, acme["api_key"])
     confirm_all(writer)
     query = f"/v1/redemptions/typed-data?member_id={member['id']}&reward_id={reward['id']}"
@@ -28,7 +28,7 @@ def test_redeem_repostedConsent_isRefusedAndOthersStillSettle(client, writer):
 
     assert first.status_code == 201, first.text
     assert (again.status_code, again.json()["code"]) == (409, "consent_used")
-    custodial = make_member(client)
+    custodial = make_member(client, other["api_key"])
     earn = post(client, "/v1/earn", {"member_id": custodial["id"], "amount_points": 5}, other["api_key"]).json()
     confirm_all(writer)
     assert client.get(f"/v1/redemptions/{first.json()['id']}", headers=auth(acme["api_key"])).json()["status"] == "posted"

@@ -24,7 +24,7 @@ def test_health_isOkOnceAWriterRuns(client, writer):
 
 def test_health_namesOldPendingWritesAndFailedWrites(client, writer):
     partner = make_partner(client, "Acme")
-    member = make_member(client)
+    member = make_member(client, partner["api_key"])
     post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 5}, partner["api_key"])
     confirm_all(writer)
     post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 5}, partner["api_key"])

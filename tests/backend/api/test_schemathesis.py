@@ -34,11 +34,13 @@ def api(rpc_url, deployment, tmp_path):
 
         partner = post("/v1/partners", {"name": "Acme", "issue_budget_points": 10**9}, ADMIN_KEY)
         auditor = post("/v1/auditors", {"name": "Audit"}, ADMIN_KEY)
-        member = post("/v1/members", {"external_id": "m1"}, ADMIN_KEY)
+        member = post("/v1/members", {"external_id": "m1"}, partner["api_key"])
+        session = httpx.post(url + "/v1/auth/passphrase", json={"token": member["enrolment_token"], "passphrase": "p" * 12})
         post("/v1/rewards", {"name": "Mug", "cost_points": 1, "stock": 10**6}, partner["api_key"])
         post("/v1/earn", {"member_id": member["id"], "amount_points": 10**6}, partner["api_key"])
         wait_for(lambda: httpx.get(url + "/v1/earn/1", headers=auth(ADMIN_KEY)).json()["status"] == "confirmed")
-        yield url, {"admin": ADMIN_KEY, "partner": partner["api_key"], "auditor": auditor["api_key"], "nobody": "none"}
+        keys = {"admin": ADMIN_KEY, "partner": partner["api_key"], "auditor": auditor["api_key"]}
+        yield url, {**keys, "member": session.json()["token"], "nobody": "none"}
     assert "Traceback" not in (tmp_path / "serve.log").read_text()
 
 

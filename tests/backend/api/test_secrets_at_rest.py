@@ -43,18 +43,18 @@ def test_idempotencyRecord_ofANewKey_holdsNoPlaintextKeyButReplaysIt(client):
 def test_idempotencyKeys_areForgottenAfterTheWindow(settings):
     short = settings.model_copy(update={"idempotency_ttl_s": 1})
     with TestClient(create_app(short, run_outbox=False)) as client:
-        assert post(client, "/v1/members", {"external_id": "a"}, ADMIN_KEY, idempotency_key="k").status_code == 201
+        partner = make_partner(client, "Acme")
+        assert post(client, "/v1/members", {"external_id": "a"}, partner["api_key"], idempotency_key="k").status_code == 201
         time.sleep(1.5)
         # the key is new again: another body is a new request, not a conflict
-        assert post(client, "/v1/members", {"external_id": "b"}, ADMIN_KEY, idempotency_key="k").status_code == 201
-        partner = make_partner(client, "Acme")
+        assert post(client, "/v1/members", {"external_id": "b"}, partner["api_key"], idempotency_key="k").status_code == 201
         assert post(client, "/v1/earn", {"member_id": 1, "amount_points": 1}, partner["api_key"], "e").status_code == 202
         time.sleep(1.5)
         assert post(client, "/v1/earn", {"member_id": 2, "amount_points": 1}, partner["api_key"], "e").status_code == 202
         time.sleep(1.5)
         writer = OutboxWriter(client.app.state.runtime)
         try:
-            writer._forget_idempotency_keys()
+            writer._housekeeping()
         finally:
             writer.close()
         with client.app.state.runtime.sessions() as session:

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, update
-from support.backend import ADMIN_KEY, auth, confirm_all, make_member, make_partner, post
+from support.backend import ADMIN_KEY, auth, confirm_all, make_member, make_partner, post, redemption_code
 from web3 import HTTPProvider, Web3
 
 from loyalty.api.app import create_app
@@ -40,13 +40,13 @@ def program(own_settings: Settings) -> Iterator[dict[str, Any]]:
         state = client.app.state  # type: ignore[attr-defined]
         writer = OutboxWriter(state.runtime, poll_s=0.01)
         partner = make_partner(client, "Acme", 100_000)
-        alice, bob = make_member(client), make_member(client)
+        alice, bob = make_member(client, partner["api_key"]), make_member(client, partner["api_key"])
         items = [{"member_id": alice["id"], "amount_points": 500}, {"member_id": bob["id"], "amount_points": 300}]
         earn_ids = post(client, "/v1/earn/batch", {"items": items}, partner["api_key"]).json()["ids"]
         reward = post(client, "/v1/rewards", {"name": "Mug", "cost_points": 200, "stock": 5}, partner["api_key"]).json()
         confirm_all(writer)
         redemption = post(
-            client, "/v1/redemptions", {"member_id": alice["id"], "reward_id": reward["id"]}, partner["api_key"]
+            client, "/v1/redemptions", {"member_id": alice["id"], "reward_id": reward["id"], "redemption_code": redemption_code(client, alice, partner)}, partner["api_key"]
         ).json()
         confirm_all(writer)
         assert client.get(f"/v1/redemptions/{redemption['id']}", headers=auth(ADMIN_KEY)).json()["status"] == "posted"

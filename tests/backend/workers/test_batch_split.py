@@ -6,22 +6,24 @@ from sqlalchemy import select
 from support.backend import auth, confirm_all, make_member, make_partner, post
 
 from loyalty.chain import token as token_module
-from loyalty.db.models import ChainWrite, Member, WriteKind, WriteStatus
+from loyalty.db.models import ChainWrite, Member, MemberLink, WriteKind, WriteStatus
 
 
-def _legacy_member(client, wallet):
+def _legacy_member(client, wallet, partner_id):
     """A member enrolled before wallets were checked (the API refuses these now)."""
     with client.app.state.runtime.sessions() as session:
         member = Member(external_id=f"legacy-{wallet}", wallet_address=wallet, custodial=False)
         session.add(member)
+        session.flush()
+        session.add(MemberLink(member_id=member.id, partner_id=partner_id, source="enrolment"))
         session.commit()
         return member.id
 
 
 def test_batch_withAZeroWallet_landsEveryOtherEarnAndFailsThatOne(client, writer):
     partner = make_partner(client, "Acme", 10**6)
-    good = [make_member(client) for _ in range(20)]
-    bad = _legacy_member(client, "0x" + "00" * 20)
+    good = [make_member(client, partner["api_key"]) for _ in range(20)]
+    bad = _legacy_member(client, "0x" + "00" * 20, partner["id"])
     items = [{"member_id": m["id"], "amount_points": 10} for m in good[:10]]
     items += [{"member_id": bad, "amount_points": 10}]
     items += [{"member_id": m["id"], "amount_points": 10} for m in good[10:]]
@@ -41,7 +43,7 @@ def test_batch_withAZeroWallet_landsEveryOtherEarnAndFailsThatOne(client, writer
 
 def test_batch_outOfGasForNoNamedReason_isHalvedUntilItLands(client, writer, monkeypatch):
     partner = make_partner(client, "Acme", 10**6)
-    members = [make_member(client) for _ in range(8)]
+    members = [make_member(client, partner["api_key"]) for _ in range(8)]
     confirm_all(writer)
     items = [{"member_id": m["id"], "amount_points": 3} for m in members]
     post(client, "/v1/earn/batch", {"items": items}, partner["api_key"])

@@ -16,7 +16,7 @@ def _set_budget(token, issuer, points):
 
 def test_budgetLoweredOnChain_earnsWaitUntilItIsRaised(client, writer):
     partner = make_partner(client, "Acme", 1_000)
-    member = make_member(client)
+    member = make_member(client, partner["api_key"])
     confirm_all(writer)
     token = client.app.state.runtime.token
     _set_budget(token, partner["issuer_address"], 10)

@@ -26,7 +26,7 @@ def _confirmed_blocks(client):
 def test_devChainKilledAndRestarted_lostWritesAreSentAgain(chain_app, own_chain):
     client, writer = chain_app
     partner = make_partner(client, "Acme", 10**9)
-    members = [make_member(client) for _ in range(30)]
+    members = [make_member(client, partner["api_key"]) for _ in range(30)]
     expected = Counter()
     _earn_rounds(client, partner, members, 2, expected)
     confirm_all(writer)
@@ -50,7 +50,7 @@ def test_devChainKilledAndRestarted_lostWritesAreSentAgain(chain_app, own_chain)
 def test_reorg_writesOfDroppedBlocksAreSentAgainOnce(chain_app, own_chain):
     client, writer = chain_app
     partner = make_partner(client, "Acme", 10**9)
-    members = [make_member(client) for _ in range(5)]
+    members = [make_member(client, partner["api_key"]) for _ in range(5)]
     confirm_all(writer)  # the partner is set up before the fork point
     snapshot = own_chain.rpc("evm_snapshot")
     expected = Counter()
@@ -74,7 +74,7 @@ def test_confirmations_writeIsFinalOnlyWhenDeepEnough(chain_app, own_chain):
     client, writer = chain_app
     writer.runtime.confirmations = 3
     partner = make_partner(client, "Acme", 10**9)
-    member = make_member(client)
+    member = make_member(client, partner["api_key"])
     for _ in range(4):  # provisioning needs its blocks to be deep enough too
         writer.run_once()
         own_chain.rpc("anvil_mine", "0x3")

@@ -20,13 +20,13 @@ def _transfer_sum(token, wallet):
 def test_sweep_burnsExpiredPointsOfMembersWhoNeverEarnAgain(chain_app, own_chain):
     client, writer = chain_app
     partner = make_partner(client, "Acme", 10**6)
-    old = [make_member(client) for _ in range(3)]
+    old = [make_member(client, partner["api_key"]) for _ in range(3)]
     for member in old:
         post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 50}, partner["api_key"])
     confirm_all(writer)
     own_chain.rpc("evm_increaseTime", 11 * DAY)
     own_chain.rpc("evm_mine")
-    fresh = make_member(client)
+    fresh = make_member(client, partner["api_key"])
     post(client, "/v1/earn", {"member_id": fresh["id"], "amount_points": 70}, partner["api_key"])
     confirm_all(writer)
     own_chain.rpc("evm_increaseTime", DAY)  # the old members' points (12 daily epochs) expired just now

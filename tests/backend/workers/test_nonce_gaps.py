@@ -18,7 +18,7 @@ def _batch(client, partner, members, amount):
 def test_gapBelowAPendingWrite_isFilledAndEverythingLands(chain_app, own_chain, monkeypatch):
     client, writer = chain_app
     partner = make_partner(client, "Acme", 10**6)
-    first, second = [make_member(client) for _ in range(3)], [make_member(client) for _ in range(3)]
+    first, second = [make_member(client, partner["api_key"]) for _ in range(3)], [make_member(client, partner["api_key"]) for _ in range(3)]
     confirm_all(writer)
     monkeypatch.setattr(writer.token, "max_batch_size", lambda _limit: 3)  # both batches full: both go out
     own_chain.rpc("evm_setAutomine", False)
@@ -49,7 +49,7 @@ def test_gapBelowAPendingWrite_isFilledAndEverythingLands(chain_app, own_chain, 
 def test_writeStuckForLong_isCancelledAndItsEarnsGoOutAgain(chain_app, own_chain, monkeypatch):
     client, writer = chain_app
     partner = make_partner(client, "Acme", 10**6)
-    members = [make_member(client) for _ in range(3)]
+    members = [make_member(client, partner["api_key"]) for _ in range(3)]
     confirm_all(writer)
     own_chain.rpc("evm_setAutomine", False)
     _batch(client, partner, members, 9)

@@ -50,7 +50,7 @@ def _assert_on_chain_exactly_once(client, partner, members, items):
 
 def test_outbox_workerKilledMidBatch_restartIssuesEachEarnOnce(client, settings, tmp_path):
     partner = make_partner(client, "Acme", 10**9)
-    members = [make_member(client) for _ in range(700)]
+    members = [make_member(client, partner["api_key"]) for _ in range(700)]
     items = _accept(client, partner, members)
     env = {
         **os.environ,
@@ -91,7 +91,7 @@ def test_outbox_workerKilledMidBatch_restartIssuesEachEarnOnce(client, settings,
 
 def test_outbox_crashBetweenRecordAndBroadcast_resendsTheStoredTransaction(client, writer, monkeypatch):
     partner = make_partner(client, "Acme", 10**9)
-    members = [make_member(client) for _ in range(5)]
+    members = [make_member(client, partner["api_key"]) for _ in range(5)]
     items = _accept(client, partner, members)
 
     def crash(_signed):

@@ -1,13 +1,14 @@
 """One partner whose writes cannot be made never holds up another partner's."""
 
-from support.backend import auth, confirm_all, make_member, make_partner, post
+from support.backend import auth, confirm_all, link, make_member, make_partner, post
 
 from loyalty.db.models import Partner
 
 
 def test_outbox_partnerWhoseKeyCannotBeOpened_doesNotStopOthers(client, writer):
     broken, fine = make_partner(client, "Broken", 10_000), make_partner(client, "Fine", 10_000)
-    member = make_member(client)
+    member = make_member(client, broken["api_key"])
+    link(client, member, fine)
     confirm_all(writer)
     with client.app.state.runtime.sessions() as session:
         session.get(Partner, broken["id"]).issuer_key_sealed = b"\0" * 60  # will not decrypt

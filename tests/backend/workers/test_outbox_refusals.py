@@ -18,7 +18,7 @@ def _earn_batch_writes(client):
 @pytest.fixture
 def pending(client, writer):
     partner = make_partner(client, "Acme", 10**6)
-    members = [make_member(client) for _ in range(6)]
+    members = [make_member(client, partner["api_key"]) for _ in range(6)]
     confirm_all(writer)
     post(client, "/v1/earn/batch", {"items": [{"member_id": m["id"], "amount_points": 4} for m in members]}, partner["api_key"])
     return members

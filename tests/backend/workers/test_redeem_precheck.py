@@ -5,7 +5,7 @@ deadline went stale."""
 
 from eth_account import Account
 from sqlalchemy import func, select
-from support.backend import auth, confirm_all, make_member, make_partner, post
+from support.backend import auth, confirm_all, make_member, make_partner, post, redemption_code
 
 from loyalty.db.models import ChainWrite, WriteKind
 from loyalty.domain.consent import sign_typed_data
@@ -16,7 +16,7 @@ HOUR = 3_600
 def _setup(client, writer, wallet=None):
     partner = make_partner(client, "Acme", 100_000)
     reward = post(client, "/v1/rewards", {"name": "Mug", "cost_points": 100, "stock": 5}, partner["api_key"]).json()
-    member = make_member(client, **({"wallet_address": wallet.address} if wallet else {}))
+    member = make_member(client, partner["api_key"], **({"wallet_address": wallet.address} if wallet else {}))
     post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 500}, partner["api_key"])
     confirm_all(writer)
     return partner, reward, member
@@ -108,7 +108,7 @@ def test_consentTooCloseToItsDeadline_voidsWithoutATransaction(chain_app, own_ch
 def test_custodialConsentTooCloseToItsDeadline_isSignedAgainAndPosts(chain_app, own_chain):
     client, writer = chain_app
     partner, reward, member = _setup(client, writer)
-    reserved = post(client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"]}, partner["api_key"]).json()
+    reserved = post(client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": redemption_code(client, member, partner)}, partner["api_key"]).json()
     own_chain.rpc("evm_increaseTime", 2 * HOUR)
     own_chain.rpc("evm_mine")
 
@@ -122,7 +122,7 @@ def test_custodialConsentTooCloseToItsDeadline_isSignedAgainAndPosts(chain_app, 
 def test_pointsExpiredSinceTheReservation_voidWithoutATransaction(chain_app, own_chain):
     client, writer = chain_app
     partner, reward, member = _setup(client, writer)
-    reserved = post(client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"]}, partner["api_key"]).json()
+    reserved = post(client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": redemption_code(client, member, partner)}, partner["api_key"]).json()
     own_chain.rpc("evm_increaseTime", 13 * 86_400)  # past the points' 12 daily epochs
     own_chain.rpc("evm_mine")
 

@@ -28,7 +28,7 @@ def _holder(client):
 
 def test_twoWorkers_issueEveryEarnOnce(client, settings):
     partner = make_partner(client, "Acme", 10**9)
-    members = [make_member(client) for _ in range(200)]
+    members = [make_member(client, partner["api_key"]) for _ in range(200)]
     workers = [start_worker(settings) for _ in range(2)]
     try:
         expected = Counter()
@@ -50,7 +50,7 @@ def test_twoWorkers_issueEveryEarnOnce(client, settings):
 
 def test_lease_isTakenOverWhenTheHolderIsKilled(client, settings):
     partner = make_partner(client, "Acme", 10**9)
-    member = make_member(client)
+    member = make_member(client, partner["api_key"])
     first = start_worker(settings)
     wait_for(lambda: (_holder(client) or "").startswith(f"worker pid {first.pid} "))
     second = start_worker(settings)
@@ -82,7 +82,7 @@ def test_withoutTheLease_conditionalUpdatesStillIssueEveryEarnOnce(client, write
     """The lease aside, two writers racing in threads: an earn goes to a write only if still
     unassigned, a receipt is applied only to a write still `sent`, a nonce is recorded once."""
     partner = make_partner(client, "Acme", 10**9)
-    members = [make_member(client) for _ in range(50)]
+    members = [make_member(client, partner["api_key"]) for _ in range(50)]
     confirm_all(writer)
     writer.close()
     monkeypatch.setattr(Lease, "acquire", lambda self: True)
@@ -114,7 +114,7 @@ def test_earnsAnotherWriterTookMeanwhile_areNotSentTwice(client, writer, monkeyp
     them in a batch, then B reads the next nonce and ref (A's are taken, so B gets new ones)
     and records its own batch of the same earns."""
     partner = make_partner(client, "Acme", 10**9)
-    member = make_member(client)
+    member = make_member(client, partner["api_key"])
     confirm_all(writer)
     post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 9}, partner["api_key"])
     runtime = client.app.state.runtime

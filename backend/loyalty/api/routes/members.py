@@ -1,44 +1,46 @@
-"""Members, their balance by expiry date, and their ledger history."""
+"""Members, their balance by expiry date, and their ledger history. A partner sees a member
+only once linked to it (it enrolled the member, or the member linked itself), and sees only its
+own entries; admins and auditors see every member."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from loyalty.api.deps import Reader, UowDep, Writer
 from loyalty.api.idempotency import Digest, idempotent
-from loyalty.api.schemas import ExpiringPoints, IdPath, LedgerEntry, MemberCreate, MemberDetail, MemberPublic
-from loyalty.db.models import Member
-from loyalty.services import members
+from loyalty.api.schemas import (
+    MAX_INT,
+    CursorQuery,
+    ExpiringPoints,
+    IdPath,
+    LedgerEntry,
+    Limit,
+    LinkToken,
+    MemberCreate,
+    MemberCreated,
+    MemberDetail,
+    MemberPublic,
+    Page,
+)
+from loyalty.db.models import Member, MemberTokenKind
+from loyalty.services import credentials, members
+from loyalty.services.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
 
 
-def _public(member: Member) -> MemberPublic:
-    return MemberPublic(
-        id=member.id, external_id=member.external_id, wallet_address=member.wallet_address, custodial=member.custodial
-    )
+def public(member: Member) -> MemberPublic:
+    return MemberPublic.model_validate(member, from_attributes=True)
 
 
-@router.post("", status_code=201, response_model=MemberPublic)
-def create_member(body: MemberCreate, request: Request, uow: UowDep, principal: Writer, digest: Digest) -> JSONResponse:
-    """Enrol a member: with `wallet_address` they hold their own wallet, without it the service keeps one."""
-
-    def write() -> tuple[int, MemberPublic]:
-        return 201, _public(members.create(uow, body.external_id, body.wallet_address))
-
-    return idempotent(request, digest, uow.session, principal, write)
-
-
-@router.get("/{member_id}", response_model=MemberDetail)
-def get_member(member_id: IdPath, uow: UowDep, _: Reader) -> MemberDetail:
-    """A member with their balance (read from the chain) and their points by expiry date."""
-    member = members.get(uow, member_id)
+def detail(uow: UnitOfWork, member: Member) -> MemberDetail:
     lots = uow.token.lots_of(member.wallet_address)
     return MemberDetail(
-        **_public(member).model_dump(),
+        **public(member).model_dump(),
         balance_points=sum(amount for _, amount in lots),
         expiring=[
             ExpiringPoints(expires_at=datetime.fromtimestamp(expires_at, UTC), amount_points=amount)
@@ -47,8 +49,92 @@ def get_member(member_id: IdPath, uow: UowDep, _: Reader) -> MemberDetail:
     )
 
 
-@router.get("/{member_id}/history", response_model=list[LedgerEntry])
-def get_history(member_id: IdPath, uow: UowDep, _: Reader) -> list[LedgerEntry]:
-    """Earns, redemptions and expiries of a member, oldest first, each with its transaction."""
-    entries = members.history(uow, members.get(uow, member_id))
-    return [LedgerEntry.model_validate(entry, from_attributes=True) for entry in entries]
+@router.post("", status_code=201, response_model=MemberCreated)
+def create_member(body: MemberCreate, request: Request, uow: UowDep, principal: Writer, digest: Digest) -> JSONResponse:
+    """Enrol a member: with `wallet_address` they hold their own wallet, without it the service
+    keeps one. A partner that enrols a member is linked to it. A custodial member enrolled
+    without a passphrase gets a one-time `enrolment_token` to choose one (hand it over as a
+    link); nobody can spend its points until it signs in and approves."""
+
+    def write() -> tuple[int, MemberCreated]:
+        member = members.create(
+            uow,
+            body.external_id,
+            body.wallet_address,
+            partner_id=principal.partner_id,
+            smart_wallet=body.smart_wallet,
+            passphrase=body.passphrase,
+        )
+        created = MemberCreated(**public(member).model_dump())
+        if member.custodial and member.passphrase_hash is None:
+            created.enrolment_token, created.enrolment_expires_at = credentials.new_link(
+                uow, member, MemberTokenKind.ENROLMENT
+            )
+        return 201, created
+
+    return idempotent(request, digest, uow.session, principal, write, secret=True)
+
+
+@router.get("", response_model=Page[MemberPublic])
+def list_members(
+    uow: UowDep,
+    principal: Reader,
+    external_id: Annotated[str | None, Query(max_length=200)] = None,
+    wallet_address: Annotated[str | None, Query(pattern=r"^0x[0-9a-fA-F]{40}$")] = None,
+    partner_id: Annotated[
+        int | None, Query(ge=1, le=MAX_INT, description="linked to this partner (admins, auditors)")
+    ] = None,
+    limit: Limit = 100,
+    cursor: CursorQuery = None,
+) -> Page[MemberPublic]:
+    """Members, oldest first, by external id, wallet or partner link; a partner lists the members
+    linked to it."""
+    page = members.list_members(
+        uow,
+        partner_id=principal.partner_id or partner_id,
+        external_id=external_id,
+        wallet_address=wallet_address,
+        cursor=cursor,
+        limit=limit,
+    )
+    return Page(data=[public(m) for m in page.rows], next_cursor=page.next_cursor)
+
+
+@router.get("/{member_id}", response_model=MemberDetail)
+def get_member(member_id: IdPath, uow: UowDep, principal: Reader) -> MemberDetail:
+    """A member with their balance (read from the chain) and their points by expiry date."""
+    return detail(uow, members.get(uow, member_id, principal.partner_id))
+
+
+@router.get("/{member_id}/history", response_model=Page[LedgerEntry])
+def get_history(
+    member_id: IdPath, uow: UowDep, principal: Reader, limit: Limit = 100, cursor: CursorQuery = None
+) -> Page[LedgerEntry]:
+    """Earns, redemptions and expiries of a member, oldest first, each with its transaction; a
+    partner sees its own earns and redemptions only."""
+    member = members.get(uow, member_id, principal.partner_id)
+    return history_page(uow, member, principal.partner_id, cursor, limit)
+
+
+def history_page(
+    uow: UnitOfWork, member: Member, partner_id: int | None, cursor: str | None, limit: int
+) -> Page[LedgerEntry]:
+    page = members.history_page(uow, member, partner_id, cursor, limit)
+    return Page(
+        data=[LedgerEntry.model_validate(e, from_attributes=True) for e in page.rows], next_cursor=page.next_cursor
+    )
+
+
+@router.post("/{member_id}/passphrase-resets", status_code=201, response_model=LinkToken)
+def reset_passphrase(
+    member_id: IdPath, request: Request, uow: UowDep, principal: Writer, digest: Digest
+) -> JSONResponse:
+    """A one-time token (valid an hour) for a custodial member who forgot its passphrase: hand
+    it over as a link; the member sets a new passphrase with it, and its sessions end."""
+
+    def write() -> tuple[int, LinkToken]:
+        member = members.get(uow, member_id, principal.partner_id)
+        token, expires_at = credentials.new_link(uow, member, MemberTokenKind.RESET)
+        return 201, LinkToken(token=token, expires_at=expires_at)
+
+    return idempotent(request, digest, uow.session, principal, write, secret=True)

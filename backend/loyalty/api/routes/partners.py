@@ -5,9 +5,21 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from loyalty.api.deps import Admin, UowDep
+from loyalty.api.deps import Admin, Overseer, UowDep
 from loyalty.api.idempotency import Digest, idempotent
-from loyalty.api.schemas import AuditorCreate, AuditorCreated, PartnerCreate, PartnerCreated
+from loyalty.api.schemas import (
+    AuditorCreate,
+    AuditorCreated,
+    AuditorPublic,
+    CursorQuery,
+    Limit,
+    Page,
+    PartnerCreate,
+    PartnerCreated,
+    PartnerPublic,
+    PartnerStatus,
+)
+from loyalty.db.models import Partner
 from loyalty.services import partners
 
 router = APIRouter(prefix="/v1", tags=["partners"])
@@ -26,11 +38,37 @@ def create_partner(
             id=partner.id,
             name=partner.name,
             issuer_address=partner.issuer_address,
-            status="provisioning",
+            status=PartnerStatus.PROVISIONING,
             api_key=api_key,
         )
 
     return idempotent(request, digest, uow.session, principal, write, secret=True)
+
+
+def partner_public(partner: Partner) -> PartnerPublic:
+    return PartnerPublic(
+        id=partner.id,
+        name=partner.name,
+        issuer_address=partner.issuer_address,
+        status=PartnerStatus.PROVISIONING if partner.provisioned_at is None else PartnerStatus.ACTIVE,
+        created_at=partner.created_at,
+    )
+
+
+@router.get("/partners", response_model=Page[PartnerPublic])
+def list_partners(uow: UowDep, _: Overseer, limit: Limit = 100, cursor: CursorQuery = None) -> Page[PartnerPublic]:
+    """Every partner, oldest first."""
+    page = partners.list_partners(uow, cursor, limit)
+    return Page(data=[partner_public(p) for p in page.rows], next_cursor=page.next_cursor)
+
+
+@router.get("/auditors", response_model=Page[AuditorPublic])
+def list_auditors(uow: UowDep, _: Admin, limit: Limit = 100, cursor: CursorQuery = None) -> Page[AuditorPublic]:
+    """Every auditor, oldest first."""
+    page = partners.list_auditors(uow, cursor, limit)
+    return Page(
+        data=[AuditorPublic.model_validate(a, from_attributes=True) for a in page.rows], next_cursor=page.next_cursor
+    )
 
 
 @router.post("/auditors", status_code=201, response_model=AuditorCreated)

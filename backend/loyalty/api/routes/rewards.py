@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from loyalty.api.deps import Partnered, Reader, UowDep
+from loyalty.api.deps import CatalogReader, Partnered, UowDep
 from loyalty.api.idempotency import Digest, idempotent
-from loyalty.api.schemas import IdPath, RewardCreate, RewardPublic, RewardUpdate
+from loyalty.api.schemas import MAX_INT, CursorQuery, IdPath, Limit, Page, RewardCreate, RewardPublic, RewardUpdate
 from loyalty.db.models import Reward
 from loyalty.db.session import write_lock
 from loyalty.services import catalog
@@ -19,10 +21,18 @@ def _public(reward: Reward) -> RewardPublic:
     return RewardPublic.model_validate(reward, from_attributes=True)
 
 
-@router.get("", response_model=list[RewardPublic])
-def list_rewards(uow: UowDep, _: Reader, active: bool | None = None) -> list[RewardPublic]:
-    """The shared catalog, optionally only active rewards."""
-    return [_public(r) for r in catalog.list_rewards(uow, active)]
+@router.get("", response_model=Page[RewardPublic])
+def list_rewards(
+    uow: UowDep,
+    _: CatalogReader,
+    active: bool | None = None,
+    partner_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
+    limit: Limit = 100,
+    cursor: CursorQuery = None,
+) -> Page[RewardPublic]:
+    """The shared catalog, oldest first, optionally only active rewards or one partner's."""
+    page = catalog.page_rewards(uow, active=active, partner_id=partner_id, cursor=cursor, limit=limit)
+    return Page(data=[_public(r) for r in page.rows], next_cursor=page.next_cursor)
 
 
 @router.post("", status_code=201, response_model=RewardPublic)
@@ -40,7 +50,7 @@ def create_reward(
 
 
 @router.get("/{reward_id}", response_model=RewardPublic)
-def get_reward(reward_id: IdPath, uow: UowDep, _: Reader) -> RewardPublic:
+def get_reward(reward_id: IdPath, uow: UowDep, _: CatalogReader) -> RewardPublic:
     return _public(catalog.get(uow, reward_id))
 
 

@@ -1,0 +1,131 @@
+"""A signed-in member's own routes: its profile, balance, history and redemptions, approving or
+declining what a partner asked, one-time codes for a checkout, and linking itself to partners."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
+
+from loyalty.api.deps import Signed, UowDep, bearer
+from loyalty.api.idempotency import Digest, idempotent
+from loyalty.api.routes.members import detail, history_page, public
+from loyalty.api.routes.redemptions import public as redemption_public
+from loyalty.api.schemas import (
+    CursorQuery,
+    IdPath,
+    LedgerEntry,
+    Limit,
+    LinkCreate,
+    LinkPublic,
+    MemberDetail,
+    MeProfile,
+    Page,
+    RedemptionCodeCreate,
+    RedemptionCodeCreated,
+    RedemptionPublic,
+)
+from loyalty.db.models import LinkSource, Member
+from loyalty.db.session import write_lock
+from loyalty.errors import ErrorCode, NotFoundError
+from loyalty.services import credentials, members, redemptions
+from loyalty.services.uow import UnitOfWork
+
+router = APIRouter(prefix="/v1/me", tags=["me"])
+
+
+def _me(uow: UnitOfWork, principal: Signed) -> Member:
+    assert principal.member_id is not None
+    return members.get(uow, principal.member_id)
+
+
+@router.get("", response_model=MeProfile)
+def profile(uow: UowDep, principal: Signed) -> MeProfile:
+    member = _me(uow, principal)
+    return MeProfile(**public(member).model_dump(), partner_ids=members.links(uow, member))
+
+
+@router.get("/balance", response_model=MemberDetail)
+def balance(uow: UowDep, principal: Signed) -> MemberDetail:
+    """The balance (read from the chain) and the points by expiry date."""
+    return detail(uow, _me(uow, principal))
+
+
+@router.get("/history", response_model=Page[LedgerEntry])
+def history(uow: UowDep, principal: Signed, limit: Limit = 100, cursor: CursorQuery = None) -> Page[LedgerEntry]:
+    """Every earn, redemption and expiry, at every partner, oldest first."""
+    return history_page(uow, _me(uow, principal), None, cursor, limit)
+
+
+@router.get("/redemptions", response_model=list[RedemptionPublic])
+def my_redemptions(uow: UowDep, principal: Signed) -> list[RedemptionPublic]:
+    """The member's redemptions, newest first; those `awaiting_member` wait for its answer."""
+    return [redemption_public(uow, r) for r in redemptions.of_member(uow, _me(uow, principal))]
+
+
+@router.post("/redemptions/{redemption_id}/approve", response_model=RedemptionPublic)
+def approve(redemption_id: IdPath, request: Request, uow: UowDep, principal: Signed, digest: Digest) -> JSONResponse:
+    """Approve a redemption a partner asked for: the service signs the consent with the key it
+    keeps for the member, and the points are burned."""
+
+    def write() -> tuple[int, RedemptionPublic]:
+        return 200, redemption_public(uow, redemptions.approve(uow, _me(uow, principal), redemption_id))
+
+    return idempotent(request, digest, uow.session, principal, write)
+
+
+@router.post("/redemptions/{redemption_id}/decline", response_model=RedemptionPublic)
+def decline(redemption_id: IdPath, request: Request, uow: UowDep, principal: Signed, digest: Digest) -> JSONResponse:
+    """Decline a redemption a partner asked for: nothing is burned."""
+
+    def write() -> tuple[int, RedemptionPublic]:
+        return 200, redemption_public(uow, redemptions.decline(uow, _me(uow, principal), redemption_id))
+
+    return idempotent(request, digest, uow.session, principal, write)
+
+
+@router.post("/redemption-codes", status_code=201, response_model=RedemptionCodeCreated)
+def redemption_code(
+    body: RedemptionCodeCreate, request: Request, uow: UowDep, principal: Signed, digest: Digest
+) -> JSONResponse:
+    """A one-time code to give a partner's checkout: it redeems once, at that partner, up to
+    `max_points`, within 10 minutes."""
+
+    def write() -> tuple[int, RedemptionCodeCreated]:
+        member = _me(uow, principal)
+        if not members.is_linked(uow, member.id, body.partner_id):
+            raise NotFoundError(
+                ErrorCode.PARTNER_NOT_FOUND, f"member {member.id} is not linked to partner {body.partner_id}"
+            )
+        code, expires_at = credentials.new_redemption_code(uow, member, body.partner_id, body.max_points)
+        return 201, RedemptionCodeCreated(
+            code=code, partner_id=body.partner_id, max_points=body.max_points, expires_at=expires_at
+        )
+
+    return idempotent(request, digest, uow.session, principal, write, secret=True)
+
+
+@router.post("/links", status_code=201, response_model=LinkPublic)
+def link(body: LinkCreate, request: Request, uow: UowDep, principal: Signed, digest: Digest) -> JSONResponse:
+    """Link the member to a partner: the partner may then see the member, earn to it and ask it
+    for redemptions."""
+
+    def write() -> tuple[int, LinkPublic]:
+        created = members.link(uow, _me(uow, principal), body.partner_id, LinkSource.MEMBER)
+        return 201, LinkPublic.model_validate(created, from_attributes=True)
+
+    return idempotent(request, digest, uow.session, principal, write)
+
+
+@router.delete("/session", status_code=204)
+def sign_out(
+    uow: UowDep, _: Signed, token: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Response:
+    """End this session (sign out)."""
+    assert token is not None  # `Signed` let a session through
+    with write_lock(uow.session):
+        credentials.end_session(uow, token.credentials.strip())
+        uow.session.commit()
+    return Response(status_code=204)

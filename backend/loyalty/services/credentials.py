@@ -1,0 +1,194 @@
+"""Members sign in: a custodial member with its passphrase (set through a one-time enrolment or
+reset link), a self-custody member by signing a Sign-In with Ethereum message with its wallet.
+Either way it gets a short-lived session token, the credential the `/v1/me` routes take."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from loyalty.chain.client import checksum
+from loyalty.db.models import Member, MemberToken, MemberTokenKind, SignInNonce, utcnow
+from loyalty.domain import siwe
+from loyalty.domain.credentials import (
+    hash_passphrase,
+    hash_secret,
+    new_secret,
+    normal_code,
+    sign_in_block,
+    verify_passphrase,
+)
+from loyalty.domain.credentials import (
+    new_redemption_code as new_code_text,
+)
+from loyalty.errors import DomainError, ErrorCode, TooManyAttemptsError, UnauthorizedError, UnprocessableError
+from loyalty.services.uow import UnitOfWork
+
+SESSION_TTL = timedelta(minutes=30)
+ENROLMENT_LINK_TTL = timedelta(days=7)
+RESET_LINK_TTL = timedelta(hours=1)
+REDEMPTION_CODE_TTL = timedelta(minutes=10)
+SIWE_NONCE_TTL = timedelta(minutes=10)
+
+
+def _issue(
+    uow: UnitOfWork, member: Member, kind: MemberTokenKind, ttl: timedelta, secret: str, **extra: int
+) -> datetime:
+    expires_at = utcnow() + ttl
+    uow.session.add(
+        MemberToken(token_hash=hash_secret(secret), member_id=member.id, kind=kind, expires_at=expires_at, **extra)
+    )
+    uow.session.flush()
+    return expires_at
+
+
+def new_session(uow: UnitOfWork, member: Member) -> tuple[str, datetime]:
+    """A session token (shown once) and when it expires."""
+    token = new_secret("mbr_")
+    return token, _issue(uow, member, MemberTokenKind.SESSION, SESSION_TTL, token)
+
+
+def new_link(uow: UnitOfWork, member: Member, kind: MemberTokenKind) -> tuple[str, datetime]:
+    """A one-time token to set the passphrase (enrolment, or reset) of a custodial member."""
+    if not member.custodial:
+        raise UnprocessableError(ErrorCode.CUSTODIAL_ONLY, f"member {member.id} signs in with its own wallet")
+    token = new_secret("lnk_")
+    ttl = ENROLMENT_LINK_TTL if kind == MemberTokenKind.ENROLMENT else RESET_LINK_TTL
+    return token, _issue(uow, member, kind, ttl, token)
+
+
+def new_redemption_code(uow: UnitOfWork, member: Member, partner_id: int, max_points: int) -> tuple[str, datetime]:
+    """A code the member hands a partner's checkout: one redemption there, up to `max_points`."""
+    if not member.custodial:
+        raise UnprocessableError(
+            ErrorCode.CUSTODIAL_ONLY, f"member {member.id} holds its own wallet: it consents by signing"
+        )
+    code = new_code_text()
+    return code, _issue(
+        uow,
+        member,
+        MemberTokenKind.REDEMPTION_CODE,
+        REDEMPTION_CODE_TTL,
+        code,
+        partner_id=partner_id,
+        max_points=max_points,
+    )
+
+
+def use_redemption_code(uow: UnitOfWork, member: Member, partner_id: int, code: str, amount_points: int) -> None:
+    """Spend a redemption code on a redemption of `amount_points` at `partner_id`, once."""
+    used = uow.session.execute(
+        update(MemberToken)
+        .where(
+            MemberToken.token_hash == hash_secret(normal_code(code)),
+            MemberToken.kind == MemberTokenKind.REDEMPTION_CODE,
+            MemberToken.member_id == member.id,
+            MemberToken.partner_id == partner_id,
+            MemberToken.max_points >= amount_points,
+            MemberToken.expires_at > utcnow(),
+            MemberToken.used_at.is_(None),
+        )
+        .values(used_at=utcnow())
+    )
+    if used.rowcount != 1:  # type: ignore[attr-defined]
+        raise UnprocessableError(
+            ErrorCode.REDEMPTION_CODE_INVALID,
+            f"no unused, unexpired code of member {member.id} for this partner covers {amount_points} points",
+        )
+
+
+def member_of_session(uow: UnitOfWork, token: str) -> Member | None:
+    """The member a live session token belongs to."""
+    query = select(MemberToken.member_id).where(
+        MemberToken.token_hash == hash_secret(token),
+        MemberToken.kind == MemberTokenKind.SESSION,
+        MemberToken.expires_at > utcnow(),
+        MemberToken.used_at.is_(None),
+    )
+    member_id = uow.session.scalar(query)
+    return None if member_id is None else uow.session.get(Member, member_id)
+
+
+def end_session(uow: UnitOfWork, token: str) -> None:
+    uow.session.execute(
+        update(MemberToken).where(MemberToken.token_hash == hash_secret(token)).values(used_at=utcnow())
+    )
+
+
+def sign_in(uow: UnitOfWork, external_id: str, passphrase: str) -> Member | DomainError:
+    """The member, if the passphrase is right; else why not. A refusal is returned, not raised:
+    the caller commits the failure count before answering. An unknown member, one without a
+    passphrase and a wrong passphrase look the same, and take as long."""
+    now = utcnow()
+    member = uow.session.scalar(select(Member).where(Member.external_id == external_id).with_for_update())
+    if member is not None and member.sign_in_blocked_until is not None and member.sign_in_blocked_until > now:
+        wait_s = int((member.sign_in_blocked_until - now).total_seconds()) + 1
+        return TooManyAttemptsError(f"too many wrong passphrases: try again in {wait_s} s", wait_s)
+    if verify_passphrase(member.passphrase_hash if member else None, passphrase) and member is not None:
+        member.failed_sign_ins, member.sign_in_blocked_until = 0, None
+        return member
+    if member is not None:
+        member.failed_sign_ins += 1
+        block = sign_in_block(member.failed_sign_ins)
+        member.sign_in_blocked_until = now + block if block else None
+    return UnauthorizedError(ErrorCode.SIGN_IN_FAILED, "wrong external_id or passphrase")
+
+
+def set_passphrase(uow: UnitOfWork, link_token: str, passphrase: str) -> Member:
+    """Set a custodial member's passphrase with a one-time enrolment or reset link; every
+    session it had ends, and sign-in opens again."""
+    now = utcnow()
+    token_hash = hash_secret(link_token)
+    row = uow.session.get(MemberToken, token_hash)
+    used = uow.session.execute(
+        update(MemberToken)
+        .where(
+            MemberToken.token_hash == token_hash,
+            MemberToken.kind.in_([MemberTokenKind.ENROLMENT, MemberTokenKind.RESET]),
+            MemberToken.expires_at > now,
+            MemberToken.used_at.is_(None),
+        )
+        .values(used_at=now)
+    )
+    if row is None or used.rowcount != 1:  # type: ignore[attr-defined]
+        raise UnprocessableError(ErrorCode.LINK_INVALID, "this link is unknown, used or expired: ask for a new one")
+    member = uow.session.get(Member, row.member_id)
+    assert member is not None
+    member.passphrase_hash = hash_passphrase(passphrase)
+    member.failed_sign_ins, member.sign_in_blocked_until = 0, None
+    uow.session.execute(
+        update(MemberToken)
+        .where(MemberToken.member_id == member.id, MemberToken.kind == MemberTokenKind.SESSION)
+        .values(used_at=now)
+    )
+    return member
+
+
+def new_siwe_nonce(uow: UnitOfWork) -> tuple[str, datetime]:
+    nonce = secrets.token_hex(12)  # EIP-4361: at least 8 alphanumeric characters
+    expires_at = utcnow() + SIWE_NONCE_TTL
+    uow.session.add(SignInNonce(nonce=nonce, expires_at=expires_at))
+    uow.session.flush()
+    return nonce, expires_at
+
+
+def sign_in_with_ethereum(uow: UnitOfWork, message: str, signature: bytes, domain: str) -> Member:
+    """The self-custody member whose wallet signed `message` (EIP-4361) for this service, with a
+    nonce it issued (each signs in once)."""
+    now = utcnow()
+    parsed = siwe.verify(message, signature, domain=domain, chain_id=uow.chain.chain_id, now=now)
+    used = uow.session.execute(
+        update(SignInNonce)
+        .where(SignInNonce.nonce == parsed.nonce, SignInNonce.expires_at > now, SignInNonce.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if used.rowcount != 1:  # type: ignore[attr-defined]
+        raise UnauthorizedError(ErrorCode.SIGN_IN_FAILED, "the nonce was not issued here, or is used or expired")
+    member = uow.session.scalar(
+        select(Member).where(Member.wallet_address == checksum(parsed.address), Member.custodial.is_(False))
+    )
+    if member is None:
+        raise UnauthorizedError(ErrorCode.SIGN_IN_FAILED, f"no member holds wallet {parsed.address}")
+    return member

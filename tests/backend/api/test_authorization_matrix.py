@@ -1,0 +1,128 @@
+"""Every route, as every kind of caller, generated from /openapi.json (a new route cannot skip it).
+
+Each operation declares who may call it (`x-roles`, from its `require` dependency). The test
+calls every operation as: no key, a wrong key, the admin, partner A, partner B, an auditor,
+member A and member B, on partner A's resources (member A, A's reward, earn and redemption):
+- no key or a wrong key: 401 (except operations open to anyone);
+- a role the operation does not name: 403;
+- partner B and member B, on A's resources: 403 or 404 (as if absent), never a success;
+- partner A, member A, the admin and auditors where their role is named: neither 401, 403,
+  404 nor 5xx.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from support.backend import ADMIN_KEY, make_member, make_partner, post, sign_in
+
+CALLERS = ("none", "wrong", "admin", "partner_a", "partner_b", "auditor", "member_a", "member_b")
+ROLE_OF = {"admin": "admin", "partner_a": "partner", "partner_b": "partner", "auditor": "auditor"}
+ROLE_OF |= {"member_a": "member", "member_b": "member"}
+OUTSIDERS = {"partner_b", "member_b"}  # on partner A's and member A's resources
+SHARED = {("get", "/v1/rewards/{reward_id}")}  # the catalog is program-wide
+
+
+@pytest.fixture
+def world(client: Any) -> dict[str, Any]:
+    a, b = make_partner(client, "A"), make_partner(client, "B")
+    member_a, member_b = make_member(client, a["api_key"]), make_member(client, b["api_key"])
+    reward = post(client, "/v1/rewards", {"name": "Mug", "cost_points": 1, "stock": 100}, a["api_key"]).json()
+    earn = post(client, "/v1/earn", {"member_id": member_a["id"], "amount_points": 5}, a["api_key"]).json()
+    redemption = post(client, "/v1/redemptions", {"member_id": member_a["id"], "reward_id": reward["id"]}, a["api_key"])
+    assert redemption.json()["status"] == "awaiting_member", redemption.text
+    auditor = post(client, "/v1/auditors", {"name": "Audit"}, ADMIN_KEY).json()
+    return {
+        "ids": {
+            "member_id": member_a["id"],
+            "reward_id": reward["id"],
+            "earn_id": earn["id"],
+            "redemption_id": redemption.json()["id"],
+            "partner_id": a["id"],
+        },
+        "keys": {
+            "none": None,
+            "wrong": "ptn_" + "0" * 48,
+            "admin": ADMIN_KEY,
+            "partner_a": a["api_key"],
+            "partner_b": b["api_key"],
+            "auditor": auditor["api_key"],
+            "member_a": sign_in(client, member_a),
+            "member_b": sign_in(client, member_b),
+        },
+    }
+
+
+def _sample(name: str, schema: dict[str, Any], ids: dict[str, int]) -> Any:
+    """A valid value for a required body field, by name; a field not known here fails the test
+    (say what a new field should be sent as)."""
+    if name in ids:
+        return ids[name]
+    samples: dict[str, Any] = {
+        "name": f"n-{uuid.uuid4().hex[:8]}",
+        "external_id": f"x-{uuid.uuid4().hex[:8]}",
+        "issue_budget_points": 10,
+        "amount_points": 1,
+        "max_points": 10,
+        "cost_points": 1,
+        "stock": 1,
+        "passphrase": "a passphrase long enough",
+        "token": "lnk_unknown",
+        "message": "not a sign-in message",
+        "signature": "0x" + "11" * 65,
+        "items": [{"member_id": ids["member_id"], "amount_points": 1}],
+    }
+    assert name in samples, f"no sample for the required body field {name!r} ({schema}): add one here"
+    return samples[name]
+
+
+def _body(spec: dict[str, Any], operation: dict[str, Any], ids: dict[str, int]) -> Any:
+    content = operation.get("requestBody", {}).get("content", {}).get("application/json")
+    if content is None:
+        return None
+    schema = content["schema"]
+    if "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return {name: _sample(name, schema["properties"][name], ids) for name in schema.get("required", [])}
+
+
+def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    found = [(method, path, op) for path, ops in spec["paths"].items() for method, op in ops.items()]
+    return sorted(found, key=lambda item: (item[0] == "delete", item[1], item[0]))  # signing out last
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_everyRoute_answersEachCallerAsItsRolesSay(client, world):
+    spec = client.get("/openapi.json").json()
+    ids, keys = world["ids"], world["keys"]
+    checked, wrong = 0, []
+    for method, path, operation in _operations(spec):
+        assert "x-roles" in operation, f"{method.upper()} {path} declares no roles"
+        roles = operation["x-roles"]
+        url = path.format(**ids)
+        body = _body(spec, operation, ids)
+        scoped = "{" in path or '"member_id"' in json.dumps(body)  # acts on A's resources
+        for caller in CALLERS:
+            headers = {"Idempotency-Key": uuid.uuid4().hex}
+            if keys[caller] is not None:
+                headers["Authorization"] = f"Bearer {keys[caller]}"
+            response = client.request(method, url, json=body, headers=headers)
+            status = response.status_code
+            checked += 1
+            if "anyone" in roles:
+                expected_ok = status < 500
+            elif caller in ("none", "wrong"):
+                expected_ok = status == 401
+            elif ROLE_OF[caller] not in roles:
+                expected_ok = status == 403
+            elif caller in OUTSIDERS and scoped and (method, path) not in SHARED:
+                expected_ok = status in (403, 404)
+            else:
+                expected_ok = status not in (401, 403, 404) and status < 500
+            if not expected_ok:
+                wrong.append(f"{method.upper()} {path} as {caller}: {status} {response.text[:160]}")
+    assert not wrong, "\n".join(wrong)
+    assert checked == len(_operations(spec)) * len(CALLERS) >= 8 * 25

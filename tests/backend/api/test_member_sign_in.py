@@ -1,0 +1,111 @@
+"""Members sign in: custodial ones with a passphrase set through a one-time link (guessing is
+throttled), self-custody ones by signing a Sign-In with Ethereum message with their wallet."""
+
+from datetime import UTC, datetime, timedelta
+
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from support.backend import PASSPHRASE, auth, make_member, make_partner, post, sign_in
+
+
+def _enrolled(client, partner):
+    response = post(client, "/v1/members", {"external_id": "alice"}, partner["api_key"])
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_enrolmentToken_setsThePassphraseOnce(client):
+    partner = make_partner(client)
+    member = _enrolled(client, partner)
+    refused = client.post("/v1/auth/sessions", json={"external_id": "alice", "passphrase": "anything at all"})
+
+    first = client.post("/v1/auth/passphrase", json={"token": member["enrolment_token"], "passphrase": PASSPHRASE})
+    again = client.post("/v1/auth/passphrase", json={"token": member["enrolment_token"], "passphrase": "x" * 12})
+
+    assert (refused.status_code, refused.json()["code"]) == (401, "sign_in_failed")  # no passphrase yet
+    assert first.status_code == 200 and first.json()["member_id"] == member["id"]
+    assert (again.status_code, again.json()["code"]) == (422, "link_invalid")
+    profile = client.get("/v1/me", headers=auth(sign_in(client, {"external_id": "alice"})))
+    assert profile.json()["external_id"] == "alice" and profile.json()["partner_ids"] == [partner["id"]]
+
+
+def test_wrongPassphrases_closeSignInForAWhile(client):
+    member = make_member(client, make_partner(client)["api_key"])
+    wrong = [
+        client.post("/v1/auth/sessions", json={"external_id": member["external_id"], "passphrase": f"wrong {i}"})
+        for i in range(5)
+    ]
+    right = client.post("/v1/auth/sessions", json={"external_id": member["external_id"], "passphrase": PASSPHRASE})
+
+    assert [r.status_code for r in wrong] == [401] * 5
+    assert (right.status_code, right.json()["code"]) == (429, "too_many_attempts")
+    assert 1 <= int(right.headers["Retry-After"]) <= 31
+
+
+def test_unknownMember_looksLikeAWrongPassphrase(client):
+    response = client.post("/v1/auth/sessions", json={"external_id": "nobody", "passphrase": PASSPHRASE})
+    assert (response.status_code, response.json()["code"]) == (401, "sign_in_failed")
+
+
+def test_resetLink_setsANewPassphraseAndEndsOldSessions(client):
+    partner = make_partner(client)
+    member = make_member(client, partner["api_key"])
+    old = sign_in(client, member)
+
+    reset = post(client, f"/v1/members/{member['id']}/passphrase-resets", None, partner["api_key"])
+    changed = client.post("/v1/auth/passphrase", json={"token": reset.json()["token"], "passphrase": "a new one, longer"})
+
+    assert reset.status_code == 201 and changed.status_code == 200
+    assert client.get("/v1/me", headers=auth(old)).status_code == 401
+    assert sign_in(client, member, "a new one, longer").startswith("mbr_")
+
+
+def test_signOut_endsTheSession(client):
+    member = make_member(client, make_partner(client)["api_key"])
+    session = sign_in(client, member)
+    assert client.delete("/v1/me/session", headers=auth(session)).status_code == 204
+    assert client.get("/v1/me/balance", headers=auth(session)).status_code == 401
+
+
+def _siwe(nonce: dict, address: str, *, domain: str | None = None, expires_in: timedelta = timedelta(minutes=5)) -> str:
+    now = datetime.now(UTC)
+    return (
+        f"{domain or nonce['domain']} wants you to sign in with your Ethereum account:\n{address}\n\n"
+        f"{nonce['statement']}\n\nURI: {nonce['uri']}\nVersion: 1\nChain ID: {nonce['chain_id']}\n"
+        f"Nonce: {nonce['nonce']}\nIssued At: {now.isoformat()}\nExpiration Time: {(now + expires_in).isoformat()}"
+    )
+
+
+def _signed(wallet, message: str) -> dict:
+    signature = Account.sign_message(encode_defunct(text=message), wallet.key).signature
+    return {"message": message, "signature": "0x" + bytes(signature).hex()}
+
+
+def test_siwe_signsInASelfCustodyMemberOncePerNonce(client):
+    wallet = Account.create()
+    member = make_member(client, make_partner(client)["api_key"], wallet_address=wallet.address)
+    nonce = client.post("/v1/auth/siwe/nonces").json()
+    body = _signed(wallet, _siwe(nonce, wallet.address))
+
+    first = client.post("/v1/auth/siwe", json=body)
+    replayed = client.post("/v1/auth/siwe", json=body)
+
+    assert first.status_code == 201 and first.json()["member_id"] == member["id"]
+    assert client.get("/v1/me", headers=auth(first.json()["token"])).json()["wallet_address"] == wallet.address
+    assert (replayed.status_code, replayed.json()["code"]) == (401, "sign_in_failed")
+
+
+def test_siwe_refusesAnotherDomainAnExpiredMessageAndAnotherSigner(client):
+    wallet, stranger = Account.create(), Account.create()
+    make_member(client, make_partner(client)["api_key"], wallet_address=wallet.address)
+
+    def attempt(signer, **message):
+        nonce = client.post("/v1/auth/siwe/nonces").json()
+        return client.post("/v1/auth/siwe", json=_signed(signer, _siwe(nonce, wallet.address, **message)))
+
+    answers = [
+        attempt(wallet, domain="evil.example"),
+        attempt(wallet, expires_in=timedelta(seconds=-1)),
+        attempt(stranger),
+    ]
+    assert [(r.status_code, r.json()["code"]) for r in answers] == [(401, "sign_in_failed")] * 3

@@ -1,0 +1,75 @@
+"""The `loyalty` command line: every command has --help, errors are one line and a non-zero
+exit (never a traceback), the API is found through API_PORT or LOYALTY_API_URL, and a CSV
+batch earns in requests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from click.testing import CliRunner
+from support.backend import ADMIN_KEY, make_member, make_partner, serving
+
+from loyalty.cli import main
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [prefix]
+    for name, command in group.commands.items():
+        found += _commands(command, (*prefix, name)) if isinstance(command, click.Group) else [(*prefix, name)]
+    return found
+
+
+def _one_line_failure(result) -> str:
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    return result.output.strip()
+
+
+def test_everyCommand_hasHelp() -> None:
+    runner = CliRunner()
+    commands = _commands(main)
+    for command in commands:
+        result = runner.invoke(main, [*command, "--help"])
+        assert result.exit_code == 0 and "Usage:" in result.output, (command, result.output)
+    assert len(commands) >= 25
+
+
+def test_unreachableRpcAndWrongToken_failInOneLine(rpc_url: str) -> None:
+    runner = CliRunner()
+    unreachable = runner.invoke(main, ["audit", "verify", "--rpc", "http://127.0.0.1:9", "--token", "0x" + "11" * 20])
+    no_token = runner.invoke(main, ["audit", "verify", "--rpc", rpc_url, "--token", "0x" + "11" * 20])
+    assert "127.0.0.1:9" in _one_line_failure(unreachable)
+    assert "0x" in _one_line_failure(no_token)
+
+
+def test_clientCommands_findTheApiByPort_andRefuseAWrongKeyInOneLine(client, settings) -> None:
+    partner = make_partner(client)
+    member = make_member(client, partner["api_key"])
+    with serving(settings, outbox=False) as url:
+        port = url.rsplit(":", 1)[1]
+        env = {"API_PORT": port, "LOYALTY_API_KEY": partner["api_key"], "LOYALTY_API_URL": ""}
+        shown = CliRunner().invoke(main, ["members", "show", str(member["id"])], env=env)
+        wrong = CliRunner().invoke(main, ["members", "list", "--key", "ptn_wrong"], env=env)
+        by_url = CliRunner().invoke(main, ["partners", "list"], env={"LOYALTY_API_URL": url, "LOYALTY_API_KEY": ADMIN_KEY})
+    assert shown.exit_code == 0 and f'"id": {member["id"]}' in shown.output, shown.output
+    assert _one_line_failure(wrong) == "Error: unauthorized: unknown API key"
+    assert by_url.exit_code == 0 and partner["name"] in by_url.output
+
+
+def test_earnsBatch_fromCsv_acceptsEveryRowInRequests(client, settings, tmp_path: Path) -> None:
+    partner = make_partner(client)
+    members = [make_member(client, partner["api_key"]) for _ in range(5)]
+    csv_file = tmp_path / "earns.csv"
+    csv_file.write_text("member_id,amount_points,reason\n" + "".join(f"{m['id']},{i + 1},order {i}\n" for i, m in enumerate(members)))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("member,points\n1,2\n")
+    with serving(settings, outbox=False) as url:
+        args = ["--api-url", url, "--key", partner["api_key"]]
+        result = CliRunner().invoke(main, ["earns", "batch", str(csv_file), "--per-request", "2", *args])
+        refused = CliRunner().invoke(main, ["earns", "batch", str(bad), *args])
+        listed = CliRunner().invoke(main, ["earns", "list", "--member", str(members[4]["id"]), *args])
+    assert result.exit_code == 0, result.output
+    assert '"accepted": 5' in result.output
+    assert "needs columns member_id and amount_points" in _one_line_failure(refused)
+    assert '"amount_points": 5' in listed.output and '"reason": "order 4"' in listed.output
