@@ -43,6 +43,7 @@ class ErrorCode(StrEnum):
     UNAUTHORIZED = "unauthorized", 401, "Unauthorized"
     FORBIDDEN = "forbidden", 403, "Forbidden"
     SIGN_IN_FAILED = "sign_in_failed", 401, "Sign-in failed"
+    PARTNER_DEACTIVATED = "partner_deactivated", 403, "The partner is deactivated"
     TOO_MANY_ATTEMPTS = "too_many_attempts", 429, "Too many attempts"
     LINK_INVALID = "link_invalid", 422, "The link is invalid, used or expired"
     # resources

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -22,6 +23,7 @@ from loyalty.runtime import Runtime
 from loyalty.services import credentials
 from loyalty.services.uow import UnitOfWork
 
+KEY_CACHE_S = 10.0  # how long a process trusts a key it looked up: a revoked key stops within this
 Role = Literal["admin", "partner", "auditor", "member"]
 ROLES: tuple[Role, ...] = ("admin", "partner", "auditor", "member")
 
@@ -77,17 +79,29 @@ async def get_principal(
     if key.startswith("mbr_"):  # sessions expire and end: looked up every time
         return await run_in_threadpool(_member_session, request.app.state.runtime, key)
     key_hash = hash_secret(key)
-    known: dict[str, Principal] = request.app.state.principals  # keys are never revoked in v1
-    if (principal := known.get(key_hash)) is None:
+    known: dict[str, tuple[Principal, float]] = request.app.state.principals
+    now = time.monotonic()
+    if (cached := known.get(key_hash)) is None or cached[1] < now:
         principal = await run_in_threadpool(_look_up, request.app.state.runtime.sessions, key_hash)
-        known[key_hash] = principal
-    return principal
+        known[key_hash] = cached = (principal, now + KEY_CACHE_S)
+    return cached[0]
+
+
+def forget_keys(request: Request) -> None:
+    """A key was rotated or a partner deactivated: this process asks the database again at once
+    (other API processes within `KEY_CACHE_S`)."""
+    request.app.state.principals.clear()
 
 
 def _look_up(sessions: sessionmaker[Session], key_hash: str) -> Principal:
     with sessions() as session:
-        if (partner_id := session.scalar(select(Partner.id).where(Partner.api_key_hash == key_hash))) is not None:
-            return Principal("partner", f"partner:{partner_id}", partner_id)
+        partner = session.execute(
+            select(Partner.id, Partner.deactivated_at).where(Partner.api_key_hash == key_hash)
+        ).first()
+        if partner is not None:
+            if partner.deactivated_at is not None:
+                raise ForbiddenError(ErrorCode.PARTNER_DEACTIVATED, f"partner {partner.id} is deactivated")
+            return Principal("partner", f"partner:{partner.id}", partner.id)
         if (auditor_id := session.scalar(select(Auditor.id).where(Auditor.api_key_hash == key_hash))) is not None:
             return Principal("auditor", f"auditor:{auditor_id}")
     raise UnauthorizedError(ErrorCode.UNAUTHORIZED, "unknown API key")

@@ -80,6 +80,7 @@ class Strict(BaseModel):
 class PartnerStatus(StrEnum):
     PROVISIONING = "provisioning"  # the issuer account's role and budget are not on-chain yet
     ACTIVE = "active"
+    DEACTIVATED = "deactivated"  # its key is refused; what it accepted still goes on-chain
 
 
 class PartnerCreate(Strict):
@@ -103,6 +104,21 @@ class PartnerPublic(BaseModel):
     issuer_address: str
     status: PartnerStatus
     created_at: datetime
+
+
+class PartnerBudget(BaseModel):
+    """A partner's issue budget, in points."""
+
+    granted_points: int = Field(description="granted in all")
+    onchain_points: int = Field(description="left on-chain, read now")
+    used_points: int = Field(description="earned on-chain so far")
+    pending_points: int = Field(description="accepted, not yet on-chain")
+    available_points: int = Field(description="what new earns may still take: left on-chain less pending")
+
+
+class KeyRotated(BaseModel):
+    id: int
+    api_key: str = Field(description="the new key, shown once; the old one is refused from now on")
 
 
 class AuditorPublic(BaseModel):

@@ -287,6 +287,11 @@ class ChainClient:
             results.append(response.get("result"))
         return results
 
+    def call(self, to: str, data_hex: str, block: int | str = "latest") -> bytes:
+        """One `eth_call` of calldata `data_hex` (no 0x) on `to`; the raw answer."""
+        tag = hex(block) if isinstance(block, int) else block
+        return bytes.fromhex(str(self.rpc("eth_call", [{"to": to, "data": "0x" + data_hex}, tag])).removeprefix("0x"))
+
     def calls(self, calls: Sequence[tuple[str, str]], block: int | str = "latest") -> list[int]:
         """`eth_call`s of (contract address, calldata hex) as of one block, in one batch, each
         answer read as one uint."""

@@ -127,6 +127,38 @@ def partners_list(limit: int, cursor: str | None, api_url: str, key: str | None)
     _list(api_url, key, "/v1/partners", limit, cursor)
 
 
+@partners.command("show")
+@click.argument("partner_id", type=int)
+@with_api
+def partners_show(partner_id: int, api_url: str, key: str | None) -> None:
+    """A partner and its status."""
+    _call(api_url, key, "GET", f"/v1/partners/{partner_id}")
+
+
+@partners.command("budget")
+@click.argument("partner_id", type=int)
+@with_api
+def partners_budget(partner_id: int, api_url: str, key: str | None) -> None:
+    """A partner's budget: granted, left on-chain, used, pending, available."""
+    _call(api_url, key, "GET", f"/v1/partners/{partner_id}/budget")
+
+
+@partners.command("rotate-key")
+@click.argument("partner_id", type=int)
+@with_api
+def partners_rotate_key(partner_id: int, api_url: str, key: str | None) -> None:
+    """A new API key for the partner (prints it once); the old one is refused."""
+    _call(api_url, key, "POST", f"/v1/partners/{partner_id}/key-rotations")
+
+
+@partners.command("deactivate")
+@click.argument("partner_id", type=int)
+@with_api
+def partners_deactivate(partner_id: int, api_url: str, key: str | None) -> None:
+    """Refuse the partner's key from now on; what it accepted still goes on-chain."""
+    _call(api_url, key, "POST", f"/v1/partners/{partner_id}/deactivate")
+
+
 @click.group()
 def auditors() -> None:
     """Auditors' read-only access (admin)."""
@@ -138,6 +170,14 @@ def auditors() -> None:
 def auditors_create(name: str, api_url: str, key: str | None) -> None:
     """Create an auditor; prints its API key once."""
     _call(api_url, key, "POST", "/v1/auditors", {"name": name})
+
+
+@auditors.command("rotate-key")
+@click.argument("auditor_id", type=int)
+@with_api
+def auditors_rotate_key(auditor_id: int, api_url: str, key: str | None) -> None:
+    """A new API key for the auditor (prints it once); the old one is refused."""
+    _call(api_url, key, "POST", f"/v1/auditors/{auditor_id}/key-rotations")
 
 
 @auditors.command("list")

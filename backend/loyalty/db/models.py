@@ -113,6 +113,9 @@ class Partner(Base):
     # until then the partner's earns are accepted and wait. Why set-up stopped, if it did.
     provisioned_at: Mapped[datetime | None]
     provision_error: Mapped[str | None] = mapped_column(Text)
+    # Set by the admin: the partner's key is refused from then on; what it had accepted still
+    # goes on-chain.
+    deactivated_at: Mapped[datetime | None]
 
 
 class Auditor(Base):
@@ -238,10 +241,14 @@ class Earn(Base):
     """An accepted earn: pending in the outbox until a confirmed batch carries it."""
 
     __tablename__ = "earns"
-    __table_args__ = (Index("ix_earns_partner_status", "partner_id", "status"),)
+    __table_args__ = (
+        Index("ix_earns_partner_status", "partner_id", "status"),
+        # a member's history in order: one range of this index
+        Index("ix_earns_member_history", "member_id", "created_at", "id"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
     amount_points: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(500), default="")
     status: Mapped[str] = mapped_column(String(20), default=EarnStatus.PENDING)
@@ -259,9 +266,10 @@ class Redemption(Base):
     custodial member's first awaits the member's approval."""
 
     __tablename__ = "redemptions"
+    __table_args__ = (Index("ix_redemptions_member_history", "member_id", "created_at", "id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), index=True)
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
     reward_id: Mapped[int] = mapped_column(ForeignKey("rewards.id"))
     amount_points: Mapped[int] = mapped_column(BigInteger)
     # The consent: unset while the redemption awaits the member.

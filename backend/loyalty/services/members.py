@@ -154,13 +154,15 @@ def list_members(
 ) -> Page[Member]:
     """Members, optionally by external id or wallet; with `partner_id`, those linked to it."""
     query = select(Member)
+    order: Any = Member.id
     if partner_id is not None:
         query = query.join(MemberLink, MemberLink.member_id == Member.id).where(MemberLink.partner_id == partner_id)
+        order = MemberLink.member_id  # the same id, in the (partner, member) index's order: no sort
     if external_id is not None:
         query = query.where(Member.external_id == external_id)
     if wallet_address is not None:
         query = query.where(Member.wallet_address == checksum(wallet_address))
-    return keyset(uow.session, query, [Member.id], cursor, limit)
+    return keyset(uow.session, query, [order], cursor, limit)
 
 
 _KINDS: dict[int, Literal["earn", "redeem", "expire"]] = {0: "earn", 1: "redeem", 2: "expire"}

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from loyalty.db.models import Auditor, Partner
+from loyalty.db.models import Auditor, Partner, Reward, utcnow
 from loyalty.domain.credentials import hash_secret, new_secret
 from loyalty.errors import ConflictError, ErrorCode, NotFoundError
 from loyalty.services.lists import Page, keyset
@@ -49,6 +49,52 @@ def create_auditor(uow: UnitOfWork, name: str) -> tuple[Auditor, str]:
     uow.session.add(auditor)
     uow.session.flush()
     return auditor, api_key
+
+
+def rotate_key(uow: UnitOfWork, partner_id: int) -> tuple[Partner, str]:
+    """A new API key for the partner; the old one stops working."""
+    partner = get(uow, partner_id)
+    api_key = new_secret("ptn_")
+    partner.api_key_hash = hash_secret(api_key)
+    uow.session.flush()
+    return partner, api_key
+
+
+def rotate_auditor_key(uow: UnitOfWork, auditor_id: int) -> tuple[Auditor, str]:
+    """A new API key for the auditor; the old one stops working."""
+    auditor = uow.session.get(Auditor, auditor_id)
+    if auditor is None:
+        raise NotFoundError(ErrorCode.NOT_FOUND, f"no auditor {auditor_id}")
+    api_key = new_secret("aud_")
+    auditor.api_key_hash = hash_secret(api_key)
+    uow.session.flush()
+    return auditor, api_key
+
+
+def deactivate(uow: UnitOfWork, partner_id: int) -> Partner:
+    """Refuse the partner's key from now on (once); earns and redemptions it had accepted still
+    go on-chain, and its rewards leave the catalog."""
+    partner = get(uow, partner_id)
+    if partner.deactivated_at is None:
+        partner.deactivated_at = utcnow()
+        uow.session.execute(update(Reward).where(Reward.partner_id == partner_id).values(active=False))
+    uow.session.flush()
+    return partner
+
+
+def budget(uow: UnitOfWork, partner: Partner) -> dict[str, int]:
+    """The partner's budget: granted, on-chain what is left (read now), used (granted less
+    that), pending (accepted, not yet on-chain) and available (left on-chain less pending)."""
+    onchain = uow.token.issue_budget(partner.issuer_address)
+    return {
+        "granted_points": partner.issue_budget_points,
+        "onchain_points": onchain,
+        "used_points": max(0, partner.issue_budget_points - onchain) if partner.provisioned_at else 0,
+        "pending_points": partner.pending_points,
+        "available_points": max(
+            0, (onchain if partner.provisioned_at else partner.budget_points) - partner.pending_points
+        ),
+    }
 
 
 def list_partners(uow: UnitOfWork, cursor: str | None, limit: int) -> Page[Partner]:

@@ -92,3 +92,17 @@ def test_upgrade_fromA01Database_keepsItsHistoryAsItWas(database_url, settings):
             assert session.execute(text("SELECT status, voucher_code FROM redemptions")).one() == ("posted", "VOUCHER1")
             assert session.execute(text("SELECT pending_points FROM partners")).scalar() == 0
             assert session.execute(text("SELECT key FROM idempotency_records")).scalars().all() == ["e"]
+        # 0.3: the member is linked to the partner that earned to it, so the partner still sees it
+        assert session.execute(text("SELECT member_id, partner_id, source FROM member_links")).all() == [
+            (1, 1, "enrolment")
+        ]
+        assert client.get("/v1/members/1", headers={"Authorization": "Bearer " + _partner_key(client)}).status_code == 200
+
+
+def _partner_key(client) -> str:
+    """A fresh key for the 0.1 partner (its old key's hash is not a real key's)."""
+    response = client.post(
+        "/v1/partners/1/key-rotations", headers={"Authorization": "Bearer adm_test", "Idempotency-Key": "rotate"}
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["api_key"])

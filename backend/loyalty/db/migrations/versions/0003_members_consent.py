@@ -1,5 +1,5 @@
 """members consent: partner links, member credentials and tokens, sign-in nonces, redemptions
-that await the member
+that await the member, deactivated partners
 
 Revision ID: 0003
 Revises: 0002
@@ -27,6 +27,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("member_id", "partner_id"),
     )
     op.create_index("ix_member_links_partner_member", "member_links", ["partner_id", "member_id"], unique=False)
+    # A member's history is read a page at a time in (created_at, id) order.
+    for table in ("earns", "redemptions"):
+        op.drop_index(f"ix_{table}_member_id", table_name=table)
+        op.create_index(f"ix_{table}_member_history", table, ["member_id", "created_at", "id"], unique=False)
     op.create_table(
         "member_tokens",
         sa.Column("token_hash", sa.String(length=64), nullable=False),
@@ -54,6 +58,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("passphrase_hash", sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column("failed_sign_ins", sa.Integer(), server_default=sa.text("0"), nullable=False))
         batch_op.add_column(sa.Column("sign_in_blocked_until", sa.DateTime(), nullable=True))
+    with op.batch_alter_table("partners") as batch_op:
+        batch_op.add_column(sa.Column("deactivated_at", sa.DateTime(), nullable=True))
     with op.batch_alter_table("redemptions") as batch_op:
         batch_op.alter_column("ref", existing_type=sa.BigInteger(), nullable=True)
         batch_op.alter_column("nonce", existing_type=sa.BigInteger(), nullable=True)
@@ -71,11 +77,16 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    for table in ("earns", "redemptions"):
+        op.drop_index(f"ix_{table}_member_history", table_name=table)
+        op.create_index(f"ix_{table}_member_id", table, ["member_id"], unique=False)
     with op.batch_alter_table("redemptions") as batch_op:
         batch_op.alter_column("signature", existing_type=sa.LargeBinary(), nullable=False)
         batch_op.alter_column("deadline", existing_type=sa.BigInteger(), nullable=False)
         batch_op.alter_column("nonce", existing_type=sa.BigInteger(), nullable=False)
         batch_op.alter_column("ref", existing_type=sa.BigInteger(), nullable=False)
+    with op.batch_alter_table("partners") as batch_op:
+        batch_op.drop_column("deactivated_at")
     with op.batch_alter_table("members") as batch_op:
         batch_op.drop_column("sign_in_blocked_until")
         batch_op.drop_column("failed_sign_ins")
