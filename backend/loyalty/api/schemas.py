@@ -113,7 +113,12 @@ class PartnerBudget(BaseModel):
     onchain_points: int = Field(description="left on-chain, read now")
     used_points: int = Field(description="earned on-chain so far")
     pending_points: int = Field(description="accepted, not yet on-chain")
+    to_grant_points: int = Field(description="granted, not yet on-chain (the partner's earns wait for it)")
     available_points: int = Field(description="what new earns may still take: left on-chain less pending")
+
+
+class BudgetGrant(Strict):
+    amount_points: Points
 
 
 class KeyRotated(BaseModel):

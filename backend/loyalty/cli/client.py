@@ -143,6 +143,15 @@ def partners_budget(partner_id: int, api_url: str, key: str | None) -> None:
     _call(api_url, key, "GET", f"/v1/partners/{partner_id}/budget")
 
 
+@partners.command("grant-budget")
+@click.argument("partner_id", type=int)
+@click.argument("amount_points", type=int)
+@with_api
+def partners_grant_budget(partner_id: int, amount_points: int, api_url: str, key: str | None) -> None:
+    """Grant a partner more budget (admin); it goes on-chain through the outbox writer."""
+    _call(api_url, key, "POST", f"/v1/partners/{partner_id}/budget/grants", {"amount_points": amount_points})
+
+
 @partners.command("rotate-key")
 @click.argument("partner_id", type=int)
 @with_api

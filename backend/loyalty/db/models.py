@@ -87,6 +87,7 @@ class WriteKind(enum.StrEnum):
     TOPUP = "topup"
     GRANT_ISSUER = "grant_issuer"
     SET_BUDGET = "set_budget"
+    GRANT_BUDGET = "grant_budget"  # more budget for a partner: its on-chain budget set to what is left + the grant
     EXPIRE = "expire"
     # A transfer of nothing to itself that takes a nonce: from a stuck write, or one no write holds.
     CANCEL = "cancel"
@@ -106,6 +107,9 @@ class Partner(Base):
     # earns accepted but not yet confirmed: budget left = budget_points - pending_points.
     budget_points: Mapped[int] = mapped_column(BigInteger)
     pending_points: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Budget the admin granted that is not on-chain yet (a GRANT_BUDGET write carries it there;
+    # meanwhile the partner's earn batches wait, so the write's absolute budget stays right).
+    budget_to_grant_points: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     # The next ref this partner's issuer account uses on the chain (refs are per issuer).
     next_ref: Mapped[int] = mapped_column(BigInteger, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -233,6 +237,7 @@ class ChainWrite(Base):
     block_number: Mapped[int | None] = mapped_column(BigInteger)
     block_hash: Mapped[str | None] = mapped_column(String(66))
     mined_at: Mapped[int | None] = mapped_column(BigInteger)  # the block's Unix time
+    amount_points: Mapped[int | None] = mapped_column(BigInteger)  # the points a GRANT_BUDGET write grants
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -83,18 +83,37 @@ def deactivate(uow: UnitOfWork, partner_id: int) -> Partner:
 
 
 def budget(uow: UnitOfWork, partner: Partner) -> dict[str, int]:
-    """The partner's budget: granted, on-chain what is left (read now), used (granted less
-    that), pending (accepted, not yet on-chain) and available (left on-chain less pending)."""
+    """The partner's budget: granted, on-chain what is left (read now), used (granted less that
+    and less grants not on-chain yet), pending (accepted, not yet on-chain), to grant (granted,
+    not yet on-chain) and available (left on-chain less pending)."""
     onchain = uow.token.issue_budget(partner.issuer_address)
+    granted_onchain = partner.issue_budget_points - partner.budget_to_grant_points
+    left = onchain if partner.provisioned_at else partner.budget_points
     return {
         "granted_points": partner.issue_budget_points,
         "onchain_points": onchain,
-        "used_points": max(0, partner.issue_budget_points - onchain) if partner.provisioned_at else 0,
+        "used_points": max(0, granted_onchain - onchain) if partner.provisioned_at else 0,
         "pending_points": partner.pending_points,
-        "available_points": max(
-            0, (onchain if partner.provisioned_at else partner.budget_points) - partner.pending_points
-        ),
+        "to_grant_points": partner.budget_to_grant_points,
+        "available_points": max(0, left - partner.pending_points),
     }
+
+
+def grant_budget(uow: UnitOfWork, partner_id: int, amount_points: int) -> Partner:
+    """Grant the partner more budget. The outbox writer carries it on-chain (the partner's earn
+    batches wait meanwhile); the API counts it once it is there."""
+    partner = get(uow, partner_id)
+    uow.session.execute(
+        update(Partner)
+        .where(Partner.id == partner_id)
+        .values(
+            issue_budget_points=Partner.issue_budget_points + amount_points,
+            budget_to_grant_points=Partner.budget_to_grant_points + amount_points,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    uow.session.refresh(partner)
+    return partner
 
 
 def list_partners(uow: UnitOfWork, cursor: str | None, limit: int) -> Page[Partner]:

@@ -79,6 +79,7 @@ EXPIRED_READS = 1_000  # expiredBalanceOf calls per JSON-RPC batch
 GLOBAL_REVERTS = frozenset({"LoyaltyPaused", "LoyaltyMissingRole", "LoyaltyBudgetExceeded"})
 ITEM_REVERTS = frozenset({"LoyaltyInvalidMember", "LoyaltyInvalidAmount"})
 HOLD_S = 5.0  # how long a sender waits after a refusal, or a revert for a reason no earn caused
+GRANT_RETRY_S = 60.0  # a budget grant the chain refused is sent again after this
 STUCK = timedelta(minutes=5)  # a write unmined this long is cancelled (its rows then go out again)
 PROVISIONING = (WriteKind.TOPUP, WriteKind.GRANT_ISSUER, WriteKind.SET_BUDGET)
 FINAL = (WriteStatus.CONFIRMED, WriteStatus.FAILED)
@@ -105,6 +106,7 @@ class OutboxWriter:
     _state: str | None = field(default=None, init=False)
     _params: tuple[int, int, int] | None = field(default=None, init=False)
     _pause: tuple[int, bool] | None = field(default=None, init=False)
+    _grant_hold: dict[int, float] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.sessions = self.runtime.sessions
@@ -352,6 +354,12 @@ class OutboxWriter:
             else:
                 for redemption in session.scalars(select(Redemption).where(Redemption.write_id == write.id)):
                     redemptions.void(session, redemption, error)
+        elif write.kind == WriteKind.GRANT_BUDGET:
+            if error is None:
+                _grant_landed(session, write, +1)
+            else:  # the operator cannot set budgets (its role, a pause): try again in a minute
+                self._grant_hold[write.partner_id or 0] = time.monotonic() + GRANT_RETRY_S
+                log.warning("budget grant for partner %s failed: %s", write.partner_id, error)
         elif write.kind in (WriteKind.GRANT_ISSUER, WriteKind.SET_BUDGET) and error is not None:
             session.execute(update(Partner).where(Partner.id == write.partner_id).values(provision_error=error))
 
@@ -498,6 +506,8 @@ class OutboxWriter:
                 .where(Redemption.write_id == write.id, Redemption.status == RedemptionStatus.POSTED)
                 .values(status=RedemptionStatus.RESERVED)
             )
+        elif write.kind == WriteKind.GRANT_BUDGET:
+            _grant_landed(session, write, -1)  # on its way again
 
     # ------------------------------------------------------------------------- sending
     def _send(self, partner: Partner, head: Block) -> int:
@@ -516,7 +526,8 @@ class OutboxWriter:
         sent = 0
         if in_flight < MAX_IN_FLIGHT and self._hold.get(partner.id, 0.0) <= time.monotonic():
             sent += self._send_redemptions(partner, issuer, head, nonces, MAX_IN_FLIGHT - in_flight)
-        while in_flight + sent < MAX_IN_FLIGHT and self._hold.get(partner.id, 0.0) <= time.monotonic():
+        granting = self._granting(partner)  # earns wait: the grant's budget is absolute
+        while not granting and in_flight + sent < MAX_IN_FLIGHT and self._hold.get(partner.id, 0.0) <= time.monotonic():
             if not self._send_earn_batch(partner, issuer, head, nonces, in_flight + sent):
                 break
             sent += 1
@@ -747,6 +758,8 @@ class OutboxWriter:
         for partner in partners:
             if partner.provisioned_at is None and partner.provision_error is None:
                 progressed |= self._provision(partner, head)
+            elif partner.provisioned_at is not None and partner.budget_to_grant_points > 0:
+                progressed |= self._guarded(partner.id, partial(self._grant_budget, partner, head), False)
         if self._due("sweep", self.runtime.settings.sweep_interval_s):
             progressed |= self._sweep(head)
         return progressed
@@ -791,6 +804,50 @@ class OutboxWriter:
             if not self._record_and_send(partner.id, self.chain.operator.address, kind, nonce, signed):
                 break
         return True
+
+    def _granting(self, partner: Partner) -> bool:
+        """Whether a budget grant of the partner is on its way (read now: the admin may have
+        granted since the pass began)."""
+        with self.sessions() as session:
+            to_grant = session.scalar(select(Partner.budget_to_grant_points).where(Partner.id == partner.id)) or 0
+            in_flight = session.scalar(
+                select(func.count()).where(
+                    ChainWrite.partner_id == partner.id,
+                    ChainWrite.kind == WriteKind.GRANT_BUDGET,
+                    ChainWrite.status == WriteStatus.SENT,
+                )
+            )
+        return bool(to_grant > 0 or in_flight)
+
+    def _grant_budget(self, partner: Partner, head: Block) -> bool:
+        """Carry the partner's granted budget on-chain: `setIssueBudget(left + grant)`, sent only
+        while none of its earn batches is in flight (and none is sent until the grant is final,
+        see `_send`), so what is left cannot change under it. One grant write at a time."""
+        if self._grant_hold.get(partner.id, 0.0) > time.monotonic():
+            return False
+        with self.sessions() as session:
+            busy = session.scalar(
+                select(func.count()).where(
+                    ChainWrite.status == WriteStatus.SENT,
+                    or_(
+                        and_(ChainWrite.sender == partner.issuer_address, ChainWrite.kind == WriteKind.EARN_BATCH),
+                        and_(ChainWrite.partner_id == partner.id, ChainWrite.kind == WriteKind.GRANT_BUDGET),
+                    ),
+                )
+            )
+            # read now, not from the pass's start: a grant finalized earlier in this pass is done
+            amount = int(session.scalar(select(Partner.budget_to_grant_points).where(Partner.id == partner.id)) or 0)
+            if busy or amount <= 0:
+                return False
+            nonce = _Nonces(self, self.chain.operator.address).next(session)
+        left = self.token.issue_budget(partner.issuer_address)
+        signed = self.token.sign_set_budget(nonce, partner.issuer_address, left + amount, head.base_fee)
+        with self.sessions() as session, write_lock(session):
+            write = _record(session, partner.id, self.chain.operator.address, WriteKind.GRANT_BUDGET, nonce, signed)
+            write.amount_points = amount
+            session.commit()
+        log.info("granting partner %s %d points on-chain (budget %d -> %d)", partner.id, amount, left, left + amount)
+        return self._broadcast(write, signed)
 
     def _top_up(self, partner: Partner, head: Block) -> None:
         """Gas money for an issuer account running low (members and partners never pay gas)."""
@@ -936,6 +993,21 @@ def _record(
     session.add(write)
     session.flush()
     return write
+
+
+def _grant_landed(session: Session, write: ChainWrite, direction: int) -> None:
+    """A budget grant became final (+1: the API may count it, earns go on) or was rolled back
+    by a reorg (-1: it is on its way again)."""
+    amount = direction * (write.amount_points or 0)
+    session.execute(
+        update(Partner)
+        .where(Partner.id == write.partner_id)
+        .values(
+            budget_to_grant_points=Partner.budget_to_grant_points - amount,
+            budget_points=Partner.budget_points + amount,
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def run_writer(writer: OutboxWriter, stop: threading.Event, name: str = "outbox-writer") -> threading.Thread:

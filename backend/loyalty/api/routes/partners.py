@@ -11,6 +11,7 @@ from loyalty.api.schemas import (
     AuditorCreate,
     AuditorCreated,
     AuditorPublic,
+    BudgetGrant,
     CursorQuery,
     IdPath,
     KeyRotated,
@@ -79,6 +80,21 @@ def get_partner(partner_id: IdPath, uow: UowDep, principal: Reader) -> PartnerPu
 def get_budget(partner_id: IdPath, uow: UowDep, principal: Reader) -> PartnerBudget:
     """The partner's issue budget: granted, left on-chain (read now), used, pending, available."""
     return PartnerBudget(**partners.budget(uow, _own(uow, principal, partner_id)))
+
+
+@router.post("/partners/{partner_id}/budget/grants", status_code=201, response_model=PartnerBudget)
+def grant_budget(
+    partner_id: IdPath, body: BudgetGrant, request: Request, uow: UowDep, principal: Admin, digest: Digest
+) -> JSONResponse:
+    """Grant a partner more budget (admin). It goes on-chain through the outbox writer as an
+    operator write setting the partner's on-chain budget to what is left plus the grant; the
+    partner's earn batches wait until it is final (`to_grant_points` shows it on its way)."""
+
+    def write() -> tuple[int, PartnerBudget]:
+        partner = partners.grant_budget(uow, partner_id, body.amount_points)
+        return 201, PartnerBudget(**partners.budget(uow, partner))
+
+    return idempotent(request, digest, uow.session, principal, write)
 
 
 @router.post("/partners/{partner_id}/key-rotations", status_code=201, response_model=KeyRotated)

@@ -1,5 +1,5 @@
 """members consent: partner links, member credentials and tokens, sign-in nonces, redemptions
-that await the member, deactivated partners
+that await the member, deactivated partners, budget grants
 
 Revision ID: 0003
 Revises: 0002
@@ -60,6 +60,11 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("sign_in_blocked_until", sa.DateTime(), nullable=True))
     with op.batch_alter_table("partners") as batch_op:
         batch_op.add_column(sa.Column("deactivated_at", sa.DateTime(), nullable=True))
+        batch_op.add_column(
+            sa.Column("budget_to_grant_points", sa.BigInteger(), server_default=sa.text("0"), nullable=False)
+        )
+    with op.batch_alter_table("chain_writes") as batch_op:
+        batch_op.add_column(sa.Column("amount_points", sa.BigInteger(), nullable=True))
     with op.batch_alter_table("redemptions") as batch_op:
         batch_op.alter_column("ref", existing_type=sa.BigInteger(), nullable=True)
         batch_op.alter_column("nonce", existing_type=sa.BigInteger(), nullable=True)
@@ -85,7 +90,10 @@ def downgrade() -> None:
         batch_op.alter_column("deadline", existing_type=sa.BigInteger(), nullable=False)
         batch_op.alter_column("nonce", existing_type=sa.BigInteger(), nullable=False)
         batch_op.alter_column("ref", existing_type=sa.BigInteger(), nullable=False)
+    with op.batch_alter_table("chain_writes") as batch_op:
+        batch_op.drop_column("amount_points")
     with op.batch_alter_table("partners") as batch_op:
+        batch_op.drop_column("budget_to_grant_points")
         batch_op.drop_column("deactivated_at")
     with op.batch_alter_table("members") as batch_op:
         batch_op.drop_column("sign_in_blocked_until")
