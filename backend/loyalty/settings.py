@@ -38,6 +38,10 @@ class Settings(BaseModel):
         idempotency_ttl_s: how long an Idempotency-Key is remembered (env LOYALTY_IDEMPOTENCY_TTL_S).
         sweep_interval_s: how often the worker looks for expired points to sweep
             (env LOYALTY_SWEEP_INTERVAL_S).
+        siwe_domains: the hosts (host[:port]) members reach the service at: a Sign-In with
+            Ethereum message must name one of them (env LOYALTY_SIWE_DOMAINS, comma-separated;
+            default the local API's). Never the request's own Host header: a phishing site
+            could have a wallet sign a message for its own domain and send it with that Host.
     """
 
     database_url: str
@@ -50,6 +54,7 @@ class Settings(BaseModel):
     confirmations: int | None = None
     idempotency_ttl_s: int = 86_400
     sweep_interval_s: int = 60
+    siwe_domains: tuple[str, ...] = ("127.0.0.1:8000", "localhost:8000")
 
     @classmethod
     def from_env(cls, var_dir: Path = VAR) -> Settings:
@@ -64,7 +69,15 @@ class Settings(BaseModel):
             confirmations=int(env["LOYALTY_CONFIRMATIONS"]) if env.get("LOYALTY_CONFIRMATIONS") else None,
             idempotency_ttl_s=int(env.get("LOYALTY_IDEMPOTENCY_TTL_S", 86_400)),
             sweep_interval_s=int(env.get("LOYALTY_SWEEP_INTERVAL_S", 60)),
+            siwe_domains=_siwe_domains(env),
         )
+
+
+def _siwe_domains(env: os._Environ[str]) -> tuple[str, ...]:
+    if domains := env.get("LOYALTY_SIWE_DOMAINS"):
+        return tuple(d.strip() for d in domains.split(",") if d.strip())
+    port = env.get("API_PORT", "8000")
+    return (f"127.0.0.1:{port}", f"localhost:{port}")
 
 
 def _file_secret(path: Path, prefix: str) -> str:

@@ -108,6 +108,7 @@ def settings(database_url: str, rpc_url: str, deployment: Deployment) -> Setting
         operator_private_key=DEV_OPERATOR_KEY,
         admin_api_key=ADMIN_KEY,
         master_key=secrets.token_hex(32),
+        siwe_domains=("testserver",),  # TestClient's host
     )
 
 

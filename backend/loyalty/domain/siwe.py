@@ -77,13 +77,13 @@ def parse(message: str) -> SiweMessage:
     )
 
 
-def verify(message: str, signature: bytes, *, domain: str, chain_id: int, now: datetime) -> SiweMessage:
+def verify(message: str, signature: bytes, *, domains: tuple[str, ...], chain_id: int, now: datetime) -> SiweMessage:
     """The message, once it is checked: signed by the address it names, for this service's
     domain and chain, version 1, inside its time window, with an expiry. The caller checks the
     nonce was issued and not used."""
     parsed = parse(message)
-    if parsed.domain != domain:
-        raise _refused(f"the message is for {parsed.domain}, not {domain}")
+    if parsed.domain not in domains:
+        raise _refused(f"the message is for {parsed.domain}, not {' or '.join(domains)}")
     if parsed.chain_id != chain_id or parsed.version != "1":
         raise _refused(
             f"the message is for chain {parsed.chain_id} (version {parsed.version}), not chain {chain_id} (1)"

@@ -174,11 +174,11 @@ def new_siwe_nonce(uow: UnitOfWork) -> tuple[str, datetime]:
     return nonce, expires_at
 
 
-def sign_in_with_ethereum(uow: UnitOfWork, message: str, signature: bytes, domain: str) -> Member:
+def sign_in_with_ethereum(uow: UnitOfWork, message: str, signature: bytes, domains: tuple[str, ...]) -> Member:
     """The self-custody member whose wallet signed `message` (EIP-4361) for this service, with a
     nonce it issued (each signs in once)."""
     now = utcnow()
-    parsed = siwe.verify(message, signature, domain=domain, chain_id=uow.chain.chain_id, now=now)
+    parsed = siwe.verify(message, signature, domains=domains, chain_id=uow.chain.chain_id, now=now)
     used = uow.session.execute(
         update(SignInNonce)
         .where(SignInNonce.nonce == parsed.nonce, SignInNonce.expires_at > now, SignInNonce.used_at.is_(None))

@@ -103,6 +103,10 @@ def test_siwe_refusesAnotherDomainAnExpiredMessageAndAnotherSigner(client):
         nonce = client.post("/v1/auth/siwe/nonces").json()
         return client.post("/v1/auth/siwe", json=_signed(signer, _siwe(nonce, wallet.address, **message)))
 
+    nonce = client.post("/v1/auth/siwe/nonces").json()
+    phished = _signed(wallet, _siwe(nonce, wallet.address, domain="evil.example"))  # signed at the phishing site
+    forged_host = client.post("/v1/auth/siwe", json=phished, headers={"Host": "evil.example"})
+    assert (forged_host.status_code, forged_host.json()["code"]) == (401, "sign_in_failed")
     answers = [
         attempt(wallet, domain="evil.example"),
         attempt(wallet, expires_in=timedelta(seconds=-1)),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from loyalty.api.deps import UowDep
+from loyalty.api.deps import RuntimeDep, UowDep
 from loyalty.api.schemas import PassphraseSet, SessionCreate, SessionCreated, SiweNonce, SiweSignIn
 from loyalty.db.models import Member
 from loyalty.db.session import write_lock
@@ -46,28 +46,31 @@ def set_passphrase(body: PassphraseSet, uow: UowDep) -> SessionCreated:
 
 
 @router.post("/siwe/nonces", status_code=201, response_model=SiweNonce)
-def siwe_nonce(request: Request, uow: UowDep) -> SiweNonce:
+def siwe_nonce(request: Request, uow: UowDep, runtime: RuntimeDep) -> SiweNonce:
     """A nonce for a Sign-In with Ethereum message, with the domain, URI and chain the message
-    must name (the service checks them)."""
+    must name (the service checks them; the domain is one it is configured to be reached at)."""
     with write_lock(uow.session):
         nonce, expires_at = credentials.new_siwe_nonce(uow)
         uow.session.commit()
+    domains = runtime.settings.siwe_domains
+    domain = request.url.netloc if request.url.netloc in domains else domains[0]
     return SiweNonce(
         nonce=nonce,
         expires_at=expires_at,
-        domain=request.url.netloc,
-        uri=str(request.base_url).rstrip("/"),
+        domain=domain,
+        uri=f"{request.url.scheme}://{domain}",
         chain_id=uow.chain.chain_id,
         statement=SIWE_STATEMENT,
     )
 
 
 @router.post("/siwe", status_code=201, response_model=SessionCreated)
-def siwe_sign_in(body: SiweSignIn, request: Request, uow: UowDep) -> SessionCreated:
-    """A self-custody member signs in with its wallet: the EIP-4361 message (with a nonce from
-    /v1/auth/siwe/nonces and an Expiration Time) and its `personal_sign` signature."""
+def siwe_sign_in(body: SiweSignIn, uow: UowDep, runtime: RuntimeDep) -> SessionCreated:
+    """A self-custody member signs in with its wallet: the EIP-4361 message (naming one of the
+    service's domains, with a nonce from /v1/auth/siwe/nonces and an Expiration Time) and its
+    `personal_sign` signature."""
     with write_lock(uow.session):
         member = credentials.sign_in_with_ethereum(
-            uow, body.message, bytes.fromhex(body.signature[2:]), domain=request.url.netloc
+            uow, body.message, bytes.fromhex(body.signature[2:]), domains=runtime.settings.siwe_domains
         )
         return _session(uow, member)
