@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 from datetime import timedelta
 
 from argon2 import PasswordHasher
@@ -22,6 +23,9 @@ CODE_CHARS = 8
 # argon2id with the library's defaults (RFC 9106's second recommendation: 64 MiB, 3 passes).
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not anyone's passphrase")
+# Each hash takes ~0.1 s of a core and 64 MiB: at most two at a time per process, so a flood of
+# sign-ins waits its turn instead of starving every other request of CPU and memory.
+_HASHING = threading.BoundedSemaphore(2)
 
 
 def new_secret(prefix: str) -> str:
@@ -45,14 +49,16 @@ def normal_code(code: str) -> str:
 
 
 def hash_passphrase(passphrase: str) -> str:
-    return _hasher.hash(passphrase)
+    with _HASHING:
+        return _hasher.hash(passphrase)
 
 
 def verify_passphrase(passphrase_hash: str | None, passphrase: str) -> bool:
     """Whether `passphrase` matches; with no hash, as slow as a real check (no timing tells
     whether a member exists or has a passphrase)."""
     try:
-        return _hasher.verify(passphrase_hash or _DUMMY_HASH, passphrase) and passphrase_hash is not None
+        with _HASHING:
+            return _hasher.verify(passphrase_hash or _DUMMY_HASH, passphrase) and passphrase_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
