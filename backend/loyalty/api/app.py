@@ -96,6 +96,7 @@ def create_app(settings: Settings, *, run_outbox: bool = True, runtime: Runtime 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     for module in ROUTES:
         app.include_router(module.router)
+    app.state.api_routes = [route for module in ROUTES for route in module.router.routes if isinstance(route, APIRoute)]
     return app
 
 

@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -88,9 +87,11 @@ def document(schema: dict[str, Any], roles: dict[tuple[str, str], list[str]]) ->
 
 
 def _allowed(request: Request) -> list[str]:
+    """Every method the request's path has. The app lists its routes in `state.api_routes`
+    (FastAPI wraps included routers, so `app.routes` does not hold them)."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE:
+    for route in request.app.state.api_routes:
+        if route.matches(request.scope)[0] != Match.NONE:
             methods |= route.methods or set()
     return sorted(methods)
 

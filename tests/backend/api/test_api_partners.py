@@ -123,3 +123,11 @@ def test_docs_workOffline_everyAssetFromTheApp(client):
         for url in urls:
             response = client.get(url)
             assert response.status_code == 200 and len(response.content) > 100, (page, url)
+
+
+def test_wrongMethod_is405WithEveryMethodThePathHas(client):
+    collection = client.delete("/v1/partners", headers=auth(ADMIN_KEY))
+    item = client.put("/v1/members/1", headers=auth(ADMIN_KEY))
+    assert (collection.status_code, collection.json()["code"]) == (405, "method_not_allowed")
+    assert collection.headers["allow"] == "GET, POST"
+    assert item.status_code == 405 and item.headers["allow"] == "GET"
