@@ -56,14 +56,22 @@ def make_member(client: TestClient, key: str = ADMIN_KEY, **body: Any) -> dict[s
 
 
 def sign_in(client: Any, member: dict[str, Any], passphrase: str = PASSPHRASE) -> str:
-    """A custodial member's session token (its passphrase set first, if it has none yet)."""
-    if member.get("enrolment_token"):
-        body = {"token": member.pop("enrolment_token"), "passphrase": passphrase}
-        response = client.post("/v1/auth/passphrase", json=body)
+    """A custodial member's session token (its passphrase set first, if it has none yet, with
+    the link the operator gives it: its enrolment token, or a reset token from the admin)."""
+    if not member.get("passphrase_set") and member.get("custodial", True) and "id" in member:
+        token = member.pop("enrolment_token", None) or _reset_token(client, member)
+        response = client.post("/v1/auth/passphrase", json={"token": token, "passphrase": passphrase})
+        member["passphrase_set"] = True
     else:
         body = {"external_id": member["external_id"], "passphrase": passphrase}
         response = client.post("/v1/auth/sessions", json=body)
     assert response.status_code in (200, 201), response.text
+    return str(response.json()["token"])
+
+
+def _reset_token(client: Any, member: dict[str, Any]) -> str:
+    response = post(client, f"/v1/members/{member['id']}/passphrase-resets", None, ADMIN_KEY)
+    assert response.status_code == 201, response.text
     return str(response.json()["token"])
 
 

@@ -74,7 +74,7 @@ async def get_principal(
     if credentials is None:
         raise UnauthorizedError(ErrorCode.UNAUTHORIZED, "send `Authorization: Bearer <api key>`")
     key = credentials.credentials.strip()
-    if hmac.compare_digest(key, request.app.state.settings.admin_api_key):
+    if hmac.compare_digest(key.encode(), request.app.state.settings.admin_api_key.encode()):
         return Principal("admin", "admin")
     if key.startswith("mbr_"):  # sessions expire and end: looked up every time
         return await run_in_threadpool(_member_session, request.app.state.runtime, key)

@@ -49,7 +49,7 @@ async def request_digest(
 def canonical(body: bytes) -> bytes:
     try:
         return json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to parse: its bytes
         return body
 
 

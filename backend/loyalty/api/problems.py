@@ -135,8 +135,8 @@ def install(app: FastAPI) -> None:
         code = _CODES_BY_STATUS.get(exc.status_code, ErrorCode.HTTP_ERROR)
         response = problem(code, str(exc.detail), status=exc.status_code)
         response.headers.update(exc.headers or {})
-        if exc.status_code == 405:  # every method the path has, not just those of the route matched first
-            response.headers["Allow"] = ", ".join(_allowed(request))
+        if exc.status_code == 405 and (allowed := _allowed(request)):  # every method the path has
+            response.headers["Allow"] = ", ".join(allowed)
         return response
 
     @app.exception_handler(ChainRevertError)

@@ -59,9 +59,10 @@ def parse_time(value: str | None) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:  # the shape is right, the date is not (month 46)
+        parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)  # also refuses times UTC cannot hold (year 1, +01:00)
+    except (ValueError, OverflowError) as exc:  # the shape is right, the date is not (month 46)
         raise UnprocessableError(ErrorCode.VALIDATION_ERROR, f"{value!r} is not a time") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 class Page(BaseModel, Generic[T]):

@@ -123,6 +123,15 @@ def for_ethers(typed_data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def is_low_s(signature: bytes) -> bool:
+    """Whether a 65-byte signature's `s` is in the lower half of the curve order: the token
+    (OpenZeppelin's ECDSA) refuses the other half, which eth_account would still recover."""
+    return len(signature) == 65 and int.from_bytes(signature[32:64], "big") <= SECP256K1_N // 2
+
+
 def full_signature(signature: bytes) -> bytes:
     """A 65-byte (r, s, v) signature; a 64-byte EIP-2098 compact one (r, yParity and s packed
     as `vs`) is expanded. Any other length is returned as is (it will not verify)."""

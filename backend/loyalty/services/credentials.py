@@ -13,7 +13,6 @@ from loyalty.chain.client import checksum
 from loyalty.db.models import Member, MemberToken, MemberTokenKind, SignInNonce, utcnow
 from loyalty.domain import siwe
 from loyalty.domain.credentials import (
-    hash_passphrase,
     hash_secret,
     new_secret,
     normal_code,
@@ -117,28 +116,45 @@ def end_session(uow: UnitOfWork, token: str) -> None:
     )
 
 
-def sign_in(uow: UnitOfWork, external_id: str, passphrase: str) -> Member | DomainError:
-    """The member, if the passphrase is right; else why not. A refusal is returned, not raised:
-    the caller commits the failure count before answering. An unknown member, one without a
-    passphrase and a wrong passphrase look the same, and take as long."""
+def check_passphrase(uow: UnitOfWork, external_id: str, passphrase: str) -> tuple[Member | None, bool]:
+    """The member and whether the passphrase is right: read without a lock, verified outside
+    any transaction's lock (argon2 takes ~0.1 s; the write lock would stall every writer). An
+    unknown member, one without a passphrase and a wrong passphrase look the same, and take as
+    long. A closed sign-in is `TooManyAttemptsError`."""
+    member = uow.session.scalar(select(Member).where(Member.external_id == external_id))
     now = utcnow()
-    member = uow.session.scalar(select(Member).where(Member.external_id == external_id).with_for_update())
     if member is not None and member.sign_in_blocked_until is not None and member.sign_in_blocked_until > now:
         wait_s = int((member.sign_in_blocked_until - now).total_seconds()) + 1
-        return TooManyAttemptsError(f"too many wrong passphrases: try again in {wait_s} s", wait_s)
-    if verify_passphrase(member.passphrase_hash if member else None, passphrase) and member is not None:
-        member.failed_sign_ins, member.sign_in_blocked_until = 0, None
-        return member
-    if member is not None:
-        member.failed_sign_ins += 1
-        block = sign_in_block(member.failed_sign_ins)
-        member.sign_in_blocked_until = now + block if block else None
+        raise TooManyAttemptsError(f"too many wrong passphrases: try again in {wait_s} s", wait_s)
+    uow.session.rollback()  # no transaction stays open across the hash
+    right = verify_passphrase(member.passphrase_hash if member else None, passphrase)
+    return member, right and member is not None
+
+
+def count_sign_in(uow: UnitOfWork, member: Member, right: bool) -> DomainError | None:
+    """Record the attempt (under the write lock, briefly): a right one clears the count, a wrong
+    one counts and may close sign-in for a while. Returns the refusal, if it was wrong."""
+    if right:
+        uow.session.execute(
+            update(Member).where(Member.id == member.id).values(failed_sign_ins=0, sign_in_blocked_until=None)
+        )
+        return None
+    failures = int(
+        uow.session.execute(
+            update(Member)
+            .where(Member.id == member.id)
+            .values(failed_sign_ins=Member.failed_sign_ins + 1)
+            .returning(Member.failed_sign_ins)
+        ).scalar_one()
+    )
+    if block := sign_in_block(failures):
+        uow.session.execute(update(Member).where(Member.id == member.id).values(sign_in_blocked_until=utcnow() + block))
     return UnauthorizedError(ErrorCode.SIGN_IN_FAILED, "wrong external_id or passphrase")
 
 
-def set_passphrase(uow: UnitOfWork, link_token: str, passphrase: str) -> Member:
-    """Set a custodial member's passphrase with a one-time enrolment or reset link; every
-    session it had ends, and sign-in opens again."""
+def set_passphrase(uow: UnitOfWork, link_token: str, passphrase_hash: str) -> Member:
+    """Set a custodial member's passphrase (hashed by the caller, outside any lock) with a
+    one-time enrolment or reset link; every session it had ends, and sign-in opens again."""
     now = utcnow()
     token_hash = hash_secret(link_token)
     row = uow.session.get(MemberToken, token_hash)
@@ -156,7 +172,7 @@ def set_passphrase(uow: UnitOfWork, link_token: str, passphrase: str) -> Member:
         raise UnprocessableError(ErrorCode.LINK_INVALID, "this link is unknown, used or expired: ask for a new one")
     member = uow.session.get(Member, row.member_id)
     assert member is not None
-    member.passphrase_hash = hash_passphrase(passphrase)
+    member.passphrase_hash = passphrase_hash
     member.failed_sign_ins, member.sign_in_blocked_until = 0, None
     uow.session.execute(
         update(MemberToken)

@@ -7,6 +7,7 @@ import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Select, tuple_
@@ -33,17 +34,28 @@ def encode_cursor(values: Sequence[Any]) -> str:
 
 
 def decode_cursor(cursor: str, kinds: Sequence[type]) -> tuple[Any, ...]:
-    """The sort key a cursor holds, typed as `kinds` (int, str or datetime)."""
+    """The sort key a cursor holds, typed as `kinds` (int, str or datetime): ints within the
+    database's 64 bits, times with their zone (as UTC); anything else is `invalid_cursor`."""
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(values, list) or len(values) != len(kinds):
             raise ValueError(cursor)
-        return tuple(
-            kind.fromisoformat(v) if hasattr(kind, "fromisoformat") else kind(v)
-            for kind, v in zip(kinds, values, strict=True)
-        )
-    except (ValueError, TypeError) as exc:
+        return tuple(_typed(kind, v) for kind, v in zip(kinds, values, strict=True))
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise UnprocessableError(ErrorCode.INVALID_CURSOR, "the cursor is not one this list gave out") from exc
+
+
+def _typed(kind: type, value: Any) -> Any:
+    if kind is int:
+        if not isinstance(value, int) or isinstance(value, bool) or not -(2**63) <= value < 2**63:
+            raise ValueError(value)
+        return value
+    if kind is datetime:
+        parsed = datetime.fromisoformat(str(value))
+        if parsed.tzinfo is None:
+            raise ValueError(value)
+        return parsed.astimezone(UTC)
+    return kind(value)
 
 
 def keyset(session: Session, query: Select[Any], order: Sequence[Any], cursor: str | None, limit: int) -> Page[Any]:

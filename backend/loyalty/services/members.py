@@ -188,7 +188,11 @@ def history_page(
         if partner_id is not None:
             query = query.where(model.partner_id == partner_id)
         if after is not None:
-            query = query.where(tuple_(model.created_at, literal(rank), model.id) > tuple_(*after))
+            # the column holds naive UTC: bind the cursor's time the same way, not as a zoned value
+            at = after[0].astimezone(UTC).replace(tzinfo=None)
+            query = query.where(
+                tuple_(model.created_at, literal(rank), model.id) > tuple_(literal(at), after[1], after[2])
+            )
         found = cast(list[tuple[Earn | Redemption, ChainWrite | None]], uow.session.execute(query).all())
         for row, write in found:
             entry = HistoryEntry(

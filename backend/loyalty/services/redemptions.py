@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from loyalty.db.models import ConsentQuote, Member, Redemption, RedemptionStatus, Reward, utcnow
-from loyalty.domain.consent import RedeemConsent, recover_signer, redeem_typed_data, sign_typed_data
+from loyalty.domain.consent import RedeemConsent, is_low_s, recover_signer, redeem_typed_data, sign_typed_data
 from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
 from loyalty.services import catalog, credentials, members, partners
 from loyalty.services.lists import Page, keyset
@@ -251,6 +251,11 @@ def _signed_consent(
         )
     if deadline < time.time():
         raise UnprocessableError(ErrorCode.CONSENT_EXPIRED, f"the consent expired at {deadline}")
+    if not is_low_s(signature):
+        raise UnprocessableError(
+            ErrorCode.INVALID_SIGNATURE,
+            "the signature's s is in the upper half of the curve order: the token refuses it",
+        )
     issuer = partners.get(uow, reward.partner_id).issuer_address
     wallet = member.wallet_address
     for found in quotes:

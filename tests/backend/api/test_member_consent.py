@@ -133,3 +133,18 @@ def test_selfCustodyMember_cannotGetACode_andACustodialOneCannotSign(client):
 
     assert (signed.status_code, signed.json()["code"]) == (422, "validation_error")
     assert (no_session.status_code, no_session.json()["code"]) == (401, "sign_in_failed")
+
+
+def test_aPartner_neverHoldsAMembersCredential(client, writer):
+    """A partner that held the member's enrolment or reset token could sign in as the member
+    and approve its own redemptions: only the operator (admin) gets them."""
+    partner = make_partner(client)
+    enrolled = post(client, "/v1/members", {"external_id": "alice"}, partner["api_key"])
+    with_passphrase = post(client, "/v1/members", {"external_id": "bob", "passphrase": "x" * 12}, partner["api_key"])
+    reset = post(client, f"/v1/members/{enrolled.json()['id']}/passphrase-resets", None, partner["api_key"])
+
+    assert enrolled.status_code == 201 and enrolled.json()["enrolment_token"] is None
+    assert (with_passphrase.status_code, with_passphrase.json()["code"]) == (403, "forbidden")
+    assert (reset.status_code, reset.json()["code"]) == (403, "forbidden")
+    by_admin = post(client, f"/v1/members/{enrolled.json()['id']}/passphrase-resets", None, ADMIN_KEY)
+    assert by_admin.status_code == 201 and by_admin.json()["token"].startswith("lnk_")

@@ -5,7 +5,7 @@ state; when the chain is back, what waited is written."""
 import time
 
 import httpx
-from support.backend import ADMIN_KEY, PASSPHRASE, auth, redemption_code, serving, wait_for
+from support.backend import ADMIN_KEY, auth, redemption_code, serving, wait_for
 
 
 def _post(url, path, body, key, idem):
@@ -16,7 +16,7 @@ def test_chainDown_apiStartsTakesEarnsAndCatchesUpWhenItIsBack(own_chain, chain_
     log = tmp_path / "serve.log"
     with serving(chain_settings, outbox=True, log=log) as url:
         partner = _post(url, "/v1/partners", {"name": "Acme", "issue_budget_points": 10_000}, ADMIN_KEY, "p").json()
-        member = _post(url, "/v1/members", {"external_id": "alice", "passphrase": PASSPHRASE}, partner["api_key"], "m").json()
+        member = _post(url, "/v1/members", {"external_id": "alice"}, partner["api_key"], "m").json()
         reward = _post(url, "/v1/rewards", {"name": "Mug", "cost_points": 5, "stock": 3}, partner["api_key"], "r").json()
         wait_for(lambda: httpx.get(url + "/v1/health").json()["outbox"]["partners_provisioning"] == 0)
     own_chain.stop()

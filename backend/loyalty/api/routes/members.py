@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from loyalty.api.deps import Reader, UowDep, Writer
+from loyalty.api.deps import Admin, Reader, UowDep, Writer
 from loyalty.api.idempotency import Digest, idempotent
 from loyalty.api.schemas import (
     MAX_INT,
@@ -27,6 +27,7 @@ from loyalty.api.schemas import (
     Page,
 )
 from loyalty.db.models import Member, MemberTokenKind
+from loyalty.errors import ErrorCode, ForbiddenError
 from loyalty.services import credentials, members
 from loyalty.services.uow import UnitOfWork
 
@@ -52,9 +53,16 @@ def detail(uow: UnitOfWork, member: Member) -> MemberDetail:
 @router.post("", status_code=201, response_model=MemberCreated)
 def create_member(body: MemberCreate, request: Request, uow: UowDep, principal: Writer, digest: Digest) -> JSONResponse:
     """Enrol a member: with `wallet_address` they hold their own wallet, without it the service
-    keeps one. A partner that enrols a member is linked to it. A custodial member enrolled
-    without a passphrase gets a one-time `enrolment_token` to choose one (hand it over as a
-    link); nobody can spend its points until it signs in and approves."""
+    keeps one. A partner that enrols a member is linked to it. A member's credential never
+    passes through a partner: only the admin (the operator, who delivers it to the member) gets
+    the one-time `enrolment_token` of a custodial member, or may set its first `passphrase`;
+    a member a partner enrolled gets its link from the operator (POST
+    /v1/members/{id}/passphrase-resets). Nobody can spend its points until it signs in and
+    approves."""
+    if body.passphrase is not None and principal.role != "admin":
+        raise ForbiddenError(
+            ErrorCode.FORBIDDEN, "only the operator may set a member's passphrase: a partner must not know it"
+        )
 
     def write() -> tuple[int, MemberCreated]:
         member = members.create(
@@ -66,7 +74,7 @@ def create_member(body: MemberCreate, request: Request, uow: UowDep, principal: 
             passphrase=body.passphrase,
         )
         created = MemberCreated(**public(member).model_dump())
-        if member.custodial and member.passphrase_hash is None:
+        if member.custodial and member.passphrase_hash is None and principal.role == "admin":
             created.enrolment_token, created.enrolment_expires_at = credentials.new_link(
                 uow, member, MemberTokenKind.ENROLMENT
             )
@@ -127,13 +135,15 @@ def history_page(
 
 @router.post("/{member_id}/passphrase-resets", status_code=201, response_model=LinkToken)
 def reset_passphrase(
-    member_id: IdPath, request: Request, uow: UowDep, principal: Writer, digest: Digest
+    member_id: IdPath, request: Request, uow: UowDep, principal: Admin, digest: Digest
 ) -> JSONResponse:
-    """A one-time token (valid an hour) for a custodial member who forgot its passphrase: hand
-    it over as a link; the member sets a new passphrase with it, and its sessions end."""
+    """A one-time token (valid an hour) for a custodial member to set a passphrase (a new one,
+    or its first when a partner enrolled it): the operator delivers it to the member as a link;
+    the member's sessions end when it is used. Admin only: a partner holding it could sign in
+    as the member and approve its own redemptions."""
 
     def write() -> tuple[int, LinkToken]:
-        member = members.get(uow, member_id, principal.partner_id)
+        member = members.get(uow, member_id)
         token, expires_at = credentials.new_link(uow, member, MemberTokenKind.RESET)
         return 201, LinkToken(token=token, expires_at=expires_at)
 
