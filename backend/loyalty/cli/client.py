@@ -267,7 +267,8 @@ def members_history(member_id: int, limit: int, cursor: str | None, api_url: str
 @click.argument("member_id", type=int)
 @with_api
 def members_reset_passphrase(member_id: int, api_url: str, key: str | None) -> None:
-    """A one-time token (an hour) for a custodial member to set a new passphrase."""
+    """A one-time token (an hour) for a custodial member to set its passphrase (admin: the
+    operator delivers it to the member; a partner must never hold it)."""
     _call(api_url, key, "POST", f"/v1/members/{member_id}/passphrase-resets")
 
 
