@@ -23,6 +23,12 @@ def _fund(client, writer, partner, member, amount):
     confirm_all(writer)
 
 
+def _redeem_with_code(client, partner, member, reward):
+    """A partner's redemption for a custodial member, with a fresh code the member made."""
+    body = {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": redemption_code(client, member, partner)}
+    return post(client, "/v1/redemptions", body, partner["api_key"])
+
+
 def _redemption(client, key, redemption_id):
     return client.get(f"/v1/redemptions/{redemption_id}", headers=auth(key)).json()
 
@@ -31,9 +37,7 @@ def test_redeem_custodial_reservesThenPosts(client, writer, partner, reward):
     member = make_member(client, partner["api_key"])
     _fund(client, writer, partner, member, 1_000)
 
-    response = post(
-        client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": redemption_code(client, member, partner)}, partner["api_key"]
-    )
+    response = _redeem_with_code(client, partner, member, reward)
     assert response.status_code == 201
     assert response.json()["status"] == "reserved"
     assert client.get(f"/v1/rewards/{reward['id']}", headers=auth(ADMIN_KEY)).json()["stock"] == 1
@@ -93,9 +97,7 @@ def test_redeem_selfCustody_needsSignature(client, partner, reward):
 def test_redeem_failsOnInsufficientPoints(client, writer, partner, reward):
     member = make_member(client, partner["api_key"])
     _fund(client, writer, partner, member, 299)
-    response = post(
-        client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": redemption_code(client, member, partner)}, partner["api_key"]
-    )
+    response = _redeem_with_code(client, partner, member, reward)
     assert (response.status_code, response.json()["code"]) == (422, "insufficient_points")
     assert client.get(f"/v1/rewards/{reward['id']}", headers=auth(ADMIN_KEY)).json()["stock"] == 2
 
@@ -103,32 +105,24 @@ def test_redeem_failsOnInsufficientPoints(client, writer, partner, reward):
 def test_redeem_reservedPointsAreNotSpendableTwice(client, writer, partner, reward):
     member = make_member(client, partner["api_key"])
     _fund(client, writer, partner, member, 500)
-    def body():
-        return {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": redemption_code(client, member, partner)}
-
-    assert post(client, "/v1/redemptions", body(), partner["api_key"]).status_code == 201
-    response = post(client, "/v1/redemptions", body(), partner["api_key"])
+    assert _redeem_with_code(client, partner, member, reward).status_code == 201
+    response = _redeem_with_code(client, partner, member, reward)
     assert (response.status_code, response.json()["code"]) == (422, "insufficient_points")
 
 
 def test_redeem_failsOutOfStock(client, writer, partner, reward):
     member = make_member(client, partner["api_key"])
     _fund(client, writer, partner, member, 10_000)
-    def body():
-        return {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": redemption_code(client, member, partner)}
-
     for _ in range(2):
-        assert post(client, "/v1/redemptions", body(), partner["api_key"]).status_code == 201
-    response = post(client, "/v1/redemptions", body(), partner["api_key"])
+        assert _redeem_with_code(client, partner, member, reward).status_code == 201
+    response = _redeem_with_code(client, partner, member, reward)
     assert (response.status_code, response.json()["code"]) == (409, "reward_out_of_stock")
 
 
 def test_redeem_failedBurnVoidsAndReleasesStock(client, writer, partner, reward):
     member = make_member(client, partner["api_key"])
     _fund(client, writer, partner, member, 1_000)
-    reserved = post(
-        client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": redemption_code(client, member, partner)}, partner["api_key"]
-    )
+    reserved = _redeem_with_code(client, partner, member, reward)
     token = token_of(client)
     pause = token.contract.functions.pause().transact({"from": token.client.operator.address})
     token.client.w3.eth.wait_for_transaction_receipt(pause)
