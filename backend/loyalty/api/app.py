@@ -44,6 +44,7 @@ def create_app(settings: Settings, *, run_outbox: bool = True, runtime: Runtime 
         app.state.runtime = wired
         app.state.settings = settings
         app.state.principals = {}
+        app.state.keys_generation = 0
         app.state.runtime.sessions = wired.sessions
         app.state.audit = AuditView(settings.rpc_url, wired.token.address, wired.deployment_block)
         app.state.acceptor = EarnAcceptor(wired, settings.idempotency_ttl_s)

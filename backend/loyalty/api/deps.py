@@ -82,14 +82,18 @@ async def get_principal(
     known: dict[str, tuple[Principal, float]] = request.app.state.principals
     now = time.monotonic()
     if (cached := known.get(key_hash)) is None or cached[1] < now:
+        generation = request.app.state.keys_generation
         principal = await run_in_threadpool(_look_up, request.app.state.runtime.sessions, key_hash)
-        known[key_hash] = cached = (principal, now + KEY_CACHE_S)
+        cached = (principal, now + KEY_CACHE_S)
+        if request.app.state.keys_generation == generation:  # no rotation meanwhile: safe to keep
+            known[key_hash] = cached
     return cached[0]
 
 
 def forget_keys(request: Request) -> None:
     """A key was rotated or a partner deactivated: this process asks the database again at once
-    (other API processes within `KEY_CACHE_S`)."""
+    (other API processes within `KEY_CACHE_S`); a lookup already under way is not kept."""
+    request.app.state.keys_generation += 1
     request.app.state.principals.clear()
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -17,6 +18,7 @@ from loyalty.errors import ErrorCode, UnauthorizedError
 _HEADER = re.compile(
     r"^(?:(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://)?(?P<domain>\S+) wants you to sign in with your Ethereum account:$"
 )
+CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of ours a wallet's clock may be
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _FIELDS = {
     "URI": "uri",
@@ -88,10 +90,16 @@ def verify(message: str, signature: bytes, *, domains: tuple[str, ...], chain_id
         raise _refused(
             f"the message is for chain {parsed.chain_id} (version {parsed.version}), not chain {chain_id} (1)"
         )
+    if urlsplit(parsed.uri).netloc != parsed.domain:
+        raise _refused(f"the message's URI {parsed.uri} is not at its domain {parsed.domain}")
+    if to_checksum_address(parsed.address) != parsed.address:
+        raise _refused(f"{parsed.address} is not an EIP-55 checksummed address")
     if parsed.expiration_time is None:
         raise _refused("the message has no Expiration Time")
     if now >= parsed.expiration_time or (parsed.not_before is not None and now < parsed.not_before):
         raise _refused("the message is outside its time window")
+    if parsed.issued_at > now + CLOCK_SKEW:
+        raise _refused(f"the message was issued in the future ({parsed.issued_at.isoformat()})")
     try:
         signer = Account.recover_message(encode_defunct(text=message), signature=signature)
     except Exception as exc:  # a malformed signature signs nobody in

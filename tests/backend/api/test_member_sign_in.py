@@ -67,11 +67,14 @@ def test_signOut_endsTheSession(client):
     assert client.get("/v1/me/balance", headers=auth(session)).status_code == 401
 
 
-def _siwe(nonce: dict, address: str, *, domain: str | None = None, expires_in: timedelta = timedelta(minutes=5)) -> str:
-    now = datetime.now(UTC)
+def _siwe(
+    nonce: dict, address: str, *, domain: str | None = None, expires_in: timedelta = timedelta(minutes=5),
+    uri: str | None = None, issued_in: timedelta = timedelta(0),
+) -> str:
+    now = datetime.now(UTC) + issued_in
     return (
         f"{domain or nonce['domain']} wants you to sign in with your Ethereum account:\n{address}\n\n"
-        f"{nonce['statement']}\n\nURI: {nonce['uri']}\nVersion: 1\nChain ID: {nonce['chain_id']}\n"
+        f"{nonce['statement']}\n\nURI: {uri or nonce['uri']}\nVersion: 1\nChain ID: {nonce['chain_id']}\n"
         f"Nonce: {nonce['nonce']}\nIssued At: {now.isoformat()}\nExpiration Time: {(now + expires_in).isoformat()}"
     )
 
@@ -111,5 +114,7 @@ def test_siwe_refusesAnotherDomainAnExpiredMessageAndAnotherSigner(client):
         attempt(wallet, domain="evil.example"),
         attempt(wallet, expires_in=timedelta(seconds=-1)),
         attempt(stranger),
+        attempt(wallet, uri="https://evil.example"),
+        attempt(wallet, issued_in=timedelta(hours=1), expires_in=timedelta(hours=2)),
     ]
-    assert [(r.status_code, r.json()["code"]) for r in answers] == [(401, "sign_in_failed")] * 3
+    assert [(r.status_code, r.json()["code"]) for r in answers] == [(401, "sign_in_failed")] * 5
