@@ -94,7 +94,7 @@ class EarnAcceptor:
         try:
             runtime = self.runtime
             with runtime.sessions() as session, write_lock(session):
-                uow = UnitOfWork(session, runtime.chain, runtime.token, runtime.custody)
+                uow = UnitOfWork.of(runtime, session)
                 outcomes = self._write(uow, group, utcnow() - timedelta(seconds=self.ttl_s))
                 session.commit()
         except Exception as exc:

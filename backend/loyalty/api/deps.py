@@ -55,7 +55,7 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 def get_uow(runtime: RuntimeDep) -> Iterator[UnitOfWork]:
     with runtime.sessions() as session:
-        yield UnitOfWork(session=session, chain=runtime.chain, token=runtime.token, custody=runtime.custody)
+        yield UnitOfWork.of(runtime, session)
 
 
 UowDep = Annotated[UnitOfWork, Depends(get_uow)]
@@ -113,7 +113,7 @@ def _look_up(sessions: sessionmaker[Session], key_hash: str) -> Principal:
 
 def _member_session(runtime: Runtime, token: str) -> Principal:
     with runtime.sessions() as session:
-        uow = UnitOfWork(session, runtime.chain, runtime.token, runtime.custody)
+        uow = UnitOfWork.of(runtime, session)
         member = credentials.member_of_session(uow, token)
     if member is None:
         raise UnauthorizedError(ErrorCode.UNAUTHORIZED, "the session is unknown, ended or expired: sign in again")

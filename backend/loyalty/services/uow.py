@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from loyalty.chain.client import ChainClient
 from loyalty.chain.custody import Custody
 from loyalty.chain.token import LoyaltyToken
+from loyalty.runtime import Runtime
 
 
 @dataclass
@@ -26,3 +27,8 @@ class UnitOfWork:
     chain: ChainClient
     token: LoyaltyToken
     custody: Custody
+
+    @classmethod
+    def of(cls, runtime: Runtime, session: Session) -> UnitOfWork:
+        """A unit of work on `session` with the runtime's chain, token and keys."""
+        return cls(session, runtime.chain, runtime.token, runtime.custody)
