@@ -39,6 +39,9 @@ contract LoyaltyPoints is ILoyaltyPoints, ERC20Permit, AccessControl {
     uint256 public constant REF_WINDOW = PackedIssuer.REF_WINDOW;
     /// @notice Most epochs points may stay valid for (one ring slot per epoch).
     uint256 public constant MAX_VALIDITY_EPOCHS = 64;
+    /// @notice Most gas a smart-contract wallet may use to answer ERC-1271 `isValidSignature`
+    /// (enough for a passkey check in Solidity; a wallet cannot burn the relayer's whole gas).
+    uint256 public constant CONSENT_WALLET_GAS = 500_000;
 
     uint256 private immutable _startTime;
     uint256 private immutable _epochLength;
@@ -540,12 +543,20 @@ contract LoyaltyPoints is ILoyaltyPoints, ERC20Permit, AccessControl {
 
     /// @dev A smart-contract wallet's consent (ERC-1271). Asked only after the ECDSA signer did
     /// not match, so an ordinary wallet's redemption costs no more; a static call, so the wallet
-    /// cannot change any state here. (OpenZeppelin's SignatureChecker does the same, but 5.4's
-    /// pulls in `mcopy`, which Shanghai lacks.)
+    /// cannot change any state here, with at most `CONSENT_WALLET_GAS`, and only the first 32
+    /// bytes of its answer copied (a huge answer costs the caller nothing). As OpenZeppelin's
+    /// SignatureChecker, whose 5.4 version pulls in `mcopy`, which Shanghai lacks.
     function _isContractConsent(address member, bytes32 digest, bytes calldata signature) private view returns (bool) {
         if (member.code.length == 0) return false;
-        (bool ok, bytes memory answer) = member.staticcall(abi.encodeCall(IERC1271.isValidSignature, (digest, signature)));
-        return ok && answer.length >= 32 && abi.decode(answer, (bytes32)) == bytes32(IERC1271.isValidSignature.selector);
+        bytes memory query = abi.encodeCall(IERC1271.isValidSignature, (digest, signature));
+        bool ok;
+        bytes32 answer;
+        assembly ("memory-safe") {
+            ok := staticcall(CONSENT_WALLET_GAS, member, add(query, 0x20), mload(query), 0x00, 0x20)
+            ok := and(ok, gt(returndatasize(), 0x1f))
+            answer := mload(0x00)
+        }
+        return ok && answer == bytes32(IERC1271.isValidSignature.selector);
     }
 
     function _epochNow() private view returns (uint256) {

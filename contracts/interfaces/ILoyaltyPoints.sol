@@ -117,7 +117,8 @@ interface ILoyaltyPoints {
     /// @notice Burn `amount` of `member`'s points (oldest first) for reward `rewardId`, with the
     /// member's EIP-712 `signature` over `Redeem(member, issuer, amount, rewardId, ref, nonce, deadline)`:
     /// 65 bytes, or 64 (EIP-2098 compact); a smart-contract wallet consents through ERC-1271
-    /// (asked only when the signature recovers to no matching ECDSA signer).
+    /// (asked only when the signature recovers to no matching ECDSA signer, with at most
+    /// `CONSENT_WALLET_GAS` gas).
     /// @dev Requires ISSUER_ROLE (the caller is the `issuer` signed for); uses the member's nonce,
     /// which makes each consent work once. `ref` is the issuer's label for the redemption, signed
     /// and logged in `Redeemed` but not spent from the issuer's ref window, so a consent stays

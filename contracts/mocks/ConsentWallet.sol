@@ -6,22 +6,40 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
 /// @title ConsentWallet (tests only)
 /// @notice A minimal smart-contract wallet: it consents (ERC-1271) to what its owner's key
-/// signed, and can be told to refuse everything.
+/// signed; or, told so, refuses everything, burns all the gas it is given, or answers its
+/// consent padded to 64 KiB.
 contract ConsentWallet is IERC1271 {
+    enum Mode {
+        Honest,
+        Refusing,
+        Greedy,
+        Verbose
+    }
+
     address public immutable owner;
-    bool public refusing;
+    Mode public mode;
 
     constructor(address owner_) {
         owner = owner_;
     }
 
-    function setRefusing(bool refusing_) external {
-        refusing = refusing_;
+    function setMode(Mode mode_) external {
+        mode = mode_;
     }
 
     /// @inheritdoc IERC1271
     function isValidSignature(bytes32 hash, bytes calldata signature) external view returns (bytes4) {
+        if (mode == Mode.Greedy) {
+            while (gasleft() > 0) {}
+        }
         (address signer,,) = ECDSA.tryRecover(hash, signature);
-        return !refusing && signer == owner ? IERC1271.isValidSignature.selector : bytes4(0xffffffff);
+        bytes4 answer = mode != Mode.Refusing && signer == owner ? IERC1271.isValidSignature.selector : bytes4(0xffffffff);
+        if (mode == Mode.Verbose) {
+            assembly ("memory-safe") {
+                mstore(0x00, answer)
+                return(0x00, 0x10000)
+            }
+        }
+        return answer;
     }
 }

@@ -12,6 +12,7 @@ from support.contracts import custom_error
 from loyalty.domain.consent import full_signature
 
 DEADLINE = int(time.time()) + 10 * 365 * 86_400
+HONEST, REFUSING, GREEDY, VERBOSE = range(4)  # ConsentWallet.Mode
 
 
 def _compact(signature: bytes) -> bytes:
@@ -49,11 +50,44 @@ def test_redeem_smartWalletThatRefuses_failsWithTheSigner(token, issuer, admin, 
     forged = sign_redeem(SimpleNamespace(address=wallet.address, key=thief.key), 100, ref=1, deadline=DEADLINE)
     with brownie.reverts(custom_error("LoyaltyInvalidSigner", thief.address, wallet.address)):
         token.redeem(wallet.address, 100, 1, 1, DEADLINE, forged, {"from": issuer})
-    wallet.setRefusing(True, {"from": admin})
+    wallet.setMode(REFUSING, {"from": admin})
     honest = sign_redeem(SimpleNamespace(address=wallet.address, key=owner.key), 100, ref=1, deadline=DEADLINE)
     with brownie.reverts(custom_error("LoyaltyInvalidSigner", owner.address, wallet.address)):
         token.redeem(wallet.address, 100, 1, 1, DEADLINE, honest, {"from": issuer})
     assert token.balanceOf(wallet.address) == 500
+
+
+def test_redeem_greedyWallet_getsAtMostConsentWalletGas(token, issuer, admin, sign_redeem):
+    """A wallet that burns every gas it is given cannot make the relayer pay for a whole block."""
+    owner = Account.create()
+    wallet = ConsentWallet.deploy(owner.address, {"from": admin})
+    token.earn(wallet.address, 500, 0, {"from": issuer})
+    wallet.setMode(GREEDY, {"from": admin})
+    signature = sign_redeem(SimpleNamespace(address=wallet.address, key=owner.key), 100, ref=1, deadline=DEADLINE)
+
+    with brownie.reverts(custom_error("LoyaltyInvalidSigner", owner.address, wallet.address)):
+        token.redeem(wallet.address, 100, 1, 1, DEADLINE, signature, {"from": issuer, "gas_limit": 5_000_000})
+
+    tx = brownie.history[-1]
+    assert tx.gas_used < token.CONSENT_WALLET_GAS() + 100_000, tx.gas_used
+    assert token.balanceOf(wallet.address) == 500
+
+
+def test_redeem_verboseWallet_itsLongAnswerCostsTheTokenNothing(token, issuer, admin, sign_redeem):
+    """A wallet answering 64 KiB pays for its own memory; the token copies only the first word."""
+    owner = Account.create()
+    wallets = [ConsentWallet.deploy(owner.address, {"from": admin}) for _ in range(2)]
+    wallets[1].setMode(VERBOSE, {"from": admin})
+    gas = []
+    for ref, wallet in enumerate(wallets):
+        token.earn(wallet.address, 500, ref, {"from": issuer})
+        signature = sign_redeem(SimpleNamespace(address=wallet.address, key=owner.key), 100, ref=1, deadline=DEADLINE)
+        gas.append(token.redeem(wallet.address, 100, 1, 1, DEADLINE, signature, {"from": issuer}).gas_used)
+
+    words = 0x10000 // 32
+    wallet_memory = 3 * words + words * words // 512  # the wallet's own memory expansion
+    assert gas[1] - gas[0] <= wallet_memory + 1_000, gas
+    assert [w.balance() for w in wallets] == [0, 0] and [token.balanceOf(w) for w in wallets] == [400, 400]
 
 
 def test_redeem_ordinaryWallet_gasStaysWithinAThousandOfBefore(token, issuer, member, sign_redeem):
