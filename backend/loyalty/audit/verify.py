@@ -323,24 +323,52 @@ def _consent_problem(params: Params, redemption: Redemption, tx: dict[str, Any] 
 
 _NOT_THE_MEMBER = "the consent of nonce"
 _ERC1271_MAGIC = bytes.fromhex("1626ba7e")
+_ERC1271_ACCEPTED = _ERC1271_MAGIC.ljust(32, b"\0")  # bytes32(selector), as the token compares it
 
 
 def _contract_consent_problem(
     rpc: Rpc, params: Params, redemption: Redemption, tx: dict[str, Any], problem: str
 ) -> str | None:
     """A consent whose ECDSA signer is not the member is still the member's if the member is a
-    contract wallet that accepted it (ERC-1271), asked as the token asked it: at the state the
-    redemption's block started from."""
-    block = redemption.block_number - 1
-    if not rpc.call("eth_getCode", [redemption.member, hex(block)]).removeprefix("0x"):
-        return problem
+    contract wallet that accepted it (ERC-1271). The wallet's answer to the token is read from the
+    redemption's own trace: an earlier transaction in the same block may have changed the wallet.
+    A node without traces is asked again at the state the block started from."""
     deadline, signature = abi_decode(
         ["address", "uint256", "uint256", "uint256", "uint256", "bytes"], bytes.fromhex(str(tx["input"])[10:])
     )[4:]
-    call = _ERC1271_MAGIC + abi_encode(["bytes32", "bytes"], [consent_digest(params, redemption, deadline), signature])
+    query = _ERC1271_MAGIC + abi_encode(["bytes32", "bytes"], [consent_digest(params, redemption, deadline), signature])
     try:
-        [answer] = rpc.eth_calls(redemption.member, ["0x" + call.hex()], block)
-    except RpcError:  # the wallet reverted: it did not accept
-        return problem
-    accepted = len(answer) >= 32 and answer[:4] == _ERC1271_MAGIC
-    return None if accepted else f"{problem}, and the contract wallet does not accept it (ERC-1271)"
+        trace = rpc.call("debug_traceTransaction", [redemption.tx_hash, {"tracer": "callTracer"}])
+    except RpcError:
+        trace = None
+    if trace is not None:
+        answer = _traced_answer(trace, params.token, redemption.member, query)
+        if answer is not None and answer[:32] == _ERC1271_ACCEPTED:
+            return None
+        return f"{problem}, and the contract wallet did not accept it (ERC-1271)"
+    block = redemption.block_number - 1
+    if rpc.call("eth_getCode", [redemption.member, hex(block)]).removeprefix("0x"):
+        try:
+            [answer] = rpc.eth_calls(redemption.member, ["0x" + query.hex()], block)
+        except RpcError:  # the wallet reverted: it did not accept
+            answer = b""
+        if answer[:32] == _ERC1271_ACCEPTED:
+            return None
+    return f"{problem}, and the contract wallet does not accept it (ERC-1271) as of the block before (this node offers no transaction traces)"
+
+
+def _traced_answer(frame: dict[str, Any], token: str, member: str, query: bytes) -> bytes | None:
+    """What `member` answered the token's `query` in a callTracer trace; None if never asked or it
+    reverted."""
+    if (
+        frame.get("type") == "STATICCALL"
+        and to_checksum_address(frame.get("from") or "0x" + "0" * 40) == token
+        and to_checksum_address(frame.get("to") or "0x" + "0" * 40) == member
+        and bytes.fromhex(str(frame.get("input", "0x"))[2:]) == query
+    ):
+        return None if "error" in frame else bytes.fromhex(str(frame.get("output") or "0x")[2:])
+    for inner in frame.get("calls") or ():
+        answer = _traced_answer(inner, token, member, query)
+        if answer is not None:
+            return answer
+    return None
