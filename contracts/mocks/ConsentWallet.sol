@@ -6,14 +6,15 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
 /// @title ConsentWallet (tests only)
 /// @notice A minimal smart-contract wallet: it consents (ERC-1271) to what its owner's key
-/// signed; or, told so, refuses everything, burns all the gas it is given, or answers its
-/// consent padded to 64 KiB.
+/// signed; or, told so, refuses everything, burns all the gas it is given, answers its consent
+/// padded to 64 KiB, or spends 400,000 gas before answering (a passkey check in Solidity costs so).
 contract ConsentWallet is IERC1271 {
     enum Mode {
         Honest,
         Refusing,
         Greedy,
-        Verbose
+        Verbose,
+        Heavy
     }
 
     address public immutable owner;
@@ -31,6 +32,10 @@ contract ConsentWallet is IERC1271 {
     function isValidSignature(bytes32 hash, bytes calldata signature) external view returns (bytes4) {
         if (mode == Mode.Greedy) {
             while (gasleft() > 0) {}
+        }
+        if (mode == Mode.Heavy) {
+            uint256 until = gasleft() - 400_000;
+            while (gasleft() > until) {}
         }
         (address signer,,) = ECDSA.tryRecover(hash, signature);
         bytes4 answer = mode != Mode.Refusing && signer == owner ? IERC1271.isValidSignature.selector : bytes4(0xffffffff);

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,24 @@ def _reset_token(client: Any, member: dict[str, Any]) -> str:
     response = post(client, f"/v1/members/{member['id']}/passphrase-resets", None, ADMIN_KEY)
     assert response.status_code == 201, response.text
     return str(response.json()["token"])
+
+
+def siwe_message(
+    nonce: dict[str, Any],
+    address: str,
+    *,
+    domain: str | None = None,
+    expires_in: timedelta = timedelta(minutes=5),
+    uri: str | None = None,
+    issued_in: timedelta = timedelta(0),
+) -> str:
+    """A Sign-In with Ethereum message for `address` with a nonce from /v1/auth/siwe/nonces."""
+    now = datetime.now(UTC) + issued_in
+    return (
+        f"{domain or nonce['domain']} wants you to sign in with your Ethereum account:\n{address}\n\n"
+        f"{nonce['statement']}\n\nURI: {uri or nonce['uri']}\nVersion: 1\nChain ID: {nonce['chain_id']}\n"
+        f"Nonce: {nonce['nonce']}\nIssued At: {now.isoformat()}\nExpiration Time: {(now + expires_in).isoformat()}"
+    )
 
 
 def link(client: TestClient, member: dict[str, Any], partner: dict[str, Any]) -> None:

@@ -215,9 +215,20 @@ class SiweNonce(BaseModel):
     statement: str
 
 
+MAX_SIGNATURE_BYTES = 4_096  # a contract wallet's signature may hold several, or a passkey's data
+Signature = Annotated[
+    str,
+    StringConstraints(pattern=r"^0x(?:[0-9a-fA-F]{2})+$", max_length=2 + 2 * MAX_SIGNATURE_BYTES),
+    Field(
+        description="hex: 65 bytes (r, s, v) or 64 (EIP-2098 compact) from an ordinary wallet; whatever a contract "
+        f"wallet (`smart_wallet`) takes through ERC-1271, up to {MAX_SIGNATURE_BYTES:,} bytes"
+    ),
+]
+
+
 class SiweSignIn(Strict):
     message: Annotated[str, StringConstraints(min_length=1, max_length=4_000)]
-    signature: Annotated[str, StringConstraints(pattern=r"^0x([0-9a-fA-F]{128}|[0-9a-fA-F]{130})$")]
+    signature: Signature
 
 
 class MeProfile(MemberPublic):
@@ -329,14 +340,13 @@ class RewardPublic(BaseModel):
     active: bool
 
 
-Signature = Annotated[str, StringConstraints(pattern=r"^0x([0-9a-fA-F]{128}|[0-9a-fA-F]{130})$")]
-
-
 class RedemptionCreate(Strict):
     member_id: Id
     reward_id: Id
     signature: Signature | None = Field(
-        default=None, description="a self-custody member's EIP-712 consent: 65 bytes, or 64 (EIP-2098 compact)"
+        default=None,
+        description="a self-custody member's EIP-712 consent: 65 bytes, or 64 (EIP-2098 compact); a contract "
+        "wallet's own form (ERC-1271)",
     )
     deadline: Annotated[int, Field(strict=True, ge=0, le=MAX_INT)] | None = Field(
         default=None, description="the deadline from the typed data the member signed"

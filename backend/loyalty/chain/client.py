@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import requests
 from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from eth_utils.abi import function_signature_to_4byte_selector
@@ -29,6 +30,8 @@ TRANSFER_GAS = 21_000
 PRIORITY_FEE_WEI = 10**9
 LOCAL_CHAIN_IDS = frozenset({31337, 1337})  # Anvil, Ganache
 _ZERO_ADDRESS = "0x" + "00" * 20
+ERC1271_SELECTOR = bytes(function_signature_to_4byte_selector("isValidSignature(bytes32,bytes)"))
+ERC1271_ACCEPTED = ERC1271_SELECTOR.ljust(32, b"\0")  # bytes32(selector), as OpenZeppelin compares it
 
 ConnectCheck = Callable[["ChainClient", int], None]
 
@@ -291,6 +294,18 @@ class ChainClient:
         """One `eth_call` of calldata `data_hex` (no 0x) on `to`; the raw answer."""
         tag = hex(block) if isinstance(block, int) else block
         return bytes.fromhex(str(self.rpc("eth_call", [{"to": to, "data": "0x" + data_hex}, tag])).removeprefix("0x"))
+
+    def accepts_signature(self, wallet: str, digest: bytes, signature: bytes, gas: int) -> bool:
+        """Whether contract wallet `wallet` accepts `signature` over `digest` now (ERC-1271):
+        answers the 32-byte magic value with at most `gas`. A revert, or anything else, is a no."""
+        data = ERC1271_SELECTOR + abi_encode(["bytes32", "bytes"], [digest, signature])
+        try:
+            answer = self.rpc(
+                "eth_call", [{"to": checksum(wallet), "data": "0x" + data.hex(), "gas": hex(gas)}, "latest"]
+            )
+        except TxRefusedError:
+            return False
+        return bytes.fromhex(str(answer).removeprefix("0x"))[:32] == ERC1271_ACCEPTED
 
     def calls(self, calls: Sequence[tuple[str, str]], block: int | str = "latest") -> list[int]:
         """`eth_call`s of (contract address, calldata hex) as of one block, in one batch, each

@@ -40,6 +40,12 @@ REDEEM_GAS_PER_LOT = 9_000
 EXPIRE_GAS_BASE = 30_000
 EXPIRE_GAS_PER_LOT = 7_000
 OPERATOR_CALL_GAS = 120_000
+# LoyaltyPoints.CONSENT_WALLET_GAS: the most a contract wallet may spend answering ERC-1271. A
+# redemption of its points also pays for the call (a call gets at most 63/64 of the gas left)
+# and for the signature's calldata (16 gas a byte) and copies.
+CONSENT_WALLET_GAS = 500_000
+CONSENT_WALLET_CALL_GAS = CONSENT_WALLET_GAS * 64 // 63 + 10_000
+SIGNATURE_GAS_PER_BYTE = 20
 # Leave a tenth of a block for other transactions.
 BLOCK_GAS_SHARE = 0.9
 ISSUER_GAS_TOPUP_WEI = 10**18
@@ -175,8 +181,15 @@ class LoyaltyToken:
         return max(1, min(MAX_BATCH_SIZE, fitting))
 
     @staticmethod
-    def redeem_gas(validity_epochs: int) -> int:
-        return REDEEM_GAS_BASE + REDEEM_GAS_PER_LOT * validity_epochs
+    def redeem_gas(validity_epochs: int, contract_wallet: bool = False, signature_bytes: int = 65) -> int:
+        """A redemption's gas limit; a contract wallet's adds its ERC-1271 answer and signature."""
+        gas = REDEEM_GAS_BASE + REDEEM_GAS_PER_LOT * validity_epochs
+        return gas + CONSENT_WALLET_CALL_GAS + SIGNATURE_GAS_PER_BYTE * signature_bytes if contract_wallet else gas
+
+    def wallet_accepts(self, wallet: str, digest: bytes, signature: bytes) -> bool:
+        """Whether contract wallet `wallet` accepts `signature` over `digest` now (ERC-1271),
+        asked as the token asks it, with at most CONSENT_WALLET_GAS."""
+        return self.client.accepts_signature(wallet, digest, signature, gas=CONSENT_WALLET_GAS)
 
     @staticmethod
     def expire_gas(members: int, validity_epochs: int) -> int:
@@ -213,9 +226,11 @@ class LoyaltyToken:
         deadline: int,
         signature: bytes,
         validity_epochs: int,
+        contract_wallet: bool = False,
     ) -> SignedTx:
         call = self.contract.functions.redeem(member, amount_points, reward_id, ref, deadline, signature)
-        return self.client.sign(issuer, self._call_tx(call, self.redeem_gas(validity_epochs)), nonce, base_fee)
+        gas = self.redeem_gas(validity_epochs, contract_wallet, len(signature))
+        return self.client.sign(issuer, self._call_tx(call, gas), nonce, base_fee)
 
     def sign_expire(self, nonce: int, members: list[str], validity_epochs: int, base_fee: int) -> SignedTx:
         data = EXPIRE_SELECTOR + abi_encode(["address[]"], [[bytes.fromhex(m[2:]) for m in members]])

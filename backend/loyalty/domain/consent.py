@@ -11,6 +11,7 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from eth_utils.crypto import keccak
 
 REDEEM_TYPE = [
     {"name": "member", "type": "address"},
@@ -80,6 +81,13 @@ def sign_typed_data(typed_data: dict[str, Any], private_key: bytes | str) -> byt
     """Sign EIP-712 typed data with a member's key; returns the 65-byte signature."""
     signed = Account.sign_message(encode_typed_data(full_message=typed_data), private_key)
     return bytes(signed.signature)
+
+
+def typed_data_digest(typed_data: dict[str, Any]) -> bytes:
+    """The EIP-712 digest of `typed_data`: what an ordinary wallet signs, and what a contract
+    wallet is asked about (ERC-1271)."""
+    signable = encode_typed_data(full_message=typed_data)
+    return keccak(b"\x19" + signable.version + signable.header + signable.body)
 
 
 def recover_signer(typed_data: dict[str, Any], signature: bytes) -> str | None:

@@ -5,12 +5,13 @@ service issued, and an expiry."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from eth_account import Account
-from eth_account.messages import encode_defunct
+from eth_account.messages import defunct_hash_message, encode_defunct
 from eth_utils.address import to_checksum_address
 
 from loyalty.errors import ErrorCode, UnauthorizedError
@@ -79,10 +80,23 @@ def parse(message: str) -> SiweMessage:
     )
 
 
-def verify(message: str, signature: bytes, *, domains: tuple[str, ...], chain_id: int, now: datetime) -> SiweMessage:
-    """The message, once it is checked: signed by the address it names, for this service's
-    domain and chain, version 1, inside its time window, with an expiry. The caller checks the
-    nonce was issued and not used."""
+WalletAccepts = Callable[[str, bytes, bytes], bool]
+"""Whether the contract wallet at an address accepts a signature over a digest (ERC-1271)."""
+
+
+def verify(
+    message: str,
+    signature: bytes,
+    *,
+    domains: tuple[str, ...],
+    chain_id: int,
+    now: datetime,
+    wallet_accepts: WalletAccepts | None = None,
+) -> SiweMessage:
+    """The message, once it is checked: signed by the address it names (or, for a contract wallet,
+    accepted by it through `wallet_accepts`, as EIP-4361 says), for this service's domain and
+    chain, version 1, inside its time window, with an expiry. The caller checks the nonce was
+    issued and not used."""
     parsed = parse(message)
     if parsed.domain not in domains:
         raise _refused(f"the message is for {parsed.domain}, not {' or '.join(domains)}")
@@ -101,12 +115,14 @@ def verify(message: str, signature: bytes, *, domains: tuple[str, ...], chain_id
     if parsed.issued_at > now + CLOCK_SKEW:
         raise _refused(f"the message was issued in the future ({parsed.issued_at.isoformat()})")
     try:
-        signer = Account.recover_message(encode_defunct(text=message), signature=signature)
-    except Exception as exc:  # a malformed signature signs nobody in
-        raise _refused("the signature is malformed") from exc
-    if signer != to_checksum_address(parsed.address):
-        raise _refused(f"the message was signed by {signer}, not {parsed.address}")
-    return parsed
+        signer: str | None = Account.recover_message(encode_defunct(text=message), signature=signature)
+    except Exception:  # not an ordinary wallet's signature; perhaps a contract wallet's
+        signer = None
+    if signer == parsed.address:
+        return parsed
+    if wallet_accepts is not None and wallet_accepts(parsed.address, defunct_hash_message(text=message), signature):
+        return parsed
+    raise _refused(f"the message was signed by {signer or 'no one'}, not {parsed.address}")
 
 
 def _time(value: str) -> datetime:

@@ -192,9 +192,18 @@ def new_siwe_nonce(uow: UnitOfWork) -> tuple[str, datetime]:
 
 def sign_in_with_ethereum(uow: UnitOfWork, message: str, signature: bytes, domains: tuple[str, ...]) -> Member:
     """The self-custody member whose wallet signed `message` (EIP-4361) for this service, with a
-    nonce it issued (each signs in once)."""
+    nonce it issued (each signs in once). A member's contract wallet is asked (ERC-1271)."""
     now = utcnow()
-    parsed = siwe.verify(message, signature, domains=domains, chain_id=uow.chain.chain_id, now=now)
+
+    def wallet_accepts(address: str, digest: bytes, signature: bytes) -> bool:
+        smart = uow.session.scalar(
+            select(Member.smart_wallet).where(Member.wallet_address == checksum(address), Member.custodial.is_(False))
+        )
+        return bool(smart) and uow.token.wallet_accepts(address, digest, signature)
+
+    parsed = siwe.verify(
+        message, signature, domains=domains, chain_id=uow.chain.chain_id, now=now, wallet_accepts=wallet_accepts
+    )
     used = uow.session.execute(
         update(SignInNonce)
         .where(SignInNonce.nonce == parsed.nonce, SignInNonce.expires_at > now, SignInNonce.used_at.is_(None))

@@ -12,7 +12,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from loyalty.db.models import ConsentQuote, Member, Redemption, RedemptionStatus, Reward, utcnow
-from loyalty.domain.consent import RedeemConsent, is_low_s, recover_signer, redeem_typed_data, sign_typed_data
+from loyalty.domain.consent import (
+    RedeemConsent,
+    full_signature,
+    is_low_s,
+    recover_signer,
+    redeem_typed_data,
+    sign_typed_data,
+    typed_data_digest,
+)
 from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
 from loyalty.services import catalog, credentials, members, partners
 from loyalty.services.lists import Page, keyset
@@ -233,7 +241,8 @@ def _signed_consent(
     uow: UnitOfWork, member: Member, reward: Reward, signature: bytes | None, deadline: int | None
 ) -> tuple[ConsentQuote, RedeemConsent, bytes]:
     """The quote the member signed, found by the signature among the quotes with this member,
-    reward and deadline (two quotes may share a second); each works once."""
+    reward and deadline (two quotes may share a second); each works once. An ordinary wallet's
+    signature is recovered (a compact one expanded); a contract wallet is asked (ERC-1271)."""
     if signature is None or deadline is None:
         raise UnprocessableError(ErrorCode.VALIDATION_ERROR, "send both `signature` and `deadline`, or neither")
     quotes = uow.session.scalars(
@@ -251,16 +260,24 @@ def _signed_consent(
         )
     if deadline < time.time():
         raise UnprocessableError(ErrorCode.CONSENT_EXPIRED, f"the consent expired at {deadline}")
-    if not is_low_s(signature):
-        raise UnprocessableError(
-            ErrorCode.INVALID_SIGNATURE,
-            "the signature's s is in the upper half of the curve order: the token refuses it",
-        )
+    if not member.smart_wallet:
+        signature = full_signature(signature)
+        if not is_low_s(signature):
+            raise UnprocessableError(
+                ErrorCode.INVALID_SIGNATURE,
+                "not a 65-byte (or 64-byte compact) signature with s in the lower half of the curve order: the "
+                "token refuses it",
+            )
     issuer = partners.get(uow, reward.partner_id).issuer_address
     wallet = member.wallet_address
     for found in quotes:
         consent = RedeemConsent(wallet, issuer, reward.cost_points, reward.id, found.ref, found.nonce, found.deadline)
-        if recover_signer(typed_data(uow, consent), signature) == wallet:
+        typed = typed_data(uow, consent)
+        if (
+            uow.token.wallet_accepts(wallet, typed_data_digest(typed), signature)
+            if member.smart_wallet
+            else recover_signer(typed, signature) == wallet
+        ):
             if found.redemption_id is not None:
                 raise ConflictError(
                     ErrorCode.CONSENT_USED, f"this consent was used by redemption {found.redemption_id}"

@@ -671,6 +671,7 @@ class OutboxWriter:
                 deadline=redemption.deadline,
                 signature=redemption.signature or b"",
                 validity_epochs=validity,
+                contract_wallet=member.smart_wallet,
             )
             with self.sessions() as session, write_lock(session):
                 write = _record(

@@ -1,11 +1,11 @@
 """Members sign in: custodial ones with a passphrase set through a one-time link (guessing is
 throttled), self-custody ones by signing a Sign-In with Ethereum message with their wallet."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from support.backend import ADMIN_KEY, PASSPHRASE, auth, make_member, make_partner, post, sign_in
+from support.backend import ADMIN_KEY, PASSPHRASE, auth, make_member, make_partner, post, sign_in, siwe_message
 
 
 def _enrolled(client):
@@ -67,18 +67,6 @@ def test_signOut_endsTheSession(client):
     assert client.get("/v1/me/balance", headers=auth(session)).status_code == 401
 
 
-def _siwe(
-    nonce: dict, address: str, *, domain: str | None = None, expires_in: timedelta = timedelta(minutes=5),
-    uri: str | None = None, issued_in: timedelta = timedelta(0),
-) -> str:
-    now = datetime.now(UTC) + issued_in
-    return (
-        f"{domain or nonce['domain']} wants you to sign in with your Ethereum account:\n{address}\n\n"
-        f"{nonce['statement']}\n\nURI: {uri or nonce['uri']}\nVersion: 1\nChain ID: {nonce['chain_id']}\n"
-        f"Nonce: {nonce['nonce']}\nIssued At: {now.isoformat()}\nExpiration Time: {(now + expires_in).isoformat()}"
-    )
-
-
 def _signed(wallet, message: str) -> dict:
     signature = Account.sign_message(encode_defunct(text=message), wallet.key).signature
     return {"message": message, "signature": "0x" + bytes(signature).hex()}
@@ -88,7 +76,7 @@ def test_siwe_signsInASelfCustodyMemberOncePerNonce(client):
     wallet = Account.create()
     member = make_member(client, make_partner(client)["api_key"], wallet_address=wallet.address)
     nonce = client.post("/v1/auth/siwe/nonces").json()
-    body = _signed(wallet, _siwe(nonce, wallet.address))
+    body = _signed(wallet, siwe_message(nonce, wallet.address))
 
     first = client.post("/v1/auth/siwe", json=body)
     replayed = client.post("/v1/auth/siwe", json=body)
@@ -104,10 +92,10 @@ def test_siwe_refusesAnotherDomainAnExpiredMessageAndAnotherSigner(client):
 
     def attempt(signer, **message):
         nonce = client.post("/v1/auth/siwe/nonces").json()
-        return client.post("/v1/auth/siwe", json=_signed(signer, _siwe(nonce, wallet.address, **message)))
+        return client.post("/v1/auth/siwe", json=_signed(signer, siwe_message(nonce, wallet.address, **message)))
 
     nonce = client.post("/v1/auth/siwe/nonces").json()
-    phished = _signed(wallet, _siwe(nonce, wallet.address, domain="evil.example"))  # signed at the phishing site
+    phished = _signed(wallet, siwe_message(nonce, wallet.address, domain="evil.example"))  # signed at the phishing site
     forged_host = client.post("/v1/auth/siwe", json=phished, headers={"Host": "evil.example"})
     assert (forged_host.status_code, forged_host.json()["code"]) == (401, "sign_in_failed")
     answers = [

@@ -27,7 +27,7 @@ from loyalty.api.schemas import (
 )
 from loyalty.db.models import ChainWrite, Redemption, RedemptionStatus
 from loyalty.db.session import write_lock
-from loyalty.domain.consent import for_ethers, for_wallets, full_signature
+from loyalty.domain.consent import for_ethers, for_wallets
 from loyalty.services import catalog, members, redemptions
 from loyalty.services.uow import UnitOfWork
 
@@ -93,7 +93,7 @@ def redeem(body: RedemptionCreate, request: Request, uow: UowDep, principal: Wri
     def write() -> tuple[int, RedemptionPublic]:
         reward = catalog.get(uow, body.reward_id, principal.partner_id)
         member = members.get(uow, body.member_id, reward.partner_id)
-        signature = None if body.signature is None else full_signature(bytes.fromhex(body.signature[2:]))
+        signature = None if body.signature is None else bytes.fromhex(body.signature[2:])
         redemption = redemptions.redeem(
             uow, member, reward, signature=signature, deadline=body.deadline, code=body.redemption_code
         )
