@@ -272,6 +272,16 @@ def members_reset_passphrase(member_id: int, api_url: str, key: str | None) -> N
     _call(api_url, key, "POST", f"/v1/members/{member_id}/passphrase-resets")
 
 
+@members.command("link")
+@click.argument("member_id", type=int)
+@click.option("--partner", "partner_id", type=int, required=True, help="The partner to link the member to.")
+@with_api
+def members_link(member_id: int, partner_id: int, api_url: str, key: str | None) -> None:
+    """Link a member to a partner, which may then see it and earn to it (admin: members enrolled
+    before 0.3 that no partner earned to, or enrolled by the operator)."""
+    _call(api_url, key, "POST", f"/v1/members/{member_id}/links", {"partner_id": partner_id})
+
+
 # ----------------------------------------------------------------------------------- catalog
 @click.group()
 def catalog() -> None:

@@ -59,6 +59,7 @@ class LinkSource(enum.StrEnum):
 
     ENROLMENT = "enrolment"  # the partner enrolled the member
     MEMBER = "member"  # the member linked itself, signed in
+    OPERATOR = "operator"  # the operator (admin) linked them
 
 
 class MemberTokenKind(enum.StrEnum):

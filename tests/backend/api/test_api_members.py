@@ -1,6 +1,6 @@
 """Members: custodial or self-custody wallets; keys never leave the service."""
 
-from support.backend import ADMIN_KEY, auth, make_member, post
+from support.backend import ADMIN_KEY, auth, make_member, make_partner, post
 
 
 def test_createMember_custodialWalletWithoutKeyInResponse(client):
@@ -44,3 +44,18 @@ def test_custodialKey_isStoredEncrypted(client):
         custody = client.app.state.runtime.custody
         assert custody.open(row.wallet_address, row.wallet_key_sealed).address == row.wallet_address
         assert row.wallet_address.lower().removeprefix("0x").encode() not in row.wallet_key_sealed
+
+
+def test_operatorLinksAMemberToAPartner_whichThenSeesIt(client):
+    """Members enrolled before 0.3 that no partner earned to, and members the operator enrolled,
+    are linked to no partner: the operator links them."""
+    partner = make_partner(client)
+    member = post(client, "/v1/members", {"external_id": "idle"}, ADMIN_KEY).json()
+    unseen = client.get(f"/v1/members/{member['id']}", headers=auth(partner["api_key"]))
+    by_partner = post(client, f"/v1/members/{member['id']}/links", {"partner_id": partner["id"]}, partner["api_key"])
+
+    linked = post(client, f"/v1/members/{member['id']}/links", {"partner_id": partner["id"]}, ADMIN_KEY)
+
+    assert unseen.status_code == 404 and by_partner.status_code == 403
+    assert linked.status_code == 201 and linked.json()["source"] == "operator"
+    assert client.get(f"/v1/members/{member['id']}", headers=auth(partner["api_key"])).status_code == 200

@@ -106,3 +106,80 @@ def _partner_key(client) -> str:
     )
     assert response.status_code == 201, response.text
     return str(response.json()["api_key"])
+
+
+def _alembic(database_url: str):
+    from alembic.config import Config
+
+    from loyalty.db.session import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", database_url)
+    return config
+
+
+def test_upgradeTo03_linksInUtcWhateverTheSessionTimeZone(database_url, monkeypatch):
+    """The links 0003 makes for pre-0.3 members are stamped in UTC, as every other time is, even
+    when the database session's time zone is far from it (PGTZ sets it on PostgreSQL)."""
+    from datetime import UTC, datetime, timedelta
+
+    from alembic import command
+    from sqlalchemy import text
+
+    monkeypatch.setenv("PGTZ", "Pacific/Kiritimati")  # UTC+14
+    config = _alembic(database_url)
+    command.upgrade(config, "0002")
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        for sql in (
+            "INSERT INTO partners (id, name, api_key_hash, issuer_address, issuer_key_sealed, issue_budget_points, "
+            "budget_points, pending_points, next_ref, created_at) VALUES (1, 'Old', 'h', '0x01', '\\x00', 100, 90, 0, "
+            "3, '2026-01-01')",
+            "INSERT INTO members (id, external_id, wallet_address, custodial, created_at) "
+            "VALUES (1, 'm', '0x02', false, '2026-01-01')",
+            "INSERT INTO earns (id, partner_id, member_id, amount_points, reason, status, created_at) "
+            "VALUES (1, 1, 1, 20, '', 'pending', '2026-01-01')",
+        ):
+            connection.execute(text(sql))
+    command.upgrade(config, "head")
+    with engine.connect() as connection:
+        stamped = connection.execute(text("SELECT created_at FROM member_links")).scalar_one()
+    engine.dispose()
+    stamped = stamped if isinstance(stamped, datetime) else datetime.fromisoformat(stamped)
+    assert abs(stamped.replace(tzinfo=UTC) - datetime.now(UTC)) < timedelta(minutes=5), stamped
+
+
+def test_downgradeFrom03_dropsRedemptionsThatNeverHeldAnything(database_url):
+    """0.2 knows no redemption awaiting its member (nor declined): they held nothing and had no
+    consent, so a downgrade forgets them; the others stay as they were."""
+    from alembic import command
+    from sqlalchemy import text
+
+    config = _alembic(database_url)
+    command.upgrade(config, "head")
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        for sql in (
+            "INSERT INTO partners (id, name, api_key_hash, issuer_address, issuer_key_sealed, issue_budget_points, "
+            "budget_points, pending_points, next_ref, created_at) VALUES (1, 'P', 'h', '0x01', '\\x00', 100, 90, 0, 3, "
+            "'2026-01-01')",
+            "INSERT INTO members (id, external_id, wallet_address, custodial, created_at) "
+            "VALUES (1, 'm', '0x02', true, '2026-01-01')",
+            "INSERT INTO rewards (id, partner_id, name, description, cost_points, stock, active, created_at) "
+            "VALUES (1, 1, 'Mug', '', 10, 5, true, '2026-01-01')",
+            "INSERT INTO redemptions (id, partner_id, member_id, reward_id, amount_points, ref, nonce, deadline, "
+            "signature, status, created_at) VALUES (1, 1, 1, 1, 10, 2, 0, 1, '\\x00', 'posted', '2026-01-01'), "
+            "(2, 1, 1, 1, 10, NULL, NULL, NULL, NULL, 'awaiting_member', '2026-01-02'), "
+            "(3, 1, 1, 1, 10, NULL, NULL, NULL, NULL, 'declined', '2026-01-03')",
+        ):
+            connection.execute(text(sql))
+    engine.dispose()
+
+    command.downgrade(config, "0002")
+
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        left = connection.execute(text("SELECT id, status FROM redemptions")).all()
+    engine.dispose()
+    assert left == [(1, "posted")]

@@ -19,6 +19,8 @@ from loyalty.api.schemas import (
     IdPath,
     LedgerEntry,
     Limit,
+    LinkCreate,
+    LinkPublic,
     LinkToken,
     MemberCreate,
     MemberCreated,
@@ -26,7 +28,7 @@ from loyalty.api.schemas import (
     MemberPublic,
     Page,
 )
-from loyalty.db.models import Member, MemberTokenKind
+from loyalty.db.models import LinkSource, Member, MemberTokenKind
 from loyalty.errors import ErrorCode, ForbiddenError
 from loyalty.services import credentials, members
 from loyalty.services.uow import UnitOfWork
@@ -131,6 +133,21 @@ def history_page(
     return Page(
         data=[LedgerEntry.model_validate(e, from_attributes=True) for e in page.rows], next_cursor=page.next_cursor
     )
+
+
+@router.post("/{member_id}/links", status_code=201, response_model=LinkPublic)
+def link(
+    member_id: IdPath, body: LinkCreate, request: Request, uow: UowDep, principal: Admin, digest: Digest
+) -> JSONResponse:
+    """Link a member to a partner, which may then see it, earn to it and ask it for redemptions
+    (never spend without it). Admin only: for members enrolled before 0.3 that no partner earned
+    to, and members the operator enrolled; a member links itself with POST /v1/me/links."""
+
+    def write() -> tuple[int, LinkPublic]:
+        created = members.link(uow, members.get(uow, member_id), body.partner_id, LinkSource.OPERATOR)
+        return 201, LinkPublic.model_validate(created, from_attributes=True)
+
+    return idempotent(request, digest, uow.session, principal, write)
 
 
 @router.post("/{member_id}/passphrase-resets", status_code=201, response_model=LinkToken)

@@ -6,6 +6,8 @@ Revises: 0002
 Create Date: 2026-11-23 22:40:00
 """
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -71,17 +73,35 @@ def upgrade() -> None:
         batch_op.alter_column("deadline", existing_type=sa.BigInteger(), nullable=True)
         batch_op.alter_column("signature", existing_type=sa.LargeBinary(), nullable=True)
     # Members enrolled before 0.3 were enrolled by no partner in particular: link each to every
-    # partner that earned to it or redeemed for it, so partners keep seeing their own members.
+    # partner that earned to it or redeemed for it, so partners keep seeing their own members
+    # (the operator links the others: POST /v1/members/{id}/links). Stamped in UTC as every time
+    # is (CURRENT_TIMESTAMP is in the session's zone on PostgreSQL).
+    now = datetime.now(UTC).replace(tzinfo=None)
     for table in ("earns", "redemptions"):
         op.execute(
-            f"INSERT INTO member_links (member_id, partner_id, source, created_at) "
-            f"SELECT DISTINCT member_id, partner_id, 'enrolment', CURRENT_TIMESTAMP FROM {table} t "
-            f"WHERE NOT EXISTS (SELECT 1 FROM member_links l WHERE l.member_id = t.member_id "
-            f"AND l.partner_id = t.partner_id)"
+            sa.text(
+                f"INSERT INTO member_links (member_id, partner_id, source, created_at) "
+                f"SELECT DISTINCT member_id, partner_id, 'enrolment', :now FROM {table} t "
+                f"WHERE NOT EXISTS (SELECT 1 FROM member_links l WHERE l.member_id = t.member_id "
+                f"AND l.partner_id = t.partner_id)"
+            ).bindparams(now=now)
         )
 
 
 def downgrade() -> None:
+    """Back to 0.2, which knows neither redemptions awaiting their member nor declined ones (they
+    held nothing and carry no consent: forgotten), nor budget grants (kept, as the `set_budget`
+    writes they are on-chain). A custodial redemption reserved but not yet signed cannot go back:
+    stop the API, let the writer send what it holds, then downgrade."""
+    unsigned = op.get_bind().scalar(
+        sa.text("SELECT count(*) FROM redemptions WHERE signature IS NULL AND status = 'reserved'")
+    )
+    if unsigned:
+        raise RuntimeError(
+            f"{unsigned} reserved redemption(s) are not signed yet: run the writer until none is, then downgrade"
+        )
+    op.execute("DELETE FROM redemptions WHERE status IN ('awaiting_member', 'declined')")
+    op.execute("UPDATE chain_writes SET kind = 'set_budget' WHERE kind = 'grant_budget'")
     for table in ("earns", "redemptions"):
         op.drop_index(f"ix_{table}_member_history", table_name=table)
         op.create_index(f"ix_{table}_member_id", table, ["member_id"], unique=False)
