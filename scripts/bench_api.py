@@ -93,7 +93,7 @@ def seed(database_url: str, master_key: str) -> list[str]:
             ids = range(first + 1, min(MEMBERS, first + CHUNK) + 1)
             db.execute(insert(Member), [
                 {"id": m, "external_id": f"member-{m}", "wallet_address": Web3.to_checksum_address(rng.randbytes(20)),
-                 "custodial": False, "smart_wallet": False, "failed_sign_ins": 0, "created_at": start} for m in ids
+                 "custodial": False, "smart_wallet": False, "created_at": start} for m in ids
             ])  # fmt: skip
             db.execute(insert(MemberLink), [
                 {"member_id": m, "partner_id": m % PARTNERS + 1, "source": LinkSource.ENROLMENT, "created_at": start} for m in ids

@@ -45,6 +45,7 @@ class ErrorCode(StrEnum):
     SIGN_IN_FAILED = "sign_in_failed", 401, "Sign-in failed"
     PARTNER_DEACTIVATED = "partner_deactivated", 403, "The partner is deactivated"
     TOO_MANY_ATTEMPTS = "too_many_attempts", 429, "Too many attempts"
+    BUSY = "busy", 503, "Busy: try again in a moment"
     LINK_INVALID = "link_invalid", 422, "The link is invalid, used or expired"
     # resources
     PARTNER_NOT_FOUND = "partner_not_found", 404, "No such partner"
@@ -196,12 +197,26 @@ class ForbiddenError(DomainError, PermissionError):
     """The caller is known but may not do this."""
 
 
-class TooManyAttemptsError(DomainError):
-    """Throttled; `retry_after_s` says when to try again."""
+class RetryLaterError(DomainError):
+    """Not now; `retry_after_s` says when to try again (the `Retry-After` header)."""
+
+    def __init__(self, code: ErrorCode, detail: str, retry_after_s: int) -> None:
+        super().__init__(code, detail)
+        self.retry_after_s = retry_after_s
+
+
+class TooManyAttemptsError(RetryLaterError):
+    """Throttled: too many wrong guesses."""
 
     def __init__(self, detail: str, retry_after_s: int) -> None:
-        super().__init__(ErrorCode.TOO_MANY_ATTEMPTS, detail)
-        self.retry_after_s = retry_after_s
+        super().__init__(ErrorCode.TOO_MANY_ATTEMPTS, detail, retry_after_s)
+
+
+class BusyError(RetryLaterError):
+    """The work is bounded per process and it is all taken: come back in a moment."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(ErrorCode.BUSY, detail, 1)
 
 
 class UnprocessableError(DomainError, ValueError):

@@ -19,7 +19,7 @@ from loyalty.errors import (
     ChainUnavailableError,
     DomainError,
     ErrorCode,
-    TooManyAttemptsError,
+    RetryLaterError,
 )
 
 log = logging.getLogger("loyalty.api")
@@ -57,7 +57,8 @@ ERRORS = {
     413: "the body is too large (`body_too_large`)",
     429: "too many attempts (`too_many_attempts`): retry after `Retry-After` seconds",
     422: "the request is malformed or refused by the program's rules (`validation_error`, `budget_exceeded`, ...)",
-    503: "the database or the chain is unavailable (`storage_unavailable`, `chain_unavailable`): retry",
+    503: "the database or the chain is unavailable (`storage_unavailable`, `chain_unavailable`), or the service is "
+    "busy (`busy`, with `Retry-After`): retry",
 }
 
 
@@ -117,7 +118,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         response = problem(exc.code, exc.detail)
-        if isinstance(exc, TooManyAttemptsError):
+        if isinstance(exc, RetryLaterError):
             response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
 

@@ -144,11 +144,8 @@ class Member(Base):
     wallet_key_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     # A self-custody wallet that is a contract, consenting through ERC-1271.
     smart_wallet: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
-    # A custodial member's passphrase (argon2id, with its salt and parameters), and the
-    # throttle on guessing it.
+    # A custodial member's passphrase (argon2id, with its salt and parameters).
     passphrase_hash: Mapped[str | None] = mapped_column(String(200))
-    failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
-    sign_in_blocked_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -179,6 +176,19 @@ class MemberToken(Base):
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SignInThrottle(Base):
+    """Wrong passphrases in a row for an external id from one source (a client address), or from
+    all (`*`). Counted whether or not a member has that id, so a refusal tells nothing of who
+    exists; rows untouched for an hour past their block are swept."""
+
+    __tablename__ = "sign_in_throttles"
+    external_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    blocked_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class SignInNonce(Base):

@@ -7,12 +7,18 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session
 
 from loyalty.chain.client import checksum
-from loyalty.db.models import Member, MemberToken, MemberTokenKind, SignInNonce, utcnow
+from loyalty.db.models import Member, MemberToken, MemberTokenKind, SignInNonce, SignInThrottle, utcnow
+from loyalty.db.session import dialect_insert
 from loyalty.domain import siwe
 from loyalty.domain.credentials import (
+    ALL_SOURCES,
+    FREE_SIGN_IN_FAILURES,
+    FREE_SIGN_IN_FAILURES_ALL_SOURCES,
+    MAX_SIGN_IN_BLOCK,
     hash_secret,
     new_secret,
     normal_code,
@@ -116,40 +122,63 @@ def end_session(uow: UnitOfWork, token: str) -> None:
     )
 
 
-def check_passphrase(uow: UnitOfWork, external_id: str, passphrase: str) -> tuple[Member | None, bool]:
+def check_passphrase(uow: UnitOfWork, external_id: str, passphrase: str, source: str) -> tuple[Member | None, bool]:
     """The member and whether the passphrase is right: read without a lock, verified outside
     any transaction's lock (argon2 takes ~0.1 s; the write lock would stall every writer). An
-    unknown member, one without a passphrase and a wrong passphrase look the same, and take as
-    long. A closed sign-in is `TooManyAttemptsError`."""
-    member = uow.session.scalar(select(Member).where(Member.external_id == external_id))
+    unknown member, one without a passphrase and a wrong passphrase look the same, take as long
+    and are throttled alike. Sign-in closed for `external_id` from `source` (a client address),
+    or from all, is `TooManyAttemptsError`."""
     now = utcnow()
-    if member is not None and member.sign_in_blocked_until is not None and member.sign_in_blocked_until > now:
-        wait_s = int((member.sign_in_blocked_until - now).total_seconds()) + 1
+    blocked = uow.session.scalar(
+        select(func.max(SignInThrottle.blocked_until)).where(
+            SignInThrottle.external_id == external_id, SignInThrottle.source.in_([source, ALL_SOURCES])
+        )
+    )
+    if blocked is not None and blocked > now:
+        wait_s = int((blocked - now).total_seconds()) + 1
         raise TooManyAttemptsError(f"too many wrong passphrases: try again in {wait_s} s", wait_s)
+    member = uow.session.scalar(select(Member).where(Member.external_id == external_id))
     uow.session.rollback()  # no transaction stays open across the hash
     right = verify_passphrase(member.passphrase_hash if member else None, passphrase)
     return member, right and member is not None
 
 
-def count_sign_in(uow: UnitOfWork, member: Member, right: bool) -> DomainError | None:
-    """Record the attempt (under the write lock, briefly): a right one clears the count, a wrong
-    one counts and may close sign-in for a while. Returns the refusal, if it was wrong."""
+def count_sign_in(uow: UnitOfWork, external_id: str, source: str, right: bool) -> DomainError | None:
+    """Record the attempt (under the write lock, briefly): a right one clears the counts, a
+    wrong one counts, from `source` and from all, and may close sign-in for a while. Returns
+    the refusal, if it was wrong."""
+    mine = (SignInThrottle.external_id == external_id, SignInThrottle.source.in_([source, ALL_SOURCES]))
     if right:
-        uow.session.execute(
-            update(Member).where(Member.id == member.id).values(failed_sign_ins=0, sign_in_blocked_until=None)
-        )
+        uow.session.execute(delete(SignInThrottle).where(*mine))
         return None
-    failures = int(
-        uow.session.execute(
-            update(Member)
-            .where(Member.id == member.id)
-            .values(failed_sign_ins=Member.failed_sign_ins + 1)
-            .returning(Member.failed_sign_ins)
+    now = utcnow()
+    for key, free in ((source, FREE_SIGN_IN_FAILURES), (ALL_SOURCES, FREE_SIGN_IN_FAILURES_ALL_SOURCES)):
+        insert = dialect_insert(uow.session)(SignInThrottle).values(
+            external_id=external_id, source=key, failures=1, updated_at=now
+        )
+        failures = uow.session.execute(
+            insert.on_conflict_do_update(
+                index_elements=[SignInThrottle.external_id, SignInThrottle.source],
+                set_={"failures": SignInThrottle.failures + 1, "updated_at": now},
+            ).returning(SignInThrottle.failures)
         ).scalar_one()
-    )
-    if block := sign_in_block(failures):
-        uow.session.execute(update(Member).where(Member.id == member.id).values(sign_in_blocked_until=utcnow() + block))
+        if block := sign_in_block(failures, free):
+            uow.session.execute(
+                update(SignInThrottle)
+                .where(SignInThrottle.external_id == external_id, SignInThrottle.source == key)
+                .values(blocked_until=now + block)
+            )
     return UnauthorizedError(ErrorCode.SIGN_IN_FAILED, "wrong external_id or passphrase")
+
+
+def forget_throttles(session: Session, now: datetime) -> None:
+    """Throttles untouched for the longest block, and not blocking now, go."""
+    session.execute(
+        delete(SignInThrottle).where(
+            SignInThrottle.updated_at < now - MAX_SIGN_IN_BLOCK,
+            or_(SignInThrottle.blocked_until.is_(None), SignInThrottle.blocked_until < now),
+        )
+    )
 
 
 def set_passphrase(uow: UnitOfWork, link_token: str, passphrase_hash: str) -> Member:
@@ -173,7 +202,7 @@ def set_passphrase(uow: UnitOfWork, link_token: str, passphrase_hash: str) -> Me
     member = uow.session.get(Member, row.member_id)
     assert member is not None
     member.passphrase_hash = passphrase_hash
-    member.failed_sign_ins, member.sign_in_blocked_until = 0, None
+    uow.session.execute(delete(SignInThrottle).where(SignInThrottle.external_id == member.external_id))
     uow.session.execute(
         update(MemberToken)
         .where(MemberToken.member_id == member.id, MemberToken.kind == MemberTokenKind.SESSION)

@@ -63,7 +63,7 @@ from loyalty.errors import (
     TxRefusedError,
 )
 from loyalty.runtime import Runtime
-from loyalty.services import earning, redemptions
+from loyalty.services import credentials, earning, redemptions
 from loyalty.services.redemptions import CONSENT_VALIDITY_S
 from loyalty.services.refs import claim_ref, next_ref
 from loyalty.workers import lease as leases
@@ -930,7 +930,7 @@ class OutboxWriter:
     def _housekeeping(self) -> None:
         """Idempotency records are kept for `idempotency_ttl_s` (24 h by default), no longer;
         redemptions left unanswered by their member past a day are declined; used and expired
-        member tokens and sign-in nonces go."""
+        member tokens, sign-in nonces and stale sign-in throttles go."""
         now = utcnow()
         cutoff = now - timedelta(seconds=self.runtime.settings.idempotency_ttl_s)
         with self.sessions() as session, write_lock(session):
@@ -938,6 +938,7 @@ class OutboxWriter:
             redemptions.decline_unanswered(session, now)
             session.execute(delete(MemberToken).where(MemberToken.expires_at < now - timedelta(days=1)))
             session.execute(delete(SignInNonce).where(SignInNonce.expires_at < now))
+            credentials.forget_throttles(session, now)
             session.commit()
 
 

@@ -1,11 +1,15 @@
 """Members sign in: custodial ones with a passphrase set through a one-time link (guessing is
 throttled), self-custody ones by signing a Sign-In with Ethereum message with their wallet."""
 
+import concurrent.futures
+from collections import Counter
 from datetime import timedelta
 
+import httpx
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from support.backend import ADMIN_KEY, PASSPHRASE, auth, make_member, make_partner, post, sign_in, siwe_message
+from fastapi.testclient import TestClient
+from support.backend import ADMIN_KEY, PASSPHRASE, auth, make_member, make_partner, post, serving, sign_in, siwe_message
 
 
 def _enrolled(client):
@@ -45,6 +49,44 @@ def test_wrongPassphrases_closeSignInForAWhile(client):
 def test_unknownMember_looksLikeAWrongPassphrase(client):
     response = client.post("/v1/auth/sessions", json={"external_id": "nobody", "passphrase": PASSPHRASE})
     assert (response.status_code, response.json()["code"]) == (401, "sign_in_failed")
+
+
+def test_unknownMember_isThrottledAlike(client):
+    """A 429 only for ids that exist would tell a guesser which do."""
+    answers = [client.post("/v1/auth/sessions", json={"external_id": "nobody", "passphrase": f"wrong {i}"}) for i in range(6)]
+    assert [r.status_code for r in answers] == [401] * 5 + [429]
+    assert answers[-1].json()["code"] == "too_many_attempts" and "Retry-After" in answers[-1].headers
+
+
+def test_guessesFromOneAddress_doNotLockTheMemberOutFromAnother(client):
+    """Throttled per client address: a stranger's guesses do not keep the member out (up to many
+    failures from all addresses together, which close sign-in for everyone)."""
+    member = make_member(client, make_partner(client)["api_key"])
+    session = sign_in(client, member)  # the passphrase is set
+    stranger = TestClient(client.app, client=("203.0.113.7", 40000))
+    guesses = [stranger.post("/v1/auth/sessions", json={"external_id": member["external_id"], "passphrase": f"guess {i}"}) for i in range(6)]
+
+    own = client.post("/v1/auth/sessions", json={"external_id": member["external_id"], "passphrase": PASSPHRASE})
+
+    assert session.startswith("mbr_") and [r.status_code for r in guesses] == [401] * 5 + [429]
+    assert own.status_code == 201, own.text
+
+
+def test_aFloodOfSignIns_isToldToComeBackRatherThanQueued(settings):
+    """argon2 runs two at a time per process: a request that cannot start its hash promptly is
+    answered `503 busy` with Retry-After instead of holding a worker thread in a queue."""
+    with serving(settings, outbox=False) as url:
+
+        def attempt(i: int) -> httpx.Response:
+            return httpx.post(f"{url}/v1/auth/sessions", json={"external_id": f"flood-{i}", "passphrase": "x" * 12}, timeout=60)
+
+        with concurrent.futures.ThreadPoolExecutor(60) as pool:
+            answers = list(pool.map(attempt, range(120)))
+
+    codes = Counter((r.status_code, r.json()["code"]) for r in answers)
+    assert set(codes) <= {(401, "sign_in_failed"), (503, "busy")}, codes
+    assert codes[(503, "busy")] > 0 and codes[(401, "sign_in_failed")] > 0, codes
+    assert all(r.headers["Retry-After"] == "1" for r in answers if r.status_code == 503)
 
 
 def test_resetLink_setsANewPassphraseAndEndsOldSessions(client):

@@ -27,17 +27,18 @@ def _session(uow: UnitOfWork, member: Member) -> SessionCreated:
 
 
 @router.post("/sessions", status_code=201, response_model=SessionCreated)
-def sign_in(body: SessionCreate, uow: UowDep) -> SessionCreated:
+def sign_in(body: SessionCreate, request: Request, uow: UowDep) -> SessionCreated:
     """A custodial member signs in with its external id and passphrase. Wrong passphrases in a
-    row close sign-in for a while (`429 too_many_attempts`, `Retry-After`)."""
-    member, right = credentials.check_passphrase(uow, body.external_id, body.passphrase)
-    if member is None:
-        raise UnauthorizedError(ErrorCode.SIGN_IN_FAILED, "wrong external_id or passphrase")
+    row close sign-in for that id for a while, from the client's address (5 free) and from all
+    (50 free): `429 too_many_attempts` with `Retry-After`. Too many sign-ins at once on one
+    process answer `503 busy` (`Retry-After: 1`)."""
+    source = request.client.host if request.client else "unknown"
+    member, right = credentials.check_passphrase(uow, body.external_id, body.passphrase, source)
     with write_lock(uow.session):
-        refusal = credentials.count_sign_in(uow, member, right)
-        if refusal is not None:
+        refusal = credentials.count_sign_in(uow, body.external_id, source, right)
+        if refusal is not None or member is None:
             uow.session.commit()  # the failure counts
-            raise refusal
+            raise refusal or UnauthorizedError(ErrorCode.SIGN_IN_FAILED, "wrong external_id or passphrase")
         return _session(uow, member)
 
 
