@@ -62,6 +62,7 @@ class ErrorCode(StrEnum):
     REWARD_INACTIVE = "reward_inactive", 409, "Reward inactive"
     REWARD_OUT_OF_STOCK = "reward_out_of_stock", 409, "Reward out of stock"
     REDEMPTION_NOT_FOUND = "redemption_not_found", 404, "No such redemption"
+    RULE_NOT_FOUND = "rule_not_found", 404, "No such rule"
     INSUFFICIENT_POINTS = "insufficient_points", 422, "Insufficient points"
     REDEMPTION_NOT_AWAITING = "redemption_not_awaiting", 409, "The redemption awaits no approval"
     REDEMPTION_CODE_INVALID = "redemption_code_invalid", 422, "The redemption code is invalid, used or expired"

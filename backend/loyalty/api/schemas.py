@@ -10,6 +10,9 @@ from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from loyalty.db.models import ChainWrite, EarnStatus, LinkSource, RedemptionStatus
+from loyalty.domain.earning.calculators import Rounding
+from loyalty.domain.earning.context import LineKind, Trigger
+from loyalty.domain.earning.engine import Period, Stacking
 from loyalty.errors import ErrorCode, UnprocessableError
 
 # The database keeps ids, points and times as signed 64-bit integers: larger ones are refused
@@ -467,3 +470,133 @@ class AuditMember(BaseModel):
     balance_points: int
     balance_onchain_points: int
     entries: list[AuditEntry]
+
+
+# ------------------------------------------------------------------------------ earning rules
+Count = Annotated[int, Field(strict=True, ge=0, le=MAX_INT)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Tags = Annotated[list[Tag], Field(max_length=1_000)]
+
+
+class FixedCalculator(Strict):
+    """`points` once per activity."""
+
+    strategy: Literal["fixed"]
+    points: Count
+
+
+class PerSpendCalculator(Strict):
+    """`points` per `per_minor` minor units of net item spend (1 per dollar: 1 per 100)."""
+
+    strategy: Literal["per_spend"]
+    points: Count
+    per_minor: Annotated[int, Field(strict=True, ge=1, le=MAX_INT)]
+    rounding: Rounding = Field(default=Rounding.FLOOR, strict=False)
+
+
+class PerItemCalculator(Strict):
+    """`points` per unit of the matched item lines."""
+
+    strategy: Literal["per_item"]
+    points: Count
+
+
+class MultiplierCalculator(Strict):
+    """The matched lines earn `numerator / denominator` times what rule `rule_id` gives them
+    (this rule adds the difference)."""
+
+    strategy: Literal["multiplier"]
+    rule_id: Id
+    numerator: Count
+    denominator: Annotated[int, Field(strict=True, ge=1, le=MAX_INT)]
+    rounding: Rounding = Field(default=Rounding.FLOOR, strict=False)
+
+
+class RuleConditions(Strict):
+    """All must hold (an empty one always does). `skus`/`categories` choose the item lines the
+    rule counts; `min_net_minor` is on those; `days_of_week` are ISO (1 is Monday) in the
+    activity's own offset; the window is [`starts_at`, `ends_at`)."""
+
+    skus: Tags = []
+    categories: Tags = []
+    min_net_minor: Count = 0
+    tiers: Tags = []
+    segments: Tags = []
+    days_of_week: Annotated[list[Annotated[int, Field(strict=True, ge=1, le=7)]], Field(max_length=7)] = []
+    starts_at: datetime | None = Field(default=None, strict=False)
+    ends_at: datetime | None = Field(default=None, strict=False)
+
+
+class RuleLimits(Strict):
+    per_order: Count | None = Field(default=None, description="the most the rule gives one order")
+    per_member: Count | None = Field(default=None, description="the most it gives one member per `period`")
+    period: Period = Field(default=Period.MONTH, strict=False)
+
+
+class RuleDefinition(Strict):
+    """An earning rule, as JSON (no code): a trigger, conditions, a calculator, a priority and a
+    stacking mode (`additive` rules all add; of the `best_of` ones only the largest counts), and
+    limits."""
+
+    name: Name
+    trigger: Trigger = Field(default=Trigger.PURCHASE, strict=False)
+    event_type: Tag | None = Field(default=None, description="for `trigger: event`: the custom event type")
+    conditions: RuleConditions = RuleConditions()
+    calculator: Annotated[
+        FixedCalculator | PerSpendCalculator | PerItemCalculator | MultiplierCalculator,
+        Field(discriminator="strategy"),
+    ]
+    priority: Annotated[int, Field(strict=True, ge=0, le=1_000_000)] = 0
+    stacking: Stacking = Field(default=Stacking.ADDITIVE, strict=False)
+    limits: RuleLimits = RuleLimits()
+
+
+class RulePublic(BaseModel):
+    id: int
+    partner_id: int
+    version: int
+    active: bool
+    definition: dict[str, object]
+    created_at: datetime
+    updated_at: datetime
+
+
+class RuleVersionPublic(BaseModel):
+    version: int
+    definition: dict[str, object]
+    created_at: datetime
+
+
+class PurchaseLineIn(Strict):
+    sku: Tag
+    category: Annotated[str, StringConstraints(max_length=100)] = ""
+    quantity: Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
+    unit_price_minor: Count
+    discount_minor: Count = 0
+    kind: LineKind = Field(default=LineKind.ITEM, strict=False)
+
+
+class Simulation(Strict):
+    """An activity to price: a purchase's lines (or another trigger), and the member facts the
+    rules look at."""
+
+    trigger: Trigger = Field(default=Trigger.PURCHASE, strict=False)
+    event_type: Tag | None = None
+    occurred_at: datetime = Field(strict=False, description="with its offset: the member's local time")
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "USD"
+    lines: Annotated[list[PurchaseLineIn], Field(max_length=500)] = []
+    tier: Tag | None = None
+    segments: Tags = []
+
+
+class AwardPublic(BaseModel):
+    rule_id: int
+    rule_version: int
+    points: int
+    reason: str
+    capped_by: str | None = Field(description="`per_order` or `per_member` if a limit cut the points")
+
+
+class SimulationResult(BaseModel):
+    awards: list[AwardPublic]
+    total_points: int

@@ -39,6 +39,7 @@ for command in (
     client.auditors,
     client.members,
     client.catalog,
+    client.rules,
     client.earn,
     client.earns,
     client.redeem,

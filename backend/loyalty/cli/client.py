@@ -329,6 +329,73 @@ def catalog_update(reward_id: int, api_url: str, key: str | None, **changes: Any
     _call(api_url, key, "PATCH", f"/v1/rewards/{reward_id}", body)
 
 
+# ------------------------------------------------------------------------------------ rules
+@click.group()
+def rules() -> None:
+    """Earning rules: versioned JSON definitions (see README, "Running a program")."""
+
+
+def _json_file(file: TextIO) -> Any:
+    try:
+        return json.load(file)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"{file.name} is not JSON: {exc}") from None
+
+
+@rules.command("create")
+@click.argument("file", type=click.File())
+@with_api
+def rules_create(file: TextIO, api_url: str, key: str | None) -> None:
+    """A new rule from a JSON definition in FILE (- for standard input), with a partner's --key."""
+    _call(api_url, key, "POST", "/v1/rules", _json_file(file))
+
+
+@rules.command("list")
+@click.option("--active/--inactive", default=None, help="Only active (or inactive) rules.")
+@click.option("--partner", "partner_id", type=int, default=None, help="Only this partner's (admin, auditor).")
+@page_options
+@with_api
+def rules_list(
+    active: bool | None, partner_id: int | None, limit: int, cursor: str | None, api_url: str, key: str | None
+) -> None:
+    """Rules at their current versions (a partner sees its own)."""
+    _list(api_url, key, "/v1/rules", limit, cursor, active=active, partner_id=partner_id)
+
+
+@rules.command("show")
+@click.argument("rule_id", type=int)
+@click.option("--versions", is_flag=True, help="Every version, oldest first.")
+@with_api
+def rules_show(rule_id: int, versions: bool, api_url: str, key: str | None) -> None:
+    """One rule, or all its versions."""
+    _call(api_url, key, "GET", f"/v1/rules/{rule_id}" + ("/versions" if versions else ""))
+
+
+@rules.command("update")
+@click.argument("rule_id", type=int)
+@click.argument("file", type=click.File())
+@with_api
+def rules_update(rule_id: int, file: TextIO, api_url: str, key: str | None) -> None:
+    """Replace a rule's definition with FILE's: a new version if it differs."""
+    _call(api_url, key, "PUT", f"/v1/rules/{rule_id}", _json_file(file))
+
+
+@rules.command("deactivate")
+@click.argument("rule_id", type=int)
+@with_api
+def rules_deactivate(rule_id: int, api_url: str, key: str | None) -> None:
+    """The rule stops earning (its versions stay)."""
+    _call(api_url, key, "POST", f"/v1/rules/{rule_id}/deactivate")
+
+
+@rules.command("simulate")
+@click.argument("file", type=click.File())
+@with_api
+def rules_simulate(file: TextIO, api_url: str, key: str | None) -> None:
+    """What the purchase in FILE (JSON: occurred_at, lines, ...) would earn; writes nothing."""
+    _call(api_url, key, "POST", "/v1/rules/simulate", _json_file(file))
+
+
 # ---------------------------------------------------------------------------------- earning
 @click.command()
 @click.argument("member_id", type=int)

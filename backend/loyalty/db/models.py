@@ -214,6 +214,29 @@ class Reward(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class EarningRule(Base):
+    """A partner's earning rule; its definitions are `rule_versions` (every change a new one,
+    the old ones kept: each award names the version that made it)."""
+
+    __tablename__ = "rules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)  # the current one
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RuleVersion(Base):
+    """One version of a rule: its JSON definition, as the API took it (never edited)."""
+
+    __tablename__ = "rule_versions"
+    rule_id: Mapped[int] = mapped_column(ForeignKey("rules.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    definition: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ChainWrite(Base):
     """One transaction the service sent (the outbox's send log), from a partner's issuer account
     or from the operator's.

@@ -35,6 +35,7 @@ def world(client: Any) -> dict[str, Any]:
     redemption = post(client, "/v1/redemptions", {"member_id": member_a["id"], "reward_id": reward["id"]}, a["api_key"])
     assert redemption.json()["status"] == "awaiting_member", redemption.text
     auditor = post(client, "/v1/auditors", {"name": "Audit"}, ADMIN_KEY).json()
+    rule = post(client, "/v1/rules", {"name": "Any", "calculator": {"strategy": "fixed", "points": 1}}, a["api_key"])
     return {
         "ids": {
             "member_id": member_a["id"],
@@ -43,6 +44,7 @@ def world(client: Any) -> dict[str, Any]:
             "redemption_id": redemption.json()["id"],
             "partner_id": a["id"],
             "auditor_id": auditor["id"],
+            "rule_id": rule.json()["id"],
         },
         "keys": {
             "none": None,
@@ -75,6 +77,8 @@ def _sample(name: str, schema: dict[str, Any], ids: dict[str, int]) -> Any:
         "message": "not a sign-in message",
         "signature": "0x" + "11" * 65,
         "items": [{"member_id": ids["member_id"], "amount_points": 1}],
+        "calculator": {"strategy": "fixed", "points": 1},
+        "occurred_at": "2026-11-23T09:30:00Z",
     }
     assert name in samples, f"no sample for the required body field {name!r} ({schema}): add one here"
     return samples[name]
@@ -92,12 +96,18 @@ def _body(spec: dict[str, Any], operation: dict[str, Any], ids: dict[str, int]) 
 
 def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     """Every operation; those that take a caller's credential away last (rotating a key, then
-    deactivating partner A, then signing out)."""
+    deactivating partner A's things, then partner A, then signing out)."""
     found = [(method, path, op) for path, ops in spec["paths"].items() for method, op in ops.items()]
 
     def last(item: tuple[str, str, dict[str, Any]]) -> tuple[int, str, str]:
         method, path, _ = item
-        rank = 3 if method == "delete" else 2 if path.endswith("/deactivate") else 1 if "key-rotations" in path else 0
+        rank = (
+            4 if method == "delete"
+            else 3 if path == "/v1/partners/{partner_id}/deactivate"
+            else 2 if path.endswith("/deactivate")
+            else 1 if "key-rotations" in path
+            else 0
+        )  # fmt: skip
         return rank, path, method
 
     return sorted(found, key=last)

@@ -73,3 +73,26 @@ def test_earnsBatch_fromCsv_acceptsEveryRowInRequests(client, settings, tmp_path
     assert '"accepted": 5' in result.output
     assert "needs columns member_id and amount_points" in _one_line_failure(refused)
     assert '"amount_points": 5' in listed.output and '"reason": "order 4"' in listed.output
+
+
+def test_rules_fromJsonFiles_createSimulateAndVersion(client, settings, tmp_path: Path) -> None:
+    import json
+
+    partner = make_partner(client)
+    rule = tmp_path / "rule.json"
+    rule.write_text(json.dumps({"name": "1 per dollar", "calculator": {"strategy": "per_spend", "points": 1, "per_minor": 100}}))
+    purchase = tmp_path / "purchase.json"
+    purchase.write_text(json.dumps({"occurred_at": "2026-11-23T09:30:00Z", "lines": [{"sku": "latte", "quantity": 3, "unit_price_minor": 450}]}))
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with serving(settings, outbox=False) as url:
+        args = ["--api-url", url, "--key", partner["api_key"]]
+        created = CliRunner().invoke(main, ["rules", "create", str(rule), *args])
+        simulated = CliRunner().invoke(main, ["rules", "simulate", str(purchase), *args])
+        rule_id = json.loads(created.output)["id"]
+        versions = CliRunner().invoke(main, ["rules", "show", str(rule_id), "--versions", *args])
+        refused = CliRunner().invoke(main, ["rules", "create", str(broken), *args])
+    assert created.exit_code == 0, created.output
+    assert json.loads(simulated.output)["total_points"] == 13
+    assert [v["version"] for v in json.loads(versions.output)] == [1]
+    assert "is not JSON" in refused.output and refused.exit_code != 0 and "Traceback" not in refused.output

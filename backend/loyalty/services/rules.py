@@ -1,0 +1,120 @@
+"""Earning rules: a partner's, versioned (a change is a new version; old ones stay, so every
+award can name the exact rule that made it), and simulated without writing anything."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from loyalty.db.models import EarningRule, RuleVersion, utcnow
+from loyalty.domain.earning.calculators import Multiplier
+from loyalty.domain.earning.context import Activity, MemberFacts
+from loyalty.domain.earning.engine import Award, Rule, evaluate, rule_from_definition
+from loyalty.errors import ErrorCode, NotFoundError, UnprocessableError
+from loyalty.services.lists import Page, keyset
+from loyalty.services.uow import UnitOfWork
+
+
+def create(uow: UnitOfWork, partner_id: int, definition: Mapping[str, Any]) -> tuple[EarningRule, RuleVersion]:
+    """A new rule of `partner_id`, at version 1."""
+    rule = EarningRule(partner_id=partner_id, version=1)
+    uow.session.add(rule)
+    uow.session.flush()
+    return rule, _add_version(uow, rule, definition)
+
+
+def update(
+    uow: UnitOfWork, rule_id: int, partner_id: int | None, definition: Mapping[str, Any]
+) -> tuple[EarningRule, RuleVersion]:
+    """A new version of the rule, unless `definition` is the current one (then nothing changes:
+    a retried update makes no second version)."""
+    rule = get(uow, rule_id, partner_id, lock=True)
+    current = version_of(uow, rule)
+    if json.loads(current.definition) == _canonical(definition):
+        return rule, current
+    rule.version += 1
+    rule.updated_at = utcnow()
+    return rule, _add_version(uow, rule, definition)
+
+
+def deactivate(uow: UnitOfWork, rule_id: int, partner_id: int | None) -> tuple[EarningRule, RuleVersion]:
+    """The rule no longer earns (its versions stay, for the awards that name them)."""
+    rule = get(uow, rule_id, partner_id, lock=True)
+    if rule.active:
+        rule.active, rule.updated_at = False, utcnow()
+    return rule, version_of(uow, rule)
+
+
+def get(uow: UnitOfWork, rule_id: int, partner_id: int | None = None, *, lock: bool = False) -> EarningRule:
+    """A rule; with `partner_id`, only one of that partner's (others are as if absent)."""
+    query = select(EarningRule).where(EarningRule.id == rule_id)
+    rule = uow.session.scalar(query.with_for_update() if lock else query)
+    if rule is None or (partner_id is not None and rule.partner_id != partner_id):
+        raise NotFoundError(ErrorCode.RULE_NOT_FOUND, f"no rule {rule_id}")
+    return rule
+
+
+def version_of(uow: UnitOfWork, rule: EarningRule, version: int | None = None) -> RuleVersion:
+    found = uow.session.get(RuleVersion, (rule.id, version or rule.version))
+    if found is None:
+        raise NotFoundError(ErrorCode.RULE_NOT_FOUND, f"rule {rule.id} has no version {version}")
+    return found
+
+
+def versions(uow: UnitOfWork, rule: EarningRule) -> Sequence[RuleVersion]:
+    return uow.session.scalars(
+        select(RuleVersion).where(RuleVersion.rule_id == rule.id).order_by(RuleVersion.version)
+    ).all()
+
+
+def page_rules(
+    uow: UnitOfWork, *, partner_id: int | None, active: bool | None, cursor: str | None, limit: int
+) -> Page[EarningRule]:
+    query = select(EarningRule)
+    if partner_id is not None:
+        query = query.where(EarningRule.partner_id == partner_id)
+    if active is not None:
+        query = query.where(EarningRule.active == active)
+    return keyset(uow.session, query, [EarningRule.id], cursor, limit)
+
+
+def active_rules(uow: UnitOfWork, partner_id: int) -> list[Rule]:
+    """The partner's active rules at their current versions, as the engine takes them."""
+    rows = uow.session.execute(
+        select(EarningRule.id, EarningRule.version, RuleVersion.definition)
+        .join(RuleVersion, (RuleVersion.rule_id == EarningRule.id) & (RuleVersion.version == EarningRule.version))
+        .where(EarningRule.partner_id == partner_id, EarningRule.active.is_(True))
+    )
+    return [rule_from_definition(rule_id, version, json.loads(definition)) for rule_id, version, definition in rows]
+
+
+def simulate(uow: UnitOfWork, partner_id: int, activity: Activity, member: MemberFacts) -> list[Award]:
+    """What `activity` would earn under the partner's active rules now; writes nothing."""
+    return evaluate(activity, member, active_rules(uow, partner_id))
+
+
+def _add_version(uow: UnitOfWork, rule: EarningRule, definition: Mapping[str, Any]) -> RuleVersion:
+    parsed = rule_from_definition(rule.id, rule.version, definition)  # refuses what cannot work
+    if isinstance(parsed.calculator, Multiplier):
+        base = uow.session.get(EarningRule, parsed.calculator.rule_id)
+        if base is None or base.partner_id != rule.partner_id:
+            raise UnprocessableError(
+                ErrorCode.INVALID_RULE,
+                f"the multiplier's rule {parsed.calculator.rule_id} is not one of this partner's",
+            )
+        if isinstance(
+            rule_from_definition(base.id, base.version, json.loads(version_of(uow, base).definition)).calculator,
+            Multiplier,
+        ):
+            raise UnprocessableError(ErrorCode.INVALID_RULE, "a multiplier multiplies a rule that is not a multiplier")
+    version = RuleVersion(rule_id=rule.id, version=rule.version, definition=json.dumps(_canonical(definition)))
+    uow.session.add(version)
+    uow.session.flush()
+    return version
+
+
+def _canonical(definition: Mapping[str, Any]) -> Any:
+    return json.loads(json.dumps(definition, sort_keys=True))
