@@ -23,14 +23,27 @@ from loyalty import __version__
 from loyalty.api import problems
 from loyalty.api.acceptor import EarnAcceptor
 from loyalty.api.deps import roles_of
-from loyalty.api.routes import audit, auth, earn, me, members, partners, redemptions, rewards, rules, system
+from loyalty.api.routes import (
+    audit,
+    auth,
+    earn,
+    me,
+    members,
+    partners,
+    programs,
+    purchases,
+    redemptions,
+    rewards,
+    rules,
+    system,
+)
 from loyalty.audit.view import AuditView
 from loyalty.errors import ErrorCode
 from loyalty.runtime import Runtime, build
 from loyalty.settings import Settings
 from loyalty.workers.outbox import OutboxWriter, run_writer
 
-ROUTES = (system, auth, me, partners, members, earn, rewards, rules, redemptions, audit)
+ROUTES = (system, auth, me, partners, members, programs, earn, purchases, rewards, rules, redemptions, audit)
 
 
 def create_app(settings: Settings, *, run_outbox: bool = True, runtime: Runtime | None = None) -> FastAPI:

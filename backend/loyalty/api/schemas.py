@@ -262,7 +262,9 @@ class RedemptionCodeCreated(BaseModel):
 
 
 class MemberDetail(MemberPublic):
-    balance_points: int
+    balance_points: int = Field(description="on-chain")
+    pending_points: int = Field(description="awarded for purchases still in their pending period")
+    debt_points: int = Field(description="owed for refunds after release; the next awards pay it first")
     expiring: list[ExpiringPoints]
 
 
@@ -600,3 +602,64 @@ class AwardPublic(BaseModel):
 class SimulationResult(BaseModel):
     awards: list[AwardPublic]
     total_points: int
+
+
+# ---------------------------------------------------------------------------------- purchases
+class PurchaseCreate(Strict):
+    member_id: Id
+    order_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+        description="unique per partner: a replayed order never earns twice"
+    )
+    occurred_at: datetime = Field(strict=False, description="with its offset: the member's local time")
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    lines: Annotated[list[PurchaseLineIn], Field(min_length=1, max_length=500)]
+
+
+class PurchasePublic(BaseModel):
+    id: int
+    partner_id: int
+    member_id: int
+    order_id: str
+    occurred_at: datetime
+    currency: str
+    status: str = Field(description="`pending` until `pending_until`, then `released`")
+    pending_until: datetime
+    released_at: datetime | None
+    earn_id: int | None = Field(description="the earn that minted its points, once released")
+    awards: list[AwardPublic] = Field(description="every award and, negative, every refund's take-back")
+    total_points: int
+
+
+class RefundLineIn(Strict):
+    sku: Tag
+    quantity: Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
+
+
+class RefundCreate(Strict):
+    refund_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+        description="the partner's id of the refund: one seen before answers the refund it made"
+    )
+    lines: Annotated[list[RefundLineIn], Field(min_length=1, max_length=500)] | None = Field(
+        default=None, description="units returned; without them, the whole order"
+    )
+
+
+class RefundPublic(BaseModel):
+    id: int
+    refund_id: str
+    order_id: str
+    points_reversed: int
+    debt_points: int = Field(description="of those, owed by the member (the order's points were released)")
+    created_at: datetime
+
+
+class ProgramPublic(BaseModel):
+    id: int
+    name: str
+    pending_days: int = Field(description="how long purchase awards stay pending before they are minted")
+    created_at: datetime
+
+
+class ProgramUpdate(Strict):
+    pending_days: Annotated[int, Field(strict=True, ge=0, le=3_650)] | None = None
+    name: Name | None = None

@@ -237,6 +237,96 @@ class RuleVersion(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Program(Base):
+    """A loyalty program's settings. One today (the deployed token); awards from purchases stay
+    pending for `pending_days` (refunds inside it cancel them), then are minted."""
+
+    __tablename__ = "programs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    pending_days: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PurchaseStatus(enum.StrEnum):
+    PENDING = "pending"  # awards held off-chain until `pending_until`
+    RELEASED = "released"  # its points minted (or paying a debt): refunds now make a debt
+
+
+class Purchase(Base):
+    """A partner's order, priced by its rules; `order_id` is unique per partner, so a replayed
+    order never earns twice."""
+
+    __tablename__ = "purchases"
+    __table_args__ = (
+        Index("ix_purchases_partner_order", "partner_id", "order_id", unique=True),
+        Index("ix_purchases_due", "status", "pending_until"),
+        Index("ix_purchases_member", "member_id", "occurred_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    order_id: Mapped[str] = mapped_column(String(200))
+    occurred_at: Mapped[datetime]
+    # The member's own offset at `occurred_at`, in minutes (rules read the member's weekday).
+    utc_offset_min: Mapped[int] = mapped_column(Integer, default=0)
+    currency: Mapped[str] = mapped_column(String(3))
+    lines: Mapped[str] = mapped_column(Text)  # JSON, as the partner sent them
+    status: Mapped[str] = mapped_column(String(20), default=PurchaseStatus.PENDING)
+    pending_until: Mapped[datetime]
+    released_at: Mapped[datetime | None]
+    earn_id: Mapped[int | None] = mapped_column(ForeignKey("earns.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Award(Base):
+    """Points a rule gave (or, negative, took back on a refund) for a purchase: append-only, each
+    naming the rule version that made it."""
+
+    __tablename__ = "awards"
+    __table_args__ = (Index("ix_awards_member_rule", "member_id", "rule_id", "created_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    purchase_id: Mapped[int] = mapped_column(ForeignKey("purchases.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    rule_id: Mapped[int] = mapped_column(ForeignKey("rules.id"))
+    rule_version: Mapped[int] = mapped_column(Integer)
+    points: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(500))
+    capped_by: Mapped[str | None] = mapped_column(String(20))
+    refund_id: Mapped[int | None] = mapped_column(ForeignKey("refunds.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Refund(Base):
+    """A refund of a purchase, whole or by lines: inside the pending window it cancels points
+    not yet minted; after it, they become a debt the member's next awards pay first."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (Index("ix_refunds_purchase_refund", "purchase_id", "refund_id", unique=True),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    purchase_id: Mapped[int] = mapped_column(ForeignKey("purchases.id"))
+    refund_id: Mapped[str] = mapped_column(String(200))
+    lines: Mapped[str | None] = mapped_column(Text)  # JSON [{sku, quantity}]; None: the whole order
+    points_reversed: Mapped[int] = mapped_column(BigInteger)
+    debt_points: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Debt(Base):
+    """A member's points debt to a partner, as entries: a refund after the pending window adds
+    (positive), a later award pays it off (negative). Never a burn without the member."""
+
+    __tablename__ = "debts"
+    __table_args__ = (Index("ix_debts_member_partner", "member_id", "partner_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
+    points: Mapped[int] = mapped_column(BigInteger)
+    purchase_id: Mapped[int] = mapped_column(ForeignKey("purchases.id"))
+    reason: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ChainWrite(Base):
     """One transaction the service sent (the outbox's send log), from a partner's issuer account
     or from the operator's.

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import NamedTuple, TypeVar
 
@@ -63,7 +63,7 @@ from loyalty.errors import (
     TxRefusedError,
 )
 from loyalty.runtime import Runtime
-from loyalty.services import credentials, earning, redemptions
+from loyalty.services import credentials, earning, purchases, redemptions
 from loyalty.services.redemptions import CONSENT_VALIDITY_S
 from loyalty.services.refs import claim_ref, next_ref
 from loyalty.workers import lease as leases
@@ -930,7 +930,8 @@ class OutboxWriter:
     def _housekeeping(self) -> None:
         """Idempotency records are kept for `idempotency_ttl_s` (24 h by default), no longer;
         redemptions left unanswered by their member past a day are declined; used and expired
-        member tokens, sign-in nonces and stale sign-in throttles go."""
+        member tokens, sign-in nonces and stale sign-in throttles go; purchases whose pending
+        period ended are released."""
         now = utcnow()
         cutoff = now - timedelta(seconds=self.runtime.settings.idempotency_ttl_s)
         with self.sessions() as session, write_lock(session):
@@ -940,6 +941,16 @@ class OutboxWriter:
             session.execute(delete(SignInNonce).where(SignInNonce.expires_at < now))
             credentials.forget_throttles(session, now)
             session.commit()
+        self._release_purchases(now)
+
+    def _release_purchases(self, now: datetime) -> None:
+        """Purchases whose pending period ended are released, a batch per transaction."""
+        while True:
+            with self.sessions() as session, write_lock(session):
+                released = purchases.release_due(session, now)
+                session.commit()
+            if released < purchases.RELEASE_BATCH:
+                return
 
 
 class _Nonces:

@@ -23,7 +23,7 @@ CALLERS = ("none", "wrong", "admin", "partner_a", "partner_b", "auditor", "membe
 ROLE_OF = {"admin": "admin", "partner_a": "partner", "partner_b": "partner", "auditor": "auditor"}
 ROLE_OF |= {"member_a": "member", "member_b": "member"}
 OUTSIDERS = {"partner_b", "member_b"}  # on partner A's and member A's resources
-SHARED = {("get", "/v1/rewards/{reward_id}")}  # the catalog is program-wide
+SHARED = {("get", "/v1/rewards/{reward_id}"), ("get", "/v1/programs/{program_id}")}  # program-wide
 
 
 @pytest.fixture
@@ -36,6 +36,9 @@ def world(client: Any) -> dict[str, Any]:
     assert redemption.json()["status"] == "awaiting_member", redemption.text
     auditor = post(client, "/v1/auditors", {"name": "Audit"}, ADMIN_KEY).json()
     rule = post(client, "/v1/rules", {"name": "Any", "calculator": {"strategy": "fixed", "points": 1}}, a["api_key"])
+    order = {"member_id": member_a["id"], "order_id": "O-1", "occurred_at": "2026-11-23T09:30:00Z", "currency": "USD"}
+    purchase = post(client, "/v1/purchases", {**order, "lines": [{"sku": "x", "quantity": 1, "unit_price_minor": 100}]}, a["api_key"])
+    assert purchase.status_code == 202, purchase.text
     return {
         "ids": {
             "member_id": member_a["id"],
@@ -45,6 +48,8 @@ def world(client: Any) -> dict[str, Any]:
             "partner_id": a["id"],
             "auditor_id": auditor["id"],
             "rule_id": rule.json()["id"],
+            "order_id": "O-1",
+            "program_id": 1,
         },
         "keys": {
             "none": None,
@@ -79,6 +84,10 @@ def _sample(name: str, schema: dict[str, Any], ids: dict[str, int]) -> Any:
         "items": [{"member_id": ids["member_id"], "amount_points": 1}],
         "calculator": {"strategy": "fixed", "points": 1},
         "occurred_at": "2026-11-23T09:30:00Z",
+        "order_id": f"o-{uuid.uuid4().hex[:8]}",
+        "currency": "USD",
+        "lines": [{"sku": "x", "quantity": 1, "unit_price_minor": 100}],
+        "refund_id": f"r-{uuid.uuid4().hex[:8]}",
     }
     assert name in samples, f"no sample for the required body field {name!r} ({schema}): add one here"
     return samples[name]

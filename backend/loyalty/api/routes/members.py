@@ -30,7 +30,7 @@ from loyalty.api.schemas import (
 )
 from loyalty.db.models import LinkSource, Member, MemberTokenKind
 from loyalty.errors import ErrorCode, ForbiddenError
-from loyalty.services import credentials, members
+from loyalty.services import credentials, members, purchases
 from loyalty.services.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
@@ -40,11 +40,15 @@ def public(member: Member) -> MemberPublic:
     return MemberPublic.model_validate(member, from_attributes=True)
 
 
-def detail(uow: UnitOfWork, member: Member) -> MemberDetail:
+def detail(uow: UnitOfWork, member: Member, partner_id: int | None = None) -> MemberDetail:
+    """The member with its balance by expiry (from the chain), and its points pending and debt
+    (with `partner_id`, at that partner only)."""
     lots = uow.token.lots_of(member.wallet_address)
     return MemberDetail(
         **public(member).model_dump(),
         balance_points=sum(amount for _, amount in lots),
+        pending_points=purchases.pending_of(uow.session, member.id, partner_id),
+        debt_points=purchases.debt_of(uow.session, member.id, partner_id),
         expiring=[
             ExpiringPoints(expires_at=datetime.fromtimestamp(expires_at, UTC), amount_points=amount)
             for expires_at, amount in lots
@@ -113,7 +117,7 @@ def list_members(
 @router.get("/{member_id}", response_model=MemberDetail)
 def get_member(member_id: IdPath, uow: UowDep, principal: Reader) -> MemberDetail:
     """A member with their balance (read from the chain) and their points by expiry date."""
-    return detail(uow, members.get(uow, member_id, principal.partner_id))
+    return detail(uow, members.get(uow, member_id, principal.partner_id), principal.partner_id)
 
 
 @router.get("/{member_id}/history", response_model=Page[LedgerEntry])

@@ -1,0 +1,128 @@
+"""Purchases: a partner reports an order, its rules price it, the points stay pending for the
+program's pending period and are then minted; refunds take them back (or, once released, make
+a debt the member's next awards pay)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
+
+from loyalty.api.deps import Partnered, Reader, UowDep
+from loyalty.api.idempotency import Digest, idempotent
+from loyalty.api.schemas import (
+    MAX_INT,
+    AwardPublic,
+    CursorQuery,
+    Limit,
+    Page,
+    PurchaseCreate,
+    PurchasePublic,
+    RefundCreate,
+    RefundPublic,
+)
+from loyalty.db.models import Purchase, Refund
+from loyalty.domain.earning.context import Line
+from loyalty.domain.earning.refunds import RefundLine
+from loyalty.services import members, purchases
+from loyalty.services.uow import UnitOfWork
+
+router = APIRouter(prefix="/v1/purchases", tags=["purchases"])
+OrderId = Annotated[str, Path(min_length=1, max_length=200)]
+
+
+def public(uow: UnitOfWork, purchase: Purchase) -> PurchasePublic:
+    awards = [
+        AwardPublic.model_validate(a, from_attributes=True) for a in purchases.awards_of(uow.session, purchase.id)
+    ]
+    return PurchasePublic(
+        id=purchase.id,
+        partner_id=purchase.partner_id,
+        member_id=purchase.member_id,
+        order_id=purchase.order_id,
+        occurred_at=purchase.occurred_at,
+        currency=purchase.currency,
+        status=purchase.status,
+        pending_until=purchase.pending_until,
+        released_at=purchase.released_at,
+        earn_id=purchase.earn_id,
+        awards=awards,
+        total_points=sum(a.points for a in awards),
+    )
+
+
+@router.post("", status_code=202, response_model=PurchasePublic)
+def record_purchase(
+    body: PurchaseCreate, request: Request, uow: UowDep, principal: Partnered, digest: Digest
+) -> JSONResponse:
+    """Report an order of a linked member: the partner's active rules price its net paid item
+    lines; the points stay `pending` until `pending_until` (the program's pending period after
+    `occurred_at`), then are minted. Accepted (202): the chain has nothing yet."""
+    assert principal.partner_id is not None
+    partner_id = principal.partner_id
+
+    def write() -> tuple[int, PurchasePublic]:
+        member = members.get(uow, body.member_id, partner_id)
+        purchase, _ = purchases.record(
+            uow,
+            partner_id,
+            member,
+            order_id=body.order_id,
+            occurred_at=body.occurred_at,
+            currency=body.currency,
+            lines=[Line(**line.model_dump()) for line in body.lines],
+        )
+        return 202, public(uow, purchase)
+
+    return idempotent(request, digest, uow.session, principal, write)
+
+
+@router.get("", response_model=Page[PurchasePublic])
+def list_purchases(
+    uow: UowDep,
+    principal: Reader,
+    member_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
+    partner_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
+    limit: Limit = 100,
+    cursor: CursorQuery = None,
+) -> Page[PurchasePublic]:
+    """Purchases, oldest first: a partner's own; the admin's and auditors' of every partner."""
+    owner = principal.partner_id if principal.role == "partner" else partner_id
+    page = purchases.page_purchases(uow, partner_id=owner, member_id=member_id, cursor=cursor, limit=limit)
+    return Page(data=[public(uow, p) for p in page.rows], next_cursor=page.next_cursor)
+
+
+@router.get("/{order_id}", response_model=PurchasePublic)
+def get_purchase(order_id: OrderId, uow: UowDep, principal: Partnered) -> PurchasePublic:
+    assert principal.partner_id is not None
+    return public(uow, purchases.get(uow, principal.partner_id, order_id))
+
+
+@router.post("/{order_id}/refunds", status_code=201, response_model=RefundPublic)
+def refund_purchase(
+    order_id: OrderId, body: RefundCreate, request: Request, uow: UowDep, principal: Partnered, digest: Digest
+) -> JSONResponse:
+    """Refund an order, whole or by lines. Inside its pending period the points taken back are
+    never minted; after it they become the member's debt, paid from its next awards (never
+    burned without the member)."""
+    assert principal.partner_id is not None
+    partner_id = principal.partner_id
+
+    def write() -> tuple[int, RefundPublic]:
+        lines = None if body.lines is None else [RefundLine(item.sku, item.quantity) for item in body.lines]
+        made = purchases.refund(uow, partner_id, order_id, body.refund_id, lines)
+        return 201, _refund_public(made, order_id)
+
+    return idempotent(request, digest, uow.session, principal, write)
+
+
+def _refund_public(refund: Refund, order_id: str) -> RefundPublic:
+    return RefundPublic(
+        id=refund.id,
+        refund_id=refund.refund_id,
+        order_id=order_id,
+        points_reversed=refund.points_reversed,
+        debt_points=refund.debt_points,
+        created_at=refund.created_at,
+    )
