@@ -45,6 +45,7 @@ class ErrorCode(StrEnum):
     SIGN_IN_FAILED = "sign_in_failed", 401, "Sign-in failed"
     PARTNER_DEACTIVATED = "partner_deactivated", 403, "The partner is deactivated"
     INVALID_RULE = "invalid_rule", 422, "Invalid rule"
+    INVALID_LADDER = "invalid_ladder", 422, "Invalid tier ladder"
     TOO_MANY_ATTEMPTS = "too_many_attempts", 429, "Too many attempts"
     BUSY = "busy", 503, "Busy: try again in a moment"
     LINK_INVALID = "link_invalid", 422, "The link is invalid, used or expired"

@@ -607,8 +607,8 @@ class SimulationResult(BaseModel):
 # ---------------------------------------------------------------------------------- purchases
 class PurchaseCreate(Strict):
     member_id: Id
-    order_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
-        description="unique per partner: a replayed order never earns twice"
+    order_id: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^/]+$")] = Field(
+        description="unique per partner: a replayed order never earns twice; no `/` (it names the order in paths)"
     )
     occurred_at: datetime = Field(strict=False, description="with its offset: the member's local time")
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]

@@ -1,6 +1,6 @@
 """The `loyalty` command line, one module per concern: `stack` runs the service (`up`, `serve`,
-`worker`, `deploy`), `client` uses the API (`partners`, `auditors`, `members`, `catalog`, `earn`,
-`earns`, `redeem`, `redemptions`, `status`), `audit` checks the program (`audit verify`, `audit reconcile`)."""
+`worker`, `deploy`), `client` uses the API (`partners`, `auditors`, `members`, `catalog`,
+`rules`, `purchases`, `programs`, `earn`, `earns`, `redeem`, `redemptions`, `status`), `audit` checks the program (`audit verify`, `audit reconcile`)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ for command in (
     client.members,
     client.catalog,
     client.rules,
+    client.purchases,
+    client.programs,
     client.earn,
     client.earns,
     client.redeem,

@@ -9,7 +9,7 @@ import os
 import sys
 import uuid
 from typing import Any, TextIO
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import click
 import httpx
@@ -394,6 +394,88 @@ def rules_deactivate(rule_id: int, api_url: str, key: str | None) -> None:
 def rules_simulate(file: TextIO, api_url: str, key: str | None) -> None:
     """What the purchase in FILE (JSON: occurred_at, lines, ...) would earn; writes nothing."""
     _call(api_url, key, "POST", "/v1/rules/simulate", _json_file(file))
+
+
+# -------------------------------------------------------------------------------- purchases
+@click.group()
+def purchases() -> None:
+    """Purchases priced by the rules, and their refunds."""
+
+
+@purchases.command("record")
+@click.argument("file", type=click.File())
+@with_api
+def purchases_record(file: TextIO, api_url: str, key: str | None) -> None:
+    """Report the order in FILE (JSON: member_id, order_id, occurred_at, currency, lines)."""
+    _call(api_url, key, "POST", "/v1/purchases", _json_file(file))
+
+
+@purchases.command("show")
+@click.argument("order_id")
+@with_api
+def purchases_show(order_id: str, api_url: str, key: str | None) -> None:
+    """One of the partner's orders, with its awards and refunds."""
+    _call(api_url, key, "GET", f"/v1/purchases/{quote(order_id, safe='')}")
+
+
+@purchases.command("list")
+@click.option("--member", "member_id", type=int, default=None, help="Only this member's.")
+@click.option("--partner", "partner_id", type=int, default=None, help="Only this partner's (admin, auditor).")
+@page_options
+@with_api
+def purchases_list(
+    member_id: int | None, partner_id: int | None, limit: int, cursor: str | None, api_url: str, key: str | None
+) -> None:
+    """Purchases, oldest first (a partner sees its own)."""
+    _list(api_url, key, "/v1/purchases", limit, cursor, member_id=member_id, partner_id=partner_id)
+
+
+@purchases.command("refund")
+@click.argument("order_id")
+@click.option("--refund-id", required=True, help="Your id of the refund (a retry with it refunds once).")
+@click.option("--line", "lines", multiple=True, metavar="SKU=QUANTITY", help="Units returned; none: the whole order.")
+@with_api
+def purchases_refund(order_id: str, refund_id: str, lines: tuple[str, ...], api_url: str, key: str | None) -> None:
+    """Refund an order, whole or by lines (--line latte=1 --line croissant=2)."""
+    body: dict[str, Any] = {"refund_id": refund_id}
+    if lines:
+        body["lines"] = [_refund_line(line) for line in lines]
+    _call(api_url, key, "POST", f"/v1/purchases/{quote(order_id, safe='')}/refunds", body)
+
+
+def _refund_line(text: str) -> dict[str, Any]:
+    sku, _, quantity = text.rpartition("=")
+    if not sku or not quantity.isdigit():
+        raise click.BadParameter(f"{text!r} is not SKU=QUANTITY", param_hint="--line")
+    return {"sku": sku, "quantity": int(quantity)}
+
+
+@click.group()
+def programs() -> None:
+    """The program's settings."""
+
+
+@programs.command("show")
+@click.argument("program_id", type=int, default=1)
+@with_api
+def programs_show(program_id: int, api_url: str, key: str | None) -> None:
+    """A program's settings (the first by default)."""
+    _call(api_url, key, "GET", f"/v1/programs/{program_id}")
+
+
+@programs.command("set")
+@click.argument("program_id", type=int, default=1)
+@click.option(
+    "--pending-days", type=click.IntRange(0, 3_650), default=None, help="How long purchase awards stay pending."
+)
+@click.option("--name", default=None)
+@with_api
+def programs_set(program_id: int, pending_days: int | None, name: str | None, api_url: str, key: str | None) -> None:
+    """Change a program's settings (admin)."""
+    body = {k: v for k, v in {"pending_days": pending_days, "name": name}.items() if v is not None}
+    if not body:
+        raise click.UsageError("nothing to change: give --pending-days or --name")
+    _call(api_url, key, "PATCH", f"/v1/programs/{program_id}", body)
 
 
 # ---------------------------------------------------------------------------------- earning

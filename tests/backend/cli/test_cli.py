@@ -96,3 +96,26 @@ def test_rules_fromJsonFiles_createSimulateAndVersion(client, settings, tmp_path
     assert json.loads(simulated.output)["total_points"] == 13
     assert [v["version"] for v in json.loads(versions.output)] == [1]
     assert "is not JSON" in refused.output and refused.exit_code != 0 and "Traceback" not in refused.output
+
+
+def test_purchases_recordAndRefundByLines_fromTheCommandLine(client, settings, tmp_path: Path) -> None:
+    import json
+
+    partner = make_partner(client)
+    member = make_member(client, partner["api_key"])
+    rule = {"name": "1 per dollar", "calculator": {"strategy": "per_spend", "points": 1, "per_minor": 100}}
+    order = {"member_id": member["id"], "order_id": "till 7-42", "occurred_at": "2026-11-23T09:30:00Z", "currency": "USD",
+             "lines": [{"sku": "latte", "quantity": 3, "unit_price_minor": 450}]}  # fmt: skip
+    (tmp_path / "rule.json").write_text(json.dumps(rule))
+    (tmp_path / "order.json").write_text(json.dumps(order))
+    with serving(settings, outbox=False) as url:
+        args = ["--api-url", url, "--key", partner["api_key"]]
+        CliRunner().invoke(main, ["rules", "create", str(tmp_path / "rule.json"), *args])
+        recorded = CliRunner().invoke(main, ["purchases", "record", str(tmp_path / "order.json"), *args])
+        refunded = CliRunner().invoke(main, ["purchases", "refund", "till 7-42", "--refund-id", "r1", "--line", "latte=1", *args])
+        shown = CliRunner().invoke(main, ["purchases", "show", "till 7-42", *args])
+        bad = CliRunner().invoke(main, ["purchases", "refund", "till 7-42", "--refund-id", "r2", "--line", "latte", *args])
+    assert json.loads(recorded.output)["total_points"] == 13, recorded.output
+    assert json.loads(refunded.output)["points_reversed"] == 4, refunded.output  # 13.50 -> 9.00 net
+    assert json.loads(shown.output)["total_points"] == 9
+    assert bad.exit_code != 0 and "SKU=QUANTITY" in bad.output and "Traceback" not in bad.output
