@@ -56,6 +56,7 @@ class ErrorCode(StrEnum):
     MEMBER_NOT_FOUND = "member_not_found", 404, "No such member"
     MEMBER_EXISTS = "member_exists", 409, "Member exists"
     ORDER_EXISTS = "order_exists", 409, "The order was recorded already"
+    PAYMENT_USED = "payment_used", 409, "The payment paid for something already"
     PURCHASE_REFUNDED = "purchase_refunded", 409, "The purchase is refunded in full"
     WALLET_TAKEN = "wallet_taken", 409, "Wallet taken"
     INVALID_WALLET = "invalid_wallet", 422, "Not a wallet that can hold points"

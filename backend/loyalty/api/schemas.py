@@ -13,6 +13,7 @@ from loyalty.db.models import ChainWrite, EarnStatus, LinkSource, RedemptionStat
 from loyalty.domain.earning.calculators import Rounding
 from loyalty.domain.earning.context import LineKind, Trigger
 from loyalty.domain.earning.engine import Period, Stacking
+from loyalty.domain.tiers import Downgrade, Metric, Review
 from loyalty.errors import ErrorCode, UnprocessableError
 
 # The database keeps ids, points and times as signed 64-bit integers: larger ones are refused
@@ -592,8 +593,9 @@ class Simulation(Strict):
 
 
 class AwardPublic(BaseModel):
-    rule_id: int
-    rule_version: int
+    rule_id: int | None = Field(description="the rule that made it; none for a tier's multiplier")
+    rule_version: int | None
+    tier: str | None = Field(default=None, description="the tier whose multiplier made it")
     points: int
     reason: str
     capped_by: str | None = Field(description="`per_order` or `per_member` if a limit cut the points")
@@ -663,3 +665,69 @@ class ProgramPublic(BaseModel):
 class ProgramUpdate(Strict):
     pending_days: Annotated[int, Field(strict=True, ge=0, le=3_650)] | None = None
     name: Name | None = None
+
+
+# -------------------------------------------------------------------------------------- tiers
+class TierIn(Strict):
+    name: Tag
+    threshold: Count = Field(description="the metric value that reaches the tier")
+    multiplier_numerator: Annotated[int, Field(strict=True, ge=1, le=1_000)] = 1
+    multiplier_denominator: Annotated[int, Field(strict=True, ge=1, le=1_000)] = 1
+    benefits: Annotated[
+        list[Annotated[str, StringConstraints(min_length=1, max_length=200)]], Field(max_length=50)
+    ] = []
+
+
+class LadderDefinition(Strict):
+    """Tiers from the lowest up (rising thresholds), qualified by `metric` over the last
+    `window_days`. Up at once; down at the member's yearly review (`anniversary`) or as soon as
+    the metric falls short (`real_time`), one step (`one_down`) or to what it earns
+    (`recompute`)."""
+
+    tiers: Annotated[list[TierIn], Field(min_length=1, max_length=20)]
+    metric: Metric = Field(default=Metric.NET_SPEND, strict=False)
+    window_days: Annotated[int, Field(strict=True, ge=1, le=3_650)] = 365
+    downgrade: Downgrade = Field(default=Downgrade.ONE_DOWN, strict=False)
+    review: Review = Field(default=Review.ANNIVERSARY, strict=False)
+
+
+class TierPublic(BaseModel):
+    """The member's tier and why."""
+
+    tier: str | None = Field(description="effective: the higher of the earned and the paid one")
+    earned_tier: str | None
+    paid_tier: str | None
+    paid_until: datetime | None
+    metric: Metric
+    value: int = Field(description="the metric over the ladder's window, now")
+    threshold: int | None = Field(description="the earned tier's")
+    points_required_to_remain: int = Field(description="more of the metric needed by the next review to keep it")
+    next_tier: str | None
+    required_for_next: int | None
+    next_review_at: datetime | None
+    benefits: list[str]
+    multiplier_numerator: int | None
+    multiplier_denominator: int | None
+
+
+class TierSubscriptionCreate(Strict):
+    tier: Tag
+    period_days: Annotated[int, Field(strict=True, ge=1, le=3_650)]
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    price_minor: Count
+    payment_ref: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+        description="the payment that paid for it (each pays once)"
+    )
+
+
+class TierSubscriptionPublic(BaseModel):
+    id: int
+    member_id: int
+    tier: str
+    starts_at: datetime
+    ends_at: datetime
+    currency: str
+    price_minor: int
+    payment_ref: str
+    sold_by: int | None
+    cancelled_at: datetime | None

@@ -245,6 +245,39 @@ class Program(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     pending_days: Mapped[int] = mapped_column(Integer, default=0)
+    tiers: Mapped[str | None] = mapped_column(Text)  # the tier ladder, JSON (domain.tiers)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MemberTier(Base):
+    """The tier a member earned in a program, and when it is next reviewed (its anniversary)."""
+
+    __tablename__ = "member_tiers"
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), primary_key=True)
+    tier: Mapped[str | None] = mapped_column(String(100))
+    reached_at: Mapped[datetime | None]
+    next_review_at: Mapped[datetime | None] = mapped_column(index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TierSubscription(Base):
+    """A paid tier for a period (the member paid in money: `payment_ref` names the payment);
+    renewing is another period starting when this one ends; cancelling ends it at once."""
+
+    __tablename__ = "tier_subscriptions"
+    __table_args__ = (Index("ix_tier_subscriptions_member", "member_id", "ends_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    tier: Mapped[str] = mapped_column(String(100))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    currency: Mapped[str] = mapped_column(String(3))
+    price_minor: Mapped[int] = mapped_column(BigInteger)
+    payment_ref: Mapped[str] = mapped_column(String(200))
+    sold_by: Mapped[int | None] = mapped_column(ForeignKey("partners.id"))
+    cancelled_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -272,6 +305,7 @@ class Purchase(Base):
     utc_offset_min: Mapped[int] = mapped_column(Integer, default=0)
     currency: Mapped[str] = mapped_column(String(3))
     lines: Mapped[str] = mapped_column(Text)  # JSON, as the partner sent them
+    net_minor: Mapped[int] = mapped_column(BigInteger)  # net paid on item lines (tiers' net spend)
     status: Mapped[str] = mapped_column(String(20), default=PurchaseStatus.PENDING)
     pending_until: Mapped[datetime]
     released_at: Mapped[datetime | None]
@@ -288,8 +322,10 @@ class Award(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     purchase_id: Mapped[int] = mapped_column(ForeignKey("purchases.id"), index=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
-    rule_id: Mapped[int] = mapped_column(ForeignKey("rules.id"))
-    rule_version: Mapped[int] = mapped_column(Integer)
+    # A rule's award names the rule and version; a tier's multiplier names the tier instead.
+    rule_id: Mapped[int | None] = mapped_column(ForeignKey("rules.id"))
+    rule_version: Mapped[int | None] = mapped_column(Integer)
+    tier: Mapped[str | None] = mapped_column(String(100))
     points: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(500))
     capped_by: Mapped[str | None] = mapped_column(String(20))
@@ -309,6 +345,7 @@ class Refund(Base):
     lines: Mapped[str | None] = mapped_column(Text)  # JSON [{sku, quantity}]; None: the whole order
     points_reversed: Mapped[int] = mapped_column(BigInteger)
     debt_points: Mapped[int] = mapped_column(BigInteger)
+    net_minor: Mapped[int] = mapped_column(BigInteger)  # item spend refunded
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -34,8 +34,9 @@ from loyalty.domain.earning.context import Activity, Line, LineKind, MemberFacts
 from loyalty.domain.earning.engine import Award as Awarded
 from loyalty.domain.earning.engine import Rule, evaluate, period_start, rule_from_definition
 from loyalty.domain.earning.refunds import RefundLine, remaining, reversals, settle
+from loyalty.domain.tiers import multiplied
 from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
-from loyalty.services import rules
+from loyalty.services import rules, tiers
 from loyalty.services.lists import Page, keyset
 from loyalty.services.uow import UnitOfWork
 
@@ -70,14 +71,18 @@ def record(
         )
     if (found := _find(session, partner_id, order_id)) is not None:
         raise ConflictError(ErrorCode.ORDER_EXISTS, f"order {order_id!r} was recorded as purchase {found.id}")
+    now = utcnow()
+    tier = tiers.tier_of(session, member.id, now)
     active = rules.active_rules(uow, partner_id)
     earned = {
         rule.id: _earned_since(session, member.id, rule.id, period_start(occurred_at, rule.limits.period))
         for rule in active
         if rule.limits.per_member is not None
     }
-    awarded = evaluate(Activity(Trigger.PURCHASE, occurred_at, lines), MemberFacts(), active, earned)
-    total = sum(a.points for a in awarded)
+    awarded = evaluate(Activity(Trigger.PURCHASE, occurred_at, lines), MemberFacts(tier=tier), active, earned)
+    ladder = tiers.ladder(session)
+    extra = multiplied(ladder, tier, sum(a.points for a in awarded)) if ladder else 0
+    total = sum(a.points for a in awarded) + extra
     _reserve(session, partner_id, total)
     offset = occurred_at.utcoffset()
     purchase = Purchase(
@@ -88,14 +93,28 @@ def record(
         utc_offset_min=int(offset.total_seconds() // 60) if offset else 0,
         currency=currency,
         lines=json.dumps([asdict(line) for line in lines]),
+        net_minor=_net(lines),
         pending_until=occurred_at + timedelta(days=program(session).pending_days),
     )
     session.add(purchase)
     session.flush()
     rows = [_award_row(purchase, a) for a in awarded]
+    if extra:
+        rung = ladder.get(tier) if ladder else None
+        assert rung is not None
+        rows.append(
+            Award(
+                purchase_id=purchase.id,
+                member_id=member.id,
+                tier=tier,
+                points=extra,
+                reason=f"{tier} tier: x{rung.multiplier_numerator}/{rung.multiplier_denominator}",
+            )
+        )
     session.add_all(rows)
     session.flush()
-    if purchase.pending_until <= utcnow():
+    tiers.review(session, member.id, now, at_review=False)
+    if purchase.pending_until <= now:
         release(session, purchase.id)
         session.refresh(purchase)
     return purchase, rows
@@ -120,11 +139,19 @@ def refund(
     if not before:
         raise ConflictError(ErrorCode.PURCHASE_REFUNDED, f"order {order_id!r} is refunded in full")
     after = remaining(before, refunded)
-    so_far = _points_by_rule(session, purchase.id)
+    given = _points_by_rule(session, purchase.id)
+    by_tier = given.get(None, 0)
+    so_far = {rule_id: points for rule_id, points in given.items() if rule_id is not None}
     versions = _versions_used(session, purchase.id)
+    tier = _tier_used(session, purchase.id)
     activity = Activity(Trigger.PURCHASE, _local_time(purchase), after)
-    recomputed = {a.rule_id: a.points for a in evaluate(activity, MemberFacts(), versions)}
-    taken = reversals(so_far, recomputed)
+    recomputed = {a.rule_id: a.points for a in evaluate(activity, MemberFacts(tier=tier), versions)}
+    taken: dict[int | None, int] = {rule_id: back for rule_id, back in reversals(so_far, recomputed).items()}
+    rules_before = sum(so_far.values())
+    rules_after = rules_before - sum(taken.values())
+    tier_back = by_tier - (by_tier * rules_after // rules_before if rules_before else 0)
+    if tier_back:
+        taken[None] = tier_back
     points = sum(taken.values())
     released = purchase.status == PurchaseStatus.RELEASED
     row = Refund(
@@ -133,6 +160,7 @@ def refund(
         lines=None if refunded is None else json.dumps([asdict(item) for item in refunded]),
         points_reversed=points,
         debt_points=points if released else 0,
+        net_minor=_net(before) - _net(after),
     )
     session.add(row)
     session.flush()
@@ -142,7 +170,8 @@ def refund(
             purchase_id=purchase.id,
             member_id=purchase.member_id,
             rule_id=rule_id,
-            rule_version=version_of[rule_id],
+            rule_version=version_of[rule_id] if rule_id is not None else None,
+            tier=tier if rule_id is None else None,
             points=-back,
             reason=f"refund {refund_id}",
             refund_id=row.id,
@@ -162,6 +191,7 @@ def refund(
     elif points:
         _unreserve(session, partner_id, points)
     session.flush()
+    tiers.review(session, purchase.member_id, utcnow(), at_review=False)
     return row
 
 
@@ -329,7 +359,16 @@ def _refunded_so_far(session: Session, purchase: Purchase) -> list[RefundLine] |
     return so_far
 
 
-def _points_by_rule(session: Session, purchase_id: int) -> dict[int, int]:
+def _net(lines: Sequence[Line]) -> int:
+    return sum(line.net_minor for line in lines if line.kind == LineKind.ITEM)
+
+
+def _tier_used(session: Session, purchase_id: int) -> str | None:
+    """The tier whose multiplier the purchase earned (None if it earned none)."""
+    return session.scalar(select(Award.tier).where(Award.purchase_id == purchase_id, Award.tier.is_not(None)).limit(1))
+
+
+def _points_by_rule(session: Session, purchase_id: int) -> dict[int | None, int]:
     return {
         rule_id: int(points)
         for rule_id, points in session.execute(
@@ -345,10 +384,14 @@ def _versions_used(session: Session, purchase_id: int) -> list[Rule]:
     used = session.execute(
         select(Award.rule_id, Award.rule_version, RuleVersion.definition)
         .join(RuleVersion, (RuleVersion.rule_id == Award.rule_id) & (RuleVersion.version == Award.rule_version))
-        .where(Award.purchase_id == purchase_id, Award.refund_id.is_(None))
+        .where(Award.purchase_id == purchase_id, Award.refund_id.is_(None), Award.rule_id.is_not(None))
         .distinct()
     )
-    return [rule_from_definition(rule_id, version, json.loads(definition)) for rule_id, version, definition in used]
+    return [
+        rule_from_definition(rule_id, version, json.loads(definition))
+        for rule_id, version, definition in used
+        if rule_id is not None and version is not None
+    ]
 
 
 def _local_time(purchase: Purchase) -> datetime:

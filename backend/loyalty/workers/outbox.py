@@ -63,7 +63,7 @@ from loyalty.errors import (
     TxRefusedError,
 )
 from loyalty.runtime import Runtime
-from loyalty.services import credentials, earning, purchases, redemptions
+from loyalty.services import credentials, earning, purchases, redemptions, tiers
 from loyalty.services.redemptions import CONSENT_VALIDITY_S
 from loyalty.services.refs import claim_ref, next_ref
 from loyalty.workers import lease as leases
@@ -931,7 +931,7 @@ class OutboxWriter:
         """Idempotency records are kept for `idempotency_ttl_s` (24 h by default), no longer;
         redemptions left unanswered by their member past a day are declined; used and expired
         member tokens, sign-in nonces and stale sign-in throttles go; purchases whose pending
-        period ended are released."""
+        period ended are released; members whose tier review is due are reviewed."""
         now = utcnow()
         cutoff = now - timedelta(seconds=self.runtime.settings.idempotency_ttl_s)
         with self.sessions() as session, write_lock(session):
@@ -942,6 +942,9 @@ class OutboxWriter:
             credentials.forget_throttles(session, now)
             session.commit()
         self._release_purchases(now)
+        with self.sessions() as session, write_lock(session):
+            tiers.review_due(session, now)
+            session.commit()
 
     def _release_purchases(self, now: datetime) -> None:
         """Purchases whose pending period ended are released, a batch per transaction."""

@@ -23,7 +23,11 @@ CALLERS = ("none", "wrong", "admin", "partner_a", "partner_b", "auditor", "membe
 ROLE_OF = {"admin": "admin", "partner_a": "partner", "partner_b": "partner", "auditor": "auditor"}
 ROLE_OF |= {"member_a": "member", "member_b": "member"}
 OUTSIDERS = {"partner_b", "member_b"}  # on partner A's and member A's resources
-SHARED = {("get", "/v1/rewards/{reward_id}"), ("get", "/v1/programs/{program_id}")}  # program-wide
+SHARED = {  # program-wide
+    ("get", "/v1/rewards/{reward_id}"),
+    ("get", "/v1/programs/{program_id}"),
+    ("get", "/v1/programs/{program_id}/tiers"),
+}
 
 
 @pytest.fixture
@@ -39,6 +43,11 @@ def world(client: Any) -> dict[str, Any]:
     order = {"member_id": member_a["id"], "order_id": "O-1", "occurred_at": "2026-11-23T09:30:00Z", "currency": "USD"}
     purchase = post(client, "/v1/purchases", {**order, "lines": [{"sku": "x", "quantity": 1, "unit_price_minor": 100}]}, a["api_key"])
     assert purchase.status_code == 202, purchase.text
+    ladder = {"tiers": [{"name": "bronze", "threshold": 0}, {"name": "gold", "threshold": 1_000}]}
+    assert client.put("/v1/programs/1/tiers", json=ladder, headers={"Authorization": f"Bearer {ADMIN_KEY}"}).status_code == 200
+    paid = {"tier": "gold", "period_days": 30, "currency": "USD", "price_minor": 1, "payment_ref": "pay-0"}
+    subscription = post(client, f"/v1/members/{member_a['id']}/tier-subscriptions", paid, a["api_key"])
+    assert subscription.status_code == 201, subscription.text
     return {
         "ids": {
             "member_id": member_a["id"],
@@ -50,6 +59,7 @@ def world(client: Any) -> dict[str, Any]:
             "rule_id": rule.json()["id"],
             "order_id": "O-1",
             "program_id": 1,
+            "subscription_id": subscription.json()["id"],
         },
         "keys": {
             "none": None,
@@ -88,6 +98,11 @@ def _sample(name: str, schema: dict[str, Any], ids: dict[str, int]) -> Any:
         "currency": "USD",
         "lines": [{"sku": "x", "quantity": 1, "unit_price_minor": 100}],
         "refund_id": f"r-{uuid.uuid4().hex[:8]}",
+        "tiers": [{"name": "bronze", "threshold": 0}, {"name": "gold", "threshold": 1_000}],
+        "tier": "gold",
+        "period_days": 30,
+        "price_minor": 1,
+        "payment_ref": f"pay-{uuid.uuid4().hex[:8]}",
     }
     assert name in samples, f"no sample for the required body field {name!r} ({schema}): add one here"
     return samples[name]

@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from loyalty.api.deps import Signed, UowDep, bearer
 from loyalty.api.idempotency import Digest, idempotent
-from loyalty.api.routes.members import detail, history_page, public
+from loyalty.api.routes.members import detail, history_page, public, tier_public
 from loyalty.api.routes.redemptions import public as redemption_public
 from loyalty.api.schemas import (
     CursorQuery,
@@ -26,6 +26,7 @@ from loyalty.api.schemas import (
     RedemptionCodeCreate,
     RedemptionCodeCreated,
     RedemptionPublic,
+    TierPublic,
 )
 from loyalty.db.models import LinkSource, Member
 from loyalty.db.session import write_lock
@@ -51,6 +52,12 @@ def profile(uow: UowDep, principal: Signed) -> MeProfile:
 def balance(uow: UowDep, principal: Signed) -> MemberDetail:
     """The balance (read from the chain) and the points by expiry date."""
     return detail(uow, _me(uow, principal))
+
+
+@router.get("/tier", response_model=TierPublic)
+def my_tier(uow: UowDep, principal: Signed) -> TierPublic:
+    """The member's tier and why (see GET /v1/members/{id}/tier)."""
+    return tier_public(uow, _me(uow, principal))
 
 
 @router.get("/history", response_model=Page[LedgerEntry])

@@ -27,10 +27,13 @@ from loyalty.api.schemas import (
     MemberDetail,
     MemberPublic,
     Page,
+    TierPublic,
+    TierSubscriptionCreate,
+    TierSubscriptionPublic,
 )
-from loyalty.db.models import LinkSource, Member, MemberTokenKind
+from loyalty.db.models import LinkSource, Member, MemberTokenKind, utcnow
 from loyalty.errors import ErrorCode, ForbiddenError
-from loyalty.services import credentials, members, purchases
+from loyalty.services import credentials, members, purchases, tiers
 from loyalty.services.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
@@ -137,6 +140,65 @@ def history_page(
     return Page(
         data=[LedgerEntry.model_validate(e, from_attributes=True) for e in page.rows], next_cursor=page.next_cursor
     )
+
+
+def tier_public(uow: UnitOfWork, member: Member) -> TierPublic:
+    view = tiers.view(uow.session, member.id, utcnow())
+    earned = view.earned
+    return TierPublic(
+        tier=view.tier,
+        earned_tier=earned.tier,
+        paid_tier=view.paid.tier if view.paid else None,
+        paid_until=view.paid.ends_at if view.paid else None,
+        metric=earned.metric,
+        value=earned.value,
+        threshold=earned.threshold,
+        points_required_to_remain=earned.points_required_to_remain,
+        next_tier=earned.next_tier,
+        required_for_next=earned.required_for_next,
+        next_review_at=earned.next_review_at,
+        benefits=list(view.benefits),
+        multiplier_numerator=view.multiplier[0] if view.multiplier else None,
+        multiplier_denominator=view.multiplier[1] if view.multiplier else None,
+    )
+
+
+@router.get("/{member_id}/tier", response_model=TierPublic)
+def member_tier(member_id: IdPath, uow: UowDep, principal: Reader) -> TierPublic:
+    """The member's tier (the higher of earned and paid) and why: its metric against the
+    thresholds, what keeps it, what reaches the next, and when it is next reviewed."""
+    return tier_public(uow, members.get(uow, member_id, principal.partner_id))
+
+
+@router.post("/{member_id}/tier-subscriptions", status_code=201, response_model=TierSubscriptionPublic)
+def subscribe(
+    member_id: IdPath, body: TierSubscriptionCreate, request: Request, uow: UowDep, principal: Writer, digest: Digest
+) -> JSONResponse:
+    """A paid tier for a period, paid in money (`payment_ref`, each used once). Bought while
+    another runs, it starts when that one ends (a renewal). The member's tier is the higher of
+    this and the earned one."""
+
+    def write() -> tuple[int, TierSubscriptionPublic]:
+        member = members.get(uow, member_id, principal.partner_id)
+        bought = tiers.subscribe(uow, member.id, sold_by=principal.partner_id, **body.model_dump())
+        return 201, TierSubscriptionPublic.model_validate(bought, from_attributes=True)
+
+    return idempotent(request, digest, uow.session, principal, write)
+
+
+@router.post("/{member_id}/tier-subscriptions/{subscription_id}/cancel", response_model=TierSubscriptionPublic)
+def cancel_subscription(
+    member_id: IdPath, subscription_id: IdPath, request: Request, uow: UowDep, principal: Writer, digest: Digest
+) -> JSONResponse:
+    """End a paid tier now (any refund of the money is the seller's)."""
+
+    def write() -> tuple[int, TierSubscriptionPublic]:
+        member = members.get(uow, member_id, principal.partner_id)
+        return 200, TierSubscriptionPublic.model_validate(
+            tiers.cancel(uow, member.id, subscription_id), from_attributes=True
+        )
+
+    return idempotent(request, digest, uow.session, principal, write)
 
 
 @router.post("/{member_id}/links", status_code=201, response_model=LinkPublic)

@@ -1,5 +1,5 @@
 """the program engine: programs, earning rules (versioned), purchases with their awards, refunds
-and points debts
+and points debts, member tiers and paid tier subscriptions
 
 Revision ID: 0005
 Revises: 0004
@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("pending_days", sa.Integer(), nullable=False),
+        sa.Column("tiers", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -57,6 +58,7 @@ def upgrade() -> None:
         sa.Column("utc_offset_min", sa.Integer(), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("lines", sa.Text(), nullable=False),
+        sa.Column("net_minor", sa.BigInteger(), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("pending_until", sa.DateTime(), nullable=False),
         sa.Column("released_at", sa.DateTime(), nullable=True),
@@ -115,6 +117,7 @@ def upgrade() -> None:
         sa.Column("lines", sa.Text(), nullable=True),
         sa.Column("points_reversed", sa.BigInteger(), nullable=False),
         sa.Column("debt_points", sa.BigInteger(), nullable=False),
+        sa.Column("net_minor", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["purchase_id"],
@@ -130,8 +133,9 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("purchase_id", sa.Integer(), nullable=False),
         sa.Column("member_id", sa.Integer(), nullable=False),
-        sa.Column("rule_id", sa.Integer(), nullable=False),
-        sa.Column("rule_version", sa.Integer(), nullable=False),
+        sa.Column("rule_id", sa.Integer(), nullable=True),
+        sa.Column("rule_version", sa.Integer(), nullable=True),
+        sa.Column("tier", sa.String(length=100), nullable=True),
         sa.Column("points", sa.BigInteger(), nullable=False),
         sa.Column("reason", sa.String(length=500), nullable=False),
         sa.Column("capped_by", sa.String(length=20), nullable=True),
@@ -158,6 +162,39 @@ def upgrade() -> None:
     with op.batch_alter_table("awards", schema=None) as batch_op:
         batch_op.create_index("ix_awards_member_rule", ["member_id", "rule_id", "created_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_awards_purchase_id"), ["purchase_id"], unique=False)
+    op.create_table(
+        "member_tiers",
+        sa.Column("member_id", sa.Integer(), nullable=False),
+        sa.Column("program_id", sa.Integer(), nullable=False),
+        sa.Column("tier", sa.String(length=100), nullable=True),
+        sa.Column("reached_at", sa.DateTime(), nullable=True),
+        sa.Column("next_review_at", sa.DateTime(), nullable=True),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["member_id"], ["members.id"]),
+        sa.ForeignKeyConstraint(["program_id"], ["programs.id"]),
+        sa.PrimaryKeyConstraint("member_id", "program_id"),
+    )
+    op.create_index(op.f("ix_member_tiers_next_review_at"), "member_tiers", ["next_review_at"], unique=False)
+    op.create_table(
+        "tier_subscriptions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("member_id", sa.Integer(), nullable=False),
+        sa.Column("program_id", sa.Integer(), nullable=False),
+        sa.Column("tier", sa.String(length=100), nullable=False),
+        sa.Column("starts_at", sa.DateTime(), nullable=False),
+        sa.Column("ends_at", sa.DateTime(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("price_minor", sa.BigInteger(), nullable=False),
+        sa.Column("payment_ref", sa.String(length=200), nullable=False),
+        sa.Column("sold_by", sa.Integer(), nullable=True),
+        sa.Column("cancelled_at", sa.DateTime(), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["member_id"], ["members.id"]),
+        sa.ForeignKeyConstraint(["program_id"], ["programs.id"]),
+        sa.ForeignKeyConstraint(["sold_by"], ["partners.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_tier_subscriptions_member", "tier_subscriptions", ["member_id", "ends_at"], unique=False)
     # The one program there is so far: the deployed token's. Awards mint at once until an
     # operator sets a pending period.
     op.execute(
@@ -168,6 +205,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_tier_subscriptions_member", table_name="tier_subscriptions")
+    op.drop_table("tier_subscriptions")
+    op.drop_index(op.f("ix_member_tiers_next_review_at"), table_name="member_tiers")
+    op.drop_table("member_tiers")
     with op.batch_alter_table("awards", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_awards_purchase_id"))
         batch_op.drop_index("ix_awards_member_rule")

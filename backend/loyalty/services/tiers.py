@@ -1,0 +1,227 @@
+"""Member tiers: the program's ladder, each member's earned tier (up at once, down at its
+review), paid tiers bought for a period, and the standing that explains it all. The metric is
+read from the purchases and awards this service recorded, over the ladder's rolling window."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from loyalty.db.models import Award, MemberTier, Program, Purchase, Refund, TierSubscription, utcnow
+from loyalty.domain.tiers import (
+    Ladder,
+    Metric,
+    Review,
+    Standing,
+    effective,
+    ladder_from_definition,
+    next_tier,
+    standing,
+)
+from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
+from loyalty.services.uow import UnitOfWork
+
+DEFAULT_PROGRAM = 1
+REVIEW_PERIOD = timedelta(days=365)  # a tier is reviewed a year after it was reached or last kept
+REVIEW_BATCH = 500
+
+
+def ladder(session: Session, program_id: int = DEFAULT_PROGRAM) -> Ladder | None:
+    program = session.get(Program, program_id)
+    return None if program is None or program.tiers is None else ladder_from_definition(json.loads(program.tiers))
+
+
+def set_ladder(uow: UnitOfWork, program_id: int, definition: Mapping[str, Any]) -> Program:
+    """Replace the program's ladder. Members keep the tier they hold until their next review
+    (or the next purchase, for a tier that rises); a tier no longer on it counts as none."""
+    ladder_from_definition(definition)  # refuses what cannot work
+    program = uow.session.get(Program, program_id)
+    if program is None:
+        raise NotFoundError(ErrorCode.NOT_FOUND, f"no program {program_id}")
+    program.tiers = json.dumps(definition, sort_keys=True)
+    return program
+
+
+def metric_value(session: Session, ladder: Ladder, member_id: int, now: datetime) -> int:
+    """The member's metric over the ladder's window: net item spend (less refunds), or points
+    awarded (less those refunds took back)."""
+    since = now - timedelta(days=ladder.window_days)
+    window = (Purchase.member_id == member_id, Purchase.occurred_at >= since, Purchase.occurred_at <= now)
+    if ladder.metric == Metric.POINTS_EARNED:
+        query = select(func.coalesce(func.sum(Award.points), 0)).join(Purchase, Purchase.id == Award.purchase_id)
+        return int(session.scalar(query.where(*window)) or 0)
+    spent = session.scalar(select(func.coalesce(func.sum(Purchase.net_minor), 0)).where(*window))
+    refunded = session.scalar(
+        select(func.coalesce(func.sum(Refund.net_minor), 0))
+        .join(Purchase, Purchase.id == Refund.purchase_id)
+        .where(*window)
+    )
+    return int(spent or 0) - int(refunded or 0)
+
+
+def earned_tier(session: Session, member_id: int, program_id: int = DEFAULT_PROGRAM) -> MemberTier | None:
+    return session.get(MemberTier, (member_id, program_id))
+
+
+def paid(session: Session, member_id: int, now: datetime, program_id: int = DEFAULT_PROGRAM) -> TierSubscription | None:
+    """The paid tier running now, if any (the highest, should two overlap)."""
+    running = session.scalars(
+        select(TierSubscription).where(
+            TierSubscription.member_id == member_id,
+            TierSubscription.program_id == program_id,
+            TierSubscription.starts_at <= now,
+            TierSubscription.ends_at > now,
+            TierSubscription.cancelled_at.is_(None),
+        )
+    ).all()
+    current = ladder(session, program_id)
+    if not running or current is None:
+        return None
+    return max(running, key=lambda s: current.index(s.tier))
+
+
+def tier_of(session: Session, member_id: int, now: datetime, program_id: int = DEFAULT_PROGRAM) -> str | None:
+    """The member's tier now: the higher of the earned and the paid one."""
+    current = ladder(session, program_id)
+    if current is None:
+        return None
+    held = earned_tier(session, member_id, program_id)
+    bought = paid(session, member_id, now, program_id)
+    return effective(current, held.tier if held else None, bought.tier if bought else None)
+
+
+def review(
+    session: Session, member_id: int, now: datetime, *, at_review: bool, program_id: int = DEFAULT_PROGRAM
+) -> None:
+    """Re-read the member's metric and move its earned tier: up at once; down only at its
+    review (or at once on a real-time ladder). A review that keeps the tier moves the next one
+    a year on; any change starts a new year."""
+    current = ladder(session, program_id)
+    if current is None:
+        return
+    held = earned_tier(session, member_id, program_id)
+    if held is None:
+        held = MemberTier(member_id=member_id, program_id=program_id, tier=None)
+        session.add(held)
+    due = at_review or current.review == Review.REAL_TIME
+    after = next_tier(current, metric_value(session, current, member_id, now), held.tier, at_review=due)
+    if after != held.tier:
+        held.tier, held.reached_at = after, now
+        held.next_review_at = now + REVIEW_PERIOD if after is not None else None
+    elif at_review and held.tier is not None:
+        held.next_review_at = now + REVIEW_PERIOD
+    held.updated_at = now
+    session.flush()
+
+
+def review_due(session: Session, now: datetime, program_id: int = DEFAULT_PROGRAM) -> int:
+    """Review the members whose anniversary has come (on a real-time ladder, every member with
+    a tier, as the window slides); a batch, returns how many."""
+    current = ladder(session, program_id)
+    if current is None:
+        return 0
+    due = select(MemberTier.member_id).where(MemberTier.program_id == program_id, MemberTier.tier.is_not(None))
+    if current.review == Review.ANNIVERSARY:
+        due = due.where(MemberTier.next_review_at <= now)
+    else:
+        due = due.where(or_(MemberTier.updated_at < now - timedelta(days=1), MemberTier.next_review_at <= now))
+    members = session.scalars(due.order_by(MemberTier.member_id).limit(REVIEW_BATCH)).all()
+    for member_id in members:
+        review(session, member_id, now, at_review=True, program_id=program_id)
+    return len(members)
+
+
+@dataclass(frozen=True)
+class TierView:
+    """A member's tier and why: the standing on the earned tier, the paid one, the effective one."""
+
+    tier: str | None
+    earned: Standing
+    paid: TierSubscription | None
+    benefits: Sequence[str]
+    multiplier: tuple[int, int] | None
+
+
+def view(session: Session, member_id: int, now: datetime, program_id: int = DEFAULT_PROGRAM) -> TierView:
+    current = ladder(session, program_id)
+    if current is None:
+        raise NotFoundError(ErrorCode.NOT_FOUND, f"program {program_id} has no tier ladder")
+    held = earned_tier(session, member_id, program_id)
+    bought = paid(session, member_id, now, program_id)
+    tier = effective(current, held.tier if held else None, bought.tier if bought else None)
+    rung = current.get(tier)
+    return TierView(
+        tier=tier,
+        earned=standing(
+            current,
+            held.tier if held else None,
+            metric_value(session, current, member_id, now),
+            held.next_review_at if held else None,
+        ),
+        paid=bought,
+        benefits=rung.benefits if rung else (),
+        multiplier=(rung.multiplier_numerator, rung.multiplier_denominator) if rung else None,
+    )
+
+
+def subscribe(
+    uow: UnitOfWork,
+    member_id: int,
+    *,
+    tier: str,
+    period_days: int,
+    currency: str,
+    price_minor: int,
+    payment_ref: str,
+    sold_by: int | None,
+    program_id: int = DEFAULT_PROGRAM,
+) -> TierSubscription:
+    """A paid tier for `period_days`, paid in money (`payment_ref`). One bought while another of
+    the member's runs starts when that one ends: a renewal."""
+    current = ladder(uow.session, program_id)
+    if current is None or current.get(tier) is None:
+        raise UnprocessableError(ErrorCode.VALIDATION_ERROR, f"the program has no tier {tier!r}")
+    now = utcnow()
+    if uow.session.scalar(select(TierSubscription.id).where(TierSubscription.payment_ref == payment_ref)):
+        raise ConflictError(ErrorCode.PAYMENT_USED, f"payment {payment_ref!r} paid for a tier already")
+    latest = uow.session.scalar(
+        select(func.max(TierSubscription.ends_at)).where(
+            TierSubscription.member_id == member_id,
+            TierSubscription.program_id == program_id,
+            TierSubscription.cancelled_at.is_(None),
+            TierSubscription.ends_at > now,
+        )
+    )
+    starts_at = max(now, latest) if latest else now
+    subscription = TierSubscription(
+        member_id=member_id,
+        program_id=program_id,
+        tier=tier,
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(days=period_days),
+        currency=currency,
+        price_minor=price_minor,
+        payment_ref=payment_ref,
+        sold_by=sold_by,
+    )
+    uow.session.add(subscription)
+    uow.session.flush()
+    return subscription
+
+
+def cancel(uow: UnitOfWork, member_id: int, subscription_id: int) -> TierSubscription:
+    """End a paid tier now (refunding the money is the seller's, outside this service)."""
+    found = uow.session.get(TierSubscription, subscription_id)
+    if found is None or found.member_id != member_id:
+        raise NotFoundError(ErrorCode.NOT_FOUND, f"member {member_id} has no tier subscription {subscription_id}")
+    if found.cancelled_at is None:
+        found.cancelled_at = utcnow()
+        found.ends_at = min(found.ends_at, max(found.starts_at, found.cancelled_at))
+    uow.session.flush()
+    return found

@@ -1,0 +1,123 @@
+"""Tiers end to end: gained on a purchase and multiplying the next one, kept until the yearly
+review and then one step down, bought for a period (the higher of earned and paid counts), and
+taken back by a refund on a real-time ladder."""
+
+from datetime import UTC, datetime, timedelta
+
+from support.backend import ADMIN_KEY, auth, confirm_all, make_member, make_partner, post, sign_in, token_of
+
+from loyalty.services import tiers
+
+PER_DOLLAR = {"name": "1 point per dollar net", "calculator": {"strategy": "per_spend", "points": 1, "per_minor": 100}}
+LADDER = {
+    "tiers": [
+        {"name": "bronze", "threshold": 0},
+        {"name": "silver", "threshold": 20_000, "benefits": ["birthday treat"]},
+        {"name": "gold", "threshold": 50_000, "multiplier_numerator": 5, "multiplier_denominator": 4, "benefits": ["free refills"]},
+        {"name": "platinum", "threshold": 100_000, "multiplier_numerator": 3, "multiplier_denominator": 2},
+    ],
+    "metric": "net_spend",
+    "window_days": 365,
+}
+
+
+def _ladder(client, **changes):
+    response = client.put("/v1/programs/1/tiers", json={**LADDER, **changes}, headers=auth(ADMIN_KEY))
+    assert response.status_code == 200, response.text
+
+
+def _shop(client):
+    partner = make_partner(client)
+    assert post(client, "/v1/rules", PER_DOLLAR, partner["api_key"]).status_code == 201
+    return partner, make_member(client, partner["api_key"])
+
+
+def _buy(client, partner, member, order_id, dollars):
+    body = {"member_id": member["id"], "order_id": order_id, "occurred_at": datetime.now(UTC).isoformat(), "currency": "USD",
+            "lines": [{"sku": "beans", "quantity": 1, "unit_price_minor": dollars * 100}]}  # fmt: skip
+    response = post(client, "/v1/purchases", body, partner["api_key"])
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def _tier(client, partner, member):
+    response = client.get(f"/v1/members/{member['id']}/tier", headers=auth(partner["api_key"]))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_goldTier_isGainedAtFiveHundredDollars_andMultipliesTheNextPurchase(client, writer):
+    _ladder(client)
+    partner, member = _shop(client)
+
+    first = _buy(client, partner, member, "T-1", 600)
+    second = _buy(client, partner, member, "T-2", 12)
+    confirm_all(writer)
+
+    assert first["total_points"] == 600  # no tier yet when it was priced
+    assert [(a["points"], a["tier"]) for a in second["awards"]] == [(12, None), (3, "gold")]
+    assert token_of(client).balance_of(member["wallet_address"]) == 615
+    tier = _tier(client, partner, member)
+    assert (tier["tier"], tier["earned_tier"], tier["value"], tier["threshold"]) == ("gold", "gold", 61_200, 50_000)
+    assert (tier["next_tier"], tier["required_for_next"], tier["points_required_to_remain"]) == ("platinum", 38_800, 0)
+    assert tier["benefits"] == ["free refills"] and (tier["multiplier_numerator"], tier["multiplier_denominator"]) == (5, 4)
+    assert tier["next_review_at"] is not None
+    mine = client.get("/v1/me/tier", headers=auth(sign_in(client, member))).json()
+    assert mine["tier"] == "gold"
+
+
+def test_atTheAnniversary_aMemberWhoStoppedBuyingGoesOneStepDown(client):
+    _ladder(client)
+    partner, member = _shop(client)
+    _buy(client, partner, member, "A-1", 1_200)  # platinum
+    assert _tier(client, partner, member)["tier"] == "platinum"
+    sessions = client.app.state.runtime.sessions
+
+    def review(after: timedelta) -> int:
+        with sessions() as session:
+            reviewed = tiers.review_due(session, datetime.now(UTC) + after)
+            session.commit()
+            return reviewed
+
+    assert review(timedelta(days=300)) == 0  # not due yet: kept, though nothing was bought since
+    assert review(timedelta(days=366)) == 1
+    assert _tier(client, partner, member)["tier"] == "gold"
+
+
+def test_aPaidTier_countsWhileItRuns_andCancellingEndsIt(client, writer):
+    _ladder(client)
+    partner, member = _shop(client)
+    path = f"/v1/members/{member['id']}/tier-subscriptions"
+    body = {"tier": "gold", "period_days": 30, "currency": "USD", "price_minor": 999, "payment_ref": "pay_1"}
+
+    bought = post(client, path, body, partner["api_key"])
+    renewed = post(client, path, {**body, "payment_ref": "pay_2"}, partner["api_key"])
+    reused = post(client, path, body, partner["api_key"])
+    priced = _buy(client, partner, member, "P-1", 20)
+
+    assert bought.status_code == 201 and renewed.status_code == 201, (bought.text, renewed.text)
+    assert renewed.json()["starts_at"] == bought.json()["ends_at"]  # a renewal starts when the first ends
+    assert (reused.status_code, reused.json()["code"]) == (409, "payment_used")
+    assert priced["total_points"] == 25
+    tier = _tier(client, partner, member)
+    assert (tier["tier"], tier["earned_tier"], tier["paid_tier"]) == ("gold", "bronze", "gold")
+
+    for subscription in (bought.json(), renewed.json()):
+        cancelled = post(client, f"{path}/{subscription['id']}/cancel", None, partner["api_key"])
+        assert cancelled.status_code == 200 and cancelled.json()["cancelled_at"], cancelled.text
+    assert _tier(client, partner, member)["tier"] == "bronze"
+
+
+def test_onARealTimeLadder_aRefundTakesTheTierAndItsMultiplierBack(client, writer):
+    _ladder(client, review="real_time", downgrade="recompute")
+    partner, member = _shop(client)
+    _buy(client, partner, member, "R-1", 520)  # gold
+    order = _buy(client, partner, member, "R-2", 40)  # 40 + 10 (gold)
+    assert order["total_points"] == 50
+
+    refunded = post(client, "/v1/purchases/R-1/refunds", {"refund_id": "all"}, partner["api_key"]).json()
+    half = post(client, "/v1/purchases/R-2/refunds", {"refund_id": "half", "lines": [{"sku": "beans", "quantity": 1}]}, partner["api_key"])
+
+    assert refunded["points_reversed"] == 520
+    assert _tier(client, partner, member)["tier"] == "bronze"  # $40 net left in the window
+    assert half.json()["points_reversed"] == 50  # the whole line: its 40 and the tier's 10
