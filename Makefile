@@ -12,7 +12,7 @@ export PATH := $(BIN):$(PATH)
 # on a machine, and would point at whichever clone installed last.
 export SOLCX_BINARY_PATH := $(CURDIR)/var/solcx
 
-.PHONY: up test install compile bench-gas bench-earn bench-audit bench-api chaos slither lint clean
+.PHONY: up test install compile bench-gas bench-earn bench-audit bench-api bench-rules chaos slither lint clean
 
 up: install compile
 	$(BIN)/loyalty up --chain $(CHAIN) --port $(PORT)
@@ -38,6 +38,9 @@ bench-audit: install compile
 
 bench-api: install compile
 	$(BIN)/python scripts/bench_api.py
+
+bench-rules: install compile
+	$(BIN)/python scripts/bench_rules.py
 
 chaos: install compile
 	$(BIN)/python scripts/chaos.py

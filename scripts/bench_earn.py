@@ -12,33 +12,27 @@ Writes var/bench/earn.json with exactly those keys and prints them with the targ
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import secrets
 import shutil
-import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import httpx
 import psutil
 from eth_account import Account
 from sqlalchemy import create_engine, text
 from tqdm import tqdm
-from web3 import HTTPProvider, Web3
+from web3 import Web3
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
 
+from benchlib import p99, post_all, serving  # noqa: E402
+
 from loyalty.chain.artifacts import load_artifact  # noqa: E402
-from loyalty.chain.deploy import TokenParams, deploy_token  # noqa: E402
-from loyalty.chain.devchain import free_port, start_node, stop_node  # noqa: E402
 from loyalty.settings import DEV_OPERATOR_KEY  # noqa: E402
 
 OUT = ROOT / "var" / "bench" / "earn.json"
@@ -63,50 +57,6 @@ class PeakRss(threading.Thread):
                 self.peak = max(self.peak, self.process.memory_info().rss)
             except psutil.Error:
                 return
-
-
-def p99(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-
-
-async def _post_all(
-    api: str, key: str, path: str, bodies: list[Any], clients: int, label: str
-) -> list[tuple[float, Any]]:
-    """POST every body with `clients` concurrent clients; returns (latency_s, json) in order.
-
-    aiohttp rather than httpx: on two cores the load generator competes with the server for CPU,
-    and aiohttp's client costs less per request.
-    """
-    results: list[tuple[float, Any]] = [(0.0, None)] * len(bodies)
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(len(bodies)):
-        queue.put_nowait(i)
-    bar = tqdm(total=len(bodies), desc=label, unit="req", leave=False)
-    connector = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(
-        base_url=api, connector=connector, timeout=aiohttp.ClientTimeout(total=300)
-    ) as client:
-
-        async def worker() -> None:
-            while not queue.empty():
-                i = queue.get_nowait()
-                headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": uuid.uuid4().hex}
-                start = time.perf_counter()
-                async with client.post(path, json=bodies[i], headers=headers) as response:
-                    body = await response.json(content_type=None)
-                    if response.status >= 300:
-                        raise RuntimeError(f"{path} -> {response.status}: {str(body)[:300]}")
-                results[i] = (time.perf_counter() - start, body)
-                bar.update()
-
-        await asyncio.gather(*(worker() for _ in range(clients)))
-    bar.close()
-    return results
-
-
-def post_all(api: str, key: str, path: str, bodies: list[Any], clients: int, label: str) -> list[tuple[float, Any]]:
-    return asyncio.run(_post_all(api, key, path, bodies, clients, label))
 
 
 def wait_confirmed(engine: Any, ids: list[int], label: str) -> float:
@@ -143,36 +93,10 @@ def naive_rate(w3: Web3, token_address: str, members: list[str]) -> float:
 def main() -> None:
     shutil.rmtree(RUN_DIR, ignore_errors=True)
     RUN_DIR.mkdir(parents=True)
-    chain_port, api_port = free_port(), free_port()
-    node = start_node("anvil", chain_port, RUN_DIR / "chain")
-    api_process = worker_process = None
-    try:
-        rpc_url = f"http://127.0.0.1:{chain_port}"
-        w3 = Web3(HTTPProvider(rpc_url))
-        deployment, _ = deploy_token(w3, w3.eth.accounts[0], TokenParams(), folder=RUN_DIR, record=False)
-        database_url = f"sqlite:///{RUN_DIR / 'loyalty.db'}"
-        env = {
-            **os.environ, "DATABASE_URL": database_url, "RPC_URL": rpc_url, "TOKEN_ADDRESS": deployment.token_address,
-            "LOYALTY_ADMIN_KEY": ADMIN_KEY, "LOYALTY_MASTER_KEY": secrets.token_hex(32), "ISSUER_PRIVATE_KEY": DEV_OPERATOR_KEY,
-        }  # fmt: skip
-        # The API and the outbox writer in two processes (`serve --no-outbox` + `worker`), so
-        # neither waits for the other's share of the interpreter lock.
-        command = [sys.executable, "-m", "loyalty.cli", "serve", "--no-outbox", "--port", str(api_port)]
-        api_log, worker_log = (RUN_DIR / "api.log").open("wb"), (RUN_DIR / "worker.log").open("wb")
-        api_process = subprocess.Popen(command, env=env, stdout=api_log, stderr=subprocess.STDOUT)
-        worker_command = [sys.executable, "-m", "loyalty.cli", "worker"]
-        worker_process = subprocess.Popen(worker_command, env=env, stdout=worker_log, stderr=subprocess.STDOUT)
-        rss = PeakRss(api_process.pid)
+    with serving(RUN_DIR, ADMIN_KEY) as stack:
+        api, w3, deployment, database_url = stack.api, stack.w3, stack.deployment, stack.database_url
+        rss = PeakRss(stack.api_pid)
         rss.start()
-        api = f"http://127.0.0.1:{api_port}"
-        for _ in range(300):
-            try:
-                if httpx.get(api + "/v1/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise SystemExit(f"the API did not start: see {RUN_DIR / 'api.log'}")
         engine = create_engine(database_url)
 
         [(_, partner)] = post_all(
@@ -212,12 +136,6 @@ def main() -> None:
             "naive_per_s": round(naive_per_s, 1),
             "api_rss_mb": round(rss.peak / 2**20, 1),
         }
-    finally:
-        for process in (api_process, worker_process):
-            if process is not None:
-                process.terminate()
-                process.wait(timeout=30)
-        stop_node(node)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(figures, indent=2) + "\n")
     report(figures)

@@ -282,6 +282,36 @@ def members_link(member_id: int, partner_id: int, api_url: str, key: str | None)
     _call(api_url, key, "POST", f"/v1/members/{member_id}/links", {"partner_id": partner_id})
 
 
+@members.command("tier")
+@click.argument("member_id", type=int)
+@with_api
+def members_tier(member_id: int, api_url: str, key: str | None) -> None:
+    """The member's tier and why (metric against thresholds, next review)."""
+    _call(api_url, key, "GET", f"/v1/members/{member_id}/tier")
+
+
+@members.command("subscribe")
+@click.argument("member_id", type=int)
+@click.option("--tier", required=True, help="The paid tier.")
+@click.option("--days", "period_days", type=click.IntRange(1, 3_650), required=True, help="How long it runs.")
+@click.option("--price", "price_minor", type=click.IntRange(0), required=True, help="Paid, in minor units.")
+@click.option("--currency", default="USD", show_default=True)
+@click.option("--payment-ref", required=True, help="The payment that paid for it (each pays once).")
+@with_api
+def members_subscribe(member_id: int, api_url: str, key: str | None, **body: Any) -> None:
+    """Sell the member a paid tier for a period (a renewal follows the running one)."""
+    _call(api_url, key, "POST", f"/v1/members/{member_id}/tier-subscriptions", body)
+
+
+@members.command("cancel-subscription")
+@click.argument("member_id", type=int)
+@click.argument("subscription_id", type=int)
+@with_api
+def members_cancel_subscription(member_id: int, subscription_id: int, api_url: str, key: str | None) -> None:
+    """End a paid tier now."""
+    _call(api_url, key, "POST", f"/v1/members/{member_id}/tier-subscriptions/{subscription_id}/cancel")
+
+
 # ----------------------------------------------------------------------------------- catalog
 @click.group()
 def catalog() -> None:
@@ -461,6 +491,18 @@ def programs() -> None:
 def programs_show(program_id: int, api_url: str, key: str | None) -> None:
     """A program's settings (the first by default)."""
     _call(api_url, key, "GET", f"/v1/programs/{program_id}")
+
+
+@programs.command("tiers")
+@click.argument("program_id", type=int, default=1)
+@click.option("--file", type=click.File(), default=None, help="Set the ladder from this JSON (admin).")
+@with_api
+def programs_tiers(program_id: int, file: TextIO | None, api_url: str, key: str | None) -> None:
+    """A program's tier ladder; with --file, set it."""
+    if file is None:
+        _call(api_url, key, "GET", f"/v1/programs/{program_id}/tiers")
+    else:
+        _call(api_url, key, "PUT", f"/v1/programs/{program_id}/tiers", _json_file(file))
 
 
 @programs.command("set")

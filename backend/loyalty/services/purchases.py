@@ -76,7 +76,7 @@ def record(
     active = rules.active_rules(uow, partner_id)
     earned = {
         rule.id: _earned_since(session, member.id, rule.id, period_start(occurred_at, rule.limits.period))
-        for rule in active
+        for rule in active.by_id.values()
         if rule.limits.per_member is not None
     }
     awarded = evaluate(Activity(Trigger.PURCHASE, occurred_at, lines), MemberFacts(tier=tier), active, earned)

@@ -1,15 +1,15 @@
-"""Calculators: how many points a rule gives for the lines it matched. A registry of strategies
+"""Calculators: how many points a rule gives for the lines it matched (their net spend and
+units). A registry of strategies
 chosen by name in a rule's JSON (`fixed`, `per_spend`, `per_item`, `multiplier`); integers and
 integer ratios only, each rounding stated (floor unless the rule says otherwise)."""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from loyalty.domain.earning.context import Line
 from loyalty.errors import ErrorCode, UnprocessableError
 
 MAX_POINTS = 2**63 - 1  # what a database column and the API's integers hold
@@ -37,7 +37,7 @@ class Fixed:
 
     points: int
 
-    def points_for(self, lines: Sequence[Line]) -> int:
+    def points_for(self, net_minor: int, quantity: int) -> int:
         return self.points
 
 
@@ -50,8 +50,8 @@ class PerSpend:
     per_minor: int
     rounding: Rounding = Rounding.FLOOR
 
-    def points_for(self, lines: Sequence[Line]) -> int:
-        return divide(sum(line.net_minor for line in lines) * self.points, self.per_minor, self.rounding)
+    def points_for(self, net_minor: int, quantity: int) -> int:
+        return divide(net_minor * self.points, self.per_minor, self.rounding)
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,8 @@ class PerItem:
 
     points: int
 
-    def points_for(self, lines: Sequence[Line]) -> int:
-        return self.points * sum(line.quantity for line in lines)
+    def points_for(self, net_minor: int, quantity: int) -> int:
+        return self.points * quantity
 
 
 @dataclass(frozen=True)

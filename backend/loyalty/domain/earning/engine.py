@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from loyalty.domain.earning.calculators import MAX_POINTS, Calculator, Multiplier, calculator
+from loyalty.domain.earning.calculators import MAX_POINTS, Calculator, Multiplier, PerItem, calculator
 from loyalty.domain.earning.context import Activity, LineKind, MemberFacts, Trigger
 from loyalty.errors import ErrorCode, UnprocessableError
 
@@ -49,6 +49,34 @@ def period_start(at: datetime, period: Period) -> datetime:
     return day
 
 
+class Basket:
+    """An activity's item lines, indexed once for every rule that looks at them."""
+
+    __slots__ = ("by_category", "by_sku", "items", "items_net", "items_quantity", "nets", "quantities")
+
+    def __init__(self, activity: Activity) -> None:
+        self.items: list[int] = []
+        self.nets: dict[int, int] = {}
+        self.quantities: dict[int, int] = {}
+        self.by_sku: dict[str, list[int]] = {}
+        self.by_category: dict[str, list[int]] = {}
+        for i, line in enumerate(activity.lines):
+            if line.kind != LineKind.ITEM:
+                continue
+            self.items.append(i)
+            self.nets[i], self.quantities[i] = line.net_minor, line.quantity
+            self.by_sku.setdefault(line.sku, []).append(i)
+            self.by_category.setdefault(line.category, []).append(i)
+        self.items_net = sum(self.nets.values())
+        self.items_quantity = sum(self.quantities.values())
+
+    def net(self, lines: Sequence[int]) -> int:
+        return sum(self.nets[i] for i in lines) if lines is not self.items else self.items_net
+
+    def quantity(self, lines: Sequence[int]) -> int:
+        return sum(self.quantities[i] for i in lines) if lines is not self.items else self.items_quantity
+
+
 @dataclass(frozen=True)
 class Conditions:
     """When a rule applies; an empty condition holds always. Line conditions (`skus`,
@@ -64,23 +92,43 @@ class Conditions:
     days_of_week: frozenset[int] = frozenset()
     starts_at: datetime | None = None
     ends_at: datetime | None = None
+    # Worked out once (the engine asks every activity): no condition on the member or the
+    # time; the one category the lines must be in, when that is the only line condition.
+    unconditional: bool = field(init=False, repr=False, compare=False)
+    only_category: str | None = field(init=False, repr=False, compare=False)
 
-    def matched(self, activity: Activity) -> list[int] | None:
+    def __post_init__(self) -> None:
+        unconditional = not (self.tiers or self.segments or self.days_of_week or self.starts_at or self.ends_at)
+        object.__setattr__(self, "unconditional", unconditional)
+        only = next(iter(self.categories)) if len(self.categories) == 1 and not self.skus else None
+        object.__setattr__(self, "only_category", only)
+
+    def matched(self, basket: Basket) -> list[int] | None:
         """Indexes of the item lines counted, or None if the rule does not apply."""
-        lines = [
-            i
-            for i, line in enumerate(activity.lines)
-            if line.kind == LineKind.ITEM
-            and (not self.skus or line.sku in self.skus)
-            and (not self.categories or line.category in self.categories)
-        ]
-        if (self.skus or self.categories) and not lines:
-            return None
-        if sum(activity.lines[i].net_minor for i in lines) < self.min_net_minor:
+        if self.only_category is not None:
+            found = basket.by_category.get(self.only_category)
+            if found is None:
+                return None
+            lines = found
+        elif self.skus or self.categories:
+            lines = sorted(
+                {i for sku in self.skus for i in basket.by_sku.get(sku, ())}
+                | {i for category in self.categories for i in basket.by_category.get(category, ())}
+                if not (self.skus and self.categories)
+                else {i for sku in self.skus for i in basket.by_sku.get(sku, ())}
+                & {i for category in self.categories for i in basket.by_category.get(category, ())}
+            )
+            if not lines:
+                return None
+        else:
+            lines = basket.items
+        if self.min_net_minor and basket.net(lines) < self.min_net_minor:
             return None
         return lines
 
     def hold(self, activity: Activity, member: MemberFacts) -> bool:
+        if self.unconditional:
+            return True
         at = activity.occurred_at
         return (
             (not self.tiers or member.tier in self.tiers)
@@ -114,10 +162,10 @@ class Rule:
     limits: Limits = Limits()
 
 
-@dataclass(frozen=True)
-class Award:
+class Award(NamedTuple):
     """Points a rule gives, and why: the rule and version that made them, and the limit that
-    cut them (`capped_by`: `per_order` or `per_member`), if one did."""
+    cut them (`capped_by`: `per_order` or `per_member`), if one did. (A named tuple: a purchase
+    makes several, and a frozen dataclass costs five times as much to build.)"""
 
     rule_id: int
     rule_version: int
@@ -126,58 +174,143 @@ class Award:
     capped_by: str | None = None
 
 
+class RuleSet:
+    """Rules compiled for evaluating many activities: grouped by what triggers them, in
+    priority order (higher first, then lower id), base rules before multipliers, and base rules
+    indexed by the categories and skus they need, so an activity only tries those its lines
+    could meet."""
+
+    __slots__ = ("by_id", "groups")
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        ordered = sorted(rules, key=lambda r: (-r.priority, r.id))
+        self.by_id = {rule.id: rule for rule in ordered}
+        self.groups: dict[tuple[Trigger, str | None], _Group] = {}
+        for rule in ordered:
+            self.groups.setdefault((rule.trigger, rule.event_type), _Group()).add(rule)
+
+
+class _Index:
+    """Rules in priority order, indexed by the line they need (a sku, else a category), so an
+    activity tries only those its lines could meet."""
+
+    __slots__ = ("always", "by_category", "by_sku", "rules")
+
+    def __init__(self) -> None:
+        self.rules: list[Rule] = []
+        self.always: list[int] = []  # positions of rules that need no particular line
+        self.by_category: dict[str, list[int]] = {}
+        self.by_sku: dict[str, list[int]] = {}
+
+    def add(self, rule: Rule) -> None:
+        position, conditions = len(self.rules), rule.conditions
+        self.rules.append(rule)
+        if conditions.skus:  # a sku it names must be there (categories filter further)
+            for sku in conditions.skus:
+                self.by_sku.setdefault(sku, []).append(position)
+        elif conditions.categories:
+            for category in conditions.categories:
+                self.by_category.setdefault(category, []).append(position)
+        else:
+            self.always.append(position)
+
+    def candidates(self, basket: Basket) -> list[Rule]:
+        if not (self.by_category or self.by_sku):
+            return self.rules
+        positions = set(self.always)
+        for category in basket.by_category:
+            positions.update(self.by_category.get(category, ()))
+        for sku in basket.by_sku:
+            positions.update(self.by_sku.get(sku, ()))
+        return [self.rules[i] for i in sorted(positions)]
+
+
+class _Group:
+    __slots__ = ("bases", "multipliers")
+
+    def __init__(self) -> None:
+        self.bases, self.multipliers = _Index(), _Index()
+
+    def add(self, rule: Rule) -> None:
+        (self.multipliers if isinstance(rule.calculator, Multiplier) else self.bases).add(rule)
+
+
 def evaluate(
-    activity: Activity, member: MemberFacts, rules: Sequence[Rule], earned_this_period: Mapping[int, int] | None = None
+    activity: Activity,
+    member: MemberFacts,
+    rules: Sequence[Rule] | RuleSet,
+    earned_this_period: Mapping[int, int] | None = None,
 ) -> list[Award]:
-    """The awards `activity` earns `member` under `rules` (active ones), in priority order.
-    `earned_this_period` holds what each rule already gave the member in its limit's period."""
+    """The awards `activity` earns `member` under `rules` (active ones): base rules in priority
+    order, then multipliers. `earned_this_period` holds what each rule already gave the member
+    in its limit's period. Pass a `RuleSet` to price many activities against the same rules."""
+    ruleset = rules if isinstance(rules, RuleSet) else RuleSet(rules)
+    group = ruleset.groups.get((activity.trigger, activity.event_type))
+    if group is None:
+        return []
     earned = earned_this_period or {}
-    ordered = sorted(
-        (r for r in rules if r.trigger == activity.trigger and r.event_type == activity.event_type),
-        key=lambda r: (-r.priority, r.id),
-    )
+    basket = Basket(activity)
     counted: dict[int, list[int]] = {}  # base rule id -> the lines it counted
-    raw: list[tuple[Rule, int]] = []
-    for rule in ordered:
-        if isinstance(rule.calculator, Multiplier):
+    awards: list[Award] = []
+    best: Award | None = None  # of the best_of rules; the first of equals keeps it
+    best_at = 0
+    for rule in group.bases.candidates(basket):
+        conditions = rule.conditions
+        if not (conditions.unconditional or conditions.hold(activity, member)):
             continue
-        lines = rule.conditions.matched(activity)
-        if lines is None or not rule.conditions.hold(activity, member):
+        lines = conditions.matched(basket)
+        if lines is None:
             continue
         counted[rule.id] = lines
-        raw.append((rule, rule.calculator.points_for([activity.lines[i] for i in lines])))
-    by_id = {rule.id: rule for rule in ordered}
-    for rule in ordered:
+        calculator = rule.calculator
+        points = (
+            calculator.points * basket.quantity(lines)
+            if isinstance(calculator, PerItem)
+            else calculator.points_for(basket.net(lines), 0)  # type: ignore[union-attr]
+        )
+        award = _limited(rule, points, earned)
+        if award is None:
+            continue
+        if rule.stacking == Stacking.ADDITIVE:
+            awards.append(award)
+        elif best is None or award.points > best.points:
+            best, best_at = award, len(awards)
+    for rule in group.multipliers.candidates(basket):
         multiplier = rule.calculator
-        if not isinstance(multiplier, Multiplier) or multiplier.rule_id not in counted:
+        assert isinstance(multiplier, Multiplier)
+        base_lines = counted.get(multiplier.rule_id)
+        if base_lines is None or not (rule.conditions.unconditional or rule.conditions.hold(activity, member)):
             continue
-        lines = rule.conditions.matched(activity)
-        if lines is None or not rule.conditions.hold(activity, member):
+        lines = rule.conditions.matched(basket)
+        if lines is None:
             continue
-        shared = [activity.lines[i] for i in lines if i in set(counted[multiplier.rule_id])]
+        shared = lines if lines is base_lines else [i for i in lines if i in set(base_lines)]
         if not shared:
             continue
-        base = by_id[multiplier.rule_id].calculator
+        base = ruleset.by_id[multiplier.rule_id].calculator
         assert not isinstance(base, Multiplier)  # `counted` holds no multiplier
-        raw.append((rule, multiplier.extra_for(base.points_for(shared))))
-    awards = [(rule, _limited(rule, points, earned.get(rule.id, 0))) for rule, points in raw]
-    best = max(
-        (award for rule, award in awards if rule.stacking == Stacking.BEST_OF),
-        key=lambda award: award.points,
-        default=None,
-    )  # max keeps the first of equals: the higher priority, then the lower id
-    return [
-        award for rule, award in awards if award.points > 0 and (rule.stacking == Stacking.ADDITIVE or award is best)
-    ]
+        award = _limited(
+            rule, multiplier.extra_for(base.points_for(basket.net(shared), basket.quantity(shared))), earned
+        )
+        if award is None:
+            continue
+        if rule.stacking == Stacking.ADDITIVE:
+            awards.append(award)
+        elif best is None or award.points > best.points:
+            best, best_at = award, len(awards)
+    if best is not None:
+        awards.insert(best_at, best)
+    return awards
 
 
-def _limited(rule: Rule, points: int, earned: int) -> Award:
-    capped_by = None
-    if rule.limits.per_order is not None and points > rule.limits.per_order:
-        points, capped_by = rule.limits.per_order, "per_order"
-    if rule.limits.per_member is not None and points > max(0, rule.limits.per_member - earned):
-        points, capped_by = max(0, rule.limits.per_member - earned), "per_member"
-    return Award(rule.id, rule.version, points, rule.name, capped_by)
+def _limited(rule: Rule, points: int, earned: Mapping[int, int]) -> Award | None:
+    """The rule's award once its limits cut it; None for no points."""
+    limits, capped_by = rule.limits, None
+    if limits.per_order is not None and points > limits.per_order:
+        points, capped_by = limits.per_order, "per_order"
+    if limits.per_member is not None and points > max(0, limits.per_member - earned.get(rule.id, 0)):
+        points, capped_by = max(0, limits.per_member - earned.get(rule.id, 0)), "per_member"
+    return Award(rule.id, rule.version, points, rule.name, capped_by) if points > 0 else None
 
 
 def total(awards: Sequence[Award]) -> int:

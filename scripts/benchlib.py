@@ -1,0 +1,126 @@
+"""What the API benchmarks share: the service run as in production (`loyalty serve
+--no-outbox` and `loyalty worker`, own Anvil node and SQLite database), a load generator of
+concurrent clients, and percentiles."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+from tqdm import tqdm
+from web3 import HTTPProvider, Web3
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "backend"))
+
+from loyalty.chain.deploy import Deployment, TokenParams, deploy_token  # noqa: E402
+from loyalty.chain.devchain import free_port, start_node, stop_node  # noqa: E402
+from loyalty.settings import DEV_OPERATOR_KEY  # noqa: E402
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+@dataclass
+class Stack:
+    api: str
+    w3: Web3
+    deployment: Deployment
+    database_url: str
+    api_pid: int
+
+
+@contextmanager
+def serving(run_dir: Path, admin_key: str) -> Iterator[Stack]:
+    """The service on its own chain and database in `run_dir`; the API and the outbox writer in
+    two processes, so neither waits for the other's share of the interpreter lock."""
+    chain_port, api_port = free_port(), free_port()
+    node = start_node("anvil", chain_port, run_dir / "chain")
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        rpc_url = f"http://127.0.0.1:{chain_port}"
+        w3 = Web3(HTTPProvider(rpc_url))
+        deployment, _ = deploy_token(w3, w3.eth.accounts[0], TokenParams(), folder=run_dir, record=False)
+        database_url = f"sqlite:///{run_dir / 'loyalty.db'}"
+        env = {
+            **os.environ, "DATABASE_URL": database_url, "RPC_URL": rpc_url, "TOKEN_ADDRESS": deployment.token_address,
+            "LOYALTY_ADMIN_KEY": admin_key, "LOYALTY_MASTER_KEY": secrets.token_hex(32), "ISSUER_PRIVATE_KEY": DEV_OPERATOR_KEY,
+        }  # fmt: skip
+        for name, command in (
+            ("api", ["serve", "--no-outbox", "--port", str(api_port)]),
+            ("worker", ["worker"]),
+        ):
+            log = (run_dir / f"{name}.log").open("wb")
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "loyalty.cli", *command], env=env, stdout=log, stderr=subprocess.STDOUT
+                )
+            )
+        api = f"http://127.0.0.1:{api_port}"
+        for _ in range(300):
+            try:
+                if httpx.get(api + "/v1/health").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise SystemExit(f"the API did not start: see {run_dir / 'api.log'}")
+        yield Stack(api, w3, deployment, database_url, processes[0].pid)
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=30)
+        stop_node(node)
+
+
+async def _post_all(
+    api: str, key: str, path: str, bodies: list[Any], clients: int, label: str
+) -> list[tuple[float, Any]]:
+    """POST every body with `clients` concurrent clients; returns (latency_s, json) in order.
+
+    aiohttp rather than httpx: on two cores the load generator competes with the server for CPU,
+    and aiohttp's client costs less per request.
+    """
+    results: list[tuple[float, Any]] = [(0.0, None)] * len(bodies)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(len(bodies)):
+        queue.put_nowait(i)
+    bar = tqdm(total=len(bodies), desc=label, unit="req", leave=False, disable=not sys.stderr.isatty())
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(
+        base_url=api, connector=connector, timeout=aiohttp.ClientTimeout(total=300)
+    ) as client:
+
+        async def worker() -> None:
+            while not queue.empty():
+                i = queue.get_nowait()
+                headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": uuid.uuid4().hex}
+                start = time.perf_counter()
+                async with client.post(path, json=bodies[i], headers=headers) as response:
+                    body = await response.json(content_type=None)
+                    if response.status >= 300:
+                        raise RuntimeError(f"{path} -> {response.status}: {str(body)[:300]}")
+                results[i] = (time.perf_counter() - start, body)
+                bar.update()
+
+        await asyncio.gather(*(worker() for _ in range(clients)))
+    bar.close()
+    return results
+
+
+def post_all(api: str, key: str, path: str, bodies: list[Any], clients: int, label: str) -> list[tuple[float, Any]]:
+    return asyncio.run(_post_all(api, key, path, bodies, clients, label))
