@@ -9,7 +9,7 @@ Budgets: a purchase's awards are reserved against the partner's budget when it i
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 
@@ -74,11 +74,10 @@ def record(
     now = utcnow()
     tier = tiers.tier_of(session, member.id, now)
     active = rules.active_rules(uow, partner_id)
-    earned = {
-        rule.id: _earned_since(session, member.id, rule.id, period_start(occurred_at, rule.limits.period))
-        for rule in active.by_id.values()
-        if rule.limits.per_member is not None
-    }
+    capped = [rule for rule in active.by_id.values() if rule.limits.per_member is not None]
+    earned = _earned_since(
+        session, member.id, {rule.id: period_start(occurred_at, rule.limits.period) for rule in capped}
+    )
     awarded = evaluate(Activity(Trigger.PURCHASE, occurred_at, lines), MemberFacts(tier=tier), active, earned)
     ladder = tiers.ladder(session)
     extra = multiplied(ladder, tier, sum(a.points for a in awarded)) if ladder else 0
@@ -334,15 +333,25 @@ def _award_row(purchase: Purchase, awarded: Awarded) -> Award:
     )
 
 
-def _earned_since(session: Session, member_id: int, rule_id: int, since: datetime) -> int:
-    return int(
-        session.scalar(
-            select(func.coalesce(func.sum(Award.points), 0))
-            .join(Purchase, Purchase.id == Award.purchase_id)
-            .where(Award.member_id == member_id, Award.rule_id == rule_id, Purchase.occurred_at >= since)
+def _earned_since(session: Session, member_id: int, since: Mapping[int, datetime]) -> dict[int, int]:
+    """What each rule gave the member in its limit's current period (`since`: its start), in
+    one query."""
+    if not since:
+        return {}
+    rows = session.execute(
+        select(Award.rule_id, Purchase.occurred_at, Award.points)
+        .join(Purchase, Purchase.id == Award.purchase_id)
+        .where(
+            Award.member_id == member_id,
+            Award.rule_id.in_(since),
+            Purchase.occurred_at >= min(since.values()),
         )
-        or 0
     )
+    earned = dict.fromkeys(since, 0)
+    for rule_id, occurred_at, points in rows:
+        if rule_id is not None and occurred_at >= since[rule_id]:
+            earned[rule_id] += points
+    return earned
 
 
 def _lines(purchase: Purchase) -> list[Line]:

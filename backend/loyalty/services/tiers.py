@@ -8,6 +8,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -34,7 +35,13 @@ REVIEW_BATCH = 500
 
 def ladder(session: Session, program_id: int = DEFAULT_PROGRAM) -> Ladder | None:
     program = session.get(Program, program_id)
-    return None if program is None or program.tiers is None else ladder_from_definition(json.loads(program.tiers))
+    return None if program is None or program.tiers is None else _parsed(program.tiers)
+
+
+@lru_cache(maxsize=32)
+def _parsed(text: str) -> Ladder:
+    """A ladder from its stored JSON, parsed once per text (it is read on every purchase)."""
+    return ladder_from_definition(json.loads(text))
 
 
 def set_ladder(uow: UnitOfWork, program_id: int, definition: Mapping[str, Any]) -> Program:
