@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import BigInteger, DateTime, Dialect, ForeignKey, Index, Integer, LargeBinary, String, Text, text
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -89,17 +90,31 @@ class WriteKind(enum.StrEnum):
     GRANT_ISSUER = "grant_issuer"
     SET_BUDGET = "set_budget"
     GRANT_BUDGET = "grant_budget"  # more budget for a partner: its on-chain budget set to what is left + the grant
+    # budget a partner moved to one of its campaigns: its on-chain budget set to what is left - the move
+    MOVE_BUDGET = "move_budget"
     EXPIRE = "expire"
     # A transfer of nothing to itself that takes a nonce: from a stuck write, or one no write holds.
     CANCEL = "cancel"
 
 
+class PartnerKind(enum.StrEnum):
+    """What an issuer account belongs to: a brand (a partner with an API key), or one of a
+    brand's budgeted campaigns (no key: the service issues from it, within the campaign's
+    budget, which the chain enforces)."""
+
+    BRAND = "brand"
+    CAMPAIGN = "campaign"
+
+
 class Partner(Base):
-    """A partner brand, with its issuer account on the chain."""
+    """An issuer account on the chain, with its budget: a partner brand's own, or one of its
+    campaigns' (`kind` campaign, `owner_id` the brand)."""
 
     __tablename__ = "partners"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20), default=PartnerKind.BRAND, server_default=PartnerKind.BRAND.value)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"))
     api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     issuer_address: Mapped[str] = mapped_column(String(42), unique=True)
     issuer_key_sealed: Mapped[bytes] = mapped_column(LargeBinary)
@@ -111,6 +126,9 @@ class Partner(Base):
     # Budget the admin granted that is not on-chain yet (a GRANT_BUDGET write carries it there;
     # meanwhile the partner's earn batches wait, so the write's absolute budget stays right).
     budget_to_grant_points: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    # Budget the partner moved to its campaigns that is still on its own on-chain budget (a
+    # MOVE_BUDGET write takes it off; meanwhile the API counts it as spent already).
+    budget_to_move_points: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     # The next ref this partner's issuer account uses on the chain (refs are per issuer).
     next_ref: Mapped[int] = mapped_column(BigInteger, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -121,6 +139,12 @@ class Partner(Base):
     # Set by the admin: the partner's key is refused from then on; what it had accepted still
     # goes on-chain.
     deactivated_at: Mapped[datetime | None]
+
+    @hybrid_property
+    def available_points(self) -> int:
+        """What the account may still be asked to issue: its budget as last read from the
+        chain, less earns not on-chain yet and budget moved to campaigns not yet off it."""
+        return self.budget_points - self.pending_points - self.budget_to_move_points
 
 
 class Auditor(Base):
@@ -146,7 +170,41 @@ class Member(Base):
     smart_wallet: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
     # A custodial member's passphrase (argon2id, with its salt and parameters).
     passphrase_hash: Mapped[str | None] = mapped_column(String(200))
+    # The code a member shares with friends; one who enrols with it is its referral.
+    referral_code: Mapped[str | None] = mapped_column(String(16), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MemberSegment(Base):
+    """A segment tag a partner gave one of its members (`vip`, `students`): its rules and
+    campaigns may be for members with a tag."""
+
+    __tablename__ = "member_segments"
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(100), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReferralStatus(enum.StrEnum):
+    PENDING = "pending"  # the friend enrolled; no qualifying purchase has left its pending window yet
+    REWARDED = "rewarded"  # the referral rules paid, once
+
+
+class Referral(Base):
+    """A friend who enrolled with a member's referral code: rewarded (once) when the friend's
+    first qualifying purchase leaves its pending window."""
+
+    __tablename__ = "referrals"
+    __table_args__ = (Index("ix_referrals_referrer", "referrer_id", "created_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    referrer_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    friend_id: Mapped[int] = mapped_column(ForeignKey("members.id"), unique=True)  # one referral per friend
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"))  # who enrolled the friend
+    status: Mapped[str] = mapped_column(String(20), default=ReferralStatus.PENDING)
+    purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id"))  # the qualifying purchase
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    rewarded_at: Mapped[datetime | None]
 
 
 class MemberLink(Base):
@@ -211,6 +269,9 @@ class Reward(Base):
     cost_points: Mapped[int] = mapped_column(BigInteger)
     stock: Mapped[int] = mapped_column(BigInteger)
     active: Mapped[bool] = mapped_column(default=True)
+    # A paid tier bought with points: posting the redemption starts `tier` for `tier_period_days`.
+    tier: Mapped[str | None] = mapped_column(String(100))
+    tier_period_days: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -245,6 +306,8 @@ class Program(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     pending_days: Mapped[int] = mapped_column(Integer, default=0)
+    # The currency purchases are priced in: spend in another is refused, never added to it.
+    currency: Mapped[str] = mapped_column(String(3), default="USD", server_default="USD")
     tiers: Mapped[str | None] = mapped_column(Text)  # the tier ladder, JSON (domain.tiers)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -262,8 +325,9 @@ class MemberTier(Base):
 
 
 class TierSubscription(Base):
-    """A paid tier for a period (the member paid in money: `payment_ref` names the payment);
-    renewing is another period starting when this one ends; cancelling ends it at once."""
+    """A paid tier for a period, paid in money (`payment_ref` names the payment) or in points (a
+    posted redemption of a tier reward, `redemption_id`); renewing is another period starting
+    when this one ends; cancelling ends it at once."""
 
     __tablename__ = "tier_subscriptions"
     __table_args__ = (Index("ix_tier_subscriptions_member", "member_id", "ends_at"),)
@@ -273,9 +337,11 @@ class TierSubscription(Base):
     tier: Mapped[str] = mapped_column(String(100))
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime]
-    currency: Mapped[str] = mapped_column(String(3))
-    price_minor: Mapped[int] = mapped_column(BigInteger)
-    payment_ref: Mapped[str] = mapped_column(String(200))
+    currency: Mapped[str | None] = mapped_column(String(3))  # none when paid in points
+    price_minor: Mapped[int | None] = mapped_column(BigInteger)
+    price_points: Mapped[int | None] = mapped_column(BigInteger)
+    payment_ref: Mapped[str] = mapped_column(String(200), unique=True)
+    redemption_id: Mapped[int | None] = mapped_column(ForeignKey("redemptions.id"), unique=True)
     sold_by: Mapped[int | None] = mapped_column(ForeignKey("partners.id"))
     cancelled_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -306,6 +372,9 @@ class Purchase(Base):
     currency: Mapped[str] = mapped_column(String(3))
     lines: Mapped[str] = mapped_column(Text)  # JSON, as the partner sent them
     net_minor: Mapped[int] = mapped_column(BigInteger)  # net paid on item lines (tiers' net spend)
+    # What the rules knew of the member when they priced it (JSON {tier, segments}): a refund
+    # prices what is left with the same. None before 0.4.
+    facts: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20), default=PurchaseStatus.PENDING)
     pending_until: Mapped[datetime]
     released_at: Mapped[datetime | None]
@@ -314,23 +383,71 @@ class Purchase(Base):
 
 
 class Award(Base):
-    """Points a rule gave (or, negative, took back on a refund) for a purchase: append-only, each
-    naming the rule version that made it."""
+    """Points a rule, a tier or a campaign gave (or, negative, took back on a refund) for a
+    purchase, a custom event or a referral: append-only, each naming what made it (the rule
+    and version, the tier, or the campaign) and, once minted, the earn that carried it."""
 
     __tablename__ = "awards"
-    __table_args__ = (Index("ix_awards_member_rule", "member_id", "rule_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_awards_member_rule", "member_id", "rule_id", "occurred_at"),
+        Index("ix_awards_member_campaign", "member_id", "campaign_id", "occurred_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
-    purchase_id: Mapped[int] = mapped_column(ForeignKey("purchases.id"), index=True)
+    # What earned it: one of a purchase, an event and a referral.
+    purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id"), index=True)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"), index=True)
+    referral_id: Mapped[int | None] = mapped_column(ForeignKey("referrals.id"), index=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
-    # A rule's award names the rule and version; a tier's multiplier names the tier instead.
+    # A rule's award names the rule and version; a tier's multiplier names the tier; a
+    # campaign's names the campaign (and is issued from the campaign's own account).
     rule_id: Mapped[int | None] = mapped_column(ForeignKey("rules.id"))
     rule_version: Mapped[int | None] = mapped_column(Integer)
     tier: Mapped[str | None] = mapped_column(String(100))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
     points: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(500))
     capped_by: Mapped[str | None] = mapped_column(String(20))
     refund_id: Mapped[int | None] = mapped_column(ForeignKey("refunds.id"))
+    earn_id: Mapped[int | None] = mapped_column(ForeignKey("earns.id"))
+    # When the activity happened (limits per period count by it).
+    occurred_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Event(Base):
+    """A partner's custom event of a member (a review written, a store event attended),
+    priced by the partner's `event` rules and minted at once; `event_id` is unique per
+    partner, so a replayed event never earns twice."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_partner_event", "partner_id", "event_id", unique=True),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    event_id: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(100))
+    properties: Mapped[str] = mapped_column(Text, default="{}")  # JSON, as the partner sent it
+    occurred_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Campaign(Base):
+    """A partner's campaign: a window, who is eligible, a bonus or a multiplier, a per-member
+    cap, and a budget in points held on-chain by the campaign's own issuer account
+    (`issuer_id`), so the chain refuses to issue past it."""
+
+    __tablename__ = "campaigns"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), index=True)
+    issuer_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    definition: Mapped[str] = mapped_column(Text)  # JSON (domain.campaigns), as the API took it
+    budget_points: Mapped[int] = mapped_column(BigInteger)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Refund(Base):
@@ -359,7 +476,7 @@ class Debt(Base):
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
     partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
     points: Mapped[int] = mapped_column(BigInteger)
-    purchase_id: Mapped[int] = mapped_column(ForeignKey("purchases.id"))
+    purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id"))
     reason: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

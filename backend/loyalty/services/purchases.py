@@ -1,15 +1,17 @@
-"""Purchases: priced by the partner's rules, held pending for the program's pending period,
-then released (minted through the outbox, after paying any points debt). A refund inside the
-window takes back points not yet minted; after it, it becomes a debt the member's next
-releases pay first: never a burn without the member's consent.
+"""Purchases: priced by the partner's rules, its tier ladder and its running campaigns, held
+pending for the program's pending period, then released (minted through the outbox, after
+paying any points debt). A refund inside the window takes back points not yet minted; after
+it, it becomes a debt the member's next releases pay first: never a burn without the member's
+consent.
 
-Budgets: a purchase's awards are reserved against the partner's budget when it is recorded
-(`pending_points`, as an accepted earn is), so a release never finds the budget spent."""
+Budgets: a purchase's awards are held against their issuer accounts' budgets when it is
+recorded (`services.awards`), so a release never finds the budget spent. A campaign short of
+budget gives what is left, or nothing, as it says."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 
@@ -19,10 +21,7 @@ from sqlalchemy.orm import Session
 from loyalty.db.models import (
     Award,
     Debt,
-    Earn,
-    EarnStatus,
     Member,
-    Partner,
     Program,
     Purchase,
     PurchaseStatus,
@@ -30,19 +29,21 @@ from loyalty.db.models import (
     RuleVersion,
     utcnow,
 )
+from loyalty.domain import campaigns as campaign_rules
 from loyalty.domain.earning.context import Activity, Line, LineKind, MemberFacts, Trigger
-from loyalty.domain.earning.engine import Award as Awarded
-from loyalty.domain.earning.engine import Rule, evaluate, period_start, rule_from_definition
-from loyalty.domain.earning.refunds import RefundLine, remaining, reversals, settle
+from loyalty.domain.earning.engine import Rule, RuleSet, evaluate, period_of, rule_from_definition
+from loyalty.domain.earning.refunds import RefundLine, remaining, reversals
 from loyalty.domain.tiers import multiplied
 from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
-from loyalty.services import rules, tiers
+from loyalty.services import awards, campaigns, referrals, rules, tiers
 from loyalty.services.lists import Page, keyset
 from loyalty.services.uow import UnitOfWork
 
 DEFAULT_PROGRAM = 1
 RELEASE_BATCH = 500
 CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of ours a till's clock may be
+MAX_AGE = timedelta(days=90)  # how late an activity may be reported
+Source = tuple[str, int | None]  # what made an award: ("rule", id), ("tier", None) or ("campaign", id)
 
 
 def program(session: Session, program_id: int = DEFAULT_PROGRAM) -> Program:
@@ -50,6 +51,16 @@ def program(session: Session, program_id: int = DEFAULT_PROGRAM) -> Program:
     if found is None:
         raise NotFoundError(ErrorCode.NOT_FOUND, f"no program {program_id}")
     return found
+
+
+def check_occurred_at(occurred_at: datetime, now: datetime) -> None:
+    """An activity is reported when it happens, or up to `MAX_AGE` later; never from the future."""
+    if occurred_at > now + CLOCK_SKEW:
+        raise UnprocessableError(ErrorCode.VALIDATION_ERROR, f"it occurred in the future ({occurred_at.isoformat()})")
+    if occurred_at < now - MAX_AGE:
+        raise UnprocessableError(
+            ErrorCode.VALIDATION_ERROR, f"it occurred more than {MAX_AGE.days} days ago ({occurred_at.isoformat()})"
+        )
 
 
 def record(
@@ -62,27 +73,54 @@ def record(
     currency: str,
     lines: Sequence[Line],
 ) -> tuple[Purchase, list[Award]]:
-    """Price an order under the partner's active rules and hold its points pending (or mint
-    them at once with no pending period). An order recorded before is `409 order_exists`."""
+    """Price an order under the partner's active rules, the member's tier and the partner's
+    running campaigns, and hold its points pending (or mint them at once with no pending
+    period). An order recorded before is `409 order_exists`; points past the partner's budget
+    are `422 budget_exceeded` (a campaign short of its own budget gives less instead)."""
     session = uow.session
-    if occurred_at > utcnow() + CLOCK_SKEW:
+    now = utcnow()
+    check_occurred_at(occurred_at, now)
+    if currency != (accepted := program(session).currency):
         raise UnprocessableError(
-            ErrorCode.VALIDATION_ERROR, f"the order occurred in the future ({occurred_at.isoformat()})"
+            ErrorCode.CURRENCY_NOT_ACCEPTED, f"the program prices purchases in {accepted}, not {currency}"
         )
+    offer = campaigns.running(session, partner_id)
+    running = offer.at(occurred_at)
+    # The partner's row lock first: its members' caps, debts and budget are read under it.
+    left = awards.available(session, [partner_id, *(offer.issuers[c.id] for c in running)])
     if (found := _find(session, partner_id, order_id)) is not None:
         raise ConflictError(ErrorCode.ORDER_EXISTS, f"order {order_id!r} was recorded as purchase {found.id}")
-    now = utcnow()
-    tier = tiers.tier_of(session, member.id, now)
-    active = rules.active_rules(uow, partner_id)
-    capped = [rule for rule in active.by_id.values() if rule.limits.per_member is not None]
-    earned = _earned_since(
-        session, member.id, {rule.id: period_start(occurred_at, rule.limits.period) for rule in capped}
+    facts = awards.facts_of(session, member.id, partner_id, now)
+    active = rules.active_rules(session, partner_id)
+    rules_earned, campaigns_earned = awards.earned_since(
+        session,
+        member.id,
+        {
+            r.id: period_of(occurred_at, r.limits.period)
+            for r in active.by_id.values()
+            if r.limits.per_member is not None
+        },
+        {c.id: c.cap_window(occurred_at) for c in running if c.per_member is not None},
     )
-    awarded = evaluate(Activity(Trigger.PURCHASE, occurred_at, lines), MemberFacts(tier=tier), active, earned)
+    activity = Activity(Trigger.PURCHASE, occurred_at, lines)
+    awarded = evaluate(activity, facts, active, rules_earned)
     ladder = tiers.ladder(session)
-    extra = multiplied(ladder, tier, sum(a.points for a in awarded)) if ladder else 0
+    extra = multiplied(ladder, facts.tier, sum(a.points for a in awarded)) if ladder else 0
     total = sum(a.points for a in awarded) + extra
-    _reserve(session, partner_id, total)
+    if total and total > left[partner_id]:
+        raise UnprocessableError(
+            ErrorCode.BUDGET_EXCEEDED,
+            f"the purchase earns {total} points; partner {partner_id} has {left[partner_id]} left",
+        )
+    bonuses = campaign_rules.apply(
+        running,
+        activity,
+        facts,
+        active,
+        rules_earned=rules_earned,
+        earned=campaigns_earned,
+        budget_left={c.id: left[offer.issuers[c.id]] for c in running},
+    )
     offset = occurred_at.utcoffset()
     purchase = Purchase(
         partner_id=partner_id,
@@ -93,24 +131,36 @@ def record(
         currency=currency,
         lines=json.dumps([asdict(line) for line in lines]),
         net_minor=_net(lines),
+        facts=json.dumps({"tier": facts.tier, "segments": sorted(facts.segments)}),
         pending_until=occurred_at + timedelta(days=program(session).pending_days),
     )
     session.add(purchase)
     session.flush()
-    rows = [_award_row(purchase, a) for a in awarded]
-    if extra:
-        rung = ladder.get(tier) if ladder else None
-        assert rung is not None
-        rows.append(
-            Award(
-                purchase_id=purchase.id,
-                member_id=member.id,
-                tier=tier,
-                points=extra,
-                reason=f"{tier} tier: x{rung.multiplier_numerator}/{rung.multiplier_denominator}",
-            )
+    made = dict(purchase_id=purchase.id, member_id=member.id, occurred_at=occurred_at)
+    rows = [
+        Award(
+            **made,
+            rule_id=a.rule_id,
+            rule_version=a.rule_version,
+            points=a.points,
+            reason=a.reason,
+            capped_by=a.capped_by,
         )
+        for a in awarded
+    ]
+    if extra:
+        rung = ladder.get(facts.tier) if ladder else None
+        assert rung is not None
+        reason = f"{facts.tier} tier: x{rung.multiplier_numerator}/{rung.multiplier_denominator}"
+        rows.append(Award(**made, tier=facts.tier, points=extra, reason=reason))
+    rows += [
+        Award(**made, campaign_id=b.campaign_id, points=b.points, reason=b.reason, capped_by=b.capped_by)
+        for b in bonuses
+    ]
     session.add_all(rows)
+    awards.hold(session, partner_id, total)
+    for bonus in bonuses:
+        awards.hold(session, offer.issuers[bonus.campaign_id], bonus.points)
     session.flush()
     tiers.review(session, member.id, now, at_review=False)
     if purchase.pending_until <= now:
@@ -122,61 +172,71 @@ def record(
 def refund(
     uow: UnitOfWork, partner_id: int, order_id: str, refund_id: str, refunded: Sequence[RefundLine] | None
 ) -> Refund:
-    """Refund the order, whole (`refunded` None) or by lines. Each rule takes back what it gave
-    less what it gives the lines left (at the versions that priced the order). Pending, the
-    points are simply not minted; released, they become the member's debt. A refund id seen
-    before answers the refund it made."""
+    """Refund the order, whole (`refunded` None) or by lines. Each rule and campaign takes back
+    what it gave less what it gives the lines left (at the rule versions that priced the order,
+    with what the rules knew of the member then); a tier's multiplier goes back in proportion.
+    Pending, the points are simply not minted; released, they become the member's debt. A
+    refund id seen before answers the refund it made."""
     session = uow.session
     purchase = _find(session, partner_id, order_id, lock=True)
     if purchase is None:
         raise NotFoundError(ErrorCode.PURCHASE_NOT_FOUND, f"no order {order_id!r}")
+    asked = None if refunded is None else json.dumps([asdict(item) for item in refunded])
     if (
         done := session.scalar(select(Refund).where(Refund.purchase_id == purchase.id, Refund.refund_id == refund_id))
     ) is not None:
+        if done.lines != asked:
+            raise ConflictError(
+                ErrorCode.REFUND_EXISTS, f"refund {refund_id!r} of order {order_id!r} was for other lines"
+            )
         return done
     before = remaining(_lines(purchase), _refunded_so_far(session, purchase))
     if not before:
         raise ConflictError(ErrorCode.PURCHASE_REFUNDED, f"order {order_id!r} is refunded in full")
     after = remaining(before, refunded)
-    given = _points_by_rule(session, purchase.id)
-    by_tier = given.get(None, 0)
-    so_far = {rule_id: points for rule_id, points in given.items() if rule_id is not None}
-    versions = _versions_used(session, purchase.id)
-    tier = _tier_used(session, purchase.id)
+    given = _given(session, purchase.id)
+    versions = RuleSet(_versions_used(session, purchase.id))
+    facts = _facts(session, purchase)
     activity = Activity(Trigger.PURCHASE, _local_time(purchase), after)
-    recomputed = {a.rule_id: a.points for a in evaluate(activity, MemberFacts(tier=tier), versions)}
-    taken: dict[int | None, int] = {rule_id: back for rule_id, back in reversals(so_far, recomputed).items()}
-    rules_before = sum(so_far.values())
-    rules_after = rules_before - sum(taken.values())
-    tier_back = by_tier - (by_tier * rules_after // rules_before if rules_before else 0)
-    if tier_back:
-        taken[None] = tier_back
+    recomputed: dict[Source, int] = {("rule", a.rule_id): a.points for a in evaluate(activity, facts, versions)}
+    used = [cid for kind, cid in given if kind == "campaign" and cid is not None]
+    if used:
+        recomputed |= {
+            ("campaign", b.campaign_id): b.points
+            for b in campaign_rules.apply(campaigns.compiled(session, used), activity, facts, versions)
+        }
+    by_tier = given.pop(("tier", None), 0)
+    taken = reversals(given, recomputed)
+    rules_before = sum(points for (kind, _), points in given.items() if kind == "rule")
+    rules_after = rules_before - sum(points for (kind, _), points in taken.items() if kind == "rule")
+    if tier_back := by_tier - (by_tier * rules_after // rules_before if rules_before else 0):
+        taken[("tier", None)] = tier_back
     points = sum(taken.values())
     released = purchase.status == PurchaseStatus.RELEASED
     row = Refund(
         purchase_id=purchase.id,
         refund_id=refund_id,
-        lines=None if refunded is None else json.dumps([asdict(item) for item in refunded]),
+        lines=asked,
         points_reversed=points,
         debt_points=points if released else 0,
         net_minor=_net(before) - _net(after),
     )
     session.add(row)
     session.flush()
-    version_of = {rule.id: rule.version for rule in versions}
-    session.add_all(
-        Award(
-            purchase_id=purchase.id,
-            member_id=purchase.member_id,
-            rule_id=rule_id,
-            rule_version=version_of[rule_id] if rule_id is not None else None,
-            tier=tier if rule_id is None else None,
-            points=-back,
-            reason=f"refund {refund_id}",
-            refund_id=row.id,
-        )
-        for rule_id, back in taken.items()
+    version_of = {rule.id: rule.version for rule in versions.by_id.values()}
+    made = dict(
+        purchase_id=purchase.id, member_id=purchase.member_id, occurred_at=purchase.occurred_at, refund_id=row.id
     )
+    reason = f"refund {refund_id}"
+    for (kind, source_id), back in taken.items():
+        if kind == "rule":
+            session.add(
+                Award(**made, rule_id=source_id, rule_version=version_of[source_id or 0], points=-back, reason=reason)
+            )
+        elif kind == "campaign":
+            session.add(Award(**made, campaign_id=source_id, points=-back, reason=reason))
+        else:
+            session.add(Award(**made, tier=facts.tier, points=-back, reason=reason))
     if released and points:
         session.add(
             Debt(
@@ -188,7 +248,9 @@ def refund(
             )
         )
     elif points:
-        _unreserve(session, partner_id, points)
+        issuers = awards.issuers_of(session, partner_id, (cid for kind, cid in taken if kind == "campaign"))
+        for (kind, source_id), back in taken.items():
+            awards.hold(session, issuers[source_id if kind == "campaign" else None], -back)
     session.flush()
     tiers.review(session, purchase.member_id, utcnow(), at_review=False)
     return row
@@ -196,8 +258,9 @@ def refund(
 
 def release(session: Session, purchase_id: int) -> bool:
     """Release a pending purchase's points, once: pay the member's debt to the partner first,
-    mint the rest (an earn in the outbox, its budget reserved since the purchase). False if
-    another release took it."""
+    mint the rest (an earn per issuer account in the outbox, its budget held since the
+    purchase); then, if it is the member's first qualifying purchase since a friend referred
+    it, reward the referral. False if another release took it."""
     taken = session.execute(
         update(Purchase)
         .where(Purchase.id == purchase_id, Purchase.status == PurchaseStatus.PENDING)
@@ -207,31 +270,15 @@ def release(session: Session, purchase_id: int) -> bool:
         return False
     purchase = session.get(Purchase, purchase_id)
     assert purchase is not None
-    points = sum(_points_by_rule(session, purchase_id).values())
-    debt = debt_of(session, purchase.member_id, purchase.partner_id)
-    paid, minted = settle(points, debt)
-    if paid:
-        session.add(
-            Debt(
-                member_id=purchase.member_id,
-                partner_id=purchase.partner_id,
-                points=-paid,
-                purchase_id=purchase_id,
-                reason=f"paid from order {purchase.order_id}",
-            )
-        )
-        _unreserve(session, purchase.partner_id, paid)
-    if minted:
-        earn = Earn(
-            partner_id=purchase.partner_id,
-            member_id=purchase.member_id,
-            amount_points=minted,
-            reason=f"order {purchase.order_id}",
-            status=EarnStatus.PENDING,
-        )
-        session.add(earn)
-        session.flush()
-        purchase.earn_id = earn.id
+    made = awards_of(session, purchase_id)
+    earns = awards.mint(
+        session, purchase.member_id, purchase.partner_id, made, f"order {purchase.order_id}", purchase_id
+    )
+    own = [earn for earn in earns if earn.partner_id == purchase.partner_id]
+    purchase.earn_id = own[0].id if own else None
+    left = remaining(_lines(purchase), _refunded_so_far(session, purchase))
+    if left:
+        referrals.on_release(session, purchase, left, _local_time(purchase))
     session.flush()
     return True
 
@@ -269,89 +316,36 @@ def page_purchases(
     return keyset(uow.session, query, [Purchase.id], cursor, limit)
 
 
-def pending_of(session: Session, member_id: int, partner_id: int | None = None) -> int:
-    """Points awarded to the member and not released yet."""
-    query = (
-        select(func.coalesce(func.sum(Award.points), 0))
-        .join(Purchase, Purchase.id == Award.purchase_id)
-        .where(Purchase.member_id == member_id, Purchase.status == PurchaseStatus.PENDING)
-    )
-    if partner_id is not None:
-        query = query.where(Purchase.partner_id == partner_id)
-    return int(session.scalar(query) or 0)
-
-
-def debt_of(session: Session, member_id: int, partner_id: int | None = None) -> int:
-    """The member's points debt (to one partner, or to all)."""
-    query = select(func.coalesce(func.sum(Debt.points), 0)).where(Debt.member_id == member_id)
-    if partner_id is not None:
-        query = query.where(Debt.partner_id == partner_id)
-    return int(session.scalar(query) or 0)
-
-
 # ----------------------------------------------------------------------------------- private
 def _find(session: Session, partner_id: int, order_id: str, *, lock: bool = False) -> Purchase | None:
     query = select(Purchase).where(Purchase.partner_id == partner_id, Purchase.order_id == order_id)
     return session.scalar(query.with_for_update() if lock else query)
 
 
-def _reserve(session: Session, partner_id: int, points: int) -> None:
-    left = session.execute(
-        select(Partner.budget_points - Partner.pending_points).where(Partner.id == partner_id).with_for_update()
-    ).scalar_one()
-    if points > left:
-        raise UnprocessableError(
-            ErrorCode.BUDGET_EXCEEDED, f"the purchase earns {points} points; partner {partner_id} has {left} left"
-        )
-    if points:
-        session.execute(
-            update(Partner)
-            .where(Partner.id == partner_id)
-            .values(pending_points=Partner.pending_points + points)
-            .execution_options(synchronize_session=False)
-        )
+def _given(session: Session, purchase_id: int) -> dict[Source, int]:
+    """What each rule, the tier and each campaign has given the purchase so far, take-backs counted."""
+    given: dict[Source, int] = {}
+    for rule_id, campaign_id, points in session.execute(
+        select(Award.rule_id, Award.campaign_id, func.sum(Award.points))
+        .where(Award.purchase_id == purchase_id)
+        .group_by(Award.rule_id, Award.campaign_id)
+    ):
+        source: Source = ("rule", rule_id) if rule_id else ("campaign", campaign_id) if campaign_id else ("tier", None)
+        given[source] = int(points)
+    return given
 
 
-def _unreserve(session: Session, partner_id: int, points: int) -> None:
-    session.execute(
-        update(Partner)
-        .where(Partner.id == partner_id)
-        .values(pending_points=Partner.pending_points - points)
-        .execution_options(synchronize_session=False)
-    )
-
-
-def _award_row(purchase: Purchase, awarded: Awarded) -> Award:
-    return Award(
-        purchase_id=purchase.id,
-        member_id=purchase.member_id,
-        rule_id=awarded.rule_id,
-        rule_version=awarded.rule_version,
-        points=awarded.points,
-        reason=awarded.reason,
-        capped_by=awarded.capped_by,
-    )
-
-
-def _earned_since(session: Session, member_id: int, since: Mapping[int, datetime]) -> dict[int, int]:
-    """What each rule gave the member in its limit's current period (`since`: its start), in
-    one query."""
-    if not since:
-        return {}
-    rows = session.execute(
-        select(Award.rule_id, Purchase.occurred_at, Award.points)
-        .join(Purchase, Purchase.id == Award.purchase_id)
-        .where(
-            Award.member_id == member_id,
-            Award.rule_id.in_(since),
-            Purchase.occurred_at >= min(since.values()),
+def _facts(session: Session, purchase: Purchase) -> MemberFacts:
+    """What the rules knew of the member when they priced the purchase (before 0.4 only the
+    tier whose multiplier it earned was kept)."""
+    if purchase.facts is not None:
+        known = json.loads(purchase.facts)
+        return MemberFacts(tier=known["tier"], segments=frozenset(known["segments"]))
+    return MemberFacts(
+        tier=session.scalar(
+            select(Award.tier).where(Award.purchase_id == purchase.id, Award.tier.is_not(None)).limit(1)
         )
     )
-    earned = dict.fromkeys(since, 0)
-    for rule_id, occurred_at, points in rows:
-        if rule_id is not None and occurred_at >= since[rule_id]:
-            earned[rule_id] += points
-    return earned
 
 
 def _lines(purchase: Purchase) -> list[Line]:
@@ -370,22 +364,6 @@ def _refunded_so_far(session: Session, purchase: Purchase) -> list[RefundLine] |
 
 def _net(lines: Sequence[Line]) -> int:
     return sum(line.net_minor for line in lines if line.kind == LineKind.ITEM)
-
-
-def _tier_used(session: Session, purchase_id: int) -> str | None:
-    """The tier whose multiplier the purchase earned (None if it earned none)."""
-    return session.scalar(select(Award.tier).where(Award.purchase_id == purchase_id, Award.tier.is_not(None)).limit(1))
-
-
-def _points_by_rule(session: Session, purchase_id: int) -> dict[int | None, int]:
-    return {
-        rule_id: int(points)
-        for rule_id, points in session.execute(
-            select(Award.rule_id, func.sum(Award.points))
-            .where(Award.purchase_id == purchase_id)
-            .group_by(Award.rule_id)
-        )
-    }
 
 
 def _versions_used(session: Session, purchase_id: int) -> list[Rule]:

@@ -4,17 +4,18 @@ award can name the exact rule that made it), and simulated without writing anyth
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from loyalty.db.models import EarningRule, RuleVersion, utcnow
 from loyalty.domain.earning.calculators import Multiplier
 from loyalty.domain.earning.context import Activity, MemberFacts
-from loyalty.domain.earning.engine import Award, RuleSet, evaluate, rule_from_definition
+from loyalty.domain.earning.engine import Award, RuleSet, Stacking, evaluate, rule_from_definition
 from loyalty.errors import ErrorCode, NotFoundError, UnprocessableError
+from loyalty.services.compiled import Compiled
 from loyalty.services.lists import Page, keyset
 from loyalty.services.uow import UnitOfWork
 
@@ -82,18 +83,15 @@ def page_rules(
     return keyset(uow.session, query, [EarningRule.id], cursor, limit)
 
 
-# Compiled rule sets per process, by partner, with the fingerprint they were built at: reading
-# and compiling 50 definitions costs more than the rest of pricing a purchase.
-_COMPILED: dict[tuple[str, int], tuple[tuple[Any, ...], RuleSet]] = {}
-_COMPILED_LOCK = threading.Lock()
+_COMPILED: Compiled[RuleSet] = Compiled()
 
 
-def active_rules(uow: UnitOfWork, partner_id: int) -> RuleSet:
+def active_rules(session: Session, partner_id: int) -> RuleSet:
     """The partner's active rules at their current versions, compiled for the engine. Cached
     while the rules' fingerprint (how many are active, their ids and versions summed, the last
     change) stays the same: any create, update or deactivate changes it."""
     fingerprint = tuple(
-        uow.session.execute(
+        session.execute(
             select(
                 func.count(EarningRule.id),
                 func.coalesce(func.sum(EarningRule.id * 1_000_003 + EarningRule.version), 0),
@@ -101,30 +99,32 @@ def active_rules(uow: UnitOfWork, partner_id: int) -> RuleSet:
             ).where(EarningRule.partner_id == partner_id, EarningRule.active.is_(True))
         ).one()
     )
-    key = (str(uow.session.get_bind().engine.url), partner_id)
-    cached = _COMPILED.get(key)
-    if cached is not None and cached[0] == fingerprint:
-        return cached[1]
-    rows = uow.session.execute(
-        select(EarningRule.id, EarningRule.version, RuleVersion.definition)
-        .join(RuleVersion, (RuleVersion.rule_id == EarningRule.id) & (RuleVersion.version == EarningRule.version))
-        .where(EarningRule.partner_id == partner_id, EarningRule.active.is_(True))
-    )
-    compiled = RuleSet(
-        [rule_from_definition(rule_id, version, json.loads(definition)) for rule_id, version, definition in rows]
-    )
-    with _COMPILED_LOCK:
-        _COMPILED[key] = (fingerprint, compiled)
-    return compiled
+
+    def build() -> RuleSet:
+        rows = session.execute(
+            select(EarningRule.id, EarningRule.version, RuleVersion.definition)
+            .join(RuleVersion, (RuleVersion.rule_id == EarningRule.id) & (RuleVersion.version == EarningRule.version))
+            .where(EarningRule.partner_id == partner_id, EarningRule.active.is_(True))
+        )
+        return RuleSet(
+            [rule_from_definition(rule_id, version, json.loads(definition)) for rule_id, version, definition in rows]
+        )
+
+    return _COMPILED.get((str(session.get_bind().engine.url), partner_id), fingerprint, build)
 
 
 def simulate(uow: UnitOfWork, partner_id: int, activity: Activity, member: MemberFacts) -> list[Award]:
     """What `activity` would earn under the partner's active rules now; writes nothing."""
-    return evaluate(activity, member, active_rules(uow, partner_id))
+    return evaluate(activity, member, active_rules(uow.session, partner_id))
 
 
 def _add_version(uow: UnitOfWork, rule: EarningRule, definition: Mapping[str, Any]) -> RuleVersion:
     parsed = rule_from_definition(rule.id, rule.version, definition)  # refuses what cannot work
+    if isinstance(parsed.calculator, Multiplier) and parsed.stacking == Stacking.BEST_OF:
+        raise UnprocessableError(
+            ErrorCode.INVALID_RULE,
+            "a multiplier adds to the rule it multiplies: it stacks, it does not compete (best_of)",
+        )
     if isinstance(parsed.calculator, Multiplier):
         base = uow.session.get(EarningRule, parsed.calculator.rule_id)
         if base is None or base.partner_id != rule.partner_id:

@@ -1,6 +1,7 @@
 """The rules engine, as pure logic: every strategy, condition, limit and stacking mode, and
 properties over random purchases and rules (Hypothesis)."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -20,6 +21,7 @@ from loyalty.domain.earning.engine import (
     rule_from_definition,
     total,
 )
+from loyalty.domain.earning.refunds import RefundLine, remaining, reversals
 from loyalty.errors import UnprocessableError
 
 MONDAY = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
@@ -249,23 +251,68 @@ def test_awards_areNeverNegativeNorAboveTheirCaps(purchase_lines, rules, earned)
         assert limits_.per_order is None or award.points <= limits_.per_order
         assert limits_.per_member is None or award.points + earned.get(award.rule_id, 0) <= limits_.per_member
     assert len({a.rule_id for a in awards}) == len(awards)
-    assert sum(by_id[a.rule_id].stacking == Stacking.BEST_OF for a in awards) <= 1
+    bases = [a for a in awards if not isinstance(by_id[a.rule_id].calculator, Multiplier)]
+    assert sum(by_id[a.rule_id].stacking == Stacking.BEST_OF for a in bases) <= 1
+    given = {a.rule_id: a.points for a in bases}
+    for award in awards:  # a multiplier multiplies what its base awarded, no more
+        multiplier = by_id[award.rule_id].calculator
+        if isinstance(multiplier, Multiplier):
+            assert multiplier.rule_id in given
+            assert award.points <= multiplier.extra_for(given[multiplier.rule_id])
 
 
 @settings(max_examples=200, deadline=None)
 @given(lines, rule_sets(stacking=st.just(Stacking.ADDITIVE)), st.randoms(use_true_random=False))
-def test_additiveTotals_doNotDependOnTheOrderOfRules(purchase_lines, rules, random):
-    shuffled = list(rules)
-    random.shuffle(shuffled)
+def test_additiveTotals_doNotDependOnTheOrderRulesAreTriedIn(purchase_lines, rules, random):
+    """The engine tries rules by priority: giving the same rules other priorities (so trying
+    them in another order) changes no additive total."""
+    priorities = [rule.priority for rule in rules]
+    random.shuffle(priorities)
+    reordered = [replace(rule, priority=p * 7 + rule.id) for rule, p in zip(rules, priorities, strict=True)]
     activity = _purchase(*purchase_lines)
-    assert total(evaluate(activity, NOBODY, rules)) == total(evaluate(activity, NOBODY, shuffled))
+    assert total(evaluate(activity, NOBODY, rules)) == total(evaluate(activity, NOBODY, reordered))
 
 
-@settings(max_examples=200, deadline=None)
-@given(lines, st.builds(PerSpend, st.integers(1, 10), st.integers(1, 1_000)))
-def test_perSpend_neverGrowsWhenLinesAreTakenAway(purchase_lines, per_spend):
-    """Refunding lines (buying less) never earns more: the base of refund maths."""
-    rule = _rule(1, per_spend)
-    for cut in range(len(purchase_lines) + 1):
-        fewer = total(evaluate(_purchase(*purchase_lines[:cut]), NOBODY, [rule]))
-        assert fewer <= total(evaluate(_purchase(*purchase_lines), NOBODY, [rule]))
+earning_per_unit = st.one_of(
+    st.builds(PerSpend, st.integers(1, 10), st.integers(1, 1_000)),  # floor: the default
+    st.builds(PerItem, st.integers(0, 50)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines, earning_per_unit, st.data())
+def test_refundThenRebuy_neverNetsMoreThanTheOrderEarned(purchase_lines, calculator, data):
+    """Refund some units of an order (partial lines, discounts split), then buy those units
+    again as a new order: the member never ends with more points than the order alone gave."""
+    rule = _rule(1, calculator)
+    skus = sorted({line.sku for line in purchase_lines})
+    refunded = [
+        RefundLine(sku, data.draw(st.integers(0, sum(line.quantity for line in purchase_lines if line.sku == sku))))
+        for sku in skus
+    ]
+    refunded = [item for item in refunded if item.quantity]
+    kept = remaining(purchase_lines, refunded)
+    given_points = {1: total(evaluate(_purchase(*purchase_lines), NOBODY, [rule]))}
+    taken = reversals(given_points, {1: total(evaluate(_purchase(*kept), NOBODY, [rule]))}).get(1, 0)
+    rebought = _taken_units(purchase_lines, refunded, kept)
+    rebuy_points = total(evaluate(_purchase(*rebought), NOBODY, [rule]))
+    assert given_points[1] - taken + rebuy_points <= given_points[1]
+
+
+def _taken_units(lines_before: list[Line], refunded: list[RefundLine], kept: list[Line]) -> list[Line]:
+    """The units a refund took away and the discount that went with them, as order lines:
+    each line's units and discount less what `remaining` kept of it (kept lines come in order)."""
+    wanted = {item.sku: item.quantity for item in refunded}
+    left = iter(kept)
+    taken = []
+    for line in lines_before:
+        units = min(line.quantity, wanted.get(line.sku, 0))
+        wanted[line.sku] = wanted.get(line.sku, 0) - units
+        if units == line.quantity:
+            taken.append(line)
+        elif units:
+            kept_line = next(left)
+            taken.append(replace(line, quantity=units, discount_minor=line.discount_minor - kept_line.discount_minor))
+        else:
+            next(left)
+    return taken

@@ -33,7 +33,7 @@ from loyalty.api.schemas import (
 )
 from loyalty.db.models import LinkSource, Member, MemberTokenKind, utcnow
 from loyalty.errors import ErrorCode, ForbiddenError
-from loyalty.services import credentials, members, purchases, tiers
+from loyalty.services import awards, credentials, members, tiers
 from loyalty.services.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
@@ -50,8 +50,8 @@ def detail(uow: UnitOfWork, member: Member, partner_id: int | None = None) -> Me
     return MemberDetail(
         **public(member).model_dump(),
         balance_points=sum(amount for _, amount in lots),
-        pending_points=purchases.pending_of(uow.session, member.id, partner_id),
-        debt_points=purchases.debt_of(uow.session, member.id, partner_id),
+        pending_points=awards.pending_of(uow.session, member.id, partner_id),
+        debt_points=awards.debt_of(uow.session, member.id, partner_id),
         expiring=[
             ExpiringPoints(expires_at=datetime.fromtimestamp(expires_at, UTC), amount_points=amount)
             for expires_at, amount in lots

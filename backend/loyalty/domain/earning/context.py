@@ -28,6 +28,13 @@ class Trigger(enum.StrEnum):
     EVENT = "event"  # a custom event of a type the rule names
 
 
+class Beneficiary(enum.StrEnum):
+    """Whom a referral rule rewards: the member whose code was used, or the friend who used it."""
+
+    REFERRER = "referrer"
+    FRIEND = "friend"
+
+
 @dataclass(frozen=True)
 class Line:
     """One line of an order; `discount_minor` is the discount on the whole line."""
@@ -47,9 +54,10 @@ class Line:
 
 @dataclass(frozen=True)
 class Activity:
-    """A purchase (its lines) or another trigger (an enrolment, a referral, a custom event with
-    its type and properties), as the rules see it. `occurred_at` carries the member's local
-    offset: "on Mondays" is the member's Monday."""
+    """A purchase (its lines) or another trigger (an enrolment, a custom event with its type and
+    properties, a referral with the qualifying purchase's lines and `event_type` the side
+    rewarded), as the rules see it. `occurred_at` carries the member's local offset: "on
+    Mondays" is the member's Monday."""
 
     trigger: Trigger
     occurred_at: datetime

@@ -7,8 +7,10 @@ the rules and what each rule already gave the member this period, so `POST /v1/r
 and the real purchase compute the same awards.
 
 Stacking: every `additive` rule that applies adds its points; of the `best_of` rules that apply,
-only the one giving most counts (ties: higher priority, then lower id). Limits cap each rule's
-points per order and per member per period, before stacking compares them."""
+only the one giving most counts (ties: higher priority, then lower id). A multiplier adds to
+the base rule it multiplies, so it always stacks (a `best_of` multiplier stored before 0.4
+counts as additive). Limits cap each rule's points per order and per member per period,
+before stacking compares them."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from loyalty.domain.earning.calculators import MAX_POINTS, Calculator, Multiplier, PerItem, calculator
-from loyalty.domain.earning.context import Activity, LineKind, MemberFacts, Trigger
+from loyalty.domain.earning.context import Activity, Beneficiary, LineKind, MemberFacts, Trigger
 from loyalty.errors import ErrorCode, UnprocessableError
 
 
@@ -29,7 +31,8 @@ class Stacking(enum.StrEnum):
 
 
 class Period(enum.StrEnum):
-    """A per-member limit's period: calendar periods in UTC (weeks start on Monday)."""
+    """A per-member limit's period: calendar periods in the member's own time (the activity's
+    offset; weeks start on Monday)."""
 
     DAY = "day"
     WEEK = "week"
@@ -38,8 +41,9 @@ class Period(enum.StrEnum):
 
 
 def period_start(at: datetime, period: Period) -> datetime:
-    """The start (UTC) of the period holding `at`."""
-    day = at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    """The start of the calendar period holding `at`, in `at`'s own offset (the member's day,
+    not UTC's)."""
+    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
     if period == Period.WEEK:
         return day - timedelta(days=day.weekday())
     if period == Period.MONTH:
@@ -47,6 +51,23 @@ def period_start(at: datetime, period: Period) -> datetime:
     if period == Period.YEAR:
         return day.replace(month=1, day=1)
     return day
+
+
+def period_of(at: datetime, period: Period) -> tuple[datetime, datetime]:
+    """The calendar period holding `at`, as [start, end)."""
+    start = period_start(at, period)
+    return start, period_end(start, period)
+
+
+def period_end(start: datetime, period: Period) -> datetime:
+    """Where the period starting at `start` (from `period_start`) ends."""
+    if period == Period.DAY:
+        return start + timedelta(days=1)
+    if period == Period.WEEK:
+        return start + timedelta(days=7)
+    if period == Period.MONTH:
+        return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    return start.replace(year=start.year + 1)
 
 
 class Basket:
@@ -156,7 +177,7 @@ class Rule:
     trigger: Trigger
     calculator: Calculator
     conditions: Conditions = Conditions()
-    event_type: str | None = None  # for the `event` trigger: which custom events
+    event_type: str | None = None  # which custom events (`event`), or whom it rewards (`referral`)
     priority: int = 0
     stacking: Stacking = Stacking.ADDITIVE
     limits: Limits = Limits()
@@ -243,7 +264,10 @@ def evaluate(
 ) -> list[Award]:
     """The awards `activity` earns `member` under `rules` (active ones): base rules in priority
     order, then multipliers. `earned_this_period` holds what each rule already gave the member
-    in its limit's period. Pass a `RuleSet` to price many activities against the same rules."""
+    in its limit's period. Pass a `RuleSet` to price many activities against the same rules.
+
+    A multiplier multiplies what its base rule awarded: nothing for a base that gave nothing
+    (its limit reached, or beaten under `best_of`), and no more than a capped base gave."""
     ruleset = rules if isinstance(rules, RuleSet) else RuleSet(rules)
     group = ruleset.groups.get((activity.trigger, activity.event_type))
     if group is None:
@@ -252,7 +276,7 @@ def evaluate(
     basket = Basket(activity)
     counted: dict[int, list[int]] = {}  # base rule id -> the lines it counted
     awards: list[Award] = []
-    best: Award | None = None  # of the best_of rules; the first of equals keeps it
+    best: Award | None = None  # of the best_of base rules; the first of equals keeps it
     best_at = 0
     for rule in group.bases.candidates(basket):
         conditions = rule.conditions
@@ -261,7 +285,6 @@ def evaluate(
         lines = conditions.matched(basket)
         if lines is None:
             continue
-        counted[rule.id] = lines
         calculator = rule.calculator
         points = (
             calculator.points * basket.quantity(lines)
@@ -271,15 +294,21 @@ def evaluate(
         award = _limited(rule, points, earned)
         if award is None:
             continue
+        counted[rule.id] = lines
         if rule.stacking == Stacking.ADDITIVE:
             awards.append(award)
         elif best is None or award.points > best.points:
             best, best_at = award, len(awards)
+    if best is not None:
+        awards.insert(best_at, best)
+    given = {award.rule_id: award.points for award in awards}  # what each base rule awarded
     for rule in group.multipliers.candidates(basket):
         multiplier = rule.calculator
         assert isinstance(multiplier, Multiplier)
         base_lines = counted.get(multiplier.rule_id)
-        if base_lines is None or not (rule.conditions.unconditional or rule.conditions.hold(activity, member)):
+        if multiplier.rule_id not in given or base_lines is None:
+            continue
+        if not (rule.conditions.unconditional or rule.conditions.hold(activity, member)):
             continue
         lines = rule.conditions.matched(basket)
         if lines is None:
@@ -289,17 +318,10 @@ def evaluate(
             continue
         base = ruleset.by_id[multiplier.rule_id].calculator
         assert not isinstance(base, Multiplier)  # `counted` holds no multiplier
-        award = _limited(
-            rule, multiplier.extra_for(base.points_for(basket.net(shared), basket.quantity(shared))), earned
-        )
-        if award is None:
-            continue
-        if rule.stacking == Stacking.ADDITIVE:
+        base_points = min(given[multiplier.rule_id], base.points_for(basket.net(shared), basket.quantity(shared)))
+        award = _limited(rule, multiplier.extra_for(base_points), earned)
+        if award is not None:
             awards.append(award)
-        elif best is None or award.points > best.points:
-            best, best_at = award, len(awards)
-    if best is not None:
-        awards.insert(best_at, best)
     return awards
 
 
@@ -332,10 +354,17 @@ def rule_from_definition(rule_id: int, version: int, definition: Mapping[str, An
     event_type = definition.get("event_type")
     if (trigger == Trigger.EVENT) != (event_type is not None):
         raise _invalid("an `event` rule names its `event_type`, and only an event rule does")
+    beneficiary = definition.get("beneficiary")
+    if trigger == Trigger.REFERRAL:
+        if beneficiary not in set(Beneficiary):
+            raise _invalid(f"a `referral` rule names its `beneficiary`: `referrer` or `friend`, not {beneficiary!r}")
+        event_type = beneficiary  # a referral is two activities: the referrer's and the friend's
+    elif beneficiary is not None:
+        raise _invalid("only a `referral` rule names a `beneficiary`")
     days = frozenset(conditions.get("days_of_week") or ())
     if not days <= set(range(1, 8)):
         raise _invalid(f"days_of_week are ISO days, 1 (Monday) to 7, not {sorted(days)}")
-    starts_at, ends_at = _time(conditions.get("starts_at")), _time(conditions.get("ends_at"))
+    starts_at, ends_at = parse_time(conditions.get("starts_at")), parse_time(conditions.get("ends_at"))
     if starts_at and ends_at and starts_at >= ends_at:
         raise _invalid("the rule's window ends before it starts")
     built = Rule(
@@ -378,7 +407,8 @@ def _optional(value: Any, name: str) -> int | None:
     return None if value is None else _bounded(value, name)
 
 
-def _time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
+    """A stored ISO 8601 time (UTC when it names no offset)."""
     if value is None or isinstance(value, datetime):
         return value
     try:

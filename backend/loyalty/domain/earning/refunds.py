@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from loyalty.domain.earning.context import Line
 from loyalty.errors import ErrorCode, UnprocessableError
+
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -44,13 +47,13 @@ def remaining(lines: Sequence[Line], refunded: Sequence[RefundLine] | None) -> l
     return kept
 
 
-def reversals(so_far: Mapping[int, int], recomputed: Mapping[int, int]) -> dict[int, int]:
-    """Per rule, the points a refund takes back: what the rule has given the order so far less
-    what it gives what is left (never more than it gave, never negative)."""
+def reversals(so_far: Mapping[K, int], recomputed: Mapping[K, int]) -> dict[K, int]:
+    """Per rule (or campaign), the points a refund takes back: what it has given the order so
+    far less what it gives what is left (never more than it gave, never negative)."""
     return {
-        rule_id: given - min(given, recomputed.get(rule_id, 0))
-        for rule_id, given in so_far.items()
-        if given - min(given, recomputed.get(rule_id, 0)) > 0
+        key: given - min(given, recomputed.get(key, 0))
+        for key, given in so_far.items()
+        if given - min(given, recomputed.get(key, 0)) > 0
     }
 
 

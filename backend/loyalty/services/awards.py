@@ -1,0 +1,165 @@
+"""Awards become points. Shared by purchases, custom events and referrals.
+
+An award is held against its issuer account's budget when it is made (the partner's own
+account, or a campaign's), as an accepted earn is (`pending_points`), so minting it later never
+finds the budget spent. When it is released it is minted through the outbox, one earn per
+issuer account, after paying the member's points debt to the partner: a debt is never burned,
+only paid from later awards. What the member sees as pending and owed is read from here too."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from loyalty.db.models import Award, Campaign, Debt, Earn, EarnStatus, MemberSegment, Partner, Purchase, PurchaseStatus
+from loyalty.domain.earning.context import MemberFacts
+from loyalty.domain.earning.refunds import settle
+from loyalty.services import tiers
+
+
+def facts_of(session: Session, member_id: int, partner_id: int, now: datetime) -> MemberFacts:
+    """What the partner's rules may know of the member: its tier now and the partner's segment
+    tags for it."""
+    segments = session.scalars(
+        select(MemberSegment.tag).where(MemberSegment.member_id == member_id, MemberSegment.partner_id == partner_id)
+    )
+    return MemberFacts(tier=tiers.tier_of(session, member_id, now), segments=frozenset(segments))
+
+
+def available(session: Session, issuer_ids: Iterable[int]) -> dict[int, int]:
+    """What each issuer account may still be asked to issue, read under a row lock (callers
+    hold `write_lock`, which SQLite needs since it ignores FOR UPDATE)."""
+    rows = session.execute(
+        select(Partner.id, Partner.available_points).where(Partner.id.in_(set(issuer_ids))).with_for_update()
+    )
+    return {issuer_id: int(points) for issuer_id, points in rows}
+
+
+def lock(session: Session, partner_id: int) -> None:
+    """The partner's row lock: its budget, and its members' caps and debts, are read and
+    written under it (PostgreSQL; SQLite's writers take turns under `write_lock` anyway)."""
+    session.execute(select(Partner.id).where(Partner.id == partner_id).with_for_update())
+
+
+def hold(session: Session, issuer_id: int, points: int) -> None:
+    """Count `points` against the issuer's budget as pending (negative: no longer)."""
+    if points:
+        session.execute(
+            update(Partner)
+            .where(Partner.id == issuer_id)
+            .values(pending_points=Partner.pending_points + points)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def issuers_of(session: Session, partner_id: int, campaign_ids: Iterable[int | None]) -> dict[int | None, int]:
+    """The issuer account of each campaign (None: the partner's own)."""
+    wanted = {c for c in campaign_ids if c is not None}
+    found: dict[int | None, int] = {None: partner_id}
+    if wanted:
+        rows = session.execute(select(Campaign.id, Campaign.issuer_id).where(Campaign.id.in_(wanted)))
+        found |= {campaign_id: issuer_id for campaign_id, issuer_id in rows if issuer_id is not None}
+    return found
+
+
+def mint(
+    session: Session,
+    member_id: int,
+    partner_id: int,
+    made: Sequence[Award],
+    reason: str,
+    purchase_id: int | None = None,
+) -> list[Earn]:
+    """Release `made` (a purchase's, event's or referral's awards of one member, take-backs
+    included): pay the member's debt to the partner first (from the partner's own points, then
+    the campaigns'), and mint the rest, one earn per issuer account, each award naming its earn."""
+    lock(session, partner_id)  # the debt is read and paid under the partner's row lock
+    issuers = issuers_of(session, partner_id, (a.campaign_id for a in made))
+    by_issuer: dict[int, list[Award]] = {}
+    for award in sorted(made, key=lambda a: (a.campaign_id is not None, a.campaign_id or 0, a.id or 0)):
+        by_issuer.setdefault(issuers[award.campaign_id], []).append(award)
+    debt = debt_of(session, member_id, partner_id)
+    paid_total = 0
+    earns: list[Earn] = []
+    for issuer_id, awards in by_issuer.items():
+        paid, minted = settle(max(0, sum(a.points for a in awards)), debt - paid_total)
+        paid_total += paid
+        hold(session, issuer_id, -paid)
+        if minted:
+            earn = Earn(
+                partner_id=issuer_id,
+                member_id=member_id,
+                amount_points=minted,
+                reason=reason if issuer_id == partner_id else f"{reason}: {awards[0].reason}",
+                status=EarnStatus.PENDING,
+            )
+            session.add(earn)
+            session.flush()
+            earns.append(earn)
+            for award in awards:
+                award.earn_id = earn.id
+    if paid_total:
+        session.add(
+            Debt(
+                member_id=member_id,
+                partner_id=partner_id,
+                points=-paid_total,
+                purchase_id=purchase_id,
+                reason=f"paid from {reason}",
+            )
+        )
+    session.flush()
+    return earns
+
+
+def earned_since(
+    session: Session,
+    member_id: int,
+    rules: Mapping[int, tuple[datetime, datetime]],
+    campaigns: Mapping[int, tuple[datetime, datetime]],
+) -> tuple[dict[int, int], dict[int, int]]:
+    """What each rule, and each campaign, gave the member in its cap period (the values, as
+    [start, end): an order reported late counts against its own period, not today's),
+    take-backs counted, in one query."""
+    if not rules and not campaigns:
+        return {}, {}
+    windows = [*rules.values(), *campaigns.values()]
+    rows = session.execute(
+        select(Award.rule_id, Award.campaign_id, Award.occurred_at, Award.points).where(
+            Award.member_id == member_id,
+            or_(Award.rule_id.in_(rules), Award.campaign_id.in_(campaigns)),
+            Award.occurred_at >= min(start for start, _ in windows),
+            Award.occurred_at < max(end for _, end in windows),
+        )
+    )
+    by_rule, by_campaign = dict.fromkeys(rules, 0), dict.fromkeys(campaigns, 0)
+    for rule_id, campaign_id, occurred_at, points in rows:
+        if rule_id is not None and rule_id in rules and rules[rule_id][0] <= occurred_at < rules[rule_id][1]:
+            by_rule[rule_id] += points
+        elif campaign_id is not None and campaign_id in campaigns:
+            if campaigns[campaign_id][0] <= occurred_at < campaigns[campaign_id][1]:
+                by_campaign[campaign_id] += points
+    return by_rule, by_campaign
+
+
+def pending_of(session: Session, member_id: int, partner_id: int | None = None) -> int:
+    """Points awarded to the member for purchases not released yet."""
+    query = (
+        select(func.coalesce(func.sum(Award.points), 0))
+        .join(Purchase, Purchase.id == Award.purchase_id)
+        .where(Award.member_id == member_id, Purchase.status == PurchaseStatus.PENDING)
+    )
+    if partner_id is not None:
+        query = query.where(Purchase.partner_id == partner_id)
+    return int(session.scalar(query) or 0)
+
+
+def debt_of(session: Session, member_id: int, partner_id: int | None = None) -> int:
+    """The member's points debt (to one partner, or to all)."""
+    query = select(func.coalesce(func.sum(Debt.points), 0)).where(Debt.member_id == member_id)
+    if partner_id is not None:
+        query = query.where(Debt.partner_id == partner_id)
+    return int(session.scalar(query) or 0)

@@ -1,0 +1,111 @@
+"""Custom events (a review written, a store event attended) and enrolments, priced by the
+partner's `event` and `enrolment` rules and minted at once (there is nothing to refund, so no
+pending period); `event_id` is unique per partner, so a replayed event never earns twice."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from loyalty.db.models import Award, Event, Member, utcnow
+from loyalty.domain.earning.context import Activity, Trigger
+from loyalty.domain.earning.engine import Award as Awarded
+from loyalty.domain.earning.engine import evaluate, period_of
+from loyalty.errors import ConflictError, ErrorCode, UnprocessableError
+from loyalty.services import awards, rules
+from loyalty.services.purchases import check_occurred_at
+from loyalty.services.uow import UnitOfWork
+
+ENROLMENT = "enrolment"  # the type of the event an enrolment is recorded as
+ENROLMENT_PREFIX = "enrolment:"  # event ids of enrolments (a partner's own may not start so)
+
+
+def record(
+    uow: UnitOfWork,
+    partner_id: int,
+    member: Member,
+    *,
+    event_id: str,
+    type: str,
+    occurred_at: datetime,
+    properties: Mapping[str, Any],
+) -> tuple[Event, list[Award]]:
+    """Price a custom event under the partner's `event` rules for its type and mint the points
+    at once. An event id seen before is `409 event_exists`; points past the partner's budget
+    are `422 budget_exceeded`."""
+    check_occurred_at(occurred_at, utcnow())
+    if event_id.startswith(ENROLMENT_PREFIX):
+        raise UnprocessableError(
+            ErrorCode.VALIDATION_ERROR, f"event ids starting {ENROLMENT_PREFIX!r} are the program's"
+        )
+    activity = Activity(Trigger.EVENT, occurred_at, event_type=type, properties=properties)
+    return _earn(uow, partner_id, member, event_id, activity, partial=False)
+
+
+def enrolled(uow: UnitOfWork, partner_id: int, member: Member) -> list[Award]:
+    """The partner's `enrolment` rules reward a member it just enrolled (what its budget allows:
+    an enrolment is never refused for want of a bonus)."""
+    return _earn(
+        uow, partner_id, member, f"{ENROLMENT_PREFIX}{member.id}", Activity(Trigger.ENROLMENT, utcnow()), partial=True
+    )[1]
+
+
+def awards_of(uow: UnitOfWork, event: Event) -> Sequence[Award]:
+    return uow.session.scalars(select(Award).where(Award.event_id == event.id).order_by(Award.id)).all()
+
+
+def _earn(
+    uow: UnitOfWork, partner_id: int, member: Member, event_id: str, activity: Activity, *, partial: bool
+) -> tuple[Event, list[Award]]:
+    session = uow.session
+    left = awards.available(session, [partner_id])[partner_id]  # the partner's row lock first: caps are read under it
+    found = session.scalar(select(Event).where(Event.partner_id == partner_id, Event.event_id == event_id))
+    if found is not None:
+        raise ConflictError(ErrorCode.EVENT_EXISTS, f"event {event_id!r} was recorded as event {found.id}")
+    ruleset = rules.active_rules(session, partner_id)
+    at = activity.occurred_at
+    capped = {r.id: period_of(at, r.limits.period) for r in ruleset.by_id.values() if r.limits.per_member is not None}
+    earned, _ = awards.earned_since(session, member.id, capped, {})
+    awarded: list[Awarded] = evaluate(
+        activity, awards.facts_of(session, member.id, partner_id, utcnow()), ruleset, earned
+    )
+    total = sum(a.points for a in awarded)
+    if total and total > left and not partial:
+        raise UnprocessableError(
+            ErrorCode.BUDGET_EXCEEDED, f"the event earns {total} points; partner {partner_id} has {left} left"
+        )
+    event = Event(
+        partner_id=partner_id,
+        member_id=member.id,
+        event_id=event_id,
+        type=activity.event_type or activity.trigger.value,
+        properties=json.dumps(dict(activity.properties), sort_keys=True),
+        occurred_at=at,
+    )
+    session.add(event)
+    session.flush()
+    rows = []
+    for award in awarded:
+        points = min(award.points, max(0, left))
+        left -= points
+        rows.append(
+            Award(
+                event_id=event.id,
+                member_id=member.id,
+                rule_id=award.rule_id,
+                rule_version=award.rule_version,
+                points=points,
+                reason=award.reason,
+                capped_by=award.capped_by if points == award.points else "budget",
+                occurred_at=at,
+            )
+        )
+    session.add_all(rows)
+    session.flush()
+    awards.hold(session, partner_id, sum(row.points for row in rows))
+    awards.mint(session, member.id, partner_id, rows, f"event {event_id}")
+    return event, rows
