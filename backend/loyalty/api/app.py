@@ -26,7 +26,9 @@ from loyalty.api.deps import roles_of
 from loyalty.api.routes import (
     audit,
     auth,
+    campaigns,
     earn,
+    events,
     me,
     members,
     partners,
@@ -43,7 +45,22 @@ from loyalty.runtime import Runtime, build
 from loyalty.settings import Settings
 from loyalty.workers.outbox import OutboxWriter, run_writer
 
-ROUTES = (system, auth, me, partners, members, programs, earn, purchases, rewards, rules, redemptions, audit)
+ROUTES = (
+    system,
+    auth,
+    me,
+    partners,
+    members,
+    programs,
+    earn,
+    purchases,
+    events,
+    rules,
+    campaigns,
+    rewards,
+    redemptions,
+    audit,
+)
 
 
 def create_app(settings: Settings, *, run_outbox: bool = True, runtime: Runtime | None = None) -> FastAPI:

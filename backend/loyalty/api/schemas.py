@@ -7,11 +7,12 @@ from enum import StrEnum
 from typing import Annotated, Generic, Literal, TypedDict, TypeVar
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from loyalty.db.models import ChainWrite, EarnStatus, LinkSource, RedemptionStatus
+from loyalty.db.models import ChainWrite, EarnStatus, LinkSource, PartnerKind, RedemptionStatus, ReferralStatus
+from loyalty.domain.campaigns import Shortfall
 from loyalty.domain.earning.calculators import Rounding
-from loyalty.domain.earning.context import LineKind, Trigger
+from loyalty.domain.earning.context import Beneficiary, LineKind, Trigger
 from loyalty.domain.earning.engine import Period, Stacking
 from loyalty.domain.tiers import Downgrade, Metric, Review
 from loyalty.errors import ErrorCode, UnprocessableError
@@ -69,6 +70,36 @@ def parse_time(value: str | None) -> datetime | None:
         raise UnprocessableError(ErrorCode.VALIDATION_ERROR, f"{value!r} is not a time") from exc
 
 
+def _utc_representable(value: datetime) -> datetime:
+    """A time the database can store: it must convert to UTC (year 1 at +01:00 cannot)."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("the time is out of range") from exc
+    return value
+
+
+OccurredAt = Annotated[
+    AwareDatetime,
+    AfterValidator(_utc_representable),
+    Field(strict=False, description="RFC 3339 with its offset (the member's local time, for days of the week)"),
+]
+Moment = Annotated[AwareDatetime, AfterValidator(_utc_representable), Field(strict=False)]
+
+
+def _addressable(value: str) -> str:
+    if value in (".", ".."):
+        raise ValueError("`.` and `..` cannot name anything in a path")
+    return value
+
+
+# A client's own id of a thing (an order, a refund, an event, a payment): it names the thing in
+# paths, so no `/`, no control characters (PostgreSQL refuses NUL), and not `.` or `..`.
+ClientRef = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^/\x00-\x1f\x7f]+$"), AfterValidator(_addressable)
+]
+
+
 class Page(BaseModel, Generic[T]):
     """One page of a list, oldest first; `next_cursor` fetches the next (null on the last)."""
 
@@ -106,6 +137,8 @@ class PartnerCreated(BaseModel):
 class PartnerPublic(BaseModel):
     id: int
     name: str
+    kind: PartnerKind = Field(description="`brand`, or `campaign`: one of a brand's campaigns' own issuer accounts")
+    owner_id: int | None = Field(default=None, description="a campaign account's brand")
     issuer_address: str
     status: PartnerStatus
     created_at: datetime
@@ -119,7 +152,9 @@ class PartnerBudget(BaseModel):
     used_points: int = Field(description="earned on-chain so far")
     pending_points: int = Field(description="accepted, not yet on-chain")
     to_grant_points: int = Field(description="granted, not yet on-chain (the partner's earns wait for it)")
-    available_points: int = Field(description="what new earns may still take: left on-chain less pending")
+    moved_points: int = Field(description="moved to the partner's campaigns' own accounts, in all")
+    to_move_points: int = Field(description="moved to campaigns, not yet off the partner's on-chain budget")
+    available_points: int = Field(description="what new earns may still take: left on-chain less pending and to move")
 
 
 class BudgetGrant(Strict):
@@ -152,6 +187,9 @@ Passphrase = Annotated[str, StringConstraints(min_length=10, max_length=200)]
 
 class MemberCreate(Strict):
     external_id: Name
+    referral_code: Annotated[str, StringConstraints(min_length=1, max_length=20)] | None = Field(
+        default=None, description="the code of the member who referred this one (its friend)"
+    )
     wallet_address: Address | None = Field(default=None, description="omit for a custodial wallet")
     smart_wallet: bool = Field(
         default=False, description="the wallet is a contract that consents through ERC-1271 (a smart account)"
@@ -174,6 +212,7 @@ class MemberPublic(BaseModel):
     wallet_address: str
     custodial: bool
     smart_wallet: bool = False
+    referral_code: str | None = Field(default=None, description="the code the member shares with friends")
 
 
 class MemberCreated(MemberPublic):
@@ -317,6 +356,17 @@ class RewardCreate(Strict):
     cost_points: Points
     stock: Stock
     active: bool = True
+    tier: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(
+        default=None,
+        description="a paid tier bought with points: redeeming this starts the tier (with `tier_period_days`)",
+    )
+    tier_period_days: Annotated[int, Field(strict=True, ge=1, le=3_650)] | None = None
+
+    @model_validator(mode="after")
+    def _tier_with_period(self) -> RewardCreate:
+        if (self.tier is None) != (self.tier_period_days is None):
+            raise ValueError("a tier reward names both `tier` and `tier_period_days`")
+        return self
 
 
 class RewardUpdate(Strict):
@@ -344,6 +394,8 @@ class RewardPublic(BaseModel):
     cost_points: int
     stock: int
     active: bool
+    tier: str | None = None
+    tier_period_days: int | None = None
 
 
 class RedemptionCreate(Strict):
@@ -421,6 +473,7 @@ class AuditDiscrepancy(BaseModel):
 
 class AuditPartner(BaseModel):
     partner_id: int | None = Field(description="the partner in this service's database, if it is one")
+    campaign_id: int | None = Field(default=None, description="the campaign whose own account this is, if it is one")
     issuer_address: str
     earned_points: int
     redeemed_at_points: int = Field(description="points redeemed at this partner, whoever issued them")
@@ -538,12 +591,15 @@ class RuleLimits(Strict):
 
 class RuleDefinition(Strict):
     """An earning rule, as JSON (no code): a trigger, conditions, a calculator, a priority and a
-    stacking mode (`additive` rules all add; of the `best_of` ones only the largest counts), and
-    limits."""
+    stacking mode (`additive` rules all add; of the `best_of` ones only the largest counts; a
+    multiplier always adds to its base rule), and limits."""
 
     name: Name
     trigger: Trigger = Field(default=Trigger.PURCHASE, strict=False)
     event_type: Tag | None = Field(default=None, description="for `trigger: event`: the custom event type")
+    beneficiary: Beneficiary | None = Field(
+        default=None, strict=False, description="for `trigger: referral`: whom it rewards, `referrer` or `friend`"
+    )
     conditions: RuleConditions = RuleConditions()
     calculator: Annotated[
         FixedCalculator | PerSpendCalculator | PerItemCalculator | MultiplierCalculator,
@@ -584,8 +640,8 @@ class Simulation(Strict):
     rules look at."""
 
     trigger: Trigger = Field(default=Trigger.PURCHASE, strict=False)
-    event_type: Tag | None = None
-    occurred_at: datetime = Field(strict=False, description="with its offset: the member's local time")
+    event_type: Tag | None = Field(default=None, description="an event's type; for a referral, `referrer` or `friend`")
+    occurred_at: OccurredAt
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "USD"
     lines: Annotated[list[PurchaseLineIn], Field(max_length=500)] = []
     tier: Tag | None = None
@@ -593,12 +649,16 @@ class Simulation(Strict):
 
 
 class AwardPublic(BaseModel):
-    rule_id: int | None = Field(description="the rule that made it; none for a tier's multiplier")
+    rule_id: int | None = Field(description="the rule that made it; none for a tier's multiplier or a campaign")
     rule_version: int | None
     tier: str | None = Field(default=None, description="the tier whose multiplier made it")
+    campaign_id: int | None = Field(default=None, description="the campaign that made it (issued from its own account)")
+    member_id: int | None = Field(default=None, description="who earns it (a referral rewards two members)")
     points: int
     reason: str
-    capped_by: str | None = Field(description="`per_order` or `per_member` if a limit cut the points")
+    capped_by: str | None = Field(
+        description="`per_order` or `per_member` if a limit cut the points, `budget` if a budget did (even to 0)"
+    )
 
 
 class SimulationResult(BaseModel):
@@ -607,14 +667,23 @@ class SimulationResult(BaseModel):
 
 
 # ---------------------------------------------------------------------------------- purchases
+MAX_ORDER_MINOR = 10**12  # an order's lines add up to at most this (ten billion dollars): sums stay in 64 bits
+
+
 class PurchaseCreate(Strict):
     member_id: Id
-    order_id: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^/]+$")] = Field(
+    order_id: ClientRef = Field(
         description="unique per partner: a replayed order never earns twice; no `/` (it names the order in paths)"
     )
-    occurred_at: datetime = Field(strict=False, description="with its offset: the member's local time")
+    occurred_at: OccurredAt
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
     lines: Annotated[list[PurchaseLineIn], Field(min_length=1, max_length=500)]
+
+    @model_validator(mode="after")
+    def _bounded(self) -> PurchaseCreate:
+        if sum(line.quantity * line.unit_price_minor for line in self.lines) > MAX_ORDER_MINOR:
+            raise ValueError(f"an order's lines add up to at most {MAX_ORDER_MINOR:,} minor units")
+        return self
 
 
 class PurchasePublic(BaseModel):
@@ -627,7 +696,7 @@ class PurchasePublic(BaseModel):
     status: str = Field(description="`pending` until `pending_until`, then `released`")
     pending_until: datetime
     released_at: datetime | None
-    earn_id: int | None = Field(description="the earn that minted its points, once released")
+    earn_id: int | None = Field(description="the earn that minted the partner's own points, once released")
     awards: list[AwardPublic] = Field(description="every award and, negative, every refund's take-back")
     total_points: int
 
@@ -638,8 +707,8 @@ class RefundLineIn(Strict):
 
 
 class RefundCreate(Strict):
-    refund_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
-        description="the partner's id of the refund: one seen before answers the refund it made"
+    refund_id: ClientRef = Field(
+        description="the partner's id of the refund: one seen before answers the refund it made (409 for other lines)"
     )
     lines: Annotated[list[RefundLineIn], Field(min_length=1, max_length=500)] | None = Field(
         default=None, description="units returned; without them, the whole order"
@@ -659,11 +728,13 @@ class ProgramPublic(BaseModel):
     id: int
     name: str
     pending_days: int = Field(description="how long purchase awards stay pending before they are minted")
+    currency: str = Field(description="purchases are priced in it; spend in another is refused")
     created_at: datetime
 
 
 class ProgramUpdate(Strict):
     pending_days: Annotated[int, Field(strict=True, ge=0, le=3_650)] | None = None
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
     name: Name | None = None
 
 
@@ -699,9 +770,11 @@ class TierPublic(BaseModel):
     paid_tier: str | None
     paid_until: datetime | None
     metric: Metric
-    value: int = Field(description="the metric over the ladder's window, now")
+    value: int | None = Field(
+        description="the metric over the ladder's window, now (program-wide: the member, admins and auditors see it)"
+    )
     threshold: int | None = Field(description="the earned tier's")
-    points_required_to_remain: int = Field(description="more of the metric needed by the next review to keep it")
+    points_required_to_remain: int | None = Field(description="more of the metric needed by the next review to keep it")
     next_tier: str | None
     required_for_next: int | None
     next_review_at: datetime | None
@@ -714,10 +787,8 @@ class TierSubscriptionCreate(Strict):
     tier: Tag
     period_days: Annotated[int, Field(strict=True, ge=1, le=3_650)]
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-    price_minor: Count
-    payment_ref: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
-        description="the payment that paid for it (each pays once)"
-    )
+    price_minor: Count = Field(description="a partner sells for more than 0; only the operator gives a tier away")
+    payment_ref: ClientRef = Field(description="the payment that paid for it (each pays once)")
 
 
 class TierSubscriptionPublic(BaseModel):
@@ -726,8 +797,137 @@ class TierSubscriptionPublic(BaseModel):
     tier: str
     starts_at: datetime
     ends_at: datetime
-    currency: str
-    price_minor: int
+    currency: str | None = Field(description="paid in money: its currency and price; null when paid in points")
+    price_minor: int | None
+    price_points: int | None = Field(default=None, description="paid in points: the tier reward's cost")
+    redemption_id: int | None = Field(default=None, description="paid in points: the redemption that paid")
     payment_ref: str
     sold_by: int | None
     cancelled_at: datetime | None
+
+
+# ---------------------------------------------------------------------------------- campaigns
+class CampaignConditions(Strict):
+    """Who and what a campaign is for; all must hold (an empty one always does)."""
+
+    skus: Tags = []
+    categories: Tags = []
+    min_net_minor: Count = 0
+    tiers: Tags = []
+    segments: Tags = []
+    days_of_week: Annotated[list[Annotated[int, Field(strict=True, ge=1, le=7)]], Field(max_length=7)] = []
+
+
+class BonusEffect(Strict):
+    """`points` per eligible order."""
+
+    kind: Literal["bonus"]
+    points: Annotated[int, Field(strict=True, ge=1, le=MAX_INT)]
+
+
+class MultiplierEffect(Strict):
+    """The eligible lines earn `numerator / denominator` times what the partner's rules give
+    them; the campaign gives the difference."""
+
+    kind: Literal["multiplier"]
+    numerator: Annotated[int, Field(strict=True, ge=2, le=1_000)]
+    denominator: Annotated[int, Field(strict=True, ge=1, le=1_000)]
+    rounding: Rounding = Field(default=Rounding.FLOOR, strict=False)
+
+
+class CampaignCreate(Strict):
+    """A campaign: its window, who is eligible, its effect, its budget (moved from the
+    partner's to the campaign's own issuer account, which the chain holds to it), and a cap per
+    member per `period` (`campaign`: over the whole window)."""
+
+    name: Name
+    starts_at: Moment
+    ends_at: Moment
+    conditions: CampaignConditions = CampaignConditions()
+    effect: Annotated[BonusEffect | MultiplierEffect, Field(discriminator="kind")]
+    budget_points: Points
+    per_member_points: Count | None = Field(default=None, description="the most one member gets per `period`")
+    period: Literal["campaign", "day", "week", "month", "year"] = "campaign"
+    when_short: Shortfall = Field(
+        default=Shortfall.PARTIAL, strict=False, description="with too little budget left: give what is left, or none"
+    )
+
+
+class CampaignStatus(StrEnum):
+    PROVISIONING = "provisioning"  # its account's budget is not on-chain yet (awards are held meanwhile)
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    ENDED = "ended"
+    DEACTIVATED = "deactivated"
+
+
+class CampaignBudget(BaseModel):
+    budget_points: int = Field(description="what the campaign may issue in all")
+    onchain_points: int = Field(description="left on its account's on-chain budget, read now")
+    issued_points: int = Field(description="issued on-chain so far")
+    pending_points: int = Field(description="awarded, not yet on-chain")
+    available_points: int = Field(description="what new awards may still take")
+
+
+class CampaignPublic(BaseModel):
+    id: int
+    partner_id: int
+    name: str
+    status: CampaignStatus
+    active: bool
+    starts_at: datetime
+    ends_at: datetime
+    issuer_address: str = Field(description="the campaign's own issuer account: its liability and breakage are its own")
+    issuer_id: int = Field(description="that account's partner id (kind `campaign`), as the audit names it")
+    budget: CampaignBudget
+    definition: dict[str, object]
+    created_at: datetime
+
+
+# ------------------------------------------------------------------------------------- events
+Scalar = Annotated[str, StringConstraints(max_length=1_000)] | int | bool | None
+
+
+class EventCreate(Strict):
+    member_id: Id
+    event_id: ClientRef = Field(description="unique per partner: a replayed event never earns twice")
+    type: Tag = Field(
+        description="what happened (`review_written`, `store_event`): `event` rules of this type price it"
+    )
+    occurred_at: OccurredAt
+    properties: Annotated[dict[Tag, Scalar], Field(max_length=50)] = {}
+
+
+class EventPublic(BaseModel):
+    id: int
+    partner_id: int
+    member_id: int
+    event_id: str
+    type: str
+    occurred_at: datetime
+    properties: dict[str, object]
+    awards: list[AwardPublic]
+    total_points: int
+
+
+# ------------------------------------------------------------------------- segments, referrals
+class SegmentsSet(Strict):
+    tags: Tags = Field(description="the member's segment tags at this partner (replacing those it had)")
+
+
+class SegmentsPublic(BaseModel):
+    member_id: int
+    partner_id: int
+    tags: list[str]
+
+
+class ReferralPublic(BaseModel):
+    id: int
+    referrer_id: int
+    friend_id: int
+    partner_id: int | None = Field(description="the partner that enrolled the friend")
+    status: ReferralStatus = Field(description="`pending` until the friend's first qualifying purchase is released")
+    purchase_id: int | None
+    awards: list[AwardPublic]
+    created_at: datetime
+    rewarded_at: datetime | None

@@ -1,6 +1,6 @@
 """The `loyalty` command line, one module per concern: `stack` runs the service (`up`, `serve`,
 `worker`, `deploy`), `client` uses the API (`partners`, `auditors`, `members`, `catalog`,
-`rules`, `purchases`, `programs`, `earn`, `earns`, `redeem`, `redemptions`, `status`), `audit` checks the program (`audit verify`, `audit reconcile`)."""
+`rules`, `campaigns`, `purchases`, `events`, `programs`, `earn`, `earns`, `redeem`, `redemptions`, `status`), `audit` checks the program (`audit verify`, `audit reconcile`)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,9 @@ for command in (
     client.members,
     client.catalog,
     client.rules,
+    client.campaigns,
     client.purchases,
+    client.events,
     client.programs,
     client.earn,
     client.earns,

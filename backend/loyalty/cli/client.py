@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import uuid
+from datetime import UTC, datetime
 from typing import Any, TextIO
 from urllib.parse import quote, urlencode
 
@@ -207,14 +208,22 @@ def members() -> None:
 @click.argument("external_id")
 @click.option("--wallet", "wallet_address", default=None, help="The member's own address (else custodial).")
 @click.option("--smart-wallet", is_flag=True, help="The wallet is a contract that consents through ERC-1271.")
+@click.option("--referral-code", default=None, help="The code of the member who referred this one.")
 @with_api
 def members_create(
-    external_id: str, wallet_address: str | None, smart_wallet: bool, api_url: str, key: str | None
+    external_id: str,
+    wallet_address: str | None,
+    smart_wallet: bool,
+    referral_code: str | None,
+    api_url: str,
+    key: str | None,
 ) -> None:
     """Enrol a member (a custodial one gets a one-time enrolment_token to set its passphrase)."""
     body: dict[str, Any] = {"external_id": external_id}
     if wallet_address:
         body |= {"wallet_address": wallet_address, "smart_wallet": smart_wallet}
+    if referral_code:
+        body["referral_code"] = referral_code
     _call(api_url, key, "POST", "/v1/members", body)
 
 
@@ -252,6 +261,32 @@ def members_list(
 def members_show(member_id: int, api_url: str, key: str | None) -> None:
     """A member's balance and points by expiry date."""
     _call(api_url, key, "GET", f"/v1/members/{member_id}")
+
+
+@members.command("segments")
+@click.argument("member_id", type=int)
+@click.option("--set", "tags", multiple=True, metavar="TAG", help="Replace the tags with these (repeat it).")
+@click.option("--clear", is_flag=True, help="Remove every tag.")
+@click.option("--partner", "partner_id", type=int, default=None, help="Whose tags (admin, auditor).")
+@with_api
+def members_segments(
+    member_id: int, tags: tuple[str, ...], clear: bool, partner_id: int | None, api_url: str, key: str | None
+) -> None:
+    """A member's segment tags at a partner (a partner's --key: its own); with --set or --clear, replace them."""
+    path = f"/v1/members/{member_id}/segments" + (f"?partner_id={partner_id}" if partner_id else "")
+    if tags or clear:
+        _call(api_url, key, "PUT", path, {"tags": list(tags)})
+    else:
+        _call(api_url, key, "GET", path)
+
+
+@members.command("referrals")
+@click.argument("member_id", type=int)
+@page_options
+@with_api
+def members_referrals(member_id: int, limit: int, cursor: str | None, api_url: str, key: str | None) -> None:
+    """The friends a member referred, and what each referral paid."""
+    _list(api_url, key, f"/v1/members/{member_id}/referrals", limit, cursor)
 
 
 @members.command("history")
@@ -336,10 +371,23 @@ def catalog_list(
 @click.option("--cost", "cost_points", type=int, required=True, help="Price in points.")
 @click.option("--stock", type=int, required=True, help="Units available.")
 @click.option("--description", default="", help="Shown to members.")
+@click.option("--tier", default=None, help="A paid tier it buys (with --tier-days): redeeming it starts the tier.")
+@click.option("--tier-days", "tier_period_days", type=click.IntRange(1, 3_650), default=None, help="For how long.")
 @with_api
-def catalog_add(name: str, cost_points: int, stock: int, description: str, api_url: str, key: str | None) -> None:
-    """Add a reward (with a partner's --key)."""
-    body = {"name": name, "cost_points": cost_points, "stock": stock, "description": description}
+def catalog_add(
+    name: str,
+    cost_points: int,
+    stock: int,
+    description: str,
+    tier: str | None,
+    tier_period_days: int | None,
+    api_url: str,
+    key: str | None,
+) -> None:
+    """Add a reward (with a partner's --key); --tier makes it a tier paid in points."""
+    body: dict[str, Any] = {"name": name, "cost_points": cost_points, "stock": stock, "description": description}
+    if tier is not None or tier_period_days is not None:
+        body |= {"tier": tier, "tier_period_days": tier_period_days}
     _call(api_url, key, "POST", "/v1/rewards", body)
 
 
@@ -480,6 +528,97 @@ def _refund_line(text: str) -> dict[str, Any]:
     return {"sku": sku, "quantity": int(quantity)}
 
 
+# -------------------------------------------------------------------------------- campaigns
+@click.group()
+def campaigns() -> None:
+    """Campaigns, each issuing from an account of its own within its on-chain budget."""
+
+
+@campaigns.command("create")
+@click.argument("file", type=click.File())
+@with_api
+def campaigns_create(file: TextIO, api_url: str, key: str | None) -> None:
+    """A campaign from the JSON in FILE (name, starts_at, ends_at, effect, budget_points, ...), with a partner's --key."""
+    _call(api_url, key, "POST", "/v1/campaigns", _json_file(file))
+
+
+@campaigns.command("list")
+@click.option("--active/--inactive", default=None, help="Only active (or deactivated) campaigns.")
+@click.option("--partner", "partner_id", type=int, default=None, help="Only this partner's (admin, auditor).")
+@page_options
+@with_api
+def campaigns_list(
+    active: bool | None, partner_id: int | None, limit: int, cursor: str | None, api_url: str, key: str | None
+) -> None:
+    """Campaigns with their budgets (a partner sees its own)."""
+    _list(api_url, key, "/v1/campaigns", limit, cursor, active=active, partner_id=partner_id)
+
+
+@campaigns.command("show")
+@click.argument("campaign_id", type=int)
+@with_api
+def campaigns_show(campaign_id: int, api_url: str, key: str | None) -> None:
+    """One campaign: its status and budget (issued, left on-chain, pending, available)."""
+    _call(api_url, key, "GET", f"/v1/campaigns/{campaign_id}")
+
+
+@campaigns.command("deactivate")
+@click.argument("campaign_id", type=int)
+@with_api
+def campaigns_deactivate(campaign_id: int, api_url: str, key: str | None) -> None:
+    """The campaign gives nothing more (what it gave stays)."""
+    _call(api_url, key, "POST", f"/v1/campaigns/{campaign_id}/deactivate")
+
+
+# ----------------------------------------------------------------------------------- events
+@click.group()
+def events() -> None:
+    """Custom events (a review written, a store event attended), priced by `event` rules."""
+
+
+@events.command("record")
+@click.argument("member_id", type=int)
+@click.argument("event_type")
+@click.option("--event-id", required=True, help="Your id of the event (it earns once).")
+@click.option("--at", "occurred_at", default=None, help="When it happened (RFC 3339; default: now).")
+@click.option("--property", "properties", multiple=True, metavar="NAME=VALUE", help="A property (repeat it).")
+@with_api
+def events_record(
+    member_id: int,
+    event_type: str,
+    event_id: str,
+    occurred_at: str | None,
+    properties: tuple[str, ...],
+    api_url: str,
+    key: str | None,
+) -> None:
+    """Report that a member did something (with a partner's --key); its points are minted at once."""
+    body = {
+        "member_id": member_id,
+        "event_id": event_id,
+        "type": event_type,
+        "occurred_at": occurred_at or datetime.now(UTC).isoformat(),
+        "properties": dict(_pair(p) for p in properties),
+    }
+    _call(api_url, key, "POST", "/v1/events", body)
+
+
+def _pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not name or not sep:
+        raise click.BadParameter(f"{text!r} is not NAME=VALUE", param_hint="--property")
+    return name, value
+
+
+@events.command("list")
+@click.option("--member", "member_id", type=int, default=None, help="Only this member's.")
+@page_options
+@with_api
+def events_list(member_id: int | None, limit: int, cursor: str | None, api_url: str, key: str | None) -> None:
+    """Events and enrolments that earned, oldest first (a partner sees its own)."""
+    _list(api_url, key, "/v1/events", limit, cursor, member_id=member_id)
+
+
 @click.group()
 def programs() -> None:
     """The program's settings."""
@@ -510,13 +649,17 @@ def programs_tiers(program_id: int, file: TextIO | None, api_url: str, key: str 
 @click.option(
     "--pending-days", type=click.IntRange(0, 3_650), default=None, help="How long purchase awards stay pending."
 )
+@click.option("--currency", default=None, help="The currency purchases are priced in (ISO 4217: USD, EUR).")
 @click.option("--name", default=None)
 @with_api
-def programs_set(program_id: int, pending_days: int | None, name: str | None, api_url: str, key: str | None) -> None:
+def programs_set(
+    program_id: int, pending_days: int | None, currency: str | None, name: str | None, api_url: str, key: str | None
+) -> None:
     """Change a program's settings (admin)."""
-    body = {k: v for k, v in {"pending_days": pending_days, "name": name}.items() if v is not None}
+    changes = {"pending_days": pending_days, "currency": currency, "name": name}
+    body = {k: v for k, v in changes.items() if v is not None}
     if not body:
-        raise click.UsageError("nothing to change: give --pending-days or --name")
+        raise click.UsageError("nothing to change: give --pending-days, --currency or --name")
     _call(api_url, key, "PATCH", f"/v1/programs/{program_id}", body)
 
 

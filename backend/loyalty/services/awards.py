@@ -29,12 +29,12 @@ def facts_of(session: Session, member_id: int, partner_id: int, now: datetime) -
     return MemberFacts(tier=tiers.tier_of(session, member_id, now), segments=frozenset(segments))
 
 
-def available(session: Session, issuer_ids: Iterable[int]) -> dict[int, int]:
+def available(session: Session, issuer_ids: Iterable[int], *, lock: bool = True) -> dict[int, int]:
     """What each issuer account may still be asked to issue, read under a row lock (callers
-    hold `write_lock`, which SQLite needs since it ignores FOR UPDATE)."""
-    rows = session.execute(
-        select(Partner.id, Partner.available_points).where(Partner.id.in_(set(issuer_ids))).with_for_update()
-    )
+    hold `write_lock`, which SQLite needs since it ignores FOR UPDATE); `lock=False` to only
+    look."""
+    query = select(Partner.id, Partner.available_points).where(Partner.id.in_(set(issuer_ids)))
+    rows = session.execute(query.with_for_update() if lock else query)
     return {issuer_id: int(points) for issuer_id, points in rows}
 
 
@@ -126,22 +126,20 @@ def earned_since(
     take-backs counted, in one query."""
     if not rules and not campaigns:
         return {}, {}
-    windows = [*rules.values(), *campaigns.values()]
+    spans = [*rules.values(), *campaigns.values()]
     rows = session.execute(
         select(Award.rule_id, Award.campaign_id, Award.occurred_at, Award.points).where(
             Award.member_id == member_id,
             or_(Award.rule_id.in_(rules), Award.campaign_id.in_(campaigns)),
-            Award.occurred_at >= min(start for start, _ in windows),
-            Award.occurred_at < max(end for _, end in windows),
+            Award.occurred_at >= min(start for start, _ in spans),
+            Award.occurred_at < max(end for _, end in spans),
         )
     )
     by_rule, by_campaign = dict.fromkeys(rules, 0), dict.fromkeys(campaigns, 0)
     for rule_id, campaign_id, occurred_at, points in rows:
-        if rule_id is not None and rule_id in rules and rules[rule_id][0] <= occurred_at < rules[rule_id][1]:
-            by_rule[rule_id] += points
-        elif campaign_id is not None and campaign_id in campaigns:
-            if campaigns[campaign_id][0] <= occurred_at < campaigns[campaign_id][1]:
-                by_campaign[campaign_id] += points
+        for source, windows, counted in ((rule_id, rules, by_rule), (campaign_id, campaigns, by_campaign)):
+            if source is not None and source in windows and windows[source][0] <= occurred_at < windows[source][1]:
+                counted[source] += points
     return by_rule, by_campaign
 
 

@@ -7,7 +7,8 @@ from typing import Any
 from sqlalchemy import select
 
 from loyalty.db.models import Reward
-from loyalty.errors import ErrorCode, ForbiddenError, NotFoundError
+from loyalty.errors import ErrorCode, ForbiddenError, NotFoundError, UnprocessableError
+from loyalty.services import tiers
 from loyalty.services.lists import Page, keyset
 from loyalty.services.uow import UnitOfWork
 
@@ -23,6 +24,12 @@ def get(uow: UnitOfWork, reward_id: int, partner_id: int | None = None) -> Rewar
 
 
 def create(uow: UnitOfWork, partner_id: int, fields: dict[str, Any]) -> Reward:
+    """A reward of `partner_id`; a tier reward (`tier`) sells a tier on the program's ladder for
+    points: redeeming it starts the tier for `tier_period_days`."""
+    if (tier := fields.get("tier")) is not None:
+        ladder = tiers.ladder(uow.session)
+        if ladder is None or ladder.get(tier) is None:
+            raise UnprocessableError(ErrorCode.VALIDATION_ERROR, f"the program's ladder has no tier {tier!r}")
     reward = Reward(partner_id=partner_id, **fields)
     uow.session.add(reward)
     uow.session.flush()

@@ -13,10 +13,9 @@ from sqlalchemy import select
 
 from loyalty.db.models import Award, Event, Member, utcnow
 from loyalty.domain.earning.context import Activity, Trigger
-from loyalty.domain.earning.engine import Award as Awarded
-from loyalty.domain.earning.engine import evaluate, period_of
-from loyalty.errors import ConflictError, ErrorCode, UnprocessableError
-from loyalty.services import awards, rules
+from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
+from loyalty.services import awards, pricing
+from loyalty.services.lists import Page, keyset
 from loyalty.services.purchases import check_occurred_at
 from loyalty.services.uow import UnitOfWork
 
@@ -43,15 +42,35 @@ def record(
             ErrorCode.VALIDATION_ERROR, f"event ids starting {ENROLMENT_PREFIX!r} are the program's"
         )
     activity = Activity(Trigger.EVENT, occurred_at, event_type=type, properties=properties)
-    return _earn(uow, partner_id, member, event_id, activity, partial=False)
+    event, rows = _earn(uow, partner_id, member, event_id, activity, partial=False)
+    assert event is not None  # recorded even when it earns nothing
+    return event, rows
 
 
 def enrolled(uow: UnitOfWork, partner_id: int, member: Member) -> list[Award]:
     """The partner's `enrolment` rules reward a member it just enrolled (what its budget allows:
-    an enrolment is never refused for want of a bonus)."""
+    an enrolment is never refused for want of a bonus). Recorded as an event only if it earns."""
     return _earn(
         uow, partner_id, member, f"{ENROLMENT_PREFIX}{member.id}", Activity(Trigger.ENROLMENT, utcnow()), partial=True
     )[1]
+
+
+def get(uow: UnitOfWork, partner_id: int, event_id: str) -> Event:
+    found = uow.session.scalar(select(Event).where(Event.partner_id == partner_id, Event.event_id == event_id))
+    if found is None:
+        raise NotFoundError(ErrorCode.NOT_FOUND, f"no event {event_id!r}")
+    return found
+
+
+def page_events(
+    uow: UnitOfWork, *, partner_id: int | None, member_id: int | None, cursor: str | None, limit: int
+) -> Page[Event]:
+    query = select(Event)
+    if partner_id is not None:
+        query = query.where(Event.partner_id == partner_id)
+    if member_id is not None:
+        query = query.where(Event.member_id == member_id)
+    return keyset(uow.session, query, [Event.id], cursor, limit)
 
 
 def awards_of(uow: UnitOfWork, event: Event) -> Sequence[Award]:
@@ -60,20 +79,20 @@ def awards_of(uow: UnitOfWork, event: Event) -> Sequence[Award]:
 
 def _earn(
     uow: UnitOfWork, partner_id: int, member: Member, event_id: str, activity: Activity, *, partial: bool
-) -> tuple[Event, list[Award]]:
+) -> tuple[Event | None, list[Award]]:
+    """Price and mint an event; with `partial` (an enrolment) what the budget allows, and
+    nothing recorded when nothing is earned."""
     session = uow.session
     left = awards.available(session, [partner_id])[partner_id]  # the partner's row lock first: caps are read under it
     found = session.scalar(select(Event).where(Event.partner_id == partner_id, Event.event_id == event_id))
     if found is not None:
         raise ConflictError(ErrorCode.EVENT_EXISTS, f"event {event_id!r} was recorded as event {found.id}")
-    ruleset = rules.active_rules(session, partner_id)
     at = activity.occurred_at
-    capped = {r.id: period_of(at, r.limits.period) for r in ruleset.by_id.values() if r.limits.per_member is not None}
-    earned, _ = awards.earned_since(session, member.id, capped, {})
-    awarded: list[Awarded] = evaluate(
-        activity, awards.facts_of(session, member.id, partner_id, utcnow()), ruleset, earned
-    )
+    facts = awards.facts_of(session, member.id, partner_id, utcnow())
+    awarded = pricing.price(session, partner_id, activity, facts, member_id=member.id).awards
     total = sum(a.points for a in awarded)
+    if partial and not awarded:
+        return None, []
     if total and total > left and not partial:
         raise UnprocessableError(
             ErrorCode.BUDGET_EXCEEDED, f"the event earns {total} points; partner {partner_id} has {left} left"

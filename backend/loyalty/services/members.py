@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import func, literal, or_, select, tuple_
+from sqlalchemy import delete, func, literal, or_, select, tuple_
 
 from loyalty.chain.client import checksum, is_zero
-from loyalty.db.models import ChainWrite, Earn, LinkSource, Member, MemberLink, Redemption, RedemptionStatus
+from loyalty.db.models import (
+    ChainWrite,
+    Earn,
+    LinkSource,
+    Member,
+    MemberLink,
+    MemberSegment,
+    Redemption,
+    RedemptionStatus,
+)
 from loyalty.domain.credentials import hash_passphrase
+from loyalty.domain.referrals import new_code
 from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
 from loyalty.services import partners
 from loyalty.services.lists import Page, decode_cursor, encode_cursor, keyset
@@ -46,11 +57,47 @@ def create(
         if session.scalar(select(Member).where(Member.wallet_address == address)) is not None:
             raise ConflictError(ErrorCode.WALLET_TAKEN, f"wallet {address} already belongs to a member")
         member = Member(external_id=external_id, wallet_address=address, custodial=False, smart_wallet=smart_wallet)
+    member.referral_code = _unused_code(uow)
     session.add(member)
     session.flush()
     if partner_id is not None:
         link(uow, member, partner_id, LinkSource.ENROLMENT)
     return member
+
+
+def _unused_code(uow: UnitOfWork) -> str:
+    while uow.session.scalar(select(Member.id).where(Member.referral_code == (code := new_code()))) is not None:
+        pass  # one in 10^12 per member enrolled: practically never
+    return code
+
+
+def segments(uow: UnitOfWork, member: Member, partner_id: int) -> list[str]:
+    """The member's segment tags at the partner."""
+    return list(
+        uow.session.scalars(
+            select(MemberSegment.tag)
+            .where(MemberSegment.member_id == member.id, MemberSegment.partner_id == partner_id)
+            .order_by(MemberSegment.tag)
+        )
+    )
+
+
+def set_segments(uow: UnitOfWork, member: Member, partner_id: int, tags: Sequence[str]) -> list[str]:
+    """Replace the member's segment tags at the partner (its rules and campaigns may be for
+    members with a tag); setting the same tags again changes nothing."""
+    session = uow.session
+    wanted, held = set(tags), set(segments(uow, member, partner_id))
+    if gone := held - wanted:
+        session.execute(
+            delete(MemberSegment).where(
+                MemberSegment.member_id == member.id,
+                MemberSegment.partner_id == partner_id,
+                MemberSegment.tag.in_(gone),
+            )
+        )
+    session.add_all(MemberSegment(member_id=member.id, partner_id=partner_id, tag=tag) for tag in sorted(wanted - held))
+    session.flush()
+    return sorted(wanted)
 
 
 def _check_wallet(uow: UnitOfWork, address: str, smart_wallet: bool) -> None:
@@ -85,7 +132,7 @@ def link(uow: UnitOfWork, member: Member, partner_id: int, source: LinkSource) -
     found = uow.session.get(MemberLink, (member.id, partner_id))
     if found is not None:
         return found
-    partners.get(uow, partner_id)
+    partners.brand(uow, partner_id)
     created = MemberLink(member_id=member.id, partner_id=partner_id, source=source)
     uow.session.add(created)
     uow.session.flush()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
-from loyalty.db.models import Auditor, Partner, Reward, utcnow
+from loyalty.db.models import Auditor, Campaign, Partner, PartnerKind, Reward, utcnow
 from loyalty.domain.credentials import hash_secret, new_secret
-from loyalty.errors import ConflictError, ErrorCode, NotFoundError
+from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
 from loyalty.services.lists import Page, keyset
 from loyalty.services.uow import UnitOfWork
 
@@ -40,6 +40,17 @@ def get(uow: UnitOfWork, partner_id: int) -> Partner:
     return partner
 
 
+def brand(uow: UnitOfWork, partner_id: int) -> Partner:
+    """A partner brand (a campaign's account has no key to rotate, no budget of its own to be
+    granted, and no members: its brand does all that)."""
+    partner = get(uow, partner_id)
+    if partner.kind != PartnerKind.BRAND:
+        raise UnprocessableError(
+            ErrorCode.VALIDATION_ERROR, f"partner {partner_id} is campaign {partner.name!r}'s account: act on its brand"
+        )
+    return partner
+
+
 def create_auditor(uow: UnitOfWork, name: str) -> tuple[Auditor, str]:
     """Read-only access for an auditor; returns its API key."""
     if uow.session.scalar(select(Auditor).where(Auditor.name == name)) is not None:
@@ -53,7 +64,7 @@ def create_auditor(uow: UnitOfWork, name: str) -> tuple[Auditor, str]:
 
 def rotate_key(uow: UnitOfWork, partner_id: int) -> tuple[Partner, str]:
     """A new API key for the partner; the old one stops working."""
-    partner = get(uow, partner_id)
+    partner = brand(uow, partner_id)
     api_key = new_secret("ptn_")
     partner.api_key_hash = hash_secret(api_key)
     uow.session.flush()
@@ -74,7 +85,7 @@ def rotate_auditor_key(uow: UnitOfWork, auditor_id: int) -> tuple[Auditor, str]:
 def deactivate(uow: UnitOfWork, partner_id: int) -> Partner:
     """Refuse the partner's key from now on (once); earns and redemptions it had accepted still
     go on-chain, and its rewards leave the catalog."""
-    partner = get(uow, partner_id)
+    partner = brand(uow, partner_id)
     if partner.deactivated_at is None:
         partner.deactivated_at = utcnow()
         uow.session.execute(update(Reward).where(Reward.partner_id == partner_id).values(active=False))
@@ -83,26 +94,36 @@ def deactivate(uow: UnitOfWork, partner_id: int) -> Partner:
 
 
 def budget(uow: UnitOfWork, partner: Partner) -> dict[str, int]:
-    """The partner's budget: granted, on-chain what is left (read now), used (granted less that
-    and less grants not on-chain yet), pending (accepted, not yet on-chain), to grant (granted,
-    not yet on-chain) and available (left on-chain less pending)."""
+    """The partner's budget: granted, on-chain what is left (read now), used (granted less that,
+    less grants not on-chain yet and less what its campaigns took), pending (accepted, not yet
+    on-chain), to grant (granted, not yet on-chain), moved to its campaigns and still to move
+    off its on-chain budget, and available (left on-chain less pending and to move)."""
     onchain = uow.token.issue_budget(partner.issuer_address)
+    moved = int(
+        uow.session.scalar(
+            select(func.coalesce(func.sum(Campaign.budget_points), 0)).where(Campaign.partner_id == partner.id)
+        )
+        or 0
+    )
     granted_onchain = partner.issue_budget_points - partner.budget_to_grant_points
+    moved_onchain = moved - partner.budget_to_move_points
     left = onchain if partner.provisioned_at else partner.budget_points
     return {
         "granted_points": partner.issue_budget_points,
         "onchain_points": onchain,
-        "used_points": max(0, granted_onchain - onchain) if partner.provisioned_at else 0,
+        "used_points": max(0, granted_onchain - moved_onchain - onchain) if partner.provisioned_at else 0,
         "pending_points": partner.pending_points,
         "to_grant_points": partner.budget_to_grant_points,
-        "available_points": max(0, left - partner.pending_points),
+        "moved_points": moved,
+        "to_move_points": partner.budget_to_move_points,
+        "available_points": max(0, left - partner.pending_points - partner.budget_to_move_points),
     }
 
 
 def grant_budget(uow: UnitOfWork, partner_id: int, amount_points: int) -> Partner:
     """Grant the partner more budget. The outbox writer carries it on-chain (the partner's earn
     batches wait meanwhile); the API counts it once it is there."""
-    partner = get(uow, partner_id)
+    partner = brand(uow, partner_id)
     uow.session.execute(
         update(Partner)
         .where(Partner.id == partner_id)
@@ -116,8 +137,9 @@ def grant_budget(uow: UnitOfWork, partner_id: int, amount_points: int) -> Partne
     return partner
 
 
-def list_partners(uow: UnitOfWork, cursor: str | None, limit: int) -> Page[Partner]:
-    return keyset(uow.session, select(Partner), [Partner.id], cursor, limit)
+def list_partners(uow: UnitOfWork, cursor: str | None, limit: int, kind: PartnerKind | None = None) -> Page[Partner]:
+    query = select(Partner) if kind is None else select(Partner).where(Partner.kind == kind)
+    return keyset(uow.session, query, [Partner.id], cursor, limit)
 
 
 def list_auditors(uow: UnitOfWork, cursor: str | None, limit: int) -> Page[Auditor]:

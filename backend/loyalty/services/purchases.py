@@ -31,11 +31,10 @@ from loyalty.db.models import (
 )
 from loyalty.domain import campaigns as campaign_rules
 from loyalty.domain.earning.context import Activity, Line, LineKind, MemberFacts, Trigger
-from loyalty.domain.earning.engine import Rule, RuleSet, evaluate, period_of, rule_from_definition
+from loyalty.domain.earning.engine import Rule, RuleSet, evaluate, rule_from_definition
 from loyalty.domain.earning.refunds import RefundLine, remaining, reversals
-from loyalty.domain.tiers import multiplied
 from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
-from loyalty.services import awards, campaigns, referrals, rules, tiers
+from loyalty.services import awards, campaigns, pricing, referrals, tiers
 from loyalty.services.lists import Page, keyset
 from loyalty.services.uow import UnitOfWork
 
@@ -73,10 +72,9 @@ def record(
     currency: str,
     lines: Sequence[Line],
 ) -> tuple[Purchase, list[Award]]:
-    """Price an order under the partner's active rules, the member's tier and the partner's
-    running campaigns, and hold its points pending (or mint them at once with no pending
-    period). An order recorded before is `409 order_exists`; points past the partner's budget
-    are `422 budget_exceeded` (a campaign short of its own budget gives less instead)."""
+    """Price an order (`price`) and hold its points pending (or mint them at once with no
+    pending period). An order recorded before is `409 order_exists`; points past the partner's
+    budget are `422 budget_exceeded` (a campaign short of its own budget gives less instead)."""
     session = uow.session
     now = utcnow()
     check_occurred_at(occurred_at, now)
@@ -85,42 +83,25 @@ def record(
             ErrorCode.CURRENCY_NOT_ACCEPTED, f"the program prices purchases in {accepted}, not {currency}"
         )
     offer = campaigns.running(session, partner_id)
-    running = offer.at(occurred_at)
     # The partner's row lock first: its members' caps, debts and budget are read under it.
-    left = awards.available(session, [partner_id, *(offer.issuers[c.id] for c in running)])
+    left = awards.available(session, [partner_id, *(offer.issuers[c.id] for c in offer.at(occurred_at))])
     if (found := _find(session, partner_id, order_id)) is not None:
         raise ConflictError(ErrorCode.ORDER_EXISTS, f"order {order_id!r} was recorded as purchase {found.id}")
     facts = awards.facts_of(session, member.id, partner_id, now)
-    active = rules.active_rules(session, partner_id)
-    rules_earned, campaigns_earned = awards.earned_since(
+    priced = pricing.price(
         session,
-        member.id,
-        {
-            r.id: period_of(occurred_at, r.limits.period)
-            for r in active.by_id.values()
-            if r.limits.per_member is not None
-        },
-        {c.id: c.cap_window(occurred_at) for c in running if c.per_member is not None},
+        partner_id,
+        Activity(Trigger.PURCHASE, occurred_at, lines),
+        facts,
+        member_id=member.id,
+        budget_left=left,
     )
-    activity = Activity(Trigger.PURCHASE, occurred_at, lines)
-    awarded = evaluate(activity, facts, active, rules_earned)
-    ladder = tiers.ladder(session)
-    extra = multiplied(ladder, facts.tier, sum(a.points for a in awarded)) if ladder else 0
-    total = sum(a.points for a in awarded) + extra
+    total = priced.own_points
     if total and total > left[partner_id]:
         raise UnprocessableError(
             ErrorCode.BUDGET_EXCEEDED,
             f"the purchase earns {total} points; partner {partner_id} has {left[partner_id]} left",
         )
-    bonuses = campaign_rules.apply(
-        running,
-        activity,
-        facts,
-        active,
-        rules_earned=rules_earned,
-        earned=campaigns_earned,
-        budget_left={c.id: left[offer.issuers[c.id]] for c in running},
-    )
     offset = occurred_at.utcoffset()
     purchase = Purchase(
         partner_id=partner_id,
@@ -146,21 +127,18 @@ def record(
             reason=a.reason,
             capped_by=a.capped_by,
         )
-        for a in awarded
+        for a in priced.awards
     ]
-    if extra:
-        rung = ladder.get(facts.tier) if ladder else None
-        assert rung is not None
-        reason = f"{facts.tier} tier: x{rung.multiplier_numerator}/{rung.multiplier_denominator}"
-        rows.append(Award(**made, tier=facts.tier, points=extra, reason=reason))
+    if priced.tier_extra:
+        rows.append(Award(**made, tier=facts.tier, points=priced.tier_extra, reason=priced.tier_reason))
     rows += [
         Award(**made, campaign_id=b.campaign_id, points=b.points, reason=b.reason, capped_by=b.capped_by)
-        for b in bonuses
+        for b in priced.bonuses
     ]
     session.add_all(rows)
     awards.hold(session, partner_id, total)
-    for bonus in bonuses:
-        awards.hold(session, offer.issuers[bonus.campaign_id], bonus.points)
+    for bonus in priced.bonuses:
+        awards.hold(session, priced.issuers[bonus.campaign_id], bonus.points)
     session.flush()
     tiers.review(session, member.id, now, at_review=False)
     if purchase.pending_until <= now:

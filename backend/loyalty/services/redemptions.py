@@ -22,7 +22,7 @@ from loyalty.domain.consent import (
     typed_data_digest,
 )
 from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
-from loyalty.services import catalog, credentials, members, partners
+from loyalty.services import catalog, credentials, members, partners, tiers
 from loyalty.services.lists import Page, keyset
 from loyalty.services.refs import take_ref
 from loyalty.services.uow import UnitOfWork
@@ -301,15 +301,22 @@ def get(uow: UnitOfWork, redemption_id: int, partner_id: int | None = None, memb
 
 def post(session: Session, write_id: int) -> None:
     """Phase two: the burn `write_id` is final on-chain. A voucher handed out stays the same if
-    a reorg makes the burn post twice."""
-    session.execute(
+    a reorg makes the burn post twice; a tier reward starts its tier (once)."""
+    posted = session.execute(
         update(Redemption)
         .where(Redemption.write_id == write_id, Redemption.status == RedemptionStatus.RESERVED)
         .values(
             status=RedemptionStatus.POSTED,
             voucher_code=func.coalesce(Redemption.voucher_code, secrets.token_hex(8).upper()),
         )
-    )
+        .returning(Redemption.id)
+    ).scalars()
+    for redemption, reward in session.execute(
+        select(Redemption, Reward)
+        .join(Reward, Reward.id == Redemption.reward_id)
+        .where(Redemption.id.in_(list(posted)), Reward.tier.is_not(None))
+    ).all():
+        tiers.paid_with_points(session, redemption, reward)
 
 
 def void(session: Session, redemption: Redemption, error: str) -> None:

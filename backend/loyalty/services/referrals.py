@@ -13,10 +13,9 @@ from sqlalchemy.orm import Session
 
 from loyalty.db.models import Award, Member, Purchase, Referral, ReferralStatus, utcnow
 from loyalty.domain.earning.context import Activity, Beneficiary, Line, Trigger
-from loyalty.domain.earning.engine import evaluate, period_of
 from loyalty.domain.referrals import normalized, same_person
 from loyalty.errors import ErrorCode, UnprocessableError
-from loyalty.services import awards, rules
+from loyalty.services import awards, pricing
 from loyalty.services.lists import Page, keyset
 from loyalty.services.uow import UnitOfWork
 
@@ -48,15 +47,13 @@ def on_release(session: Session, purchase: Purchase, lines: Sequence[Line], at: 
     if referral is None:
         return None
     awards.lock(session, purchase.partner_id)  # caps are read under the partner's row lock
-    ruleset = rules.active_rules(session, purchase.partner_id)
     now = utcnow()
     sides = {Beneficiary.FRIEND: referral.friend_id, Beneficiary.REFERRER: referral.referrer_id}
-    capped = [r for r in ruleset.by_id.values() if r.trigger == Trigger.REFERRAL and r.limits.per_member is not None]
     priced = {}
     for side, member_id in sides.items():
-        earned, _ = awards.earned_since(session, member_id, {r.id: period_of(at, r.limits.period) for r in capped}, {})
         facts = awards.facts_of(session, member_id, purchase.partner_id, now)
-        priced[side] = evaluate(Activity(Trigger.REFERRAL, at, lines, event_type=side), facts, ruleset, earned)
+        activity = Activity(Trigger.REFERRAL, at, lines, event_type=side)
+        priced[side] = pricing.price(session, purchase.partner_id, activity, facts, member_id=member_id).awards
     if not any(priced.values()):
         return None
     taken = session.execute(

@@ -12,8 +12,7 @@ from sqlalchemy.orm import Session
 
 from loyalty.db.models import EarningRule, RuleVersion, utcnow
 from loyalty.domain.earning.calculators import Multiplier
-from loyalty.domain.earning.context import Activity, MemberFacts
-from loyalty.domain.earning.engine import Award, RuleSet, Stacking, evaluate, rule_from_definition
+from loyalty.domain.earning.engine import RuleSet, Stacking, rule_from_definition
 from loyalty.errors import ErrorCode, NotFoundError, UnprocessableError
 from loyalty.services.compiled import Compiled
 from loyalty.services.lists import Page, keyset
@@ -111,11 +110,6 @@ def active_rules(session: Session, partner_id: int) -> RuleSet:
         )
 
     return _COMPILED.get((str(session.get_bind().engine.url), partner_id), fingerprint, build)
-
-
-def simulate(uow: UnitOfWork, partner_id: int, activity: Activity, member: MemberFacts) -> list[Award]:
-    """What `activity` would earn under the partner's active rules now; writes nothing."""
-    return evaluate(activity, member, active_rules(uow.session, partner_id))
 
 
 def _add_version(uow: UnitOfWork, rule: EarningRule, definition: Mapping[str, Any]) -> RuleVersion:

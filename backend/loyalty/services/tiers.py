@@ -5,6 +5,7 @@ read from the purchases and awards this service recorded, over the ladder's roll
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,7 +15,17 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from loyalty.db.models import Award, MemberTier, Program, Purchase, Refund, TierSubscription, utcnow
+from loyalty.db.models import (
+    Award,
+    MemberTier,
+    Program,
+    Purchase,
+    Redemption,
+    Refund,
+    Reward,
+    TierSubscription,
+    utcnow,
+)
 from loyalty.domain.tiers import (
     Ladder,
     Metric,
@@ -28,6 +39,7 @@ from loyalty.domain.tiers import (
 from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
 from loyalty.services.uow import UnitOfWork
 
+log = logging.getLogger("loyalty.services.tiers")
 DEFAULT_PROGRAM = 1
 REVIEW_PERIOD = timedelta(days=365)  # a tier is reviewed a year after it was reached or last kept
 REVIEW_BATCH = 500
@@ -190,14 +202,61 @@ def subscribe(
     program_id: int = DEFAULT_PROGRAM,
 ) -> TierSubscription:
     """A paid tier for `period_days`, paid in money (`payment_ref`). One bought while another of
-    the member's runs starts when that one ends: a renewal."""
-    current = ladder(uow.session, program_id)
+    the member's runs starts when that one ends: a renewal. A tier multiplies what the member
+    earns at every partner, so only the operator (`sold_by` None) may give one away."""
+    if sold_by is not None and price_minor <= 0:
+        raise UnprocessableError(
+            ErrorCode.VALIDATION_ERROR, "a partner sells a tier for a price: only the operator gives one away"
+        )
+    if uow.session.scalar(select(TierSubscription.id).where(TierSubscription.payment_ref == payment_ref)):
+        raise ConflictError(ErrorCode.PAYMENT_USED, f"payment {payment_ref!r} paid for a tier already")
+    return _start(
+        uow.session,
+        member_id,
+        tier,
+        period_days,
+        program_id,
+        currency=currency,
+        price_minor=price_minor,
+        payment_ref=payment_ref,
+        sold_by=sold_by,
+    )
+
+
+def paid_with_points(session: Session, redemption: Redemption, reward: Reward) -> TierSubscription | None:
+    """The tier a posted redemption of a tier reward bought (once: a reorg that posts the
+    redemption again finds it bought)."""
+    if reward.tier is None or reward.tier_period_days is None:
+        return None
+    if (
+        found := session.scalar(select(TierSubscription).where(TierSubscription.redemption_id == redemption.id))
+    ) is not None:
+        return found
+    try:
+        return _start(
+            session,
+            redemption.member_id,
+            reward.tier,
+            reward.tier_period_days,
+            DEFAULT_PROGRAM,
+            price_points=redemption.amount_points,
+            redemption_id=redemption.id,
+            payment_ref=f"redemption:{redemption.id}",
+            sold_by=redemption.partner_id,
+        )
+    except UnprocessableError:  # the ladder lost the tier since the reward was made: the points bought nothing
+        log.warning("redemption %s bought tier %r, which the ladder no longer has", redemption.id, reward.tier)
+        return None
+
+
+def _start(
+    session: Session, member_id: int, tier: str, period_days: int, program_id: int, **payment: Any
+) -> TierSubscription:
+    current = ladder(session, program_id)
     if current is None or current.get(tier) is None:
         raise UnprocessableError(ErrorCode.VALIDATION_ERROR, f"the program has no tier {tier!r}")
     now = utcnow()
-    if uow.session.scalar(select(TierSubscription.id).where(TierSubscription.payment_ref == payment_ref)):
-        raise ConflictError(ErrorCode.PAYMENT_USED, f"payment {payment_ref!r} paid for a tier already")
-    latest = uow.session.scalar(
+    latest = session.scalar(
         select(func.max(TierSubscription.ends_at)).where(
             TierSubscription.member_id == member_id,
             TierSubscription.program_id == program_id,
@@ -212,20 +271,18 @@ def subscribe(
         tier=tier,
         starts_at=starts_at,
         ends_at=starts_at + timedelta(days=period_days),
-        currency=currency,
-        price_minor=price_minor,
-        payment_ref=payment_ref,
-        sold_by=sold_by,
+        **payment,
     )
-    uow.session.add(subscription)
-    uow.session.flush()
+    session.add(subscription)
+    session.flush()
     return subscription
 
 
-def cancel(uow: UnitOfWork, member_id: int, subscription_id: int) -> TierSubscription:
-    """End a paid tier now (refunding the money is the seller's, outside this service)."""
+def cancel(uow: UnitOfWork, member_id: int, subscription_id: int, partner_id: int | None) -> TierSubscription:
+    """End a paid tier now (refunding the money is the seller's, outside this service). A
+    partner cancels only the tiers it sold (others' are as if absent)."""
     found = uow.session.get(TierSubscription, subscription_id)
-    if found is None or found.member_id != member_id:
+    if found is None or found.member_id != member_id or (partner_id is not None and found.sold_by != partner_id):
         raise NotFoundError(ErrorCode.NOT_FOUND, f"member {member_id} has no tier subscription {subscription_id}")
     if found.cancelled_at is None:
         found.cancelled_at = utcnow()

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -82,6 +82,7 @@ HOLD_S = 5.0  # how long a sender waits after a refusal, or a revert for a reaso
 GRANT_RETRY_S = 60.0  # a budget grant the chain refused is sent again after this
 STUCK = timedelta(minutes=5)  # a write unmined this long is cancelled (its rows then go out again)
 PROVISIONING = (WriteKind.TOPUP, WriteKind.GRANT_ISSUER, WriteKind.SET_BUDGET)
+BUDGET_CHANGES = (WriteKind.GRANT_BUDGET, WriteKind.MOVE_BUDGET)
 FINAL = (WriteStatus.CONFIRMED, WriteStatus.FAILED)
 T = TypeVar("T")
 
@@ -354,12 +355,12 @@ class OutboxWriter:
             else:
                 for redemption in session.scalars(select(Redemption).where(Redemption.write_id == write.id)):
                     redemptions.void(session, redemption, error)
-        elif write.kind == WriteKind.GRANT_BUDGET:
+        elif write.kind in BUDGET_CHANGES:
             if error is None:
-                _grant_landed(session, write, +1)
+                _budget_landed(session, write, +1)
             else:  # the operator cannot set budgets (its role, a pause): try again in a minute
                 self._grant_hold[write.partner_id or 0] = time.monotonic() + GRANT_RETRY_S
-                log.warning("budget grant for partner %s failed: %s", write.partner_id, error)
+                log.warning("budget %s for partner %s failed: %s", write.kind, write.partner_id, error)
         elif write.kind in (WriteKind.GRANT_ISSUER, WriteKind.SET_BUDGET) and error is not None:
             session.execute(update(Partner).where(Partner.id == write.partner_id).values(provision_error=error))
 
@@ -506,8 +507,8 @@ class OutboxWriter:
                 .where(Redemption.write_id == write.id, Redemption.status == RedemptionStatus.POSTED)
                 .values(status=RedemptionStatus.RESERVED)
             )
-        elif write.kind == WriteKind.GRANT_BUDGET:
-            _grant_landed(session, write, -1)  # on its way again
+        elif write.kind in BUDGET_CHANGES:
+            _budget_landed(session, write, -1)  # on its way again
 
     # ------------------------------------------------------------------------- sending
     def _send(self, partner: Partner, head: Block) -> int:
@@ -526,7 +527,7 @@ class OutboxWriter:
         sent = 0
         if in_flight < MAX_IN_FLIGHT and self._hold.get(partner.id, 0.0) <= time.monotonic():
             sent += self._send_redemptions(partner, issuer, head, nonces, MAX_IN_FLIGHT - in_flight)
-        granting = self._granting(partner)  # earns wait: the grant's budget is absolute
+        granting = self._granting(partner)  # earns wait: a budget change sets an absolute budget
         while not granting and in_flight + sent < MAX_IN_FLIGHT and self._hold.get(partner.id, 0.0) <= time.monotonic():
             if not self._send_earn_batch(partner, issuer, head, nonces, in_flight + sent):
                 break
@@ -752,15 +753,22 @@ class OutboxWriter:
             return False
 
     # ----------------------------------------------------------------------- operator jobs
-    def _operator_jobs(self, head: Block, partners: Iterable[Partner]) -> bool:
+    def _operator_jobs(self, head: Block, partners: Sequence[Partner]) -> bool:
         if self._hold.get(0, 0.0) > time.monotonic():  # the operator's last write was refused
             return False
         progressed = False
+        by_id = {p.id: p for p in partners}
         for partner in partners:
             if partner.provisioned_at is None and partner.provision_error is None:
-                progressed |= self._provision(partner, head)
-            elif partner.provisioned_at is not None and partner.budget_to_grant_points > 0:
-                progressed |= self._guarded(partner.id, partial(self._grant_budget, partner, head), False)
+                owner = by_id.get(partner.owner_id) if partner.owner_id is not None else None
+                # A campaign's account gets its budget once its partner's is lowered by it:
+                # the chain never holds more budget than the partners were granted.
+                if owner is None or (owner.provisioned_at is not None and owner.budget_to_move_points == 0):
+                    progressed |= self._provision(partner, head)
+            elif partner.provisioned_at is not None and (
+                partner.budget_to_grant_points or partner.budget_to_move_points
+            ):
+                progressed |= self._guarded(partner.id, partial(self._change_budget, partner, head), False)
         if self._due("sweep", self.runtime.settings.sweep_interval_s):
             progressed |= self._sweep(head)
         return progressed
@@ -798,32 +806,39 @@ class OutboxWriter:
                 signed = self.token.sign_topup(nonce, partner.issuer_address, head.base_fee)
             elif kind == WriteKind.GRANT_ISSUER:
                 signed = self.token.sign_grant_issuer(nonce, partner.issuer_address, head.base_fee)
-            else:
+            else:  # what was granted, less grants still to carry on-chain (they go as their own writes)
                 signed = self.token.sign_set_budget(
-                    nonce, partner.issuer_address, partner.issue_budget_points, head.base_fee
+                    nonce,
+                    partner.issuer_address,
+                    partner.issue_budget_points - partner.budget_to_grant_points,
+                    head.base_fee,
                 )
             if not self._record_and_send(partner.id, self.chain.operator.address, kind, nonce, signed):
                 break
         return True
 
     def _granting(self, partner: Partner) -> bool:
-        """Whether a budget grant of the partner is on its way (read now: the admin may have
-        granted since the pass began)."""
+        """Whether a change of the partner's budget is on its way (read now: the admin may have
+        granted, or the partner made a campaign, since the pass began)."""
         with self.sessions() as session:
-            to_grant = session.scalar(select(Partner.budget_to_grant_points).where(Partner.id == partner.id)) or 0
+            to_grant, to_move = session.execute(
+                select(Partner.budget_to_grant_points, Partner.budget_to_move_points).where(Partner.id == partner.id)
+            ).one()
             in_flight = session.scalar(
                 select(func.count()).where(
                     ChainWrite.partner_id == partner.id,
-                    ChainWrite.kind == WriteKind.GRANT_BUDGET,
+                    ChainWrite.kind.in_(BUDGET_CHANGES),
                     ChainWrite.status == WriteStatus.SENT,
                 )
             )
-        return bool(to_grant > 0 or in_flight)
+        return bool(to_grant > 0 or to_move > 0 or in_flight)
 
-    def _grant_budget(self, partner: Partner, head: Block) -> bool:
-        """Carry the partner's granted budget on-chain: `setIssueBudget(left + grant)`, sent only
-        while none of its earn batches is in flight (and none is sent until the grant is final,
-        see `_send`), so what is left cannot change under it. One grant write at a time."""
+    def _change_budget(self, partner: Partner, head: Block) -> bool:
+        """Carry a change of the partner's budget on-chain: `setIssueBudget(left + grant)` for
+        a grant, `setIssueBudget(left - moved)` for budget moved to its campaigns; sent only
+        while none of its earn batches is in flight (and none is sent until the change is
+        final, see `_send`), so what is left cannot change under it. One change at a time,
+        grants first."""
         if self._grant_hold.get(partner.id, 0.0) > time.monotonic():
             return False
         with self.sessions() as session:
@@ -832,22 +847,32 @@ class OutboxWriter:
                     ChainWrite.status == WriteStatus.SENT,
                     or_(
                         and_(ChainWrite.sender == partner.issuer_address, ChainWrite.kind == WriteKind.EARN_BATCH),
-                        and_(ChainWrite.partner_id == partner.id, ChainWrite.kind == WriteKind.GRANT_BUDGET),
+                        and_(ChainWrite.partner_id == partner.id, ChainWrite.kind.in_(BUDGET_CHANGES)),
                     ),
                 )
             )
-            # read now, not from the pass's start: a grant finalized earlier in this pass is done
-            amount = int(session.scalar(select(Partner.budget_to_grant_points).where(Partner.id == partner.id)) or 0)
-            if busy or amount <= 0:
+            # read now, not from the pass's start: a change finalized earlier in this pass is done
+            to_grant, to_move = session.execute(
+                select(Partner.budget_to_grant_points, Partner.budget_to_move_points).where(Partner.id == partner.id)
+            ).one()
+            if busy or (to_grant <= 0 and to_move <= 0):
                 return False
             nonce = _Nonces(self, self.chain.operator.address).next(session)
+        kind, amount = (
+            (WriteKind.GRANT_BUDGET, int(to_grant)) if to_grant > 0 else (WriteKind.MOVE_BUDGET, int(to_move))
+        )
         left = self.token.issue_budget(partner.issuer_address)
-        signed = self.token.sign_set_budget(nonce, partner.issuer_address, left + amount, head.base_fee)
+        budget = left + amount if kind == WriteKind.GRANT_BUDGET else left - amount
+        if budget < 0:  # the chain holds less than the database counted: wait, and say so
+            self._grant_hold[partner.id] = time.monotonic() + GRANT_RETRY_S
+            log.warning("partner %s: cannot move %d points to campaigns, %d left on-chain", partner.id, amount, left)
+            return False
+        signed = self.token.sign_set_budget(nonce, partner.issuer_address, budget, head.base_fee)
         with self.sessions() as session, write_lock(session):
-            write = _record(session, partner.id, self.chain.operator.address, WriteKind.GRANT_BUDGET, nonce, signed)
+            write = _record(session, partner.id, self.chain.operator.address, kind, nonce, signed)
             write.amount_points = amount
             session.commit()
-        log.info("granting partner %s %d points on-chain (budget %d -> %d)", partner.id, amount, left, left + amount)
+        log.info("partner %s: %s of %d points on-chain (budget %d -> %d)", partner.id, kind, amount, left, budget)
         return self._broadcast(write, signed)
 
     def _top_up(self, partner: Partner, head: Block) -> None:
@@ -1011,17 +1036,25 @@ def _record(
     return write
 
 
-def _grant_landed(session: Session, write: ChainWrite, direction: int) -> None:
-    """A budget grant became final (+1: the API may count it, earns go on) or was rolled back
-    by a reorg (-1: it is on its way again)."""
+def _budget_landed(session: Session, write: ChainWrite, direction: int) -> None:
+    """A budget change became final (+1: the API may count it, earns go on) or was rolled
+    back by a reorg (-1: it is on its way again). A grant adds to the budget, a move to the
+    partner's campaigns takes from it."""
     amount = direction * (write.amount_points or 0)
+    if write.kind == WriteKind.GRANT_BUDGET:
+        values = {
+            "budget_to_grant_points": Partner.budget_to_grant_points - amount,
+            "budget_points": Partner.budget_points + amount,
+        }
+    else:
+        values = {
+            "budget_to_move_points": Partner.budget_to_move_points - amount,
+            "budget_points": Partner.budget_points - amount,
+        }
     session.execute(
         update(Partner)
         .where(Partner.id == write.partner_id)
-        .values(
-            budget_to_grant_points=Partner.budget_to_grant_points - amount,
-            budget_points=Partner.budget_points + amount,
-        )
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
 

@@ -4,8 +4,19 @@ taken back by a refund on a real-time ladder."""
 
 from datetime import UTC, datetime, timedelta
 
-from support.backend import ADMIN_KEY, auth, confirm_all, make_member, make_partner, post, sign_in, token_of
+from support.backend import (
+    ADMIN_KEY,
+    auth,
+    confirm_all,
+    make_member,
+    make_partner,
+    post,
+    redemption_code,
+    sign_in,
+    token_of,
+)
 
+from loyalty.db.models import TierSubscription
 from loyalty.services import tiers
 
 PER_DOLLAR = {"name": "1 point per dollar net", "calculator": {"strategy": "per_spend", "points": 1, "per_minor": 100}}
@@ -40,8 +51,9 @@ def _buy(client, partner, member, order_id, dollars):
     return response.json()
 
 
-def _tier(client, partner, member):
-    response = client.get(f"/v1/members/{member['id']}/tier", headers=auth(partner["api_key"]))
+def _tier(client, partner, member, key=ADMIN_KEY):
+    """The member's tier as the admin sees it (a partner sees no metric values)."""
+    response = client.get(f"/v1/members/{member['id']}/tier", headers=auth(key))
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -63,7 +75,9 @@ def test_goldTier_isGainedAtFiveHundredDollars_andMultipliesTheNextPurchase(clie
     assert tier["benefits"] == ["free refills"] and (tier["multiplier_numerator"], tier["multiplier_denominator"]) == (5, 4)
     assert tier["next_review_at"] is not None
     mine = client.get("/v1/me/tier", headers=auth(sign_in(client, member))).json()
-    assert mine["tier"] == "gold"
+    assert (mine["tier"], mine["value"]) == ("gold", 61_200)
+    as_partner = _tier(client, partner, member, partner["api_key"])  # the spend is at every partner: not its to see
+    assert (as_partner["tier"], as_partner["value"], as_partner["required_for_next"]) == ("gold", None, None)
 
 
 def test_atTheAnniversary_aMemberWhoStoppedBuyingGoesOneStepDown(client):
@@ -116,8 +130,69 @@ def test_onARealTimeLadder_aRefundTakesTheTierAndItsMultiplierBack(client, write
     assert order["total_points"] == 50
 
     refunded = post(client, "/v1/purchases/R-1/refunds", {"refund_id": "all"}, partner["api_key"]).json()
-    half = post(client, "/v1/purchases/R-2/refunds", {"refund_id": "half", "lines": [{"sku": "beans", "quantity": 1}]}, partner["api_key"])
+    whole_line = post(client, "/v1/purchases/R-2/refunds", {"refund_id": "line", "lines": [{"sku": "beans", "quantity": 1}]}, partner["api_key"])
 
     assert refunded["points_reversed"] == 520
     assert _tier(client, partner, member)["tier"] == "bronze"  # $40 net left in the window
-    assert half.json()["points_reversed"] == 50  # the whole line: its 40 and the tier's 10
+    assert (whole_line.status_code, whole_line.json()["points_reversed"]) == (201, 50)  # its 40 and the tier's 10
+
+
+def test_aPartialRefund_takesTheTiersMultiplierBackInProportion(client, writer):
+    _ladder(client)
+    partner, member = _shop(client)
+    _buy(client, partner, member, "G-1", 600)  # gold from now on
+    body = {"member_id": member["id"], "order_id": "G-2", "occurred_at": datetime.now(UTC).isoformat(), "currency": "USD",
+            "lines": [{"sku": "mug", "quantity": 4, "unit_price_minor": 1_000}]}  # fmt: skip
+    order = post(client, "/v1/purchases", body, partner["api_key"]).json()
+    half = post(client, "/v1/purchases/G-2/refunds", {"refund_id": "half", "lines": [{"sku": "mug", "quantity": 2}]}, partner["api_key"])
+    quarter = post(client, "/v1/purchases/G-2/refunds", {"refund_id": "more", "lines": [{"sku": "mug", "quantity": 1}]}, partner["api_key"])
+
+    assert [(a["points"], a["tier"]) for a in order["awards"]] == [(40, None), (10, "gold")]
+    assert (half.status_code, half.json()["points_reversed"]) == (201, 20 + 5)
+    assert quarter.json()["points_reversed"] == 10 + 3  # the tier keeps 5 x 10/20, rounded down: 2
+    view = client.get("/v1/purchases/G-2", headers=auth(partner["api_key"])).json()
+    assert view["total_points"] == 10 + 2
+
+
+def test_aTierPaidInPoints_startsWhenTheRedemptionPosts(client, writer):
+    _ladder(client)
+    partner, member = _shop(client)
+    plus = {"name": "Gold for 30 days", "cost_points": 500, "stock": 100, "tier": "gold", "tier_period_days": 30}
+    reward = post(client, "/v1/rewards", plus, partner["api_key"])
+    nowhere = post(client, "/v1/rewards", {**plus, "tier": "diamond"}, partner["api_key"])
+    _buy(client, partner, member, "E-1", 600)  # 600 points; earns gold too, but let it lapse: bought is what counts
+    confirm_all(writer)
+    code = redemption_code(client, member, partner)
+
+    redeemed = post(client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward.json()["id"], "redemption_code": code}, partner["api_key"])
+    confirm_all(writer)
+
+    assert reward.status_code == 201 and reward.json()["tier"] == "gold", reward.text
+    assert (nowhere.status_code, nowhere.json()["code"]) == (422, "validation_error")
+    assert redeemed.status_code == 201, redeemed.text
+    assert token_of(client).balance_of(member["wallet_address"]) == 100
+    tier = _tier(client, partner, member)
+    assert (tier["paid_tier"], tier["paid_until"] is not None) == ("gold", True)
+    with client.app.state.runtime.sessions() as session:
+        [bought] = session.query(TierSubscription).filter_by(member_id=member["id"]).all()
+    assert (bought.price_points, bought.currency, bought.redemption_id) == (500, None, redeemed.json()["id"])
+
+
+def test_paidTiers_onlyTheOperatorGivesAway_andOnlyTheSellerCancels(client):
+    _ladder(client)
+    seller, member = _shop(client)
+    other = make_partner(client, "Other")
+    post(client, f"/v1/members/{member['id']}/links", {"partner_id": other["id"]}, ADMIN_KEY)
+    path = f"/v1/members/{member['id']}/tier-subscriptions"
+    body = {"tier": "platinum", "period_days": 30, "currency": "USD", "price_minor": 0, "payment_ref": "free"}
+
+    free = post(client, path, body, other["api_key"])
+    comped = post(client, path, body, ADMIN_KEY)
+    sold = post(client, path, {**body, "price_minor": 999, "payment_ref": "p-1"}, seller["api_key"]).json()
+    by_other = post(client, f"{path}/{sold['id']}/cancel", None, other["api_key"])
+    by_seller = post(client, f"{path}/{sold['id']}/cancel", None, seller["api_key"])
+
+    assert (free.status_code, free.json()["code"]) == (422, "validation_error")
+    assert comped.status_code == 201
+    assert by_other.status_code == 404
+    assert by_seller.status_code == 200

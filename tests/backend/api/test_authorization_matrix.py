@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from support.backend import ADMIN_KEY, make_member, make_partner, post, sign_in
 
+RECENTLY = (datetime.now(UTC) - timedelta(hours=1)).isoformat()  # activities are reported within 90 days
 CALLERS = ("none", "wrong", "admin", "partner_a", "partner_b", "auditor", "member_a", "member_b")
 ROLE_OF = {"admin": "admin", "partner_a": "partner", "partner_b": "partner", "auditor": "auditor"}
 ROLE_OF |= {"member_a": "member", "member_b": "member"}
@@ -40,11 +42,16 @@ def world(client: Any) -> dict[str, Any]:
     assert redemption.json()["status"] == "awaiting_member", redemption.text
     auditor = post(client, "/v1/auditors", {"name": "Audit"}, ADMIN_KEY).json()
     rule = post(client, "/v1/rules", {"name": "Any", "calculator": {"strategy": "fixed", "points": 1}}, a["api_key"])
-    order = {"member_id": member_a["id"], "order_id": "O-1", "occurred_at": "2026-11-23T09:30:00Z", "currency": "USD"}
+    order = {"member_id": member_a["id"], "order_id": "O-1", "occurred_at": RECENTLY, "currency": "USD"}
     purchase = post(client, "/v1/purchases", {**order, "lines": [{"sku": "x", "quantity": 1, "unit_price_minor": 100}]}, a["api_key"])
     assert purchase.status_code == 202, purchase.text
     ladder = {"tiers": [{"name": "bronze", "threshold": 0}, {"name": "gold", "threshold": 1_000}]}
     assert client.put("/v1/programs/1/tiers", json=ladder, headers={"Authorization": f"Bearer {ADMIN_KEY}"}).status_code == 200
+    window = {"starts_at": "2026-01-01T00:00:00Z", "ends_at": "2036-01-01T00:00:00Z"}
+    campaign = post(client, "/v1/campaigns", {"name": "C", **window, "effect": {"kind": "bonus", "points": 1}, "budget_points": 10}, a["api_key"])
+    assert campaign.status_code == 201, campaign.text
+    event = post(client, "/v1/events", {"member_id": member_a["id"], "event_id": "E-1", "type": "review", "occurred_at": order["occurred_at"]}, a["api_key"])
+    assert event.status_code == 201, event.text
     paid = {"tier": "gold", "period_days": 30, "currency": "USD", "price_minor": 1, "payment_ref": "pay-0"}
     subscription = post(client, f"/v1/members/{member_a['id']}/tier-subscriptions", paid, a["api_key"])
     assert subscription.status_code == 201, subscription.text
@@ -60,6 +67,8 @@ def world(client: Any) -> dict[str, Any]:
             "order_id": "O-1",
             "program_id": 1,
             "subscription_id": subscription.json()["id"],
+            "campaign_id": campaign.json()["id"],
+            "event_id": "E-1",
         },
         "keys": {
             "none": None,
@@ -93,7 +102,7 @@ def _sample(name: str, schema: dict[str, Any], ids: dict[str, int]) -> Any:
         "signature": "0x" + "11" * 65,
         "items": [{"member_id": ids["member_id"], "amount_points": 1}],
         "calculator": {"strategy": "fixed", "points": 1},
-        "occurred_at": "2026-11-23T09:30:00Z",
+        "occurred_at": RECENTLY,
         "order_id": f"o-{uuid.uuid4().hex[:8]}",
         "currency": "USD",
         "lines": [{"sku": "x", "quantity": 1, "unit_price_minor": 100}],
@@ -103,6 +112,12 @@ def _sample(name: str, schema: dict[str, Any], ids: dict[str, int]) -> Any:
         "period_days": 30,
         "price_minor": 1,
         "payment_ref": f"pay-{uuid.uuid4().hex[:8]}",
+        "type": "review",
+        "starts_at": "2026-01-01T00:00:00Z",
+        "ends_at": "2036-01-01T00:00:00Z",
+        "effect": {"kind": "bonus", "points": 1},
+        "budget_points": 10,
+        "tags": ["vip"],
     }
     assert name in samples, f"no sample for the required body field {name!r} ({schema}): add one here"
     return samples[name]

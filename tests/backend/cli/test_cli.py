@@ -4,6 +4,7 @@ batch earns in requests."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -104,7 +105,7 @@ def test_purchases_recordAndRefundByLines_fromTheCommandLine(client, settings, t
     partner = make_partner(client)
     member = make_member(client, partner["api_key"])
     rule = {"name": "1 per dollar", "calculator": {"strategy": "per_spend", "points": 1, "per_minor": 100}}
-    order = {"member_id": member["id"], "order_id": "till 7-42", "occurred_at": "2026-11-23T09:30:00Z", "currency": "USD",
+    order = {"member_id": member["id"], "order_id": "till 7-42", "occurred_at": datetime.now(UTC).isoformat(), "currency": "USD",
              "lines": [{"sku": "latte", "quantity": 3, "unit_price_minor": 450}]}  # fmt: skip
     (tmp_path / "rule.json").write_text(json.dumps(rule))
     (tmp_path / "order.json").write_text(json.dumps(order))

@@ -3,6 +3,7 @@ transaction and block to follow on any block explorer."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 
 from fastapi import APIRouter, Request
@@ -11,7 +12,7 @@ from sqlalchemy import select
 from loyalty.api.deps import UowDep, require
 from loyalty.api.schemas import AuditDiscrepancy, AuditEntry, AuditMember, AuditPartner, AuditSummary, IdPath
 from loyalty.audit.view import AuditView, Snapshot
-from loyalty.db.models import Partner
+from loyalty.db.models import Campaign, Partner
 from loyalty.services import members
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], dependencies=[require("admin", "auditor")])
@@ -26,12 +27,19 @@ def _view(request: Request) -> AuditView:
 def summary(request: Request, uow: UowDep) -> AuditSummary:
     """Every partner's earned, redeemed, expired and outstanding points, re-derived from the
     token's events up to the latest block, with the contract's own supply and budgets beside them."""
-    partner_ids = {address: id_ for address, id_ in uow.session.execute(select(Partner.issuer_address, Partner.id))}
+    accounts = {
+        address: (partner_id, campaign_id)
+        for address, partner_id, campaign_id in uow.session.execute(
+            select(Partner.issuer_address, Partner.id, Campaign.id).outerjoin(
+                Campaign, Campaign.issuer_id == Partner.id
+            )
+        )
+    }
     with _view(request).snapshot() as snapshot:
-        return _summary(snapshot, partner_ids)
+        return _summary(snapshot, accounts)
 
 
-def _summary(snapshot: Snapshot, partner_ids: dict[str, int]) -> AuditSummary:
+def _summary(snapshot: Snapshot, accounts: Mapping[str, tuple[int, int | None]]) -> AuditSummary:
     issuers = snapshot.ledger.issuer_figures(snapshot.epoch)
     budgets = snapshot.budgets([i.address for i in issuers])
     outstanding, expired = snapshot.ledger.supply(snapshot.epoch)
@@ -47,7 +55,8 @@ def _summary(snapshot: Snapshot, partner_ids: dict[str, int]) -> AuditSummary:
         total_supply_onchain_points=snapshot.total_supply(),
         partners=[
             AuditPartner(
-                partner_id=partner_ids.get(i.address),
+                partner_id=accounts.get(i.address, (None, None))[0],
+                campaign_id=accounts.get(i.address, (None, None))[1],
                 issuer_address=i.address,
                 earned_points=i.earned,
                 redeemed_at_points=i.redeemed_at,

@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from loyalty.api.deps import Signed, UowDep, bearer
 from loyalty.api.idempotency import Digest, idempotent
-from loyalty.api.routes.members import detail, history_page, public, tier_public
+from loyalty.api.routes.members import detail, history_page, public, referrals_page, tier_public
 from loyalty.api.routes.redemptions import public as redemption_public
 from loyalty.api.schemas import (
     CursorQuery,
@@ -26,6 +26,7 @@ from loyalty.api.schemas import (
     RedemptionCodeCreate,
     RedemptionCodeCreated,
     RedemptionPublic,
+    ReferralPublic,
     TierPublic,
 )
 from loyalty.db.models import LinkSource, Member
@@ -58,6 +59,15 @@ def balance(uow: UowDep, principal: Signed) -> MemberDetail:
 def my_tier(uow: UowDep, principal: Signed) -> TierPublic:
     """The member's tier and why (see GET /v1/members/{id}/tier)."""
     return tier_public(uow, _me(uow, principal))
+
+
+@router.get("/referrals", response_model=Page[ReferralPublic])
+def my_referrals(
+    uow: UowDep, principal: Signed, limit: Limit = 100, cursor: CursorQuery = None
+) -> Page[ReferralPublic]:
+    """The friends the member referred with its code (`referral_code` in GET /v1/me), and what
+    each referral paid."""
+    return referrals_page(uow, _me(uow, principal), cursor, limit)
 
 
 @router.get("/history", response_model=Page[LedgerEntry])

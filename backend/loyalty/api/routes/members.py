@@ -14,6 +14,7 @@ from loyalty.api.deps import Admin, Reader, UowDep, Writer
 from loyalty.api.idempotency import Digest, idempotent
 from loyalty.api.schemas import (
     MAX_INT,
+    AwardPublic,
     CursorQuery,
     ExpiringPoints,
     IdPath,
@@ -27,13 +28,17 @@ from loyalty.api.schemas import (
     MemberDetail,
     MemberPublic,
     Page,
+    ReferralPublic,
+    SegmentsPublic,
+    SegmentsSet,
     TierPublic,
     TierSubscriptionCreate,
     TierSubscriptionPublic,
 )
 from loyalty.db.models import LinkSource, Member, MemberTokenKind, utcnow
-from loyalty.errors import ErrorCode, ForbiddenError
-from loyalty.services import awards, credentials, members, tiers
+from loyalty.db.session import write_lock
+from loyalty.errors import ErrorCode, ForbiddenError, UnprocessableError
+from loyalty.services import awards, credentials, events, members, partners, referrals, tiers
 from loyalty.services.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
@@ -62,7 +67,9 @@ def detail(uow: UnitOfWork, member: Member, partner_id: int | None = None) -> Me
 @router.post("", status_code=201, response_model=MemberCreated)
 def create_member(body: MemberCreate, request: Request, uow: UowDep, principal: Writer, digest: Digest) -> JSONResponse:
     """Enrol a member: with `wallet_address` they hold their own wallet, without it the service
-    keeps one. A partner that enrols a member is linked to it. A member's credential never
+    keeps one. A partner that enrols a member is linked to it, and its `enrolment` rules reward
+    the member at once. With a friend's `referral_code` the friend refers it: the partner's
+    `referral` rules reward them when its first qualifying purchase is released. A member's credential never
     passes through a partner: only the admin (the operator, who delivers it to the member) gets
     the one-time `enrolment_token` of a custodial member, or may set its first `passphrase`;
     a member a partner enrolled gets its link from the operator (POST
@@ -82,6 +89,10 @@ def create_member(body: MemberCreate, request: Request, uow: UowDep, principal: 
             smart_wallet=body.smart_wallet,
             passphrase=body.passphrase,
         )
+        if body.referral_code is not None:
+            referrals.refer(uow, member, body.referral_code, principal.partner_id)
+        if principal.partner_id is not None:
+            events.enrolled(uow, principal.partner_id, member)
         created = MemberCreated(**public(member).model_dump())
         if member.custodial and member.passphrase_hash is None and principal.role == "admin":
             created.enrolment_token, created.enrolment_expires_at = credentials.new_link(
@@ -142,20 +153,23 @@ def history_page(
     )
 
 
-def tier_public(uow: UnitOfWork, member: Member) -> TierPublic:
+def tier_public(uow: UnitOfWork, member: Member, partner_id: int | None = None) -> TierPublic:
+    """The member's tier; a partner asking sees the tier and the thresholds, not the metric's
+    value (it sums the member's spend at every partner)."""
     view = tiers.view(uow.session, member.id, utcnow())
     earned = view.earned
+    hidden = partner_id is not None
     return TierPublic(
         tier=view.tier,
         earned_tier=earned.tier,
         paid_tier=view.paid.tier if view.paid else None,
         paid_until=view.paid.ends_at if view.paid else None,
         metric=earned.metric,
-        value=earned.value,
+        value=None if hidden else earned.value,
         threshold=earned.threshold,
-        points_required_to_remain=earned.points_required_to_remain,
+        points_required_to_remain=None if hidden else earned.points_required_to_remain,
         next_tier=earned.next_tier,
-        required_for_next=earned.required_for_next,
+        required_for_next=None if hidden else earned.required_for_next,
         next_review_at=earned.next_review_at,
         benefits=list(view.benefits),
         multiplier_numerator=view.multiplier[0] if view.multiplier else None,
@@ -167,7 +181,7 @@ def tier_public(uow: UnitOfWork, member: Member) -> TierPublic:
 def member_tier(member_id: IdPath, uow: UowDep, principal: Reader) -> TierPublic:
     """The member's tier (the higher of earned and paid) and why: its metric against the
     thresholds, what keeps it, what reaches the next, and when it is next reviewed."""
-    return tier_public(uow, members.get(uow, member_id, principal.partner_id))
+    return tier_public(uow, members.get(uow, member_id, principal.partner_id), principal.partner_id)
 
 
 @router.post("/{member_id}/tier-subscriptions", status_code=201, response_model=TierSubscriptionPublic)
@@ -190,15 +204,81 @@ def subscribe(
 def cancel_subscription(
     member_id: IdPath, subscription_id: IdPath, request: Request, uow: UowDep, principal: Writer, digest: Digest
 ) -> JSONResponse:
-    """End a paid tier now (any refund of the money is the seller's)."""
+    """End a paid tier now (any refund of the money is the seller's). A partner ends only the
+    tiers it sold."""
 
     def write() -> tuple[int, TierSubscriptionPublic]:
         member = members.get(uow, member_id, principal.partner_id)
         return 200, TierSubscriptionPublic.model_validate(
-            tiers.cancel(uow, member.id, subscription_id), from_attributes=True
+            tiers.cancel(uow, member.id, subscription_id, principal.partner_id), from_attributes=True
         )
 
     return idempotent(request, digest, uow.session, principal, write)
+
+
+@router.get("/{member_id}/segments", response_model=SegmentsPublic)
+def get_segments(
+    member_id: IdPath,
+    uow: UowDep,
+    principal: Reader,
+    partner_id: Annotated[int | None, Query(ge=1, le=MAX_INT, description="whose tags (admins, auditors)")] = None,
+) -> SegmentsPublic:
+    """The member's segment tags at a partner (a partner sees its own)."""
+    member = members.get(uow, member_id, principal.partner_id)
+    owner = _tagger(principal.partner_id, partner_id)
+    return SegmentsPublic(member_id=member.id, partner_id=owner, tags=members.segments(uow, member, owner))
+
+
+@router.put("/{member_id}/segments", response_model=SegmentsPublic)
+def set_segments(
+    member_id: IdPath,
+    body: SegmentsSet,
+    uow: UowDep,
+    principal: Writer,
+    partner_id: Annotated[int | None, Query(ge=1, le=MAX_INT, description="whose tags (the admin)")] = None,
+) -> SegmentsPublic:
+    """Set the member's segment tags at a partner (a partner its own; PUT is naturally
+    idempotent): its rules and campaigns may be for members with a tag."""
+    with write_lock(uow.session):
+        member = members.get(uow, member_id, principal.partner_id)
+        owner = _tagger(principal.partner_id, partner_id)
+        partners.brand(uow, owner)
+        tags = members.set_segments(uow, member, owner, body.tags)
+        uow.session.commit()
+    return SegmentsPublic(member_id=member.id, partner_id=owner, tags=tags)
+
+
+def _tagger(caller: int | None, asked: int | None) -> int:
+    """Whose segment tags: a partner's own; the partner an admin or auditor names."""
+    if caller is not None:
+        return caller
+    if asked is None:
+        raise UnprocessableError(ErrorCode.VALIDATION_ERROR, "name the partner whose tags these are: ?partner_id=")
+    return asked
+
+
+@router.get("/{member_id}/referrals", response_model=Page[ReferralPublic])
+def get_referrals(
+    member_id: IdPath, uow: UowDep, principal: Reader, limit: Limit = 100, cursor: CursorQuery = None
+) -> Page[ReferralPublic]:
+    """The friends the member referred, oldest first, with what each referral paid."""
+    return referrals_page(uow, members.get(uow, member_id, principal.partner_id), cursor, limit)
+
+
+def referrals_page(uow: UnitOfWork, member: Member, cursor: str | None, limit: int) -> Page[ReferralPublic]:
+    page = referrals.page_referrals(uow, member.id, cursor, limit)
+    return Page(
+        data=[
+            ReferralPublic(
+                **{k: getattr(r, k) for k in ReferralPublic.model_fields if k != "awards"},
+                awards=[
+                    AwardPublic.model_validate(a, from_attributes=True) for a in referrals.awards_of(uow.session, r.id)
+                ],
+            )
+            for r in page.rows
+        ],
+        next_cursor=page.next_cursor,
+    )
 
 
 @router.post("/{member_id}/links", status_code=201, response_model=LinkPublic)

@@ -23,7 +23,7 @@ from loyalty.api.schemas import (
     PartnerPublic,
     PartnerStatus,
 )
-from loyalty.db.models import Partner
+from loyalty.db.models import Partner, PartnerKind
 from loyalty.errors import ErrorCode, NotFoundError
 from loyalty.services import partners
 
@@ -58,6 +58,8 @@ def partner_public(partner: Partner) -> PartnerPublic:
     return PartnerPublic(
         id=partner.id,
         name=partner.name,
+        kind=PartnerKind(partner.kind),
+        owner_id=partner.owner_id,
         issuer_address=partner.issuer_address,
         status=status,
         created_at=partner.created_at,
@@ -145,9 +147,12 @@ def rotate_auditor_key(
 
 
 @router.get("/partners", response_model=Page[PartnerPublic])
-def list_partners(uow: UowDep, _: Overseer, limit: Limit = 100, cursor: CursorQuery = None) -> Page[PartnerPublic]:
-    """Every partner, oldest first."""
-    page = partners.list_partners(uow, cursor, limit)
+def list_partners(
+    uow: UowDep, _: Overseer, kind: PartnerKind | None = None, limit: Limit = 100, cursor: CursorQuery = None
+) -> Page[PartnerPublic]:
+    """Every partner, oldest first: brands, and the issuer accounts of their campaigns
+    (`kind=brand` lists brands only)."""
+    page = partners.list_partners(uow, cursor, limit, kind)
     return Page(data=[partner_public(p) for p in page.rows], next_cursor=page.next_cursor)
 
 

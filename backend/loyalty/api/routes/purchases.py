@@ -29,7 +29,7 @@ from loyalty.services import members, purchases
 from loyalty.services.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1/purchases", tags=["purchases"])
-OrderId = Annotated[str, Path(min_length=1, max_length=200)]
+OrderId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[^/\x00-\x1f\x7f]+$")]
 
 
 def public(uow: UnitOfWork, purchase: Purchase) -> PurchasePublic:

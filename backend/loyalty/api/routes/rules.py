@@ -27,8 +27,7 @@ from loyalty.api.schemas import (
 from loyalty.db.models import EarningRule, RuleVersion
 from loyalty.db.session import write_lock
 from loyalty.domain.earning.context import Activity, Line, MemberFacts
-from loyalty.domain.earning.engine import total
-from loyalty.services import rules
+from loyalty.services import awards, campaigns, pricing, rules
 
 router = APIRouter(prefix="/v1/rules", tags=["rules"])
 
@@ -81,8 +80,9 @@ def list_rules(
 
 @router.post("/simulate", response_model=SimulationResult)
 def simulate(body: Simulation, uow: UowDep, principal: Partnered) -> SimulationResult:
-    """What an activity would earn under the calling partner's active rules now. Writes nothing,
-    so it takes no Idempotency-Key."""
+    """What an activity would earn under the calling partner's active rules, the program's tier
+    ladder (for the `tier` given) and the campaigns running at `occurred_at` (with their budgets
+    as they are now; no member's caps). Writes nothing, so it takes no Idempotency-Key."""
     assert principal.partner_id is not None
     activity = Activity(
         trigger=body.trigger,
@@ -90,10 +90,39 @@ def simulate(body: Simulation, uow: UowDep, principal: Partnered) -> SimulationR
         lines=[Line(**line.model_dump()) for line in body.lines],
         event_type=body.event_type,
     )
-    awards = rules.simulate(uow, principal.partner_id, activity, MemberFacts(body.tier, frozenset(body.segments)))
+    facts = MemberFacts(body.tier, frozenset(body.segments))
+    issuers = [principal.partner_id, *campaigns.running(uow.session, principal.partner_id).issuers.values()]
+    budget_left = awards.available(uow.session, issuers, lock=False)
+    priced = pricing.price(uow.session, principal.partner_id, activity, facts, budget_left=budget_left)
     return SimulationResult(
-        awards=[AwardPublic.model_validate(a, from_attributes=True) for a in awards], total_points=total(awards)
+        awards=award_views(priced), total_points=priced.own_points + sum(b.points for b in priced.bonuses)
     )
+
+
+def award_views(priced: pricing.Priced) -> list[AwardPublic]:
+    """A priced activity's awards as the API shows them: the rules', the tier's, the campaigns'."""
+    views = [AwardPublic.model_validate(a, from_attributes=True) for a in priced.awards]
+    if priced.tier_extra:
+        views.append(
+            AwardPublic(
+                rule_id=None,
+                rule_version=None,
+                points=priced.tier_extra,
+                reason=priced.tier_reason or "",
+                capped_by=None,
+            )
+        )
+    return views + [
+        AwardPublic(
+            rule_id=None,
+            rule_version=None,
+            campaign_id=b.campaign_id,
+            points=b.points,
+            reason=b.reason,
+            capped_by=b.capped_by,
+        )
+        for b in priced.bonuses
+    ]
 
 
 @router.get("/{rule_id:int}", response_model=RulePublic)

@@ -1,0 +1,79 @@
+"""Pricing: what an activity earns under a partner's active rules, the program's tier ladder
+and the partner's campaigns running when it occurred. One computation behind purchases, custom
+events, referrals and `POST /v1/rules/simulate`, so a simulation says what the real thing gives."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from loyalty.domain import campaigns as campaign_rules
+from loyalty.domain.campaigns import CampaignAward
+from loyalty.domain.earning.context import Activity, MemberFacts, Trigger
+from loyalty.domain.earning.engine import Award as Awarded
+from loyalty.domain.earning.engine import evaluate, period_of
+from loyalty.domain.tiers import multiplied
+from loyalty.services import awards, campaigns, rules, tiers
+
+
+@dataclass(frozen=True)
+class Priced:
+    """What an activity earns: the rules' awards, the tier's multiplier on them (purchases),
+    and the campaigns' awards, each campaign issuing from its own account (`issuers`)."""
+
+    awards: list[Awarded]
+    tier_extra: int
+    tier_reason: str | None
+    bonuses: list[CampaignAward]
+    issuers: Mapping[int, int]
+
+    @property
+    def own_points(self) -> int:
+        """What the partner's own account issues (the rules and the tier)."""
+        return sum(a.points for a in self.awards) + self.tier_extra
+
+
+def price(
+    session: Session,
+    partner_id: int,
+    activity: Activity,
+    facts: MemberFacts,
+    *,
+    member_id: int | None = None,
+    budget_left: Mapping[int, int] | None = None,
+) -> Priced:
+    """What `activity` earns under the partner's active rules, the program's tier ladder and
+    the partner's campaigns running when it occurred: the one computation behind a purchase,
+    an event and `POST /v1/rules/simulate`. With `member_id`, the member's per-period caps
+    count; with `budget_left` (per issuer account), the campaigns' budgets do."""
+    active = rules.active_rules(session, partner_id)
+    offer = campaigns.running(session, partner_id)
+    running = offer.at(activity.occurred_at) if activity.trigger == Trigger.PURCHASE else []
+    rules_earned: dict[int, int] | None = None
+    campaigns_earned: dict[int, int] | None = None
+    if member_id is not None:
+        at = activity.occurred_at
+        rules_earned, campaigns_earned = awards.earned_since(
+            session,
+            member_id,
+            {r.id: period_of(at, r.limits.period) for r in active.by_id.values() if r.limits.per_member is not None},
+            {c.id: c.cap_window(at) for c in running if c.per_member is not None},
+        )
+    awarded = evaluate(activity, facts, active, rules_earned)
+    ladder = tiers.ladder(session) if activity.trigger == Trigger.PURCHASE else None
+    extra, reason = 0, None
+    if ladder is not None and (rung := ladder.get(facts.tier)) is not None:
+        extra = multiplied(ladder, facts.tier, sum(a.points for a in awarded))
+        reason = f"{facts.tier} tier: x{rung.multiplier_numerator}/{rung.multiplier_denominator}"
+    bonuses = campaign_rules.apply(
+        running,
+        activity,
+        facts,
+        active,
+        rules_earned=rules_earned,
+        earned=campaigns_earned,
+        budget_left=None if budget_left is None else {c.id: budget_left.get(offer.issuers[c.id], 0) for c in running},
+    )
+    return Priced(awarded, extra, reason, bonuses, offer.issuers)
