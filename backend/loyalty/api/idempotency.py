@@ -86,14 +86,17 @@ def idempotent(
         with key_lock(session, principal, key):
             if (replay := replay_of(session, principal, key, digest, ttl_s, custody)) is not None:
                 return replay
-            status, body = write()
-            [response] = remember(session, [Answer(principal, key, digest, status, body)], custody if secret else None)
             try:
+                status, body = write()
+                [response] = remember(
+                    session, [Answer(principal, key, digest, status, body)], custody if secret else None
+                )
                 session.commit()
                 return response
             except IntegrityError:
-                # A concurrent write with another key took a unique name first: answer again,
-                # now that it is visible (as `member_exists`, say).
+                # A concurrent write with another key took a unique name first (a member's
+                # external id, a payment reference): answer again, now that it is visible (as
+                # `member_exists` or `payment_used`, say).
                 session.rollback()
                 if attempt:
                     raise

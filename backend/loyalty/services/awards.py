@@ -32,16 +32,20 @@ def facts_of(session: Session, member_id: int, partner_id: int, now: datetime) -
 def available(session: Session, issuer_ids: Iterable[int], *, lock: bool = True) -> dict[int, int]:
     """What each issuer account may still be asked to issue, read under a row lock (callers
     hold `write_lock`, which SQLite needs since it ignores FOR UPDATE); `lock=False` to only
-    look."""
+    look.
+
+    The lock is PostgreSQL's FOR NO KEY UPDATE: it queues other budget writers but not the
+    key-share locks that inserting a row referencing the partner takes, so two transactions
+    that each inserted such a row (a member link, say) cannot deadlock asking for it."""
     query = select(Partner.id, Partner.available_points).where(Partner.id.in_(set(issuer_ids)))
-    rows = session.execute(query.with_for_update() if lock else query)
+    rows = session.execute(query.with_for_update(key_share=True) if lock else query)
     return {issuer_id: int(points) for issuer_id, points in rows}
 
 
 def lock(session: Session, partner_id: int) -> None:
     """The partner's row lock: its budget, and its members' caps and debts, are read and
     written under it (PostgreSQL; SQLite's writers take turns under `write_lock` anyway)."""
-    session.execute(select(Partner.id).where(Partner.id == partner_id).with_for_update())
+    session.execute(select(Partner.id).where(Partner.id == partner_id).with_for_update(key_share=True))
 
 
 def hold(session: Session, issuer_id: int, points: int) -> None:

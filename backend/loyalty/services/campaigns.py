@@ -33,7 +33,9 @@ def create(uow: UnitOfWork, partner_id: int, definition: Mapping[str, Any]) -> C
     session = uow.session
     parsed = campaign_from_definition(0, definition)  # refuses what cannot work
     budget = int(definition["budget_points"])
-    owner = session.execute(select(Partner).where(Partner.id == partner_id).with_for_update()).scalar_one()
+    owner = session.execute(
+        select(Partner).where(Partner.id == partner_id).with_for_update(key_share=True)
+    ).scalar_one()
     if budget > owner.available_points:
         raise UnprocessableError(
             ErrorCode.BUDGET_EXCEEDED,

@@ -40,7 +40,7 @@ def accept(uow: UnitOfWork, requests: Sequence[EarnRequest]) -> list[list[int] |
     budgets = session.execute(
         select(Partner.id, Partner.budget_points - Partner.pending_points)
         .where(Partner.id.in_(partner_ids))
-        .with_for_update()
+        .with_for_update(key_share=True)
     )
     refusals = admit(requests, linked, {partner_id: int(points) for partner_id, points in budgets})
     reserved: dict[int, int] = {}

@@ -148,7 +148,7 @@ def links(uow: UnitOfWork, member: Member) -> list[int]:
 def lock(uow: UnitOfWork, member: Member) -> None:
     """One redemption (or consent) of a member at a time: each counts the ones before it.
     A row lock on PostgreSQL; SQLite's writers take turns anyway (`write_lock`)."""
-    uow.session.execute(select(Member.id).where(Member.id == member.id).with_for_update())
+    uow.session.execute(select(Member.id).where(Member.id == member.id).with_for_update(key_share=True))
 
 
 def spendable_points(uow: UnitOfWork, member: Member) -> tuple[int, int]:

@@ -297,7 +297,7 @@ def page_purchases(
 # ----------------------------------------------------------------------------------- private
 def _find(session: Session, partner_id: int, order_id: str, *, lock: bool = False) -> Purchase | None:
     query = select(Purchase).where(Purchase.partner_id == partner_id, Purchase.order_id == order_id)
-    return session.scalar(query.with_for_update() if lock else query)
+    return session.scalar(query.with_for_update(key_share=True) if lock else query)
 
 
 def _given(session: Session, purchase_id: int) -> dict[Source, int]:

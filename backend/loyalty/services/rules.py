@@ -52,7 +52,7 @@ def deactivate(uow: UnitOfWork, rule_id: int, partner_id: int | None) -> tuple[E
 def get(uow: UnitOfWork, rule_id: int, partner_id: int | None = None, *, lock: bool = False) -> EarningRule:
     """A rule; with `partner_id`, only one of that partner's (others are as if absent)."""
     query = select(EarningRule).where(EarningRule.id == rule_id)
-    rule = uow.session.scalar(query.with_for_update() if lock else query)
+    rule = uow.session.scalar(query.with_for_update(key_share=True) if lock else query)
     if rule is None or (partner_id is not None and rule.partner_id != partner_id):
         raise NotFoundError(ErrorCode.RULE_NOT_FOUND, f"no rule {rule_id}")
     return rule

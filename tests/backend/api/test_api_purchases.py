@@ -98,6 +98,58 @@ def test_refundAfterRelease_becomesADebtTheNextPurchasePaysFirst(client, writer)
     assert _member(client, partner, member)["debt_points"] == 0
 
 
+def test_purchase_refusals_areProblemsWithStableCodes(client):
+    partner, member = _shop(client)
+    body = {"member_id": member["id"], "order_id": "X-1", "occurred_at": _now(), "currency": "USD", "lines": [LATTES]}
+    huge = {**LATTES, "quantity": 4, "unit_price_minor": 2**62}
+    cases = {
+        "naive time": {**body, "occurred_at": "2026-11-23T09:30:00"},
+        "year 1 east of UTC": {**body, "occurred_at": "0001-01-01T00:30:00+01:00"},
+        "too old": {**body, "occurred_at": (datetime.now(UTC) - timedelta(days=91)).isoformat()},
+        "NUL in the id": {**body, "order_id": "a\u0000b"},
+        "a dot id": {**body, "order_id": ".."},
+        "beyond 64 bits": {**body, "lines": [huge]},
+        "another currency": {**body, "currency": "EUR"},
+    }
+    answers = {what: post(client, "/v1/purchases", case, partner["api_key"]) for what, case in cases.items()}
+    codes = {what: (r.status_code, r.json()["code"]) for what, r in answers.items()}
+    assert codes == {what: (422, "validation_error") for what in cases} | {"another currency": (422, "currency_not_accepted")}
+    assert client.get("/v1/purchases/a%00b", headers=auth(partner["api_key"])).status_code == 422
+
+
+def test_refundId_reusedForOtherLines_isAConflict(client, writer):
+    partner, member = _shop(client)
+    _buy(client, partner, member, "Y-1", LATTES, CROISSANT)
+    first = post(client, "/v1/purchases/Y-1/refunds", {"refund_id": "r1", "lines": [{"sku": "latte", "quantity": 1}]}, partner["api_key"])
+    other = post(client, "/v1/purchases/Y-1/refunds", {"refund_id": "r1", "lines": [{"sku": "croissant", "quantity": 1}]}, partner["api_key"])
+    assert first.status_code == 201
+    assert (other.status_code, other.json()["code"]) == (409, "refund_exists")
+
+
+def test_aBackdatedOrder_countsAgainstItsOwnMonthsCap(client, writer):
+    """An order reported late is capped by what its own period gave, not by later periods'."""
+    capped = {**PER_DOLLAR, "limits": {"per_member": 15, "period": "day"}}
+    partner, member = _shop(client, rule=capped)
+    today = _buy(client, partner, member, "Z-1", LATTES, CROISSANT).json()
+    yesterday = (datetime.now(UTC) - timedelta(days=1, hours=1)).isoformat()
+    late = _buy(client, partner, member, "Z-2", LATTES, CROISSANT, occurred_at=yesterday).json()
+    assert (today["total_points"], late["total_points"]) == (12, 12)
+
+
+def test_anOrderEarningNothing_isRecorded_evenWithLessThanNoBudgetLeft(client, writer):
+    """Its spend still counts towards tiers; there is nothing to hold. (Less than nothing: the
+    on-chain budget was lowered under what the database had accepted.)"""
+    from loyalty.db.models import Partner
+
+    free = {"name": "nothing on gift cards", "conditions": {"categories": ["gift cards"]}, "calculator": {"strategy": "fixed", "points": 1}}
+    partner, member = _shop(client, budget=10, rule=free)
+    with client.app.state.runtime.sessions() as session:
+        session.get(Partner, partner["id"]).budget_points = -5
+        session.commit()
+    response = _buy(client, partner, member, "W-1", LATTES)
+    assert (response.status_code, response.json()["total_points"]) == (202, 0)
+
+
 def test_purchase_beyondTheBudget_isRefusedWhole(client, writer):
     partner, member = _shop(client, budget=10)
     refused = _buy(client, partner, member, "D-1", LATTES, CROISSANT)
@@ -121,28 +173,36 @@ def test_purchase_forAnUnlinkedMember_isNotFound(client):
     assert (response.status_code, response.json()["code"]) == (404, "member_not_found")
 
 
-def test_release_happensOnce_evenWhenTwoWorkersRaceForIt(client, writer):
-    """Two writers (or a retried pass) releasing the same purchase mint it once."""
-    import concurrent.futures
+def test_release_happensOnce_evenWhenFourWorkersRaceForIt(client, writer):
+    """Four writers (or a retried pass) releasing the same purchase at the same moment, each
+    believing it pending, under the writer's lock as the writer takes it: it is minted once."""
+    import threading
+
+    from loyalty.db.session import write_lock
 
     _program(client, 14)
     partner, member = _shop(client)
-    past = (datetime.now(UTC) - timedelta(days=13, hours=23, minutes=59, seconds=58)).isoformat()
+    past = (datetime.now(UTC) - timedelta(days=14) + timedelta(minutes=1)).isoformat()
     bought = _buy(client, partner, member, "G-1", LATTES, CROISSANT, occurred_at=past).json()
     assert bought["status"] == "pending"
     sessions = client.app.state.runtime.sessions
+    start, released = threading.Barrier(4), []
 
-    def release() -> int:
+    def release() -> None:
         with sessions() as session:
-            released = purchases.release_due(session, datetime.now(UTC) + timedelta(minutes=1))
-            session.commit()
-            return released
+            start.wait(10)
+            with write_lock(session):
+                released.append(purchases.release(session, bought["id"]))
+                session.commit()
 
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        counts = list(pool.map(lambda _: release(), range(4)))
+    threads = [threading.Thread(target=release) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
     confirm_all(writer)
 
-    assert sum(counts) == 1, counts
+    assert sorted(released) == [False, False, False, True]
     assert token_of(client).balance_of(member["wallet_address"]) == 12
     earns = client.get(f"/v1/earn?member_id={member['id']}", headers=auth(partner["api_key"])).json()["data"]
     assert [e["amount_points"] for e in earns] == [12]
