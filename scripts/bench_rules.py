@@ -2,8 +2,8 @@
 
 Measures, in the same run:
 - evaluate_per_s: purchases priced per second in-process, on one core, by the rules engine
-  against 50 active rules (5 of them campaign-like: a date window, a category, a per-member
-  cap) and a 4-tier ladder (its multiplier applied);
+  against 50 active rules, 5 campaigns (a window, a category, a per-member cap, a multiplier or
+  a bonus) and a 4-tier ladder (its multiplier applied);
 - purchase_req_per_s, purchase_accept_p99_ms: POST /v1/purchases from concurrent clients
   against the same rules, through the service as `make bench-earn` runs it;
 - earn_req_per_s: plain POST /v1/earn with the same clients, interleaved in rounds with the
@@ -26,6 +26,7 @@ import httpx
 from benchlib import ROOT, p99, post_all, serving
 from eth_account import Account
 
+from loyalty.domain.campaigns import apply, campaign_from_definition
 from loyalty.domain.earning.context import Activity, Line, LineKind, MemberFacts, Trigger
 from loyalty.domain.earning.engine import RuleSet, evaluate, rule_from_definition
 from loyalty.domain.tiers import ladder_from_definition, multiplied
@@ -48,7 +49,7 @@ LADDER = {
 
 def definitions() -> list[dict[str, Any]]:
     """50 rules a busy program might run: per-spend by category, fixed bonuses over a minimum,
-    per-item, best-of promotions, multipliers on days of the week, and 5 campaign-like rules."""
+    per-item, best-of promotions, multipliers on days of the week, dated promotions."""
     now = datetime.now(UTC)
     rules: list[dict[str, Any]] = [
         {"name": "1 per dollar", "calculator": {"strategy": "per_spend", "points": 1, "per_minor": 100}}
@@ -69,10 +70,23 @@ def definitions() -> list[dict[str, Any]]:
             rules.append({"name": f"{category} 3 per 2 dollars", "conditions": {"categories": [category], "tiers": ["gold", "platinum"]},
                           "calculator": {"strategy": "per_spend", "points": 3, "per_minor": 200, "rounding": "half_up"}})  # fmt: skip
     for i in range(5):
-        rules.append({"name": f"campaign {i}", "conditions": {"categories": [CATEGORIES[i]], "starts_at": (now - timedelta(days=1)).isoformat(),
+        rules.append({"name": f"promotion {i}", "conditions": {"categories": [CATEGORIES[i]], "starts_at": (now - timedelta(days=1)).isoformat(),
                       "ends_at": (now + timedelta(days=30)).isoformat()},
                       "calculator": {"strategy": "per_spend", "points": 5, "per_minor": 100}, "limits": {"per_member": 500}})  # fmt: skip
     return rules
+
+
+def campaigns() -> list[dict[str, Any]]:
+    """5 campaigns: double points on a category, or a bonus over a minimum spend, each with a
+    per-member cap and a budget that does not run out during the run."""
+    now = datetime.now(UTC)
+    window = {"starts_at": (now - timedelta(days=1)).isoformat(), "ends_at": (now + timedelta(days=30)).isoformat()}
+    return [
+        {"name": f"campaign {i}", **window, "budget_points": 10**12, "per_member_points": 500,
+         "conditions": {"categories": [CATEGORIES[5 + i]]} if i % 2 == 0 else {"min_net_minor": 3_000},
+         "effect": {"kind": "multiplier", "numerator": 2, "denominator": 1} if i % 2 == 0 else {"kind": "bonus", "points": 50}}
+        for i in range(5)
+    ]  # fmt: skip
 
 
 def basket(rng: random.Random) -> list[dict[str, Any]]:
@@ -84,9 +98,11 @@ def basket(rng: random.Random) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def evaluate_rate(defs: list[dict[str, Any]]) -> float:
-    """Purchases priced per second by the engine, in this process (one core)."""
+def evaluate_rate(defs: list[dict[str, Any]], offers: list[dict[str, Any]]) -> float:
+    """Purchases priced per second by the engine, in this process (one core): the rules, the
+    campaigns and the tier's multiplier, as `services.pricing` prices them."""
     rules = RuleSet([rule_from_definition(i + 1, 1, d) for i, d in enumerate(defs)])
+    running = [campaign_from_definition(i + 1, c) for i, c in enumerate(offers)]
     ladder = ladder_from_definition(LADDER)
     rng = random.Random(3)
     tiers = [None, "bronze", "silver", "gold", "platinum"]
@@ -97,17 +113,20 @@ def evaluate_rate(defs: list[dict[str, Any]]) -> float:
         for _ in range(2_000)
     ]  # fmt: skip
     earned = {rule.id: 100 for rule in rules.by_id.values() if rule.limits.per_member is not None}
+    campaigns_earned = {c.id: 100 for c in running}
+    budget_left = {c.id: 10**12 for c in running}
     start = time.perf_counter()
     for i in range(EVALUATIONS):
         activity, member = activities[i % len(activities)]
         points = sum(a.points for a in evaluate(activity, member, rules, earned))
         multiplied(ladder, member.tier, points)
+        apply(running, activity, member, rules, rules_earned=earned, earned=campaigns_earned, budget_left=budget_left)
     return EVALUATIONS / (time.perf_counter() - start)
 
 
 def main() -> None:
-    defs = definitions()
-    evaluate_per_s = evaluate_rate(defs)
+    defs, offers = definitions(), campaigns()
+    evaluate_per_s = evaluate_rate(defs, offers)
     shutil.rmtree(RUN_DIR, ignore_errors=True)
     RUN_DIR.mkdir(parents=True)
     with serving(RUN_DIR, ADMIN_KEY) as stack:
@@ -117,6 +136,7 @@ def main() -> None:
         )
         key = partner["api_key"]
         post_all(api, key, "/v1/rules", defs, 1, "rules")
+        post_all(api, key, "/v1/campaigns", offers, 1, "campaigns")
         assert (
             httpx.put(
                 f"{api}/v1/programs/1/tiers", json=LADDER, headers={"Authorization": f"Bearer {ADMIN_KEY}"}

@@ -1,14 +1,15 @@
-"""Group commit for earns: every earn request the API accepts is written by one thread, many
-requests to a transaction.
+"""Group commit: every earn, and every other write routed here (purchases, refunds, events),
+is written by one thread, many requests to a transaction.
 
 Hundreds of small write transactions a second, each from its own request thread, queue on the
 database's write lock (SQLite has one writer; PostgreSQL serializes on the partner row that holds
 the budget). One thread that commits whatever has queued meanwhile pays for one commit per group
 instead, and no request waits behind another's lock back-off.
 
-The group's requests are checked together (one query for replayed keys, one for members, one
-for budgets) and written together (one UPDATE per partner's budget, one INSERT of earns, one of
-idempotency records). A refused request writes nothing and does not hold up the others.
+The group's earn requests are checked together (one query for replayed keys, one for members,
+one for budgets) and written together (one UPDATE per partner's budget, one INSERT of earns, one
+of idempotency records). Every other write runs in a savepoint of its own, after the earns: a
+refused one (or one that fails) rolls back only its own changes and does not hold up the others.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select, tuple_
+from sqlalchemy.exc import IntegrityError
 
 from loyalty.api.deps import Principal
-from loyalty.api.idempotency import Answer, remember, replay
+from loyalty.api.idempotency import Answer, idempotency_key, remember, replay
 from loyalty.db.models import IdempotencyRecord, utcnow
 from loyalty.db.session import write_lock
 from loyalty.domain.earning import EarnItem, EarnRequest
@@ -53,12 +56,31 @@ class QueuedEarn:
     future: Future[JSONResponse] = field(default_factory=Future)
 
 
-class EarnAcceptor:
-    """Writes accepted earns to the outbox in groups, from one thread."""
+@dataclass
+class QueuedWrite:
+    """Another POST (a purchase, a refund, an event), waiting for its group to commit: `run`
+    does its write in the group's unit of work and answers its status and body."""
+
+    principal: Principal
+    key: str
+    digest: str
+    run: Callable[[UnitOfWork], tuple[int, Any]]
+    future: Future[JSONResponse] = field(default_factory=Future)
+
+    @property
+    def items(self) -> Sequence[object]:
+        return (self,)  # one write: counts as one item towards the group's size
+
+
+Queued = QueuedEarn | QueuedWrite
+
+
+class Acceptor:
+    """Writes accepted earns and other writes in groups, from one thread."""
 
     def __init__(self, runtime: Runtime, ttl_s: int) -> None:
         self.runtime, self.ttl_s = runtime, ttl_s
-        self._queue: queue.SimpleQueue[QueuedEarn | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Queued | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="earn-acceptor", daemon=True)
 
     def start(self) -> None:
@@ -68,8 +90,8 @@ class EarnAcceptor:
         self._queue.put(None)
         self._thread.join(timeout=30)
 
-    async def accept(self, request: QueuedEarn) -> JSONResponse:
-        """Queue the request and wait for its group's commit: 202 with the ids, a replay, or an error."""
+    async def accept(self, request: Queued) -> JSONResponse:
+        """Queue the request and wait for its group's commit: its answer, a replay, or an error."""
         self._queue.put(request)
         return await asyncio.wrap_future(request.future)
 
@@ -89,7 +111,7 @@ class EarnAcceptor:
                 items += len(request.items)
             self._commit(group)
 
-    def _commit(self, group: list[QueuedEarn]) -> None:
+    def _commit(self, group: list[Queued]) -> None:
         """Write the group in one transaction and answer every request in it."""
         try:
             runtime = self.runtime
@@ -103,16 +125,17 @@ class EarnAcceptor:
                 request.future.set_exception(exc)
             return
         for request, outcome in zip(group, outcomes, strict=True):
-            if isinstance(outcome, DomainError):
+            if isinstance(outcome, Exception):
                 request.future.set_exception(outcome)
             else:
                 request.future.set_result(outcome)
 
     @staticmethod
-    def _write(uow: UnitOfWork, group: list[QueuedEarn], forgotten: datetime) -> list[JSONResponse | DomainError]:
+    def _write(uow: UnitOfWork, group: list[Queued], forgotten: datetime) -> list[JSONResponse | Exception]:
         """Each request's response: a replay of an earlier one with the same key, or its accepted
-        earns, or why they were refused. A key sent twice within the group is answered as its
-        first request is; a key last used before `forgotten` is new again."""
+        earns (or other write's answer), or why it was refused. A key sent twice within the
+        group is answered as its first request is; a key last used before `forgotten` is new
+        again."""
         session = uow.session
         keys = {(request.principal.key_id, request.key) for request in group}
         records = {
@@ -124,7 +147,7 @@ class EarnAcceptor:
         for stale in [k for k, record in records.items() if record.created_at < forgotten]:
             session.delete(records.pop(stale))
         session.flush()
-        outcomes: list[JSONResponse | DomainError | None] = [None] * len(group)
+        outcomes: list[JSONResponse | Exception | None] = [None] * len(group)
         first: dict[tuple[str, str], int] = {}  # key -> the request that writes for it
         for i, request in enumerate(group):
             key = (request.principal.key_id, request.key)
@@ -132,19 +155,27 @@ class EarnAcceptor:
                 outcomes[i] = _replay(records[key], request.digest)
             elif key not in first:
                 first[key] = i
-        fresh = list(first.values())
-        accepted = earning.accept(uow, [EarnRequest(group[i].principal.partner_id or 0, group[i].items) for i in fresh])
+        fresh = [i for i in first.values() if isinstance(group[i], QueuedEarn)]
+        earns = [cast(QueuedEarn, group[i]) for i in fresh]
+        accepted = earning.accept(uow, [EarnRequest(e.principal.partner_id or 0, e.items) for e in earns])
         answers = [
-            (i, Answer(group[i].principal, group[i].key, group[i].digest, 202, group[i].respond(ids)))
-            for i, ids in zip(fresh, accepted, strict=True)
+            (i, Answer(e.principal, e.key, e.digest, 202, e.respond(ids)))
+            for i, e, ids in zip(fresh, earns, accepted, strict=True)
             if not isinstance(ids, DomainError)
         ]
-        for (i, _), response in zip(answers, remember(session, [a for _, a in answers]), strict=True):
-            outcomes[i] = response
         for i, ids in zip(fresh, accepted, strict=True):
             if isinstance(ids, DomainError):
                 outcomes[i] = ids
-        answered: list[JSONResponse | DomainError] = []
+        for i in first.values():
+            if isinstance(job := group[i], QueuedWrite):
+                answer = _run(uow, job)
+                if isinstance(answer, Exception):
+                    outcomes[i] = answer
+                else:
+                    answers.append((i, answer))
+        for (i, _), response in zip(answers, remember(session, [a for _, a in answers]), strict=True):
+            outcomes[i] = response
+        answered: list[JSONResponse | Exception] = []
         for i, request in enumerate(group):
             outcome = outcomes[i]
             if outcome is None:  # the same key as an earlier request in this group
@@ -161,6 +192,34 @@ class EarnAcceptor:
                     )
             answered.append(outcome)
         return answered
+
+
+async def grouped(
+    request: Request, principal: Principal, digest: str, run: Callable[[UnitOfWork], tuple[int, Any]]
+) -> JSONResponse:
+    """Answer a POST by a write the acceptor runs in its next group (`QueuedWrite`)."""
+    acceptor: Acceptor = request.app.state.acceptor
+    return await acceptor.accept(QueuedWrite(principal, idempotency_key(request), digest, run))
+
+
+def _run(uow: UnitOfWork, job: QueuedWrite) -> Answer | Exception:
+    """One write, in a savepoint: its answer, or why it was refused (or failed), with nothing
+    of it written. A unique name another process took meanwhile is tried once more, so it is
+    answered as a conflict (`order_exists`, say) now that it shows."""
+    for attempt in range(2):
+        try:
+            with uow.session.begin_nested():
+                status, body = job.run(uow)
+            return Answer(job.principal, job.key, job.digest, status, body)
+        except IntegrityError as exc:
+            if attempt:
+                return exc
+        except DomainError as exc:
+            return exc
+        except Exception as exc:  # a bug in one write must not fail the others: log it, answer 500
+            log.exception("write %s %r failed", job.principal.key_id, job.key)
+            return exc
+    raise AssertionError("unreachable")
 
 
 def _replay(record: IdempotencyRecord, digest: str) -> JSONResponse | DomainError:

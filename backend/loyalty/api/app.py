@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from loyalty import __version__
 from loyalty.api import problems
-from loyalty.api.acceptor import EarnAcceptor
+from loyalty.api.acceptor import Acceptor
 from loyalty.api.deps import roles_of
 from loyalty.api.routes import (
     audit,
@@ -77,7 +77,7 @@ def create_app(settings: Settings, *, run_outbox: bool = True, runtime: Runtime 
         app.state.keys_generation = 0
         app.state.runtime.sessions = wired.sessions
         app.state.audit = AuditView(settings.rpc_url, wired.token.address, wired.deployment_block)
-        app.state.acceptor = EarnAcceptor(wired, settings.idempotency_ttl_s)
+        app.state.acceptor = Acceptor(wired, settings.idempotency_ttl_s)
         app.state.acceptor.start()
         # Everything loaded so far lives as long as the process: keep it out of the garbage
         # collector's full passes, which otherwise stall every request for ~100 ms now and then.

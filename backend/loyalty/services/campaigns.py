@@ -22,7 +22,7 @@ from loyalty.domain.campaigns import Campaign as Rules
 from loyalty.domain.campaigns import campaign_from_definition
 from loyalty.domain.credentials import hash_secret, new_secret
 from loyalty.errors import ErrorCode, NotFoundError, UnprocessableError
-from loyalty.services.compiled import Compiled
+from loyalty.services.compiled import Compiled, forget, memo
 from loyalty.services.lists import Page, keyset
 from loyalty.services.uow import UnitOfWork
 
@@ -51,6 +51,7 @@ def create(uow: UnitOfWork, partner_id: int, definition: Mapping[str, Any]) -> C
     )
     session.add(campaign)
     session.flush()
+    forget(session)  # the partner's campaigns changed
     address, sealed = uow.custody.new_wallet()
     issuer = Partner(
         name=f"{owner.name} / campaign {campaign.id}",
@@ -90,6 +91,7 @@ def deactivate(uow: UnitOfWork, campaign_id: int, partner_id: int | None) -> Cam
     if campaign.active:
         campaign.active, campaign.updated_at = False, utcnow()
     uow.session.flush()
+    forget(uow.session)
     return campaign
 
 
@@ -127,7 +129,11 @@ _COMPILED: Compiled[Running] = Compiled()
 
 def running(session: Session, partner_id: int) -> Running:
     """The partner's active campaigns, compiled once per change (a fingerprint of how many are
-    active and when one last changed)."""
+    active and when one last changed); read once per transaction."""
+    return memo(session, ("campaigns", partner_id), lambda: _compiled_campaigns(session, partner_id))
+
+
+def _compiled_campaigns(session: Session, partner_id: int) -> Running:
     fingerprint = tuple(
         session.execute(
             select(

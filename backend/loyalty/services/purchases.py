@@ -46,7 +46,7 @@ Source = tuple[str, int | None]  # what made an award: ("rule", id), ("tier", No
 
 
 def program(session: Session, program_id: int = DEFAULT_PROGRAM) -> Program:
-    found = session.get(Program, program_id)
+    found = session.get(Program, program_id)  # the session's identity map: one read per transaction
     if found is None:
         raise NotFoundError(ErrorCode.NOT_FOUND, f"no program {program_id}")
     return found

@@ -14,7 +14,7 @@ from loyalty.db.models import EarningRule, RuleVersion, utcnow
 from loyalty.domain.earning.calculators import Multiplier
 from loyalty.domain.earning.engine import RuleSet, Stacking, rule_from_definition
 from loyalty.errors import ErrorCode, NotFoundError, UnprocessableError
-from loyalty.services.compiled import Compiled
+from loyalty.services.compiled import Compiled, memo
 from loyalty.services.lists import Page, keyset
 from loyalty.services.uow import UnitOfWork
 
@@ -88,7 +88,12 @@ _COMPILED: Compiled[RuleSet] = Compiled()
 def active_rules(session: Session, partner_id: int) -> RuleSet:
     """The partner's active rules at their current versions, compiled for the engine. Cached
     while the rules' fingerprint (how many are active, their ids and versions summed, the last
-    change) stays the same: any create, update or deactivate changes it."""
+    change) stays the same: any create, update or deactivate changes it. Read once per
+    transaction."""
+    return memo(session, ("rules", partner_id), lambda: _compiled_rules(session, partner_id))
+
+
+def _compiled_rules(session: Session, partner_id: int) -> RuleSet:
     fingerprint = tuple(
         session.execute(
             select(

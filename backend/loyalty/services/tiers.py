@@ -37,6 +37,7 @@ from loyalty.domain.tiers import (
     standing,
 )
 from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
+from loyalty.services.compiled import forget, memo
 from loyalty.services.uow import UnitOfWork
 
 log = logging.getLogger("loyalty.services.tiers")
@@ -46,8 +47,13 @@ REVIEW_BATCH = 500
 
 
 def ladder(session: Session, program_id: int = DEFAULT_PROGRAM) -> Ladder | None:
-    program = session.get(Program, program_id)
-    return None if program is None or program.tiers is None else _parsed(program.tiers)
+    """The program's ladder (None without one), read once per transaction."""
+
+    def read() -> Ladder | None:
+        program = session.get(Program, program_id)
+        return None if program is None or program.tiers is None else _parsed(program.tiers)
+
+    return memo(session, ("ladder", program_id), read)
 
 
 @lru_cache(maxsize=32)
@@ -64,6 +70,7 @@ def set_ladder(uow: UnitOfWork, program_id: int, definition: Mapping[str, Any]) 
     if program is None:
         raise NotFoundError(ErrorCode.NOT_FOUND, f"no program {program_id}")
     program.tiers = json.dumps(definition, sort_keys=True)
+    forget(uow.session)
     return program
 
 

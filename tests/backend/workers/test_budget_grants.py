@@ -31,11 +31,23 @@ def test_grant_reachesTheChainOnce_andEarnsAroundItAreCountedOnce(client, writer
         "used_points": 50,
         "pending_points": 0,
         "to_grant_points": 0,
+        "moved_points": 0,
+        "to_move_points": 0,
         "available_points": 120,
     }
     assert post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 120}, partner["api_key"]).status_code == 202
     confirm_all(writer)
     assert _budget(client, partner)["onchain_points"] == 0
+
+
+def test_grant_beforeThePartnerIsSetUp_reachesTheChainOnce(client, writer):
+    """Set-up gives the account what was granted less grants still on their way; the grant then
+    goes as its own write (it was given twice)."""
+    partner = make_partner(client, "Acme", 100)
+    granted = post(client, f"/v1/partners/{partner['id']}/budget/grants", {"amount_points": 50}, ADMIN_KEY)
+    confirm_all(writer)
+    assert granted.status_code == 201
+    assert _budget(client, partner)["onchain_points"] == 150
 
 
 def test_grant_onlyForTheAdmin(client):

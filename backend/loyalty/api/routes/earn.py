@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from loyalty.api.acceptor import EarnAcceptor, QueuedEarn
+from loyalty.api.acceptor import Acceptor, QueuedEarn
 from loyalty.api.deps import Partnered, Reader, UowDep
 from loyalty.api.idempotency import Digest, idempotency_key
 from loyalty.api.schemas import (
@@ -32,8 +32,8 @@ from loyalty.services import earning
 router = APIRouter(prefix="/v1/earn", tags=["earn"])
 
 
-def _acceptor(request: Request) -> EarnAcceptor:
-    acceptor: EarnAcceptor = request.app.state.acceptor
+def _acceptor(request: Request) -> Acceptor:
+    acceptor: Acceptor = request.app.state.acceptor
     return acceptor
 
 

@@ -9,8 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
+from loyalty.api.acceptor import grouped
 from loyalty.api.deps import Partnered, Reader, UowDep
-from loyalty.api.idempotency import Digest, idempotent
+from loyalty.api.idempotency import Digest
 from loyalty.api.schemas import MAX_INT, AwardPublic, CursorQuery, EventCreate, EventPublic, Limit, Page
 from loyalty.db.models import Event
 from loyalty.services import events, members
@@ -36,16 +37,14 @@ def public(uow: UnitOfWork, event: Event) -> EventPublic:
 
 
 @router.post("", status_code=201, response_model=EventPublic)
-def record_event(
-    body: EventCreate, request: Request, uow: UowDep, principal: Partnered, digest: Digest
-) -> JSONResponse:
+async def record_event(body: EventCreate, request: Request, principal: Partnered, digest: Digest) -> JSONResponse:
     """Report a custom event of a linked member: the partner's `event` rules for its `type`
     price it, and the points go to the outbox at once (there is nothing to refund). An
     `event_id` seen before is `409 event_exists`: a replayed event never earns twice."""
     assert principal.partner_id is not None
     partner_id = principal.partner_id
 
-    def write() -> tuple[int, EventPublic]:
+    def write(uow: UnitOfWork) -> tuple[int, EventPublic]:
         member = members.get(uow, body.member_id, partner_id)
         event, _ = events.record(
             uow,
@@ -58,7 +57,7 @@ def record_event(
         )
         return 201, public(uow, event)
 
-    return idempotent(request, digest, uow.session, principal, write)
+    return await grouped(request, principal, digest, write)
 
 
 @router.get("", response_model=Page[EventPublic])

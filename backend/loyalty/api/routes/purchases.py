@@ -9,8 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
+from loyalty.api.acceptor import grouped
 from loyalty.api.deps import Partnered, Reader, UowDep
-from loyalty.api.idempotency import Digest, idempotent
+from loyalty.api.idempotency import Digest
 from loyalty.api.schemas import (
     MAX_INT,
     AwardPublic,
@@ -53,16 +54,15 @@ def public(uow: UnitOfWork, purchase: Purchase) -> PurchasePublic:
 
 
 @router.post("", status_code=202, response_model=PurchasePublic)
-def record_purchase(
-    body: PurchaseCreate, request: Request, uow: UowDep, principal: Partnered, digest: Digest
-) -> JSONResponse:
-    """Report an order of a linked member: the partner's active rules price its net paid item
-    lines; the points stay `pending` until `pending_until` (the program's pending period after
-    `occurred_at`), then are minted. Accepted (202): the chain has nothing yet."""
+async def record_purchase(body: PurchaseCreate, request: Request, principal: Partnered, digest: Digest) -> JSONResponse:
+    """Report an order of a linked member: the partner's active rules, the member's tier and
+    the partner's running campaigns price its net paid item lines; the points stay `pending`
+    until `pending_until` (the program's pending period after `occurred_at`), then are minted.
+    Accepted (202): the chain has nothing yet."""
     assert principal.partner_id is not None
     partner_id = principal.partner_id
 
-    def write() -> tuple[int, PurchasePublic]:
+    def write(uow: UnitOfWork) -> tuple[int, PurchasePublic]:
         member = members.get(uow, body.member_id, partner_id)
         purchase, _ = purchases.record(
             uow,
@@ -75,7 +75,7 @@ def record_purchase(
         )
         return 202, public(uow, purchase)
 
-    return idempotent(request, digest, uow.session, principal, write)
+    return await grouped(request, principal, digest, write)
 
 
 @router.get("", response_model=Page[PurchasePublic])
@@ -100,8 +100,8 @@ def get_purchase(order_id: OrderId, uow: UowDep, principal: Partnered) -> Purcha
 
 
 @router.post("/{order_id}/refunds", status_code=201, response_model=RefundPublic)
-def refund_purchase(
-    order_id: OrderId, body: RefundCreate, request: Request, uow: UowDep, principal: Partnered, digest: Digest
+async def refund_purchase(
+    order_id: OrderId, body: RefundCreate, request: Request, principal: Partnered, digest: Digest
 ) -> JSONResponse:
     """Refund an order, whole or by lines. Inside its pending period the points taken back are
     never minted; after it they become the member's debt, paid from its next awards (never
@@ -109,12 +109,12 @@ def refund_purchase(
     assert principal.partner_id is not None
     partner_id = principal.partner_id
 
-    def write() -> tuple[int, RefundPublic]:
+    def write(uow: UnitOfWork) -> tuple[int, RefundPublic]:
         lines = None if body.lines is None else [RefundLine(item.sku, item.quantity) for item in body.lines]
         made = purchases.refund(uow, partner_id, order_id, body.refund_id, lines)
         return 201, _refund_public(made, order_id)
 
-    return idempotent(request, digest, uow.session, principal, write)
+    return await grouped(request, principal, digest, write)
 
 
 def _refund_public(refund: Refund, order_id: str) -> RefundPublic:
