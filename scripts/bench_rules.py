@@ -3,7 +3,7 @@
 Measures, in the same run:
 - evaluate_per_s: purchases priced per second in-process, on one core, by the rules engine
   against 50 active rules, 5 campaigns (a window, a category, a per-member cap, a multiplier or
-  a bonus) and a 4-tier ladder (its multiplier applied);
+  a bonus) and a 4-tier ladder (its multiplier applied), the best of 5 rounds of 20,000;
 - purchase_req_per_s, purchase_accept_p99_ms: POST /v1/purchases from concurrent clients
   against the same rules, through the service as `make bench-earn` runs it;
 - earn_req_per_s: plain POST /v1/earn with the same clients, interleaved in rounds with the
@@ -26,16 +26,16 @@ import httpx
 from benchlib import ROOT, p99, post_all, serving
 from eth_account import Account
 
-from loyalty.domain.campaigns import apply, campaign_from_definition
+from loyalty.domain.campaigns import CampaignSet, apply, campaign_from_definition
 from loyalty.domain.earning.context import Activity, Line, LineKind, MemberFacts, Trigger
-from loyalty.domain.earning.engine import RuleSet, evaluate, rule_from_definition
+from loyalty.domain.earning.engine import RuleSet, evaluate_lines, rule_from_definition
 from loyalty.domain.tiers import ladder_from_definition, multiplied
 
 OUT = ROOT / "var" / "bench" / "rules.json"
 RUN_DIR = ROOT / "var" / "bench" / "rules-run"
 ADMIN_KEY = "adm_bench_" + secrets.token_hex(8)
 CATEGORIES = [f"cat{i}" for i in range(10)]
-EVALUATIONS = 20_000
+EVALUATIONS, ROUNDS_IN_PROCESS = 20_000, 5
 MEMBERS, CLIENTS, ROUNDS, PER_ROUND = 500, 32, 4, 500
 LADDER = {
     "tiers": [
@@ -102,7 +102,7 @@ def evaluate_rate(defs: list[dict[str, Any]], offers: list[dict[str, Any]]) -> f
     """Purchases priced per second by the engine, in this process (one core): the rules, the
     campaigns and the tier's multiplier, as `services.pricing` prices them."""
     rules = RuleSet([rule_from_definition(i + 1, 1, d) for i, d in enumerate(defs)])
-    running = [campaign_from_definition(i + 1, c) for i, c in enumerate(offers)]
+    running = CampaignSet([campaign_from_definition(i + 1, c) for i, c in enumerate(offers)])
     ladder = ladder_from_definition(LADDER)
     rng = random.Random(3)
     tiers = [None, "bronze", "silver", "gold", "platinum"]
@@ -113,15 +113,18 @@ def evaluate_rate(defs: list[dict[str, Any]], offers: list[dict[str, Any]]) -> f
         for _ in range(2_000)
     ]  # fmt: skip
     earned = {rule.id: 100 for rule in rules.by_id.values() if rule.limits.per_member is not None}
-    campaigns_earned = {c.id: 100 for c in running}
-    budget_left = {c.id: 10**12 for c in running}
-    start = time.perf_counter()
-    for i in range(EVALUATIONS):
-        activity, member = activities[i % len(activities)]
-        points = sum(a.points for a in evaluate(activity, member, rules, earned))
-        multiplied(ladder, member.tier, points)
-        apply(running, activity, member, rules, rules_earned=earned, earned=campaigns_earned, budget_left=budget_left)
-    return EVALUATIONS / (time.perf_counter() - start)
+    campaigns_earned = {c.id: 100 for c in running.campaigns}
+    budget_left = {c.id: 10**12 for c in running.campaigns}
+    best = 0.0
+    for _ in range(ROUNDS_IN_PROCESS):  # the best round, as timeit reports: the others waited for the machine
+        start = time.perf_counter()
+        for i in range(EVALUATIONS):
+            activity, member = activities[i % len(activities)]
+            evaluation = evaluate_lines(activity, member, rules, earned)
+            multiplied(ladder, member.tier, sum(a.points for a in evaluation.awards))
+            apply(running, activity, member, evaluation, earned=campaigns_earned, budget_left=budget_left)
+        best = max(best, EVALUATIONS / (time.perf_counter() - start))
+    return best
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ or nothing (`none`), saying so in the award (`capped_by: budget`)."""
 from __future__ import annotations
 
 import enum
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,17 +17,7 @@ from typing import Any, NamedTuple
 
 from loyalty.domain.earning.calculators import MAX_POINTS, Rounding, divide
 from loyalty.domain.earning.context import Activity, MemberFacts, Trigger
-from loyalty.domain.earning.engine import (
-    Basket,
-    Conditions,
-    Period,
-    RuleSet,
-    evaluate,
-    parse_time,
-    period_end,
-    period_start,
-    total,
-)
+from loyalty.domain.earning.engine import Conditions, Evaluation, Period, parse_time, period_end, period_start
 from loyalty.errors import ErrorCode, UnprocessableError
 
 WHOLE_CAMPAIGN = "campaign"  # a per-member cap over the campaign's whole window
@@ -48,8 +39,9 @@ class Bonus:
 
 @dataclass(frozen=True)
 class Boost:
-    """The eligible lines earn `numerator / denominator` times what the partner's rules give
-    them; the campaign gives the difference ("double points": 2/1 gives as much again)."""
+    """The eligible lines earn `numerator / denominator` times what the partner's rules gave
+    them (`Evaluation.given_to`: all of it when every item is eligible); the campaign gives the
+    difference ("double points": 2/1 gives as much again)."""
 
     numerator: int
     denominator: int
@@ -99,35 +91,70 @@ class CampaignAward(NamedTuple):
     capped_by: str | None = None
 
 
+class CampaignSet:
+    """Campaigns compiled for pricing many purchases: which of them hold for a member of this
+    tier and these segments, on this day of the week, inside these windows, is worked out once
+    per kind of purchase (as `RuleSet` does for rules)."""
+
+    __slots__ = ("bounds", "campaigns", "days", "plans", "segments")
+    PLANS = 4_096
+
+    def __init__(self, campaigns: Sequence[Campaign]) -> None:
+        self.campaigns = list(campaigns)
+        self.days = any(c.conditions.days_of_week for c in self.campaigns)
+        self.segments = any(c.conditions.segments for c in self.campaigns)
+        self.bounds = sorted({b for c in self.campaigns for b in (c.starts_at, c.ends_at)})
+        self.plans: dict[tuple[object, ...], list[Campaign]] = {}
+
+    def holding(self, activity: Activity, member: MemberFacts) -> list[Campaign]:
+        at = activity.occurred_at
+        key = (
+            member.tier,
+            member.segments if self.segments else None,
+            at.isoweekday() if self.days else 0,
+            bisect_right(self.bounds, at),
+        )
+        found = self.plans.get(key)
+        if found is None:
+            found = [c for c in self.campaigns if c.conditions.hold(activity, member)]
+            if len(self.plans) >= self.PLANS:
+                self.plans.clear()
+            self.plans[key] = found
+        return found
+
+
 def apply(
-    campaigns: Sequence[Campaign],
+    campaigns: CampaignSet | Sequence[Campaign],
     activity: Activity,
     member: MemberFacts,
-    rules: RuleSet,
+    evaluation: Evaluation,
     *,
-    rules_earned: Mapping[int, int] | None = None,
     earned: Mapping[int, int] | None = None,
     budget_left: Mapping[int, int] | None = None,
 ) -> list[CampaignAward]:
-    """What `campaigns` give a purchase. `earned` is what each campaign gave the member in its
-    cap period so far, `budget_left` what each may still issue; leave both out to price without
-    caps or budgets (a refund recomputing what the lines left would have had)."""
-    if activity.trigger != Trigger.PURCHASE or not campaigns:
+    """What `campaigns` give a purchase the rules gave `evaluation`. `earned` is what each
+    campaign gave the member in its cap period so far, `budget_left` what each may still issue;
+    leave both out to price without caps or budgets (a refund recomputing what the lines left
+    would have had)."""
+    if activity.trigger != Trigger.PURCHASE:
         return []
-    basket = Basket(activity)
+    holding = (campaigns if isinstance(campaigns, CampaignSet) else CampaignSet(campaigns)).holding(activity, member)
+    basket = evaluation.basket
     awards: list[CampaignAward] = []
-    for campaign in campaigns:
-        if not campaign.conditions.hold(activity, member):
-            continue
-        lines = campaign.conditions.matched(basket)
-        if lines is None:
+    for campaign in holding:
+        conditions = campaign.conditions
+        if conditions.only_category is not None:  # the commonest condition, without a call
+            lines = basket.by_category.get(conditions.only_category)
+            if lines is None or basket.category_net[conditions.only_category] < conditions.min_net_minor:
+                continue
+        elif conditions.all_items:
+            lines = basket.items
+            if not lines or basket.items_net < conditions.min_net_minor:
+                continue  # an order with no item lines is no campaign's
+        elif (lines := conditions.matched(basket)) is None:
             continue
         effect = campaign.effect
-        if isinstance(effect, Bonus):
-            points = effect.points
-        else:
-            eligible = Activity(Trigger.PURCHASE, activity.occurred_at, [activity.lines[i] for i in lines])
-            points = effect.extra_for(total(evaluate(eligible, member, rules, rules_earned)))
+        points = effect.points if isinstance(effect, Bonus) else effect.extra_for(evaluation.given_to(lines))
         capped_by = None
         if earned is not None and campaign.per_member is not None:
             room = max(0, campaign.per_member - earned.get(campaign.id, 0))

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from loyalty.db.models import Campaign, Partner, PartnerKind, utcnow
 from loyalty.domain.campaigns import Campaign as Rules
-from loyalty.domain.campaigns import campaign_from_definition
+from loyalty.domain.campaigns import CampaignSet, campaign_from_definition
 from loyalty.domain.credentials import hash_secret, new_secret
 from loyalty.errors import ErrorCode, NotFoundError, UnprocessableError
 from loyalty.services.compiled import Compiled, forget, memo
@@ -116,12 +116,12 @@ def page_campaigns(
 class Running:
     """A partner's active campaigns, compiled, with the issuer account of each."""
 
-    campaigns: Sequence[Rules]
+    campaigns: CampaignSet
     issuers: Mapping[int, int]
 
     def at(self, when: datetime) -> list[Rules]:
         """Those whose window holds `when`."""
-        return [c for c in self.campaigns if c.starts_at <= when < c.ends_at]
+        return [c for c in self.campaigns.campaigns if c.starts_at <= when < c.ends_at]
 
 
 _COMPILED: Compiled[Running] = Compiled()
@@ -149,7 +149,9 @@ def _compiled_campaigns(session: Session, partner_id: int) -> Running:
             .order_by(Campaign.id)
         ).all()
         return Running(
-            campaigns=[campaign_from_definition(cid, json.loads(definition)) for cid, _, definition in rows],
+            campaigns=CampaignSet(
+                [campaign_from_definition(cid, json.loads(definition)) for cid, _, definition in rows]
+            ),
             issuers={cid: issuer_id for cid, issuer_id, _ in rows if issuer_id is not None},
         )
 

@@ -13,7 +13,7 @@ from loyalty.domain import campaigns as campaign_rules
 from loyalty.domain.campaigns import CampaignAward
 from loyalty.domain.earning.context import Activity, MemberFacts, Trigger
 from loyalty.domain.earning.engine import Award as Awarded
-from loyalty.domain.earning.engine import evaluate, period_of
+from loyalty.domain.earning.engine import evaluate_lines, period_of
 from loyalty.domain.tiers import multiplied
 from loyalty.services import awards, campaigns, rules, tiers
 
@@ -61,18 +61,18 @@ def price(
             {r.id: period_of(at, r.limits.period) for r in active.by_id.values() if r.limits.per_member is not None},
             {c.id: c.cap_window(at) for c in running if c.per_member is not None},
         )
-    awarded = evaluate(activity, facts, active, rules_earned)
+    evaluation = evaluate_lines(activity, facts, active, rules_earned)
+    awarded = evaluation.awards
     ladder = tiers.ladder(session) if activity.trigger == Trigger.PURCHASE else None
     extra, reason = 0, None
     if ladder is not None and (rung := ladder.get(facts.tier)) is not None:
         extra = multiplied(ladder, facts.tier, sum(a.points for a in awarded))
         reason = f"{facts.tier} tier: x{rung.multiplier_numerator}/{rung.multiplier_denominator}"
     bonuses = campaign_rules.apply(
-        running,
+        offer.campaigns if running else (),
         activity,
         facts,
-        active,
-        rules_earned=rules_earned,
+        evaluation,
         earned=campaigns_earned,
         budget_left=None if budget_left is None else {c.id: budget_left.get(offer.issuers[c.id], 0) for c in running},
     )

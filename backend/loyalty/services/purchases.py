@@ -31,7 +31,7 @@ from loyalty.db.models import (
 )
 from loyalty.domain import campaigns as campaign_rules
 from loyalty.domain.earning.context import Activity, Line, LineKind, MemberFacts, Trigger
-from loyalty.domain.earning.engine import Rule, RuleSet, evaluate, rule_from_definition
+from loyalty.domain.earning.engine import Rule, RuleSet, evaluate_lines, rule_from_definition
 from loyalty.domain.earning.refunds import RefundLine, remaining, reversals
 from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
 from loyalty.services import awards, campaigns, pricing, referrals, tiers
@@ -176,12 +176,13 @@ def refund(
     versions = RuleSet(_versions_used(session, purchase.id))
     facts = _facts(session, purchase)
     activity = Activity(Trigger.PURCHASE, _local_time(purchase), after)
-    recomputed: dict[Source, int] = {("rule", a.rule_id): a.points for a in evaluate(activity, facts, versions)}
+    evaluation = evaluate_lines(activity, facts, versions)
+    recomputed: dict[Source, int] = {("rule", a.rule_id): a.points for a in evaluation.awards}
     used = [cid for kind, cid in given if kind == "campaign" and cid is not None]
     if used:
         recomputed |= {
             ("campaign", b.campaign_id): b.points
-            for b in campaign_rules.apply(campaigns.compiled(session, used), activity, facts, versions)
+            for b in campaign_rules.apply(campaigns.compiled(session, used), activity, facts, evaluation)
         }
     by_tier = given.pop(("tier", None), 0)
     taken = reversals(given, recomputed)

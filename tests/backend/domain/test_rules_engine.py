@@ -15,6 +15,7 @@ from loyalty.domain.earning.engine import (
     Limits,
     Period,
     Rule,
+    RuleSet,
     Stacking,
     evaluate,
     period_start,
@@ -316,3 +317,44 @@ def _taken_units(lines_before: list[Line], refunded: list[RefundLine], kept: lis
         else:
             next(left)
     return taken
+
+
+keyed_conditions = st.builds(
+    Conditions,
+    categories=st.sets(st.sampled_from(["x", "y"]), max_size=2).map(frozenset),
+    skus=st.sets(st.sampled_from(["a", "b"]), max_size=1).map(frozenset),
+    min_net_minor=st.integers(0, 20_000),
+    tiers=st.sets(st.sampled_from(["gold", "silver"]), max_size=1).map(frozenset),
+    segments=st.sets(st.sampled_from(["vip", "staff"]), max_size=1).map(frozenset),
+    days_of_week=st.sets(st.integers(1, 7), max_size=2).map(frozenset),
+    starts_at=st.none() | st.just(MONDAY - timedelta(days=1)),
+    ends_at=st.none() | st.just(MONDAY + timedelta(days=1)),
+)
+
+
+@st.composite
+def keyed_rule_sets(draw):
+    count = draw(st.integers(1, 6))
+    return [
+        Rule(i, 1, f"r{i}", Trigger.PURCHASE, draw(calculators), draw(keyed_conditions), None, draw(st.integers(0, 3)),
+             draw(ANY_STACKING), draw(limits))
+        for i in range(1, count + 1)
+    ]  # fmt: skip
+
+
+MEMBERS = [MemberFacts(tier, frozenset(segments)) for tier in (None, "gold", "silver") for segments in ((), ("vip",))]
+MOMENTS = [MONDAY + timedelta(hours=h) for h in (-30, -2, 0, 2, 23, 30)]  # days and the windows' edges
+
+
+@settings(max_examples=200, deadline=None)
+@given(keyed_rule_sets(), st.lists(lines, min_size=1, max_size=3))
+def test_aRuleSetUsedForManyActivities_pricesEachAsAFreshOneWould(rules, baskets):
+    """A rule set remembers, per kind of activity, which rules could apply (`_Group.plan`): it
+    must never answer one activity with what it worked out for another (another member's tier
+    or segments, another day, another side of a window, other lines)."""
+    shared = RuleSet(rules)
+    for purchase_lines in baskets:
+        for member in MEMBERS:
+            for at in MOMENTS:
+                activity = _purchase(*purchase_lines, at=at)
+                assert evaluate(activity, member, shared) == evaluate(activity, member, RuleSet(rules))
