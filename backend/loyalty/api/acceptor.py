@@ -1,4 +1,4 @@
-"""Group commit: every earn, and every other write routed here (purchases, refunds, events),
+"""Group commit: every earn and purchase, and every other write routed here (refunds, events),
 is written by one thread, many requests to a transaction.
 
 Hundreds of small write transactions a second, each from its own request thread, queue on the
@@ -8,8 +8,9 @@ instead, and no request waits behind another's lock back-off.
 
 The group's earn requests are checked together (one query for replayed keys, one for members,
 one for budgets) and written together (one UPDATE per partner's budget, one INSERT of earns, one
-of idempotency records). Every other write runs in a savepoint of its own, after the earns: a
-refused one (or one that fails) rolls back only its own changes and does not hold up the others.
+of idempotency records); so are its purchases (`purchases.record_many`). Every other write runs
+in a savepoint of its own, after them: a refused one (or one that fails) rolls back only its own
+changes and does not hold up the others.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from loyalty.db.session import write_lock
 from loyalty.domain.earning import EarnItem, EarnRequest
 from loyalty.errors import ConflictError, DomainError, ErrorCode
 from loyalty.runtime import Runtime
-from loyalty.services import earning
+from loyalty.services import earning, purchases
 from loyalty.services.uow import UnitOfWork
 
 log = logging.getLogger("loyalty.acceptor")
@@ -72,7 +73,24 @@ class QueuedWrite:
         return (self,)  # one write: counts as one item towards the group's size
 
 
-Queued = QueuedEarn | QueuedWrite
+@dataclass
+class QueuedPurchase:
+    """One POST /v1/purchases, waiting for its group: the group's orders are recorded together
+    (`purchases.record_many`)."""
+
+    principal: Principal
+    key: str
+    digest: str
+    order: purchases.Order
+    respond: Callable[[purchases.Recorded], Any]  # the purchase recorded -> response body
+    future: Future[JSONResponse] = field(default_factory=Future)
+
+    @property
+    def items(self) -> Sequence[object]:
+        return (self,)
+
+
+Queued = QueuedEarn | QueuedPurchase | QueuedWrite
 
 
 class Acceptor:
@@ -166,9 +184,19 @@ class Acceptor:
         for i, ids in zip(fresh, accepted, strict=True):
             if isinstance(ids, DomainError):
                 outcomes[i] = ids
+        bought = [i for i in first.values() if isinstance(group[i], QueuedPurchase)]
+        if bought:
+            orders = [cast(QueuedPurchase, group[i]) for i in bought]
+            for i, order, recorded in zip(
+                bought, orders, purchases.record_many(uow, [o.order for o in orders]), strict=True
+            ):
+                if isinstance(recorded, DomainError):
+                    outcomes[i] = recorded
+                else:
+                    answers.append((i, Answer(order.principal, order.key, order.digest, 202, order.respond(recorded))))
         for i in first.values():
-            if isinstance(job := group[i], QueuedWrite):
-                answer = _run(uow, job)
+            if isinstance(write := group[i], QueuedWrite):
+                answer = _run(uow, write)
                 if isinstance(answer, Exception):
                     outcomes[i] = answer
                 else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
@@ -85,38 +86,54 @@ def mint(
     by_issuer: dict[int, list[Award]] = {}
     for award in sorted(made, key=lambda a: (a.campaign_id is not None, a.campaign_id or 0, a.id or 0)):
         by_issuer.setdefault(issuers[award.campaign_id], []).append(award)
-    debt = debt_of(session, member_id, partner_id)
-    paid_total = 0
+    shares = split(
+        [(issuer, sum(a.points for a in awarded)) for issuer, awarded in by_issuer.items()],
+        debt_of(session, member_id, partner_id),
+    )
     earns: list[Earn] = []
-    for issuer_id, awards in by_issuer.items():
-        paid, minted = settle(max(0, sum(a.points for a in awards)), debt - paid_total)
-        paid_total += paid
+    for (issuer_id, paid, minted), awarded in zip(shares, by_issuer.values(), strict=True):
         hold(session, issuer_id, -paid)
         if minted:
             earn = Earn(
                 partner_id=issuer_id,
                 member_id=member_id,
                 amount_points=minted,
-                reason=reason if issuer_id == partner_id else f"{reason}: {awards[0].reason}",
+                reason=earn_reason(reason, issuer_id == partner_id, awarded[0].reason),
                 status=EarnStatus.PENDING,
             )
             session.add(earn)
             session.flush()
             earns.append(earn)
-            for award in awards:
+            for award in awarded:
                 award.earn_id = earn.id
-    if paid_total:
-        session.add(
-            Debt(
-                member_id=member_id,
-                partner_id=partner_id,
-                points=-paid_total,
-                purchase_id=purchase_id,
-                reason=f"paid from {reason}",
-            )
-        )
+    if paid_total := sum(paid for _, paid, _ in shares):
+        session.add(Debt(**debt_payment(member_id, partner_id, paid_total, reason), purchase_id=purchase_id))
     session.flush()
     return earns
+
+
+def split(points_by_issuer: Sequence[tuple[int, int]], debt: int) -> list[tuple[int, int, int]]:
+    """Each issuer account's share of a release, as (issuer, paid to the debt, minted): the
+    debt is paid from the shares in order (the partner's own first)."""
+    shares, owed = [], max(debt, 0)
+    for issuer_id, points in points_by_issuer:
+        paid, minted = settle(max(0, points), owed)
+        owed -= paid
+        shares.append((issuer_id, paid, minted))
+    return shares
+
+
+def earn_reason(reason: str, own: bool, campaign: str) -> str:
+    """An earn's reason: what released it, and the campaign for a campaign's account's."""
+    return reason if own else f"{reason}: {campaign}"
+
+
+def debt_payment(member_id: int, partner_id: int, points: int, reason: str) -> dict[str, Any]:
+    """A debt entry paying `points` of the member's debt from what `reason` released."""
+    return {"member_id": member_id, "partner_id": partner_id, "points": -points, "reason": f"paid from {reason}"}
+
+
+Earned = tuple[int | None, int | None, datetime, int]  # an award's rule, campaign, time and points
 
 
 def earned_since(
@@ -131,14 +148,42 @@ def earned_since(
     if not rules and not campaigns:
         return {}, {}
     spans = [*rules.values(), *campaigns.values()]
+    found = earned_rows(session, [member_id], set(rules), set(campaigns), spans)
+    return earned_in(found.get(member_id, ()), rules, campaigns)
+
+
+def earned_rows(
+    session: Session,
+    member_ids: Iterable[int],
+    rule_ids: Iterable[int],
+    campaign_ids: Iterable[int],
+    spans: Sequence[tuple[datetime, datetime]],
+) -> dict[int, list[Earned]]:
+    """Awards of these rules or campaigns to these members inside the spans, by member: what
+    their caps count (one query for a whole group of purchases)."""
+    rule_ids, campaign_ids = set(rule_ids), set(campaign_ids)
+    if not spans or not (rule_ids or campaign_ids):
+        return {}
     rows = session.execute(
-        select(Award.rule_id, Award.campaign_id, Award.occurred_at, Award.points).where(
-            Award.member_id == member_id,
-            or_(Award.rule_id.in_(rules), Award.campaign_id.in_(campaigns)),
+        select(Award.member_id, Award.rule_id, Award.campaign_id, Award.occurred_at, Award.points).where(
+            Award.member_id.in_(set(member_ids)),
+            or_(Award.rule_id.in_(rule_ids), Award.campaign_id.in_(campaign_ids)),
             Award.occurred_at >= min(start for start, _ in spans),
             Award.occurred_at < max(end for _, end in spans),
         )
     )
+    by_member: dict[int, list[Earned]] = {}
+    for member_id, rule_id, campaign_id, occurred_at, points in rows:
+        by_member.setdefault(member_id, []).append((rule_id, campaign_id, occurred_at, points))
+    return by_member
+
+
+def earned_in(
+    rows: Iterable[Earned],
+    rules: Mapping[int, tuple[datetime, datetime]],
+    campaigns: Mapping[int, tuple[datetime, datetime]],
+) -> tuple[dict[int, int], dict[int, int]]:
+    """What each rule and each campaign gave, of `rows`, inside its window."""
     by_rule, by_campaign = dict.fromkeys(rules, 0), dict.fromkeys(campaigns, 0)
     for rule_id, campaign_id, occurred_at, points in rows:
         for source, windows, counted in ((rule_id, rules, by_rule), (campaign_id, campaigns, by_campaign)):

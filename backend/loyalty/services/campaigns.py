@@ -119,6 +119,10 @@ class Running:
     campaigns: CampaignSet
     issuers: Mapping[int, int]
 
+    @property
+    def all(self) -> list[Rules]:
+        return self.campaigns.campaigns
+
     def at(self, when: datetime) -> list[Rules]:
         """Those whose window holds `when`."""
         return [c for c in self.campaigns.campaigns if c.starts_at <= when < c.ends_at]

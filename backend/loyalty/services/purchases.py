@@ -12,19 +12,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from loyalty.db.models import (
     Award,
     Debt,
-    Member,
+    Earn,
+    EarnStatus,
+    MemberLink,
+    MemberSegment,
+    Partner,
     Program,
     Purchase,
     PurchaseStatus,
+    Referral,
+    ReferralStatus,
     Refund,
     RuleVersion,
     utcnow,
@@ -33,7 +40,7 @@ from loyalty.domain import campaigns as campaign_rules
 from loyalty.domain.earning.context import Activity, Line, LineKind, MemberFacts, Trigger
 from loyalty.domain.earning.engine import Rule, RuleSet, evaluate_lines, rule_from_definition
 from loyalty.domain.earning.refunds import RefundLine, remaining, reversals
-from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
+from loyalty.errors import ConflictError, DomainError, ErrorCode, NotFoundError, UnprocessableError
 from loyalty.services import awards, campaigns, pricing, referrals, tiers
 from loyalty.services.lists import Page, keyset
 from loyalty.services.uow import UnitOfWork
@@ -62,89 +69,288 @@ def check_occurred_at(occurred_at: datetime, now: datetime) -> None:
         )
 
 
-def record(
-    uow: UnitOfWork,
-    partner_id: int,
-    member: Member,
-    *,
-    order_id: str,
-    occurred_at: datetime,
-    currency: str,
-    lines: Sequence[Line],
-) -> tuple[Purchase, list[Award]]:
-    """Price an order (`price`) and hold its points pending (or mint them at once with no
-    pending period). An order recorded before is `409 order_exists`; points past the partner's
-    budget are `422 budget_exceeded` (a campaign short of its own budget gives less instead)."""
+@dataclass(frozen=True)
+class Order:
+    """A partner's report of what a member bought."""
+
+    partner_id: int
+    member_id: int
+    order_id: str
+    occurred_at: datetime
+    currency: str
+    lines: Sequence[Line]
+
+
+@dataclass
+class Recorded:
+    """A purchase recorded, as the rows written (`purchase`: its columns and id; `awards`:
+    its awards' columns), so an answer needs no second read."""
+
+    purchase: dict[str, Any]
+    awards: list[dict[str, Any]]
+
+
+def record(uow: UnitOfWork, order: Order) -> Recorded:
+    """Record one order (see `record_many`); a refusal is raised."""
+    [recorded] = record_many(uow, [order])
+    if isinstance(recorded, DomainError):
+        raise recorded
+    return recorded
+
+
+def record_many(uow: UnitOfWork, orders: Sequence[Order]) -> list[Recorded | DomainError]:
+    """Price orders (`services.pricing`) and hold their points pending, or mint them at once
+    when their pending period is over (none, or reported late); each order is recorded, or
+    refused with why, in order, as if alone: a member not linked to the partner is `404
+    member_not_found`, an order recorded before `409 order_exists`, points past the partner's
+    budget `422 budget_exceeded` (a campaign short of its own budget gives less instead).
+
+    A group of orders is read and written together: one query per kind of row for all of them
+    (members, caps, tiers, debts), and one INSERT per table. What an order changes (a member's
+    caps and tier, a partner's budget, a member's debt) the orders after it see."""
     session = uow.session
     now = utcnow()
-    check_occurred_at(occurred_at, now)
-    if currency != (accepted := program(session).currency):
-        raise UnprocessableError(
-            ErrorCode.CURRENCY_NOT_ACCEPTED, f"the program prices purchases in {accepted}, not {currency}"
+    settings = program(session)
+    results: list[Recorded | DomainError | None] = [None] * len(orders)
+    linked = {
+        (member_id, partner_id)
+        for member_id, partner_id in session.execute(
+            select(MemberLink.member_id, MemberLink.partner_id).where(
+                tuple_(MemberLink.member_id, MemberLink.partner_id).in_({(o.member_id, o.partner_id) for o in orders})
+            )
         )
-    offer = campaigns.running(session, partner_id)
-    # The partner's row lock first: its members' caps, debts and budget are read under it.
-    left = awards.available(session, [partner_id, *(offer.issuers[c.id] for c in offer.at(occurred_at))])
-    if (found := _find(session, partner_id, order_id)) is not None:
-        raise ConflictError(ErrorCode.ORDER_EXISTS, f"order {order_id!r} was recorded as purchase {found.id}")
-    facts = awards.facts_of(session, member.id, partner_id, now)
-    priced = pricing.price(
-        session,
-        partner_id,
-        Activity(Trigger.PURCHASE, occurred_at, lines),
-        facts,
-        member_id=member.id,
-        budget_left=left,
-    )
-    total = priced.own_points
-    if total and total > left[partner_id]:
-        raise UnprocessableError(
-            ErrorCode.BUDGET_EXCEEDED,
-            f"the purchase earns {total} points; partner {partner_id} has {left[partner_id]} left",
+    }
+    for i, order in enumerate(orders):
+        try:
+            if (order.member_id, order.partner_id) not in linked:
+                raise NotFoundError(ErrorCode.MEMBER_NOT_FOUND, f"no member {order.member_id}")
+            check_occurred_at(order.occurred_at, now)
+            if order.currency != settings.currency:
+                raise UnprocessableError(
+                    ErrorCode.CURRENCY_NOT_ACCEPTED,
+                    f"the program prices purchases in {settings.currency}, not {order.currency}",
+                )
+        except DomainError as refused:
+            results[i] = refused
+    live = [i for i, result in enumerate(results) if result is None]
+    if not live:
+        return [r for r in results if r is not None]
+    group = _Group(session, [orders[i] for i in live], now)
+    for i in live:
+        results[i] = group.record(orders[i], settings.pending_days)
+    group.write()
+    return [r for r in results if r is not None]
+
+
+class _Group:
+    """What a group of orders reads once and writes at once."""
+
+    def __init__(self, session: Session, orders: Sequence[Order], now: datetime) -> None:
+        self.session, self.now = session, now
+        partners = sorted({o.partner_id for o in orders})
+        self.offers = {p: pricing.offer_of(session, p) for p in partners}
+        issuers = {*partners, *(i for offer in self.offers.values() for i in offer.campaigns.issuers.values())}
+        # The partners' row locks first (ids in order: two groups cannot deadlock): their members'
+        # caps and debts, and their budgets, are read and written under them.
+        self.left = awards.available(session, sorted(issuers))
+        self.taken = {
+            (partner_id, order_id)
+            for partner_id, order_id in session.execute(
+                select(Purchase.partner_id, Purchase.order_id).where(
+                    tuple_(Purchase.partner_id, Purchase.order_id).in_({(o.partner_id, o.order_id) for o in orders})
+                )
+            )
+        }
+        members = {o.member_id for o in orders}
+        ladder = next(iter(self.offers.values())).ladder
+        self.standings = tiers.Standings(session, ladder, members, now) if ladder is not None else None
+        self.segments: dict[tuple[int, int], set[str]] = {}
+        for member_id, partner_id, tag in session.execute(
+            select(MemberSegment.member_id, MemberSegment.partner_id, MemberSegment.tag).where(
+                MemberSegment.member_id.in_(members), MemberSegment.partner_id.in_(partners)
+            )
+        ):
+            self.segments.setdefault((member_id, partner_id), set()).add(tag)
+        windows = [
+            w
+            for o in orders
+            for kind in self.offers[o.partner_id].cap_windows(Activity(Trigger.PURCHASE, o.occurred_at, ()))
+            for w in kind.values()
+        ]
+        capped_rules = {
+            r.id for o in self.offers.values() for r in o.rules.by_id.values() if r.limits.per_member is not None
+        }
+        capped_campaigns = {c.id for o in self.offers.values() for c in o.campaigns.all if c.per_member is not None}
+        self.earned = awards.earned_rows(session, members, capped_rules, capped_campaigns, windows)
+        self.debts: dict[tuple[int, int], int] = {
+            (member_id, partner_id): int(points)
+            for member_id, partner_id, points in session.execute(
+                select(Debt.member_id, Debt.partner_id, func.sum(Debt.points))
+                .where(Debt.member_id.in_(members), Debt.partner_id.in_(partners))
+                .group_by(Debt.member_id, Debt.partner_id)
+            )
+        }
+        self.referred = set(
+            session.scalars(
+                select(Referral.friend_id).where(
+                    Referral.friend_id.in_(members), Referral.status == ReferralStatus.PENDING
+                )
+            )
         )
-    offset = occurred_at.utcoffset()
-    purchase = Purchase(
-        partner_id=partner_id,
-        member_id=member.id,
-        order_id=order_id,
-        occurred_at=occurred_at,
-        utc_offset_min=int(offset.total_seconds() // 60) if offset else 0,
-        currency=currency,
-        lines=json.dumps([asdict(line) for line in lines]),
-        net_minor=_net(lines),
-        facts=json.dumps({"tier": facts.tier, "segments": sorted(facts.segments)}),
-        pending_until=occurred_at + timedelta(days=program(session).pending_days),
-    )
-    session.add(purchase)
-    session.flush()
-    made = dict(purchase_id=purchase.id, member_id=member.id, occurred_at=occurred_at)
-    rows = [
-        Award(
-            **made,
-            rule_id=a.rule_id,
-            rule_version=a.rule_version,
-            points=a.points,
-            reason=a.reason,
-            capped_by=a.capped_by,
+        self.held: dict[int, int] = {}  # points held per issuer account, less debts paid
+        self.purchases: list[dict[str, Any]] = []
+        self.awards: list[list[dict[str, Any]]] = []  # per purchase
+        self.earns: list[list[dict[str, Any]]] = []  # per purchase, one per issuer account minting
+        self.payments: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (a debt paid, the purchase paying it)
+        self.to_refer: list[int] = []  # purchases (by position) released for a referred member
+
+    def record(self, order: Order, pending_days: int) -> Recorded | DomainError:
+        partner_id, member_id = order.partner_id, order.member_id
+        if (partner_id, order.order_id) in self.taken:
+            return ConflictError(ErrorCode.ORDER_EXISTS, f"order {order.order_id!r} was recorded already")
+        offer = self.offers[partner_id]
+        activity = Activity(Trigger.PURCHASE, order.occurred_at, order.lines)
+        facts = MemberFacts(
+            tier=self.standings.tier(member_id) if self.standings else None,
+            segments=frozenset(self.segments.get((member_id, partner_id), ())),
         )
-        for a in priced.awards
-    ]
-    if priced.tier_extra:
-        rows.append(Award(**made, tier=facts.tier, points=priced.tier_extra, reason=priced.tier_reason))
-    rows += [
-        Award(**made, campaign_id=b.campaign_id, points=b.points, reason=b.reason, capped_by=b.capped_by)
-        for b in priced.bonuses
-    ]
-    session.add_all(rows)
-    awards.hold(session, partner_id, total)
-    for bonus in priced.bonuses:
-        awards.hold(session, priced.issuers[bonus.campaign_id], bonus.points)
-    session.flush()
-    tiers.review(session, member.id, now, at_review=False)
-    if purchase.pending_until <= now:
-        release(session, purchase.id)
-        session.refresh(purchase)
-    return purchase, rows
+        earned = self.earned.setdefault(member_id, [])
+        rules_earned, campaigns_earned = awards.earned_in(earned, *offer.cap_windows(activity))
+        priced = pricing.priced(
+            offer, activity, facts, rules_earned=rules_earned, campaigns_earned=campaigns_earned, budget_left=self.left
+        )
+        total = priced.own_points
+        if total and total > self.left[partner_id]:
+            return UnprocessableError(
+                ErrorCode.BUDGET_EXCEEDED,
+                f"the purchase earns {total} points; partner {partner_id} has {self.left[partner_id]} left",
+            )
+        self.taken.add((partner_id, order.order_id))
+        made: dict[str, Any] = {"member_id": member_id, "occurred_at": order.occurred_at, "rule_id": None, "rule_version": None,
+                "tier": None, "campaign_id": None, "capped_by": None}  # fmt: skip
+        rows = [
+            {**made, "rule_id": a.rule_id, "rule_version": a.rule_version, "points": a.points, "reason": a.reason,
+             "capped_by": a.capped_by}
+            for a in priced.awards
+        ]  # fmt: skip
+        if priced.tier_extra:
+            rows.append({**made, "tier": facts.tier, "points": priced.tier_extra, "reason": priced.tier_reason})
+        rows += [
+            {**made, "campaign_id": b.campaign_id, "points": b.points, "reason": b.reason, "capped_by": b.capped_by}
+            for b in priced.bonuses
+        ]
+        issuer_of: dict[int | None, int] = {None: partner_id}
+        issuer_of.update((campaign_id, issuer) for campaign_id, issuer in priced.issuers.items())
+        for row in rows:
+            issuer, points = issuer_of[row["campaign_id"]], int(row["points"])
+            self.left[issuer] -= points
+            self.held[issuer] = self.held.get(issuer, 0) + points
+            earned.append((row["rule_id"], row["campaign_id"], order.occurred_at, points))
+        offset = order.occurred_at.utcoffset()
+        net = _net(order.lines)
+        purchase: dict[str, Any] = {
+            "partner_id": partner_id,
+            "member_id": member_id,
+            "order_id": order.order_id,
+            "occurred_at": order.occurred_at,
+            "utc_offset_min": int(offset.total_seconds() // 60) if offset else 0,
+            "currency": order.currency,
+            "lines": json.dumps([asdict(line) for line in order.lines]),
+            "net_minor": net,
+            "facts": json.dumps({"tier": facts.tier, "segments": sorted(facts.segments)}),
+            "status": PurchaseStatus.PENDING,
+            "pending_until": order.occurred_at + timedelta(days=pending_days),
+            "released_at": None,
+            "earn_id": None,
+            "created_at": self.now,
+        }
+        if self.standings is not None:
+            self.standings.bought(member_id, order.occurred_at, net, sum(row["points"] for row in rows))
+        earns = self._release(purchase, rows, issuer_of) if purchase["pending_until"] <= self.now else []
+        self.purchases.append(purchase)
+        self.awards.append(rows)
+        self.earns.append(earns)
+        return Recorded(purchase, rows)
+
+    def _release(
+        self, purchase: dict[str, Any], rows: list[dict[str, Any]], issuer_of: dict[int | None, int]
+    ) -> list[dict[str, Any]]:
+        """The purchase's points released as it is recorded (as `release` does): the member's
+        debt to the partner paid first, the rest minted, an earn per issuer account."""
+        member_id, partner_id = purchase["member_id"], purchase["partner_id"]
+        purchase["status"], purchase["released_at"] = PurchaseStatus.RELEASED, self.now
+        by_issuer: dict[int, list[dict[str, Any]]] = {}
+        for row in sorted(rows, key=lambda r: (r["campaign_id"] is not None, r["campaign_id"] or 0)):
+            by_issuer.setdefault(issuer_of[row["campaign_id"]], []).append(row)
+        debt = self.debts.get((member_id, partner_id), 0)
+        reason = f"order {purchase['order_id']}"
+        shares = awards.split(
+            [(issuer, sum(r["points"] for r in issued)) for issuer, issued in by_issuer.items()], debt
+        )
+        earns = []
+        for (issuer_id, paid, minted), issued in zip(shares, by_issuer.values(), strict=True):
+            self.held[issuer_id] -= paid
+            if minted:
+                earn = {
+                    "partner_id": issuer_id,
+                    "member_id": member_id,
+                    "amount_points": minted,
+                    "reason": awards.earn_reason(reason, issuer_id == partner_id, issued[0]["reason"]),
+                    "status": EarnStatus.PENDING,
+                }
+                earns.append(earn)
+                for row in issued:
+                    row["earn"] = earn  # its id once written
+        if paid_total := sum(paid for _, paid, _ in shares):
+            self.debts[(member_id, partner_id)] = debt - paid_total
+            self.payments.append((awards.debt_payment(member_id, partner_id, paid_total, reason), purchase))
+        if member_id in self.referred:
+            self.to_refer.append(len(self.purchases))
+        return earns
+
+    def write(self) -> None:
+        """Everything the group recorded, one INSERT per table, and each account's budget."""
+        session = self.session
+        earns = [earn for per_purchase in self.earns for earn in per_purchase]
+        if earns:
+            ids = session.scalars(insert(Earn).returning(Earn.id, sort_by_parameter_order=True), earns).all()
+            for earn, earn_id in zip(earns, ids, strict=True):
+                earn["id"] = earn_id
+        for purchase, per_purchase in zip(self.purchases, self.earns, strict=True):
+            own = [e for e in per_purchase if e["partner_id"] == purchase["partner_id"]]
+            purchase["earn_id"] = own[0]["id"] if own else None
+        if self.purchases:
+            ids = session.scalars(
+                insert(Purchase).returning(Purchase.id, sort_by_parameter_order=True), self.purchases
+            ).all()
+            for purchase, purchase_id in zip(self.purchases, ids, strict=True):
+                purchase["id"] = purchase_id
+        rows = []
+        for purchase, per_purchase in zip(self.purchases, self.awards, strict=True):
+            for row in per_purchase:
+                row["purchase_id"] = purchase["id"]
+                row["earn_id"] = row.pop("earn")["id"] if "earn" in row else None
+                rows.append({**row, "created_at": self.now})
+        if rows:
+            session.execute(insert(Award), rows)
+        if self.payments:
+            session.execute(
+                insert(Debt), [{**paid, "purchase_id": by["id"], "created_at": self.now} for paid, by in self.payments]
+            )
+        if changed := [{"issuer": issuer, "delta": points} for issuer, points in self.held.items() if points]:
+            partners = Partner.__table__
+            session.execute(
+                update(partners)  # type: ignore[arg-type]
+                .where(partners.c.id == bindparam("issuer"))
+                .values(pending_points=partners.c.pending_points + bindparam("delta")),
+                changed,
+            )
+        session.flush()  # the payments, and the members' tiers
+        for position in self.to_refer:
+            purchase = self.purchases[position]
+            found = session.get(Purchase, purchase["id"])
+            assert found is not None
+            referrals.on_release(session, found, _lines(found), _local_time(found))
 
 
 def refund(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -74,21 +74,99 @@ def set_ladder(uow: UnitOfWork, program_id: int, definition: Mapping[str, Any]) 
     return program
 
 
-def metric_value(session: Session, ladder: Ladder, member_id: int, now: datetime) -> int:
-    """The member's metric over the ladder's window: net item spend (less refunds), or points
-    awarded (less those refunds took back)."""
+def metric_values(session: Session, ladder: Ladder, member_ids: Iterable[int], now: datetime) -> dict[int, int]:
+    """The members' metric over the ladder's window: net item spend (less refunds), or points
+    awarded for purchases (less those refunds took back); grouped, in one or two queries."""
+    ids = set(member_ids)
     since = now - timedelta(days=ladder.window_days)
-    window = (Purchase.member_id == member_id, Purchase.occurred_at >= since, Purchase.occurred_at <= now)
+    window = (Purchase.member_id.in_(ids), Purchase.occurred_at >= since, Purchase.occurred_at <= now)
+    values = dict.fromkeys(ids, 0)
     if ladder.metric == Metric.POINTS_EARNED:
-        query = select(func.coalesce(func.sum(Award.points), 0)).join(Purchase, Purchase.id == Award.purchase_id)
-        return int(session.scalar(query.where(*window)) or 0)
-    spent = session.scalar(select(func.coalesce(func.sum(Purchase.net_minor), 0)).where(*window))
-    refunded = session.scalar(
-        select(func.coalesce(func.sum(Refund.net_minor), 0))
-        .join(Purchase, Purchase.id == Refund.purchase_id)
-        .where(*window)
-    )
-    return int(spent or 0) - int(refunded or 0)
+        query = select(Purchase.member_id, func.sum(Award.points)).join(Purchase, Purchase.id == Award.purchase_id)
+        sums = [(query.where(*window).group_by(Purchase.member_id), 1)]
+    else:
+        spent = select(Purchase.member_id, func.sum(Purchase.net_minor)).where(*window).group_by(Purchase.member_id)
+        refunded = (
+            select(Purchase.member_id, func.sum(Refund.net_minor))
+            .join(Purchase, Purchase.id == Refund.purchase_id)
+            .where(*window)
+            .group_by(Purchase.member_id)
+        )
+        sums = [(spent, 1), (refunded, -1)]
+    for query, sign in sums:
+        for member_id, total in session.execute(query):
+            values[member_id] += sign * int(total or 0)
+    return values
+
+
+def metric_value(session: Session, ladder: Ladder, member_id: int, now: datetime) -> int:
+    return metric_values(session, ladder, [member_id], now)[member_id]
+
+
+class Standings:
+    """The earned tiers of a group of members, with their metric values and paid tiers, read
+    at once and moved in memory as their purchases come (so a group of purchases needs no
+    query per member), then written by the session's flush."""
+
+    def __init__(
+        self,
+        session: Session,
+        ladder: Ladder,
+        member_ids: Iterable[int],
+        now: datetime,
+        program_id: int = DEFAULT_PROGRAM,
+    ) -> None:
+        ids = sorted(set(member_ids))
+        self.session, self.ladder, self.now, self.program_id = session, ladder, now, program_id
+        self.held: dict[int, MemberTier] = {
+            row.member_id: row
+            for row in session.scalars(
+                select(MemberTier).where(MemberTier.member_id.in_(ids), MemberTier.program_id == program_id)
+            )
+        }
+        self.paid: dict[int, str] = {}
+        for member_id, tier in session.execute(
+            select(TierSubscription.member_id, TierSubscription.tier).where(
+                TierSubscription.member_id.in_(ids),
+                TierSubscription.program_id == program_id,
+                TierSubscription.starts_at <= now,
+                TierSubscription.ends_at > now,
+                TierSubscription.cancelled_at.is_(None),
+            )
+        ):
+            if ladder.index(tier) > ladder.index(self.paid.get(member_id)):
+                self.paid[member_id] = tier
+        self.values = metric_values(session, ladder, ids, now)
+
+    def tier(self, member_id: int) -> str | None:
+        """The member's tier now: the higher of the earned and the paid one."""
+        held = self.held.get(member_id)
+        return effective(self.ladder, held.tier if held else None, self.paid.get(member_id))
+
+    def bought(self, member_id: int, occurred_at: datetime, net_minor: int, points: int) -> None:
+        """A purchase of the member's was recorded: it counts in the window if it falls there,
+        and the member's tier is reviewed (up at once; down only on a real-time ladder)."""
+        if self.now - timedelta(days=self.ladder.window_days) <= occurred_at <= self.now:
+            self.values[member_id] += points if self.ladder.metric == Metric.POINTS_EARNED else net_minor
+        self.review(member_id, at_review=False)
+
+    def review(self, member_id: int, *, at_review: bool) -> None:
+        """Move the member's earned tier by its metric: up at once; down only at its review (or
+        at once on a real-time ladder). A review that keeps the tier moves the next one a year
+        on; any change starts a new year."""
+        held = self.held.get(member_id)
+        if held is None:
+            held = self.held[member_id] = MemberTier(member_id=member_id, program_id=self.program_id, tier=None)
+            self.session.add(held)
+        ladder, now = self.ladder, self.now
+        due = at_review or ladder.review == Review.REAL_TIME
+        after = next_tier(ladder, self.values.get(member_id, 0), held.tier, at_review=due)
+        if after != held.tier:
+            held.tier, held.reached_at = after, now
+            held.next_review_at = now + REVIEW_PERIOD if after is not None else None
+        elif at_review and held.tier is not None:
+            held.next_review_at = now + REVIEW_PERIOD
+        held.updated_at = now
 
 
 def earned_tier(session: Session, member_id: int, program_id: int = DEFAULT_PROGRAM) -> MemberTier | None:
@@ -125,24 +203,11 @@ def tier_of(session: Session, member_id: int, now: datetime, program_id: int = D
 def review(
     session: Session, member_id: int, now: datetime, *, at_review: bool, program_id: int = DEFAULT_PROGRAM
 ) -> None:
-    """Re-read the member's metric and move its earned tier: up at once; down only at its
-    review (or at once on a real-time ladder). A review that keeps the tier moves the next one
-    a year on; any change starts a new year."""
+    """Re-read the member's metric and move its earned tier (see `Standings.review`)."""
     current = ladder(session, program_id)
     if current is None:
         return
-    held = earned_tier(session, member_id, program_id)
-    if held is None:
-        held = MemberTier(member_id=member_id, program_id=program_id, tier=None)
-        session.add(held)
-    due = at_review or current.review == Review.REAL_TIME
-    after = next_tier(current, metric_value(session, current, member_id, now), held.tier, at_review=due)
-    if after != held.tier:
-        held.tier, held.reached_at = after, now
-        held.next_review_at = now + REVIEW_PERIOD if after is not None else None
-    elif at_review and held.tier is not None:
-        held.next_review_at = now + REVIEW_PERIOD
-    held.updated_at = now
+    Standings(session, current, [member_id], now, program_id).review(member_id, at_review=at_review)
     session.flush()
 
 
@@ -158,8 +223,10 @@ def review_due(session: Session, now: datetime, program_id: int = DEFAULT_PROGRA
     else:
         due = due.where(or_(MemberTier.updated_at < now - timedelta(days=1), MemberTier.next_review_at <= now))
     members = session.scalars(due.order_by(MemberTier.member_id).limit(REVIEW_BATCH)).all()
+    standings = Standings(session, current, members, now, program_id)
     for member_id in members:
-        review(session, member_id, now, at_review=True, program_id=program_id)
+        standings.review(member_id, at_review=True)
+    session.flush()
     return len(members)
 
 

@@ -29,10 +29,7 @@ class Held:
         def run() -> None:
             with runtime.sessions() as session:
                 uow = UnitOfWork.of(runtime, session)
-                purchases.record(
-                    uow, partner_id, members.get(uow, member_id), order_id=order_id, occurred_at=occurred_at,
-                    currency="USD", lines=[Line("beans", "", 1, dollars * 100)],
-                )  # fmt: skip
+                purchases.record(uow, purchases.Order(partner_id, member_id, order_id, occurred_at, "USD", [Line("beans", "", 1, dollars * 100)]))
                 self.recorded.set()
                 self.go.wait(10)
                 session.commit()
@@ -99,10 +96,7 @@ def test_twoPurchasesAtOnce_neverBothEarnWhatTheCapAllowsOnlyOnce(client, writer
     def second() -> None:
         with runtime.sessions() as session:
             uow = UnitOfWork.of(runtime, session)
-            purchases.record(
-                uow, partner["id"], members.get(uow, member["id"]), order_id="K-2", occurred_at=now,
-                currency="USD", lines=[Line("beans", "", 1, 1_500)],
-            )  # fmt: skip
+            purchases.record(uow, purchases.Order(partner["id"], member["id"], "K-2", now, "USD", [Line("beans", "", 1, 1_500)]))
             session.commit()
 
     racing = _in_background(second)

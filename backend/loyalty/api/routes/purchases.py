@@ -4,14 +4,15 @@ a debt the member's next awards pay)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from loyalty.api.acceptor import grouped
+from loyalty.api.acceptor import Acceptor, QueuedPurchase, grouped
 from loyalty.api.deps import Partnered, Reader, UowDep
-from loyalty.api.idempotency import Digest
+from loyalty.api.idempotency import Digest, idempotency_key
 from loyalty.api.schemas import (
     MAX_INT,
     AwardPublic,
@@ -26,7 +27,7 @@ from loyalty.api.schemas import (
 from loyalty.db.models import Purchase, Refund
 from loyalty.domain.earning.context import Line
 from loyalty.domain.earning.refunds import RefundLine
-from loyalty.services import members, purchases
+from loyalty.services import purchases
 from loyalty.services.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1/purchases", tags=["purchases"])
@@ -34,22 +35,33 @@ OrderId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[^/\x00-\
 
 
 def public(uow: UnitOfWork, purchase: Purchase) -> PurchasePublic:
-    awards = [
-        AwardPublic.model_validate(a, from_attributes=True) for a in purchases.awards_of(uow.session, purchase.id)
-    ]
-    return PurchasePublic(
-        id=purchase.id,
-        partner_id=purchase.partner_id,
-        member_id=purchase.member_id,
-        order_id=purchase.order_id,
-        occurred_at=purchase.occurred_at,
-        currency=purchase.currency,
-        status=purchase.status,
-        pending_until=purchase.pending_until,
-        released_at=purchase.released_at,
-        earn_id=purchase.earn_id,
-        awards=awards,
-        total_points=sum(a.points for a in awards),
+    return _public(
+        {column: getattr(purchase, column) for column in _SHOWN},
+        [
+            {field: getattr(a, field) for field in AwardPublic.model_fields}
+            for a in purchases.awards_of(uow.session, purchase.id)
+        ],
+    )
+
+
+_SHOWN = (
+    "id",
+    "partner_id",
+    "member_id",
+    "order_id",
+    "occurred_at",
+    "currency",
+    "status",
+    "pending_until",
+    "released_at",
+    "earn_id",
+)
+
+
+def _public(purchase: Mapping[str, Any], awards: Sequence[Mapping[str, Any]]) -> PurchasePublic:
+    shown = [AwardPublic.model_construct(**{field: a[field] for field in AwardPublic.model_fields}) for a in awards]
+    return PurchasePublic.model_construct(
+        **{column: purchase[column] for column in _SHOWN}, awards=shown, total_points=sum(a.points for a in shown)
     )
 
 
@@ -58,24 +70,21 @@ async def record_purchase(body: PurchaseCreate, request: Request, principal: Par
     """Report an order of a linked member: the partner's active rules, the member's tier and
     the partner's running campaigns price its net paid item lines; the points stay `pending`
     until `pending_until` (the program's pending period after `occurred_at`), then are minted.
-    Accepted (202): the chain has nothing yet."""
+    Accepted (202): the chain has nothing yet. Orders arriving together are recorded together
+    (one transaction, one read and one write of each kind of row), each as if alone."""
     assert principal.partner_id is not None
-    partner_id = principal.partner_id
-
-    def write(uow: UnitOfWork) -> tuple[int, PurchasePublic]:
-        member = members.get(uow, body.member_id, partner_id)
-        purchase, _ = purchases.record(
-            uow,
-            partner_id,
-            member,
-            order_id=body.order_id,
-            occurred_at=body.occurred_at,
-            currency=body.currency,
-            lines=[Line(**line.model_dump()) for line in body.lines],
-        )
-        return 202, public(uow, purchase)
-
-    return await grouped(request, principal, digest, write)
+    order = purchases.Order(
+        partner_id=principal.partner_id,
+        member_id=body.member_id,
+        order_id=body.order_id,
+        occurred_at=body.occurred_at,
+        currency=body.currency,
+        lines=[Line(**line.model_dump()) for line in body.lines],
+    )
+    acceptor: Acceptor = request.app.state.acceptor
+    return await acceptor.accept(
+        QueuedPurchase(principal, idempotency_key(request), digest, order, lambda r: _public(r.purchase, r.awards))
+    )
 
 
 @router.get("", response_model=Page[PurchasePublic])
