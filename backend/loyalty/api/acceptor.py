@@ -20,6 +20,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ from loyalty.services.uow import UnitOfWork
 
 log = logging.getLogger("loyalty.acceptor")
 MAX_GROUP_ITEMS = 20_000  # earns per transaction; a 10,000-item batch request always fits
+GATHER_S = 0.002  # how long a group waits for more requests, at most
+GATHER_UNTIL = 64  # requests: a group this large goes at once
 
 
 @dataclass
@@ -117,9 +120,13 @@ class Acceptor:
     def _run(self) -> None:
         while (first := self._queue.get()) is not None:
             group, items = [first], len(first.items)
+            gather_until = time.monotonic() + GATHER_S
             while items < MAX_GROUP_ITEMS:
                 try:
-                    request = self._queue.get_nowait()
+                    # A small group waits a moment for the requests still being read: under
+                    # load they come in a burst, and a group costs a transaction whatever its size.
+                    wait = gather_until - time.monotonic() if len(group) < GATHER_UNTIL else 0
+                    request = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if request is None:

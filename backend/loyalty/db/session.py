@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Engine, Table, create_engine, event, func, make_url, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -86,3 +86,42 @@ def dialect_insert(session: Session) -> Callable[..., Any]:
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert
     return sqlite.insert
+
+
+def allocate_ids(session: Session, table: Table, count: int) -> list[int]:
+    """`count` new ids for `table`'s integer key, in order, so rows can be inserted with theirs
+    by one executemany (an INSERT ... RETURNING of many rows in a known order runs row by row on
+    SQLite). PostgreSQL hands them out from the table's sequence; SQLite's next ids follow the
+    largest, and the caller holds the write lock (`write_lock`), so no one else takes them."""
+    if count <= 0:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        sequence = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)")
+        return [int(i) for i in session.scalars(sequence, {"table": table.name, "n": count})]
+    first = int(session.scalar(select(func.coalesce(func.max(table.c.id), 0))) or 0) + 1
+    return list(range(first, first + count))
+
+
+def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert many rows (each with the same columns) by one executemany handed straight to the
+    driver: SQLAlchemy's own executemany spends ~25 microseconds a row building parameters,
+    more than the database spends storing it. Values go through their columns' own bind
+    processors (a `UtcDateTime` is stored as SQLAlchemy would store it)."""
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    columns = list(rows[0])
+    processors = [table.c[column].type.bind_processor(dialect) for column in columns]
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    statement = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+    connection.exec_driver_sql(
+        statement,
+        [
+            tuple(
+                value if process is None else process(value)
+                for value, process in zip(row.values(), processors, strict=True)
+            )
+            for row in rows
+        ],
+    )

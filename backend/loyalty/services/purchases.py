@@ -14,9 +14,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, insert, select, tuple_, update
+from sqlalchemy import Table, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from loyalty.db.models import (
@@ -36,6 +36,7 @@ from loyalty.db.models import (
     RuleVersion,
     utcnow,
 )
+from loyalty.db.session import allocate_ids, insert_rows
 from loyalty.domain import campaigns as campaign_rules
 from loyalty.domain.earning.context import Activity, Line, LineKind, MemberFacts, Trigger
 from loyalty.domain.earning.engine import Rule, RuleSet, evaluate_lines, rule_from_definition
@@ -140,6 +141,24 @@ def record_many(uow: UnitOfWork, orders: Sequence[Order]) -> list[Recorded | Dom
         results[i] = group.record(orders[i], settings.pending_days)
     group.write()
     return [r for r in results if r is not None]
+
+
+# The tables themselves: a group's rows go in as plain executemany INSERTs (the ORM's bulk
+# insert would look at each row, and a mapped class's statement runs once per row here).
+_EARNS, _PURCHASES, _AWARDS, _DEBTS, _PARTNERS = (
+    cast(Table, model.__table__) for model in (Earn, Purchase, Award, Debt, Partner)
+)
+
+
+def _lines_json(lines: Sequence[Line]) -> str:
+    """An order's lines as stored (dataclasses.asdict, written out: it copies deeply, slowly)."""
+    return json.dumps(
+        [
+            {"sku": line.sku, "category": line.category, "quantity": line.quantity,
+             "unit_price_minor": line.unit_price_minor, "discount_minor": line.discount_minor, "kind": line.kind.value}
+            for line in lines
+        ]
+    )  # fmt: skip
 
 
 class _Group:
@@ -255,10 +274,10 @@ class _Group:
             "occurred_at": order.occurred_at,
             "utc_offset_min": int(offset.total_seconds() // 60) if offset else 0,
             "currency": order.currency,
-            "lines": json.dumps([asdict(line) for line in order.lines]),
+            "lines": _lines_json(order.lines),
             "net_minor": net,
             "facts": json.dumps({"tier": facts.tier, "segments": sorted(facts.segments)}),
-            "status": PurchaseStatus.PENDING,
+            "status": PurchaseStatus.PENDING.value,
             "pending_until": order.occurred_at + timedelta(days=pending_days),
             "released_at": None,
             "earn_id": None,
@@ -278,7 +297,7 @@ class _Group:
         """The purchase's points released as it is recorded (as `release` does): the member's
         debt to the partner paid first, the rest minted, an earn per issuer account."""
         member_id, partner_id = purchase["member_id"], purchase["partner_id"]
-        purchase["status"], purchase["released_at"] = PurchaseStatus.RELEASED, self.now
+        purchase["status"], purchase["released_at"] = PurchaseStatus.RELEASED.value, self.now
         by_issuer: dict[int, list[dict[str, Any]]] = {}
         for row in sorted(rows, key=lambda r: (r["campaign_id"] is not None, r["campaign_id"] or 0)):
             by_issuer.setdefault(issuer_of[row["campaign_id"]], []).append(row)
@@ -296,7 +315,8 @@ class _Group:
                     "member_id": member_id,
                     "amount_points": minted,
                     "reason": awards.earn_reason(reason, issuer_id == partner_id, issued[0]["reason"]),
-                    "status": EarnStatus.PENDING,
+                    "status": EarnStatus.PENDING.value,
+                    "created_at": self.now,
                 }
                 earns.append(earn)
                 for row in issued:
@@ -312,40 +332,38 @@ class _Group:
         """Everything the group recorded, one INSERT per table, and each account's budget."""
         session = self.session
         earns = [earn for per_purchase in self.earns for earn in per_purchase]
-        if earns:
-            ids = session.scalars(insert(Earn).returning(Earn.id, sort_by_parameter_order=True), earns).all()
-            for earn, earn_id in zip(earns, ids, strict=True):
-                earn["id"] = earn_id
+        for earn, earn_id in zip(earns, allocate_ids(session, _EARNS, len(earns)), strict=True):
+            earn["id"] = earn_id
+        insert_rows(session, _EARNS, earns)
         for purchase, per_purchase in zip(self.purchases, self.earns, strict=True):
             own = [e for e in per_purchase if e["partner_id"] == purchase["partner_id"]]
             purchase["earn_id"] = own[0]["id"] if own else None
-        if self.purchases:
-            ids = session.scalars(
-                insert(Purchase).returning(Purchase.id, sort_by_parameter_order=True), self.purchases
-            ).all()
-            for purchase, purchase_id in zip(self.purchases, ids, strict=True):
-                purchase["id"] = purchase_id
+        for purchase, purchase_id in zip(
+            self.purchases, allocate_ids(session, _PURCHASES, len(self.purchases)), strict=True
+        ):
+            purchase["id"] = purchase_id
+        insert_rows(session, _PURCHASES, self.purchases)
         rows = []
         for purchase, per_purchase in zip(self.purchases, self.awards, strict=True):
             for row in per_purchase:
                 row["purchase_id"] = purchase["id"]
                 row["earn_id"] = row.pop("earn")["id"] if "earn" in row else None
                 rows.append({**row, "created_at": self.now})
-        if rows:
-            session.execute(insert(Award), rows)
+        insert_rows(session, _AWARDS, rows)
         if self.payments:
             session.execute(
-                insert(Debt), [{**paid, "purchase_id": by["id"], "created_at": self.now} for paid, by in self.payments]
+                insert(_DEBTS),
+                [{**paid, "purchase_id": by["id"], "created_at": self.now} for paid, by in self.payments],
             )
         if changed := [{"issuer": issuer, "delta": points} for issuer, points in self.held.items() if points]:
-            partners = Partner.__table__
             session.execute(
-                update(partners)  # type: ignore[arg-type]
-                .where(partners.c.id == bindparam("issuer"))
-                .values(pending_points=partners.c.pending_points + bindparam("delta")),
+                update(_PARTNERS)
+                .where(_PARTNERS.c.id == bindparam("issuer"))
+                .values(pending_points=_PARTNERS.c.pending_points + bindparam("delta")),
                 changed,
             )
-        session.flush()  # the payments, and the members' tiers
+        if self.standings is not None:
+            self.standings.write()
         for position in self.to_refer:
             purchase = self.purchases[position]
             found = session.get(Purchase, purchase["id"])

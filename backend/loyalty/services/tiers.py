@@ -10,9 +10,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from loyalty.db.models import (
@@ -103,10 +103,19 @@ def metric_value(session: Session, ladder: Ladder, member_id: int, now: datetime
     return metric_values(session, ladder, [member_id], now)[member_id]
 
 
+@dataclass
+class _Held:
+    """A member's earned tier as its row holds it."""
+
+    tier: str | None
+    reached_at: datetime | None
+    next_review_at: datetime | None
+
+
 class Standings:
     """The earned tiers of a group of members, with their metric values and paid tiers, read
     at once and moved in memory as their purchases come (so a group of purchases needs no
-    query per member), then written by the session's flush."""
+    query per member), then written at once (`write`)."""
 
     def __init__(
         self,
@@ -118,12 +127,16 @@ class Standings:
     ) -> None:
         ids = sorted(set(member_ids))
         self.session, self.ladder, self.now, self.program_id = session, ladder, now, program_id
-        self.held: dict[int, MemberTier] = {
-            row.member_id: row
-            for row in session.scalars(
-                select(MemberTier).where(MemberTier.member_id.in_(ids), MemberTier.program_id == program_id)
+        self.held: dict[int, _Held] = {
+            member_id: _Held(tier, reached_at, next_review_at)
+            for member_id, tier, reached_at, next_review_at in session.execute(
+                select(MemberTier.member_id, MemberTier.tier, MemberTier.reached_at, MemberTier.next_review_at).where(
+                    MemberTier.member_id.in_(ids), MemberTier.program_id == program_id
+                )
             )
         }
+        self.new: set[int] = set()  # members with no row yet
+        self.reviewed: set[int] = set()
         self.paid: dict[int, str] = {}
         for member_id, tier in session.execute(
             select(TierSubscription.member_id, TierSubscription.tier).where(
@@ -156,8 +169,8 @@ class Standings:
         on; any change starts a new year."""
         held = self.held.get(member_id)
         if held is None:
-            held = self.held[member_id] = MemberTier(member_id=member_id, program_id=self.program_id, tier=None)
-            self.session.add(held)
+            held = self.held[member_id] = _Held(None, None, None)
+            self.new.add(member_id)
         ladder, now = self.ladder, self.now
         due = at_review or ladder.review == Review.REAL_TIME
         after = next_tier(ladder, self.values.get(member_id, 0), held.tier, at_review=due)
@@ -166,7 +179,33 @@ class Standings:
             held.next_review_at = now + REVIEW_PERIOD if after is not None else None
         elif at_review and held.tier is not None:
             held.next_review_at = now + REVIEW_PERIOD
-        held.updated_at = now
+        self.reviewed.add(member_id)
+
+    def write(self) -> None:
+        """The reviewed members' rows: one INSERT for those new, one UPDATE for the others."""
+        rows = [
+            {"member": m, "program": self.program_id, "tier": h.tier, "reached_at": h.reached_at,
+             "next_review_at": h.next_review_at, "updated_at": self.now}
+            for m, h in ((m, self.held[m]) for m in sorted(self.reviewed))
+        ]  # fmt: skip
+        table = cast(Table, MemberTier.__table__)
+        if fresh := [r for r in rows if r["member"] in self.new]:
+            self.session.execute(
+                insert(table),
+                [{"member_id": r["member"], "program_id": r["program"], **{k: r[k] for k in _HELD}} for r in fresh],
+            )
+        if known := [r for r in rows if r["member"] not in self.new]:
+            self.session.execute(
+                update(table)
+                .where(table.c.member_id == bindparam("member"), table.c.program_id == bindparam("program"))
+                .values(**{k: bindparam(k) for k in _HELD}),
+                known,
+            )
+        self.new.clear()
+        self.reviewed.clear()
+
+
+_HELD = ("tier", "reached_at", "next_review_at", "updated_at")
 
 
 def earned_tier(session: Session, member_id: int, program_id: int = DEFAULT_PROGRAM) -> MemberTier | None:
@@ -207,8 +246,9 @@ def review(
     current = ladder(session, program_id)
     if current is None:
         return
-    Standings(session, current, [member_id], now, program_id).review(member_id, at_review=at_review)
-    session.flush()
+    standings = Standings(session, current, [member_id], now, program_id)
+    standings.review(member_id, at_review=at_review)
+    standings.write()
 
 
 def review_due(session: Session, now: datetime, program_id: int = DEFAULT_PROGRAM) -> int:
@@ -226,7 +266,7 @@ def review_due(session: Session, now: datetime, program_id: int = DEFAULT_PROGRA
     standings = Standings(session, current, members, now, program_id)
     for member_id in members:
         standings.review(member_id, at_review=True)
-    session.flush()
+    standings.write()
     return len(members)
 
 
