@@ -29,13 +29,13 @@ from typing import Any, cast
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from loyalty.api.deps import Principal
 from loyalty.api.idempotency import Answer, idempotency_key, remember, replay
 from loyalty.db.models import IdempotencyRecord, utcnow
-from loyalty.db.session import write_lock
+from loyalty.db.session import pairs_in, write_lock
 from loyalty.domain.earning import EarnItem, EarnRequest
 from loyalty.errors import ConflictError, DomainError, ErrorCode
 from loyalty.runtime import Runtime
@@ -166,7 +166,7 @@ class Acceptor:
         records = {
             (record.principal, record.key): record
             for record in session.scalars(
-                select(IdempotencyRecord).where(tuple_(IdempotencyRecord.principal, IdempotencyRecord.key).in_(keys))
+                select(IdempotencyRecord).where(pairs_in(IdempotencyRecord.principal, IdempotencyRecord.key, keys))
             )
         }
         for stale in [k for k, record in records.items() if record.created_at < forgotten]:

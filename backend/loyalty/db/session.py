@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import URL, Engine, Table, create_engine, event, func, make_url, select, text
+from sqlalchemy import (
+    URL,
+    ColumnElement,
+    Engine,
+    Table,
+    and_,
+    create_engine,
+    event,
+    false,
+    func,
+    make_url,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -88,6 +102,9 @@ def dialect_insert(session: Session) -> Callable[..., Any]:
     return sqlite.insert
 
 
+_Column = ColumnElement[Any] | InstrumentedAttribute[Any]
+
+
 def allocate_ids(session: Session, table: Table, count: int) -> list[int]:
     """`count` new ids for `table`'s integer key, in order, so rows can be inserted with theirs
     by one executemany (an INSERT ... RETURNING of many rows in a known order runs row by row on
@@ -125,3 +142,13 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
             for row in rows
         ],
     )
+
+
+def pairs_in(first: _Column, second: _Column, pairs: Iterable[tuple[Any, Any]]) -> ColumnElement[bool]:
+    """`(first, second) IN pairs`, written so an index on (first, second) serves it: SQLite
+    scans the whole table for a row-value IN, but searches the index for `first = a AND second
+    IN (...)`, one per distinct `a`."""
+    by_first: dict[Any, set[Any]] = {}
+    for a, b in pairs:
+        by_first.setdefault(a, set()).add(b)
+    return or_(false(), *(and_(first == a, second.in_(sorted(bs))) for a, bs in by_first.items()))

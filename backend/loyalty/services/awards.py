@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from loyalty.db.models import Award, Campaign, Debt, Earn, EarnStatus, MemberSegment, Partner, Purchase, PurchaseStatus
@@ -164,14 +164,17 @@ def earned_rows(
     rule_ids, campaign_ids = set(rule_ids), set(campaign_ids)
     if not spans or not (rule_ids or campaign_ids):
         return {}
-    rows = session.execute(
-        select(Award.member_id, Award.rule_id, Award.campaign_id, Award.occurred_at, Award.points).where(
-            Award.member_id.in_(set(member_ids)),
-            or_(Award.rule_id.in_(rule_ids), Award.campaign_id.in_(campaign_ids)),
-            Award.occurred_at >= min(start for start, _ in spans),
-            Award.occurred_at < max(end for _, end in spans),
+    members, since, until = set(member_ids), min(start for start, _ in spans), max(end for _, end in spans)
+    rows = [
+        row
+        for column, ids in ((Award.rule_id, rule_ids), (Award.campaign_id, campaign_ids))
+        if ids  # a query each: the (member, rule) and (member, campaign) indexes serve them
+        for row in session.execute(
+            select(Award.member_id, Award.rule_id, Award.campaign_id, Award.occurred_at, Award.points).where(
+                Award.member_id.in_(members), column.in_(ids), Award.occurred_at >= since, Award.occurred_at < until
+            )
         )
-    )
+    ]
     by_member: dict[int, list[Earned]] = {}
     for member_id, rule_id, campaign_id, occurred_at, points in rows:
         by_member.setdefault(member_id, []).append((rule_id, campaign_id, occurred_at, points))

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from loyalty.db.models import (
@@ -36,7 +36,7 @@ from loyalty.db.models import (
     RuleVersion,
     utcnow,
 )
-from loyalty.db.session import allocate_ids, insert_rows
+from loyalty.db.session import allocate_ids, insert_rows, pairs_in
 from loyalty.domain import campaigns as campaign_rules
 from loyalty.domain.earning.context import Activity, Line, LineKind, MemberFacts, Trigger
 from loyalty.domain.earning.engine import Rule, RuleSet, evaluate_lines, rule_from_definition
@@ -117,7 +117,7 @@ def record_many(uow: UnitOfWork, orders: Sequence[Order]) -> list[Recorded | Dom
         (member_id, partner_id)
         for member_id, partner_id in session.execute(
             select(MemberLink.member_id, MemberLink.partner_id).where(
-                tuple_(MemberLink.member_id, MemberLink.partner_id).in_({(o.member_id, o.partner_id) for o in orders})
+                pairs_in(MemberLink.partner_id, MemberLink.member_id, {(o.partner_id, o.member_id) for o in orders})
             )
         )
     }
@@ -176,7 +176,7 @@ class _Group:
             (partner_id, order_id)
             for partner_id, order_id in session.execute(
                 select(Purchase.partner_id, Purchase.order_id).where(
-                    tuple_(Purchase.partner_id, Purchase.order_id).in_({(o.partner_id, o.order_id) for o in orders})
+                    pairs_in(Purchase.partner_id, Purchase.order_id, {(o.partner_id, o.order_id) for o in orders})
                 )
             )
         }

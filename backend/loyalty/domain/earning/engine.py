@@ -334,8 +334,9 @@ class _Index:
 
 class _Step(NamedTuple):
     """A base rule laid out for the engine's loop (read once per plan, not once per activity):
-    which lines it counts, its minimum, a floor-rounded per-spend's or a per-item's numbers (0
-    for any other calculator), whether a limit may cut it, and whether it adds or competes."""
+    which lines it counts, its minimum, a floor-rounded per-spend's, a per-item's or a fixed
+    rule's numbers (0 for any other calculator), whether a limit may cut it, and whether it
+    adds or competes."""
 
     rule: Rule
     category: str | None
@@ -344,6 +345,7 @@ class _Step(NamedTuple):
     per_spend: int
     per_item: int
     per_minor: int
+    fixed: int
     limited: bool
     additive: bool
 
@@ -359,6 +361,7 @@ def _step(rule: Rule) -> _Step:
         calculator.points if floor_spend else 0,  # type: ignore[union-attr]
         calculator.points if isinstance(calculator, PerItem) else 0,
         calculator.per_minor if floor_spend else 1,  # type: ignore[union-attr]
+        calculator.points if isinstance(calculator, Fixed) else 0,
         rule.limited,
         rule.stacking is Stacking.ADDITIVE,
     )
@@ -503,14 +506,17 @@ def evaluate_lines(
     items, items_net, items_quantity = basket.items, basket.items_net, basket.items_quantity
     category_net, category_quantity = basket.category_net, basket.category_quantity
     best_points = 0
-    for rule, category, all_items, min_net, per_spend, per_item, per_minor, limited, additive in bases:
-        if category is not None:  # the commonest condition: added up in the basket already
+    lines: list[int] | None
+    for rule, category, all_items, min_net, per_spend, per_item, per_minor, fixed, limited, additive in bases:
+        if fixed and not additive and best is not None and fixed <= best_points:
+            continue  # a fixed best_of rule that cannot win: not even its lines are looked at
+        if all_items:
+            lines, net, quantity = items, items_net, items_quantity
+        elif category is not None:  # the commonest line condition: added up in the basket already
             lines = by_category.get(category)
             if lines is None:
                 continue
             net, quantity = category_net[category], category_quantity[category]
-        elif all_items:
-            lines, net, quantity = items, items_net, items_quantity
         else:
             lines = rule.conditions.matched(basket)
             if lines is None:
@@ -525,6 +531,8 @@ def evaluate_lines(
             points = net * per_spend // per_minor
         elif per_item:
             points = per_item * quantity
+        elif fixed:
+            points = fixed
         else:
             points = rule.calculator.points_for(net, quantity)  # type: ignore[union-attr]
         if points <= 0 or (not additive and best is not None and points <= best_points):
