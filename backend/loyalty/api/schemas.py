@@ -659,6 +659,7 @@ class AwardPublic(BaseModel):
     capped_by: str | None = Field(
         description="`per_order` or `per_member` if a limit cut the points, `budget` if a budget did (even to 0)"
     )
+    earn_id: int | None = Field(default=None, description="the earn that minted it, once released")
 
 
 class SimulationResult(BaseModel):

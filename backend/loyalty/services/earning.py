@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from loyalty.db.models import ChainWrite, Earn, EarnStatus, MemberLink, Partner, utcnow
 from loyalty.domain.earning import EarnRequest, admit
 from loyalty.errors import DomainError, ErrorCode, NotFoundError
+from loyalty.services import partners
 from loyalty.services.lists import Page, keyset
 from loyalty.services.uow import UnitOfWork
 
@@ -75,7 +76,11 @@ def accept(uow: UnitOfWork, requests: Sequence[EarnRequest]) -> list[list[int] |
 def get(uow: UnitOfWork, earn_id: int, partner_id: int | None) -> Earn:
     """An earn; with `partner_id`, only one of that partner's (others are as if absent)."""
     earn = uow.session.get(Earn, earn_id)
-    if earn is None or (partner_id is not None and earn.partner_id != partner_id):
+    if earn is None or (
+        partner_id is not None
+        and earn.partner_id != partner_id
+        and earn.partner_id not in set(uow.session.scalars(partners.accounts_of(partner_id)))
+    ):
         raise NotFoundError(ErrorCode.EARN_NOT_FOUND, f"no earn {earn_id}")
     return earn
 
@@ -131,10 +136,13 @@ def list_earns(
     cursor: str | None,
     limit: int,
 ) -> Page[tuple[Earn, ChainWrite | None]]:
-    """Earns with the write that carries each, oldest first; with `partner_id`, that partner's."""
+    """Earns with the write that carries each, oldest first; with `partner_id`, that partner's
+    (its campaigns' among them)."""
     joined = select(Earn, ChainWrite).outerjoin(ChainWrite, Earn.write_id == ChainWrite.id)
     query = cast(Select[Any], joined)
-    for column, value in ((Earn.partner_id, partner_id), (Earn.member_id, member_id), (Earn.status, status)):
+    if partner_id is not None:
+        query = query.where(Earn.partner_id.in_(partners.accounts_of(partner_id)))
+    for column, value in ((Earn.member_id, member_id), (Earn.status, status)):
         if value is not None:
             query = query.where(column == value)
     if created_after is not None:

@@ -232,8 +232,8 @@ def history_page(
             .order_by(model.created_at, model.id)
             .limit(limit + 1)
         )
-        if partner_id is not None:
-            query = query.where(model.partner_id == partner_id)
+        if partner_id is not None:  # its earns from its campaigns' accounts among them
+            query = query.where(model.partner_id.in_(partners.accounts_of(partner_id)))
         if after is not None:
             # the column holds naive UTC: bind the cursor's time the same way, not as a zoned value
             at = after[0].astimezone(UTC).replace(tzinfo=None)

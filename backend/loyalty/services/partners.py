@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select, update
 
 from loyalty.db.models import Auditor, Campaign, Partner, PartnerKind, Reward, utcnow
 from loyalty.domain.credentials import hash_secret, new_secret
@@ -38,6 +40,12 @@ def get(uow: UnitOfWork, partner_id: int) -> Partner:
     if partner is None:
         raise NotFoundError(ErrorCode.PARTNER_NOT_FOUND, f"no partner {partner_id}")
     return partner
+
+
+def accounts_of(partner_id: int) -> Select[Any]:
+    """The issuer accounts that are a partner's: its own and its campaigns' (a partner sees the
+    earns of all of them as its own)."""
+    return select(Partner.id).where(or_(Partner.id == partner_id, Partner.owner_id == partner_id))
 
 
 def brand(uow: UnitOfWork, partner_id: int) -> Partner:

@@ -65,6 +65,11 @@ def test_campaign_issuesFromItsOwnAccount_untilItsOnChainBudgetRunsOut(client, w
     assert [(a["points"], a["capped_by"]) for a in third["awards"]] == [(30, None), (0, "budget")]  # spent: shown, gives 0
     assert token.balance_of(member["wallet_address"]) == 90 + 50
     assert token.issue_budget(campaign["issuer_address"]) == 0
+    [bonus] = [a for a in first["awards"] if a["campaign_id"]]
+    earn = _get(client, f"/v1/earn/{bonus['earn_id']}", partner["api_key"])  # the partner's, from the campaign's account
+    assert (earn["amount_points"], earn["status"], earn["reason"]) == (30, "confirmed", "order H-1: Holiday double points")
+    listed = _get(client, f"/v1/earn?member_id={member['id']}", partner["api_key"])["data"]
+    assert sorted(e["amount_points"] for e in listed) == [20, 30, 30, 30, 30]
     view = _get(client, f"/v1/campaigns/{campaign['id']}", partner["api_key"])["budget"]
     assert (view["issued_points"], view["onchain_points"], view["available_points"]) == (50, 0, 0)
     budget = _get(client, f"/v1/partners/{partner['id']}/budget", partner["api_key"])
