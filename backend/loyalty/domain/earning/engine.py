@@ -437,6 +437,10 @@ class Evaluation(NamedTuple):
         if len(lines) == len(basket.items):
             return sum(award.points for award in self.awards)
         net, quantity = basket.net(lines), basket.quantity(lines)
+        # When `lines` are one category's (the basket's own list), another category's lines
+        # share none of them.
+        categories = {id(same) for same in basket.by_category.values()}
+        disjoint = categories if id(lines) in categories else set()
         eligible: set[int] | None = None
         given = 0
         for award in self.awards:
@@ -446,6 +450,8 @@ class Evaluation(NamedTuple):
                 continue
             if counted is basket.items:  # it counted every eligible line, and others
                 shared_net, shared_quantity = net, quantity
+            elif id(counted) in disjoint:
+                continue
             else:
                 eligible = set(lines) if eligible is None else eligible
                 shared = [i for i in counted if i in eligible]
