@@ -35,11 +35,11 @@ from sqlalchemy.exc import IntegrityError
 from loyalty.api.deps import Principal
 from loyalty.api.idempotency import Answer, idempotency_key, remember, replay
 from loyalty.db.models import IdempotencyRecord, utcnow
-from loyalty.db.session import pairs_in, write_lock
+from loyalty.db.session import begin_writing, pairs_in, write_lock
 from loyalty.domain.earning import EarnItem, EarnRequest
 from loyalty.errors import ConflictError, DomainError, ErrorCode
 from loyalty.runtime import Runtime
-from loyalty.services import earning, purchases
+from loyalty.services import awards, earning, purchases
 from loyalty.services.uow import UnitOfWork
 
 log = logging.getLogger("loyalty.acceptor")
@@ -141,6 +141,7 @@ class Acceptor:
         try:
             runtime = self.runtime
             with runtime.sessions() as session, write_lock(session):
+                begin_writing(session)  # the writes' savepoints are nested in the group's transaction
                 uow = UnitOfWork.of(runtime, session)
                 outcomes = self._write(uow, group, utcnow() - timedelta(seconds=self.ttl_s))
                 session.commit()
@@ -180,6 +181,10 @@ class Acceptor:
                 outcomes[i] = _replay(records[key], request.digest)
             elif key not in first:
                 first[key] = i
+        # Every partner account the group may touch, locked first and in order (PostgreSQL):
+        # earns, purchases, refunds and events each lock some, and in two groups' orders they
+        # could deadlock.
+        awards.lock_accounts(session, {group[i].principal.partner_id or 0 for i in first.values()})
         fresh = [i for i in first.values() if isinstance(group[i], QueuedEarn)]
         earns = [cast(QueuedEarn, group[i]) for i in fresh]
         accepted = earning.accept(uow, [EarnRequest(e.principal.partner_id or 0, e.items) for e in earns])

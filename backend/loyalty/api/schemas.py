@@ -26,7 +26,10 @@ Stock = Annotated[int, Field(strict=True, ge=0, le=MAX_POINTS)]
 Id = Annotated[int, Field(strict=True, ge=1, le=MAX_INT)]
 IdPath = Annotated[int, Path(ge=1, le=MAX_INT)]
 IdQuery = Annotated[int, Query(ge=1, le=MAX_INT)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Free text is stored as it comes: no NUL, which PostgreSQL refuses in text (a 500, and one bad
+# write would fail the whole group it was written with).
+NO_NUL = r"^[^\x00]*$"
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)]
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
 
 
@@ -187,7 +190,7 @@ Passphrase = Annotated[str, StringConstraints(min_length=10, max_length=200)]
 
 class MemberCreate(Strict):
     external_id: Name
-    referral_code: Annotated[str, StringConstraints(min_length=1, max_length=20)] | None = Field(
+    referral_code: Annotated[str, StringConstraints(min_length=1, max_length=20, pattern=NO_NUL)] | None = Field(
         default=None, description="the code of the member who referred this one (its friend)"
     )
     wallet_address: Address | None = Field(default=None, description="omit for a custodial wallet")
@@ -270,7 +273,7 @@ Signature = Annotated[
 
 
 class SiweSignIn(Strict):
-    message: Annotated[str, StringConstraints(min_length=1, max_length=4_000)]
+    message: Annotated[str, StringConstraints(min_length=1, max_length=4_000, pattern=NO_NUL)]
     signature: Signature
 
 
@@ -322,7 +325,7 @@ class LedgerEntry(BaseModel):
 class EarnCreate(Strict):
     member_id: Id
     amount_points: Points
-    reason: Annotated[str, StringConstraints(max_length=500)] = ""
+    reason: Annotated[str, StringConstraints(max_length=500, pattern=NO_NUL)] = ""
 
 
 class EarnBatchCreate(Strict):
@@ -352,11 +355,11 @@ class EarnPublic(BaseModel):
 
 class RewardCreate(Strict):
     name: Name
-    description: Annotated[str, StringConstraints(max_length=2_000)] = ""
+    description: Annotated[str, StringConstraints(max_length=2_000, pattern=NO_NUL)] = ""
     cost_points: Points
     stock: Stock
     active: bool = True
-    tier: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(
+    tier: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NO_NUL)] | None = Field(
         default=None,
         description="a paid tier bought with points: redeeming this starts the tier (with `tier_period_days`)",
     )
@@ -373,7 +376,7 @@ class RewardUpdate(Strict):
     """The fields to change; an omitted field stays, and none may be set to null."""
 
     name: Name | None = None
-    description: Annotated[str, StringConstraints(max_length=2_000)] | None = None
+    description: Annotated[str, StringConstraints(max_length=2_000, pattern=NO_NUL)] | None = None
     cost_points: Points | None = None
     stock: Stock | None = None
     active: bool | None = None
@@ -409,7 +412,7 @@ class RedemptionCreate(Strict):
     deadline: Annotated[int, Field(strict=True, ge=0, le=MAX_INT)] | None = Field(
         default=None, description="the deadline from the typed data the member signed"
     )
-    redemption_code: Annotated[str, StringConstraints(min_length=1, max_length=20)] | None = Field(
+    redemption_code: Annotated[str, StringConstraints(min_length=1, max_length=20, pattern=NO_NUL)] | None = Field(
         default=None,
         description="a custodial member's one-time code for this partner; without one, the "
         "redemption awaits the member's approval",
@@ -530,7 +533,7 @@ class AuditMember(BaseModel):
 
 # ------------------------------------------------------------------------------ earning rules
 Count = Annotated[int, Field(strict=True, ge=0, le=MAX_INT)]
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NO_NUL)]
 Tags = Annotated[list[Tag], Field(max_length=1_000)]
 
 
@@ -628,7 +631,7 @@ class RuleVersionPublic(BaseModel):
 
 class PurchaseLineIn(Strict):
     sku: Tag
-    category: Annotated[str, StringConstraints(max_length=100)] = ""
+    category: Annotated[str, StringConstraints(max_length=100, pattern=NO_NUL)] = ""
     quantity: Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
     unit_price_minor: Count
     discount_minor: Count = 0
@@ -746,7 +749,7 @@ class TierIn(Strict):
     multiplier_numerator: Annotated[int, Field(strict=True, ge=1, le=1_000)] = 1
     multiplier_denominator: Annotated[int, Field(strict=True, ge=1, le=1_000)] = 1
     benefits: Annotated[
-        list[Annotated[str, StringConstraints(min_length=1, max_length=200)]], Field(max_length=50)
+        list[Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]], Field(max_length=50)
     ] = []
 
 
@@ -886,7 +889,7 @@ class CampaignPublic(BaseModel):
 
 
 # ------------------------------------------------------------------------------------- events
-Scalar = Annotated[str, StringConstraints(max_length=1_000)] | int | bool | None
+Scalar = Annotated[str, StringConstraints(max_length=1_000, pattern=NO_NUL)] | int | bool | None
 
 
 class EventCreate(Strict):

@@ -152,3 +152,12 @@ def pairs_in(first: _Column, second: _Column, pairs: Iterable[tuple[Any, Any]]) 
     for a, b in pairs:
         by_first.setdefault(a, set()).add(b)
     return or_(false(), *(and_(first == a, second.in_(sorted(bs))) for a, bs in by_first.items()))
+
+
+def begin_writing(session: Session) -> None:
+    """Open the session's transaction for writing now. On SQLite the driver begins one only
+    before an INSERT, UPDATE or DELETE, so a transaction whose first write is inside a savepoint
+    would have that savepoint's RELEASE commit it on its own; `BEGIN IMMEDIATE` makes the
+    savepoints nested in it (and takes SQLite's write lock at once)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from loyalty.db.models import Award, Campaign, Debt, Earn, EarnStatus, MemberSegment, Partner, Purchase, PurchaseStatus
@@ -38,7 +38,7 @@ def available(session: Session, issuer_ids: Iterable[int], *, lock: bool = True)
     The lock is PostgreSQL's FOR NO KEY UPDATE: it queues other budget writers but not the
     key-share locks that inserting a row referencing the partner takes, so two transactions
     that each inserted such a row (a member link, say) cannot deadlock asking for it."""
-    query = select(Partner.id, Partner.available_points).where(Partner.id.in_(set(issuer_ids)))
+    query = select(Partner.id, Partner.available_points).where(Partner.id.in_(set(issuer_ids))).order_by(Partner.id)
     rows = session.execute(query.with_for_update(key_share=True) if lock else query)
     return {issuer_id: int(points) for issuer_id, points in rows}
 
@@ -47,6 +47,20 @@ def lock(session: Session, partner_id: int) -> None:
     """The partner's row lock: its budget, and its members' caps and debts, are read and
     written under it (PostgreSQL; SQLite's writers take turns under `write_lock` anyway)."""
     session.execute(select(Partner.id).where(Partner.id == partner_id).with_for_update(key_share=True))
+
+
+def lock_accounts(session: Session, partner_ids: Iterable[int]) -> None:
+    """The row locks of these partners and of their campaigns' accounts, in id order: a
+    transaction that will touch several takes them all first, so two such transactions never
+    wait for each other's (a deadlock, on PostgreSQL)."""
+    ids = set(partner_ids)
+    if ids:
+        session.execute(
+            select(Partner.id)
+            .where(or_(Partner.id.in_(ids), Partner.owner_id.in_(ids)))
+            .order_by(Partner.id)
+            .with_for_update(key_share=True)
+        )
 
 
 def hold(session: Session, issuer_id: int, points: int) -> None:

@@ -24,6 +24,7 @@ from loyalty.domain.credentials import hash_secret, new_secret
 from loyalty.errors import ErrorCode, NotFoundError, UnprocessableError
 from loyalty.services.compiled import Compiled, forget, memo
 from loyalty.services.lists import Page, keyset
+from loyalty.services.partners import CAMPAIGN_ACCOUNT
 from loyalty.services.uow import UnitOfWork
 
 
@@ -54,7 +55,7 @@ def create(uow: UnitOfWork, partner_id: int, definition: Mapping[str, Any]) -> C
     forget(session)  # the partner's campaigns changed
     address, sealed = uow.custody.new_wallet()
     issuer = Partner(
-        name=f"{owner.name} / campaign {campaign.id}",
+        name=f"{CAMPAIGN_ACCOUNT}{campaign.id}",  # brands' names cannot start so
         kind=PartnerKind.CAMPAIGN,
         owner_id=partner_id,
         api_key_hash=hash_secret(new_secret("cmp_")),  # never handed out: nobody signs in as a campaign

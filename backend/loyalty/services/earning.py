@@ -41,6 +41,7 @@ def accept(uow: UnitOfWork, requests: Sequence[EarnRequest]) -> list[list[int] |
     budgets = session.execute(
         select(Partner.id, Partner.budget_points - Partner.pending_points)
         .where(Partner.id.in_(partner_ids))
+        .order_by(Partner.id)
         .with_for_update(key_share=True)
     )
     refusals = admit(requests, linked, {partner_id: int(points) for partner_id, points in budgets})

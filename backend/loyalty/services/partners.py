@@ -12,11 +12,17 @@ from loyalty.errors import ConflictError, ErrorCode, NotFoundError, Unprocessabl
 from loyalty.services.lists import Page, keyset
 from loyalty.services.uow import UnitOfWork
 
+CAMPAIGN_ACCOUNT = "campaign:"  # the name of a campaign's issuer account, before the campaign's id
+
 
 def create(uow: UnitOfWork, name: str, issue_budget_points: int) -> tuple[Partner, str]:
     """A partner with its own issuer account; returns its API key. Nothing goes to the chain
     here: the outbox writer gives the account gas, ISSUER_ROLE and the budget, and the
     partner's earns wait for that (they are accepted at once)."""
+    if name.startswith(CAMPAIGN_ACCOUNT):
+        raise UnprocessableError(
+            ErrorCode.VALIDATION_ERROR, f"partner names starting {CAMPAIGN_ACCOUNT!r} are campaigns'"
+        )
     if uow.session.scalar(select(Partner).where(Partner.name == name)) is not None:
         raise ConflictError(ErrorCode.PARTNER_EXISTS, f"a partner named {name!r} already exists")
     address, sealed = uow.custody.new_wallet()

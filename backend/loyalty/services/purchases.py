@@ -309,6 +309,7 @@ class _Group:
         earns = []
         for (issuer_id, paid, minted), issued in zip(shares, by_issuer.values(), strict=True):
             self.held[issuer_id] -= paid
+            self.left[issuer_id] += paid  # what pays a debt is not issued: the orders after may have it
             if minted:
                 earn = {
                     "partner_id": issuer_id,
@@ -488,13 +489,14 @@ def release(session: Session, purchase_id: int) -> bool:
 
 def release_due(session: Session, now: datetime) -> int:
     """Release the purchases whose pending period has ended (a batch); returns how many."""
-    due = session.scalars(
-        select(Purchase.id)
+    due = session.execute(
+        select(Purchase.id, Purchase.partner_id)
         .where(Purchase.status == PurchaseStatus.PENDING, Purchase.pending_until <= now)
         .order_by(Purchase.pending_until)
         .limit(RELEASE_BATCH)
     ).all()
-    return sum(release(session, purchase_id) for purchase_id in due)
+    awards.lock_accounts(session, {partner_id for _, partner_id in due})  # all first, in order
+    return sum(release(session, purchase_id) for purchase_id, _ in due)
 
 
 def get(uow: UnitOfWork, partner_id: int, order_id: str) -> Purchase:

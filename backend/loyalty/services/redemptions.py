@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Sequence
@@ -26,6 +27,8 @@ from loyalty.services import catalog, credentials, members, partners, tiers
 from loyalty.services.lists import Page, keyset
 from loyalty.services.refs import take_ref
 from loyalty.services.uow import UnitOfWork
+
+log = logging.getLogger("loyalty.services.redemptions")
 
 CONSENT_VALIDITY_S = 3_600
 APPROVAL_WINDOW = timedelta(days=1)  # how long a redemption may await its member
@@ -85,8 +88,7 @@ def redeem(
     custodial member the service signs with the key it keeps, but only with the member's
     approval: a one-time `code` the member made for this partner, or else the redemption waits
     (`awaiting_member`) until the member approves it in its session."""
-    if not reward.active:
-        raise ConflictError(ErrorCode.REWARD_INACTIVE, f"reward {reward.id} is not active")
+    _offered(uow, reward)
     if not member.custodial:
         if signature is None and deadline is None:
             raise UnprocessableError(
@@ -121,8 +123,7 @@ def approve(uow: UnitOfWork, member: Member, redemption_id: int) -> Redemption:
     for the points it was asked for."""
     awaiting = _awaiting(uow, member, redemption_id)
     reward = catalog.get(uow, awaiting.reward_id)
-    if not reward.active:
-        raise ConflictError(ErrorCode.REWARD_INACTIVE, f"reward {reward.id} is not active")
+    _offered(uow, reward)
     return _reserve(uow, member, reward, awaiting.amount_points, awaiting=awaiting)
 
 
@@ -299,6 +300,17 @@ def get(uow: UnitOfWork, redemption_id: int, partner_id: int | None = None, memb
     return redemption
 
 
+def _offered(uow: UnitOfWork, reward: Reward) -> None:
+    """A reward may be redeemed while active; a tier reward while the ladder has its tier (the
+    points would buy nothing)."""
+    if not reward.active:
+        raise ConflictError(ErrorCode.REWARD_INACTIVE, f"reward {reward.id} is not active")
+    if reward.tier is not None and ((ladder := tiers.ladder(uow.session)) is None or ladder.get(reward.tier) is None):
+        raise ConflictError(
+            ErrorCode.REWARD_INACTIVE, f"reward {reward.id} sells tier {reward.tier!r}, no longer on the ladder"
+        )
+
+
 def post(session: Session, write_id: int) -> None:
     """Phase two: the burn `write_id` is final on-chain. A voucher handed out stays the same if
     a reorg makes the burn post twice; a tier reward starts its tier (once)."""
@@ -316,11 +328,18 @@ def post(session: Session, write_id: int) -> None:
         .join(Reward, Reward.id == Redemption.reward_id)
         .where(Redemption.id.in_(list(posted)), Reward.tier.is_not(None))
     ).all():
-        tiers.paid_with_points(session, redemption, reward)
+        try:  # a savepoint: a tier that cannot start must not hold up the writes finalized with it
+            with session.begin_nested():
+                tiers.paid_with_points(session, redemption, reward)
+        except Exception:
+            log.exception(
+                "redemption %s of tier reward %s posted, but its tier could not start", redemption.id, reward.id
+            )
 
 
 def void(session: Session, redemption: Redemption, error: str) -> None:
-    """Phase two, refused: nothing burned, the stock released (once)."""
+    """Phase two, refused: nothing burned, the stock released (once), and a tier the
+    redemption bought, if a burn reorged away had posted it, cancelled."""
     changed = session.execute(
         update(Redemption)
         .where(Redemption.id == redemption.id, Redemption.status == RedemptionStatus.RESERVED)
@@ -328,6 +347,7 @@ def void(session: Session, redemption: Redemption, error: str) -> None:
     )
     if changed.rowcount == 1:  # type: ignore[attr-defined]
         session.execute(update(Reward).where(Reward.id == redemption.reward_id).values(stock=Reward.stock + 1))
+        tiers.unpaid(session, redemption.id)
 
 
 def of_member(uow: UnitOfWork, member: Member) -> Sequence[Redemption]:

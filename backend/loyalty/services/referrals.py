@@ -1,7 +1,7 @@
 """Referrals: a member's code, a friend who enrols with it, and the reward (once per friend)
 when the friend's first qualifying purchase leaves its pending window, priced by the partner's
 `referral` rules for each side (the referrer's per-member limits cap what one referrer earns
-per period)."""
+per period). A partner pays a referrer only if it is one of its members."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from loyalty.db.models import Award, Member, Purchase, Referral, ReferralStatus, utcnow
+from loyalty.db.models import Award, Earn, Member, MemberLink, Purchase, Referral, ReferralStatus, utcnow
 from loyalty.domain.earning.context import Activity, Beneficiary, Line, Trigger
 from loyalty.domain.referrals import normalized, same_person
 from loyalty.errors import ErrorCode, UnprocessableError
-from loyalty.services import awards, pricing
+from loyalty.services import awards, partners, pricing
 from loyalty.services.lists import Page, keyset
 from loyalty.services.uow import UnitOfWork
 
@@ -48,7 +48,9 @@ def on_release(session: Session, purchase: Purchase, lines: Sequence[Line], at: 
         return None
     awards.lock(session, purchase.partner_id)  # caps are read under the partner's row lock
     now = utcnow()
-    sides = {Beneficiary.FRIEND: referral.friend_id, Beneficiary.REFERRER: referral.referrer_id}
+    sides = {Beneficiary.FRIEND: referral.friend_id}
+    if session.get(MemberLink, (referral.referrer_id, purchase.partner_id)) is not None:
+        sides[Beneficiary.REFERRER] = referral.referrer_id  # a partner pays only its own members
     priced = {}
     for side, member_id in sides.items():
         facts = awards.facts_of(session, member_id, purchase.partner_id, now)
@@ -89,12 +91,20 @@ def on_release(session: Session, purchase: Purchase, lines: Sequence[Line], at: 
     return referral
 
 
-def awards_of(session: Session, referral_id: int) -> Sequence[Award]:
-    return session.scalars(select(Award).where(Award.referral_id == referral_id).order_by(Award.id)).all()
+def awards_of(session: Session, referral_id: int, partner_id: int | None = None) -> Sequence[Award]:
+    """What a referral paid; with `partner_id`, what that partner paid (from its accounts)."""
+    query = select(Award).where(Award.referral_id == referral_id)
+    if partner_id is not None:
+        query = query.join(Earn, Earn.id == Award.earn_id).where(Earn.partner_id.in_(partners.accounts_of(partner_id)))
+    return session.scalars(query.order_by(Award.id)).all()
 
 
-def page_referrals(uow: UnitOfWork, referrer_id: int, cursor: str | None, limit: int) -> Page[Referral]:
-    """The referrals a member made, oldest first."""
-    return keyset(
-        uow.session, select(Referral).where(Referral.referrer_id == referrer_id), [Referral.id], cursor, limit
-    )
+def page_referrals(
+    uow: UnitOfWork, referrer_id: int, cursor: str | None, limit: int, partner_id: int | None = None
+) -> Page[Referral]:
+    """The referrals a member made, oldest first; with `partner_id`, those of friends that
+    partner enrolled (a partner sees no other partner's members)."""
+    query = select(Referral).where(Referral.referrer_id == referrer_id)
+    if partner_id is not None:
+        query = query.where(Referral.partner_id == partner_id)
+    return keyset(uow.session, query, [Referral.id], cursor, limit)

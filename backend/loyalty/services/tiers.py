@@ -44,6 +44,7 @@ log = logging.getLogger("loyalty.services.tiers")
 DEFAULT_PROGRAM = 1
 REVIEW_PERIOD = timedelta(days=365)  # a tier is reviewed a year after it was reached or last kept
 REVIEW_BATCH = 500
+POINTS_PAYMENT = "redemption:"  # the payment reference of a tier paid in points, before the redemption's id
 
 
 def ladder(session: Session, program_id: int = DEFAULT_PROGRAM) -> Ladder | None:
@@ -70,6 +71,10 @@ def set_ladder(uow: UnitOfWork, program_id: int, definition: Mapping[str, Any]) 
     if program is None:
         raise NotFoundError(ErrorCode.NOT_FOUND, f"no program {program_id}")
     program.tiers = json.dumps(definition, sort_keys=True)
+    names = [t["name"] for t in definition.get("tiers", ())]
+    uow.session.execute(  # tier rewards for tiers the ladder no longer has leave the catalog
+        update(Reward).where(Reward.tier.is_not(None), Reward.tier.not_in(names)).values(active=False)
+    )
     forget(uow.session)
     return program
 
@@ -318,6 +323,10 @@ def subscribe(
     """A paid tier for `period_days`, paid in money (`payment_ref`). One bought while another of
     the member's runs starts when that one ends: a renewal. A tier multiplies what the member
     earns at every partner, so only the operator (`sold_by` None) may give one away."""
+    if payment_ref.startswith(POINTS_PAYMENT):
+        raise UnprocessableError(
+            ErrorCode.VALIDATION_ERROR, f"payment references starting {POINTS_PAYMENT!r} are the program's own"
+        )
     if sold_by is not None and price_minor <= 0:
         raise UnprocessableError(
             ErrorCode.VALIDATION_ERROR, "a partner sells a tier for a price: only the operator gives one away"
@@ -355,12 +364,21 @@ def paid_with_points(session: Session, redemption: Redemption, reward: Reward) -
             DEFAULT_PROGRAM,
             price_points=redemption.amount_points,
             redemption_id=redemption.id,
-            payment_ref=f"redemption:{redemption.id}",
+            payment_ref=f"{POINTS_PAYMENT}{redemption.id}",
             sold_by=redemption.partner_id,
         )
     except UnprocessableError:  # the ladder lost the tier since the reward was made: the points bought nothing
         log.warning("redemption %s bought tier %r, which the ladder no longer has", redemption.id, reward.tier)
         return None
+
+
+def unpaid(session: Session, redemption_id: int) -> None:
+    """The redemption that paid for a tier in points was voided after all (its burn, posted,
+    was reorged away and then refused): the tier ends now."""
+    found = session.scalar(select(TierSubscription).where(TierSubscription.redemption_id == redemption_id))
+    if found is not None:
+        _end(found)
+        session.flush()
 
 
 def _start(
@@ -398,8 +416,13 @@ def cancel(uow: UnitOfWork, member_id: int, subscription_id: int, partner_id: in
     found = uow.session.get(TierSubscription, subscription_id)
     if found is None or found.member_id != member_id or (partner_id is not None and found.sold_by != partner_id):
         raise NotFoundError(ErrorCode.NOT_FOUND, f"member {member_id} has no tier subscription {subscription_id}")
-    if found.cancelled_at is None:
-        found.cancelled_at = utcnow()
-        found.ends_at = min(found.ends_at, max(found.starts_at, found.cancelled_at))
+    _end(found)
     uow.session.flush()
     return found
+
+
+def _end(subscription: TierSubscription) -> None:
+    """End a paid tier now (once)."""
+    if subscription.cancelled_at is None:
+        subscription.cancelled_at = utcnow()
+        subscription.ends_at = min(subscription.ends_at, max(subscription.starts_at, subscription.cancelled_at))

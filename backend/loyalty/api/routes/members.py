@@ -261,18 +261,22 @@ def _tagger(caller: int | None, asked: int | None) -> int:
 def get_referrals(
     member_id: IdPath, uow: UowDep, principal: Reader, limit: Limit = 100, cursor: CursorQuery = None
 ) -> Page[ReferralPublic]:
-    """The friends the member referred, oldest first, with what each referral paid."""
-    return referrals_page(uow, members.get(uow, member_id, principal.partner_id), cursor, limit)
+    """The friends the member referred, oldest first, with what each referral paid; a partner
+    sees those of friends it enrolled, and what it paid."""
+    return referrals_page(uow, members.get(uow, member_id, principal.partner_id), cursor, limit, principal.partner_id)
 
 
-def referrals_page(uow: UnitOfWork, member: Member, cursor: str | None, limit: int) -> Page[ReferralPublic]:
-    page = referrals.page_referrals(uow, member.id, cursor, limit)
+def referrals_page(
+    uow: UnitOfWork, member: Member, cursor: str | None, limit: int, partner_id: int | None = None
+) -> Page[ReferralPublic]:
+    page = referrals.page_referrals(uow, member.id, cursor, limit, partner_id)
     return Page(
         data=[
             ReferralPublic(
                 **{k: getattr(r, k) for k in ReferralPublic.model_fields if k != "awards"},
                 awards=[
-                    AwardPublic.model_validate(a, from_attributes=True) for a in referrals.awards_of(uow.session, r.id)
+                    AwardPublic.model_validate(a, from_attributes=True)
+                    for a in referrals.awards_of(uow.session, r.id, partner_id)
                 ],
             )
             for r in page.rows
