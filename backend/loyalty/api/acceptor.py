@@ -199,10 +199,8 @@ class Acceptor:
         bought = [i for i in first.values() if isinstance(group[i], QueuedPurchase)]
         if bought:
             orders = [cast(QueuedPurchase, group[i]) for i in bought]
-            for i, order, recorded in zip(
-                bought, orders, purchases.record_many(uow, [o.order for o in orders]), strict=True
-            ):
-                if isinstance(recorded, DomainError):
+            for i, order, recorded in zip(bought, orders, _record(uow, [o.order for o in orders]), strict=True):
+                if isinstance(recorded, Exception):
                     outcomes[i] = recorded
                 else:
                     answers.append((i, Answer(order.principal, order.key, order.digest, 202, order.respond(recorded))))
@@ -240,6 +238,26 @@ async def grouped(
     """Answer a POST by a write the acceptor runs in its next group (`QueuedWrite`)."""
     acceptor: Acceptor = request.app.state.acceptor
     return await acceptor.accept(QueuedWrite(principal, idempotency_key(request), digest, run))
+
+
+def _record(uow: UnitOfWork, orders: list[purchases.Order]) -> list[purchases.Recorded | Exception]:
+    """The group's orders recorded together, in a savepoint; if that fails for a reason no
+    order was refused for (a bug, a row the database will not take), each again alone, so only
+    the order at fault fails."""
+    try:
+        with uow.session.begin_nested():
+            return list(purchases.record_many(uow, orders))
+    except Exception:
+        log.exception("a group of %d purchases failed: recording them one by one", len(orders))
+    alone: list[purchases.Recorded | Exception] = []
+    for order in orders:
+        try:
+            with uow.session.begin_nested():
+                alone.append(purchases.record_many(uow, [order])[0])
+        except Exception as exc:
+            log.exception("purchase %r of partner %s failed", order.order_id, order.partner_id)
+            alone.append(exc)
+    return alone
 
 
 def _run(uow: UnitOfWork, job: QueuedWrite) -> Answer | Exception:

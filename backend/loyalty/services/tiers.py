@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from loyalty.db.models import (
@@ -26,6 +26,7 @@ from loyalty.db.models import (
     TierSubscription,
     utcnow,
 )
+from loyalty.db.session import dialect_insert
 from loyalty.domain.tiers import (
     Ladder,
     Metric,
@@ -195,8 +196,12 @@ class Standings:
         ]  # fmt: skip
         table = cast(Table, MemberTier.__table__)
         if fresh := [r for r in rows if r["member"] in self.new]:
+            # An upsert: another process may have made the member's row since it was read.
+            statement = dialect_insert(self.session)(table)
             self.session.execute(
-                insert(table),
+                statement.on_conflict_do_update(
+                    index_elements=["member_id", "program_id"], set_={k: statement.excluded[k] for k in _HELD}
+                ),
                 [{"member_id": r["member"], "program_id": r["program"], **{k: r[k] for k in _HELD}} for r in fresh],
             )
         if known := [r for r in rows if r["member"] not in self.new]:

@@ -9,7 +9,7 @@ import pytest
 from support.backend import auth, confirm_all, make_member, make_partner, post, token_of
 from web3.exceptions import ContractCustomError
 
-from loyalty.db.models import Partner
+from loyalty.db.models import ChainWrite, Partner
 
 PER_DOLLAR = {"name": "1 point per dollar net", "calculator": {"strategy": "per_spend", "points": 1, "per_minor": 100}}
 
@@ -144,6 +144,11 @@ def test_campaign_forASegment_onlyRewardsMembersTaggedSo(client, writer):
     assert vip["total_points"] == 35
 
 
+def test_aBrandNamedLikeACampaignsAccount_isRefused(client):
+    response = post(client, "/v1/partners", {"name": "campaign:1", "issue_budget_points": 1}, "adm_test")
+    assert (response.status_code, response.json()["code"]) == (422, "validation_error")
+
+
 def test_campaign_withMoreBudgetThanThePartnerHasLeft_isRefused(client):
     partner, _ = _shop(client, budget=1_000)
     response = post(client, "/v1/campaigns", {"name": "Too big", **_window(), "effect": {"kind": "bonus", "points": 1}, "budget_points": 1_001}, partner["api_key"])
@@ -162,6 +167,10 @@ def test_campaign_isMadeAtOnce_butItsBudgetReachesTheChainOnlyAfterThePartnersIs
     confirm_all(writer)
 
     assert early["total_points"] == 20
+    with client.app.state.runtime.sessions() as session:
+        writes = {(w.partner_id, w.kind): w for w in session.query(ChainWrite).filter(ChainWrite.kind.in_(["move_budget", "set_budget"]))}
+    moved, given = writes[(partner["id"], "move_budget")], writes[(campaign["issuer_id"], "set_budget")]
+    assert moved.block_number < given.block_number  # the campaign's account is given its budget only once the move is final
     token = token_of(client)
     assert token.balance_of(member["wallet_address"]) == 20
     assert token.issue_budget(campaign["issuer_address"]) == 90

@@ -101,3 +101,18 @@ def test_referral_ofOneself_orWithAnUnknownCode_isRefused(client):
     assert (unknown.status_code, unknown.json()["code"]) == (422, "referral_code_invalid")
     members = client.get("/v1/members", headers=auth(partner["api_key"])).json()["data"]
     assert [m["id"] for m in members] == [alice["id"]]  # a refused enrolment writes nothing
+
+
+def test_aPartner_seesOnlyReferralsOfFriendsItEnrolled_andPaysOnlyItsOwnMembers(client, writer):
+    partner, other = _shop(client), make_partner(client, "Other")
+    alice = make_member(client, other["api_key"])  # Alice is the other partner's member, not this one's
+    bob = make_member(client, partner["api_key"], referral_code=alice["referral_code"])
+    _buy(client, partner, bob, "O-1", 12)
+    confirm_all(writer)
+
+    token = token_of(client)
+    assert (token.balance_of(alice["wallet_address"]), token.balance_of(bob["wallet_address"])) == (0, 12 + 200)
+    as_other = client.get(f"/v1/members/{alice['id']}/referrals", headers=auth(other["api_key"])).json()["data"]
+    as_admin = client.get(f"/v1/members/{alice['id']}/referrals", headers=auth("adm_test")).json()["data"]
+    assert as_other == []  # Bob is not the other partner's member
+    assert [(r["friend_id"], r["status"]) for r in as_admin] == [(bob["id"], "rewarded")]

@@ -86,3 +86,13 @@ def test_rules_refuseWhatCannotWork(client):
         (422, "invalid_rule"), (422, "validation_error"),
     ]  # fmt: skip
     assert client.get("/v1/rules", headers=auth(key)).json()["data"] == []
+
+
+def test_aNulInFreeText_isRefused_notA500(client):
+    """PostgreSQL refuses NUL in text: taken as it came it would fail the write, and the group."""
+    partner = make_partner(client)
+    key = partner["api_key"]
+    rule = post(client, "/v1/rules", {"name": "bad\u0000name", "calculator": {"strategy": "fixed", "points": 1}}, key)
+    member = post(client, "/v1/members", {"external_id": "x\u0000y"}, key)
+    assert (rule.status_code, rule.json()["code"]) == (422, "validation_error")
+    assert (member.status_code, member.json()["code"]) == (422, "validation_error")

@@ -196,3 +196,45 @@ def test_paidTiers_onlyTheOperatorGivesAway_andOnlyTheSellerCancels(client):
     assert comped.status_code == 201
     assert by_other.status_code == 404
     assert by_seller.status_code == 200
+
+
+def test_paymentReferencesOfTheProgram_andTierRewardsOffTheLadder_areRefused(client, writer):
+    _ladder(client)
+    partner, member = _shop(client)
+    path = f"/v1/members/{member['id']}/tier-subscriptions"
+    taken = post(client, path, {"tier": "gold", "period_days": 30, "currency": "USD", "price_minor": 999, "payment_ref": "redemption:1"}, partner["api_key"])
+    reward = post(client, "/v1/rewards", {"name": "Gold", "cost_points": 10, "stock": 5, "tier": "gold", "tier_period_days": 30}, partner["api_key"]).json()
+    _buy(client, partner, member, "L-1", 20)
+    confirm_all(writer)
+    _ladder(client, tiers=[{"name": "bronze", "threshold": 0}, {"name": "silver", "threshold": 20_000}])  # gold gone
+    code = redemption_code(client, member, partner)
+    redeemed = post(client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": code}, partner["api_key"])
+
+    assert (taken.status_code, taken.json()["code"]) == (422, "validation_error")
+    assert (redeemed.status_code, redeemed.json()["code"]) == (409, "reward_inactive")
+    assert client.get(f"/v1/rewards/{reward['id']}", headers=auth(partner["api_key"])).json()["active"] is False
+    assert token_of(client).balance_of(member["wallet_address"]) == 20  # nothing burned for a tier that is gone
+
+
+def test_aVoidedRedemption_endsTheTierItHadBought(client, writer):
+    """Its burn posted (the tier started), a reorg took it away, and sent again it was refused."""
+    from loyalty.db.models import Redemption, RedemptionStatus
+    from loyalty.services import redemptions
+
+    _ladder(client)
+    partner, member = _shop(client)
+    reward = post(client, "/v1/rewards", {"name": "Gold", "cost_points": 10, "stock": 5, "tier": "gold", "tier_period_days": 30}, partner["api_key"]).json()
+    _buy(client, partner, member, "V-1", 20)
+    confirm_all(writer)
+    code = redemption_code(client, member, partner)
+    redeemed = post(client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": code}, partner["api_key"]).json()
+    confirm_all(writer)
+    assert _tier(client, partner, member)["paid_tier"] == "gold"
+
+    with client.app.state.runtime.sessions() as session:
+        row = session.get(Redemption, redeemed["id"])
+        row.status = RedemptionStatus.RESERVED  # as a reorg leaves it
+        session.flush()
+        redemptions.void(session, row, "LoyaltyInsufficientBalance: sent again, refused")
+        session.commit()
+    assert _tier(client, partner, member)["paid_tier"] is None

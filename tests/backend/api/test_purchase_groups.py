@@ -79,3 +79,38 @@ def test_ordersRecordedTogether_endAsTheyWouldOneByOne(client, writer):
     token = token_of(client)
     balances = lambda members: [token.balance_of(m["wallet_address"]) for m in members]  # noqa: E731
     assert balances(grouped_members) == balances(alone_members) == [160 + 121, 25 + 15]
+
+
+def test_aDebtPaidInAGroup_givesTheBudgetBackToTheOrdersAfterIt(client, writer):
+    """A release that pays a debt issues less: the partner's budget has the rest for the next
+    order in the group, as it would have one by one."""
+    runtime = client.app.state.runtime
+    setups = []
+    for name in ("Together", "Alone"):
+        partner = make_partner(client, name, budget=300)
+        assert post(client, "/v1/rules", RULES[0], partner["api_key"]).status_code == 201
+        member = make_member(client, partner["api_key"])
+        order = {"member_id": member["id"], "order_id": "D-0", "occurred_at": datetime.now(UTC).isoformat(), "currency": "USD",
+                 "lines": [{"sku": "beans", "quantity": 1, "unit_price_minor": 10_000}]}  # fmt: skip
+        assert post(client, "/v1/purchases", order, partner["api_key"]).status_code == 202  # 100 minted
+        assert post(client, "/v1/purchases/D-0/refunds", {"refund_id": "all"}, partner["api_key"]).status_code == 201
+        setups.append((partner, member))  # 200 left, and a debt of 100
+    now = datetime.now(UTC)
+    plans = [
+        [purchases.Order(p["id"], m["id"], f"D-{n}", now, "USD", [Line("beans", "", 1, dollars * 100)]) for n, dollars in ((1, 200), (2, 100))]
+        for p, m in setups
+    ]  # fmt: skip
+
+    with runtime.sessions() as session:
+        together = [_outcome(r) for r in purchases.record_many(UnitOfWork.of(runtime, session), plans[0])]
+        session.commit()
+    alone = []
+    for order in plans[1]:
+        with runtime.sessions() as session:
+            alone.append(_outcome(purchases.record_many(UnitOfWork.of(runtime, session), [order])[0]))
+            session.commit()
+    confirm_all(writer)
+
+    assert together == alone == [[("1 per dollar", None, 200, None)], [("1 per dollar", None, 100, None)]]
+    token = token_of(client)
+    assert [token.balance_of(m["wallet_address"]) for _, m in setups] == [100 + 100 + 100] * 2  # 200 paid 100 of the debt
