@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from loyalty.db.models import Award, Campaign, Debt, Earn, EarnStatus, MemberSegment, Partner, Purchase, PurchaseStatus
 from loyalty.domain.earning.context import MemberFacts
+from loyalty.domain.earning.engine import Award as Awarded
 from loyalty.domain.earning.refunds import settle
 from loyalty.services import tiers
 
@@ -124,6 +125,43 @@ def mint(
         session.add(Debt(**debt_payment(member_id, partner_id, paid_total, reason), purchase_id=purchase_id))
     session.flush()
     return earns
+
+
+def grant(
+    session: Session,
+    member_id: int,
+    partner_id: int,
+    awarded: Sequence[Awarded],
+    left: int,
+    reason: str,
+    at: datetime,
+    **made: int,
+) -> tuple[list[Award], int]:
+    """Rule awards released as they are made (an event's, an enrolment's, a referral's side):
+    each cut to what the partner's budget still has (`capped_by: budget`), held, and minted;
+    `made` names what made them (`event_id=...` or `referral_id=...`). Returns the rows and
+    what the budget has left after them."""
+    rows = []
+    for award in awarded:
+        points = min(award.points, max(0, left))
+        left -= points
+        rows.append(
+            Award(
+                **made,
+                member_id=member_id,
+                rule_id=award.rule_id,
+                rule_version=award.rule_version,
+                points=points,
+                reason=award.reason,
+                capped_by=award.capped_by if points == award.points else "budget",
+                occurred_at=at,
+            )
+        )
+    session.add_all(rows)
+    session.flush()
+    hold(session, partner_id, sum(row.points for row in rows))
+    mint(session, member_id, partner_id, rows, reason)
+    return rows, left
 
 
 def split(points_by_issuer: Sequence[tuple[int, int]], debt: int) -> list[tuple[int, int, int]]:

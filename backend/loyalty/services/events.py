@@ -107,24 +107,5 @@ def _earn(
     )
     session.add(event)
     session.flush()
-    rows = []
-    for award in awarded:
-        points = min(award.points, max(0, left))
-        left -= points
-        rows.append(
-            Award(
-                event_id=event.id,
-                member_id=member.id,
-                rule_id=award.rule_id,
-                rule_version=award.rule_version,
-                points=points,
-                reason=award.reason,
-                capped_by=award.capped_by if points == award.points else "budget",
-                occurred_at=at,
-            )
-        )
-    session.add_all(rows)
-    session.flush()
-    awards.hold(session, partner_id, sum(row.points for row in rows))
-    awards.mint(session, member.id, partner_id, rows, f"event {event_id}")
+    rows, _ = awards.grant(session, member.id, partner_id, awarded, left, f"event {event_id}", at, event_id=event.id)
     return event, rows

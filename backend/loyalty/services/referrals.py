@@ -67,26 +67,16 @@ def on_release(session: Session, purchase: Purchase, lines: Sequence[Line], at: 
         return None
     left = awards.available(session, [purchase.partner_id])[purchase.partner_id]
     for side, member_id in sides.items():
-        rows = []
-        for award in priced[side]:
-            points = min(award.points, max(0, left))
-            left -= points
-            rows.append(
-                Award(
-                    referral_id=referral.id,
-                    member_id=member_id,
-                    rule_id=award.rule_id,
-                    rule_version=award.rule_version,
-                    points=points,
-                    reason=award.reason,
-                    capped_by=award.capped_by if points == award.points else "budget",
-                    occurred_at=at,
-                )
-            )
-        session.add_all(rows)
-        session.flush()
-        awards.hold(session, purchase.partner_id, sum(row.points for row in rows))
-        awards.mint(session, member_id, purchase.partner_id, rows, f"referral {referral.id}")
+        _, left = awards.grant(
+            session,
+            member_id,
+            purchase.partner_id,
+            priced[side],
+            left,
+            f"referral {referral.id}",
+            at,
+            referral_id=referral.id,
+        )
     session.refresh(referral)
     return referral
 
