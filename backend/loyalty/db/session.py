@@ -132,16 +132,19 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     processors = [table.c[column].type.bind_processor(dialect) for column in columns]
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     statement = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
-    connection.exec_driver_sql(
-        statement,
-        [
-            tuple(
-                value if process is None else process(value)
-                for value, process in zip(row.values(), processors, strict=True)
-            )
-            for row in rows
-        ],
-    )
+    values = [list(row.values()) for row in rows]
+    for index, process in enumerate(processors):
+        if process is not None:
+            done: dict[Any, Any] = {}  # a group's rows share their times: convert each once
+            for row in values:
+                value = row[index]
+                try:
+                    row[index] = done[value]
+                except KeyError:
+                    row[index] = done[value] = process(value)
+                except TypeError:  # unhashable (a JSON column's list or dict)
+                    row[index] = process(value)
+    connection.exec_driver_sql(statement, [tuple(row) for row in values])
 
 
 def pairs_in(first: _Column, second: _Column, pairs: Iterable[tuple[Any, Any]]) -> ColumnElement[bool]:
