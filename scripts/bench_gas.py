@@ -14,12 +14,16 @@ from typing import Any
 from brownie import (  # type: ignore[attr-defined]  # contract containers exist once a project loads
     BaselinePoints,
     LoyaltyPoints,
+    PointsExchange,
+    TestDollar,
     accounts,
     chain,
 )
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 
 from loyalty.domain.consent import RedeemConsent, redeem_typed_data, sign_typed_data
+from loyalty.domain.exchange import Agreement, agreement_typed_data
 
 OUT = Path(__file__).resolve().parents[1] / "var" / "bench" / "gas.json"
 BATCH = 100
@@ -75,6 +79,72 @@ def measure() -> dict[str, int]:
     figures["baseline_batch_new_per_member"] = mint_batch(members)
     figures["baseline_batch_existing_per_member"] = mint_batch(members)
     figures["baseline_burn"] = int(baseline.burn(10, {"from": holder}).gas_used)
+    figures.update(measure_exchange(admin, issuer))
+    return figures
+
+
+def measure_exchange(admin: Any, issuer: Any) -> dict[str, int]:
+    """`exchange` against its parts measured in the same run: the same member's `redeem` on
+    the source and an `earn` to an existing holder on the target, each sent by an issuer
+    itself; and `exchangeBatch` of BATCH members, per member. Every member already holds
+    points on both tokens, and the pair of brands already owes in the period (a live
+    exchange's steady state)."""
+    relayer = accounts[3]
+    refs = iter(range(1, 10**6))
+    source = LoyaltyPoints.deploy("Hotel Points", "HOTEL", admin, 30 * 86_400, 12, {"from": admin})
+    target = LoyaltyPoints.deploy("Air Miles", "MILES", admin, 30 * 86_400, 12, {"from": admin})
+    exchange = PointsExchange.deploy(admin, TestDollar.deploy({"from": admin}), 7 * 86_400, 3 * 86_400, {"from": admin})
+    exchange.grantRole(exchange.RELAYER_ROLE(), relayer, {"from": admin})
+    for token in (source, target):
+        for account in (issuer, exchange):
+            token.grantRole(token.ISSUER_ROLE(), account, {"from": admin})
+            token.setIssueBudget(account, 10**30, {"from": admin})
+    payer, payee = Account.create(), Account.create()
+    terms = Agreement(
+        source=source.address, target=target.address, payer=payer.address, payee=payee.address,
+        rate_numerator=1, rate_denominator=3, minimum_in=3, step_in=3, max_in_per_exchange=0,
+        max_in_per_member_period=0, bonus_every=0, bonus_out=0, price_per_point=20_000, credit_limit=0,
+        valid_from=chain.time() - 60, valid_until=chain.time() + 10**8, salt=1,
+    )  # fmt: skip
+    typed = agreement_typed_data(terms, chain_id=chain.id, exchange_address=exchange.address)
+    exchange.registerAgreement(
+        terms.as_tuple(), sign_typed_data(typed, payer.key), sign_typed_data(typed, payee.key), {"from": admin}
+    )
+    reward_id = int.from_bytes(bytes(exchange.agreementId(terms.as_tuple())), "big")
+
+    def consent(member: LocalAccount, amount: int, ref: int, relayed_by: str) -> bytes:
+        signed = RedeemConsent(member.address, relayed_by, amount, reward_id, ref, source.nonces(member.address), 2**40)
+        data = redeem_typed_data(signed, chain_id=chain.id, token_address=source.address, token_name="Hotel Points")
+        return sign_typed_data(data, member.key)
+
+    def holder() -> LocalAccount:
+        member: LocalAccount = Account.create()
+        source.earn(member.address, 10_000, next(refs), {"from": issuer})
+        target.earn(member.address, 10, next(refs), {"from": issuer})
+        return member
+
+    def exchange_one(member: LocalAccount) -> int:
+        ref = next(refs)
+        signature = consent(member, 300, ref, exchange.address)
+        tx = exchange.exchange(terms.as_tuple(), member.address, 300, ref, 2**40, signature, {"from": relayer})
+        return int(tx.gas_used)
+
+    member = holder()
+    exchange_one(holder())  # the pair's first debt of the period
+    figures = {"exchange": exchange_one(member)}
+    ref = next(refs)
+    redeem = source.redeem(
+        member.address, 300, reward_id, ref, 2**40, consent(member, 300, ref, issuer.address), {"from": issuer}
+    )
+    earn = target.earn(member.address, 100, next(refs), {"from": issuer})
+    figures["exchange_parts"] = int(redeem.gas_used) + int(earn.gas_used)
+    members = [holder() for _ in range(BATCH)]
+    orders = []
+    for m in members:
+        ref = next(refs)
+        orders.append((m.address, 300, ref, 2**40, consent(m, 300, ref, exchange.address)))
+    tx = exchange.exchangeBatch(terms.as_tuple(), orders, {"from": relayer})
+    figures["exchange_batch_per_member"] = round(int(tx.gas_used) / BATCH)
     return figures
 
 
@@ -89,6 +159,8 @@ def targets(f: dict[str, int]) -> list[tuple[str, float, float]]:
         (*ratio("earn_batch_existing_per_member", "baseline_batch_existing_per_member"), 1.10),
         (*ratio("earn_existing", "baseline_mint_existing"), 1.20),
         ("redeem (gas)", f["redeem"], 70_000),
+        (*ratio("exchange", "exchange_parts"), 1.15),
+        (*ratio("exchange_batch_per_member", "exchange_parts"), 0.75),
     ]
 
 

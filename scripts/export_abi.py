@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ("LoyaltyPoints",)
+SHIPPED = ("LoyaltyPoints", "PointsExchange")
 
 
 def abi_text(name: str) -> str:

@@ -21,7 +21,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv-checks" / "bin"
-CONTRACT = "contracts/LoyaltyPoints.sol"
+CONTRACTS = ["contracts/LoyaltyPoints.sol", "contracts/PointsExchange.sol"]
+TOKEN = CONTRACTS[0]
 TRIAGE = ROOT / "contracts" / "slither-triage.txt"
 SOLC_ARGS = ["--solc-remaps", "@openzeppelin=node_modules/@openzeppelin", "--solc-args", "--evm-version shanghai"]
 
@@ -63,16 +64,19 @@ def main() -> int:
         solc = Path(tmp) / "solc"
         solc.write_text(f'#!/bin/sh\nexec node "{ROOT}/scripts/solc.js" "$@"\n')
         solc.chmod(0o755)
-        analysis = run("slither", [CONTRACT], Path(tmp) / "slither.json", solc)
+        analyses = [run("slither", [c], Path(tmp) / f"slither-{i}.json", solc) for i, c in enumerate(CONTRACTS)]
         ercs = {
-            erc: run("slither-check-erc", [CONTRACT, "LoyaltyPoints", "--erc", erc], Path(tmp) / f"{erc}.json", solc)
+            erc: run("slither-check-erc", [TOKEN, "LoyaltyPoints", "--erc", erc], Path(tmp) / f"{erc}.json", solc)
             for erc in ("ERC20", "ERC2612")
         }
-    findings = [  # ours only: OpenZeppelin's are not ours to triage
-        f
-        for f in analysis["results"].get("detectors", [])
-        if f["elements"] and f["elements"][0]["source_mapping"]["filename_relative"].startswith("contracts/")
-    ]
+    seen: set[str] = set()
+    findings = []  # ours only (OpenZeppelin's are not ours to triage), each once: both analyses see the token
+    for analysis in analyses:
+        for f in analysis["results"].get("detectors", []):
+            ours = f["elements"] and f["elements"][0]["source_mapping"]["filename_relative"].startswith("contracts/")
+            if ours and f["id"] not in seen:
+                seen.add(f["id"])
+                findings.append(f)
     impacts = Counter(f["impact"] for f in findings)
     serious = [f"{f['check']} {where(f['description'])}" for f in findings if f["impact"] in ("High", "Medium")]
     erc_findings = {
@@ -92,7 +96,7 @@ def main() -> int:
         "untriaged": len(untriaged),
     }
     print(
-        f"slither: {counts['results']} results on {CONTRACT} ({counts['high']} high, {counts['medium']} medium, "
+        f"slither: {counts['results']} results on {', '.join(CONTRACTS)} ({counts['high']} high, {counts['medium']} medium, "
         f"{counts['low']} low, {counts['informational']} informational, {counts['optimization']} optimization); "
         f"{counts['high_medium_triaged']} high/medium triaged in {TRIAGE.relative_to(ROOT)}; "
         f"slither-check-erc ERC20, ERC2612: {len(erc_findings)} findings"

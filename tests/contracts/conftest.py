@@ -90,3 +90,11 @@ def sign_redeem(token: Any, issuer: Any) -> SignFn:
         return sign_typed_data(data, (signer or member).key)
 
     return sign
+
+
+@pytest.fixture(scope="module")
+def world() -> Any:
+    """Two programs, two brands and an exchange between them (tests/support/exchange.py)."""
+    from support.exchange import World
+
+    return World()
