@@ -4,7 +4,7 @@ and checked against the contract at the same block."""
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import cache
@@ -267,18 +267,59 @@ def _check_consents(rpc: Rpc, ledger: Ledger, params: Params, progress: Callable
     tick = progress("consents", len(redemptions)) if progress else None
     for start in range(0, len(redemptions), 2_000):
         chunk = redemptions[start : start + 2_000]
-        txs = rpc.transactions([r.tx_hash for r in chunk])
+        txs = rpc.transactions(sorted({r.tx_hash for r in chunk}))
+        relayed: dict[str, list[bytes]] = {}
         for redemption in chunk:
             ledger.checked["consents"] += 1
-            problem = _consent_problem(params, redemption, txs[redemption.tx_hash])
-            if problem and problem.startswith(_NOT_THE_MEMBER):
-                problem = _contract_consent_problem(rpc, params, redemption, txs[redemption.tx_hash], problem)
+            tx = _redeem_call(rpc, params, redemption, txs[redemption.tx_hash], relayed)
+            problem = _consent_problem(params, redemption, tx)
+            if problem and tx is not None and problem.startswith(_NOT_THE_MEMBER):
+                problem = _contract_consent_problem(rpc, params, redemption, tx, problem)
             if problem:
                 ledger.discrepancies.append(
                     Discrepancy("consents", problem, redemption.tx_hash, redemption.block_number)
                 )
         if tick:
             tick(len(chunk))
+
+
+def _redeem_call(
+    rpc: Rpc, params: Params, redemption: Redemption, tx: dict[str, Any] | None, relayed: dict[str, list[bytes]]
+) -> dict[str, Any] | None:
+    """The redeem call that made `redemption`, as a transaction to the token: the transaction
+    itself when it calls the token, else the call a relaying contract (a PointsExchange, a
+    multisig) made inside it, read from the transaction's trace (`relayed` keeps each traced
+    transaction's calls). A node without traces leaves the transaction as it is: its consent
+    then cannot be read."""
+    if tx is None or to_checksum_address(tx.get("to") or "0x" + "0" * 40) == params.token:
+        return tx
+    if tx["hash"] not in relayed:
+        try:
+            trace = rpc.call("debug_traceTransaction", [tx["hash"], {"tracer": "callTracer"}])
+        except RpcError:
+            trace = None
+        relayed[tx["hash"]] = list(_calls_to(trace, params.token, REDEEM_SELECTOR)) if trace else []
+    for data in relayed[tx["hash"]]:
+        member, amount, reward_id, ref = abi_decode(["address", "uint256", "uint256", "uint256"], data[4:132])
+        if (to_checksum_address(member), amount, reward_id, ref) == (
+            redemption.member, redemption.amount_points, redemption.reward_id, redemption.ref,
+        ):  # fmt: skip
+            return {**tx, "to": params.token, "input": "0x" + data.hex()}
+    return tx
+
+
+def _calls_to(frame: dict[str, Any], to: str, selector: bytes) -> Iterator[bytes]:
+    """Inputs of the successful calls to `to` with `selector` anywhere in a callTracer trace."""
+    data = bytes.fromhex(str(frame.get("input", "0x"))[2:])
+    if (
+        frame.get("type") == "CALL"
+        and "error" not in frame
+        and to_checksum_address(frame.get("to") or "0x" + "0" * 40) == to
+        and data[:4] == selector
+    ):
+        yield data
+    for inner in frame.get("calls") or ():
+        yield from _calls_to(inner, to, selector)
 
 
 def with_permits(rpc: Rpc, ledger: Ledger) -> list[Redemption]:

@@ -123,3 +123,20 @@ def deploy_token(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(deployment), indent=2) + "\n")
     return deployment, True
+
+
+def deploy_contract(w3: Web3, deployer: LocalAccount | str, name: str, *args: object) -> tuple[str, int]:
+    """Deploy compiled contract `name` with constructor `args`; returns its address and block.
+    `deployer` as for `deploy_token`."""
+    artifact = load_artifact(name)
+    sender = Web3.to_checksum_address(deployer if isinstance(deployer, str) else deployer.address)
+    constructor = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode).constructor(*args)
+    if isinstance(deployer, str):
+        tx_hash = constructor.transact({"from": deployer})
+    else:
+        tx = constructor.build_transaction({"from": sender, "nonce": w3.eth.get_transaction_count(sender)})
+        tx_hash = w3.eth.send_raw_transaction(deployer.sign_transaction(tx).raw_transaction)
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+    if receipt["status"] != 1 or receipt["contractAddress"] is None:
+        raise DeploymentError(f"deploying {name} failed in transaction {bytes(tx_hash).hex()}")
+    return str(receipt["contractAddress"]), int(receipt["blockNumber"])

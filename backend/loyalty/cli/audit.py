@@ -67,11 +67,21 @@ from_block_option = click.option(
 @click.option("--token", envvar="TOKEN_ADDRESS", required=True, help="The token's address (env TOKEN_ADDRESS).")
 @from_block_option
 @click.option("--to-block", type=int, default=None, help="Audit as of this block [default: the latest].")
+@click.option(
+    "--exchange",
+    "exchange",
+    envvar="EXCHANGE_ADDRESS",
+    default=None,
+    help="Also check this PointsExchange: agreements, exchanges, periods, payments (env EXCHANGE_ADDRESS).",
+)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=VAR / "audit", show_default=True,
-              help="Folder for report.json, report.html, members.csv and partners.csv.")  # fmt: skip
-def audit_verify(rpc_url: str, token: str, from_block: int, to_block: int | None, out: Path) -> None:
+              help="Folder for report.json, report.html, members.csv, partners.csv (and exchange.json).")  # fmt: skip
+def audit_verify(
+    rpc_url: str, token: str, from_block: int, to_block: int | None, exchange: str | None, out: Path
+) -> None:
     """Re-derive balances, liabilities and expiries from the token's events alone and check them
-    against the contract. Needs no database. Exit status 1 if anything disagrees."""
+    against the contract; with --exchange, every exchange and settlement too. Needs no
+    database. Exit status 1 if anything disagrees."""
     from loyalty.audit.report import write
 
     started = time.perf_counter()
@@ -88,7 +98,30 @@ def audit_verify(rpc_url: str, token: str, from_block: int, to_block: int | None
         f"({time.perf_counter() - started:.1f} s)"
     )
     click.echo(f"{len(report['discrepancies']):,} discrepancies; report in {out / 'report.html'}")
-    raise SystemExit(0 if result.clean else 1)
+    clean = result.clean
+    if exchange:
+        clean = _audit_exchange(rpc_url, exchange, from_block, result.block_number, out) and clean
+    raise SystemExit(0 if clean else 1)
+
+
+def _audit_exchange(rpc_url: str, exchange: str, from_block: int, block: int, out: Path) -> bool:
+    from loyalty.audit.exchange import exchange_report, verify_exchange
+    from loyalty.audit.rpc import Rpc
+
+    rpc = Rpc(rpc_url)
+    try:
+        audit = verify_exchange(rpc, exchange, from_block, block)
+    finally:
+        rpc.close()
+    report = exchange_report(audit)
+    (out / "exchange.json").write_text(json.dumps(report, indent=2) + "\n")
+    click.echo(f"\nexchange {audit.exchange}:")
+    for check in report["checks"]:
+        click.echo(
+            f"{check['status']:<5} {check['name']:<18} {check['checked']:>10,} checked  {check['failed']:>6,} failed"
+        )
+    click.echo(f"{len(report['discrepancies']):,} discrepancies; report in {out / 'exchange.json'}")
+    return audit.clean
 
 
 @audit.command("reconcile")
