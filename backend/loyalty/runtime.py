@@ -16,17 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from eth_account import Account
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
 from loyalty.chain.client import LOCAL_CHAIN_IDS, ChainClient, redacted
 from loyalty.chain.custody import Custody
-from loyalty.chain.deploy import load_deployment
+from loyalty.chain.deploy import load_deployment, load_exchange
+from loyalty.chain.exchange import PointsExchange
 from loyalty.chain.token import LoyaltyToken
-from loyalty.db.models import ChainBinding
+from loyalty.db.models import ChainBinding, Program
 from loyalty.db.session import make_engine, make_sessionmaker, upgrade, write_lock
-from loyalty.errors import ChainMismatchError, ChainUnavailableError, ConfigurationError
+from loyalty.errors import ChainMismatchError, ChainUnavailableError, ConfigurationError, DomainError, ErrorCode
 from loyalty.settings import DEV_OPERATOR_KEY, Settings
 
 log = logging.getLogger("loyalty.runtime")
@@ -56,6 +57,8 @@ class Runtime:
     token: LoyaltyToken
     deployment_block: int = 0
     confirmations: int | None = field(default=None)
+    _tokens: dict[str, LoyaltyToken] = field(default_factory=dict)
+    _exchange: PointsExchange | None = None
 
     def required_confirmations(self) -> int:
         """Blocks deep a write must be to count as final (needs the chain id)."""
@@ -64,6 +67,28 @@ class Runtime:
                 1 if self.chain.chain_id in LOCAL_CHAIN_IDS else DEFAULT_CONFIRMATIONS
             )
         return self.confirmations
+
+    def token_at(self, address: str) -> LoyaltyToken:
+        """The token of a program (at `address`) on the runtime's chain, one client per address."""
+        if address.lower() == self.token.address.lower():
+            return self.token
+        found = self._tokens.get(address.lower())
+        if found is None:
+            found = self._tokens[address.lower()] = LoyaltyToken(self.chain, address, check=False)
+        return found
+
+    def exchange(self) -> PointsExchange:
+        """The exchange between programs: EXCHANGE_ADDRESS, else this chain's recorded
+        development deployment; `503 exchange_not_configured` without either."""
+        if self._exchange is None:
+            recorded = load_exchange(self.chain.chain_id) if self.settings.exchange_address is None else None
+            address = self.settings.exchange_address or (recorded.exchange_address if recorded else None)
+            if address is None:
+                raise DomainError(
+                    ErrorCode.EXCHANGE_NOT_CONFIGURED, "set EXCHANGE_ADDRESS to the PointsExchange between programs"
+                )
+            self._exchange = PointsExchange(self.chain, address)
+        return self._exchange
 
     def close(self) -> None:
         self.engine.dispose()
@@ -84,6 +109,13 @@ def build(settings: Settings) -> Runtime:
     runtime.token = LoyaltyToken(chain, _token(settings, binding))
     if binding is not None:
         runtime.deployment_block = binding.block_number
+    with sessions() as session, write_lock(session):  # program 1 is the database's own token
+        session.execute(
+            update(Program)
+            .where(Program.id == 1, Program.token_address.is_(None))
+            .values(token_address=runtime.token.address, deployment_block=runtime.deployment_block or None)
+        )
+        session.commit()
     try:
         runtime.chain.chain_id  # noqa: B018 - connect now when the chain is up: a mismatch stops the start
     except ChainMismatchError as exc:

@@ -38,6 +38,8 @@ class Settings(BaseModel):
         idempotency_ttl_s: how long an Idempotency-Key is remembered (env LOYALTY_IDEMPOTENCY_TTL_S).
         sweep_interval_s: how often the worker looks for expired points to sweep
             (env LOYALTY_SWEEP_INTERVAL_S).
+        exchange_address: the PointsExchange between programs (env EXCHANGE_ADDRESS); default:
+            this chain's recorded development deployment (`make up` makes one).
         siwe_domains: the hosts (host[:port]) members reach the service at: a Sign-In with
             Ethereum message must name one of them (env LOYALTY_SIWE_DOMAINS, comma-separated;
             default the local API's). Never the request's own Host header: a phishing site
@@ -55,6 +57,7 @@ class Settings(BaseModel):
     idempotency_ttl_s: int = 86_400
     sweep_interval_s: int = 60
     siwe_domains: tuple[str, ...] = ("127.0.0.1:8000", "localhost:8000")
+    exchange_address: str | None = None
 
     @classmethod
     def from_env(cls, var_dir: Path = VAR) -> Settings:
@@ -70,6 +73,7 @@ class Settings(BaseModel):
             idempotency_ttl_s=int(env.get("LOYALTY_IDEMPOTENCY_TTL_S", 86_400)),
             sweep_interval_s=int(env.get("LOYALTY_SWEEP_INTERVAL_S", 60)),
             siwe_domains=_siwe_domains(env),
+            exchange_address=env.get("EXCHANGE_ADDRESS") or None,
         )
 
 

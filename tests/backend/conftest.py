@@ -20,7 +20,7 @@ from support.backend import ADMIN_KEY, OwnChain
 from web3 import HTTPProvider, Web3
 
 from loyalty.api.app import create_app
-from loyalty.chain.deploy import Deployment, TokenParams, deploy_token
+from loyalty.chain.deploy import Deployment, ExchangeDeployment, TokenParams, deploy_exchange, deploy_token
 from loyalty.chain.devchain import free_port, start_node, stop_node
 from loyalty.settings import DEV_OPERATOR_KEY, Settings
 from loyalty.workers.outbox import OutboxWriter
@@ -42,6 +42,15 @@ def deployment(rpc_url: str, tmp_path_factory: pytest.TempPathFactory) -> Deploy
     params = TokenParams(epoch_length_s=86_400, validity_epochs=12)
     deployment, _ = deploy_token(w3, w3.eth.accounts[0], params, folder=tmp_path_factory.mktemp("deployments"))
     return deployment
+
+
+@pytest.fixture(scope="session")
+def exchange_deployment(rpc_url: str, tmp_path_factory: pytest.TempPathFactory) -> ExchangeDeployment:
+    """A PointsExchange (settling in a TestDollar) whose relayer is the operator."""
+    w3 = Web3(HTTPProvider(rpc_url))
+    operator = w3.eth.accounts[0]  # DEV_OPERATOR_KEY's account
+    exchange, _ = deploy_exchange(w3, operator, relayer=operator, folder=tmp_path_factory.mktemp("exchange"))
+    return exchange
 
 
 def _postgres_bin() -> Path | None:
@@ -100,7 +109,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def settings(database_url: str, rpc_url: str, deployment: Deployment) -> Settings:
+def settings(
+    database_url: str, rpc_url: str, deployment: Deployment, exchange_deployment: ExchangeDeployment
+) -> Settings:
     return Settings(
         database_url=database_url,
         rpc_url=rpc_url,
@@ -109,6 +120,7 @@ def settings(database_url: str, rpc_url: str, deployment: Deployment) -> Setting
         admin_api_key=ADMIN_KEY,
         master_key=secrets.token_hex(32),
         siwe_domains=("testserver",),  # TestClient's host
+        exchange_address=exchange_deployment.exchange_address,
     )
 
 

@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from eth_account import Account
 from fastapi.testclient import TestClient
+from web3 import HTTPProvider, Web3
 
-from loyalty.chain.deploy import Deployment
+from loyalty.chain.deploy import Deployment, TokenParams, deploy_token
 from loyalty.chain.devchain import free_port, start_node, stop_node, stop_process
-from loyalty.settings import Settings
+from loyalty.settings import DEV_OPERATOR_KEY, Settings
 from loyalty.workers.outbox import OutboxWriter, drain
 
 ADMIN_KEY = "adm_test"
@@ -217,3 +219,14 @@ def wait_for(condition: Any, timeout_s: float = 60, every_s: float = 0.1) -> Any
             raise TimeoutError(f"{getattr(condition, '__name__', 'condition')} did not hold within {timeout_s} s")
         time.sleep(every_s)
     return value
+
+
+def second_program(client: Any, rpc_url: str, folder: Path) -> int:
+    """Program 2: a token the operator administers, registered."""
+    w3 = Web3(HTTPProvider(rpc_url))
+    operator = Account.from_key(DEV_OPERATOR_KEY).address
+    params = TokenParams(name="Air Miles", symbol="MILES")
+    deployment, _ = deploy_token(w3, w3.eth.accounts[1], params, admin=operator, folder=folder, record=False)
+    created = post(client, "/v1/programs", {"token_address": deployment.token_address}, ADMIN_KEY)
+    assert created.status_code == 201, created.text
+    return int(created.json()["id"])

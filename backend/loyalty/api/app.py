@@ -24,6 +24,7 @@ from loyalty.api import problems
 from loyalty.api.acceptor import Acceptor
 from loyalty.api.deps import roles_of
 from loyalty.api.routes import (
+    agreements,
     audit,
     auth,
     campaigns,
@@ -59,6 +60,7 @@ ROUTES = (
     campaigns,
     rewards,
     redemptions,
+    agreements,
     audit,
 )
 

@@ -57,7 +57,8 @@ ERRORS = {
     413: "the body is too large (`body_too_large`)",
     429: "too many attempts (`too_many_attempts`): retry after `Retry-After` seconds",
     422: "the request is malformed or refused by the program's rules (`validation_error`, `budget_exceeded`, ...)",
-    503: "the database or the chain is unavailable (`storage_unavailable`, `chain_unavailable`), or the service is "
+    503: "the database or the chain is unavailable (`storage_unavailable`, `chain_unavailable`), no exchange is "
+    "configured (`exchange_not_configured`), or the service is "
     "busy (`busy`, with `Retry-After`): retry",
 }
 

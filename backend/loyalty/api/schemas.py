@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Generic, Literal, TypedDict, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypedDict, TypeVar
 
 from fastapi import Path, Query
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from loyalty.db.models import ChainWrite, EarnStatus, LinkSource, PartnerKind, RedemptionStatus, ReferralStatus
+from loyalty.db.models import (
+    AgreementStatus,
+    ChainWrite,
+    EarnStatus,
+    LinkSource,
+    PartnerKind,
+    ProgramKind,
+    ProgramStatus,
+    RedemptionStatus,
+    ReferralStatus,
+)
 from loyalty.domain.campaigns import Shortfall
 from loyalty.domain.earning.calculators import Rounding
 from loyalty.domain.earning.context import Beneficiary, LineKind, Trigger
@@ -733,13 +743,88 @@ class ProgramPublic(BaseModel):
     name: str
     pending_days: int = Field(description="how long purchase awards stay pending before they are minted")
     currency: str = Field(description="purchases are priced in it; spend in another is refused")
+    token_address: str | None = Field(description="its LoyaltyPoints token (while deploying: where it will be)")
+    symbol: str | None
+    epoch_length_s: int | None = Field(description="seconds per expiry epoch")
+    validity_epochs: int | None = Field(description="epochs points stay valid, the one earned in included")
+    kind: ProgramKind
+    status: ProgramStatus = Field(description="deploying (its token is in the outbox), then active")
     created_at: datetime
+
+
+class ProgramCreate(Strict):
+    """A new program: its token deployed by the service (name, symbol and expiry), or, with
+    `token_address`, a LoyaltyPoints the operator already administers (read from the chain)."""
+
+    name: Name | None = Field(default=None, description="required unless token_address is given")
+    symbol: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{1,11}$")] | None = None
+    epoch_length_s: Annotated[int, Field(strict=True, ge=3_600, le=2**32 - 1)] = 30 * 86_400
+    validity_epochs: Annotated[int, Field(strict=True, ge=1, le=64)] = 12
+    token_address: Address | None = None
+    kind: ProgramKind = Field(
+        default=ProgramKind.BRAND, strict=False, description="a brand's own points, or a coalition currency"
+    )
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "USD"
+    pending_days: Annotated[int, Field(strict=True, ge=0, le=3_650)] = 0
+
+    @model_validator(mode="after")
+    def _named(self) -> ProgramCreate:
+        if self.token_address is None and self.name is None:
+            raise ValueError("name is required to deploy a new program (or give token_address)")
+        return self
 
 
 class ProgramUpdate(Strict):
     pending_days: Annotated[int, Field(strict=True, ge=0, le=3_650)] | None = None
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
     name: Name | None = None
+
+
+# ---------------------------------------------------------------------------------- agreements
+U32 = Annotated[int, Field(strict=True, ge=1, le=2**32 - 1)]
+U64 = Annotated[int, Field(strict=True, ge=0, le=2**64 - 1)]
+U128 = Annotated[int, Field(strict=True, ge=0, le=2**128 - 1)]
+
+
+class AgreementCreate(Strict):
+    """A rate agreement's terms (as `IPointsExchange.Agreement`): the calling partner must be
+    the payer or the payee; brands sign as their issuer accounts. Caps and the credit limit 0
+    mean none; `price_per_point` is in the settlement token's smallest units."""
+
+    source_program_id: Id = Field(description="the program members give points in")
+    target_program_id: Id = Field(description="the program members get points in")
+    payer_id: Id = Field(description="the partner that owes the payee for the points issued on the target")
+    payee_id: Id
+    rate_numerator: U32 = Field(description="out = in x numerator / denominator, rounded down")
+    rate_denominator: U32
+    minimum_in: U64 = 1
+    step_in: Annotated[int, Field(strict=True, ge=1, le=2**64 - 1)] = 1
+    max_in_per_exchange: U64 = 0
+    max_in_per_member_period: U64 = 0
+    bonus_every: U64 = Field(default=0, description="every bonus_every points in give bonus_out more out")
+    bonus_out: U64 = 0
+    price_per_point: U128 = 0
+    credit_limit: U128 = Field(default=0, description="the most the payer may owe the payee in one period")
+    valid_from: Moment | None = Field(default=None, description="default: now")
+    valid_until: Moment
+
+
+class AgreementPublic(BaseModel):
+    id: int
+    agreement_id: str = Field(description="its id on the exchange: the EIP-712 digest both brands sign")
+    exchange_address: str
+    status: AgreementStatus
+    source_program_id: int
+    target_program_id: int
+    payer_id: int
+    payee_id: int
+    proposed_by: int
+    terms: dict[str, Any] = Field(description="the struct as the exchange takes it (addresses, integers, Unix times)")
+    signed_by_payer: bool
+    signed_by_payee: bool
+    revoked_by: int | None
+    error: str | None = Field(description="why the chain refused it, when it did")
+    created_at: datetime
 
 
 # -------------------------------------------------------------------------------------- tiers

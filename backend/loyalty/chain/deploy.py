@@ -140,3 +140,55 @@ def deploy_contract(w3: Web3, deployer: LocalAccount | str, name: str, *args: ob
     if receipt["status"] != 1 or receipt["contractAddress"] is None:
         raise DeploymentError(f"deploying {name} failed in transaction {bytes(tx_hash).hex()}")
     return str(receipt["contractAddress"]), int(receipt["blockNumber"])
+
+
+@dataclass(frozen=True)
+class ExchangeDeployment:
+    """Where the exchange between programs lives, and what brands settle in.
+
+    Attributes:
+        chain_id: chain it is deployed on.
+        exchange_address: the PointsExchange.
+        settlement_token: the ERC-20 brands settle in (a TestDollar on a development chain).
+        block_number: block of the exchange's deployment (the auditor's replay starts there).
+        period_s: seconds per settlement period.
+        payment_window_s: seconds after a period's end by which its payments are due.
+    """
+
+    chain_id: int
+    exchange_address: str
+    settlement_token: str
+    block_number: int
+    period_s: int
+    payment_window_s: int
+
+
+def load_exchange(chain_id: int, folder: Path = DEPLOYMENTS) -> ExchangeDeployment | None:
+    """This chain's recorded development exchange, if any."""
+    path = folder / f"{chain_id}-exchange.json"
+    return ExchangeDeployment(**json.loads(path.read_text())) if path.exists() else None
+
+
+def deploy_exchange(
+    w3: Web3,
+    deployer: str,
+    relayer: str,
+    period_s: int = 7 * 86_400,
+    payment_window_s: int = 3 * 86_400,
+    folder: Path = DEPLOYMENTS,
+) -> tuple[ExchangeDeployment, bool]:
+    """On a development chain (`deployer` unlocked by the node): reuse the recorded exchange, or
+    deploy a TestDollar and a PointsExchange settling in it, with `relayer` as its relayer."""
+    path = folder / f"{w3.eth.chain_id}-exchange.json"
+    recorded = load_exchange(w3.eth.chain_id, folder)
+    if recorded is not None and w3.eth.get_code(Web3.to_checksum_address(recorded.exchange_address)):
+        return recorded, False
+    dollar, _ = deploy_contract(w3, deployer, "TestDollar")
+    address, block = deploy_contract(w3, deployer, "PointsExchange", deployer, dollar, period_s, payment_window_s)
+    exchange = w3.eth.contract(address=Web3.to_checksum_address(address), abi=load_artifact("PointsExchange").abi)
+    role = exchange.functions.RELAYER_ROLE().call()
+    w3.eth.wait_for_transaction_receipt(exchange.functions.grantRole(role, relayer).transact({"from": deployer}))
+    deployment = ExchangeDeployment(w3.eth.chain_id, address, dollar, block, period_s, payment_window_s)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(deployment), indent=2) + "\n")
+    return deployment, True

@@ -4,10 +4,12 @@ them before they are broadcast."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
 
+import rlp
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
@@ -16,6 +18,7 @@ from eth_utils.abi import function_signature_to_4byte_selector
 from web3 import Web3
 from web3.types import TxParams
 
+from loyalty.chain.artifacts import load_artifact
 from loyalty.chain.client import (
     PRIORITY_FEE_WEI,
     TRANSFER_GAS,
@@ -40,6 +43,8 @@ REDEEM_GAS_PER_LOT = 9_000
 EXPIRE_GAS_BASE = 30_000
 EXPIRE_GAS_PER_LOT = 7_000
 OPERATOR_CALL_GAS = 120_000
+DEPLOY_GAS = 6_000_000  # a LoyaltyPoints deployment (about 3.6M): a cap, only gas used is paid
+TOKEN_CONTRACT = "LoyaltyPoints"
 # LoyaltyPoints.CONSENT_WALLET_GAS: the most a contract wallet may spend answering ERC-1271. A
 # redemption of its points also pays for the call (a call gets at most 63/64 of the gas left)
 # and for the signature's calldata (16 gas a byte) and copies.
@@ -76,13 +81,16 @@ class LoyaltyToken:
         contract: the web3.py binding, for calls not worth a method here.
     """
 
-    def __init__(self, client: ChainClient, address: str) -> None:
+    def __init__(self, client: ChainClient, address: str, *, check: bool = True) -> None:
+        """`check`: refuse a chain without the token's code when the client first connects
+        (the database's own token; another program's is checked when registered)."""
         self.client = client
         self.address = checksum(address)
         self.contract = client.w3.eth.contract(address=self.address, abi=token_abi())
         self._name: str | None = None
         client.know_errors(token_abi())
-        client.checks.append(self._check_code)
+        if check:
+            client.checks.append(self._check_code)
 
     def _check_code(self, client: ChainClient, chain_id: int) -> None:
         if client.w3.eth.get_code(self.address) in (b"", None):
@@ -251,8 +259,59 @@ class LoyaltyToken:
         tx: TxParams = {"to": checksum(issuer), "value": ISSUER_GAS_TOPUP_WEI, "gas": TRANSFER_GAS}  # type: ignore[typeddict-item]
         return self.client.sign(self.client.operator, tx, nonce, base_fee)
 
+    def facts(self) -> TokenFacts:
+        """What a program records of its token, read from the contract; an address without a
+        LoyaltyPoints there is `ChainMismatchError`."""
+        if not self.client.has_code(self.address):
+            raise ChainMismatchError(f"there is no contract at {self.address}")
+        f = self.contract.functions
+        try:
+            name, symbol = str(f.name().call()), str(f.symbol().call())
+            epoch_length, validity = int(f.epochLength().call()), int(f.validityEpochs().call())
+            administered = bool(f.hasRole(b"\0" * 32, self.client.operator.address).call())
+        except Exception as exc:  # not our token's interface
+            raise ChainMismatchError(f"{self.address} is not a LoyaltyPoints token ({type(exc).__name__})") from exc
+        return TokenFacts(name, symbol, epoch_length, validity, administered)
+
     def _call_tx(self, call: Any, gas: int) -> TxParams:
         return {"to": self.address, "data": call._encode_transaction_data(), "gas": gas}
+
+
+@dataclass(frozen=True)
+class TokenFacts:
+    """A deployed token's name and expiry settings, and whether the operator administers it
+    (it must, to make partners its issuers)."""
+
+    name: str
+    symbol: str
+    epoch_length_s: int
+    validity_epochs: int
+    administered: bool
+
+
+def create_address(sender: str, nonce: int) -> str:
+    """The address a contract deployed by `sender` with `nonce` gets: known before it is sent."""
+    return checksum("0x" + bytes(Web3.keccak(rlp.encode([bytes.fromhex(sender[2:]), nonce])))[12:].hex())
+
+
+def sign_deploy_token(
+    client: ChainClient,
+    nonce: int,
+    base_fee: int,
+    *,
+    name: str,
+    symbol: str,
+    epoch_length_s: int,
+    validity_epochs: int,
+) -> tuple[SignedTx, str]:
+    """The operator's transaction deploying a LoyaltyPoints it administers, and the address the
+    token will have."""
+    arguments = abi_encode(
+        ["string", "string", "address", "uint256", "uint256"],
+        [name, symbol, client.operator.address, epoch_length_s, validity_epochs],
+    )
+    tx: TxParams = {"data": HexStr(load_artifact(TOKEN_CONTRACT).bytecode + arguments.hex()), "gas": DEPLOY_GAS}
+    return client.sign(client.operator, tx, nonce, base_fee), create_address(client.operator.address, nonce)
 
 
 def _selector(signature: str) -> str:

@@ -621,7 +621,45 @@ def events_list(member_id: int | None, limit: int, cursor: str | None, api_url: 
 
 @click.group()
 def programs() -> None:
-    """The program's settings."""
+    """Programs (each a points token) and their settings."""
+
+
+@programs.command("create")
+@click.option("--name", default=None, help="The program's name (and its token's); read from the chain with --token.")
+@click.option("--symbol", default=None, help="Its token's symbol (A-Z, 0-9), for a new deployment.")
+@click.option(
+    "--epoch-days", type=click.IntRange(1, 49_000), default=30, show_default=True, help="Days per expiry epoch."
+)
+@click.option("--validity-epochs", type=click.IntRange(1, 64), default=12, show_default=True,
+              help="Epochs points stay valid, the one earned in included.")  # fmt: skip
+@click.option(
+    "--token", "token_address", default=None, help="Register this deployed LoyaltyPoints instead of deploying."
+)
+@click.option("--coalition", is_flag=True, help="A coalition currency (several partners issue it).")
+@click.option("--currency", default="USD", show_default=True, help="The currency purchases are priced in.")
+@with_api
+def programs_create(
+    name: str | None, symbol: str | None, epoch_days: int, validity_epochs: int, token_address: str | None,
+    coalition: bool, currency: str, api_url: str, key: str | None,
+) -> None:  # fmt: skip
+    """Deploy a new program's token, or register an existing one with --token (admin)."""
+    body: dict[str, Any] = {"kind": "coalition" if coalition else "brand", "currency": currency}
+    if token_address:
+        body |= {"token_address": token_address, **({"name": name} if name else {})}
+    else:
+        if not name:
+            raise click.UsageError("give --name for a new program (or --token to register a deployed one)")
+        body |= {"name": name, "epoch_length_s": epoch_days * 86_400, "validity_epochs": validity_epochs}
+        body |= {"symbol": symbol} if symbol else {}
+    _call(api_url, key, "POST", "/v1/programs", body)
+
+
+@programs.command("list")
+@page_options
+@with_api
+def programs_list(limit: int, cursor: str | None, api_url: str, key: str | None) -> None:
+    """Every program, oldest first (program 1 is the database's own token)."""
+    _list(api_url, key, "/v1/programs", limit, cursor)
 
 
 @programs.command("show")

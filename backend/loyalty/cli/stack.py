@@ -12,7 +12,7 @@ import click
 from eth_account import Account
 from web3 import HTTPProvider, Web3
 
-from loyalty.chain.deploy import TokenParams, deploy_token
+from loyalty.chain.deploy import TokenParams, deploy_exchange, deploy_token
 from loyalty.chain.devchain import ChainKind, start_node, stop_node
 from loyalty.cli.wiring import log_to_stderr, runtime_or_exit
 from loyalty.errors import ChainUnavailableError
@@ -49,7 +49,7 @@ DUMP_EVERY_S = 5  # how much of `make up`'s chain a kill -9 can lose (the outbox
     help="API port on 127.0.0.1 (env API_PORT).",
 )
 def up(kind: ChainKind, port: int, api_port: int) -> None:
-    """Start a local chain, deploy the token once, and serve the API until Ctrl-C."""
+    """Start a local chain, deploy the token and the exchange once, and serve the API until Ctrl-C."""
     _check_port_free("127.0.0.1", api_port, "the API (--api-port, env API_PORT)")
     signal.signal(signal.SIGTERM, _exit_on_signal)  # a SIGTERM stops the chain too, as Ctrl-C does
     try:
@@ -60,6 +60,7 @@ def up(kind: ChainKind, port: int, api_port: int) -> None:
         rpc_url = f"http://127.0.0.1:{port}"
         w3 = Web3(HTTPProvider(rpc_url))
         deployment, created = deploy_token(w3, w3.eth.accounts[0])
+        exchange, _ = deploy_exchange(w3, w3.eth.accounts[0], relayer=w3.eth.accounts[0])
         os.environ["RPC_URL"] = rpc_url
         os.environ.setdefault("TOKEN_ADDRESS", deployment.token_address)
         settings = Settings.from_env()
@@ -69,6 +70,7 @@ def up(kind: ChainKind, port: int, api_port: int) -> None:
             f"token     {deployment.token_address} ({'deployed now' if created else 'reused'}, "
             f"block {deployment.block_number})"
         )
+        click.echo(f"exchange  {exchange.exchange_address} (settles in TestDollar {exchange.settlement_token})")
         click.echo(f"database  {settings.database_url}")
         click.echo(f"api       {api}  (OpenAPI docs: {api}/docs)")
         where = "LOYALTY_ADMIN_KEY" if os.environ.get("LOYALTY_ADMIN_KEY") else VAR / "admin.key"

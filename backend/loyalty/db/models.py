@@ -9,7 +9,19 @@ import enum
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, DateTime, Dialect, ForeignKey, Index, Integer, LargeBinary, String, Text, text
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -93,6 +105,11 @@ class WriteKind(enum.StrEnum):
     # budget a partner moved to one of its campaigns: its on-chain budget set to what is left - the move
     MOVE_BUDGET = "move_budget"
     EXPIRE = "expire"
+    DEPLOY_PROGRAM = "deploy_program"  # a program's token (its program in `program_id`)
+    # An agreement's registration (by the operator) and revocation (by a brand); `ref` is the
+    # agreement's row id.
+    REGISTER_AGREEMENT = "register_agreement"
+    REVOKE_AGREEMENT = "revoke_agreement"
     # A transfer of nothing to itself that takes a nonce: from a stuck write, or one no write holds.
     CANCEL = "cancel"
 
@@ -298,13 +315,37 @@ class RuleVersion(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ProgramKind(enum.StrEnum):
+    """A brand's own points, or a coalition currency several partners issue."""
+
+    BRAND = "brand"
+    COALITION = "coalition"
+
+
+class ProgramStatus(enum.StrEnum):
+    """deploying (its token's deployment is in the outbox), then active."""
+
+    DEPLOYING = "deploying"
+    ACTIVE = "active"
+
+
 class Program(Base):
-    """A loyalty program's settings. One today (the deployed token); awards from purchases stay
-    pending for `pending_days` (refunds inside it cancel them), then are minted."""
+    """A loyalty program: one LoyaltyPoints deployment (`token_address`, with its expiry
+    settings) and its settings; awards from purchases stay pending for `pending_days` (refunds
+    inside it cancel them), then are minted. Program 1 is the token the database is bound to."""
 
     __tablename__ = "programs"
+    __table_args__ = (UniqueConstraint("token_address", name="uq_programs_token_address"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    # Where a deployment in the outbox will be (the operator's address and nonce decide it).
+    token_address: Mapped[str | None] = mapped_column(String(42))
+    symbol: Mapped[str | None] = mapped_column(String(20))
+    epoch_length_s: Mapped[int | None] = mapped_column(BigInteger)
+    validity_epochs: Mapped[int | None] = mapped_column(Integer)
+    deployment_block: Mapped[int | None] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(20), default=ProgramKind.BRAND, server_default="brand")
+    status: Mapped[str] = mapped_column(String(20), default=ProgramStatus.ACTIVE, server_default="active")
     pending_days: Mapped[int] = mapped_column(Integer, default=0)
     # The currency purchases are priced in: spend in another is refused, never added to it.
     currency: Mapped[str] = mapped_column(String(3), default="USD", server_default="USD")
@@ -505,6 +546,8 @@ class ChainWrite(Base):
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"), index=True)
+    # The program whose token the write went to (NULL: program 1, as every write before 0.5).
+    program_id: Mapped[int | None] = mapped_column(ForeignKey("programs.id", name="fk_chain_writes_program_id"))
     sender: Mapped[str] = mapped_column(String(42))
     kind: Mapped[str] = mapped_column(String(20))
     ref: Mapped[int | None] = mapped_column(BigInteger)
@@ -594,6 +637,42 @@ class IdempotencyRecord(Base):
     response_body: Mapped[str] = mapped_column(Text)
     sealed: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class AgreementStatus(enum.StrEnum):
+    """proposed (one brand signed), signed (both: the outbox registers it), registered, or
+    refused by the chain (`error` says why); revoking (the outbox sends it), then revoked."""
+
+    PROPOSED = "proposed"
+    SIGNED = "signed"
+    REGISTERED = "registered"
+    REFUSED = "refused"
+    REVOKING = "revoking"
+    REVOKED = "revoked"
+
+
+class RateAgreement(Base):
+    """A rate agreement between two brands for exchanging points of one program for another's
+    (`terms`: `domain.exchange.Agreement` as JSON, brands as their issuer accounts), with both
+    brands' EIP-712 signatures as they come, and its id on the exchange (`agreement_id`)."""
+
+    __tablename__ = "agreements"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agreement_id: Mapped[str] = mapped_column(String(66), unique=True)
+    exchange_address: Mapped[str] = mapped_column(String(42))
+    source_program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    target_program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    payer_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), index=True)
+    payee_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), index=True)
+    proposed_by: Mapped[int] = mapped_column(ForeignKey("partners.id"))
+    terms: Mapped[str] = mapped_column(Text)
+    payer_signature: Mapped[str | None] = mapped_column(String(200))
+    payee_signature: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default=AgreementStatus.PROPOSED)
+    revoked_by: Mapped[int | None] = mapped_column(ForeignKey("partners.id"))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class ChainBinding(Base):

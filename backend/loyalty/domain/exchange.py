@@ -95,6 +95,23 @@ class QuoteRefused(ValueError):
         self.reason = reason
 
 
+def check_terms(agreement: Agreement, now: int) -> None:
+    """Refuse terms the contract's `registerAgreement` would (`QuoteRefused` naming its error)."""
+    a = agreement
+    if a.source.lower() == a.target.lower():
+        raise QuoteRefused("ExchangeInvalidPrograms", "the source and target programs must differ")
+    if a.payer.lower() == a.payee.lower():
+        raise QuoteRefused("ExchangeInvalidBrands", "the payer and the payee must be different brands")
+    if not (0 < a.rate_numerator < 2**32 and 0 < a.rate_denominator < 2**32):
+        raise QuoteRefused("ExchangeInvalidRate", "the rate's numerator and denominator must be 1 to 2^32 - 1")
+    if not a.step_in or any(cap and cap < a.minimum_in for cap in (a.max_in_per_exchange, a.max_in_per_member_period)):
+        raise QuoteRefused("ExchangeInvalidAmounts", "the step must be positive and each cap at least the minimum")
+    if bool(a.bonus_every) != bool(a.bonus_out):
+        raise QuoteRefused("ExchangeInvalidBonus", "a bonus needs both bonus_every and bonus_out")
+    if a.valid_until <= a.valid_from or a.valid_until <= now:
+        raise QuoteRefused("ExchangeInvalidValidity", "the agreement must end after it starts, and after now")
+
+
 def amount_out(agreement: Agreement, amount_in: int) -> int:
     """`amountIn * num / den` rounded down, plus the bonus for every whole `bonus_every` in."""
     out = amount_in * agreement.rate_numerator // agreement.rate_denominator

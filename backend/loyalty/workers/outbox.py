@@ -36,8 +36,9 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from loyalty.chain.client import Block, Receipt, SignedTx
-from loyalty.chain.token import ISSUER_GAS_TOPUP_WEI
+from loyalty.chain.token import ISSUER_GAS_TOPUP_WEI, sign_deploy_token
 from loyalty.db.models import (
+    AgreementStatus,
     ChainWrite,
     Earn,
     EarnStatus,
@@ -46,6 +47,9 @@ from loyalty.db.models import (
     Member,
     MemberToken,
     Partner,
+    Program,
+    ProgramStatus,
+    RateAgreement,
     Redemption,
     RedemptionStatus,
     SignInNonce,
@@ -63,7 +67,7 @@ from loyalty.errors import (
     TxRefusedError,
 )
 from loyalty.runtime import Runtime
-from loyalty.services import credentials, earning, purchases, redemptions, tiers
+from loyalty.services import agreements, credentials, earning, programs, purchases, redemptions, tiers
 from loyalty.services.redemptions import CONSENT_VALIDITY_S
 from loyalty.services.refs import claim_ref, next_ref
 from loyalty.workers import lease as leases
@@ -83,6 +87,7 @@ GRANT_RETRY_S = 60.0  # a budget grant the chain refused is sent again after thi
 STUCK = timedelta(minutes=5)  # a write unmined this long is cancelled (its rows then go out again)
 PROVISIONING = (WriteKind.TOPUP, WriteKind.GRANT_ISSUER, WriteKind.SET_BUDGET)
 BUDGET_CHANGES = (WriteKind.GRANT_BUDGET, WriteKind.MOVE_BUDGET)
+AGREEMENT_WRITES = (WriteKind.REGISTER_AGREEMENT, WriteKind.REVOKE_AGREEMENT)
 FINAL = (WriteStatus.CONFIRMED, WriteStatus.FAILED)
 T = TypeVar("T")
 
@@ -363,6 +368,13 @@ class OutboxWriter:
                 log.warning("budget %s for partner %s failed: %s", write.kind, write.partner_id, error)
         elif write.kind in (WriteKind.GRANT_ISSUER, WriteKind.SET_BUDGET) and error is not None:
             session.execute(update(Partner).where(Partner.id == write.partner_id).values(provision_error=error))
+        elif write.kind == WriteKind.DEPLOY_PROGRAM and write.program_id is not None:
+            if error is None:
+                programs.deployed(session, write.program_id, receipt.block_number)
+            else:  # signed again on the next pass
+                log.warning("deploying program %s failed: %s", write.program_id, error)
+        elif write.kind in AGREEMENT_WRITES and write.ref is not None:
+            agreements.landed(session, write.ref, registering=write.kind == WriteKind.REGISTER_AGREEMENT, error=error)
 
     def _drop(self, session: Session, write: ChainWrite, reason: str, *, split: bool) -> None:
         """A write that was never mined and never can be: its rows go back to the queue (a
@@ -509,6 +521,10 @@ class OutboxWriter:
             )
         elif write.kind in BUDGET_CHANGES:
             _budget_landed(session, write, -1)  # on its way again
+        elif write.kind == WriteKind.DEPLOY_PROGRAM and write.program_id is not None:
+            programs.undeployed(session, write.program_id)
+        elif write.kind in AGREEMENT_WRITES and write.ref is not None:
+            agreements.unlanded(session, write.ref, registering=write.kind == WriteKind.REGISTER_AGREEMENT)
 
     # ------------------------------------------------------------------------- sending
     def _send(self, partner: Partner, head: Block) -> int:
@@ -769,8 +785,96 @@ class OutboxWriter:
                 partner.budget_to_grant_points or partner.budget_to_move_points
             ):
                 progressed |= self._guarded(partner.id, partial(self._change_budget, partner, head), False)
+        progressed |= self._deploy_programs(head)
+        progressed |= self._agreement_writes(head)
         if self._due("sweep", self.runtime.settings.sweep_interval_s):
             progressed |= self._sweep(head)
+        return progressed
+
+    def _deploy_programs(self, head: Block) -> bool:
+        """Deploy the tokens of programs created since (one operator write each, the token's
+        address known from the operator's nonce before it is sent); a deployment that reverted,
+        or whose nonce went to another write, is signed again."""
+        with self.sessions() as session:
+            waiting = session.scalars(select(Program).where(Program.status == ProgramStatus.DEPLOYING)).all()
+            if not waiting:
+                return False
+            latest: dict[int | None, str] = {}
+            for program_id, status in session.execute(
+                select(ChainWrite.program_id, ChainWrite.status)
+                .where(ChainWrite.kind == WriteKind.DEPLOY_PROGRAM, ChainWrite.status != WriteStatus.DROPPED)
+                .order_by(ChainWrite.id)
+            ):
+                latest[program_id] = status
+        progressed = False
+        nonces = _Nonces(self, self.chain.operator.address)
+        for program in waiting:
+            if latest.get(program.id) in (WriteStatus.SENT, WriteStatus.CONFIRMED):
+                continue
+            with self.sessions() as session:
+                nonce = nonces.next(session)
+            signed, address = sign_deploy_token(
+                self.chain, nonce, head.base_fee, name=program.name, symbol=program.symbol or "PTS",
+                epoch_length_s=int(program.epoch_length_s or 0), validity_epochs=int(program.validity_epochs or 0),
+            )  # fmt: skip
+            with self.sessions() as session, write_lock(session):
+                write = _record(session, None, self.chain.operator.address, WriteKind.DEPLOY_PROGRAM, nonce, signed)
+                write.program_id = program.id
+                programs.deploying(session, program.id, address)
+                session.commit()
+            log.info("deploying program %s's token at %s", program.id, address)
+            progressed = True
+            if not self._broadcast(write, signed):
+                break
+        return progressed
+
+    def _agreement_writes(self, head: Block) -> bool:
+        """Register agreements both brands signed (the operator sends them) and send brands'
+        revocations (from the revoking brand's own account: only a party may revoke)."""
+        with self.sessions() as session:
+            todo = session.scalars(
+                select(RateAgreement).where(
+                    RateAgreement.status.in_((AgreementStatus.SIGNED, AgreementStatus.REVOKING))
+                )
+            ).all()
+            if not todo:
+                return False
+            live = set(
+                session.execute(
+                    select(ChainWrite.ref, ChainWrite.kind).where(
+                        ChainWrite.kind.in_(AGREEMENT_WRITES),
+                        ChainWrite.status.in_((WriteStatus.SENT, WriteStatus.CONFIRMED)),
+                    )
+                ).tuples()
+            )
+            revokers = {
+                p.id: p for p in session.scalars(select(Partner).where(Partner.id.in_({r.revoked_by for r in todo})))
+            }
+        exchange = self.runtime.exchange()
+        progressed = False
+        for row in todo:
+            kind = WriteKind.REGISTER_AGREEMENT if row.status == AgreementStatus.SIGNED else WriteKind.REVOKE_AGREEMENT
+            if (row.id, kind) in live:
+                continue
+            terms = agreements.terms_of(row)
+            if kind == WriteKind.REGISTER_AGREEMENT:
+                assert row.payer_signature and row.payee_signature
+                partner_id, sender = None, str(self.chain.operator.address)
+                with self.sessions() as session:
+                    nonce = _Nonces(self, sender).next(session)
+                signatures = bytes.fromhex(row.payer_signature[2:]), bytes.fromhex(row.payee_signature[2:])
+                signed = exchange.sign_register(nonce, head.base_fee, terms, *signatures)
+            else:
+                revoker = revokers[row.revoked_by or 0]
+                partner_id, sender = revoker.id, revoker.issuer_address
+                with self.sessions() as session:
+                    nonce = _Nonces(self, sender).next(session)
+                signed = exchange.sign_revoke(self._issuer(revoker), nonce, head.base_fee, terms)
+            with self.sessions() as session, write_lock(session):
+                write = _record(session, partner_id, sender, kind, nonce, signed, row.id)
+                session.commit()
+            progressed = True
+            self._broadcast(write, signed)
         return progressed
 
     def _provision(self, partner: Partner, head: Block) -> bool:

@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from support.backend import ADMIN_KEY, make_member, make_partner, post, sign_in
+from support.backend import ADMIN_KEY, make_member, make_partner, post, second_program, sign_in
 
 RECENTLY = (datetime.now(UTC) - timedelta(hours=1)).isoformat()  # activities are reported within 90 days
 CALLERS = ("none", "wrong", "admin", "partner_a", "partner_b", "auditor", "member_a", "member_b")
@@ -33,7 +34,7 @@ SHARED = {  # program-wide
 
 
 @pytest.fixture
-def world(client: Any) -> dict[str, Any]:
+def world(client: Any, rpc_url: str, tmp_path: Path) -> dict[str, Any]:
     a, b = make_partner(client, "A"), make_partner(client, "B")
     member_a, member_b = make_member(client, a["api_key"]), make_member(client, b["api_key"])
     reward = post(client, "/v1/rewards", {"name": "Mug", "cost_points": 1, "stock": 100}, a["api_key"]).json()
@@ -55,6 +56,12 @@ def world(client: Any) -> dict[str, Any]:
     paid = {"tier": "gold", "period_days": 30, "currency": "USD", "price_minor": 1, "payment_ref": "pay-0"}
     subscription = post(client, f"/v1/members/{member_a['id']}/tier-subscriptions", paid, a["api_key"])
     assert subscription.status_code == 201, subscription.text
+    c = make_partner(client, "C")  # A's counterparty: B is a party to none of A's agreements
+    target = second_program(client, rpc_url, tmp_path)
+    deal = {"source_program_id": 1, "target_program_id": target, "payer_id": a["id"], "payee_id": c["id"],
+            "rate_numerator": 1, "rate_denominator": 3, "valid_until": "2036-01-01T00:00:00Z"}  # fmt: skip
+    agreement = post(client, "/v1/agreements", deal, a["api_key"])
+    assert agreement.status_code == 201, agreement.text
     return {
         "ids": {
             "member_id": member_a["id"],
@@ -69,6 +76,11 @@ def world(client: Any) -> dict[str, Any]:
             "subscription_id": subscription.json()["id"],
             "campaign_id": campaign.json()["id"],
             "event_id": "E-1",
+            "agreement_id": agreement.json()["id"],
+            "source_program_id": 1,
+            "target_program_id": target,
+            "payer_id": a["id"],
+            "payee_id": c["id"],
         },
         "keys": {
             "none": None,
@@ -118,6 +130,9 @@ def _sample(name: str, schema: dict[str, Any], ids: dict[str, int]) -> Any:
         "effect": {"kind": "bonus", "points": 1},
         "budget_points": 10,
         "tags": ["vip"],
+        "rate_numerator": 1,
+        "rate_denominator": 3,
+        "valid_until": "2036-01-01T00:00:00Z",
     }
     assert name in samples, f"no sample for the required body field {name!r} ({schema}): add one here"
     return samples[name]
@@ -165,7 +180,7 @@ def test_everyRoute_answersEachCallerAsItsRolesSay(client, world):
         roles = operation["x-roles"]
         url = path.format(**ids)
         body = _body(spec, operation, ids)
-        scoped = "{" in path or '"member_id"' in json.dumps(body)  # acts on A's resources
+        scoped = "{" in path or any(f'"{k}"' in json.dumps(body) for k in ("member_id", "payer_id"))  # on A's resources
         for caller in CALLERS:
             headers = {"Idempotency-Key": uuid.uuid4().hex}
             if keys[caller] is not None:

@@ -113,4 +113,5 @@ def test_makeUp_printsWhereTheAdminKeyIsNotTheKey(tmp_path):
     shown = "".join(lines)
     assert key not in shown
     assert f"admin key {key[:8]}..." in shown and str(tmp_path / "admin.key") in shown
+    assert "exchange  0x" in shown and "settles in TestDollar 0x" in shown  # make up deploys the exchange too
     assert stat.S_IMODE(os.stat(tmp_path / "admin.key").st_mode) == 0o600

@@ -1,17 +1,64 @@
-"""Programs and their settings. One program today (the deployed token's); its pending period
-holds purchase awards before they are minted."""
+"""Programs: each a LoyaltyPoints token (deployed by the service, or registered), with its
+settings; a program's pending period holds purchase awards before they are minted."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 
 from loyalty.api.deps import Admin, CatalogReader, UowDep
-from loyalty.api.schemas import IdPath, LadderDefinition, ProgramPublic, ProgramUpdate
+from loyalty.api.idempotency import Digest, idempotent
+from loyalty.api.schemas import (
+    CursorQuery,
+    IdPath,
+    LadderDefinition,
+    Limit,
+    Page,
+    ProgramCreate,
+    ProgramPublic,
+    ProgramUpdate,
+)
 from loyalty.db.session import write_lock
 from loyalty.errors import ErrorCode, NotFoundError
-from loyalty.services import purchases, tiers
+from loyalty.services import programs, purchases, tiers
 
 router = APIRouter(prefix="/v1/programs", tags=["programs"])
+
+
+@router.post("", status_code=201, response_model=ProgramPublic)
+def create_program(
+    body: ProgramCreate, request: Request, uow: UowDep, principal: Admin, digest: Digest
+) -> JSONResponse:
+    """Deploy a new program's token through the outbox (`deploying` until the deployment is
+    final; `token_address` shows where it will be once the deployment is signed), or register
+    an existing LoyaltyPoints the operator administers (`token_address` given; read from the
+    chain, active at once)."""
+
+    def write() -> tuple[int, ProgramPublic]:
+        if body.token_address is not None:
+            found = programs.register(
+                uow, token_address=body.token_address, name=body.name, kind=body.kind,
+                currency=body.currency, pending_days=body.pending_days,
+            )  # fmt: skip
+        else:
+            assert body.name is not None
+            found = programs.create(
+                uow, name=body.name, symbol=body.symbol or "PTS", epoch_length_s=body.epoch_length_s,
+                validity_epochs=body.validity_epochs, kind=body.kind, currency=body.currency,
+                pending_days=body.pending_days,
+            )  # fmt: skip
+        return 201, ProgramPublic.model_validate(found, from_attributes=True)
+
+    return idempotent(request, digest, uow.session, principal, write)
+
+
+@router.get("", response_model=Page[ProgramPublic])
+def list_programs(uow: UowDep, _: CatalogReader, limit: Limit = 100, cursor: CursorQuery = None) -> Page[ProgramPublic]:
+    """Every program, oldest first: program 1 is the database's own token."""
+    page = programs.page(uow, cursor=cursor, limit=limit)
+    return Page(
+        data=[ProgramPublic.model_validate(p, from_attributes=True) for p in page.rows], next_cursor=page.next_cursor
+    )
 
 
 @router.get("/{program_id}", response_model=ProgramPublic)

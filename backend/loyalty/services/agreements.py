@@ -1,0 +1,162 @@
+"""Rate agreements between brands: one brand proposes terms, the other counter-signs, and the
+outbox registers them on the exchange; either brand may revoke. Each brand is its issuer
+account on the chain, and the service signs for it with that account's key.
+
+The terms are checked here exactly as `PointsExchange.registerAgreement` checks them
+(`domain.exchange.check_terms`), so a proposal the chain would refuse is refused at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from loyalty.chain.exchange import PointsExchange
+from loyalty.db.models import AgreementStatus, Partner, PartnerKind, ProgramStatus, RateAgreement, utcnow
+from loyalty.domain.consent import sign_typed_data
+from loyalty.domain.exchange import Agreement, QuoteRefused, check_terms
+from loyalty.errors import ConflictError, ErrorCode, ForbiddenError, NotFoundError, UnprocessableError
+from loyalty.services.lists import Page, keyset
+from loyalty.services.purchases import program
+from loyalty.services.uow import UnitOfWork
+
+
+def terms_of(row: RateAgreement) -> Agreement:
+    return Agreement(**json.loads(row.terms))
+
+
+def propose(uow: UnitOfWork, exchange: PointsExchange, proposer_id: int, body: dict[str, Any]) -> RateAgreement:
+    """The terms in `body` (programs and brands by id, the rest as `Agreement`'s fields, times
+    as datetimes), signed for the proposer, who must be the payer or the payee."""
+    session = uow.session
+    if proposer_id not in (body["payer_id"], body["payee_id"]):
+        raise ForbiddenError(ErrorCode.FORBIDDEN, "a partner proposes only agreements it is the payer or the payee of")
+    payer, payee = _brand(uow, body["payer_id"]), _brand(uow, body["payee_id"])
+    source, target = program(session, body["source_program_id"]), program(session, body["target_program_id"])
+    for side in (source, target):
+        if side.status != ProgramStatus.ACTIVE or side.token_address is None:
+            raise UnprocessableError(ErrorCode.PROGRAM_NOT_ACTIVE, f"program {side.id} has no token deployed yet")
+    assert source.token_address is not None and target.token_address is not None
+    numbers = {k: body[k] for k in _NUMBERS}
+    terms = Agreement(
+        source=source.token_address, target=target.token_address, payer=payer.issuer_address,
+        payee=payee.issuer_address, valid_from=_unix(body["valid_from"]), valid_until=_unix(body["valid_until"]),
+        salt=secrets.randbits(64), **numbers,
+    )  # fmt: skip
+    try:
+        check_terms(terms, int(utcnow().timestamp()))
+    except QuoteRefused as refused:
+        raise UnprocessableError(ErrorCode.AGREEMENT_INVALID, str(refused)) from refused
+    row = RateAgreement(
+        agreement_id=exchange.agreement_id(terms), exchange_address=exchange.address, source_program_id=source.id,
+        target_program_id=target.id, payer_id=payer.id, payee_id=payee.id, proposed_by=proposer_id,
+        terms=json.dumps(dataclasses.asdict(terms)), status=AgreementStatus.PROPOSED,
+    )  # fmt: skip
+    _sign_for(uow, exchange, row, proposer_id)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def sign(uow: UnitOfWork, exchange: PointsExchange, row_id: int, partner_id: int) -> RateAgreement:
+    """The other brand's signature: with both, the agreement is `signed` and the outbox
+    registers it. Signing again is a no-op."""
+    row = get(uow, row_id, partner_id)
+    if row.status != AgreementStatus.PROPOSED:
+        return row
+    _sign_for(uow, exchange, row, partner_id)
+    if row.payer_signature and row.payee_signature:
+        row.status = AgreementStatus.SIGNED
+    uow.session.flush()
+    return row
+
+
+def revoke(uow: UnitOfWork, row_id: int, partner_id: int) -> RateAgreement:
+    """Stop the agreement for future exchanges: before registration at once, after it through
+    the outbox (`revoking`, then `revoked` once the chain has it). Revoking again is a no-op."""
+    row = get(uow, row_id, partner_id)
+    if row.status in (AgreementStatus.REVOKING, AgreementStatus.REVOKED):
+        return row
+    if row.status == AgreementStatus.SIGNED:
+        raise ConflictError(ErrorCode.AGREEMENT_REGISTERING, "the agreement is being registered: revoke it once it is")
+    row.revoked_by = partner_id
+    row.status = AgreementStatus.REVOKING if row.status == AgreementStatus.REGISTERED else AgreementStatus.REVOKED
+    uow.session.flush()
+    return row
+
+
+def landed(session: Session, row_id: int, *, registering: bool, error: str | None) -> None:
+    """The agreement's registration or revocation is final: registered or revoked; or the
+    chain refused it (a registration is then `refused`, a revocation leaves it registered)."""
+    if registering:
+        after = AgreementStatus.REGISTERED if error is None else AgreementStatus.REFUSED
+        before = AgreementStatus.SIGNED
+    else:
+        after = AgreementStatus.REVOKED if error is None else AgreementStatus.REGISTERED
+        before = AgreementStatus.REVOKING
+    session.execute(
+        update(RateAgreement)
+        .where(RateAgreement.id == row_id, RateAgreement.status == before)
+        .values(status=after, error=error, updated_at=utcnow())
+    )
+
+
+def unlanded(session: Session, row_id: int, *, registering: bool) -> None:
+    """A reorg took the registration or revocation away: it is on its way again."""
+    before, after = (
+        (AgreementStatus.REGISTERED, AgreementStatus.SIGNED)
+        if registering
+        else (AgreementStatus.REVOKED, AgreementStatus.REVOKING)
+    )
+    session.execute(
+        update(RateAgreement).where(RateAgreement.id == row_id, RateAgreement.status == before).values(status=after)
+    )
+
+
+def get(uow: UnitOfWork, row_id: int, partner_id: int | None) -> RateAgreement:
+    """An agreement; a partner sees only those it is a party to (another's is `404`)."""
+    row = uow.session.get(RateAgreement, row_id)
+    if row is None or (partner_id is not None and partner_id not in (row.payer_id, row.payee_id)):
+        raise NotFoundError(ErrorCode.AGREEMENT_NOT_FOUND, f"no agreement {row_id}")
+    return row
+
+
+def page(uow: UnitOfWork, partner_id: int | None, *, cursor: str | None, limit: int) -> Page[RateAgreement]:
+    query = select(RateAgreement)
+    if partner_id is not None:
+        query = query.where(or_(RateAgreement.payer_id == partner_id, RateAgreement.payee_id == partner_id))
+    return keyset(uow.session, query, [RateAgreement.id], cursor, limit)
+
+
+_NUMBERS = [
+    "rate_numerator", "rate_denominator", "minimum_in", "step_in", "max_in_per_exchange",
+    "max_in_per_member_period", "bonus_every", "bonus_out", "price_per_point", "credit_limit",
+]  # fmt: skip
+
+
+def _brand(uow: UnitOfWork, partner_id: int) -> Partner:
+    partner = uow.session.get(Partner, partner_id)
+    if partner is None or partner.kind != PartnerKind.BRAND or partner.deactivated_at is not None:
+        raise NotFoundError(ErrorCode.PARTNER_NOT_FOUND, f"no partner {partner_id}")
+    return partner
+
+
+def _sign_for(uow: UnitOfWork, exchange: PointsExchange, row: RateAgreement, partner_id: int) -> None:
+    """The partner's signature, by its issuer account's key (the brand's address on the chain)."""
+    partner = _brand(uow, partner_id)
+    key = uow.custody.open(partner.issuer_address, partner.issuer_key_sealed)
+    signature = "0x" + sign_typed_data(exchange.typed_data(terms_of(row)), key.key).hex()
+    if partner_id == row.payer_id:
+        row.payer_signature = signature
+    if partner_id == row.payee_id:
+        row.payee_signature = signature
+
+
+def _unix(moment: datetime) -> int:
+    return int(moment.timestamp())

@@ -1,0 +1,84 @@
+"""Rate agreements through the API: one brand proposes, the other counter-signs, the outbox
+registers them on the exchange (or records why the chain refused), either brand revokes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from support.backend import ADMIN_KEY, auth, confirm_all, make_partner, post, second_program
+from web3 import HTTPProvider, Web3
+
+from loyalty.chain.artifacts import load_artifact
+
+LATER = (datetime.now(UTC) + timedelta(days=365)).isoformat()
+
+
+def terms(payer: dict[str, Any], payee: dict[str, Any], target: int, **changes: Any) -> dict[str, Any]:
+    """Hotel points (program 1) for air miles, 3 : 1 at 2 cents a mile."""
+    return {"source_program_id": 1, "target_program_id": target, "payer_id": payer["id"], "payee_id": payee["id"],
+            "rate_numerator": 1, "rate_denominator": 3, "minimum_in": 300, "step_in": 3, "price_per_point": 20_000,
+            "valid_until": LATER, **changes}  # fmt: skip
+
+
+def _status(exchange: Any, agreement: dict[str, Any]) -> tuple[bool, bool]:
+    registered, revoked = exchange.functions.agreementStatus(bytes.fromhex(agreement["agreement_id"][2:])).call()
+    return bool(registered), bool(revoked)
+
+
+def test_agreement_proposedSignedRegisteredAndRevoked(
+    client: Any, writer: Any, rpc_url: str, exchange_deployment: Any, tmp_path: Path
+) -> None:
+    hotel, airline, other = make_partner(client, "Hotel"), make_partner(client, "Airline"), make_partner(client, "Other")
+    target = second_program(client, rpc_url, tmp_path)
+    proposed = post(client, "/v1/agreements", terms(hotel, airline, target), hotel["api_key"])
+    assert proposed.status_code == 201, proposed.text
+    agreement = proposed.json()
+    assert (agreement["status"], agreement["signed_by_payer"], agreement["signed_by_payee"]) == ("proposed", True, False)
+    w3 = Web3(HTTPProvider(rpc_url))
+    exchange = w3.eth.contract(address=exchange_deployment.exchange_address, abi=load_artifact("PointsExchange").abi)
+    assert "0x" + exchange.functions.agreementId(tuple(agreement["terms"].values())).call().hex() == agreement["agreement_id"]
+    hidden = client.get(f"/v1/agreements/{agreement['id']}", headers=auth(other["api_key"]))
+    assert (hidden.status_code, hidden.json()["code"]) == (404, "agreement_not_found")
+
+    signed = client.post(f"/v1/agreements/{agreement['id']}/sign", headers=auth(airline["api_key"]))
+    assert signed.json()["status"] == "signed", signed.text
+    confirm_all(writer)
+    registered = client.get(f"/v1/agreements/{agreement['id']}", headers=auth(airline["api_key"])).json()
+    assert registered["status"] == "registered", registered
+    assert _status(exchange, agreement) == (True, False)
+
+    revoking = client.post(f"/v1/agreements/{agreement['id']}/revoke", headers=auth(airline["api_key"]))
+    assert revoking.json()["status"] == "revoking", revoking.text
+    confirm_all(writer)
+    assert client.get(f"/v1/agreements/{agreement['id']}", headers=auth(hotel["api_key"])).json()["status"] == "revoked"
+    assert _status(exchange, agreement) == (True, True)
+    listed = client.get("/v1/agreements", headers=auth(other["api_key"])).json()["data"]
+    assert listed == []
+
+
+def test_agreement_aRoundTripTheChainRefusesIsRecordedWithWhy(client: Any, writer: Any, rpc_url: str, tmp_path: Path) -> None:
+    hotel, airline = make_partner(client, "Hotel"), make_partner(client, "Airline")
+    target = second_program(client, rpc_url, tmp_path)
+    there = post(client, "/v1/agreements", terms(hotel, airline, target), hotel["api_key"]).json()
+    client.post(f"/v1/agreements/{there['id']}/sign", headers=auth(airline["api_key"]))
+    back_terms = terms(airline, hotel, 1, source_program_id=target, rate_numerator=3, rate_denominator=1, minimum_in=1, step_in=1)
+    back = post(client, "/v1/agreements", back_terms, airline["api_key"]).json()
+    client.post(f"/v1/agreements/{back['id']}/sign", headers=auth(hotel["api_key"]))
+    confirm_all(writer)
+    refused = client.get(f"/v1/agreements/{back['id']}", headers=auth(hotel["api_key"])).json()
+    assert refused["status"] == "refused" and "ExchangeRoundTripGain" in refused["error"], refused
+
+
+def test_agreement_refusesTermsTheExchangeWouldAndStrangers(client: Any, rpc_url: str, tmp_path: Path) -> None:
+    hotel, airline, other = make_partner(client, "Hotel"), make_partner(client, "Airline"), make_partner(client, "Other")
+    target = second_program(client, rpc_url, tmp_path)
+    for changes in ({"target_program_id": 1}, {"valid_until": "2020-01-01T00:00:00Z"}, {"bonus_every": 10}, {"max_in_per_exchange": 3}):
+        refused = post(client, "/v1/agreements", terms(hotel, airline, target, **changes), hotel["api_key"])
+        assert (refused.status_code, refused.json()["code"]) == (422, "agreement_invalid"), (changes, refused.text)
+    stranger = post(client, "/v1/agreements", terms(hotel, airline, target), other["api_key"])
+    assert (stranger.status_code, stranger.json()["code"]) == (403, "forbidden")
+    deploying = post(client, "/v1/programs", {"name": "Later"}, ADMIN_KEY).json()
+    not_yet = post(client, "/v1/agreements", terms(hotel, airline, deploying["id"]), hotel["api_key"])
+    assert (not_yet.status_code, not_yet.json()["code"]) == (422, "program_not_active")
