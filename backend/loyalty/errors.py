@@ -71,6 +71,8 @@ class ErrorCode(StrEnum):
     AGREEMENT_NOT_FOUND = "agreement_not_found", 404, "No such agreement"
     AGREEMENT_INVALID = "agreement_invalid", 422, "The exchange would refuse these terms"
     AGREEMENT_REGISTERING = "agreement_registering", 409, "The agreement is being registered"
+    AGREEMENT_NOT_REGISTERED = "agreement_not_registered", 409, "The agreement is not registered on the exchange"
+    EXCHANGE_AMOUNT_INVALID = "exchange_amount_invalid", 422, "The agreement does not take this amount"
     EXCHANGE_NOT_CONFIGURED = "exchange_not_configured", 503, "The service has no exchange contract configured"
     WALLET_TAKEN = "wallet_taken", 409, "Wallet taken"
     INVALID_WALLET = "invalid_wallet", 422, "Not a wallet that can hold points"

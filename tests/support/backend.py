@@ -137,6 +137,7 @@ def env_of(settings: Settings, **extra: str) -> dict[str, str]:
         "ISSUER_PRIVATE_KEY": settings.operator_private_key,
         "LOYALTY_MASTER_KEY": settings.master_key,
         "LOYALTY_ADMIN_KEY": settings.admin_api_key,
+        "EXCHANGE_ADDRESS": settings.exchange_address or "",
         **extra,
     }
     return env

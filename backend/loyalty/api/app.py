@@ -30,6 +30,7 @@ from loyalty.api.routes import (
     campaigns,
     earn,
     events,
+    exchanges,
     me,
     members,
     partners,
@@ -61,6 +62,7 @@ ROUTES = (
     rewards,
     redemptions,
     agreements,
+    exchanges,
     audit,
 )
 

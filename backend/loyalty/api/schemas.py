@@ -827,6 +827,20 @@ class AgreementPublic(BaseModel):
     created_at: datetime
 
 
+class QuoteRequest(Strict):
+    agreement_id: Id = Field(description="the agreement's id in the service (not its digest)")
+    amount_in: Annotated[int, Field(strict=True, ge=1, le=2**96 - 1)] = Field(description="points given on the source")
+
+
+class QuotePublic(BaseModel):
+    agreement_id: int
+    source_program_id: int
+    target_program_id: int
+    amount_in: int
+    amount_out: int = Field(description="points the member gets on the target (the rate rounded down, plus any bonus)")
+    owed: int = Field(description="what the payer owes the payee for them, in the settlement token's smallest units")
+
+
 # -------------------------------------------------------------------------------------- tiers
 class TierIn(Strict):
     name: Tag

@@ -1,6 +1,6 @@
 """The `loyalty` command line, one module per concern: `stack` runs the service (`up`, `serve`,
 `worker`, `deploy`), `client` uses the API (`partners`, `auditors`, `members`, `catalog`,
-`rules`, `campaigns`, `purchases`, `events`, `programs`, `earn`, `earns`, `redeem`, `redemptions`, `status`), `audit` checks the program (`audit verify`, `audit reconcile`)."""
+`rules`, `campaigns`, `purchases`, `events`, `programs`, `agreements`, `exchanges`, `earn`, `earns`, `redeem`, `redemptions`, `status`), `audit` checks the program (`audit verify`, `audit reconcile`)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,8 @@ for command in (
     client.purchases,
     client.events,
     client.programs,
+    client.agreements,
+    client.exchanges,
     client.earn,
     client.earns,
     client.redeem,

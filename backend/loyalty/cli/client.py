@@ -701,6 +701,92 @@ def programs_set(
     _call(api_url, key, "PATCH", f"/v1/programs/{program_id}", body)
 
 
+@click.group()
+def agreements() -> None:
+    """Rate agreements between brands for exchanging points between programs."""
+
+
+@agreements.command("propose")
+@click.option(
+    "--source", "source_program_id", type=int, default=1, show_default=True, help="Program members give points in."
+)
+@click.option("--target", "target_program_id", type=int, required=True, help="Program members get points in.")
+@click.option(
+    "--payer", "payer_id", type=int, required=True, help="Partner that owes for the points issued on the target."
+)
+@click.option("--payee", "payee_id", type=int, required=True, help="Partner paid for them.")
+@click.option("--rate", required=True, help="Points out per points in, as OUT:IN (3 hotel points for 1 mile: 1:3).")
+@click.option("--minimum", "minimum_in", type=int, default=1, show_default=True, help="Fewest points in.")
+@click.option("--step", "step_in", type=int, default=1, show_default=True, help="Points in must be a multiple of this.")
+@click.option("--price", "price_per_point", type=int, default=0, show_default=True,
+              help="What the payer owes per point out, in the settlement token's smallest units.")  # fmt: skip
+@click.option(
+    "--credit-limit", type=int, default=0, show_default=True, help="Most the payer may owe in a period (0: none)."
+)
+@click.option("--until", "valid_until", required=True, help="When it ends (ISO 8601 with an offset).")
+@with_api
+def agreements_propose(
+    source_program_id: int, target_program_id: int, payer_id: int, payee_id: int, rate: str, minimum_in: int,
+    step_in: int, price_per_point: int, credit_limit: int, valid_until: str, api_url: str, key: str | None,
+) -> None:  # fmt: skip
+    """Propose terms to another brand, signed for the calling partner (the payer or the payee)."""
+    out, sep, into = rate.partition(":")
+    if not sep or not out.isdigit() or not into.isdigit():
+        raise click.BadParameter(f"{rate!r} is not OUT:IN, say 1:3", param_hint="--rate")
+    body = {
+        "source_program_id": source_program_id, "target_program_id": target_program_id, "payer_id": payer_id,
+        "payee_id": payee_id, "rate_numerator": int(out), "rate_denominator": int(into), "minimum_in": minimum_in,
+        "step_in": step_in, "price_per_point": price_per_point, "credit_limit": credit_limit, "valid_until": valid_until,
+    }  # fmt: skip
+    _call(api_url, key, "POST", "/v1/agreements", body)
+
+
+@agreements.command("sign")
+@click.argument("agreement_id", type=int)
+@with_api
+def agreements_sign(agreement_id: int, api_url: str, key: str | None) -> None:
+    """Counter-sign an agreement proposed to the calling partner: the outbox then registers it."""
+    _call(api_url, key, "POST", f"/v1/agreements/{agreement_id}/sign")
+
+
+@agreements.command("revoke")
+@click.argument("agreement_id", type=int)
+@with_api
+def agreements_revoke(agreement_id: int, api_url: str, key: str | None) -> None:
+    """Stop an agreement for future exchanges."""
+    _call(api_url, key, "POST", f"/v1/agreements/{agreement_id}/revoke")
+
+
+@agreements.command("show")
+@click.argument("agreement_id", type=int)
+@with_api
+def agreements_show(agreement_id: int, api_url: str, key: str | None) -> None:
+    """An agreement, its terms and its status."""
+    _call(api_url, key, "GET", f"/v1/agreements/{agreement_id}")
+
+
+@agreements.command("list")
+@page_options
+@with_api
+def agreements_list(limit: int, cursor: str | None, api_url: str, key: str | None) -> None:
+    """Agreements, oldest first (a partner sees those it is a party to)."""
+    _list(api_url, key, "/v1/agreements", limit, cursor)
+
+
+@click.group()
+def exchanges() -> None:
+    """Exchanges of points between programs."""
+
+
+@exchanges.command("quote")
+@click.argument("agreement_id", type=int)
+@click.argument("amount_in", type=int)
+@with_api
+def exchanges_quote(agreement_id: int, amount_in: int, api_url: str, key: str | None) -> None:
+    """What AMOUNT_IN points would give under a registered agreement, and what the payer would owe."""
+    _call(api_url, key, "POST", "/v1/exchanges/quote", {"agreement_id": agreement_id, "amount_in": amount_in})
+
+
 # ---------------------------------------------------------------------------------- earning
 @click.command()
 @click.argument("member_id", type=int)

@@ -21,6 +21,7 @@ from loyalty.chain.exchange import PointsExchange
 from loyalty.db.models import AgreementStatus, Partner, PartnerKind, ProgramStatus, RateAgreement, utcnow
 from loyalty.domain.consent import sign_typed_data
 from loyalty.domain.exchange import Agreement, QuoteRefused, check_terms
+from loyalty.domain.exchange import quote as domain_quote
 from loyalty.errors import ConflictError, ErrorCode, ForbiddenError, NotFoundError, UnprocessableError
 from loyalty.services.lists import Page, keyset
 from loyalty.services.purchases import program
@@ -89,6 +90,19 @@ def revoke(uow: UnitOfWork, row_id: int, partner_id: int) -> RateAgreement:
     row.status = AgreementStatus.REVOKING if row.status == AgreementStatus.REGISTERED else AgreementStatus.REVOKED
     uow.session.flush()
     return row
+
+
+def quote(uow: UnitOfWork, row_id: int, amount_in: int) -> tuple[RateAgreement, int, int]:
+    """What `amount_in` points in would give out under a registered agreement, and what the
+    payer would owe for them: (agreement, points out, owed), as the exchange computes them."""
+    row = get(uow, row_id, None)
+    if row.status != AgreementStatus.REGISTERED:
+        raise ConflictError(ErrorCode.AGREEMENT_NOT_REGISTERED, f"agreement {row_id} is {row.status}, not registered")
+    try:
+        amount_out, owed = domain_quote(terms_of(row), amount_in)
+    except QuoteRefused as refused:
+        raise UnprocessableError(ErrorCode.EXCHANGE_AMOUNT_INVALID, str(refused)) from refused
+    return row, amount_out, owed
 
 
 def landed(session: Session, row_id: int, *, registering: bool, error: str | None) -> None:

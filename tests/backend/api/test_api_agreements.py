@@ -3,6 +3,7 @@ registers them on the exchange (or records why the chain refused), either brand 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,12 +43,19 @@ def test_agreement_proposedSignedRegisteredAndRevoked(
     hidden = client.get(f"/v1/agreements/{agreement['id']}", headers=auth(other["api_key"]))
     assert (hidden.status_code, hidden.json()["code"]) == (404, "agreement_not_found")
 
+    early = client.post("/v1/exchanges/quote", json={"agreement_id": agreement["id"], "amount_in": 900}, headers=auth(hotel["api_key"]))
+    assert (early.status_code, early.json()["code"]) == (409, "agreement_not_registered")
     signed = client.post(f"/v1/agreements/{agreement['id']}/sign", headers=auth(airline["api_key"]))
     assert signed.json()["status"] == "signed", signed.text
     confirm_all(writer)
     registered = client.get(f"/v1/agreements/{agreement['id']}", headers=auth(airline["api_key"])).json()
     assert registered["status"] == "registered", registered
     assert _status(exchange, agreement) == (True, False)
+    quoted = client.post("/v1/exchanges/quote", json={"agreement_id": agreement["id"], "amount_in": 900}, headers=auth(other["api_key"]))
+    assert quoted.status_code == 200, quoted.text
+    assert (quoted.json()["amount_out"], quoted.json()["owed"]) == (300, 300 * 20_000)
+    off_step = client.post("/v1/exchanges/quote", json={"agreement_id": agreement["id"], "amount_in": 901}, headers=auth(hotel["api_key"]))
+    assert (off_step.status_code, off_step.json()["code"]) == (422, "exchange_amount_invalid")
 
     revoking = client.post(f"/v1/agreements/{agreement['id']}/revoke", headers=auth(airline["api_key"]))
     assert revoking.json()["status"] == "revoking", revoking.text
@@ -82,3 +90,32 @@ def test_agreement_refusesTermsTheExchangeWouldAndStrangers(client: Any, rpc_url
     deploying = post(client, "/v1/programs", {"name": "Later"}, ADMIN_KEY).json()
     not_yet = post(client, "/v1/agreements", terms(hotel, airline, deploying["id"]), hotel["api_key"])
     assert (not_yet.status_code, not_yet.json()["code"]) == (422, "program_not_active")
+
+
+def test_cli_agreementProposedSignedAndQuoted(client: Any, settings: Any, rpc_url: str, tmp_path: Path) -> None:
+    import httpx
+    from click.testing import CliRunner
+    from support.backend import serving, wait_for
+
+    from loyalty.cli import main
+
+    hotel, airline = make_partner(client, "Hotel"), make_partner(client, "Airline")
+    target = second_program(client, rpc_url, tmp_path)
+    with serving(settings, outbox=True) as url:
+        as_hotel, as_airline = ["--api-url", url, "--key", hotel["api_key"]], ["--api-url", url, "--key", airline["api_key"]]
+        proposed = CliRunner().invoke(main, [
+            "agreements", "propose", "--target", str(target), "--payer", str(hotel["id"]), "--payee", str(airline["id"]),
+            "--rate", "1:3", "--minimum", "300", "--step", "3", "--price", "20000", "--until", LATER, *as_hotel,
+        ])  # fmt: skip
+        assert proposed.exit_code == 0, proposed.output
+        agreement_id = str(json.loads(proposed.output)["id"])
+        bad_rate = CliRunner().invoke(main, ["agreements", "propose", "--target", "2", "--payer", "1", "--payee", "2",
+                                             "--rate", "three", "--until", LATER, *as_hotel])  # fmt: skip
+        assert bad_rate.exit_code == 2 and "is not OUT:IN" in bad_rate.output
+        signed = CliRunner().invoke(main, ["agreements", "sign", agreement_id, *as_airline])
+        assert signed.exit_code == 0 and '"status": "signed"' in signed.output, signed.output
+        wait_for(lambda: httpx.get(f"{url}/v1/agreements/{agreement_id}", headers=auth(hotel["api_key"])).json()["status"] == "registered")
+        quoted = CliRunner().invoke(main, ["exchanges", "quote", agreement_id, "900", *as_hotel])
+        refused = CliRunner().invoke(main, ["exchanges", "quote", agreement_id, "901", *as_hotel])
+    assert quoted.exit_code == 0 and '"amount_out": 300' in quoted.output, quoted.output
+    assert refused.exit_code == 1 and "exchange_amount_invalid" in refused.output and len(refused.output.strip().splitlines()) == 1

@@ -30,6 +30,7 @@ SHARED = {  # program-wide
     ("get", "/v1/rewards/{reward_id}"),
     ("get", "/v1/programs/{program_id}"),
     ("get", "/v1/programs/{program_id}/tiers"),
+    ("post", "/v1/exchanges/quote"),  # a registered agreement's terms are public on the chain
 }
 
 
@@ -132,6 +133,7 @@ def _sample(name: str, schema: dict[str, Any], ids: dict[str, int]) -> Any:
         "tags": ["vip"],
         "rate_numerator": 1,
         "rate_denominator": 3,
+        "amount_in": 300,
         "valid_until": "2036-01-01T00:00:00Z",
     }
     assert name in samples, f"no sample for the required body field {name!r} ({schema}): add one here"

@@ -10,7 +10,14 @@ from fastapi.responses import JSONResponse
 
 from loyalty.api.deps import Partnered, Reader, RuntimeDep, UowDep
 from loyalty.api.idempotency import Digest, idempotent
-from loyalty.api.schemas import AgreementCreate, AgreementPublic, CursorQuery, IdPath, Limit, Page
+from loyalty.api.schemas import (
+    AgreementCreate,
+    AgreementPublic,
+    CursorQuery,
+    IdPath,
+    Limit,
+    Page,
+)
 from loyalty.db.models import AgreementStatus, RateAgreement, utcnow
 from loyalty.db.session import write_lock
 from loyalty.services import agreements
