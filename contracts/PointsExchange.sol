@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
@@ -29,8 +30,12 @@ contract PointsExchange is IPointsExchange, AccessControl, EIP712 {
     );
     /// @notice Most orders in one `exchangeBatch`.
     uint256 public constant MAX_BATCH_SIZE = 200;
-    /// @notice Most pairs of brands owing each other in one period (bounds `closePeriod`'s gas).
-    uint256 public constant MAX_PAIRS_PER_PERIOD = 256;
+    /// @notice Most pairs of brands owing each other in one period: `closePeriod` then nets at
+    /// most 128 brands into at most 127 payments (about 13M gas at worst).
+    uint256 public constant MAX_PAIRS_PER_PERIOD = 64;
+    /// @notice Most live agreements from one program to another (bounds registration's gas:
+    /// each registration checks the round trips of those the other way).
+    uint256 public constant MAX_ROUTES = 64;
 
     /// @dev A token's points fit a lot of 96 bits (LoyaltyPoints' MAX_AMOUNT).
     uint256 private constant _MAX_AMOUNT = (1 << 96) - 1;
@@ -73,6 +78,7 @@ contract PointsExchange is IPointsExchange, AccessControl, EIP712 {
     mapping(uint256 period => Pair[]) private _pairs;
     mapping(uint256 period => Payment[]) private _payments;
     mapping(address debtor => Queue) private _queues;
+    mapping(address token => mapping(address brand => bool)) private _programBrands;
 
     /// @param admin Holder of the admin role (grants RELAYER_ROLE).
     /// @param settlementToken_ The ERC-20 brands settle in.
@@ -104,6 +110,9 @@ contract PointsExchange is IPointsExchange, AccessControl, EIP712 {
         if (agreement.validUntil <= agreement.validFrom || agreement.validUntil <= block.timestamp) {
             revert ExchangeInvalidValidity(agreement.validFrom, agreement.validUntil, block.timestamp);
         }
+        if (!_programBrands[agreement.target][agreement.payee]) {
+            revert ExchangeNotProgramBrand(agreement.target, agreement.payee);
+        }
         id = _agreementId(agreement);
         if (_status[id] != 0) revert ExchangeAgreementExists(id);
         _checkSignature(id, agreement.payer, payerSignature);
@@ -111,19 +120,18 @@ contract PointsExchange is IPointsExchange, AccessControl, EIP712 {
         (uint256 numerator, uint256 denominator) = ExchangeRate.best(
             agreement.rateNumerator, agreement.rateDenominator, agreement.bonusEvery, agreement.bonusOut
         );
-        Route[] storage reverse = _routes[agreement.target][agreement.source];
+        Route[] storage reverse = _prunedRoutes(agreement.target, agreement.source);
         for (uint256 i; i < reverse.length; ++i) {
             Route memory back = reverse[i];
-            if (_status[back.id] == _REVOKED || back.validUntil <= block.timestamp) continue;
             if (ExchangeRate.roundTripGains(numerator, denominator, back.bestNumerator, back.bestDenominator)) {
                 revert ExchangeRoundTripGain(id, back.id);
             }
         }
+        Route[] storage forward = _prunedRoutes(agreement.source, agreement.target);
+        if (forward.length == MAX_ROUTES) revert ExchangeTooManyRoutes(agreement.source, agreement.target, MAX_ROUTES);
         _status[id] = _REGISTERED;
         // Cannot truncate: `best` parts stay below 2^97.
-        _routes[agreement.source][agreement.target].push(
-            Route(id, uint128(numerator), uint128(denominator), agreement.validUntil)
-        );
+        forward.push(Route(id, uint128(numerator), uint128(denominator), agreement.validUntil));
         emit AgreementRegistered(id, agreement.source, agreement.target, agreement);
     }
 
@@ -142,6 +150,13 @@ contract PointsExchange is IPointsExchange, AccessControl, EIP712 {
         }
         _status[id] = _REVOKED;
         emit AgreementRevoked(id, caller);
+    }
+
+    /// @inheritdoc IPointsExchange
+    function setProgramBrand(address token, address brand, bool allowed) external {
+        if (!IAccessControl(token).hasRole(bytes32(0), msg.sender)) revert ExchangeNotProgramAdmin(token, msg.sender);
+        _programBrands[token][brand] = allowed;
+        emit ProgramBrandSet(token, brand, allowed, msg.sender);
     }
 
     /// @inheritdoc IPointsExchange
@@ -250,6 +265,11 @@ contract PointsExchange is IPointsExchange, AccessControl, EIP712 {
     }
 
     /// @inheritdoc IPointsExchange
+    function isProgramBrand(address token, address brand) external view returns (bool) {
+        return _programBrands[token][brand];
+    }
+
+    /// @inheritdoc IPointsExchange
     function signerOf(address brand) public view returns (address) {
         address signer = _signers[brand];
         return signer == address(0) ? brand : signer;
@@ -320,6 +340,22 @@ contract PointsExchange is IPointsExchange, AccessControl, EIP712 {
     }
 
     // -------------------------------------------------------------------------------- internals
+
+    /// @dev The live routes from `source` to `target`: revoked and ended ones are dropped (the
+    /// last moved into their place), so the list stays short and registration's gas bounded.
+    function _prunedRoutes(address source, address target) private returns (Route[] storage routes) {
+        routes = _routes[source][target];
+        uint256 i;
+        while (i < routes.length) {
+            Route storage route = routes[i];
+            if (_status[route.id] == _REVOKED || route.validUntil <= block.timestamp) {
+                routes[i] = routes[routes.length - 1];
+                routes.pop();
+            } else {
+                ++i;
+            }
+        }
+    }
 
     function _agreementId(Agreement calldata agreement) private view returns (bytes32) {
         // Every field is a static type, so abi.encode lays them out as EIP-712's encodeData.

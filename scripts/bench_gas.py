@@ -106,6 +106,7 @@ def measure_exchange(admin: Any, issuer: Any) -> dict[str, int]:
         max_in_per_member_period=0, bonus_every=0, bonus_out=0, price_per_point=20_000, credit_limit=0,
         valid_from=chain.time() - 60, valid_until=chain.time() + 10**8, salt=1,
     )  # fmt: skip
+    exchange.setProgramBrand(target, payee.address, True, {"from": admin})
     typed = agreement_typed_data(terms, chain_id=chain.id, exchange_address=exchange.address)
     exchange.registerAgreement(
         terms.as_tuple(), sign_typed_data(typed, payer.key), sign_typed_data(typed, payee.key), {"from": admin}

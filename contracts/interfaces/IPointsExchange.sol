@@ -26,7 +26,8 @@ interface IPointsExchange {
     /// @param bonusOut See `bonusEvery`.
     /// @param pricePerPoint Settlement-token units the payer owes the payee per point out.
     /// @param creditLimit Most the payer may owe the payee in one period (settlement-token
-    /// units, over every agreement between them); 0 for no limit.
+    /// units): checked against the pair's debt in the period over every agreement between them,
+    /// each exchange against its own agreement's limit; 0 for no limit.
     /// @param validFrom Unix time from which exchanges may use it.
     /// @param validUntil Unix time from which they may not.
     /// @param salt Tells apart two agreements with the same terms.
@@ -77,6 +78,10 @@ interface IPointsExchange {
 
     /// @notice `by` revoked agreement `id`: no exchange may use it from now on.
     event AgreementRevoked(bytes32 indexed id, address by);
+
+    /// @notice `admin`, an admin of `token`, allowed (or stopped) `brand` to be paid for points
+    /// exchanged into `token`: only such a brand can be an agreement's payee for it.
+    event ProgramBrandSet(address indexed token, address indexed brand, bool allowed, address admin);
 
     /// @notice `brand` signs agreements with `signer` from now on.
     event AgreementSignerSet(address indexed brand, address signer);
@@ -158,6 +163,16 @@ interface IPointsExchange {
     /// give back as many points as it took, or more.
     error ExchangeRoundTripGain(bytes32 id, bytes32 reverse);
 
+    /// @notice Only an admin of `token` (its DEFAULT_ADMIN_ROLE) says which brands are paid for
+    /// points exchanged into it; `account` is not one.
+    error ExchangeNotProgramAdmin(address token, address account);
+
+    /// @notice `brand` is not a brand `token`'s admin allowed to be paid for points exchanged into it.
+    error ExchangeNotProgramBrand(address token, address brand);
+
+    /// @notice `max` live agreements from `source` to `target` are registered already.
+    error ExchangeTooManyRoutes(address source, address target, uint256 max);
+
     /// @notice Only the agreement's brands (or their signers) may revoke it; `caller` is neither.
     error ExchangeNotParty(bytes32 id, address caller);
 
@@ -205,13 +220,20 @@ interface IPointsExchange {
 
     // ------------------------------------------------------------------------------ agreements
 
-    /// @notice Register `agreement`, signed by the payer's and the payee's agreement signers.
-    /// Anyone may send it. Refuses an agreement whose round trip with a registered, unrevoked,
-    /// unexpired agreement the other way would give back as many points as it took, or more.
+    /// @notice Register `agreement`, signed by the payer's and the payee's agreement signers;
+    /// the payee must be a brand the target's admin allowed (`setProgramBrand`), so nobody mints
+    /// a program's points without its say. Anyone may send it. Refuses an agreement whose round
+    /// trip with a registered, unrevoked, unexpired agreement the other way (directly; longer
+    /// cycles are not checked) would give back as many points as it took, or more.
     /// @return id The agreement's EIP-712 digest: its id, and the `rewardId` members consent to.
     function registerAgreement(Agreement calldata agreement, bytes calldata payerSignature, bytes calldata payeeSignature)
         external
         returns (bytes32 id);
+
+    /// @notice Allow `brand` (or stop allowing it) to be the payee of agreements exchanging into
+    /// `token`: an admin of `token` only. Stopping a brand refuses its new agreements; the
+    /// token's admin lowers the exchange's issue budget to stop incoming points at once.
+    function setProgramBrand(address token, address brand, bool allowed) external;
 
     /// @notice Stop `agreement` for future exchanges. Either brand, or its agreement signer.
     function revokeAgreement(Agreement calldata agreement) external;
@@ -263,6 +285,9 @@ interface IPointsExchange {
 
     /// @notice Whether agreement `id` is registered, and whether it was revoked.
     function agreementStatus(bytes32 id) external view returns (bool registered, bool revoked);
+
+    /// @notice Whether `token`'s admin allowed `brand` to be paid for points exchanged into it.
+    function isProgramBrand(address token, address brand) external view returns (bool);
 
     /// @notice Who signs `brand`'s agreements.
     function signerOf(address brand) external view returns (address);

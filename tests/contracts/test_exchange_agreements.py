@@ -144,3 +144,28 @@ def test_agreementId_isTheEip712DigestBrandsSign(world):
     assert world.agreement_id(terms) == typed_data_digest(data)
     signer = Account.recover_message(encode_typed_data(full_message=data), signature=world.sign(terms, world.hotel))
     assert signer == world.hotel.address
+
+
+def test_registerAgreement_failsUnlessTheTargetsAdminAllowedThePayee(world):
+    outsider = world.brand(allowed=False)
+    terms = world.terms(payee=outsider.address)
+    with brownie.reverts(custom_error("ExchangeNotProgramBrand", world.target, outsider)):
+        world.register(terms)
+    with brownie.reverts(custom_error("ExchangeNotProgramAdmin", world.target, outsider)):
+        world.exchange.setProgramBrand(world.target, outsider, True, {"from": outsider})
+    tx = world.exchange.setProgramBrand(world.target, outsider, True, {"from": world.admin})
+    assert tx.events["ProgramBrandSet"]["allowed"] is True
+    assert world.exchange.isProgramBrand(world.target, outsider)
+    world.register(terms)
+
+
+def test_registerAgreement_dropsEndedRoutesAndCapsLiveOnes(world):
+    now = brownie.chain[-1].timestamp
+    cap = world.exchange.MAX_ROUTES()
+    for salt in range(cap):
+        world.register(world.terms(salt=100 + salt, valid_until=now + 3_600 if salt == 0 else now + 10**8))
+    with brownie.reverts(custom_error("ExchangeTooManyRoutes", world.source, world.target, cap)):
+        world.register(world.terms(salt=999))
+    brownie.chain.sleep(7_200)
+    brownie.chain.mine()
+    world.register(world.terms(salt=999))  # the first ended: its place is free

@@ -1,6 +1,8 @@
 """Settlement: a period closes after its end, nets every brand's debts and credits into at
 most n - 1 payments, and a debtor past the due date cannot start exchanges as payer."""
 
+from itertools import pairwise
+
 import brownie
 from support.contracts import custom_error
 from support.exchange import PAYMENT_WINDOW_S, PERIOD_S
@@ -135,3 +137,20 @@ def test_oldestUnpaid_staysOnTheOldestWhenLaterOnesArePaidFirst(world):
     assert tuple(world.exchange.oldestUnpaid(a))[:3] == (True, 0, 0)
     world.exchange.confirmReceipt(0, 0, {"from": first})
     assert world.exchange.oldestUnpaid(a)[0] is False
+
+
+def test_closePeriod_atTheMostPairs_fitsInABlock(world):
+    """64 pairs of brands (the most a period holds), each owing: the close nets them into at
+    most 128 - 1 payments within a block of this chain (12M gas)."""
+    brands = [world.brand() for _ in range(world.exchange.MAX_PAIRS_PER_PERIOD() + 1)]
+    for i, (payer, payee) in enumerate(pairwise(brands)):
+        _owe(world, payer, payee, 100 + i)
+    back = world.terms(source=world.target.address, target=world.source.address, payer=brands[0].address,
+                       payee=brands[2].address, minimum_in=1, step_in=1, salt=7)  # fmt: skip
+    world.register(back)
+    with brownie.reverts(custom_error("ExchangeTooManyPairs", 0, 64)):
+        world.exchange_points(back, world.member(300, token=world.target), 300)
+    _next_period()
+    tx = world.exchange.closePeriod(0, {"from": world.relayer})
+    assert tx.events["PeriodClosed"]["brands"] == len(brands)
+    assert tx.gas_used < 12_000_000

@@ -55,11 +55,15 @@ class World:
         token.grantRole(token.ISSUER_ROLE(), self.exchange, {"from": self.admin})
         token.setIssueBudget(self.exchange, budget, {"from": self.admin})
 
-    def brand(self) -> Any:
-        """A brand's key, usable by brownie to send transactions (funded with ether)."""
+    def brand(self, *, allowed: bool = True) -> Any:
+        """A brand's key, usable by brownie to send transactions (funded with ether); both
+        programs' admin allows it to be paid for points exchanged into them, unless not `allowed`."""
         key = Account.create().key
         brand = accounts.add(key.hex())
         self.admin.transfer(brand, 10**18)
+        if allowed:
+            for token in (self.source, self.target):
+                self.exchange.setProgramBrand(token, brand, True, {"from": self.admin})
         return brand
 
     def terms(self, **changes: Any) -> Agreement:

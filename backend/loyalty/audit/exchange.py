@@ -219,8 +219,9 @@ class ExchangeLedger:
         self._check_burn_and_mint(log, terms, id_, member, amount_in, amount_out, ref, in_tx)
         figures = self.periods_seen[period]
         self.checked["debts"] += 1
-        running = figures.debts[(terms.payer, terms.payee)] + owed
-        figures.debts[(terms.payer, terms.payee)] = running
+        running = figures.debts.get((terms.payer, terms.payee), 0) + owed
+        if owed:  # a free exchange owes nothing: the contract lists no pair for it
+            figures.debts[(terms.payer, terms.payee)] = running
         if debt != running:
             self.flag(
                 "debts",

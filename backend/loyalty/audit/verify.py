@@ -299,21 +299,25 @@ def _redeem_call(
         except RpcError:
             trace = None
         relayed[tx["hash"]] = list(_calls_to(trace, params.token, REDEEM_SELECTOR)) if trace else []
-    for data in relayed[tx["hash"]]:
+    calls = relayed[tx["hash"]]
+    for i, data in enumerate(calls):
         member, amount, reward_id, ref = abi_decode(["address", "uint256", "uint256", "uint256"], data[4:132])
         if (to_checksum_address(member), amount, reward_id, ref) == (
             redemption.member, redemption.amount_points, redemption.reward_id, redemption.ref,
         ):  # fmt: skip
+            del calls[i]  # two alike redemptions in one transaction are two calls
             return {**tx, "to": params.token, "input": "0x" + data.hex()}
     return tx
 
 
 def _calls_to(frame: dict[str, Any], to: str, selector: bytes) -> Iterator[bytes]:
-    """Inputs of the successful calls to `to` with `selector` anywhere in a callTracer trace."""
+    """Inputs of the successful calls to `to` with `selector` anywhere in a callTracer trace
+    (nothing under a frame that reverted: its calls were undone with it)."""
+    if "error" in frame:
+        return
     data = bytes.fromhex(str(frame.get("input", "0x"))[2:])
     if (
         frame.get("type") == "CALL"
-        and "error" not in frame
         and to_checksum_address(frame.get("to") or "0x" + "0" * 40) == to
         and data[:4] == selector
     ):

@@ -15,8 +15,9 @@ from loyalty.chain.client import ChainClient, SignedTx, checksum
 from loyalty.domain.consent import typed_data_digest
 from loyalty.domain.exchange import Agreement, agreement_typed_data
 
-REGISTER_GAS = 400_000  # registration stores the route and checks the reverse agreements' round trips
+REGISTER_GAS = 1_500_000  # registration checks up to MAX_ROUTES (64) reverse agreements' round trips: a cap, not a cost
 REVOKE_GAS = 80_000
+OPERATOR_CALL_GAS = 120_000
 
 
 @cache
@@ -48,6 +49,15 @@ class PointsExchange:
         """(registered, revoked)."""
         registered, revoked = self.contract.functions.agreementStatus(bytes.fromhex(agreement_id[2:])).call()
         return bool(registered), bool(revoked)
+
+    def is_program_brand(self, token: str, brand: str) -> bool:
+        """Whether `token`'s admin allowed `brand` to be paid for points exchanged into it."""
+        return bool(self.contract.functions.isProgramBrand(checksum(token), checksum(brand)).call())
+
+    def sign_allow_brand(self, nonce: int, base_fee: int, token: str, brand: str) -> SignedTx:
+        """The operator (the program's admin) allows `brand` to be paid for points exchanged into `token`."""
+        call = self.contract.functions.setProgramBrand(checksum(token), checksum(brand), True)
+        return self.client.sign(self.client.operator, self._call_tx(call, OPERATOR_CALL_GAS), nonce, base_fee)
 
     def sign_register(
         self, nonce: int, base_fee: int, agreement: Agreement, payer_signature: bytes, payee_signature: bytes

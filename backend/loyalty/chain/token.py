@@ -16,6 +16,7 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 from eth_utils.abi import function_signature_to_4byte_selector
 from web3 import Web3
+from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 from web3.types import TxParams
 
 from loyalty.chain.artifacts import load_artifact
@@ -269,7 +270,7 @@ class LoyaltyToken:
             name, symbol = str(f.name().call()), str(f.symbol().call())
             epoch_length, validity = int(f.epochLength().call()), int(f.validityEpochs().call())
             administered = bool(f.hasRole(b"\0" * 32, self.client.operator.address).call())
-        except Exception as exc:  # not our token's interface
+        except (ContractLogicError, BadFunctionCallOutput, ValueError) as exc:  # not our token's interface
             raise ChainMismatchError(f"{self.address} is not a LoyaltyPoints token ({type(exc).__name__})") from exc
         return TokenFacts(name, symbol, epoch_length, validity, administered)
 

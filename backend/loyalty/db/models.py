@@ -110,6 +110,9 @@ class WriteKind(enum.StrEnum):
     # agreement's row id.
     REGISTER_AGREEMENT = "register_agreement"
     REVOKE_AGREEMENT = "revoke_agreement"
+    # The operator, as the target program's admin, allows an agreement's payee to be paid for
+    # points exchanged into it (`ref`: the agreement's row id).
+    ALLOW_BRAND = "allow_brand"
     # A transfer of nothing to itself that takes a nonce: from a stuck write, or one no write holds.
     CANCEL = "cancel"
 

@@ -71,6 +71,10 @@ def sign(uow: UnitOfWork, exchange: PointsExchange, row_id: int, partner_id: int
     row = get(uow, row_id, partner_id)
     if row.status != AgreementStatus.PROPOSED:
         return row
+    try:
+        check_terms(terms_of(row), int(utcnow().timestamp()))  # it may have ended since it was proposed
+    except QuoteRefused as refused:
+        raise UnprocessableError(ErrorCode.AGREEMENT_INVALID, str(refused)) from refused
     _sign_for(uow, exchange, row, partner_id)
     if row.payer_signature and row.payee_signature:
         row.status = AgreementStatus.SIGNED

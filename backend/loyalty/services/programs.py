@@ -81,7 +81,13 @@ def page(uow: UnitOfWork, *, cursor: str | None, limit: int) -> Page[Program]:
 
 
 def deploying(session: Session, program_id: int, address: str) -> None:
-    """The outbox signed the program's deployment: its token will be at `address`."""
+    """The outbox signed the program's deployment: its token will be at `address` (a dropped
+    deployment's prediction, left on another program, gives way)."""
+    session.execute(
+        update(Program)
+        .where(Program.token_address == address, Program.id != program_id, Program.status == ProgramStatus.DEPLOYING)
+        .values(token_address=None)
+    )
     session.execute(
         update(Program)
         .where(Program.id == program_id, Program.status == ProgramStatus.DEPLOYING)

@@ -36,6 +36,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from loyalty.chain.client import Block, Receipt, SignedTx
+from loyalty.chain.exchange import PointsExchange
 from loyalty.chain.token import ISSUER_GAS_TOPUP_WEI, sign_deploy_token
 from loyalty.db.models import (
     AgreementStatus,
@@ -88,6 +89,7 @@ STUCK = timedelta(minutes=5)  # a write unmined this long is cancelled (its rows
 PROVISIONING = (WriteKind.TOPUP, WriteKind.GRANT_ISSUER, WriteKind.SET_BUDGET)
 BUDGET_CHANGES = (WriteKind.GRANT_BUDGET, WriteKind.MOVE_BUDGET)
 AGREEMENT_WRITES = (WriteKind.REGISTER_AGREEMENT, WriteKind.REVOKE_AGREEMENT)
+ALL_AGREEMENT_WRITES = (*AGREEMENT_WRITES, WriteKind.ALLOW_BRAND)
 FINAL = (WriteStatus.CONFIRMED, WriteStatus.FAILED)
 T = TypeVar("T")
 
@@ -374,7 +376,15 @@ class OutboxWriter:
             else:  # signed again on the next pass
                 log.warning("deploying program %s failed: %s", write.program_id, error)
         elif write.kind in AGREEMENT_WRITES and write.ref is not None:
-            agreements.landed(session, write.ref, registering=write.kind == WriteKind.REGISTER_AGREEMENT, error=error)
+            registering = write.kind == WriteKind.REGISTER_AGREEMENT
+            row = session.get(RateAgreement, write.ref)
+            if error is not None and row is not None:
+                # Registration is open to anyone, and a brand may revoke on its own: the chain
+                # may hold what this write wanted though the write itself reverted.
+                registered, revoked = self._exchange_at(row.exchange_address).status(row.agreement_id)
+                if registered if registering else revoked:
+                    error = None
+            agreements.landed(session, write.ref, registering=registering, error=error)
 
     def _drop(self, session: Session, write: ChainWrite, reason: str, *, split: bool) -> None:
         """A write that was never mined and never can be: its rows go back to the queue (a
@@ -785,8 +795,8 @@ class OutboxWriter:
                 partner.budget_to_grant_points or partner.budget_to_move_points
             ):
                 progressed |= self._guarded(partner.id, partial(self._change_budget, partner, head), False)
-        progressed |= self._deploy_programs(head)
-        progressed |= self._agreement_writes(head)
+        progressed |= self._guarded(None, partial(self._deploy_programs, head), False)
+        progressed |= self._guarded(None, partial(self._agreement_writes, head), False)
         if self._due("sweep", self.runtime.settings.sweep_interval_s):
             progressed |= self._sweep(head)
         return progressed
@@ -796,7 +806,9 @@ class OutboxWriter:
         address known from the operator's nonce before it is sent); a deployment that reverted,
         or whose nonce went to another write, is signed again."""
         with self.sessions() as session:
-            waiting = session.scalars(select(Program).where(Program.status == ProgramStatus.DEPLOYING)).all()
+            waiting = session.scalars(
+                select(Program).where(Program.status == ProgramStatus.DEPLOYING).order_by(Program.id)
+            ).all()
             if not waiting:
                 return False
             latest: dict[int | None, str] = {}
@@ -818,6 +830,9 @@ class OutboxWriter:
                 epoch_length_s=int(program.epoch_length_s or 0), validity_epochs=int(program.validity_epochs or 0),
             )  # fmt: skip
             with self.sessions() as session, write_lock(session):
+                if _live_write(session, WriteKind.DEPLOY_PROGRAM, program_id=program.id):  # another writer's
+                    nonces.release(nonce)
+                    continue
                 write = _record(session, None, self.chain.operator.address, WriteKind.DEPLOY_PROGRAM, nonce, signed)
                 write.program_id = program.id
                 programs.deploying(session, program.id, address)
@@ -842,22 +857,29 @@ class OutboxWriter:
             live = set(
                 session.execute(
                     select(ChainWrite.ref, ChainWrite.kind).where(
-                        ChainWrite.kind.in_(AGREEMENT_WRITES),
-                        ChainWrite.status.in_((WriteStatus.SENT, WriteStatus.CONFIRMED)),
+                        ChainWrite.kind.in_(ALL_AGREEMENT_WRITES),
+                        ChainWrite.status == WriteStatus.SENT,
+                        # a final allow is done with; a final registration or revocation moved the row on
                     )
                 ).tuples()
             )
             revokers = {
                 p.id: p for p in session.scalars(select(Partner).where(Partner.id.in_({r.revoked_by for r in todo})))
             }
-        exchange = self.runtime.exchange()
         progressed = False
         for row in todo:
+            exchange = self._exchange_at(row.exchange_address)
             kind = WriteKind.REGISTER_AGREEMENT if row.status == AgreementStatus.SIGNED else WriteKind.REVOKE_AGREEMENT
-            if (row.id, kind) in live:
+            if (row.id, kind) in live or (row.id, WriteKind.ALLOW_BRAND) in live:
                 continue
             terms = agreements.terms_of(row)
-            if kind == WriteKind.REGISTER_AGREEMENT:
+            if kind == WriteKind.REGISTER_AGREEMENT and not exchange.is_program_brand(terms.target, terms.payee):
+                # The target's admin (the operator, for the service's programs) allows the payee first.
+                kind, partner_id, sender = WriteKind.ALLOW_BRAND, None, str(self.chain.operator.address)
+                with self.sessions() as session:
+                    nonce = _Nonces(self, sender).next(session)
+                signed = exchange.sign_allow_brand(nonce, head.base_fee, terms.target, terms.payee)
+            elif kind == WriteKind.REGISTER_AGREEMENT:
                 assert row.payer_signature and row.payee_signature
                 partner_id, sender = None, str(self.chain.operator.address)
                 with self.sessions() as session:
@@ -871,11 +893,18 @@ class OutboxWriter:
                     nonce = _Nonces(self, sender).next(session)
                 signed = exchange.sign_revoke(self._issuer(revoker), nonce, head.base_fee, terms)
             with self.sessions() as session, write_lock(session):
+                if _live_write(session, kind, ref=row.id):  # another writer sent it since
+                    continue
                 write = _record(session, partner_id, sender, kind, nonce, signed, row.id)
                 session.commit()
             progressed = True
             self._broadcast(write, signed)
         return progressed
+
+    def _exchange_at(self, address: str) -> PointsExchange:
+        """The exchange an agreement was made on (the configured one, or an earlier one)."""
+        current = self.runtime.exchange()
+        return current if current.address.lower() == address.lower() else PointsExchange(self.chain, address)
 
     def _provision(self, partner: Partner, head: Block) -> bool:
         """Give a new partner's issuer account gas money, ISSUER_ROLE and its budget, one stored
@@ -1138,6 +1167,19 @@ def _record(
     session.add(write)
     session.flush()
     return write
+
+
+def _live_write(session: Session, kind: WriteKind, *, program_id: int | None = None, ref: int | None = None) -> bool:
+    """Whether a program's deployment is sent or final, or a write for an agreement's row is
+    sent: read under the write lock, so a second writer never sends what the first just did."""
+    query = select(ChainWrite.id).where(ChainWrite.kind == kind)
+    if program_id is not None:
+        query = query.where(
+            ChainWrite.program_id == program_id, ChainWrite.status.in_((WriteStatus.SENT, WriteStatus.CONFIRMED))
+        )
+    else:
+        query = query.where(ChainWrite.ref == ref, ChainWrite.status == WriteStatus.SENT)
+    return session.scalar(query.limit(1)) is not None
 
 
 def _budget_landed(session: Session, write: ChainWrite, direction: int) -> None:

@@ -119,3 +119,29 @@ def test_cli_agreementProposedSignedAndQuoted(client: Any, settings: Any, rpc_ur
         refused = CliRunner().invoke(main, ["exchanges", "quote", agreement_id, "901", *as_hotel])
     assert quoted.exit_code == 0 and '"amount_out": 300' in quoted.output, quoted.output
     assert refused.exit_code == 1 and "exchange_amount_invalid" in refused.output and len(refused.output.strip().splitlines()) == 1
+
+
+def test_agreement_registeredByAnotherFirst_isRegisteredNotRefused(
+    client: Any, writer: Any, rpc_url: str, exchange_deployment: Any, tmp_path: Path
+) -> None:
+    """Registration is open to anyone and the signatures are public once sent: when someone
+    registers the agreement first, the outbox's own registration reverts, and the agreement is
+    registered all the same (the chain says so), not refused."""
+    from loyalty.db.models import RateAgreement
+
+    hotel, airline = make_partner(client, "Hotel"), make_partner(client, "Airline")
+    target = second_program(client, rpc_url, tmp_path)
+    agreement = post(client, "/v1/agreements", terms(hotel, airline, target), hotel["api_key"]).json()
+    client.post(f"/v1/agreements/{agreement['id']}/sign", headers=auth(airline["api_key"]))
+    w3 = Web3(HTTPProvider(rpc_url))
+    exchange = w3.eth.contract(address=exchange_deployment.exchange_address, abi=load_artifact("PointsExchange").abi)
+    with client.app.state.runtime.sessions() as session:  # type: ignore[attr-defined]
+        row = session.get(RateAgreement, agreement["id"])
+        signatures = bytes.fromhex(row.payer_signature[2:]), bytes.fromhex(row.payee_signature[2:])
+    operator = w3.eth.accounts[0]  # the programs' admin, as the outbox would be
+    for call in (exchange.functions.setProgramBrand(agreement["terms"]["target"], agreement["terms"]["payee"], True),
+                 exchange.functions.registerAgreement(tuple(agreement["terms"].values()), *signatures)):  # fmt: skip
+        assert w3.eth.wait_for_transaction_receipt(call.transact({"from": operator}))["status"] == 1
+    confirm_all(writer)
+    found = client.get(f"/v1/agreements/{agreement['id']}", headers=auth(hotel["api_key"])).json()
+    assert (found["status"], found["error"]) == ("registered", None), found

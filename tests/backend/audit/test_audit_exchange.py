@@ -91,6 +91,8 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Any:
         for brand in (hotel, airline, third):
             w3.eth.send_transaction({"from": admin, "to": brand.address, "value": 10**18})
         send(exchange.functions.setAgreementSigner(third_signer.address), third)
+        for payee in (airline, third):  # the target's admin lets both be paid for points exchanged into it
+            send(exchange.functions.setProgramBrand(target.address, payee.address, True), admin)
 
         now = w3.eth.get_block("latest")["timestamp"]
         base = dict(source=source.address, target=target.address, minimum_in=300, step_in=3, max_in_per_exchange=0,
