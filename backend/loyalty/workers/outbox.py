@@ -854,15 +854,16 @@ class OutboxWriter:
             ).all()
             if not todo:
                 return False
-            live = set(
-                session.execute(
+            # Only writes still in flight: a final allow is done with, and a final registration
+            # or revocation moved its row on.
+            live = {
+                (ref, kind)
+                for ref, kind in session.execute(
                     select(ChainWrite.ref, ChainWrite.kind).where(
-                        ChainWrite.kind.in_(ALL_AGREEMENT_WRITES),
-                        ChainWrite.status == WriteStatus.SENT,
-                        # a final allow is done with; a final registration or revocation moved the row on
+                        ChainWrite.kind.in_(ALL_AGREEMENT_WRITES), ChainWrite.status == WriteStatus.SENT
                     )
-                ).tuples()
-            )
+                )
+            }
             revokers = {
                 p.id: p for p in session.scalars(select(Partner).where(Partner.id.in_({r.revoked_by for r in todo})))
             }
