@@ -34,6 +34,7 @@ def _topic(signature: str) -> str:
 AGREEMENT_REGISTERED = _topic(f"AgreementRegistered(bytes32,address,address,{AGREEMENT_TUPLE})")
 AGREEMENT_REVOKED = _topic("AgreementRevoked(bytes32,address)")
 AGREEMENT_SIGNER_SET = _topic("AgreementSignerSet(address,address)")
+PROGRAM_BRAND_SET = _topic("ProgramBrandSet(address,address,bool,address)")
 EXCHANGED = _topic("Exchanged(bytes32,address,uint256,uint256,uint256,uint256,uint256,uint256)")
 PERIOD_CLOSED = _topic("PeriodClosed(uint256,uint256,uint256)")
 PAYMENT_DUE = _topic("PaymentDue(uint256,uint256,address,address,uint256,uint256)")
@@ -41,7 +42,7 @@ PAYMENT_SETTLED = _topic("PaymentSettled(uint256,uint256,address,address,uint256
 REGISTER_SELECTOR = keccak(text=f"registerAgreement({AGREEMENT_TUPLE},bytes,bytes)")[:4]
 
 EXCHANGE_CHECKS = {
-    "agreements_signed": "every agreement was registered with the payer's and the payee's signatures, recovered from the registering call, by their agreement signers at the time",
+    "agreements_signed": "every agreement was registered with the payer's and the payee's signatures, recovered from the registering call, by their agreement signers at the time, and its payee allowed by the target's admin",
     "agreements_in_force": "every exchange used a registered agreement, not revoked, inside its dates, in the period its block falls in",
     "exchange_amounts": "every exchange's points out and debt owed follow its agreement exactly (rate rounded down, bonus, minimum, step, cap per exchange)",
     "member_caps": "no member exchanged more under an agreement in a period than its cap",
@@ -93,6 +94,7 @@ class ExchangeLedger:
         self.agreements: dict[str, Agreement] = {}  # id (0x hex) -> terms
         self.revoked: set[str] = set()
         self.signers: dict[str, str] = {}
+        self.program_brands: dict[tuple[str, str], bool] = {}  # (token, brand) -> allowed
         self.periods_seen: dict[int, PeriodFigures] = defaultdict(PeriodFigures)
         self.used: dict[tuple[str, str, int], int] = defaultdict(int)
         self.exchanges = 0
@@ -125,6 +127,8 @@ class ExchangeLedger:
                 self._registered(log, registrations.get(log.tx_hash))
             elif topic == AGREEMENT_REVOKED:
                 self.revoked.add(log.topics[1])
+            elif topic == PROGRAM_BRAND_SET:
+                self.program_brands[(address(log.topics[1]), address(log.topics[2]))] = bool(words(log.data)[0])
             elif topic == AGREEMENT_SIGNER_SET:
                 self.signers[address(log.topics[1])] = address(log.data[2:66])
             elif topic == EXCHANGED:
@@ -145,6 +149,12 @@ class ExchangeLedger:
         )
         self.agreements[id_] = terms
         self.checked["agreements_signed"] += 1
+        if not self.program_brands.get((terms.target, terms.payee)):
+            self.flag(
+                "agreements_signed",
+                f"agreement {id_}: its payee {terms.payee} was not allowed by {terms.target}'s admin",
+                log,
+            )
         typed = agreement_typed_data(terms, chain_id=self.chain_id, exchange_address=self.exchange)
         data = bytes.fromhex((call_input or "0x")[2:])
         if data[:4] != REGISTER_SELECTOR:

@@ -29,6 +29,7 @@ from loyalty.audit.exchange import (
     PAYMENT_DUE,
     PAYMENT_SETTLED,
     PERIOD_CLOSED,
+    PROGRAM_BRAND_SET,
     ExchangeLedger,
     read_exchange,
     verify_exchange,
@@ -215,6 +216,7 @@ def test_verifyExchange_flagsTamperedAgreementTerms(scenario: Scenario) -> None:
         ("payment_amount", "payments"),
         ("drop_settlement_transfer", "payments"),
         ("late_exchange", "payers_not_overdue"),
+        ("drop_program_brand", "agreements_signed"),
     ],
 )
 def test_verifyExchange_flagsDoctoredEvents(scenario: Scenario, doctor: str, check: str) -> None:
@@ -240,6 +242,8 @@ def test_verifyExchange_flagsDoctoredEvents(scenario: Scenario, doctor: str, che
         elif doctor == "drop_settlement_transfer":
             settled = logs[_first(logs, PAYMENT_SETTLED)]
             tx_logs[settled.tx_hash] = [r for r in tx_logs[settled.tx_hash] if r["address"].lower() == scenario.exchange.lower()]
+        elif doctor == "drop_program_brand":  # as if the payee had never been allowed on the target
+            logs.pop(_first(logs, PROGRAM_BRAND_SET))
         elif doctor == "late_exchange":
             late = dataclasses.replace(exchanged, timestamp=10**10)  # long past period 0's due date, unpaid
             logs.insert(_first(logs, PERIOD_CLOSED) + 1, late)
