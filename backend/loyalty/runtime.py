@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from eth_account import Account
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
@@ -109,13 +109,16 @@ def build(settings: Settings) -> Runtime:
     runtime.token = LoyaltyToken(chain, _token(settings, binding))
     if binding is not None:
         runtime.deployment_block = binding.block_number
-    with sessions() as session, write_lock(session):  # program 1 is the database's own token
-        session.execute(
-            update(Program)
-            .where(Program.id == 1, Program.token_address.is_(None))
-            .values(token_address=runtime.token.address, deployment_block=runtime.deployment_block or None)
-        )
-        session.commit()
+    with sessions() as session:  # program 1 is the database's own token: recorded on the first start
+        unbound = session.scalar(select(Program.id).where(Program.id == 1, Program.token_address.is_(None)))
+    if unbound is not None:
+        with sessions() as session, write_lock(session):
+            session.execute(
+                update(Program)
+                .where(Program.id == 1, Program.token_address.is_(None))
+                .values(token_address=runtime.token.address, deployment_block=runtime.deployment_block or None)
+            )
+            session.commit()
     try:
         runtime.chain.chain_id  # noqa: B018 - connect now when the chain is up: a mismatch stops the start
     except ChainMismatchError as exc:
