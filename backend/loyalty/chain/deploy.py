@@ -97,25 +97,17 @@ def deploy_token(
     existing = load_deployment(w3, folder)
     if existing is not None:
         return existing, False
-    artifact = load_artifact(TOKEN_CONTRACT)
     sender = Web3.to_checksum_address(deployer if isinstance(deployer, str) else deployer.address)
     admin = admin or sender
-    factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-    constructor = factory.constructor(params.name, params.symbol, admin, params.epoch_length_s, params.validity_epochs)
-    if isinstance(deployer, str):
-        tx_hash = constructor.transact({"from": deployer})
-    else:
-        tx = constructor.build_transaction({"from": sender, "nonce": w3.eth.get_transaction_count(sender)})
-        tx_hash = w3.eth.send_raw_transaction(deployer.sign_transaction(tx).raw_transaction)
-    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
-    if receipt["status"] != 1 or receipt["contractAddress"] is None:
-        raise DeploymentError(f"deploying {TOKEN_CONTRACT} failed in transaction {tx_hash.hex()}")
+    address, block, tx_hash = _deploy(
+        w3, deployer, TOKEN_CONTRACT, params.name, params.symbol, admin, params.epoch_length_s, params.validity_epochs
+    )
     deployment = Deployment(
         chain_id=w3.eth.chain_id,
-        token_address=str(receipt["contractAddress"]),
+        token_address=address,
         admin=admin,
-        block_number=receipt["blockNumber"],
-        tx_hash="0x" + bytes(tx_hash).hex().removeprefix("0x"),
+        block_number=block,
+        tx_hash=tx_hash,
         params=params,
     )
     if record:
@@ -128,6 +120,13 @@ def deploy_token(
 def deploy_contract(w3: Web3, deployer: LocalAccount | str, name: str, *args: object) -> tuple[str, int]:
     """Deploy compiled contract `name` with constructor `args`; returns its address and block.
     `deployer` as for `deploy_token`."""
+    address, block, _ = _deploy(w3, deployer, name, *args)
+    return address, block
+
+
+def _deploy(w3: Web3, deployer: LocalAccount | str, name: str, *args: object) -> tuple[str, int, str]:
+    """Deploy `name`, signed here (a local account) or by the node (an unlocked address);
+    returns its address, block and deploying transaction's hash."""
     artifact = load_artifact(name)
     sender = Web3.to_checksum_address(deployer if isinstance(deployer, str) else deployer.address)
     constructor = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode).constructor(*args)
@@ -139,7 +138,7 @@ def deploy_contract(w3: Web3, deployer: LocalAccount | str, name: str, *args: ob
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
     if receipt["status"] != 1 or receipt["contractAddress"] is None:
         raise DeploymentError(f"deploying {name} failed in transaction {bytes(tx_hash).hex()}")
-    return str(receipt["contractAddress"]), int(receipt["blockNumber"])
+    return str(receipt["contractAddress"]), int(receipt["blockNumber"]), "0x" + bytes(tx_hash).hex().removeprefix("0x")
 
 
 @dataclass(frozen=True)
