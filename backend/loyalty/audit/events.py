@@ -9,19 +9,20 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 
-def _topic(signature: str) -> str:
+def topic(signature: str) -> str:
+    """An event's topic 0, 0x hex."""
     return "0x" + keccak(text=signature).hex()
 
 
-TRANSFER = _topic("Transfer(address,address,uint256)")
-APPROVAL = _topic("Approval(address,address,uint256)")
-EARNED = _topic("Earned(address,address,uint256,uint256,uint256)")
-BATCH_EARNED = _topic("BatchEarned(address,uint256,uint256,uint256,uint256)")
-REDEEMED = _topic("Redeemed(address,address,uint256,uint256,uint256)")
-EXPIRED = _topic("Expired(address,uint256,uint256)")
-ISSUE_BUDGET_SET = _topic("IssueBudgetSet(address,uint256)")
-ROLE_GRANTED = _topic("RoleGranted(bytes32,address,address)")
-ROLE_REVOKED = _topic("RoleRevoked(bytes32,address,address)")
+TRANSFER = topic("Transfer(address,address,uint256)")
+APPROVAL = topic("Approval(address,address,uint256)")
+EARNED = topic("Earned(address,address,uint256,uint256,uint256)")
+BATCH_EARNED = topic("BatchEarned(address,uint256,uint256,uint256,uint256)")
+REDEEMED = topic("Redeemed(address,address,uint256,uint256,uint256)")
+EXPIRED = topic("Expired(address,uint256,uint256)")
+ISSUE_BUDGET_SET = topic("IssueBudgetSet(address,uint256)")
+ROLE_GRANTED = topic("RoleGranted(bytes32,address,address)")
+ROLE_REVOKED = topic("RoleRevoked(bytes32,address,address)")
 ISSUER_ROLE = "0x" + keccak(text="ISSUER_ROLE").hex()
 ZERO = "0x" + "00" * 20
 

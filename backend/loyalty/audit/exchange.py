@@ -18,27 +18,24 @@ from eth_abi.abi import decode as abi_decode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from loyalty.audit.events import EARNED, REDEEMED, TRANSFER, Log, address, words
+from loyalty.audit.events import EARNED, REDEEMED, TRANSFER, Log, address, topic, words
 from loyalty.audit.ledger import Discrepancy
 from loyalty.audit.rpc import Rpc
+from loyalty.audit.verify import selector
 from loyalty.domain.consent import recover_signer
 from loyalty.domain.exchange import Agreement, QuoteRefused, agreement_typed_data, payments, quote
 
 AGREEMENT_TUPLE = "(address,address,address,address,uint32,uint32,uint64,uint64,uint64,uint64,uint64,uint64,uint128,uint128,uint64,uint64,uint256)"
 
 
-def _topic(signature: str) -> str:
-    return "0x" + keccak(text=signature).hex()
-
-
-AGREEMENT_REGISTERED = _topic(f"AgreementRegistered(bytes32,address,address,{AGREEMENT_TUPLE})")
-AGREEMENT_REVOKED = _topic("AgreementRevoked(bytes32,address)")
-AGREEMENT_SIGNER_SET = _topic("AgreementSignerSet(address,address)")
-PROGRAM_BRAND_SET = _topic("ProgramBrandSet(address,address,bool,address)")
-EXCHANGED = _topic("Exchanged(bytes32,address,uint256,uint256,uint256,uint256,uint256,uint256)")
-PERIOD_CLOSED = _topic("PeriodClosed(uint256,uint256,uint256)")
-PAYMENT_DUE = _topic("PaymentDue(uint256,uint256,address,address,uint256,uint256)")
-PAYMENT_SETTLED = _topic("PaymentSettled(uint256,uint256,address,address,uint256,bool)")
+AGREEMENT_REGISTERED = topic(f"AgreementRegistered(bytes32,address,address,{AGREEMENT_TUPLE})")
+AGREEMENT_REVOKED = topic("AgreementRevoked(bytes32,address)")
+AGREEMENT_SIGNER_SET = topic("AgreementSignerSet(address,address)")
+PROGRAM_BRAND_SET = topic("ProgramBrandSet(address,address,bool,address)")
+EXCHANGED = topic("Exchanged(bytes32,address,uint256,uint256,uint256,uint256,uint256,uint256)")
+PERIOD_CLOSED = topic("PeriodClosed(uint256,uint256,uint256)")
+PAYMENT_DUE = topic("PaymentDue(uint256,uint256,address,address,uint256,uint256)")
+PAYMENT_SETTLED = topic("PaymentSettled(uint256,uint256,address,address,uint256,bool)")
 REGISTER_SELECTOR = keccak(text=f"registerAgreement({AGREEMENT_TUPLE},bytes,bytes)")[:4]
 
 EXCHANGE_CHECKS = {
@@ -363,20 +360,16 @@ class ExchangeAudit:
         return not self.ledger.discrepancies
 
 
-def _selector(signature: str) -> str:
-    return "0x" + keccak(text=signature)[:4].hex()
-
-
 def read_exchange(rpc: Rpc, exchange: str, block: int) -> tuple[Periods, str]:
     """The exchange's calendar and settlement token, from its views."""
     exchange = to_checksum_address(exchange)
     end0, end1, due0, token = rpc.eth_calls(
         exchange,
         [
-            _selector("periodEnd(uint256)") + f"{0:064x}",
-            _selector("periodEnd(uint256)") + f"{1:064x}",
-            _selector("dueDate(uint256)") + f"{0:064x}",
-            _selector("settlementToken()"),
+            selector("periodEnd(uint256)") + f"{0:064x}",
+            selector("periodEnd(uint256)") + f"{1:064x}",
+            selector("dueDate(uint256)") + f"{0:064x}",
+            selector("settlementToken()"),
         ],
         block,
     )

@@ -42,7 +42,8 @@ REDEEM_SELECTOR = keccak(text="redeem(address,uint256,uint256,uint256,uint256,by
 PERMIT_SELECTOR = keccak(text="permit(address,address,uint256,uint256,uint8,bytes32,bytes32)")[:4]
 
 
-def _selector(signature: str) -> str:
+def selector(signature: str) -> str:
+    """A function's selector, 0x hex (calldata starts with it)."""
     return "0x" + keccak(text=signature)[:4].hex()
 
 
@@ -55,13 +56,13 @@ def _uints(rpc: Rpc, token: str, datas: list[str], block: int) -> list[int]:
 
 
 def total_supply_at(rpc: Rpc, token: str, block: int) -> int:
-    [supply] = _uints(rpc, token, [_selector("totalSupply()")], block)
+    [supply] = _uints(rpc, token, [selector("totalSupply()")], block)
     return supply
 
 
 def budgets_at(rpc: Rpc, token: str, issuers: list[str], block: int) -> dict[str, int]:
     """`issueBudget` of each issuer at `block`."""
-    datas = [_selector("issueBudget(address)") + _address_arg(i) for i in issuers]
+    datas = [selector("issueBudget(address)") + _address_arg(i) for i in issuers]
     return dict(zip(issuers, _uints(rpc, token, datas, block), strict=True))
 
 
@@ -72,7 +73,7 @@ def balances_at(
     found: dict[str, int] = {}
     for start in range(0, len(members), 2_000):
         chunk = members[start : start + 2_000]
-        datas = [_selector("balanceOf(address)") + _address_arg(m) for m in chunk]
+        datas = [selector("balanceOf(address)") + _address_arg(m) for m in chunk]
         found.update(zip(chunk, _uints(rpc, token, datas, block), strict=True))
         if tick:
             tick(len(chunk))
@@ -127,7 +128,7 @@ def read_params(rpc: Rpc, token: str, block: int) -> Params:
     if not str(rpc.call("eth_getCode", [token, hex(block)])).removeprefix("0x"):
         raise ChainMismatchError(f"there is no contract at {token} on chain {rpc.chain_id()} (block {block})")
     name, start, length, validity = rpc.eth_calls(
-        token, [_selector(s) for s in ("name()", "startTime()", "epochLength()", "validityEpochs()")], block
+        token, [selector(s) for s in ("name()", "startTime()", "epochLength()", "validityEpochs()")], block
     )
     return Params(
         token=token,
