@@ -39,6 +39,7 @@ from loyalty.api.routes import (
     redemptions,
     rewards,
     rules,
+    settlement,
     system,
 )
 from loyalty.audit.view import AuditView
@@ -63,6 +64,7 @@ ROUTES = (
     redemptions,
     agreements,
     exchanges,
+    settlement,
     audit,
 )
 

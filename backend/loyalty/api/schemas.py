@@ -13,12 +13,15 @@ from loyalty.db.models import (
     AgreementStatus,
     ChainWrite,
     EarnStatus,
+    ExchangeStatus,
     LinkSource,
     PartnerKind,
     ProgramKind,
     ProgramStatus,
     RedemptionStatus,
     ReferralStatus,
+    SettlementAction,
+    SettlementStatus,
 )
 from loyalty.domain.campaigns import Shortfall
 from loyalty.domain.earning.calculators import Rounding
@@ -749,6 +752,10 @@ class ProgramPublic(BaseModel):
     validity_epochs: int | None = Field(description="epochs points stay valid, the one earned in included")
     kind: ProgramKind
     status: ProgramStatus = Field(description="deploying (its token is in the outbox), then active")
+    incoming_budget_points: int = Field(
+        description="incoming budget granted on-chain, in all (what is left is the exchange's issue budget on the token)"
+    )
+    incoming_to_grant_points: int = Field(description="incoming budget granted, not yet on-chain")
     created_at: datetime
 
 
@@ -839,6 +846,120 @@ class QuotePublic(BaseModel):
     amount_in: int
     amount_out: int = Field(description="points the member gets on the target (the rate rounded down, plus any bonus)")
     owed: int = Field(description="what the payer owes the payee for them, in the settlement token's smallest units")
+
+
+AmountIn = Annotated[int, Field(strict=True, ge=1, le=2**96 - 1, description="points given on the source")]
+
+
+class ExchangeConsentCreate(Strict):
+    agreement_id: Id = Field(description="the agreement's id in the service (not its digest)")
+    member_id: Id
+    amount_in: AmountIn
+
+
+class MyExchangeConsentCreate(Strict):
+    agreement_id: Id = Field(description="the agreement's id in the service (not its digest)")
+    amount_in: AmountIn
+
+
+class ExchangeConsentQuote(ConsentQuote):
+    exchange_id: int = Field(description="the exchange this consent is for, `quoted` until signed")
+    amount_out: int
+
+
+class MyExchangeCreate(Strict):
+    """A member's own exchange: custodial, nothing more (its session is its consent);
+    self-custody, the signed consent from POST /v1/me/exchanges/consents."""
+
+    agreement_id: Id = Field(description="the agreement's id in the service (not its digest)")
+    amount_in: AmountIn
+    signature: Signature | None = Field(default=None, description="a self-custody member's EIP-712 consent")
+    deadline: Annotated[int, Field(strict=True, ge=0, le=MAX_INT)] | None = Field(
+        default=None, description="the deadline from the typed data the member signed"
+    )
+
+
+class ExchangeCreate(MyExchangeCreate):
+    """A partner relays a member's exchange: with the member's signed consent (self-custody),
+    its one-time code (custodial), or neither, and it awaits the member's approval."""
+
+    member_id: Id
+    redemption_code: Annotated[str, StringConstraints(min_length=1, max_length=20, pattern=NO_NUL)] | None = Field(
+        default=None, description="a custodial member's one-time code for this partner (POST /v1/me/redemption-codes)"
+    )
+
+
+class ExchangePublic(BaseModel):
+    id: int
+    agreement_id: int
+    source_program_id: int
+    target_program_id: int
+    member_id: int
+    partner_id: int | None = Field(description="the partner that relayed it; none when the member asked itself")
+    amount_in: int
+    amount_out: int
+    status: ExchangeStatus
+    ref: int | None = Field(
+        description="the exchange's ref: the burn's label on the source, the mint's ref on the target"
+    )
+    tx_hash: str | None
+    block_number: int | None
+    error: str | None = None
+    created_at: datetime
+
+
+class IncomingBudgetGrant(Strict):
+    points: Annotated[int, Field(strict=True, ge=1, le=2**96 - 1)] = Field(
+        description="more points the program takes in through the exchange (the exchange's issue budget on its token)"
+    )
+
+
+class SettlementOverview(BaseModel):
+    exchange_address: str
+    settlement_token: str
+    current_period: int
+    next_period_to_close: int
+
+
+class DebtPublic(BaseModel):
+    payer_id: int | None
+    payee_id: int | None
+    payer: str
+    payee: str
+    amount: str = Field(description="settlement-token units, as a decimal string (it may pass 2^53)")
+
+
+class PaymentPublic(BaseModel):
+    index: int
+    debtor_id: int | None
+    creditor_id: int | None
+    debtor: str
+    creditor: str
+    amount: str = Field(description="settlement-token units, as a decimal string")
+    settled: bool
+
+
+class PeriodPublic(BaseModel):
+    period: int
+    ends_at: int = Field(description="Unix time the period ends; anyone may close it then")
+    due_at: int = Field(description="Unix time its payments are due; an unpaid debtor cannot exchange as payer after")
+    closed: bool
+    debts: list[DebtPublic] = Field(description="what each payer owes each payee for the period's exchanges")
+    net: dict[str, str] = Field(description="each brand's position (credits less debts), by address; they sum to zero")
+    payments: list[PaymentPublic] = Field(description="once closed: the payments that settle the net positions")
+
+
+class SettlementStepPublic(BaseModel):
+    id: int
+    period: int
+    payment_index: int | None
+    action: SettlementAction
+    partner_id: int | None
+    status: SettlementStatus
+    tx_hash: str | None
+    block_number: int | None
+    error: str | None
+    created_at: datetime
 
 
 # -------------------------------------------------------------------------------------- tiers

@@ -4,20 +4,52 @@ store them before they are broadcast (as `chain/token.py` does for the token).""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
 from web3.types import TxParams
 
 from loyalty.chain.client import ChainClient, SignedTx, checksum
 from loyalty.domain.consent import typed_data_digest
 from loyalty.domain.exchange import Agreement, agreement_typed_data
+from loyalty.errors import ChainRevertError, TxRefusedError
 
 REGISTER_GAS = 1_500_000  # registration checks up to MAX_ROUTES (64) reverse agreements' round trips: a cap, not a cost
 REVOKE_GAS = 80_000
 OPERATOR_CALL_GAS = 120_000
+ERC20_CALL_GAS = 100_000
+GAS_MARGIN = (5, 4)  # an exchange batch gets 5/4 of its estimate: lots and first holders vary its cost
+MAX_UINT256 = 2**256 - 1
+
+
+@dataclass(frozen=True)
+class Order:
+    """One member's exchange in a batch (`IPointsExchange.Order`)."""
+
+    member: str
+    amount_in: int
+    ref: int
+    deadline: int
+    consent: bytes
+
+    def as_tuple(self) -> tuple[str, int, int, int, bytes]:
+        return (checksum(self.member), self.amount_in, self.ref, self.deadline, self.consent)
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What an exchange under one agreement would meet now: the period, the payer's debt to the
+    payee in it, the member's use of the agreement in it, and the payer's oldest unpaid payment's
+    due date (0: none)."""
+
+    period: int
+    debt: int
+    member_used: int
+    overdue_since: int
 
 
 @cache
@@ -69,5 +101,106 @@ class PointsExchange:
         call = self.contract.functions.revokeAgreement(agreement.as_tuple())
         return self.client.sign(brand, self._call_tx(call, REVOKE_GAS), nonce, base_fee)
 
+    # ------------------------------------------------------------------------ exchanging
+    def standing(self, agreement: Agreement, member: str) -> Standing:
+        """The agreement's limits as they stand for `member` (see `Standing`)."""
+        functions = self.contract.functions
+        period = int(functions.currentPeriod().call())
+        agreement_id = bytes.fromhex(self.agreement_id(agreement)[2:])
+        debt = int(functions.debtOf(period, checksum(agreement.payer), checksum(agreement.payee)).call())
+        used = (
+            int(functions.memberExchanged(agreement_id, checksum(member)).call())
+            if agreement.max_in_per_member_period
+            else 0
+        )
+        any_unpaid, _, _, due = functions.oldestUnpaid(checksum(agreement.payer)).call()
+        return Standing(period, debt, used, int(due) if any_unpaid else 0)
+
+    def batch_gas(self, agreement: Agreement, orders: list[Order]) -> int | ChainRevertError:
+        """The gas `exchangeBatch` of `orders` needs now, with a margin, or why it would revert."""
+        call = self.contract.functions.exchangeBatch(agreement.as_tuple(), [o.as_tuple() for o in orders])
+        tx = {"from": self.client.operator.address, "to": self.address, "data": call._encode_transaction_data()}
+        try:
+            estimate = int(self.client.rpc("eth_estimateGas", [tx]), 16)
+        except TxRefusedError as exc:
+            return (
+                self.client.decode_revert(exc.data) if exc.data else ChainRevertError("Unknown", {"reason": exc.reason})
+            )
+        return estimate * GAS_MARGIN[0] // GAS_MARGIN[1]
+
+    def sign_exchange_batch(
+        self, nonce: int, base_fee: int, agreement: Agreement, orders: list[Order], gas: int
+    ) -> SignedTx:
+        """The operator (the exchange's relayer) sends the members' exchanges in one transaction."""
+        call = self.contract.functions.exchangeBatch(agreement.as_tuple(), [o.as_tuple() for o in orders])
+        return self.client.sign(self.client.operator, self._call_tx(call, gas), nonce, base_fee)
+
+    def exchanged_logged(self, agreement_id: str, ref: int, from_block: int, to_block: int) -> bool:
+        """Whether an `Exchanged` event of the agreement with `ref` is on the chain."""
+        for log in self.client.logs(self.address, [_EXCHANGED_TOPIC, agreement_id], from_block, to_block):
+            data = bytes.fromhex(str(log["data"]).removeprefix("0x"))
+            if int.from_bytes(data[64:96], "big") == ref:
+                return True
+        return False
+
+    # ------------------------------------------------------------------------ settlement
+    def period_facts(self, period: int) -> tuple[int, int, bool]:
+        """(end, due date, closed) of `period`."""
+        functions = self.contract.functions
+        end, due = int(functions.periodEnd(period).call()), int(functions.dueDate(period).call())
+        return end, due, period < int(functions.nextPeriodToClose().call())
+
+    def next_period_to_close(self) -> int:
+        return int(self.contract.functions.nextPeriodToClose().call())
+
+    def current_period(self) -> int:
+        return int(self.contract.functions.currentPeriod().call())
+
+    def debt_of(self, period: int, payer: str, payee: str) -> int:
+        return int(self.contract.functions.debtOf(period, checksum(payer), checksum(payee)).call())
+
+    def payments_of(self, period: int) -> list[tuple[str, bool, str, int]]:
+        """(debtor, settled, creditor, amount) of each payment a closed period asks for, in order."""
+        return [(str(d), bool(s), str(c), int(a)) for d, s, c, a in self.contract.functions.paymentsOf(period).call()]
+
+    def settlement_token(self) -> str:
+        return str(self.contract.functions.settlementToken().call())
+
+    def allowance(self, owner: str) -> int:
+        """What `owner` lets the exchange take of its settlement tokens."""
+        data = _ALLOWANCE + _word(owner) + _word(self.address)
+        return int.from_bytes(self.client.call(self.settlement_token(), data), "big")
+
+    def sign_close(self, nonce: int, base_fee: int, period: int) -> SignedTx:
+        call = self.contract.functions.closePeriod(period)
+        return self.client.sign(self.client.operator, self._call_tx(call, CLOSE_GAS), nonce, base_fee)
+
+    def sign_approve(self, brand: LocalAccount, nonce: int, base_fee: int) -> SignedTx:
+        """The brand lets the exchange take its settlement payments from it (once, for all)."""
+        data = "0x" + _APPROVE + _word(self.address) + MAX_UINT256.to_bytes(32, "big").hex()
+        tx: TxParams = {"to": checksum(self.settlement_token()), "data": data, "gas": ERC20_CALL_GAS}  # type: ignore[typeddict-item]
+        return self.client.sign(brand, tx, nonce, base_fee)
+
+    def sign_settle(self, brand: LocalAccount, nonce: int, base_fee: int, period: int, index: int) -> SignedTx:
+        call = self.contract.functions.settle(period, index)
+        return self.client.sign(brand, self._call_tx(call, SETTLE_GAS), nonce, base_fee)
+
+    def sign_confirm(self, brand: LocalAccount, nonce: int, base_fee: int, period: int, index: int) -> SignedTx:
+        call = self.contract.functions.confirmReceipt(period, index)
+        return self.client.sign(brand, self._call_tx(call, SETTLE_GAS), nonce, base_fee)
+
     def _call_tx(self, call: Any, gas: int) -> TxParams:
         return {"to": self.address, "data": call._encode_transaction_data(), "gas": gas}
+
+
+CLOSE_GAS = 12_000_000  # the fullest period (MAX_PAIRS_PER_PERIOD pairs) closes under this: a cap, not a cost
+SETTLE_GAS = 150_000
+_APPROVE = "095ea7b3"  # approve(address,uint256)
+_ALLOWANCE = "dd62ed3e"  # allowance(address,address)
+_EXCHANGED_TOPIC = (
+    "0x" + keccak(text="Exchanged(bytes32,address,uint256,uint256,uint256,uint256,uint256,uint256)").hex()
+)
+
+
+def _word(address: str) -> str:
+    return "0" * 24 + checksum(address)[2:].lower()

@@ -131,6 +131,9 @@ class LoyaltyToken:
     def issue_budget(self, issuer: str) -> int:
         return self._uint("issueBudget(address)", issuer)
 
+    def is_issuer(self, account: str) -> bool:
+        return bool(self.contract.functions.hasRole(ISSUER_ROLE, checksum(account)).call())
+
     def lots_of(self, member: str) -> list[tuple[int, int]]:
         """(expires_at, amount_points) of the member's unexpired points, oldest first. One raw
         `eth_call` (web3's contract call costs several times the call itself)."""

@@ -1,6 +1,6 @@
 """The `loyalty` command line, one module per concern: `stack` runs the service (`up`, `serve`,
 `worker`, `deploy`), `client` uses the API (`partners`, `auditors`, `members`, `catalog`,
-`rules`, `campaigns`, `purchases`, `events`, `programs`, `agreements`, `exchanges`, `earn`, `earns`, `redeem`, `redemptions`, `status`), `audit` checks the program (`audit verify`, `audit reconcile`)."""
+`rules`, `campaigns`, `purchases`, `events`, `programs`, `agreements`, `exchanges`, `settlement`, `earn`, `earns`, `redeem`, `redemptions`, `status`), `audit` checks the program (`audit verify`, `audit reconcile`)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ for command in (
     client.programs,
     client.agreements,
     client.exchanges,
+    client.settlement,
     client.earn,
     client.earns,
     client.redeem,

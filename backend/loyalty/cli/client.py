@@ -701,6 +701,15 @@ def programs_set(
     _call(api_url, key, "PATCH", f"/v1/programs/{program_id}", body)
 
 
+@programs.command("incoming-budget")
+@click.argument("program_id", type=int)
+@click.argument("points", type=int)
+@with_api
+def programs_incoming_budget(program_id: int, points: int, api_url: str, key: str | None) -> None:
+    """Let PROGRAM_ID take POINTS more in through the exchange (admin)."""
+    _call(api_url, key, "POST", f"/v1/programs/{program_id}/incoming-budget", {"points": points})
+
+
 @click.group()
 def agreements() -> None:
     """Rate agreements between brands for exchanging points between programs."""
@@ -785,6 +794,124 @@ def exchanges() -> None:
 def exchanges_quote(agreement_id: int, amount_in: int, api_url: str, key: str | None) -> None:
     """What AMOUNT_IN points would give under a registered agreement, and what the payer would owe."""
     _call(api_url, key, "POST", "/v1/exchanges/quote", {"agreement_id": agreement_id, "amount_in": amount_in})
+
+
+@exchanges.command("create")
+@click.argument("agreement_id", type=int)
+@click.argument("amount_in", type=int)
+@click.option("--member", "member_id", type=int, default=None,
+              help="The member a partner exchanges for; without it, the member signed in (its session as --key).")  # fmt: skip
+@click.option("--code", "redemption_code", default=None, help="A custodial member's one-time code for this partner.")
+@click.option("--signature", default=None, help="A self-custody member's signed consent (`exchanges consent`).")
+@click.option("--deadline", type=int, default=None, help="The deadline of the consent signed.")
+@with_api
+def exchanges_create(
+    agreement_id: int, amount_in: int, member_id: int | None, redemption_code: str | None, signature: str | None,
+    deadline: int | None, api_url: str, key: str | None,
+) -> None:  # fmt: skip
+    """Exchange AMOUNT_IN points under a registered agreement: a member's own (custodial: its
+    session is its consent), or a partner's for --member (with --code, a signature, or nothing
+    and the member approves it)."""
+    body: dict[str, Any] = {"agreement_id": agreement_id, "amount_in": amount_in}
+    body |= {k: v for k, v in (("signature", signature), ("deadline", deadline)) if v is not None}
+    if member_id is None:
+        if redemption_code is not None:
+            raise click.UsageError("--code is for a partner exchanging for a --member")
+        _call(api_url, key, "POST", "/v1/me/exchanges", body)
+        return
+    body["member_id"] = member_id
+    if redemption_code is not None:
+        body["redemption_code"] = redemption_code
+    _call(api_url, key, "POST", "/v1/exchanges", body)
+
+
+@exchanges.command("consent")
+@click.argument("agreement_id", type=int)
+@click.argument("amount_in", type=int)
+@click.option(
+    "--member", "member_id", type=int, default=None, help="The member (a partner asking); else the member signed in."
+)
+@with_api
+def exchanges_consent(agreement_id: int, amount_in: int, member_id: int | None, api_url: str, key: str | None) -> None:
+    """The EIP-712 consent a self-custody member signs for an exchange (then `exchanges create`
+    with --signature and --deadline)."""
+    body: dict[str, Any] = {"agreement_id": agreement_id, "amount_in": amount_in}
+    if member_id is None:
+        _call(api_url, key, "POST", "/v1/me/exchanges/consents", body)
+    else:
+        _call(api_url, key, "POST", "/v1/exchanges/consents", {**body, "member_id": member_id})
+
+
+@exchanges.command("approve")
+@click.argument("exchange_id", type=int)
+@click.option("--decline", is_flag=True, help="Decline it instead: nothing moves.")
+@with_api
+def exchanges_approve(exchange_id: int, decline: bool, api_url: str, key: str | None) -> None:
+    """Approve (or --decline) an exchange a partner asked for, as the member signed in."""
+    _call(api_url, key, "POST", f"/v1/me/exchanges/{exchange_id}/{'decline' if decline else 'approve'}")
+
+
+@exchanges.command("show")
+@click.argument("exchange_id", type=int)
+@with_api
+def exchanges_show(exchange_id: int, api_url: str, key: str | None) -> None:
+    """An exchange: its amounts, status and transaction."""
+    _call(api_url, key, "GET", f"/v1/exchanges/{exchange_id}")
+
+
+@exchanges.command("list")
+@click.option("--member", "member_id", type=int, default=None, help="Only this member's.")
+@click.option("--status", default=None, help="Only those in this status (reserved, confirmed, voided, ...).")
+@page_options
+@with_api
+def exchanges_list(
+    member_id: int | None, status: str | None, limit: int, cursor: str | None, api_url: str, key: str | None
+) -> None:
+    """Exchanges, oldest first (a partner sees those it relayed or is a party to)."""
+    _list(api_url, key, "/v1/exchanges", limit, cursor, member_id=member_id, status=status)
+
+
+@click.group()
+def settlement() -> None:
+    """Settlement between brands: periods, their payments, and closing and paying them."""
+
+
+@settlement.command("show")
+@click.argument("period", type=int, required=False)
+@with_api
+def settlement_show(period: int | None, api_url: str, key: str | None) -> None:
+    """A period's debts, net positions and payments (without PERIOD: the exchange and its current period)."""
+    _call(api_url, key, "GET", "/v1/settlement" if period is None else f"/v1/settlement/periods/{period}")
+
+
+@settlement.command("close")
+@click.argument("period", type=int)
+@with_api
+def settlement_close(period: int, api_url: str, key: str | None) -> None:
+    """Close an ended PERIOD: its net positions become at most n - 1 payments."""
+    _call(api_url, key, "POST", f"/v1/settlement/periods/{period}/close")
+
+
+@settlement.command("pay")
+@click.argument("period", type=int)
+@click.argument("index", type=int)
+@click.option("--confirm", is_flag=True, help="As the creditor: confirm it was paid off-chain instead.")
+@with_api
+def settlement_pay(period: int, index: int, confirm: bool, api_url: str, key: str | None) -> None:
+    """Pay payment INDEX of PERIOD as its debtor, in the settlement token (or --confirm it as its creditor)."""
+    _call(api_url, key, "POST", f"/v1/settlement/periods/{period}/payments/{index}/{'confirm' if confirm else 'pay'}")
+
+
+@settlement.command("steps")
+@click.argument("step_id", type=int, required=False)
+@page_options
+@with_api
+def settlement_steps(step_id: int | None, limit: int, cursor: str | None, api_url: str, key: str | None) -> None:
+    """Settlement steps asked for and how they went (one with STEP_ID)."""
+    if step_id is not None:
+        _call(api_url, key, "GET", f"/v1/settlement/steps/{step_id}")
+    else:
+        _list(api_url, key, "/v1/settlement/steps", limit, cursor)
 
 
 # ---------------------------------------------------------------------------------- earning

@@ -113,6 +113,18 @@ class WriteKind(enum.StrEnum):
     # The operator, as the target program's admin, allows an agreement's payee to be paid for
     # points exchanged into it (`ref`: the agreement's row id).
     ALLOW_BRAND = "allow_brand"
+    # Members' exchanges under one agreement (`ref`: the agreement's row id), relayed by the operator.
+    EXCHANGE_BATCH = "exchange_batch"
+    # The operator, as a program's admin, makes the exchange an issuer of its token
+    # (`program_id`) and sets its incoming budget there (`amount_points`: the grant it carries).
+    GRANT_EXCHANGE = "grant_exchange"
+    SET_INCOMING = "set_incoming"
+    # Settlement: a period closed (`ref`: the period); a brand's payment (`ref`: the
+    # settlement action's row id) approved and paid by the debtor, or confirmed by the creditor.
+    CLOSE_PERIOD = "close_period"
+    SETTLE_APPROVE = "settle_approve"
+    SETTLE_PAYMENT = "settle_payment"
+    CONFIRM_RECEIPT = "confirm_receipt"
     # A transfer of nothing to itself that takes a nonce: from a stuck write, or one no write holds.
     CANCEL = "cancel"
 
@@ -353,6 +365,11 @@ class Program(Base):
     # The currency purchases are priced in: spend in another is refused, never added to it.
     currency: Mapped[str] = mapped_column(String(3), default="USD", server_default="USD")
     tiers: Mapped[str | None] = mapped_column(Text)  # the tier ladder, JSON (domain.tiers)
+    # Points exchanged in: the exchange's refs on this token (one per exchange), and its issue
+    # budget here, granted by the admin (`incoming_to_grant_points`: granted, not yet on-chain).
+    exchange_next_ref: Mapped[int] = mapped_column(BigInteger, default=1, server_default="1")
+    incoming_budget_points: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    incoming_to_grant_points: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -673,6 +690,81 @@ class RateAgreement(Base):
     payee_signature: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20), default=AgreementStatus.PROPOSED)
     revoked_by: Mapped[int | None] = mapped_column(ForeignKey("partners.id"))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ExchangeStatus(enum.StrEnum):
+    """quoted (typed data handed to a self-custody member, not signed yet), awaiting_member (a
+    custodial member has not approved it), declined, reserved (points held, the exchange
+    queued), then confirmed (burned on the source and minted on the target in one transaction)
+    or voided (nothing moved; `error` says why)."""
+
+    QUOTED = "quoted"
+    AWAITING_MEMBER = "awaiting_member"
+    DECLINED = "declined"
+    RESERVED = "reserved"
+    CONFIRMED = "confirmed"
+    VOIDED = "voided"
+
+
+class Exchange(Base):
+    """A member's exchange of `amount_in` source points for `amount_out` target points under a
+    registered agreement, asked by the member or relayed by a partner (`partner_id`). The consent
+    (ref, nonce, deadline, signature) is the member's for a self-custody wallet; for a custodial
+    one the outbox signs it when it sends the exchange (the member approved it)."""
+
+    __tablename__ = "exchanges"
+    __table_args__ = (Index("ix_exchanges_status", "status", "agreement_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agreement_id: Mapped[int] = mapped_column(ForeignKey("agreements.id"))
+    # the agreement's programs, kept here for the points held on each
+    source_program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    target_program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"))
+    amount_in: Mapped[int] = mapped_column(BigInteger)
+    amount_out: Mapped[int] = mapped_column(BigInteger)
+    ref: Mapped[int | None] = mapped_column(BigInteger)
+    nonce: Mapped[int | None] = mapped_column(BigInteger)
+    deadline: Mapped[int | None] = mapped_column(BigInteger)
+    signature: Mapped[bytes | None] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(20), default=ExchangeStatus.RESERVED)
+    write_id: Mapped[int | None] = mapped_column(ForeignKey("chain_writes.id"), index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SettlementAction(enum.StrEnum):
+    CLOSE = "close"  # anyone closes an ended period (the operator sends it)
+    PAY = "pay"  # the debtor pays through the exchange, in the settlement token
+    CONFIRM = "confirm"  # the creditor confirms it was paid off-chain
+
+
+class SettlementStatus(enum.StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Settlement(Base):
+    """A step of settling `period`, asked through the API and sent by the outbox: the period
+    closed (by the operator; `partner_id` who asked, none for the admin), or its payment
+    `payment_index` paid by the debtor or confirmed by the creditor (from the brand's account)."""
+
+    __tablename__ = "settlements"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    exchange_address: Mapped[str] = mapped_column(String(42))
+    period: Mapped[int] = mapped_column(BigInteger)
+    payment_index: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(20))
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"), index=True)
+    amount: Mapped[str] = mapped_column(String(80))  # settlement-token units (may pass 2**63)
+    status: Mapped[str] = mapped_column(String(20), default=SettlementStatus.QUEUED, index=True)
+    write_id: Mapped[int | None] = mapped_column(ForeignKey("chain_writes.id"))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -13,6 +13,8 @@ from loyalty.chain.client import checksum, is_zero
 from loyalty.db.models import (
     ChainWrite,
     Earn,
+    Exchange,
+    ExchangeStatus,
     LinkSource,
     Member,
     MemberLink,
@@ -25,6 +27,7 @@ from loyalty.domain.referrals import new_code
 from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
 from loyalty.services import partners
 from loyalty.services.lists import Page, decode_cursor, encode_cursor, keyset
+from loyalty.services.purchases import DEFAULT_PROGRAM, program
 from loyalty.services.uow import UnitOfWork
 
 
@@ -151,22 +154,38 @@ def lock(uow: UnitOfWork, member: Member) -> None:
     uow.session.execute(select(Member.id).where(Member.id == member.id).with_for_update(key_share=True))
 
 
-def spendable_points(uow: UnitOfWork, member: Member) -> tuple[int, int]:
-    """Points the member may still redeem, and the consent nonce the next redemption takes.
+def spendable_points(uow: UnitOfWork, member: Member, program_id: int = DEFAULT_PROGRAM) -> tuple[int, int]:
+    """Points the member may still spend in a program (redeem, or exchange out), and the consent
+    nonce the next spend there takes: redemptions and exchanges share the token's nonce.
 
-    Balance and nonce are read from the chain as of one block. A reserved redemption still
-    holds its points until its burn is on-chain: one whose transaction is mined already (its
-    nonce is below the chain's) is in the balance, not counted again."""
+    Balance and nonce are read from the chain as of one block. A reserved spend still holds its
+    points until its burn is on-chain: one whose transaction is mined already (its nonce is below
+    the chain's) is in the balance, not counted again."""
+    token = (
+        uow.token
+        if program_id == DEFAULT_PROGRAM
+        else uow.token_at(str(program(uow.session, program_id).token_address))
+    )
     block = uow.chain.block_number()
-    balance, nonce = uow.token.members_state([member.wallet_address], block)[member.wallet_address]
-    held = uow.session.execute(
-        select(func.coalesce(func.sum(Redemption.amount_points), 0), func.count()).where(
-            Redemption.member_id == member.id,
-            Redemption.status == RedemptionStatus.RESERVED,
-            or_(Redemption.write_id.is_(None), Redemption.nonce >= nonce),
+    balance, nonce = token.members_state([member.wallet_address], block)[member.wallet_address]
+    held_points, held_count = uow.session.execute(
+        select(func.coalesce(func.sum(Exchange.amount_in), 0), func.count()).where(
+            Exchange.member_id == member.id,
+            Exchange.source_program_id == program_id,
+            Exchange.status == ExchangeStatus.RESERVED,
+            or_(Exchange.write_id.is_(None), Exchange.nonce >= nonce),
         )
     ).one()
-    return balance - int(held[0]), nonce + int(held[1])
+    if program_id == DEFAULT_PROGRAM:  # redemptions are program 1's
+        redeeming = uow.session.execute(
+            select(func.coalesce(func.sum(Redemption.amount_points), 0), func.count()).where(
+                Redemption.member_id == member.id,
+                Redemption.status == RedemptionStatus.RESERVED,
+                or_(Redemption.write_id.is_(None), Redemption.nonce >= nonce),
+            )
+        ).one()
+        held_points, held_count = held_points + redeeming[0], held_count + redeeming[1]
+    return balance - int(held_points), nonce + int(held_count)
 
 
 @dataclass(frozen=True)

@@ -259,16 +259,7 @@ def _signed_consent(
         raise NotFoundError(
             ErrorCode.CONSENT_NOT_FOUND, "no typed data was issued for this member, reward and deadline"
         )
-    if deadline < time.time():
-        raise UnprocessableError(ErrorCode.CONSENT_EXPIRED, f"the consent expired at {deadline}")
-    if not member.smart_wallet:
-        signature = full_signature(signature)
-        if not is_low_s(signature):
-            raise UnprocessableError(
-                ErrorCode.INVALID_SIGNATURE,
-                "not a 65-byte (or 64-byte compact) signature with s in the lower half of the curve order: the "
-                "token refuses it",
-            )
+    signature = usable_signature(member, signature, deadline)
     issuer = partners.get(uow, reward.partner_id).issuer_address
     wallet = member.wallet_address
     for found in quotes:
@@ -285,6 +276,23 @@ def _signed_consent(
                 )
             return found, consent, signature
     raise UnprocessableError(ErrorCode.INVALID_SIGNATURE, f"the signature is not {wallet}'s consent to this redemption")
+
+
+def usable_signature(member: Member, signature: bytes, deadline: int) -> bytes:
+    """A consent's signature as the token takes it (a compact one expanded), refused when the
+    consent has expired or the token would refuse its form (an `s` in the upper half)."""
+    if deadline < time.time():
+        raise UnprocessableError(ErrorCode.CONSENT_EXPIRED, f"the consent expired at {deadline}")
+    if member.smart_wallet:  # a contract wallet's own form (ERC-1271)
+        return signature
+    signature = full_signature(signature)
+    if not is_low_s(signature):
+        raise UnprocessableError(
+            ErrorCode.INVALID_SIGNATURE,
+            "not a 65-byte (or 64-byte compact) signature with s in the lower half of the curve order: the "
+            "token refuses it",
+        )
+    return signature
 
 
 def get(uow: UnitOfWork, redemption_id: int, partner_id: int | None = None, member_id: int | None = None) -> Redemption:

@@ -43,6 +43,7 @@ from loyalty.db.models import (
     ChainWrite,
     Earn,
     EarnStatus,
+    Exchange,
     ExpirySweep,
     IdempotencyRecord,
     Member,
@@ -53,6 +54,9 @@ from loyalty.db.models import (
     RateAgreement,
     Redemption,
     RedemptionStatus,
+    Settlement,
+    SettlementAction,
+    SettlementStatus,
     SignInNonce,
     WriteKind,
     WriteStatus,
@@ -68,10 +72,21 @@ from loyalty.errors import (
     TxRefusedError,
 )
 from loyalty.runtime import Runtime
-from loyalty.services import agreements, credentials, earning, programs, purchases, redemptions, tiers
+from loyalty.services import (
+    agreements,
+    credentials,
+    earning,
+    exchanges,
+    programs,
+    purchases,
+    redemptions,
+    tiers,
+)
 from loyalty.services.redemptions import CONSENT_VALIDITY_S
 from loyalty.services.refs import claim_ref, next_ref
+from loyalty.workers import exchanging
 from loyalty.workers import lease as leases
+from loyalty.workers.writes import Nonces, live_write, record
 
 log = logging.getLogger("loyalty.workers.outbox")
 MAX_IN_FLIGHT = 16  # transactions sent and not yet final, per sender
@@ -115,6 +130,8 @@ class OutboxWriter:
     _params: tuple[int, int, int] | None = field(default=None, init=False)
     _pause: tuple[int, bool] | None = field(default=None, init=False)
     _grant_hold: dict[int, float] = field(default_factory=dict, init=False)
+    _exchange_hold: dict[int, float] = field(default_factory=dict, init=False)  # by agreement row
+    _exchange_issuer_of: set[int] = field(default_factory=set, init=False)  # programs the exchange is an issuer of
 
     def __post_init__(self) -> None:
         self.sessions = self.runtime.sessions
@@ -285,6 +302,17 @@ class OutboxWriter:
             return row is not None and self.token.redeem_logged(
                 row.wallet_address, write.sender, row.reward_id, write.ref, start, final_block
             )
+        if write.kind == WriteKind.EXCHANGE_BATCH and write.ref is not None:
+            with self.sessions() as session:
+                agreement = session.get(RateAgreement, write.ref)
+                ref = session.scalar(select(Exchange.ref).where(Exchange.write_id == write.id).limit(1))
+            return (
+                agreement is not None
+                and ref is not None
+                and self._exchange_at(agreement.exchange_address).exchanged_logged(
+                    agreement.agreement_id, ref, start, final_block
+                )
+            )
         return False
 
     def _cancel_and_fill(
@@ -385,6 +413,36 @@ class OutboxWriter:
                 if registered if registering else revoked:
                     error = None
             agreements.landed(session, write.ref, registering=registering, error=error)
+        elif write.kind == WriteKind.EXCHANGE_BATCH:
+            if error is None:
+                exchanges.confirm(session, write.id)
+            else:  # estimated before it was sent, so the chain changed since: each goes again, checked afresh
+                log.warning("exchange batch %s reverted: %s", write.id, error)
+                exchanges.requeue(session, write.id)
+        elif write.kind == WriteKind.SET_INCOMING:
+            if error is None:
+                exchanging.incoming_landed(session, write, +1)
+            else:
+                self._grant_hold[-(write.program_id or 0)] = time.monotonic() + GRANT_RETRY_S
+                log.warning("incoming budget for program %s failed: %s", write.program_id, error)
+        elif write.kind == WriteKind.GRANT_EXCHANGE and error is not None:
+            self._grant_hold[-(write.program_id or 0)] = time.monotonic() + GRANT_RETRY_S
+            log.warning("making the exchange an issuer of program %s failed: %s", write.program_id, error)
+        elif write.kind in exchanging.SETTLEMENT_WRITES and write.ref is not None:
+            if error is not None and self._settlement_done(session, write.ref):
+                error = None  # another did it first (anyone may close; a creditor may confirm a paid one)
+            exchanging.settlement_landed(session, write.ref, error)
+
+    def _settlement_done(self, session: Session, step_id: int) -> bool:
+        """Whether the chain has what a settlement step asked for, though its own write reverted."""
+        step = session.get(Settlement, step_id)
+        exchange = self.runtime.exchange()
+        if step is None:
+            return False
+        if step.action == SettlementAction.CLOSE:
+            return step.period < exchange.next_period_to_close()
+        payments = exchange.payments_of(step.period)
+        return step.payment_index < len(payments) and payments[step.payment_index][1]
 
     def _drop(self, session: Session, write: ChainWrite, reason: str, *, split: bool) -> None:
         """A write that was never mined and never can be: its rows go back to the queue (a
@@ -410,6 +468,10 @@ class OutboxWriter:
                     redemptions.void(session, redemption, reason)
                 else:
                     redemption.write_id = None
+        elif write.kind == WriteKind.EXCHANGE_BATCH:
+            exchanges.requeue(session, write.id)  # estimated again before it goes
+        elif write.kind in exchanging.SETTLEMENT_WRITES and write.ref is not None:
+            exchanging.settlement_requeued(session, write.ref, SettlementStatus.QUEUED)
 
     def _release_reverted_batch(self, session: Session, write: ChainWrite, error: ChainRevertError | None) -> None:
         """A batch that reverted minted nothing, so its earns may go out again (the transaction
@@ -535,12 +597,18 @@ class OutboxWriter:
             programs.undeployed(session, write.program_id)
         elif write.kind in AGREEMENT_WRITES and write.ref is not None:
             agreements.unlanded(session, write.ref, registering=write.kind == WriteKind.REGISTER_AGREEMENT)
+        elif write.kind == WriteKind.EXCHANGE_BATCH:
+            exchanges.unconfirm(session, write.id)
+        elif write.kind == WriteKind.SET_INCOMING:
+            exchanging.incoming_landed(session, write, -1)
+        elif write.kind in exchanging.SETTLEMENT_WRITES and write.ref is not None:
+            exchanging.settlement_requeued(session, write.ref, SettlementStatus.SENT)
 
     # ------------------------------------------------------------------------- sending
     def _send(self, partner: Partner, head: Block) -> int:
         """Send the partner's next redemptions and earn batches; returns how many went out."""
         issuer = self._issuer(partner)
-        nonces = _Nonces(self, partner.issuer_address)
+        nonces = Nonces(self.chain, partner.issuer_address)
         with self.sessions() as session:
             in_flight = (
                 session.scalar(
@@ -565,7 +633,7 @@ class OutboxWriter:
         return sent
 
     def _send_earn_batch(
-        self, partner: Partner, issuer: LocalAccount, head: Block, nonces: _Nonces, in_flight: int
+        self, partner: Partner, issuer: LocalAccount, head: Block, nonces: Nonces, in_flight: int
     ) -> bool:
         """Sign, record and broadcast the next batch; returns whether there was one.
 
@@ -598,7 +666,7 @@ class OutboxWriter:
             if not claim_ref(session, partner.id, ref):
                 nonces.release(nonce)
                 return False
-            write = _record(session, partner.id, partner.issuer_address, WriteKind.EARN_BATCH, nonce, signed, ref)
+            write = record(session, partner.id, partner.issuer_address, WriteKind.EARN_BATCH, nonce, signed, ref)
             taken = session.execute(
                 update(Earn)
                 .where(Earn.id.in_([r.id for r in rows]), Earn.write_id.is_(None), Earn.status == EarnStatus.PENDING)
@@ -623,7 +691,7 @@ class OutboxWriter:
         if self._due(f"budget:{partner.id}", 60.0):
             log.warning("partner %s: on-chain budget %s is below the next batch's %s points", partner.id, budget, total)
 
-    def _send_redemptions(self, partner: Partner, issuer: LocalAccount, head: Block, nonces: _Nonces, room: int) -> int:
+    def _send_redemptions(self, partner: Partner, issuer: LocalAccount, head: Block, nonces: Nonces, room: int) -> int:
         """Send reserved redemptions, at most one in flight per member: each goes only after the
         chain shows the member's nonce, balance and the consent's deadline let it succeed.
         One the chain would refuse is voided without a transaction; a custodial member's consent
@@ -634,6 +702,15 @@ class OutboxWriter:
                     select(Redemption.member_id)
                     .join(ChainWrite, ChainWrite.id == Redemption.write_id)
                     .where(ChainWrite.status == WriteStatus.SENT)
+                )
+            )
+            busy |= set(  # or an exchange out of program 1 (the same token's nonce)
+                session.scalars(
+                    select(Exchange.member_id)
+                    .join(ChainWrite, ChainWrite.id == Exchange.write_id)
+                    .where(
+                        ChainWrite.status == WriteStatus.SENT, Exchange.source_program_id == programs.DEFAULT_PROGRAM
+                    )
                 )
             )
             waiting = session.execute(
@@ -701,7 +778,7 @@ class OutboxWriter:
                 contract_wallet=member.smart_wallet,
             )
             with self.sessions() as session, write_lock(session):
-                write = _record(
+                write = record(
                     session, partner.id, partner.issuer_address, WriteKind.REDEEM, nonce, signed, redemption.ref
                 )
                 taken = session.execute(
@@ -758,7 +835,7 @@ class OutboxWriter:
     ) -> bool:
         """Record a write that claims no rows, then broadcast it; returns whether the node took it."""
         with self.sessions() as session, write_lock(session):
-            write = _record(session, partner_id, sender, kind, nonce, signed)
+            write = record(session, partner_id, sender, kind, nonce, signed)
             session.commit()
         return self._broadcast(write, signed)
 
@@ -797,6 +874,10 @@ class OutboxWriter:
                 progressed |= self._guarded(partner.id, partial(self._change_budget, partner, head), False)
         progressed |= self._guarded(None, partial(self._deploy_programs, head), False)
         progressed |= self._guarded(None, partial(self._agreement_writes, head), False)
+        progressed |= self._guarded(None, partial(exchanging.exchange_roles, self, head), False)
+        progressed |= self._guarded(None, partial(exchanging.incoming_budgets, self, head), False)
+        progressed |= self._guarded(None, partial(exchanging.send_exchanges, self, head), False)
+        progressed |= self._guarded(None, partial(exchanging.send_settlements, self, head), False)
         if self._due("sweep", self.runtime.settings.sweep_interval_s):
             progressed |= self._sweep(head)
         return progressed
@@ -819,7 +900,7 @@ class OutboxWriter:
             ):
                 latest[program_id] = status
         progressed = False
-        nonces = _Nonces(self, self.chain.operator.address)
+        nonces = Nonces(self.chain, self.chain.operator.address)
         for program in waiting:
             if latest.get(program.id) in (WriteStatus.SENT, WriteStatus.CONFIRMED):
                 continue
@@ -830,10 +911,10 @@ class OutboxWriter:
                 epoch_length_s=int(program.epoch_length_s or 0), validity_epochs=int(program.validity_epochs or 0),
             )  # fmt: skip
             with self.sessions() as session, write_lock(session):
-                if _live_write(session, WriteKind.DEPLOY_PROGRAM, program_id=program.id):  # another writer's
+                if live_write(session, WriteKind.DEPLOY_PROGRAM, program_id=program.id):  # another writer's
                     nonces.release(nonce)
                     continue
-                write = _record(session, None, self.chain.operator.address, WriteKind.DEPLOY_PROGRAM, nonce, signed)
+                write = record(session, None, self.chain.operator.address, WriteKind.DEPLOY_PROGRAM, nonce, signed)
                 write.program_id = program.id
                 programs.deploying(session, program.id, address)
                 session.commit()
@@ -878,25 +959,25 @@ class OutboxWriter:
                 # The target's admin (the operator, for the service's programs) allows the payee first.
                 kind, partner_id, sender = WriteKind.ALLOW_BRAND, None, str(self.chain.operator.address)
                 with self.sessions() as session:
-                    nonce = _Nonces(self, sender).next(session)
+                    nonce = Nonces(self.chain, sender).next(session)
                 signed = exchange.sign_allow_brand(nonce, head.base_fee, terms.target, terms.payee)
             elif kind == WriteKind.REGISTER_AGREEMENT:
                 assert row.payer_signature and row.payee_signature
                 partner_id, sender = None, str(self.chain.operator.address)
                 with self.sessions() as session:
-                    nonce = _Nonces(self, sender).next(session)
+                    nonce = Nonces(self.chain, sender).next(session)
                 signatures = bytes.fromhex(row.payer_signature[2:]), bytes.fromhex(row.payee_signature[2:])
                 signed = exchange.sign_register(nonce, head.base_fee, terms, *signatures)
             else:
                 revoker = revokers[row.revoked_by or 0]
                 partner_id, sender = revoker.id, revoker.issuer_address
                 with self.sessions() as session:
-                    nonce = _Nonces(self, sender).next(session)
+                    nonce = Nonces(self.chain, sender).next(session)
                 signed = exchange.sign_revoke(self._issuer(revoker), nonce, head.base_fee, terms)
             with self.sessions() as session, write_lock(session):
-                if _live_write(session, kind, ref=row.id):  # another writer sent it since
+                if live_write(session, kind, ref=row.id):  # another writer sent it since
                     continue
-                write = _record(session, partner_id, sender, kind, nonce, signed, row.id)
+                write = record(session, partner_id, sender, kind, nonce, signed, row.id)
                 session.commit()
             progressed = True
             self._broadcast(write, signed)
@@ -932,7 +1013,7 @@ class OutboxWriter:
         missing = [kind for kind in PROVISIONING if kind not in latest]
         if not missing:
             return False
-        nonces = _Nonces(self, self.chain.operator.address)
+        nonces = Nonces(self.chain, self.chain.operator.address)
         for kind in missing:
             with self.sessions() as session:
                 nonce = nonces.next(session)
@@ -991,7 +1072,7 @@ class OutboxWriter:
             ).one()
             if busy or (to_grant <= 0 and to_move <= 0):
                 return False
-            nonce = _Nonces(self, self.chain.operator.address).next(session)
+            nonce = Nonces(self.chain, self.chain.operator.address).next(session)
         kind, amount = (
             (WriteKind.GRANT_BUDGET, int(to_grant)) if to_grant > 0 else (WriteKind.MOVE_BUDGET, int(to_move))
         )
@@ -1003,7 +1084,7 @@ class OutboxWriter:
             return False
         signed = self.token.sign_set_budget(nonce, partner.issuer_address, budget, head.base_fee)
         with self.sessions() as session, write_lock(session):
-            write = _record(session, partner.id, self.chain.operator.address, kind, nonce, signed)
+            write = record(session, partner.id, self.chain.operator.address, kind, nonce, signed)
             write.amount_points = amount
             session.commit()
         log.info("partner %s: %s of %d points on-chain (budget %d -> %d)", partner.id, kind, amount, left, budget)
@@ -1020,7 +1101,7 @@ class OutboxWriter:
                 )
             ):
                 return
-            nonce = _Nonces(self, self.chain.operator.address).next(session)
+            nonce = Nonces(self.chain, self.chain.operator.address).next(session)
         signed = self.token.sign_topup(nonce, partner.issuer_address, head.base_fee)
         self._record_and_send(partner.id, self.chain.operator.address, WriteKind.TOPUP, nonce, signed)
 
@@ -1069,7 +1150,7 @@ class OutboxWriter:
         for i in range(0, len(wallets), EXPIRED_READS):
             expired.update(self.token.expired_balances(wallets[i : i + EXPIRED_READS]))
         due = [wallet for wallet, points in expired.items() if points]
-        nonces = _Nonces(self, self.chain.operator.address)
+        nonces = Nonces(self.chain, self.chain.operator.address)
         size = min(EXPIRE_BATCH, self.token.max_expire_size(head.gas_limit, validity))
         for i in range(0, len(due), size):
             with self.sessions() as session:
@@ -1096,6 +1177,7 @@ class OutboxWriter:
         with self.sessions() as session, write_lock(session):
             session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff))
             redemptions.decline_unanswered(session, now)
+            exchanges.decline_unanswered(session, now)
             session.execute(delete(MemberToken).where(MemberToken.expires_at < now - timedelta(days=1)))
             session.execute(delete(SignInNonce).where(SignInNonce.expires_at < now))
             credentials.forget_throttles(session, now)
@@ -1113,74 +1195,6 @@ class OutboxWriter:
                 session.commit()
             if released < purchases.RELEASE_BATCH:
                 return
-
-
-class _Nonces:
-    """A sender's next nonces for one pass: from the chain's count of its mined transactions,
-    skipping nonces of its writes still live (sent, or final), reusing those of dropped ones."""
-
-    def __init__(self, writer: OutboxWriter, sender: str) -> None:
-        self.writer, self.sender = writer, sender
-        self._floor: int | None = None
-        self._taken: set[int] = set()
-
-    def next(self, session: Session) -> int:
-        if self._floor is None:
-            self._floor = self.writer.chain.account_nonce(self.sender)
-        live = set(
-            session.scalars(
-                select(ChainWrite.nonce).where(
-                    ChainWrite.sender == self.sender,
-                    ChainWrite.nonce >= self._floor,
-                    ChainWrite.status != WriteStatus.DROPPED,
-                )
-            )
-        )
-        nonce = self._floor
-        while nonce in live or nonce in self._taken:
-            nonce += 1
-        self._taken.add(nonce)
-        return nonce
-
-    def release(self, nonce: int) -> None:
-        """A nonce handed out but not recorded after all: free for the next write."""
-        self._taken.discard(nonce)
-
-
-def _record(
-    session: Session,
-    partner_id: int | None,
-    sender: str,
-    kind: WriteKind,
-    nonce: int,
-    signed: SignedTx,
-    ref: int | None = None,
-) -> ChainWrite:
-    write = ChainWrite(
-        partner_id=partner_id,
-        sender=sender,
-        kind=kind,
-        ref=ref,
-        nonce=nonce,
-        tx_hash=signed.tx_hash,
-        raw_tx=signed.raw,
-    )
-    session.add(write)
-    session.flush()
-    return write
-
-
-def _live_write(session: Session, kind: WriteKind, *, program_id: int | None = None, ref: int | None = None) -> bool:
-    """Whether a program's deployment is sent or final, or a write for an agreement's row is
-    sent: read under the write lock, so a second writer never sends what the first just did."""
-    query = select(ChainWrite.id).where(ChainWrite.kind == kind)
-    if program_id is not None:
-        query = query.where(
-            ChainWrite.program_id == program_id, ChainWrite.status.in_((WriteStatus.SENT, WriteStatus.CONFIRMED))
-        )
-    else:
-        query = query.where(ChainWrite.ref == ref, ChainWrite.status == WriteStatus.SENT)
-    return session.scalar(query.limit(1)) is not None
 
 
 def _budget_landed(session: Session, write: ChainWrite, direction: int) -> None:

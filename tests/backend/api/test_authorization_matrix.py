@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.backend import ADMIN_KEY, make_member, make_partner, post, second_program, sign_in
+from support.backend import ADMIN_KEY, confirm_all, make_member, make_partner, post, second_program, sign_in
+
+from loyalty.db.models import Settlement
 
 RECENTLY = (datetime.now(UTC) - timedelta(hours=1)).isoformat()  # activities are reported within 90 days
 CALLERS = ("none", "wrong", "admin", "partner_a", "partner_b", "auditor", "member_a", "member_b")
@@ -31,11 +33,13 @@ SHARED = {  # program-wide
     ("get", "/v1/programs/{program_id}"),
     ("get", "/v1/programs/{program_id}/tiers"),
     ("post", "/v1/exchanges/quote"),  # a registered agreement's terms are public on the chain
+    ("get", "/v1/settlement/periods/{period}"),  # debts and payments are public on the chain
+    ("post", "/v1/settlement/periods/{period}/close"),  # anyone may close an ended period
 }
 
 
 @pytest.fixture
-def world(client: Any, rpc_url: str, tmp_path: Path) -> dict[str, Any]:
+def world(client: Any, writer: Any, rpc_url: str, tmp_path: Path) -> dict[str, Any]:
     a, b = make_partner(client, "A"), make_partner(client, "B")
     member_a, member_b = make_member(client, a["api_key"]), make_member(client, b["api_key"])
     reward = post(client, "/v1/rewards", {"name": "Mug", "cost_points": 1, "stock": 100}, a["api_key"]).json()
@@ -63,6 +67,17 @@ def world(client: Any, rpc_url: str, tmp_path: Path) -> dict[str, Any]:
             "rate_numerator": 1, "rate_denominator": 3, "valid_until": "2036-01-01T00:00:00Z"}  # fmt: skip
     agreement = post(client, "/v1/agreements", deal, a["api_key"])
     assert agreement.status_code == 201, agreement.text
+    post(client, f"/v1/agreements/{agreement.json()['id']}/sign", None, c["api_key"])
+    back = {**deal, "source_program_id": target, "target_program_id": 1, "payer_id": c["id"], "payee_id": a["id"]}
+    assert post(client, "/v1/agreements", back, a["api_key"]).status_code == 201  # A is payer of one, payee of another
+    confirm_all(writer)
+    exchange = post(client, "/v1/exchanges", {"agreement_id": agreement.json()["id"], "member_id": member_a["id"], "amount_in": 300}, a["api_key"])
+    assert exchange.json()["status"] == "awaiting_member", exchange.text
+    with client.app.state.runtime.sessions() as session:  # a step of A's (a period cannot end here: it lasts a week)
+        step = Settlement(exchange_address="0x" + "0" * 40, period=0, payment_index=0, action="pay", partner_id=a["id"], amount="1")
+        session.add(step)
+        session.commit()
+        step_id = step.id
     return {
         "ids": {
             "member_id": member_a["id"],
@@ -82,6 +97,10 @@ def world(client: Any, rpc_url: str, tmp_path: Path) -> dict[str, Any]:
             "target_program_id": target,
             "payer_id": a["id"],
             "payee_id": c["id"],
+            "exchange_id": exchange.json()["id"],
+            "period": 0,
+            "index": 0,
+            "step_id": step_id,
         },
         "keys": {
             "none": None,
@@ -134,6 +153,7 @@ def _sample(name: str, schema: dict[str, Any], ids: dict[str, int]) -> Any:
         "rate_numerator": 1,
         "rate_denominator": 3,
         "amount_in": 300,
+        "points": 10,
         "valid_until": "2036-01-01T00:00:00Z",
     }
     assert name in samples, f"no sample for the required body field {name!r} ({schema}): add one here"

@@ -19,10 +19,11 @@ CHECKS = ["--checks", "all", "--exclude-checks", "positive_data_acceptance"]  # 
 
 
 @pytest.fixture
-def api(rpc_url, deployment, tmp_path):
+def api(rpc_url, deployment, exchange_deployment, tmp_path):
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'loyalty.db'}", rpc_url=rpc_url, token_address=deployment.token_address,
         operator_private_key=DEV_OPERATOR_KEY, admin_api_key=ADMIN_KEY, master_key=secrets.token_hex(32),
+        exchange_address=exchange_deployment.exchange_address,
     )  # fmt: skip
     with serving(settings, outbox=True, log=tmp_path / "serve.log") as url:
 

@@ -12,7 +12,8 @@ from support.backend import confirm_all, make_member, make_partner, post, start_
 
 from loyalty.db.models import ChainWrite, Earn, EarnStatus, Partner, WriteKind, WriterLease
 from loyalty.workers.lease import Lease
-from loyalty.workers.outbox import NotLeaseHolderError, OutboxWriter, _Nonces, drain
+from loyalty.workers.outbox import NotLeaseHolderError, OutboxWriter, drain
+from loyalty.workers.writes import Nonces
 
 
 def _pending(client):
@@ -123,15 +124,15 @@ def test_earnsAnotherWriterTookMeanwhile_areNotSentTwice(client, writer, monkeyp
     issuer = runtime.custody.open(row.issuer_address, row.issuer_key_sealed)
     head = runtime.chain.head()
     other = OutboxWriter(runtime)
-    real_next = _Nonces.next
+    real_next = Nonces.next
 
     def other_writer_first(self, session):
-        monkeypatch.setattr(_Nonces, "next", real_next)
-        assert other._send_earn_batch(row, issuer, head, _Nonces(other, row.issuer_address), 0)
+        monkeypatch.setattr(Nonces, "next", real_next)
+        assert other._send_earn_batch(row, issuer, head, Nonces(other.chain, row.issuer_address), 0)
         return real_next(self, session)
 
-    monkeypatch.setattr(_Nonces, "next", other_writer_first)
-    assert writer._send_earn_batch(row, issuer, head, _Nonces(writer, row.issuer_address), 0) is False
+    monkeypatch.setattr(Nonces, "next", other_writer_first)
+    assert writer._send_earn_batch(row, issuer, head, Nonces(writer.chain, row.issuer_address), 0) is False
     confirm_all(writer)
 
     assert runtime.token.balance_of(member["wallet_address"]) == 9

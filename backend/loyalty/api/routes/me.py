@@ -11,10 +11,14 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from loyalty.api.deps import Signed, UowDep, bearer
 from loyalty.api.idempotency import Digest, idempotent
+from loyalty.api.routes.exchanges import consent_public
+from loyalty.api.routes.exchanges import public as exchange_public
 from loyalty.api.routes.members import detail, history_page, public, referrals_page, tier_public
 from loyalty.api.routes.redemptions import public as redemption_public
 from loyalty.api.schemas import (
     CursorQuery,
+    ExchangeConsentQuote,
+    ExchangePublic,
     IdPath,
     LedgerEntry,
     Limit,
@@ -22,6 +26,8 @@ from loyalty.api.schemas import (
     LinkPublic,
     MemberDetail,
     MeProfile,
+    MyExchangeConsentCreate,
+    MyExchangeCreate,
     Page,
     RedemptionCodeCreate,
     RedemptionCodeCreated,
@@ -32,7 +38,7 @@ from loyalty.api.schemas import (
 from loyalty.db.models import LinkSource, Member
 from loyalty.db.session import write_lock
 from loyalty.errors import ErrorCode, NotFoundError
-from loyalty.services import credentials, members, redemptions
+from loyalty.services import credentials, exchanges, members, redemptions
 from loyalty.services.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1/me", tags=["me"])
@@ -99,6 +105,73 @@ def decline(redemption_id: IdPath, request: Request, uow: UowDep, principal: Sig
 
     def write() -> tuple[int, RedemptionPublic]:
         return 200, redemption_public(uow, redemptions.decline(uow, _me(uow, principal), redemption_id))
+
+    return idempotent(request, digest, uow.session, principal, write)
+
+
+@router.get("/exchanges", response_model=Page[ExchangePublic])
+def my_exchanges(
+    uow: UowDep, principal: Signed, limit: Limit = 100, cursor: CursorQuery = None
+) -> Page[ExchangePublic]:
+    """The member's exchanges between programs, oldest first; those `awaiting_member` wait for its answer."""
+    page = exchanges.page(
+        uow, partner_id=None, member_id=_me(uow, principal).id, status=None, cursor=cursor, limit=limit
+    )
+    return Page(data=[exchange_public(uow, r) for r in page.rows], next_cursor=page.next_cursor)
+
+
+@router.post("/exchanges/consents", status_code=201, response_model=ExchangeConsentQuote)
+def my_exchange_consent(
+    body: MyExchangeConsentCreate, request: Request, uow: UowDep, principal: Signed, digest: Digest
+) -> JSONResponse:
+    """The consent a self-custody member signs for its own exchange (then POST /v1/me/exchanges)."""
+
+    def write() -> tuple[int, ExchangeConsentQuote]:
+        row, typed = exchanges.quote(uow, _me(uow, principal), body.agreement_id, body.amount_in, None)
+        return 201, consent_public(uow, row, typed)
+
+    return idempotent(request, digest, uow.session, principal, write)
+
+
+@router.post("/exchanges", status_code=201, response_model=ExchangePublic)
+def my_exchange(
+    body: MyExchangeCreate, request: Request, uow: UowDep, principal: Signed, digest: Digest
+) -> JSONResponse:
+    """Exchange the member's own points under a registered agreement (quote it first with POST
+    /v1/exchanges/quote). Custodial: this request is the consent (the service signs with the
+    member's key when it relays it). Self-custody: send the signed consent."""
+
+    def write() -> tuple[int, ExchangePublic]:
+        signature = None if body.signature is None else bytes.fromhex(body.signature[2:])
+        row = exchanges.request(
+            uow, _me(uow, principal), body.agreement_id, body.amount_in, partner_id=None, by_member=True,
+            signature=signature, deadline=body.deadline,
+        )  # fmt: skip
+        return 201, exchange_public(uow, row)
+
+    return idempotent(request, digest, uow.session, principal, write)
+
+
+@router.post("/exchanges/{exchange_id:int}/approve", response_model=ExchangePublic)
+def approve_exchange(
+    exchange_id: IdPath, request: Request, uow: UowDep, principal: Signed, digest: Digest
+) -> JSONResponse:
+    """Approve an exchange a partner asked for: reserved, then relayed."""
+
+    def write() -> tuple[int, ExchangePublic]:
+        return 200, exchange_public(uow, exchanges.approve(uow, _me(uow, principal), exchange_id))
+
+    return idempotent(request, digest, uow.session, principal, write)
+
+
+@router.post("/exchanges/{exchange_id:int}/decline", response_model=ExchangePublic)
+def decline_exchange(
+    exchange_id: IdPath, request: Request, uow: UowDep, principal: Signed, digest: Digest
+) -> JSONResponse:
+    """Decline an exchange a partner asked for: nothing moves."""
+
+    def write() -> tuple[int, ExchangePublic]:
+        return 200, exchange_public(uow, exchanges.decline(uow, _me(uow, principal), exchange_id))
 
     return idempotent(request, digest, uow.session, principal, write)
 

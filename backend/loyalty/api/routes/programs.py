@@ -11,6 +11,7 @@ from loyalty.api.idempotency import Digest, idempotent
 from loyalty.api.schemas import (
     CursorQuery,
     IdPath,
+    IncomingBudgetGrant,
     LadderDefinition,
     Limit,
     Page,
@@ -20,7 +21,7 @@ from loyalty.api.schemas import (
 )
 from loyalty.db.session import write_lock
 from loyalty.errors import ErrorCode, NotFoundError
-from loyalty.services import programs, purchases, tiers
+from loyalty.services import programs, purchases, settlement, tiers
 
 router = APIRouter(prefix="/v1/programs", tags=["programs"])
 
@@ -76,6 +77,22 @@ def update_program(program_id: IdPath, body: ProgramUpdate, uow: UowDep, _: Admi
             setattr(program, field, value)
         uow.session.commit()
         return ProgramPublic.model_validate(program, from_attributes=True)
+
+
+@router.post("/{program_id}/incoming-budget", response_model=ProgramPublic)
+def grant_incoming_budget(
+    program_id: IdPath, body: IncomingBudgetGrant, request: Request, uow: UowDep, principal: Admin, digest: Digest
+) -> JSONResponse:
+    """Let the program take `points` more in through the exchange: the target's cap on incoming
+    points (the exchange's issue budget on its token). The outbox makes the exchange an issuer
+    of the token the first time, then raises its budget; `incoming_budget_points` counts what
+    is on-chain, `incoming_to_grant_points` what is on its way."""
+
+    def write() -> tuple[int, ProgramPublic]:
+        found = settlement.grant_incoming(uow, program_id, body.points)
+        return 200, ProgramPublic.model_validate(found, from_attributes=True)
+
+    return idempotent(request, digest, uow.session, principal, write)
 
 
 @router.get("/{program_id}/tiers", response_model=LadderDefinition)

@@ -1,0 +1,472 @@
+"""Members' exchanges of one program's points for another's under registered agreements.
+
+An exchange is a consented redemption on the source token (the member's EIP-712 `Redeem`
+consent names the exchange contract as issuer and the agreement as `rewardId`) and a mint on the
+target, in one transaction the outbox relays. Nothing moves without the member: a self-custody
+member signs a quote; a custodial member asks in its own session, approves what a partner asked
+for, or gives the partner a one-time code (the same codes as for redemptions). Exchanges share
+the source token's consent nonce with redemptions (`members.spendable_points`), so neither can
+spend points the other holds.
+
+Like a redemption it is two-phase: reserved (points held, queued), then confirmed or voided.
+What the chain would refuse (the agreement's caps and credit limit, an overdue payer, the
+target's incoming budget) is refused here first with the chain's own figures.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from loyalty.db.models import (
+    AgreementStatus,
+    ChainWrite,
+    Exchange,
+    ExchangeStatus,
+    Member,
+    Program,
+    RateAgreement,
+    WriteStatus,
+    utcnow,
+)
+from loyalty.domain.consent import (
+    RedeemConsent,
+    recover_signer,
+    redeem_typed_data,
+    typed_data_digest,
+)
+from loyalty.domain.exchange import Agreement, QuoteRefused
+from loyalty.domain.exchange import quote as domain_quote
+from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
+from loyalty.services import agreements, credentials, members
+from loyalty.services.lists import Page, keyset
+from loyalty.services.purchases import program
+from loyalty.services.redemptions import APPROVAL_WINDOW, CONSENT_VALIDITY_S, usable_signature
+from loyalty.services.uow import UnitOfWork
+
+
+@dataclass(frozen=True)
+class Route:
+    """A registered agreement in force, with its terms and programs."""
+
+    row: RateAgreement
+    terms: Agreement
+    source: Program
+    target: Program
+
+    @property
+    def reward_id(self) -> int:
+        """The consent's `rewardId`: the agreement's id as a number."""
+        return int(self.row.agreement_id, 16)
+
+
+def route(uow: UnitOfWork, agreement_row_id: int, partner_id: int | None) -> Route:
+    """The agreement, if registered and in force now; a partner uses only its own (another's
+    is `404`)."""
+    row = agreements.get(uow, agreement_row_id, partner_id)
+    if row.status != AgreementStatus.REGISTERED:
+        raise ConflictError(ErrorCode.AGREEMENT_NOT_REGISTERED, f"agreement {row.id} is {row.status}, not registered")
+    terms = agreements.terms_of(row)
+    now = int(time.time())
+    if not terms.valid_from <= now < terms.valid_until:
+        raise ConflictError(
+            ErrorCode.AGREEMENT_NOT_IN_FORCE,
+            f"agreement {row.id} is in force from {terms.valid_from} until {terms.valid_until}; it is {now}",
+        )
+    return Route(row, terms, program(uow.session, row.source_program_id), program(uow.session, row.target_program_id))
+
+
+def amount_out(route_: Route, amount_in: int) -> int:
+    """What `amount_in` gives under the agreement (`422 exchange_amount_invalid` if it takes no such amount)."""
+    try:
+        return domain_quote(route_.terms, amount_in)[0]
+    except QuoteRefused as refused:
+        raise UnprocessableError(ErrorCode.EXCHANGE_AMOUNT_INVALID, str(refused)) from refused
+
+
+def consent_of(
+    uow: UnitOfWork, route_: Route, member: Member, amount_in: int, ref: int, nonce: int, deadline: int
+) -> RedeemConsent:
+    return RedeemConsent(
+        member.wallet_address, uow.exchange().address, amount_in, route_.reward_id, ref, nonce, deadline
+    )
+
+
+def typed_data(uow: UnitOfWork, route_: Route, consent: RedeemConsent) -> dict[str, object]:
+    """The consent's EIP-712 typed data on the source token."""
+    source = uow.token_at(str(route_.source.token_address))
+    return redeem_typed_data(consent, chain_id=uow.chain.chain_id, token_address=source.address, token_name=source.name)
+
+
+def take_refs(session: Session, program_id: int, count: int = 1) -> int:
+    """Claim `count` of the exchange's refs on a program's token; returns the first. The chain
+    takes each ref once, within a window of the newest (64): they are handed out in order."""
+    while True:
+        first = int(session.scalar(select(Program.exchange_next_ref).where(Program.id == program_id)) or 1)
+        claimed = session.execute(
+            update(Program)
+            .where(Program.id == program_id, Program.exchange_next_ref == first)
+            .values(exchange_next_ref=first + count)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            return first
+
+
+def quote(
+    uow: UnitOfWork, member: Member, agreement_row_id: int, amount_in: int, partner_id: int | None
+) -> tuple[Exchange, dict[str, object]]:
+    """A consent for a self-custody member to sign (valid for an hour, works once), recorded
+    as a `quoted` exchange."""
+    if member.custodial:
+        raise UnprocessableError(
+            ErrorCode.VALIDATION_ERROR,
+            f"the service keeps member {member.id}'s wallet: it needs no consent to sign, only the member's approval",
+        )
+    found = route(uow, agreement_row_id, partner_id)
+    out = amount_out(found, amount_in)
+    members.lock(uow, member)
+    nonce = members.spendable_points(uow, member, found.source.id)[1]
+    consent = consent_of(
+        uow,
+        found,
+        member,
+        amount_in,
+        take_refs(uow.session, found.target.id),
+        nonce,
+        int(time.time()) + CONSENT_VALIDITY_S,
+    )
+    quoted = _new(found, member, amount_in, out, partner_id, ExchangeStatus.QUOTED)
+    quoted.ref, quoted.nonce, quoted.deadline = consent.ref, consent.nonce, consent.deadline
+    uow.session.add(quoted)
+    uow.session.flush()
+    return quoted, typed_data(uow, found, consent)
+
+
+def request(
+    uow: UnitOfWork,
+    member: Member,
+    agreement_row_id: int,
+    amount_in: int,
+    *,
+    partner_id: int | None,
+    by_member: bool = False,
+    signature: bytes | None = None,
+    deadline: int | None = None,
+    code: str | None = None,
+) -> Exchange:
+    """An exchange for `member`, with its consent or awaiting it.
+
+    Self-custody: the member's signature over a quote (`signature`, `deadline`). Custodial: the
+    member's own session (`by_member`), a one-time `code` it gave partner `partner_id`, or else
+    the exchange waits (`awaiting_member`) until the member approves it."""
+    found = route(uow, agreement_row_id, None if by_member else partner_id)
+    out = amount_out(found, amount_in)
+    if not member.custodial:
+        if signature is None or deadline is None:
+            raise UnprocessableError(
+                ErrorCode.SIGNATURE_REQUIRED,
+                f"member {member.id} holds their own wallet: send `signature` and `deadline` of a consent "
+                "(POST /v1/exchanges/consents)",
+            )
+        quoted, signature = _signed(uow, found, member, amount_in, signature, deadline)
+        return _reserve(uow, found, member, quoted, signature=signature)
+    if signature is not None or deadline is not None:
+        raise UnprocessableError(
+            ErrorCode.VALIDATION_ERROR,
+            f"the service keeps member {member.id}'s wallet: send the member's `redemption_code`, or nothing "
+            "and the member approves the exchange",
+        )
+    if code is not None:
+        if partner_id is None:
+            raise UnprocessableError(ErrorCode.REDEMPTION_CODE_INVALID, "a member's code is given to a partner")
+        credentials.use_redemption_code(uow, member, partner_id, code, amount_in)
+    status = ExchangeStatus.RESERVED if by_member or code is not None else ExchangeStatus.AWAITING_MEMBER
+    row = _new(found, member, amount_in, out, None if by_member else partner_id, status)
+    if status == ExchangeStatus.AWAITING_MEMBER:
+        uow.session.add(row)
+        uow.session.flush()
+        return row
+    return _reserve(uow, found, member, row)
+
+
+def approve(uow: UnitOfWork, member: Member, exchange_id: int) -> Exchange:
+    """The member approves an exchange a partner asked for: reserved (the outbox signs its
+    consent with the member's custodial key when it sends it)."""
+    awaiting = _awaiting(uow, member, exchange_id)
+    found = route(uow, awaiting.agreement_id, None)
+    return _reserve(uow, found, member, awaiting)
+
+
+def decline(uow: UnitOfWork, member: Member, exchange_id: int) -> Exchange:
+    """The member declines: nothing was held, nothing moves."""
+    awaiting = _awaiting(uow, member, exchange_id)
+    _leave(
+        uow.session,
+        awaiting.id,
+        ExchangeStatus.AWAITING_MEMBER,
+        ExchangeStatus.DECLINED,
+        error="declined by the member",
+    )
+    uow.session.refresh(awaiting)
+    return awaiting
+
+
+def decline_unanswered(session: Session, now: datetime) -> int:
+    """Exchanges left unanswered past `APPROVAL_WINDOW` are declined; returns how many."""
+    declined = session.execute(
+        update(Exchange)
+        .where(Exchange.status == ExchangeStatus.AWAITING_MEMBER, Exchange.created_at < now - APPROVAL_WINDOW)
+        .values(status=ExchangeStatus.DECLINED, error="not approved in time")
+    )
+    return int(declined.rowcount)  # type: ignore[attr-defined]
+
+
+def _new(
+    found: Route, member: Member, amount_in: int, out: int, partner_id: int | None, status: ExchangeStatus
+) -> Exchange:
+    return Exchange(
+        agreement_id=found.row.id, source_program_id=found.source.id, target_program_id=found.target.id,
+        member_id=member.id, partner_id=partner_id, amount_in=amount_in, amount_out=out, status=status,
+    )  # fmt: skip
+
+
+def _awaiting(uow: UnitOfWork, member: Member, exchange_id: int) -> Exchange:
+    row = get(uow, exchange_id, member_id=member.id)
+    if row.status != ExchangeStatus.AWAITING_MEMBER or row.created_at < utcnow() - APPROVAL_WINDOW:
+        raise ConflictError(
+            ErrorCode.EXCHANGE_NOT_AWAITING, f"exchange {exchange_id} is {row.status}, not awaiting approval"
+        )
+    return row
+
+
+def _leave(session: Session, exchange_id: int, before: ExchangeStatus, after: ExchangeStatus, **values: object) -> None:
+    """Move an exchange from `before` to `after`, once: a racing second answer finds it gone."""
+    changed = session.execute(
+        update(Exchange)
+        .where(Exchange.id == exchange_id, Exchange.status == before)
+        .values(status=after, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        code = ErrorCode.CONSENT_USED if before == ExchangeStatus.QUOTED else ErrorCode.EXCHANGE_NOT_AWAITING
+        raise ConflictError(code, f"exchange {exchange_id} was answered already")
+
+
+def _reserve(uow: UnitOfWork, found: Route, member: Member, row: Exchange, **values: object) -> Exchange:
+    """Phase one: hold the points, after checking what the chain would check (balance and
+    nonce on the source, the agreement's limits, the target's incoming budget)."""
+    session = uow.session
+    members.lock(uow, member)
+    spendable, next_nonce = members.spendable_points(uow, member, found.source.id)
+    if row.status == ExchangeStatus.QUOTED and row.nonce != next_nonce:
+        raise ConflictError(
+            ErrorCode.CONSENT_STALE,
+            f"the consent was signed for nonce {row.nonce}, but the member's next spend takes nonce {next_nonce} "
+            "(a redemption or another exchange came first): ask for a new consent",
+        )
+    if spendable < row.amount_in:
+        raise UnprocessableError(
+            ErrorCode.INSUFFICIENT_POINTS,
+            f"member {member.id} has {spendable} spendable points in program {found.source.id}; the exchange takes {row.amount_in}",
+        )
+    _check_limits(uow, found, member, row)
+    if row.id is None:
+        session.add(row)
+        session.flush()
+    else:
+        _leave(session, row.id, ExchangeStatus(row.status), ExchangeStatus.RESERVED, **values)
+        session.refresh(row)
+    return row
+
+
+def _check_limits(uow: UnitOfWork, found: Route, member: Member, row: Exchange) -> None:
+    terms, exchange = found.terms, uow.exchange()
+    held = _held(uow.session, found.row.id, member.id)
+    standing = exchange.standing(terms, member.wallet_address)
+    now = int(time.time())
+    if standing.overdue_since and standing.overdue_since < now:
+        raise ConflictError(
+            ErrorCode.EXCHANGE_PAYER_OVERDUE,
+            f"the payer of agreement {found.row.id} has a payment overdue since {standing.overdue_since}",
+        )
+    cap = terms.max_in_per_member_period
+    if cap and standing.member_used + held.member_in + row.amount_in > cap:
+        raise UnprocessableError(
+            ErrorCode.EXCHANGE_LIMIT_EXCEEDED,
+            f"member {member.id} exchanged {standing.member_used + held.member_in} this period; "
+            f"{row.amount_in} more passes the agreement's {cap} per member",
+        )
+    debt = standing.debt + (held.out + row.amount_out) * terms.price_per_point
+    if terms.credit_limit and debt > terms.credit_limit:
+        raise UnprocessableError(
+            ErrorCode.EXCHANGE_LIMIT_EXCEEDED,
+            f"the payer would owe {debt} this period, past the agreement's credit limit of {terms.credit_limit}",
+        )
+    budget = uow.token_at(str(found.target.token_address)).issue_budget(exchange.address)
+    incoming = _held_into(uow.session, found.target.id) + row.amount_out
+    if incoming > budget:
+        raise UnprocessableError(
+            ErrorCode.INCOMING_BUDGET_EXCEEDED,
+            f"program {found.target.id} takes {budget} more exchanged points; {incoming} are asked for",
+        )
+
+
+@dataclass(frozen=True)
+class _Held:
+    out: int  # points out of the agreement's exchanges on their way
+    member_in: int  # points in of the member's, under it
+
+
+def _on_the_way(query: Any) -> Any:
+    """Reserved exchanges not yet final: queued, or in a write still in flight (counted against
+    limits the chain has not applied yet; one mined but not yet final is counted twice, erring
+    on the side of refusing)."""
+    return query.outerjoin(ChainWrite, ChainWrite.id == Exchange.write_id).where(
+        Exchange.status == ExchangeStatus.RESERVED,
+        or_(Exchange.write_id.is_(None), ChainWrite.status == WriteStatus.SENT),
+    )
+
+
+def _held(session: Session, agreement_row_id: int, member_id: int) -> _Held:
+    out, member_in = session.execute(
+        _on_the_way(
+            select(
+                func.coalesce(func.sum(Exchange.amount_out), 0),
+                func.coalesce(func.sum(Exchange.amount_in).filter(Exchange.member_id == member_id), 0),
+            )
+        ).where(Exchange.agreement_id == agreement_row_id)
+    ).one()
+    return _Held(int(out), int(member_in))
+
+
+def _held_into(session: Session, target_program_id: int) -> int:
+    return int(
+        session.scalar(
+            _on_the_way(select(func.coalesce(func.sum(Exchange.amount_out), 0))).where(
+                Exchange.target_program_id == target_program_id
+            )
+        )
+        or 0
+    )
+
+
+def _signed(
+    uow: UnitOfWork, found: Route, member: Member, amount_in: int, signature: bytes, deadline: int
+) -> tuple[Exchange, bytes]:
+    """The quote the member signed, found by the signature among its quotes with this
+    agreement, amount and deadline; each works once. A contract wallet is asked (ERC-1271)."""
+    quotes = uow.session.scalars(
+        select(Exchange)
+        .where(
+            Exchange.member_id == member.id,
+            Exchange.agreement_id == found.row.id,
+            Exchange.amount_in == amount_in,
+            Exchange.deadline == deadline,
+            Exchange.status.in_((ExchangeStatus.QUOTED, ExchangeStatus.RESERVED, ExchangeStatus.CONFIRMED)),
+            Exchange.ref.is_not(None),
+        )
+        .order_by(Exchange.id)
+    ).all()
+    if not quotes:
+        raise NotFoundError(
+            ErrorCode.CONSENT_NOT_FOUND, "no consent was issued for this member, agreement, amount and deadline"
+        )
+    signature = usable_signature(member, signature, deadline)
+    source = uow.token_at(str(found.source.token_address))
+    for quoted in quotes:
+        assert quoted.ref is not None and quoted.nonce is not None
+        typed = typed_data(uow, found, consent_of(uow, found, member, amount_in, quoted.ref, quoted.nonce, deadline))
+        if (
+            source.wallet_accepts(member.wallet_address, typed_data_digest(typed), signature)
+            if member.smart_wallet
+            else recover_signer(typed, signature) == member.wallet_address
+        ):
+            if quoted.status != ExchangeStatus.QUOTED:
+                raise ConflictError(ErrorCode.CONSENT_USED, f"this consent was used by exchange {quoted.id}")
+            return quoted, signature
+    raise UnprocessableError(
+        ErrorCode.INVALID_SIGNATURE, f"the signature is not {member.wallet_address}'s consent to this exchange"
+    )
+
+
+# --------------------------------------------------------------------------------- the outbox
+def confirm(session: Session, write_id: int) -> None:
+    """Phase two: the exchange transaction is final (burned and minted, or neither)."""
+    session.execute(
+        update(Exchange)
+        .where(Exchange.write_id == write_id, Exchange.status == ExchangeStatus.RESERVED)
+        .values(status=ExchangeStatus.CONFIRMED, updated_at=utcnow())
+    )
+
+
+def void(session: Session, exchange_ids: list[int], error: str) -> None:
+    """Phase two, refused: nothing moved; the points are free again."""
+    session.execute(
+        update(Exchange)
+        .where(Exchange.id.in_(exchange_ids), Exchange.status == ExchangeStatus.RESERVED)
+        .values(status=ExchangeStatus.VOIDED, error=error, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def requeue(session: Session, write_id: int) -> None:
+    """The write carrying these exchanges can never be mined (dropped, or reverted as a
+    whole): they go out again (a self-custody consent as signed; a custodial one signed anew)."""
+    session.execute(
+        update(Exchange)
+        .where(Exchange.write_id == write_id, Exchange.status == ExchangeStatus.RESERVED)
+        .values(write_id=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def unconfirm(session: Session, write_id: int) -> None:
+    """A reorg took the exchange away: it is on its way again (the very same transaction)."""
+    session.execute(
+        update(Exchange)
+        .where(Exchange.write_id == write_id, Exchange.status == ExchangeStatus.CONFIRMED)
+        .values(status=ExchangeStatus.RESERVED)
+    )
+
+
+# --------------------------------------------------------------------------------- reading
+def get(uow: UnitOfWork, exchange_id: int, partner_id: int | None = None, member_id: int | None = None) -> Exchange:
+    """An exchange; a partner sees those it relayed or is a party to, a member its own."""
+    row = uow.session.get(Exchange, exchange_id)
+    if row is None or (member_id is not None and row.member_id != member_id):
+        raise NotFoundError(ErrorCode.EXCHANGE_NOT_FOUND, f"no exchange {exchange_id}")
+    if partner_id is not None and row.partner_id != partner_id:
+        agreement = uow.session.get(RateAgreement, row.agreement_id)
+        if agreement is None or partner_id not in (agreement.payer_id, agreement.payee_id):
+            raise NotFoundError(ErrorCode.EXCHANGE_NOT_FOUND, f"no exchange {exchange_id}")
+    return row
+
+
+def page(
+    uow: UnitOfWork,
+    *,
+    partner_id: int | None,
+    member_id: int | None,
+    status: ExchangeStatus | None,
+    cursor: str | None,
+    limit: int,
+) -> Page[Exchange]:
+    """Exchanges, oldest first (quotes never signed left out); a partner's are those it relayed
+    or is a party to."""
+    query = select(Exchange).where(Exchange.status != ExchangeStatus.QUOTED)
+    if partner_id is not None:
+        parties = select(RateAgreement.id).where(
+            or_(RateAgreement.payer_id == partner_id, RateAgreement.payee_id == partner_id)
+        )
+        query = query.where(or_(Exchange.partner_id == partner_id, Exchange.agreement_id.in_(parties)))
+    if member_id is not None:
+        query = query.where(Exchange.member_id == member_id)
+    if status is not None:
+        query = query.where(Exchange.status == status)
+    return keyset(uow.session, query, [Exchange.id], cursor, limit)

@@ -1,0 +1,288 @@
+"""Members' exchanges and settlement through the API, end to end on a chain of the test's own
+(its clock is moved to end a settlement period): two brands with their own programs agree a
+rate, members convert points (in their session, with a code, by approving, by signature), the
+period closes and settles with one payment, and the auditor finds it all clean."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from fastapi.testclient import TestClient
+from support.backend import (
+    ADMIN_KEY,
+    auth,
+    confirm_all,
+    make_member,
+    make_partner,
+    post,
+    redemption_code,
+    second_program,
+    sign_in,
+)
+from web3 import HTTPProvider, Web3
+
+from loyalty.api.app import create_app
+from loyalty.audit.exchange import verify_exchange
+from loyalty.audit.rpc import Rpc
+from loyalty.chain.artifacts import load_artifact
+from loyalty.chain.deploy import deploy_exchange
+from loyalty.domain.consent import sign_typed_data
+from loyalty.workers.outbox import OutboxWriter
+
+PERIOD_S = 3_600
+PRICE = 20_000  # 2 cents a mile, in a 6-decimal dollar
+
+
+@pytest.fixture
+def world(own_chain: Any, chain_settings: Any, tmp_path: Path) -> Any:
+    """The app on the test's own chain with an exchange of hour-long periods, two brands, their
+    registered agreement (hotel points, program 1, for air miles, program 2, at 3 : 1) and
+    program 2's incoming budget on-chain."""
+    w3 = Web3(HTTPProvider(own_chain.url))
+    exchange, _ = deploy_exchange(w3, w3.eth.accounts[0], relayer=w3.eth.accounts[0], period_s=PERIOD_S,
+                                  payment_window_s=PERIOD_S, folder=tmp_path / "exchange")  # fmt: skip
+    settings = chain_settings.model_copy(update={"exchange_address": exchange.exchange_address})
+    with TestClient(create_app(settings, run_outbox=False), raise_server_exceptions=False) as client:
+        writer = OutboxWriter(client.app.state.runtime, poll_s=0.01)  # type: ignore[attr-defined]
+        hotel, airline = make_partner(client, "Hotel"), make_partner(client, "Airline")
+        miles = second_program(client, own_chain.url, tmp_path)
+        terms = {"source_program_id": 1, "target_program_id": miles, "payer_id": hotel["id"], "payee_id": airline["id"],
+                 "rate_numerator": 1, "rate_denominator": 3, "minimum_in": 300, "step_in": 3, "price_per_point": PRICE,
+                 "valid_until": (datetime.now(UTC) + timedelta(days=365)).isoformat()}  # fmt: skip
+        agreement = post(client, "/v1/agreements", terms, hotel["api_key"]).json()
+        post(client, f"/v1/agreements/{agreement['id']}/sign", None, airline["api_key"])
+        granted = post(client, f"/v1/programs/{miles}/incoming-budget", {"points": 10_000}, ADMIN_KEY)
+        assert granted.status_code == 200 and granted.json()["incoming_to_grant_points"] == 10_000, granted.text
+        confirm_all(writer)
+        program = client.get(f"/v1/programs/{miles}", headers=auth(ADMIN_KEY)).json()
+        assert (program["incoming_budget_points"], program["incoming_to_grant_points"]) == (10_000, 0)
+        found = _World(client, writer, w3, exchange, hotel, airline, agreement, program)
+        found.settings = settings
+        yield found
+        writer.close()
+
+
+class _World:
+    settings: Any
+
+    def __init__(
+        self, client: Any, writer: Any, w3: Web3, exchange: Any, hotel: Any, airline: Any, agreement: Any, program: Any
+    ) -> None:
+        self.client, self.writer, self.w3, self.exchange = client, writer, w3, exchange
+        self.hotel, self.airline, self.agreement, self.program = hotel, airline, agreement, program
+        self.miles = w3.eth.contract(address=program["token_address"], abi=load_artifact("LoyaltyPoints").abi)
+        self.points = client.app.state.runtime.token
+
+    def member(self, points: int, **body: Any) -> dict[str, Any]:
+        member = make_member(self.client, self.hotel["api_key"], **body)
+        earned = post(
+            self.client, "/v1/earn", {"member_id": member["id"], "amount_points": points}, self.hotel["api_key"]
+        )
+        assert earned.status_code == 202, earned.text
+        return member
+
+    def exchange_of(self, exchange_id: int) -> dict[str, Any]:
+        return dict(self.client.get(f"/v1/exchanges/{exchange_id}", headers=auth(self.hotel["api_key"])).json())
+
+
+def test_exchange_membersConvertThePeriodClosesAndSettlesInOnePayment(world: Any) -> None:
+    client, hotel, airline, agreement = world.client, world.hotel, world.airline, world.agreement
+    own, coded, asked = world.member(3_000), world.member(3_000), world.member(3_000)
+    confirm_all(world.writer)
+
+    mine = post(client, "/v1/me/exchanges", {"agreement_id": agreement["id"], "amount_in": 900}, sign_in(client, own))
+    assert (mine.status_code, mine.json()["status"], mine.json()["amount_out"]) == (201, "reserved", 300), mine.text
+    code = redemption_code(client, coded, hotel)
+    body = {"agreement_id": agreement["id"], "member_id": coded["id"], "amount_in": 1_500, "redemption_code": code}
+    with_code = post(client, "/v1/exchanges", body, hotel["api_key"])
+    assert with_code.json()["status"] == "reserved", with_code.text
+    waiting = post(
+        client,
+        "/v1/exchanges",
+        {"agreement_id": agreement["id"], "member_id": asked["id"], "amount_in": 600},
+        hotel["api_key"],
+    )
+    assert waiting.json()["status"] == "awaiting_member", waiting.text
+    session = sign_in(client, asked)
+    assert [e["id"] for e in client.get("/v1/me/exchanges", headers=auth(session)).json()["data"]] == [
+        waiting.json()["id"]
+    ]
+    approved = post(client, f"/v1/me/exchanges/{waiting.json()['id']}/approve", None, session)
+    assert approved.json()["status"] == "reserved", approved.text
+    too_much = post(
+        client, "/v1/me/exchanges", {"agreement_id": agreement["id"], "amount_in": 2_400}, sign_in(client, own)
+    )
+    assert (too_much.status_code, too_much.json()["code"]) == (422, "insufficient_points"), too_much.text
+    off_step = post(
+        client, "/v1/me/exchanges", {"agreement_id": agreement["id"], "amount_in": 301}, sign_in(client, own)
+    )
+    assert (off_step.status_code, off_step.json()["code"]) == (422, "exchange_amount_invalid")
+    confirm_all(world.writer)
+
+    done = [world.exchange_of(e.json()["id"]) for e in (mine, with_code, waiting)]
+    assert [e["status"] for e in done] == ["confirmed"] * 3, done
+    assert len({e["tx_hash"] for e in done}) == 1  # one batch
+    wallets = {m["id"]: m["wallet_address"] for m in (own, coded, asked)}
+    assert [world.points.balance_of(wallets[m]) for m in wallets] == [2_100, 1_500, 2_400]
+    assert [world.miles.functions.balanceOf(wallets[m]).call() for m in wallets] == [300, 500, 200]
+    owed = 1_000 * PRICE
+
+    overview = client.get("/v1/settlement", headers=auth(hotel["api_key"])).json()
+    period = overview["current_period"]
+    early = post(client, f"/v1/settlement/periods/{period}/close", None, hotel["api_key"])
+    assert (early.status_code, early.json()["code"]) == (409, "period_not_closable")
+    open_period = client.get(f"/v1/settlement/periods/{period}", headers=auth(airline["api_key"])).json()
+    assert open_period["debts"] == [{"payer_id": hotel["id"], "payee_id": airline["id"], "payer": hotel["issuer_address"],
+                                     "payee": airline["issuer_address"], "amount": str(owed)}]  # fmt: skip
+    world.w3.provider.make_request("evm_increaseTime", [PERIOD_S])
+    world.w3.provider.make_request("evm_mine", [])
+    for earlier in range(period):  # periods close in order
+        post(client, f"/v1/settlement/periods/{earlier}/close", None, ADMIN_KEY)
+    closing = post(client, f"/v1/settlement/periods/{period}/close", None, airline["api_key"])
+    assert (closing.status_code, closing.json()["status"]) == (202, "queued"), closing.text
+    confirm_all(world.writer)
+    closed = client.get(f"/v1/settlement/periods/{period}", headers=auth(hotel["api_key"])).json()
+    assert closed["closed"] and closed["net"] == {
+        hotel["issuer_address"]: str(-owed),
+        airline["issuer_address"]: str(owed),
+    }
+    assert closed["payments"] == [{"index": 0, "debtor_id": hotel["id"], "creditor_id": airline["id"], "debtor": hotel["issuer_address"],
+                                   "creditor": airline["issuer_address"], "amount": str(owed), "settled": False}]  # fmt: skip
+
+    not_theirs = post(client, f"/v1/settlement/periods/{period}/payments/0/pay", None, airline["api_key"])
+    assert (not_theirs.status_code, not_theirs.json()["code"]) == (403, "forbidden")
+    dollar = world.w3.eth.contract(address=world.exchange.settlement_token, abi=load_artifact("TestDollar").abi)
+    dollar.functions.mint(hotel["issuer_address"], owed).transact({"from": world.w3.eth.accounts[0]})
+    paying = post(client, f"/v1/settlement/periods/{period}/payments/0/pay", None, hotel["api_key"])
+    assert paying.status_code == 202, paying.text
+    confirm_all(world.writer)
+    step = client.get(f"/v1/settlement/steps/{paying.json()['id']}", headers=auth(hotel["api_key"])).json()
+    assert step["status"] == "done" and step["tx_hash"], step
+    assert dollar.functions.balanceOf(airline["issuer_address"]).call() == owed
+    settled = client.get(f"/v1/settlement/periods/{period}", headers=auth(hotel["api_key"])).json()
+    assert settled["payments"][0]["settled"] is True
+    again = post(client, f"/v1/settlement/periods/{period}/payments/0/pay", None, hotel["api_key"])
+    assert (again.status_code, again.json()["code"]) == (409, "payment_settled")
+
+    audit = verify_exchange(Rpc(world.w3.provider.endpoint_uri), world.exchange.exchange_address)
+    assert audit.clean, [c for c in audit.checks if not c.passed]
+
+
+def test_exchange_aSelfCustodyMemberSignsAndABadOrderFailsAlone(world: Any) -> None:
+    client, hotel, agreement = world.client, world.hotel, world.agreement
+    key = Account.create()
+    signer = world.member(1_200, wallet_address=key.address)
+    custodial = world.member(1_200)
+    confirm_all(world.writer)
+
+    quoted = post(
+        client,
+        "/v1/exchanges/consents",
+        {"agreement_id": agreement["id"], "member_id": signer["id"], "amount_in": 600},
+        hotel["api_key"],
+    )
+    assert quoted.status_code == 201, quoted.text
+    consent = quoted.json()
+    assert consent["typed_data"]["message"]["issuer"] == world.exchange.exchange_address
+    assert int(consent["typed_data"]["message"]["rewardId"]) == int(agreement["agreement_id"], 16)
+    unsigned = post(
+        client,
+        "/v1/exchanges",
+        {"agreement_id": agreement["id"], "member_id": signer["id"], "amount_in": 600},
+        hotel["api_key"],
+    )
+    assert (unsigned.status_code, unsigned.json()["code"]) == (422, "signature_required")
+    signature = "0x" + sign_typed_data(consent["typed_data"], key.key).hex()
+    body = {
+        "agreement_id": agreement["id"],
+        "member_id": signer["id"],
+        "amount_in": 600,
+        "signature": signature,
+        "deadline": consent["deadline"],
+    }
+    signed = post(client, "/v1/exchanges", body, hotel["api_key"])
+    assert (signed.status_code, signed.json()["status"], signed.json()["id"]) == (
+        201,
+        "reserved",
+        consent["exchange_id"],
+    ), signed.text
+    replayed = post(client, "/v1/exchanges", body, hotel["api_key"])
+    assert (replayed.status_code, replayed.json()["code"]) == (409, "consent_used")
+    confirm_all(world.writer)
+    assert world.exchange_of(consent["exchange_id"])["status"] == "confirmed"
+
+    # A consent that runs out before it can be mined fails alone; the other exchange goes.
+    late_key = Account.create()
+    late = world.member(1_200, wallet_address=late_key.address)
+    confirm_all(world.writer)
+    ask = {"agreement_id": agreement["id"], "member_id": late["id"], "amount_in": 300}
+    stale = post(client, "/v1/exchanges/consents", ask, hotel["api_key"]).json()
+    ask |= {"signature": "0x" + sign_typed_data(stale["typed_data"], late_key.key).hex(), "deadline": stale["deadline"]}
+    assert post(client, "/v1/exchanges", ask, hotel["api_key"]).json()["status"] == "reserved"
+    mine = post(
+        client, "/v1/me/exchanges", {"agreement_id": agreement["id"], "amount_in": 300}, sign_in(client, custodial)
+    )
+    world.w3.provider.make_request("evm_increaseTime", [3_600])  # the consent's hour passes on the chain
+    world.w3.provider.make_request("evm_mine", [])
+    confirm_all(world.writer)
+    assert world.exchange_of(mine.json()["id"])["status"] == "confirmed"
+    voided = world.exchange_of(stale["exchange_id"])
+    assert voided["status"] == "voided" and voided["error"].startswith("consent_expired"), voided
+    assert world.points.balance_of(late["wallet_address"]) == 1_200
+
+
+def test_cli_aMemberConvertsAndABrandReadsTheSettlement(world: Any) -> None:
+    import json
+
+    from click.testing import CliRunner
+    from support.backend import serving, wait_for
+
+    from loyalty.cli import main
+
+    member = world.member(900)
+    confirm_all(world.writer)
+    session = sign_in(world.client, member)
+    world.writer.close()  # the served app's writer takes the lease
+    with serving(world.settings, outbox=True) as url:
+        converted = CliRunner().invoke(main, ["exchanges", "create", str(world.agreement["id"]), "600", "--api-url", url, "--key", session])
+        assert converted.exit_code == 0, converted.output
+        exchange_id = json.loads(converted.output)["id"]
+        shown = ["exchanges", "show", str(exchange_id), "--api-url", url, "--key", world.hotel["api_key"]]
+        wait_for(lambda: json.loads(CliRunner().invoke(main, shown).output)["status"] == "confirmed")
+        period = CliRunner().invoke(main, ["settlement", "show", "--api-url", url, "--key", world.airline["api_key"]])
+        current = json.loads(period.output)["current_period"]
+        debts = CliRunner().invoke(main, ["settlement", "show", str(current), "--api-url", url, "--key", world.airline["api_key"]])
+        early = CliRunner().invoke(main, ["settlement", "close", str(current), "--api-url", url, "--key", world.airline["api_key"]])
+    assert json.loads(debts.output)["debts"][0]["amount"] == str(200 * PRICE), debts.output
+    assert early.exit_code == 1 and "period_not_closable" in early.output and "Traceback" not in early.output, early.output
+    assert world.miles.functions.balanceOf(member["wallet_address"]).call() == 200
+
+
+def test_exchange_anOrderTheChainRefusesIsVoidedAloneWithItsReason(world: Any) -> None:
+    """A contract wallet that consented, then refuses when the batch is estimated: that order
+    alone is voided with the token's error; the other goes in the batch."""
+    client, hotel, agreement = world.client, world.hotel, world.agreement
+    owner = Account.create()
+    artifact = load_artifact("ConsentWallet")
+    deployed = world.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode).constructor(owner.address)
+    receipt = world.w3.eth.wait_for_transaction_receipt(deployed.transact({"from": world.w3.eth.accounts[0]}))
+    wallet = world.w3.eth.contract(address=receipt["contractAddress"], abi=artifact.abi)
+    smart = world.member(600, wallet_address=wallet.address, smart_wallet=True)
+    custodial = world.member(600)
+    confirm_all(world.writer)
+    ask = {"agreement_id": agreement["id"], "member_id": smart["id"], "amount_in": 300}
+    quote = post(client, "/v1/exchanges/consents", ask, hotel["api_key"]).json()
+    ask |= {"signature": "0x" + sign_typed_data(quote["typed_data"], owner.key).hex(), "deadline": quote["deadline"]}
+    assert post(client, "/v1/exchanges", ask, hotel["api_key"]).json()["status"] == "reserved"
+    mine = post(client, "/v1/me/exchanges", {"agreement_id": agreement["id"], "amount_in": 300}, sign_in(client, custodial))
+    refusing = 1  # ConsentWallet.Mode.Refusing
+    world.w3.eth.wait_for_transaction_receipt(wallet.functions.setMode(refusing).transact({"from": world.w3.eth.accounts[0]}))
+    confirm_all(world.writer)
+    voided = world.exchange_of(quote["exchange_id"])
+    assert voided["status"] == "voided" and "LoyaltyInvalidSigner" in voided["error"], voided
+    assert world.exchange_of(mine.json()["id"])["status"] == "confirmed"
+    assert world.points.balance_of(wallet.address) == 600
