@@ -12,7 +12,7 @@ export PATH := $(BIN):$(PATH)
 # on a machine, and would point at whichever clone installed last.
 export SOLCX_BINARY_PATH := $(CURDIR)/var/solcx
 
-.PHONY: up test install compile bench-gas bench-earn bench-audit bench-api bench-rules chaos slither lint clean
+.PHONY: up test install compile bench-gas bench-earn bench-audit bench-api bench-rules bench-exchange chaos slither lint clean
 
 up: install compile
 	$(BIN)/loyalty up --chain $(CHAIN) --port $(PORT)
@@ -41,6 +41,9 @@ bench-api: install compile
 
 bench-rules: install compile
 	$(BIN)/python scripts/bench_rules.py
+
+bench-exchange: install compile
+	$(BIN)/python scripts/bench_exchange.py
 
 chaos: install compile
 	$(BIN)/python scripts/chaos.py

@@ -25,7 +25,7 @@ from web3 import HTTPProvider, Web3
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
 
-from loyalty.chain.deploy import Deployment, TokenParams, deploy_token  # noqa: E402
+from loyalty.chain.deploy import Deployment, TokenParams, deploy_exchange, deploy_token  # noqa: E402
 from loyalty.chain.devchain import free_port, start_node, stop_node  # noqa: E402
 from loyalty.settings import DEV_OPERATOR_KEY  # noqa: E402
 
@@ -42,12 +42,15 @@ class Stack:
     deployment: Deployment
     database_url: str
     api_pid: int
+    rpc_url: str = ""
+    exchange: str | None = None  # the PointsExchange, when asked for
 
 
 @contextmanager
-def serving(run_dir: Path, admin_key: str) -> Iterator[Stack]:
+def serving(run_dir: Path, admin_key: str, *, exchange: bool = False) -> Iterator[Stack]:
     """The service on its own chain and database in `run_dir`; the API and the outbox writer in
-    two processes, so neither waits for the other's share of the interpreter lock."""
+    two processes, so neither waits for the other's share of the interpreter lock. With
+    `exchange`, a PointsExchange (settling in a TestDollar) relayed by the operator too."""
     chain_port, api_port = free_port(), free_port()
     node = start_node("anvil", chain_port, run_dir / "chain")
     processes: list[subprocess.Popen[bytes]] = []
@@ -56,10 +59,17 @@ def serving(run_dir: Path, admin_key: str) -> Iterator[Stack]:
         w3 = Web3(HTTPProvider(rpc_url))
         deployment, _ = deploy_token(w3, w3.eth.accounts[0], TokenParams(), folder=run_dir, record=False)
         database_url = f"sqlite:///{run_dir / 'loyalty.db'}"
+        exchange_address = None
+        if exchange:
+            operator = w3.eth.accounts[0]  # DEV_OPERATOR_KEY's account
+            found, _ = deploy_exchange(w3, operator, relayer=operator, folder=run_dir)
+            exchange_address = found.exchange_address
         env = {
             **os.environ, "DATABASE_URL": database_url, "RPC_URL": rpc_url, "TOKEN_ADDRESS": deployment.token_address,
             "LOYALTY_ADMIN_KEY": admin_key, "LOYALTY_MASTER_KEY": secrets.token_hex(32), "ISSUER_PRIVATE_KEY": DEV_OPERATOR_KEY,
         }  # fmt: skip
+        if exchange_address is not None:
+            env["EXCHANGE_ADDRESS"] = exchange_address
         for name, command in (
             ("api", ["serve", "--no-outbox", "--port", str(api_port)]),
             ("worker", ["worker"]),
@@ -79,7 +89,7 @@ def serving(run_dir: Path, admin_key: str) -> Iterator[Stack]:
                 time.sleep(0.1)
         else:
             raise SystemExit(f"the API did not start: see {run_dir / 'api.log'}")
-        yield Stack(api, w3, deployment, database_url, processes[0].pid)
+        yield Stack(api, w3, deployment, database_url, processes[0].pid, rpc_url, exchange_address)
     finally:
         for process in processes:
             process.terminate()

@@ -317,11 +317,21 @@ class RedemptionCodeCreated(BaseModel):
     expires_at: datetime
 
 
+class ProgramBalance(BaseModel):
+    program_id: int
+    symbol: str | None
+    token_address: str
+    balance_points: int = Field(description="on-chain, in this program's token")
+
+
 class MemberDetail(MemberPublic):
-    balance_points: int = Field(description="on-chain")
+    balance_points: int = Field(description="on-chain, in program 1 (the first program)")
     pending_points: int = Field(description="awarded for purchases still in their pending period")
     debt_points: int = Field(description="owed for refunds after release; the next awards pay it first")
     expiring: list[ExpiringPoints]
+    programs: list[ProgramBalance] = Field(
+        default=[], description="the balance in each program with a token (one wallet for all), program 1 first"
+    )
 
 
 class LedgerEntry(BaseModel):
@@ -756,6 +766,8 @@ class ProgramPublic(BaseModel):
         description="incoming budget granted on-chain, in all (what is left is the exchange's issue budget on the token)"
     )
     incoming_to_grant_points: int = Field(description="incoming budget granted, not yet on-chain")
+    issue_fee_per_point: int = Field(description="a coalition's fee per point issued (settlement-token units)")
+    redemption_price_per_point: int = Field(description="a coalition's price per point redeemed at a partner")
     created_at: datetime
 
 
@@ -781,10 +793,54 @@ class ProgramCreate(Strict):
         return self
 
 
+Price = Annotated[int, Field(strict=True, ge=0, le=2**62)]
+
+
 class ProgramUpdate(Strict):
     pending_days: Annotated[int, Field(strict=True, ge=0, le=3_650)] | None = None
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
     name: Name | None = None
+    issue_fee_per_point: Price | None = Field(
+        default=None, description="a coalition's fee per point a partner issues, in settlement-token units"
+    )
+    redemption_price_per_point: Price | None = Field(
+        default=None, description="what a coalition pays a partner per point redeemed at it, in settlement-token units"
+    )
+
+
+class StatementLine(BaseModel):
+    partner_id: int | None = Field(description="the partner whose issuer account this is (none: not the service's)")
+    issuer: str
+    issued_points: int
+    redeemed_points: int
+    fees: str = Field(description="issued x the issue fee: what it owes the coalition (settlement-token units)")
+    reimbursed: str = Field(description="redeemed x the redemption price: what the coalition owes it")
+    net: str = Field(description="reimbursed less fees")
+
+
+class StatementPayment(BaseModel):
+    debtor: str
+    debtor_id: int | None
+    creditor: str
+    creditor_id: int | None
+    amount: str
+
+
+class StatementPublic(BaseModel):
+    """A coalition program's statement for a time window, from the token's events alone (the
+    coalition itself is the party named by the token's address)."""
+
+    program_id: int
+    token_address: str
+    since: datetime
+    until: datetime
+    from_block: int
+    to_block: int
+    issue_fee_per_point: int
+    redemption_price_per_point: int
+    lines: list[StatementLine]
+    net: dict[str, str] = Field(description="each party's position, the coalition included; they sum to zero")
+    payments: list[StatementPayment] = Field(description="at most one fewer than the parties")
 
 
 # ---------------------------------------------------------------------------------- agreements
@@ -906,6 +962,27 @@ class ExchangePublic(BaseModel):
     block_number: int | None
     error: str | None = None
     created_at: datetime
+
+
+class ExchangeBatchCreate(Strict):
+    exchanges: Annotated[list[ExchangeCreate], Field(min_length=1, max_length=1_000)]
+
+
+class ItemProblem(BaseModel):
+    """Why one item of a batch was refused (the problem a single request would have had)."""
+
+    code: str
+    status: int
+    detail: str
+
+
+class ExchangeBatchResult(BaseModel):
+    exchange: ExchangePublic | None = None
+    problem: ItemProblem | None = None
+
+
+class ExchangeBatchAccepted(BaseModel):
+    results: list[ExchangeBatchResult] = Field(description="one per item, in order: the exchange, or why not")
 
 
 class IncomingBudgetGrant(Strict):

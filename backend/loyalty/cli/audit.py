@@ -153,3 +153,49 @@ def audit_reconcile(rpc_url: str | None, from_block: int, out: Path) -> None:
         click.echo(f"... and {len(findings) - 50:,} more")
     click.echo(f"{len(findings):,} findings as of block {result.block_number:,}; written to {out / 'reconcile.json'}")
     raise SystemExit(0 if not findings else 1)
+
+
+@audit.command("statement")
+@click.option("--rpc", "rpc_url", envvar="RPC_URL", required=True, help="JSON-RPC URL of the chain (env RPC_URL).")
+@click.option("--token", envvar="TOKEN_ADDRESS", required=True, help="The coalition's token (env TOKEN_ADDRESS).")
+@click.option("--since", required=True, help="From this time (ISO 8601 with an offset).")
+@click.option("--until", required=True, help="Until this time, not included.")
+@click.option(
+    "--issue-fee", type=click.IntRange(0), required=True, help="Fee per point issued (settlement-token units)."
+)
+@click.option(
+    "--redemption-price", type=click.IntRange(0), required=True, help="Price per point redeemed at a partner."
+)
+@click.option("--exclude", multiple=True, help="An issuer to leave out (the exchange: its own periods settle it).")
+@from_block_option
+def audit_statement(
+    rpc_url: str, token: str, since: str, until: str, issue_fee: int, redemption_price: int, exclude: tuple[str, ...],
+    from_block: int,
+) -> None:  # fmt: skip
+    """A coalition's statement from the chain alone: per issuer, points issued and redeemed in
+    the window, what it owes and is owed at the two prices, and the payments that settle it (the
+    same figures as GET /v1/programs/{id}/statements)."""
+    from dataclasses import asdict
+    from datetime import datetime
+
+    from loyalty.audit.rpc import Rpc
+    from loyalty.audit.statements import statement
+
+    def unix(value: str, name: str) -> int:
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint=name) from None
+        if moment.tzinfo is None:
+            raise click.BadParameter(f"{value!r} has no offset (say Z for UTC)", param_hint=name)
+        return int(moment.timestamp())
+
+    rpc = Rpc(rpc_url)
+    try:
+        found = statement(
+            rpc, token, since=unix(since, "--since"), until=unix(until, "--until"), issue_fee=issue_fee,
+            redemption_price=redemption_price, from_block=from_block, excluded=exclude,
+        )  # fmt: skip
+    finally:
+        rpc.close()
+    click.echo(json.dumps(asdict(found), indent=2))

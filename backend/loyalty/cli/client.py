@@ -689,16 +689,30 @@ def programs_tiers(program_id: int, file: TextIO | None, api_url: str, key: str 
 )
 @click.option("--currency", default=None, help="The currency purchases are priced in (ISO 4217: USD, EUR).")
 @click.option("--name", default=None)
+@click.option("--issue-fee", "issue_fee_per_point", type=click.IntRange(0), default=None,
+              help="A coalition's fee per point a partner issues (settlement-token units).")  # fmt: skip
+@click.option("--redemption-price", "redemption_price_per_point", type=click.IntRange(0), default=None,
+              help="What a coalition pays a partner per point redeemed at it.")  # fmt: skip
 @with_api
-def programs_set(
-    program_id: int, pending_days: int | None, currency: str | None, name: str | None, api_url: str, key: str | None
-) -> None:
+def programs_set(program_id: int, api_url: str, key: str | None, **changes: Any) -> None:
     """Change a program's settings (admin)."""
-    changes = {"pending_days": pending_days, "currency": currency, "name": name}
     body = {k: v for k, v in changes.items() if v is not None}
     if not body:
-        raise click.UsageError("nothing to change: give --pending-days, --currency or --name")
+        raise click.UsageError(
+            "nothing to change: give --pending-days, --currency, --name, --issue-fee or --redemption-price"
+        )
     _call(api_url, key, "PATCH", f"/v1/programs/{program_id}", body)
+
+
+@programs.command("statement")
+@click.argument("program_id", type=int, default=1)
+@click.option("--since", required=True, help="From this time (ISO 8601 with an offset).")
+@click.option("--until", required=True, help="Until this time, not included.")
+@with_api
+def programs_statement(program_id: int, since: str, until: str, api_url: str, key: str | None) -> None:
+    """A coalition program's statement for a window: fees for points issued, reimbursement for
+    points redeemed, per partner, and the payments that settle them (a partner sees its own)."""
+    _call(api_url, key, "GET", f"/v1/programs/{program_id}/statements?{urlencode({'since': since, 'until': until})}")
 
 
 @programs.command("incoming-budget")

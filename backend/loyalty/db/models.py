@@ -370,6 +370,10 @@ class Program(Base):
     exchange_next_ref: Mapped[int] = mapped_column(BigInteger, default=1, server_default="1")
     incoming_budget_points: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     incoming_to_grant_points: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # A coalition's prices, in the settlement token's units per point: what a partner pays for
+    # each point it issues, and is paid for each point redeemed at it (coalition statements).
+    issue_fee_per_point: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    redemption_price_per_point: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

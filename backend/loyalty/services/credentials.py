@@ -104,6 +104,46 @@ def use_redemption_code(uow: UnitOfWork, member: Member, partner_id: int, code: 
         )
 
 
+def redemption_codes_fitting(uow: UnitOfWork, partner_id: int, wanted: list[tuple[int, str, int]]) -> list[str | None]:
+    """For each (member id, code, points): the code's hash if it is the member's, unused,
+    unexpired, for this partner and covers the points, else None (a code given twice fits the
+    first time only). Nothing is spent: `spend_redemption_codes` does, for those used."""
+    hashes = [hash_secret(normal_code(code)) for _, code, _ in wanted]
+    found = {
+        row.token_hash: row
+        for row in uow.session.scalars(
+            select(MemberToken).where(
+                MemberToken.token_hash.in_(set(hashes)),
+                MemberToken.kind == MemberTokenKind.REDEMPTION_CODE,
+                MemberToken.partner_id == partner_id,
+                MemberToken.expires_at > utcnow(),
+                MemberToken.used_at.is_(None),
+            )
+        )
+    }
+    fitting: list[str | None] = []
+    for (member_id, _, points), token_hash in zip(wanted, hashes, strict=True):
+        row = found.pop(token_hash, None)
+        fitting.append(token_hash if row and row.member_id == member_id and (row.max_points or 0) >= points else None)
+    return fitting
+
+
+def spend_redemption_codes(uow: UnitOfWork, hashes: list[str]) -> set[str]:
+    """Spend the codes (by hash) still unused; returns those spent here (a racing request may
+    have spent one first)."""
+    if not hashes:
+        return set()
+    return set(
+        uow.session.scalars(
+            update(MemberToken)
+            .where(MemberToken.token_hash.in_(hashes), MemberToken.used_at.is_(None))
+            .values(used_at=utcnow())
+            .returning(MemberToken.token_hash)
+            .execution_options(synchronize_session=False)
+        )
+    )
+
+
 def member_of_session(uow: UnitOfWork, token: str) -> Member | None:
     """The member a live session token belongs to."""
     query = select(MemberToken.member_id).where(

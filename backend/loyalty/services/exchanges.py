@@ -16,21 +16,26 @@ target's incoming budget) is refused here first with the chain's own figures.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from loyalty.chain.exchange import Standing
 from loyalty.db.models import (
     AgreementStatus,
     ChainWrite,
     Exchange,
     ExchangeStatus,
     Member,
+    MemberLink,
     Program,
     RateAgreement,
+    Redemption,
+    RedemptionStatus,
     WriteStatus,
     utcnow,
 )
@@ -42,12 +47,14 @@ from loyalty.domain.consent import (
 )
 from loyalty.domain.exchange import Agreement, QuoteRefused
 from loyalty.domain.exchange import quote as domain_quote
-from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
+from loyalty.errors import ConflictError, DomainError, ErrorCode, NotFoundError, UnprocessableError
 from loyalty.services import agreements, credentials, members
 from loyalty.services.lists import Page, keyset
-from loyalty.services.purchases import program
+from loyalty.services.purchases import DEFAULT_PROGRAM, program
 from loyalty.services.redemptions import APPROVAL_WINDOW, CONSENT_VALIDITY_S, usable_signature
 from loyalty.services.uow import UnitOfWork
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,57 @@ class Route:
     def reward_id(self) -> int:
         """The consent's `rewardId`: the agreement's id as a number."""
         return int(self.row.agreement_id, 16)
+
+
+class ChainView:
+    """The chain reads exchange requests need, as of one block, made before the write lock is
+    taken (`prefetch`: the members' balances and nonces in one batch per token). What one
+    agreement or program shows (its debt and calendar, the target's incoming budget) is shared
+    by every request in the same block (kept on the runtime's exchange client); what was
+    accepted since is counted from the database."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow, self.block = uow, uow.chain.block_number()
+        self._states: dict[tuple[int, str], tuple[int, int]] = {}
+
+    def prefetch(self, wanted: list[tuple[Route, Member]]) -> None:
+        by_source: dict[int, tuple[Program, list[str]]] = {}
+        for found, member in wanted:
+            by_source.setdefault(found.source.id, (found.source, []))[1].append(member.wallet_address)
+            self.standing(found)
+            self.incoming_budget(found)
+        for program_id, (source, wallets) in by_source.items():
+            token = self.uow.token_at(str(source.token_address))
+            for wallet, state in token.members_state(sorted(set(wallets)), self.block).items():
+                self._states[(program_id, wallet)] = state
+
+    def state(self, source: Program, wallet: str) -> tuple[int, int]:
+        """The member's (balance, nonce) on the source token."""
+        if (source.id, wallet) not in self._states:
+            token = self.uow.token_at(str(source.token_address))
+            self._states[(source.id, wallet)] = token.members_state([wallet], self.block)[wallet]
+        return self._states[(source.id, wallet)]
+
+    def standing(self, found: Route) -> Standing:
+        return self._once(
+            ("standing", found.row.agreement_id), lambda: self.uow.exchange().standing(found.terms, self.block)
+        )
+
+    def incoming_budget(self, found: Route) -> int:
+        target = self.uow.token_at(str(found.target.token_address))
+        return self._once(("incoming", target.address), lambda: target.issue_budget(self.uow.exchange().address))
+
+    def member_used(self, found: Route, wallet: str) -> int:
+        return self.uow.exchange().member_used(found.terms, wallet, self.block)
+
+    def _once(self, key: tuple[str, str], read: Callable[[], T]) -> T:
+        shared = self.uow.exchange().reads
+        hit = shared.get(key)
+        if hit is not None and hit[0] == self.block:
+            return cast(T, hit[1])
+        value = read()
+        shared[key] = (self.block, value)
+        return value
 
 
 def route(uow: UnitOfWork, agreement_row_id: int, partner_id: int | None) -> Route:
@@ -119,7 +177,12 @@ def take_refs(session: Session, program_id: int, count: int = 1) -> int:
 
 
 def quote(
-    uow: UnitOfWork, member: Member, agreement_row_id: int, amount_in: int, partner_id: int | None
+    uow: UnitOfWork,
+    member: Member,
+    agreement_row_id: int,
+    amount_in: int,
+    partner_id: int | None,
+    view: ChainView | None = None,
 ) -> tuple[Exchange, dict[str, object]]:
     """A consent for a self-custody member to sign (valid for an hour, works once), recorded
     as a `quoted` exchange."""
@@ -131,7 +194,8 @@ def quote(
     found = route(uow, agreement_row_id, partner_id)
     out = amount_out(found, amount_in)
     members.lock(uow, member)
-    nonce = members.spendable_points(uow, member, found.source.id)[1]
+    state = (view or ChainView(uow)).state(found.source, member.wallet_address)
+    nonce = members.spendable_points(uow, member, found.source.id, state)[1]
     consent = consent_of(
         uow,
         found,
@@ -159,12 +223,14 @@ def request(
     signature: bytes | None = None,
     deadline: int | None = None,
     code: str | None = None,
+    view: ChainView | None = None,
 ) -> Exchange:
     """An exchange for `member`, with its consent or awaiting it.
 
     Self-custody: the member's signature over a quote (`signature`, `deadline`). Custodial: the
     member's own session (`by_member`), a one-time `code` it gave partner `partner_id`, or else
-    the exchange waits (`awaiting_member`) until the member approves it."""
+    the exchange waits (`awaiting_member`) until the member approves it. `view`: the chain as
+    read before the write lock (else read now)."""
     found = route(uow, agreement_row_id, None if by_member else partner_id)
     out = amount_out(found, amount_in)
     if not member.custodial:
@@ -175,7 +241,7 @@ def request(
                 "(POST /v1/exchanges/consents)",
             )
         quoted, signature = _signed(uow, found, member, amount_in, signature, deadline)
-        return _reserve(uow, found, member, quoted, signature=signature)
+        return _reserve(uow, found, member, quoted, view, signature=signature)
     if signature is not None or deadline is not None:
         raise UnprocessableError(
             ErrorCode.VALIDATION_ERROR,
@@ -192,15 +258,155 @@ def request(
         uow.session.add(row)
         uow.session.flush()
         return row
-    return _reserve(uow, found, member, row)
+    return _reserve(uow, found, member, row, view)
 
 
-def approve(uow: UnitOfWork, member: Member, exchange_id: int) -> Exchange:
+@dataclass(frozen=True)
+class Asked:
+    """One exchange of a batch, as `request` takes it."""
+
+    member_id: int
+    agreement_id: int
+    amount_in: int
+    code: str | None = None
+    signature: bytes | None = None
+    deadline: int | None = None
+
+
+def request_many(uow: UnitOfWork, asked: list[Asked], partner_id: int, view: ChainView) -> list[Exchange | DomainError]:
+    """Many members' exchanges a partner relays at once, each checked as `request` checks it
+    and each standing alone (a refused one is its `DomainError`, in its place); a member not
+    linked to the partner, or an agreement it is no party to, refuses them all. Custodial
+    members with a code go together: their members, holdings and limits are read once for the
+    batch and counted on as each is accepted; the others go one by one."""
+    session = uow.session
+    results: list[Exchange | DomainError | None] = [None] * len(asked)
+    for agreement_id in sorted({a.agreement_id for a in asked}):
+        agreements.get(uow, agreement_id, partner_id)  # another's: the whole request is refused
+    routes: dict[int, Route | DomainError] = {}
+    for agreement_id in {a.agreement_id for a in asked}:
+        try:
+            routes[agreement_id] = route(uow, agreement_id, partner_id)
+        except DomainError as refused:
+            routes[agreement_id] = refused
+    linked = set(
+        session.scalars(
+            select(MemberLink.member_id).where(
+                MemberLink.partner_id == partner_id, MemberLink.member_id.in_({a.member_id for a in asked})
+            )
+        )
+    )
+    if missing := {a.member_id for a in asked} - linked:
+        raise NotFoundError(ErrorCode.MEMBER_NOT_FOUND, f"no member {min(missing)}")
+    found_members = {m.id: m for m in session.scalars(select(Member).where(Member.id.in_(linked)))}
+    together: list[tuple[int, Route, Member, int]] = []
+    for i, item in enumerate(asked):
+        found, member = routes[item.agreement_id], found_members.get(item.member_id)
+        try:
+            if isinstance(found, DomainError):
+                raise found
+            if member is None:
+                raise NotFoundError(ErrorCode.MEMBER_NOT_FOUND, f"no member {item.member_id}")
+            if member.custodial and item.code is not None and item.signature is None and item.deadline is None:
+                together.append((i, found, member, amount_out(found, item.amount_in)))
+                continue
+            with session.begin_nested():
+                results[i] = request(
+                    uow, member, item.agreement_id, item.amount_in, partner_id=partner_id, signature=item.signature,
+                    deadline=item.deadline, code=item.code, view=view,
+                )  # fmt: skip
+        except DomainError as refused:
+            results[i] = refused
+    if together:
+        _reserve_together(uow, asked, together, partner_id, view, results)
+    return [r for r in results if r is not None]
+
+
+def _reserve_together(
+    uow: UnitOfWork,
+    asked: list[Asked],
+    together: list[tuple[int, Route, Member, int]],
+    partner_id: int,
+    view: ChainView,
+    results: list[Exchange | DomainError | None],
+) -> None:
+    session = uow.session
+    ids = sorted({m.id for _, _, m, _ in together})
+    session.execute(select(Member.id).where(Member.id.in_(ids)).with_for_update(key_share=True))
+    codes = credentials.redemption_codes_fitting(
+        uow, partner_id, [(m.id, asked[i].code or "", asked[i].amount_in) for i, _, m, _ in together]
+    )
+    holding = _holdings(session, ids)
+    limits: dict[int, _Held] = {}
+    into: dict[int, int] = {}
+    accepted: list[tuple[int, Exchange, str]] = []
+    for (i, found, member, out), code in zip(together, codes, strict=True):
+        item = asked[i]
+        try:
+            if code is None:
+                raise UnprocessableError(
+                    ErrorCode.REDEMPTION_CODE_INVALID,
+                    f"no unused, unexpired code of member {member.id} for this partner covers {item.amount_in} points",
+                )
+            balance = view.state(found.source, member.wallet_address)[0]
+            held_points, held_count = holding.get((member.id, found.source.id), (0, 0))
+            if balance - held_points < item.amount_in:
+                raise UnprocessableError(
+                    ErrorCode.INSUFFICIENT_POINTS,
+                    f"member {member.id} has {balance - held_points} spendable points in program {found.source.id}; "
+                    f"the exchange takes {item.amount_in}",
+                )
+            if found.row.id not in limits:
+                limits[found.row.id] = _held(session, found.row.id, None)
+            if found.target.id not in into:
+                into[found.target.id] = _held_into(session, found.target.id)
+            row = _new(found, member, item.amount_in, out, partner_id, ExchangeStatus.RESERVED)
+            member_in = _held(session, found.row.id, member.id).member_in if found.terms.max_in_per_member_period else 0
+            _check(view, found, member, row, limits[found.row.id].out, member_in, into[found.target.id])
+        except DomainError as refused:
+            results[i] = refused
+            continue
+        holding[(member.id, found.source.id)] = (held_points + item.amount_in, held_count + 1)
+        limits[found.row.id] = _Held(limits[found.row.id].out + out, 0)
+        into[found.target.id] += out
+        accepted.append((i, row, code))
+    spent = credentials.spend_redemption_codes(uow, [code for _, _, code in accepted])
+    for i, row, code in accepted:
+        if code in spent:
+            session.add(row)
+            results[i] = row
+        else:  # spent meanwhile by a racing request
+            results[i] = UnprocessableError(ErrorCode.REDEMPTION_CODE_INVALID, "the code was used meanwhile")
+    session.flush()
+
+
+def _holdings(session: Session, member_ids: list[int]) -> dict[tuple[int, int], tuple[int, int]]:
+    """What the members' spends on their way hold, by (member, program): (points, count).
+    Counted from the database only: a spend whose write is mined already is held here (and
+    out of the chain's balance), erring on the side of refusing."""
+    held: dict[tuple[int, int], tuple[int, int]] = {}
+    for member_id, program_id, points, count in session.execute(
+        select(Exchange.member_id, Exchange.source_program_id, func.sum(Exchange.amount_in), func.count())
+        .where(Exchange.member_id.in_(member_ids), Exchange.status == ExchangeStatus.RESERVED)
+        .group_by(Exchange.member_id, Exchange.source_program_id)
+    ):
+        held[(member_id, program_id)] = (int(points), int(count))
+    for member_id, points, count in session.execute(
+        select(Redemption.member_id, func.sum(Redemption.amount_points), func.count())
+        .where(Redemption.member_id.in_(member_ids), Redemption.status == RedemptionStatus.RESERVED)
+        .group_by(Redemption.member_id)
+    ):
+        before = held.get((member_id, DEFAULT_PROGRAM), (0, 0))
+        held[(member_id, DEFAULT_PROGRAM)] = (before[0] + int(points), before[1] + int(count))
+    return held
+
+
+def approve(uow: UnitOfWork, member: Member, exchange_id: int, view: ChainView | None = None) -> Exchange:
     """The member approves an exchange a partner asked for: reserved (the outbox signs its
     consent with the member's custodial key when it sends it)."""
     awaiting = _awaiting(uow, member, exchange_id)
     found = route(uow, awaiting.agreement_id, None)
-    return _reserve(uow, found, member, awaiting)
+    return _reserve(uow, found, member, awaiting, view)
 
 
 def decline(uow: UnitOfWork, member: Member, exchange_id: int) -> Exchange:
@@ -258,12 +464,16 @@ def _leave(session: Session, exchange_id: int, before: ExchangeStatus, after: Ex
         raise ConflictError(code, f"exchange {exchange_id} was answered already")
 
 
-def _reserve(uow: UnitOfWork, found: Route, member: Member, row: Exchange, **values: object) -> Exchange:
+def _reserve(
+    uow: UnitOfWork, found: Route, member: Member, row: Exchange, view: ChainView | None, **values: object
+) -> Exchange:
     """Phase one: hold the points, after checking what the chain would check (balance and
     nonce on the source, the agreement's limits, the target's incoming budget)."""
     session = uow.session
+    view = view or ChainView(uow)
     members.lock(uow, member)
-    spendable, next_nonce = members.spendable_points(uow, member, found.source.id)
+    state = view.state(found.source, member.wallet_address)
+    spendable, next_nonce = members.spendable_points(uow, member, found.source.id, state)
     if row.status == ExchangeStatus.QUOTED and row.nonce != next_nonce:
         raise ConflictError(
             ErrorCode.CONSENT_STALE,
@@ -275,7 +485,7 @@ def _reserve(uow: UnitOfWork, found: Route, member: Member, row: Exchange, **val
             ErrorCode.INSUFFICIENT_POINTS,
             f"member {member.id} has {spendable} spendable points in program {found.source.id}; the exchange takes {row.amount_in}",
         )
-    _check_limits(uow, found, member, row)
+    _check_limits(uow, view, found, member, row)
     if row.id is None:
         session.add(row)
         session.flush()
@@ -285,10 +495,18 @@ def _reserve(uow: UnitOfWork, found: Route, member: Member, row: Exchange, **val
     return row
 
 
-def _check_limits(uow: UnitOfWork, found: Route, member: Member, row: Exchange) -> None:
-    terms, exchange = found.terms, uow.exchange()
+def _check_limits(uow: UnitOfWork, view: ChainView, found: Route, member: Member, row: Exchange) -> None:
     held = _held(uow.session, found.row.id, member.id)
-    standing = exchange.standing(terms, member.wallet_address)
+    _check(view, found, member, row, held.out, held.member_in, _held_into(uow.session, found.target.id))
+
+
+def _check(
+    view: ChainView, found: Route, member: Member, row: Exchange, held_out: int, member_in: int, held_into: int
+) -> None:
+    """What the exchange would refuse, with the chain's figures and what is on its way
+    (`held_out` under the agreement, `member_in` of the member's under it, `held_into` the target)."""
+    terms = found.terms
+    standing = view.standing(found)
     now = int(time.time())
     if standing.overdue_since and standing.overdue_since < now:
         raise ConflictError(
@@ -296,24 +514,23 @@ def _check_limits(uow: UnitOfWork, found: Route, member: Member, row: Exchange) 
             f"the payer of agreement {found.row.id} has a payment overdue since {standing.overdue_since}",
         )
     cap = terms.max_in_per_member_period
-    if cap and standing.member_used + held.member_in + row.amount_in > cap:
+    used = view.member_used(found, member.wallet_address) + member_in if cap else 0
+    if cap and used + row.amount_in > cap:
         raise UnprocessableError(
             ErrorCode.EXCHANGE_LIMIT_EXCEEDED,
-            f"member {member.id} exchanged {standing.member_used + held.member_in} this period; "
-            f"{row.amount_in} more passes the agreement's {cap} per member",
+            f"member {member.id} exchanged {used} this period; {row.amount_in} more passes the agreement's {cap} per member",
         )
-    debt = standing.debt + (held.out + row.amount_out) * terms.price_per_point
+    debt = standing.debt + (held_out + row.amount_out) * terms.price_per_point
     if terms.credit_limit and debt > terms.credit_limit:
         raise UnprocessableError(
             ErrorCode.EXCHANGE_LIMIT_EXCEEDED,
             f"the payer would owe {debt} this period, past the agreement's credit limit of {terms.credit_limit}",
         )
-    budget = uow.token_at(str(found.target.token_address)).issue_budget(exchange.address)
-    incoming = _held_into(uow.session, found.target.id) + row.amount_out
-    if incoming > budget:
+    budget = view.incoming_budget(found)
+    if held_into + row.amount_out > budget:
         raise UnprocessableError(
             ErrorCode.INCOMING_BUDGET_EXCEEDED,
-            f"program {found.target.id} takes {budget} more exchanged points; {incoming} are asked for",
+            f"program {found.target.id} takes {budget} more exchanged points; {held_into + row.amount_out} are asked for",
         )
 
 
@@ -333,7 +550,7 @@ def _on_the_way(query: Any) -> Any:
     )
 
 
-def _held(session: Session, agreement_row_id: int, member_id: int) -> _Held:
+def _held(session: Session, agreement_row_id: int, member_id: int | None) -> _Held:
     out, member_in = session.execute(
         _on_the_way(
             select(

@@ -154,20 +154,24 @@ def lock(uow: UnitOfWork, member: Member) -> None:
     uow.session.execute(select(Member.id).where(Member.id == member.id).with_for_update(key_share=True))
 
 
-def spendable_points(uow: UnitOfWork, member: Member, program_id: int = DEFAULT_PROGRAM) -> tuple[int, int]:
+def spendable_points(
+    uow: UnitOfWork, member: Member, program_id: int = DEFAULT_PROGRAM, state: tuple[int, int] | None = None
+) -> tuple[int, int]:
     """Points the member may still spend in a program (redeem, or exchange out), and the consent
     nonce the next spend there takes: redemptions and exchanges share the token's nonce.
 
     Balance and nonce are read from the chain as of one block. A reserved spend still holds its
     points until its burn is on-chain: one whose transaction is mined already (its nonce is below
-    the chain's) is in the balance, not counted again."""
-    token = (
-        uow.token
-        if program_id == DEFAULT_PROGRAM
-        else uow.token_at(str(program(uow.session, program_id).token_address))
-    )
-    block = uow.chain.block_number()
-    balance, nonce = token.members_state([member.wallet_address], block)[member.wallet_address]
+    the chain's) is in the balance, not counted again. `state`: the member's (balance, nonce),
+    read already (before the write lock, say)."""
+    if state is None:
+        token = (
+            uow.token
+            if program_id == DEFAULT_PROGRAM
+            else uow.token_at(str(program(uow.session, program_id).token_address))
+        )
+        state = token.members_state([member.wallet_address], uow.chain.block_number())[member.wallet_address]
+    balance, nonce = state
     held_points, held_count = uow.session.execute(
         select(func.coalesce(func.sum(Exchange.amount_in), 0), func.count()).where(
             Exchange.member_id == member.id,

@@ -48,7 +48,13 @@ if TYPE_CHECKING:
     from loyalty.workers.outbox import OutboxWriter
 
 log = logging.getLogger("loyalty.workers.exchanging")
-MAX_ORDERS = 100  # orders per exchangeBatch (the contract takes up to 200; 100 keeps a batch well under a block)
+MAX_ORDERS = 200  # orders per exchangeBatch: the contract's most (and fewer in a block that cannot hold them)
+ORDER_GAS_CAP = 70_000  # an order to a first-time holder on the target, with room: what a block must hold per order
+BATCH_BASE_GAS = 100_000
+# Once a batch under an agreement was estimated, the next go without a dry run, with this much
+# more gas per order than it needed (members' lots differ); a batch that reverts, out of gas or
+# for an order's sake, makes the next one estimated again, order by order if need be.
+LEARNED_MARGIN = (3, 2)
 MAX_BATCHES_IN_FLIGHT = 8
 DEADLINE_MARGIN_S = 120  # an exchange goes only if its consent outlives this
 BUDGET_WRITES = (WriteKind.GRANT_EXCHANGE, WriteKind.SET_INCOMING)
@@ -97,13 +103,15 @@ def send_exchanges(writer: OutboxWriter, head: Block) -> bool:
             .where(Exchange.status == ExchangeStatus.RESERVED, Exchange.write_id.is_(None))
             .order_by(Exchange.id)
         ).all()
+    most = min(MAX_ORDERS, head.gas_limit * 9 // 10 // ORDER_GAS_CAP)
     groups: dict[int, list[tuple[Exchange, Member]]] = defaultdict(list)
+    members_in: dict[int, set[int]] = defaultdict(set)
     for row, member in waiting:
         if member.id in busy or row.target_program_id in granting:
             continue
-        group = groups[row.agreement_id]
-        if len(group) < MAX_ORDERS and all(m.id != member.id for _, m in group):
-            group.append((row, member))
+        if len(groups[row.agreement_id]) < most and member.id not in members_in[row.agreement_id]:
+            groups[row.agreement_id].append((row, member))
+            members_in[row.agreement_id].add(member.id)
     sent = False
     now = time.monotonic()
     ready = [(a, g) for a, g in groups.items() if writer._exchange_hold.get(a, 0.0) <= now]
@@ -166,11 +174,15 @@ def _send_batch(
             elif r.nonce == nonce:  # (a later nonce waits for the spends before it)
                 orders[r.id] = Order(m.wallet_address, r.amount_in, r.ref, r.deadline, r.signature or b"")
     gas = None
-    while orders:
+    learned = writer._exchange_gas.get(agreement_row_id)
+    if learned is not None and orders:  # the agreement's batches go through: no dry run (see `LEARNED_MARGIN`)
+        gas = BATCH_BASE_GAS + learned * len(orders)
+    while orders and gas is None:
         chosen = sorted(orders, key=lambda i: orders[i].ref)  # the target takes refs in order
         estimate = exchange.batch_gas(terms, [orders[i] for i in chosen])
         if not isinstance(estimate, ChainRevertError):
             gas = estimate
+            writer._exchange_gas[agreement_row_id] = estimate // len(chosen) * LEARNED_MARGIN[0] // LEARNED_MARGIN[1]
             break
         alone = (
             {i: exchange.batch_gas(terms, [orders[i]]) for i in chosen} if len(chosen) > 1 else {chosen[0]: estimate}
@@ -206,29 +218,25 @@ def _send_batch(
     with writer.sessions() as session, write_lock(session):
         write = record(session, None, writer.chain.operator.address, WriteKind.EXCHANGE_BATCH, nonce, signed, row.id)
         write.program_id = row.target_program_id
-        by_id = {r.id: (r, m) for r, m in group}
-        for exchange_id in chosen:
-            order = orders[exchange_id]
-            member = by_id[exchange_id][1]
-            taken = session.execute(
-                update(Exchange)
-                .where(
-                    Exchange.id == exchange_id,
-                    Exchange.write_id.is_(None),
-                    Exchange.status == ExchangeStatus.RESERVED,
-                )
-                .values(
-                    write_id=write.id,
-                    ref=order.ref,
-                    deadline=order.deadline,
-                    signature=order.consent,
-                    nonce=states[member.wallet_address][1],
-                )
-            )
-            if taken.rowcount != 1:  # type: ignore[attr-defined]  # another writer's, or answered since
-                session.rollback()
-                nonces.release(nonce)
-                return False
+        taken = session.execute(
+            update(Exchange)
+            .where(Exchange.id.in_(chosen), Exchange.write_id.is_(None), Exchange.status == ExchangeStatus.RESERVED)
+            .values(write_id=write.id)
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount != len(chosen):  # type: ignore[attr-defined]  # another writer's, or answered since
+            session.rollback()
+            nonces.release(nonce)
+            return False
+        wallets = {r.id: m.wallet_address for r, m in group}
+        session.execute(
+            update(Exchange),
+            [
+                {"id": i, "ref": orders[i].ref, "deadline": orders[i].deadline, "signature": orders[i].consent,
+                 "nonce": states[wallets[i]][1]}
+                for i in chosen
+            ],
+        )  # fmt: skip
         session.commit()
     return writer._broadcast(write, signed)
 

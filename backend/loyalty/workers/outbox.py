@@ -132,6 +132,7 @@ class OutboxWriter:
     _grant_hold: dict[int, float] = field(default_factory=dict, init=False)
     _exchange_hold: dict[int, float] = field(default_factory=dict, init=False)  # by agreement row
     _exchange_issuer_of: set[int] = field(default_factory=set, init=False)  # programs the exchange is an issuer of
+    _exchange_gas: dict[int, int] = field(default_factory=dict, init=False)  # per order, by agreement row
 
     def __post_init__(self) -> None:
         self.sessions = self.runtime.sessions
@@ -416,8 +417,9 @@ class OutboxWriter:
         elif write.kind == WriteKind.EXCHANGE_BATCH:
             if error is None:
                 exchanges.confirm(session, write.id)
-            else:  # estimated before it was sent, so the chain changed since: each goes again, checked afresh
+            else:  # each goes again, in a batch estimated first (order by order if it fails)
                 log.warning("exchange batch %s reverted: %s", write.id, error)
+                self._exchange_gas.pop(write.ref or 0, None)
                 exchanges.requeue(session, write.id)
         elif write.kind == WriteKind.SET_INCOMING:
             if error is None:

@@ -5,13 +5,16 @@ period closes and settles with one payment, and the auditor finds it all clean."
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from eth_account import Account
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from support.backend import (
     ADMIN_KEY,
     auth,
@@ -21,7 +24,9 @@ from support.backend import (
     post,
     redemption_code,
     second_program,
+    serving,
     sign_in,
+    wait_for,
 )
 from web3 import HTTPProvider, Web3
 
@@ -30,6 +35,7 @@ from loyalty.audit.exchange import verify_exchange
 from loyalty.audit.rpc import Rpc
 from loyalty.chain.artifacts import load_artifact
 from loyalty.chain.deploy import deploy_exchange
+from loyalty.cli import main
 from loyalty.domain.consent import sign_typed_data
 from loyalty.workers.outbox import OutboxWriter
 
@@ -89,7 +95,7 @@ class _World:
         return dict(self.client.get(f"/v1/exchanges/{exchange_id}", headers=auth(self.hotel["api_key"])).json())
 
 
-def test_exchange_membersConvertThePeriodClosesAndSettlesInOnePayment(world: Any) -> None:
+def test_exchange_membersConvertThePeriodClosesAndSettlesInOnePayment(world: Any, tmp_path: Path) -> None:
     client, hotel, airline, agreement = world.client, world.hotel, world.airline, world.agreement
     own, coded, asked = world.member(3_000), world.member(3_000), world.member(3_000)
     confirm_all(world.writer)
@@ -129,6 +135,8 @@ def test_exchange_membersConvertThePeriodClosesAndSettlesInOnePayment(world: Any
     wallets = {m["id"]: m["wallet_address"] for m in (own, coded, asked)}
     assert [world.points.balance_of(wallets[m]) for m in wallets] == [2_100, 1_500, 2_400]
     assert [world.miles.functions.balanceOf(wallets[m]).call() for m in wallets] == [300, 500, 200]
+    shown = client.get(f"/v1/members/{own['id']}", headers=auth(hotel["api_key"])).json()["programs"]
+    assert [(p["program_id"], p["balance_points"]) for p in shown] == [(1, 2_100), (world.program["id"], 300)]
     owed = 1_000 * PRICE
 
     overview = client.get("/v1/settlement", headers=auth(hotel["api_key"])).json()
@@ -168,8 +176,18 @@ def test_exchange_membersConvertThePeriodClosesAndSettlesInOnePayment(world: Any
     again = post(client, f"/v1/settlement/periods/{period}/payments/0/pay", None, hotel["api_key"])
     assert (again.status_code, again.json()["code"]) == (409, "payment_settled")
 
-    audit = verify_exchange(Rpc(world.w3.provider.endpoint_uri), world.exchange.exchange_address)
-    assert audit.clean, [c for c in audit.checks if not c.passed]
+    # the auditor, from the chain alone: both programs' tokens and the exchange, clean
+    for token in (world.points.address, world.miles.address):
+        out = tmp_path / f"audit-{token}"
+        verified = CliRunner().invoke(main, ["audit", "verify", "--rpc", world.w3.provider.endpoint_uri, "--token", token,
+                                             "--exchange", world.exchange.exchange_address, "--out", str(out)])  # fmt: skip
+        assert verified.exit_code == 0, verified.output
+        assert json.loads((out / "report.json").read_text())["discrepancies"] == []
+        report = json.loads((out / "exchange.json").read_text())
+        assert report["clean"] and report["discrepancies"] == []
+        [audited] = [p for p in report["periods"] if p["period"] == period]
+        assert audited["closed"] and [(x["amount"], x["settled"]) for x in audited["payments"]] == [(owed, True)]
+    assert verify_exchange(Rpc(world.w3.provider.endpoint_uri), world.exchange.exchange_address).clean
 
 
 def test_exchange_aSelfCustodyMemberSignsAndABadOrderFailsAlone(world: Any) -> None:
@@ -236,13 +254,6 @@ def test_exchange_aSelfCustodyMemberSignsAndABadOrderFailsAlone(world: Any) -> N
 
 
 def test_cli_aMemberConvertsAndABrandReadsTheSettlement(world: Any) -> None:
-    import json
-
-    from click.testing import CliRunner
-    from support.backend import serving, wait_for
-
-    from loyalty.cli import main
-
     member = world.member(900)
     confirm_all(world.writer)
     session = sign_in(world.client, member)
@@ -262,10 +273,19 @@ def test_cli_aMemberConvertsAndABrandReadsTheSettlement(world: Any) -> None:
     assert world.miles.functions.balanceOf(member["wallet_address"]).call() == 200
 
 
-def test_exchange_anOrderTheChainRefusesIsVoidedAloneWithItsReason(world: Any) -> None:
-    """A contract wallet that consented, then refuses when the batch is estimated: that order
-    alone is voided with the token's error; the other goes in the batch."""
+@pytest.mark.parametrize("dry_run", [True, False], ids=["estimated", "sent-at-once"])
+def test_exchange_anOrderTheChainRefusesIsVoidedAloneWithItsReason(world: Any, dry_run: bool) -> None:
+    """A contract wallet that consented, then refuses: that order alone is voided with the
+    token's error, and the other goes. Found when the batch is estimated (the agreement's first
+    batch), or when a batch sent without a dry run (the writer learned the agreement's gas)
+    reverts on-chain: it is sent again, estimated."""
     client, hotel, agreement = world.client, world.hotel, world.agreement
+    if not dry_run:
+        first = world.member(300)
+        confirm_all(world.writer)
+        post(client, "/v1/me/exchanges", {"agreement_id": agreement["id"], "amount_in": 300}, sign_in(client, first))
+        confirm_all(world.writer)
+        assert world.writer._exchange_gas  # the next batch goes without a dry run
     owner = Account.create()
     artifact = load_artifact("ConsentWallet")
     deployed = world.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode).constructor(owner.address)
@@ -286,3 +306,33 @@ def test_exchange_anOrderTheChainRefusesIsVoidedAloneWithItsReason(world: Any) -
     assert voided["status"] == "voided" and "LoyaltyInvalidSigner" in voided["error"], voided
     assert world.exchange_of(mine.json()["id"])["status"] == "confirmed"
     assert world.points.balance_of(wallet.address) == 600
+    reverted = world.client.app.state.runtime.sessions().execute(
+        text("SELECT count(*) FROM chain_writes WHERE kind = 'exchange_batch' AND status = 'failed'")
+    ).scalar()
+    assert reverted == (0 if dry_run else 1)
+
+
+def test_exchange_aBatchOfManyMembersRefusesTheBadItemsAlone(world: Any) -> None:
+    client, hotel, agreement = world.client, world.hotel, world.agreement
+    rich, poor, coded = world.member(900), world.member(300), world.member(600)
+    confirm_all(world.writer)
+    item = {"agreement_id": agreement["id"], "amount_in": 600}
+    items = [
+        {**item, "member_id": rich["id"], "redemption_code": redemption_code(client, rich, hotel)},
+        {**item, "member_id": poor["id"], "redemption_code": redemption_code(client, poor, hotel)},  # holds 300
+        {**item, "member_id": coded["id"], "redemption_code": "WRONG-CODE"},
+        {**item, "member_id": coded["id"]},  # no code: awaits the member
+    ]
+    batch = post(client, "/v1/exchanges/batch", {"exchanges": items}, hotel["api_key"])
+    assert batch.status_code == 201, batch.text
+    results = batch.json()["results"]
+    assert results[0]["exchange"]["status"] == "reserved" and results[0]["problem"] is None
+    assert results[1]["problem"]["code"] == "insufficient_points" and results[1]["exchange"] is None
+    assert results[2]["problem"]["code"] == "redemption_code_invalid"
+    assert results[3]["exchange"]["status"] == "awaiting_member"
+    confirm_all(world.writer)
+    stranger = make_member(client, world.airline["api_key"])  # not the hotel's
+    refused = post(client, "/v1/exchanges/batch", {"exchanges": [items[0], {**item, "member_id": stranger["id"]}]}, hotel["api_key"])
+    assert (refused.status_code, refused.json()["code"]) == (404, "member_not_found")
+    assert world.exchange_of(results[0]["exchange"]["id"])["status"] == "confirmed"
+    assert [world.points.balance_of(m["wallet_address"]) for m in (rich, poor, coded)] == [300, 300, 600]

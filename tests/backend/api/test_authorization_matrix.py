@@ -32,6 +32,7 @@ SHARED = {  # program-wide
     ("get", "/v1/rewards/{reward_id}"),
     ("get", "/v1/programs/{program_id}"),
     ("get", "/v1/programs/{program_id}/tiers"),
+    ("get", "/v1/programs/{program_id}/statements"),  # a partner sees its own lines in it
     ("post", "/v1/exchanges/quote"),  # a registered agreement's terms are public on the chain
     ("get", "/v1/settlement/periods/{period}"),  # debts and payments are public on the chain
     ("post", "/v1/settlement/periods/{period}/close"),  # anyone may close an ended period
@@ -154,6 +155,7 @@ def _sample(name: str, schema: dict[str, Any], ids: dict[str, int]) -> Any:
         "rate_denominator": 3,
         "amount_in": 300,
         "points": 10,
+        "exchanges": [{"agreement_id": ids["agreement_id"], "member_id": ids["member_id"], "amount_in": 300}],
         "valid_until": "2036-01-01T00:00:00Z",
     }
     assert name in samples, f"no sample for the required body field {name!r} ({schema}): add one here"

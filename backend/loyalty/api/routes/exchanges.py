@@ -15,11 +15,15 @@ from loyalty.api.idempotency import Digest, idempotent
 from loyalty.api.schemas import (
     MAX_INT,
     CursorQuery,
+    ExchangeBatchAccepted,
+    ExchangeBatchCreate,
+    ExchangeBatchResult,
     ExchangeConsentCreate,
     ExchangeConsentQuote,
     ExchangeCreate,
     ExchangePublic,
     IdPath,
+    ItemProblem,
     Limit,
     Page,
     QuotePublic,
@@ -28,6 +32,7 @@ from loyalty.api.schemas import (
 )
 from loyalty.db.models import ChainWrite, Exchange, ExchangeStatus
 from loyalty.domain.consent import for_ethers, for_wallets
+from loyalty.errors import DomainError
 from loyalty.services import agreements, exchanges, members
 from loyalty.services.uow import UnitOfWork
 
@@ -42,6 +47,22 @@ def public(uow: UnitOfWork, row: Exchange) -> ExchangePublic:
         amount_in=row.amount_in, amount_out=row.amount_out, status=ExchangeStatus(row.status), ref=row.ref,
         **on_chain(write), error=row.error, created_at=row.created_at,
     )  # fmt: skip
+
+
+def chain_view(uow: UnitOfWork, wanted: list[tuple[int, int]], partner_id: int | None) -> exchanges.ChainView:
+    """The chain as exchanges of (agreement, member) pairs need it, read before the write lock
+    (so requests do not queue behind each other's JSON-RPC calls). Pairs that are not valid are
+    skipped here: they are refused under the lock with their problem."""
+    view = exchanges.ChainView(uow)
+    found = []
+    for agreement_id, member_id in wanted:
+        try:
+            found.append((exchanges.route(uow, agreement_id, None), members.get(uow, member_id, partner_id)))
+        except DomainError:
+            continue
+    view.prefetch(found)
+    uow.session.rollback()  # the write transaction starts afresh under the lock
+    return view
 
 
 def consent_public(uow: UnitOfWork, row: Exchange, typed: dict[str, object]) -> ExchangeConsentQuote:
@@ -92,16 +113,62 @@ def create_exchange(
     (the agreement's caps and credit limit, an overdue payer, the target's incoming budget)
     are refused here with the chain's figures."""
 
+    view = chain_view(uow, [(body.agreement_id, body.member_id)], principal.partner_id)
+
     def write() -> tuple[int, ExchangePublic]:
-        member = members.get(uow, body.member_id, principal.partner_id)
-        signature = None if body.signature is None else bytes.fromhex(body.signature[2:])
-        row = exchanges.request(
-            uow, member, body.agreement_id, body.amount_in, partner_id=principal.partner_id,
-            signature=signature, deadline=body.deadline, code=body.redemption_code,
-        )  # fmt: skip
-        return 201, public(uow, row)
+        return 201, public(uow, _request(uow, body, principal.partner_id, view))
 
     return idempotent(request, digest, uow.session, principal, write)
+
+
+@router.post("/batch", status_code=201, response_model=ExchangeBatchAccepted)
+def create_exchanges(
+    body: ExchangeBatchCreate, request: Request, uow: UowDep, principal: Writer, digest: Digest
+) -> JSONResponse:
+    """Up to 1,000 members' exchanges in one request, each as POST /v1/exchanges takes it (a
+    custodial member's code, a self-custody member's signature, or nothing to await its
+    approval). Each stands alone: one refused (its `problem`, as a single request would have
+    answered) takes nothing from the others. Naming a member not linked to the partner, or an
+    agreement it is no party to, refuses the whole request (`404`)."""
+    view = chain_view(uow, [(i.agreement_id, i.member_id) for i in body.exchanges], principal.partner_id)
+
+    def write() -> tuple[int, ExchangeBatchAccepted]:
+        if principal.partner_id is None:  # the admin: one by one
+            done: list[Exchange | DomainError] = []
+            for item in body.exchanges:
+                try:
+                    with uow.session.begin_nested():
+                        done.append(_request(uow, item, None, view))
+                except DomainError as refused:
+                    done.append(refused)
+        else:
+            asked = [_asked(item) for item in body.exchanges]
+            done = exchanges.request_many(uow, asked, principal.partner_id, view)
+        results = [
+            ExchangeBatchResult(
+                problem=ItemProblem(code=r.code.value, status=r.status, detail=r.detail)
+            ) if isinstance(r, DomainError) else ExchangeBatchResult(exchange=public(uow, r))
+            for r in done
+        ]  # fmt: skip
+        return 201, ExchangeBatchAccepted(results=results)
+
+    return idempotent(request, digest, uow.session, principal, write)
+
+
+def _asked(item: ExchangeCreate) -> exchanges.Asked:
+    signature = None if item.signature is None else bytes.fromhex(item.signature[2:])
+    return exchanges.Asked(
+        item.member_id, item.agreement_id, item.amount_in, item.redemption_code, signature, item.deadline
+    )
+
+
+def _request(uow: UnitOfWork, body: ExchangeCreate, partner_id: int | None, view: exchanges.ChainView) -> Exchange:
+    member = members.get(uow, body.member_id, partner_id)
+    signature = None if body.signature is None else bytes.fromhex(body.signature[2:])
+    return exchanges.request(
+        uow, member, body.agreement_id, body.amount_in, partner_id=partner_id, signature=signature,
+        deadline=body.deadline, code=body.redemption_code, view=view,
+    )  # fmt: skip
 
 
 @router.get("", response_model=Page[ExchangePublic])

@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from loyalty.api.deps import Signed, UowDep, bearer
 from loyalty.api.idempotency import Digest, idempotent
-from loyalty.api.routes.exchanges import consent_public
+from loyalty.api.routes.exchanges import chain_view, consent_public
 from loyalty.api.routes.exchanges import public as exchange_public
 from loyalty.api.routes.members import detail, history_page, public, referrals_page, tier_public
 from loyalty.api.routes.redemptions import public as redemption_public
@@ -141,11 +141,14 @@ def my_exchange(
     /v1/exchanges/quote). Custodial: this request is the consent (the service signs with the
     member's key when it relays it). Self-custody: send the signed consent."""
 
+    assert principal.member_id is not None
+    view = chain_view(uow, [(body.agreement_id, principal.member_id)], None)
+
     def write() -> tuple[int, ExchangePublic]:
         signature = None if body.signature is None else bytes.fromhex(body.signature[2:])
         row = exchanges.request(
             uow, _me(uow, principal), body.agreement_id, body.amount_in, partner_id=None, by_member=True,
-            signature=signature, deadline=body.deadline,
+            signature=signature, deadline=body.deadline, view=view,
         )  # fmt: skip
         return 201, exchange_public(uow, row)
 

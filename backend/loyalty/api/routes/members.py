@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
 
 from loyalty.api.deps import Admin, Reader, UowDep, Writer
 from loyalty.api.idempotency import Digest, idempotent
@@ -28,6 +29,7 @@ from loyalty.api.schemas import (
     MemberDetail,
     MemberPublic,
     Page,
+    ProgramBalance,
     ReferralPublic,
     SegmentsPublic,
     SegmentsSet,
@@ -35,7 +37,7 @@ from loyalty.api.schemas import (
     TierSubscriptionCreate,
     TierSubscriptionPublic,
 )
-from loyalty.db.models import LinkSource, Member, MemberTokenKind, utcnow
+from loyalty.db.models import LinkSource, Member, MemberTokenKind, Program, ProgramStatus, utcnow
 from loyalty.db.session import write_lock
 from loyalty.errors import ErrorCode, ForbiddenError, UnprocessableError
 from loyalty.services import awards, credentials, events, members, partners, referrals, tiers
@@ -52,9 +54,21 @@ def detail(uow: UnitOfWork, member: Member, partner_id: int | None = None) -> Me
     """The member with its balance by expiry (from the chain), and its points pending and debt
     (with `partner_id`, at that partner only)."""
     lots = uow.token.lots_of(member.wallet_address)
+    balance = sum(amount for _, amount in lots)
+    programs = [
+        ProgramBalance(
+            program_id=p.id, symbol=p.symbol, token_address=p.token_address,
+            balance_points=balance if p.id == 1 else uow.token_at(p.token_address).balance_of(member.wallet_address),
+        )
+        for p in uow.session.scalars(
+            select(Program).where(Program.status == ProgramStatus.ACTIVE, Program.token_address.is_not(None)).order_by(Program.id)
+        )
+        if p.token_address is not None
+    ]  # fmt: skip
     return MemberDetail(
         **public(member).model_dump(),
-        balance_points=sum(amount for _, amount in lots),
+        balance_points=balance,
+        programs=programs,
         pending_points=awards.pending_of(uow.session, member.id, partner_id),
         debt_points=awards.debt_of(uow.session, member.id, partner_id),
         expiring=[

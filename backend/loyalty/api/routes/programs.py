@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
 
-from loyalty.api.deps import Admin, CatalogReader, UowDep
+from loyalty.api.deps import Admin, CatalogReader, Reader, RuntimeDep, UowDep
 from loyalty.api.idempotency import Digest, idempotent
 from loyalty.api.schemas import (
     CursorQuery,
@@ -18,9 +19,17 @@ from loyalty.api.schemas import (
     ProgramCreate,
     ProgramPublic,
     ProgramUpdate,
+    StatementLine,
+    StatementPayment,
+    StatementPublic,
+    TimeQuery,
+    parse_time,
 )
+from loyalty.audit import statements
+from loyalty.audit.rpc import Rpc
+from loyalty.db.models import Partner
 from loyalty.db.session import write_lock
-from loyalty.errors import ErrorCode, NotFoundError
+from loyalty.errors import ErrorCode, NotFoundError, UnprocessableError
 from loyalty.services import programs, purchases, settlement, tiers
 
 router = APIRouter(prefix="/v1/programs", tags=["programs"])
@@ -93,6 +102,61 @@ def grant_incoming_budget(
         return 200, ProgramPublic.model_validate(found, from_attributes=True)
 
     return idempotent(request, digest, uow.session, principal, write)
+
+
+@router.get("/{program_id}/statements", response_model=StatementPublic)
+def coalition_statement(
+    program_id: IdPath, uow: UowDep, runtime: RuntimeDep, principal: Reader, since: TimeQuery = None,
+    until: TimeQuery = None,
+) -> StatementPublic:  # fmt: skip
+    """A coalition program's statement for [since, until), from its token's events alone: each
+    partner's points issued x the issue fee (owed to the coalition) and points redeemed at it
+    x the redemption price (owed by it), netted into at most n - 1 payments with the coalition
+    (named by the token's address) as a party. A partner sees its own line and payments.
+    `loyalty audit statement` computes the same from the chain and the two prices."""
+    start, end = parse_time(since), parse_time(until)
+    if start is None or end is None or start >= end:
+        raise UnprocessableError(ErrorCode.VALIDATION_ERROR, "give `since` before `until`")
+    program = purchases.program(uow.session, program_id)
+    if program.token_address is None:
+        raise UnprocessableError(ErrorCode.PROGRAM_NOT_ACTIVE, f"program {program_id} has no token deployed yet")
+    excluded = [runtime.settings.exchange_address] if runtime.settings.exchange_address else []
+    rpc = Rpc(runtime.settings.rpc_url)
+    try:
+        found = statements.statement(
+            rpc, program.token_address, since=int(start.timestamp()), until=int(end.timestamp()),
+            issue_fee=program.issue_fee_per_point, redemption_price=program.redemption_price_per_point,
+            from_block=int(program.deployment_block or 0), excluded=excluded,
+        )  # fmt: skip
+    finally:
+        rpc.close()
+    ids = {a.lower(): i for a, i in uow.session.execute(select(Partner.issuer_address, Partner.id))}
+    own = principal.partner_id
+
+    def shown(*addresses: str) -> bool:
+        return own is None or any(ids.get(a.lower()) == own for a in addresses)
+
+    return StatementPublic(
+        program_id=program.id, token_address=found.token, since=start, until=end, from_block=found.from_block,
+        to_block=found.to_block, issue_fee_per_point=found.issue_fee, redemption_price_per_point=found.redemption_price,
+        lines=[
+            StatementLine(
+                partner_id=ids.get(line.issuer.lower()), issuer=line.issuer, issued_points=line.issued,
+                redeemed_points=line.redeemed, fees=str(line.fees), reimbursed=str(line.reimbursed), net=str(line.net),
+            )
+            for line in found.lines
+            if shown(line.issuer)
+        ],
+        net={party: str(amount) for party, amount in found.net.items() if shown(party)},
+        payments=[
+            StatementPayment(
+                debtor=debtor, debtor_id=ids.get(debtor.lower()), creditor=creditor,
+                creditor_id=ids.get(creditor.lower()), amount=str(amount),
+            )
+            for debtor, creditor, amount in found.payments
+            if shown(debtor, creditor)
+        ],
+    )  # fmt: skip
 
 
 @router.get("/{program_id}/tiers", response_model=LadderDefinition)

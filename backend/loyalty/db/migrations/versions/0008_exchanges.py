@@ -1,5 +1,5 @@
 """members' exchanges between programs, the exchange's refs and incoming budget per program,
-and brands' settlement of closed periods
+brands' settlement of closed periods, and a coalition's issue fee and redemption price
 
 Revision ID: 0008
 Revises: 0007
@@ -20,6 +20,10 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("exchange_next_ref", sa.BigInteger(), server_default="1", nullable=False))
         batch_op.add_column(sa.Column("incoming_budget_points", sa.BigInteger(), server_default="0", nullable=False))
         batch_op.add_column(sa.Column("incoming_to_grant_points", sa.BigInteger(), server_default="0", nullable=False))
+        batch_op.add_column(sa.Column("issue_fee_per_point", sa.BigInteger(), server_default="0", nullable=False))
+        batch_op.add_column(
+            sa.Column("redemption_price_per_point", sa.BigInteger(), server_default="0", nullable=False)
+        )
     op.create_table(
         "exchanges",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -81,5 +85,11 @@ def downgrade() -> None:
     op.drop_index("ix_exchanges_member_id", table_name="exchanges")
     op.drop_table("exchanges")
     with op.batch_alter_table("programs") as batch_op:
-        for column in ("incoming_to_grant_points", "incoming_budget_points", "exchange_next_ref"):
+        for column in (
+            "redemption_price_per_point",
+            "issue_fee_per_point",
+            "incoming_to_grant_points",
+            "incoming_budget_points",
+            "exchange_next_ref",
+        ):
             batch_op.drop_column(column)
