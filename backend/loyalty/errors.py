@@ -82,6 +82,7 @@ class ErrorCode(StrEnum):
     INCOMING_BUDGET_EXCEEDED = "incoming_budget_exceeded", 422, "The target program takes no more exchanged points"
     PERIOD_NOT_CLOSABLE = "period_not_closable", 409, "The period is closed already, or has not ended"
     PERIOD_NOT_CLOSED = "period_not_closed", 409, "The period is not closed: it has no payments yet"
+    SETTLEMENT_ASKED = "settlement_asked", 409, "A settlement step asks for this already"
     PAYMENT_NOT_FOUND = "payment_not_found", 404, "No such payment"
     PAYMENT_SETTLED = "payment_settled", 409, "The payment is settled already"
     WALLET_TAKEN = "wallet_taken", 409, "Wallet taken"

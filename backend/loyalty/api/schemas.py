@@ -904,7 +904,7 @@ class QuotePublic(BaseModel):
     owed: int = Field(description="what the payer owes the payee for them, in the settlement token's smallest units")
 
 
-AmountIn = Annotated[int, Field(strict=True, ge=1, le=2**96 - 1, description="points given on the source")]
+AmountIn = Annotated[int, Field(strict=True, ge=1, le=2**62, description="points given on the source")]
 
 
 class ExchangeConsentCreate(Strict):
@@ -986,7 +986,7 @@ class ExchangeBatchAccepted(BaseModel):
 
 
 class IncomingBudgetGrant(Strict):
-    points: Annotated[int, Field(strict=True, ge=1, le=2**96 - 1)] = Field(
+    points: Annotated[int, Field(strict=True, ge=1, le=2**62)] = Field(
         description="more points the program takes in through the exchange (the exchange's issue budget on its token)"
     )
 

@@ -55,6 +55,8 @@ from loyalty.services.redemptions import APPROVAL_WINDOW, CONSENT_VALIDITY_S, us
 from loyalty.services.uow import UnitOfWork
 
 T = TypeVar("T")
+MAX_POINTS = 2**63 - 1  # what the database holds in one amount
+REF_WINDOW = 64  # the target token's window of refs (`PackedIssuer.REF_WINDOW`)
 
 
 @dataclass(frozen=True)
@@ -142,9 +144,14 @@ def route(uow: UnitOfWork, agreement_row_id: int, partner_id: int | None) -> Rou
 def amount_out(route_: Route, amount_in: int) -> int:
     """What `amount_in` gives under the agreement (`422 exchange_amount_invalid` if it takes no such amount)."""
     try:
-        return domain_quote(route_.terms, amount_in)[0]
+        out = domain_quote(route_.terms, amount_in)[0]
     except QuoteRefused as refused:
         raise UnprocessableError(ErrorCode.EXCHANGE_AMOUNT_INVALID, str(refused)) from refused
+    if out > MAX_POINTS:
+        raise UnprocessableError(
+            ErrorCode.EXCHANGE_AMOUNT_INVALID, f"{amount_in} points in would give {out} out, more than {MAX_POINTS}"
+        )
+    return out
 
 
 def consent_of(
@@ -174,6 +181,15 @@ def take_refs(session: Session, program_id: int, count: int = 1) -> int:
         )
         if claimed.rowcount == 1:  # type: ignore[attr-defined]
             return first
+
+
+def _newest_sent_ref(session: Session, program_id: int) -> int:
+    """The newest ref an exchange into the program was sent with: the chain takes no ref
+    `REF_WINDOW` or more below the newest it used."""
+    newest = session.scalar(
+        select(func.max(Exchange.ref)).where(Exchange.target_program_id == program_id, Exchange.write_id.is_not(None))
+    )
+    return int(newest or 0)
 
 
 def quote(
@@ -339,6 +355,7 @@ def _reserve_together(
     holding = _holdings(session, ids)
     limits: dict[int, _Held] = {}
     into: dict[int, int] = {}
+    member_in: dict[tuple[int, int], int] = {}  # (agreement, member): points in on their way, this batch's included
     accepted: list[tuple[int, Exchange, str]] = []
     for (i, found, member, out), code in zip(together, codes, strict=True):
         item = asked[i]
@@ -361,13 +378,18 @@ def _reserve_together(
             if found.target.id not in into:
                 into[found.target.id] = _held_into(session, found.target.id)
             row = _new(found, member, item.amount_in, out, partner_id, ExchangeStatus.RESERVED)
-            member_in = _held(session, found.row.id, member.id).member_in if found.terms.max_in_per_member_period else 0
-            _check(view, found, member, row, limits[found.row.id].out, member_in, into[found.target.id])
+            mine = (found.row.id, member.id)
+            if mine not in member_in:
+                member_in[mine] = (
+                    _held(session, found.row.id, member.id).member_in if found.terms.max_in_per_member_period else 0
+                )
+            _check(view, found, member, row, limits[found.row.id].out, member_in[mine], into[found.target.id])
         except DomainError as refused:
             results[i] = refused
             continue
         holding[(member.id, found.source.id)] = (held_points + item.amount_in, held_count + 1)
         limits[found.row.id] = _Held(limits[found.row.id].out + out, 0)
+        member_in[mine] += item.amount_in
         into[found.target.id] += out
         accepted.append((i, row, code))
     spent = credentials.spend_redemption_codes(uow, [code for _, _, code in accepted])
@@ -424,13 +446,24 @@ def decline(uow: UnitOfWork, member: Member, exchange_id: int) -> Exchange:
 
 
 def decline_unanswered(session: Session, now: datetime) -> int:
-    """Exchanges left unanswered past `APPROVAL_WINDOW` are declined; returns how many."""
+    """Exchanges left unanswered past `APPROVAL_WINDOW` are declined, and reserved ones the
+    outbox could not send in that time (the target's budget spent, a role missing) are voided:
+    a member's points are never held for good. Returns how many."""
     declined = session.execute(
         update(Exchange)
         .where(Exchange.status == ExchangeStatus.AWAITING_MEMBER, Exchange.created_at < now - APPROVAL_WINDOW)
         .values(status=ExchangeStatus.DECLINED, error="not approved in time")
     )
-    return int(declined.rowcount)  # type: ignore[attr-defined]
+    voided = session.execute(
+        update(Exchange)
+        .where(
+            Exchange.status == ExchangeStatus.RESERVED,
+            Exchange.write_id.is_(None),
+            Exchange.updated_at < now - APPROVAL_WINDOW,
+        )
+        .values(status=ExchangeStatus.VOIDED, error="not sent in time: the chain would not take it for a day")
+    )
+    return int(declined.rowcount) + int(voided.rowcount)  # type: ignore[attr-defined]
 
 
 def _new(
@@ -474,6 +507,15 @@ def _reserve(
     members.lock(uow, member)
     state = view.state(found.source, member.wallet_address)
     spendable, next_nonce = members.spendable_points(uow, member, found.source.id, state)
+    if (
+        row.status == ExchangeStatus.QUOTED
+        and (row.ref or 0) <= _newest_sent_ref(session, found.target.id) - REF_WINDOW
+    ):
+        raise ConflictError(
+            ErrorCode.CONSENT_STALE,
+            f"the consent's ref {row.ref} is too far behind the refs the exchange used on program {found.target.id} "
+            f"(the chain takes only the newest {REF_WINDOW}): ask for a new consent",
+        )
     if row.status == ExchangeStatus.QUOTED and row.nonce != next_nonce:
         raise ConflictError(
             ErrorCode.CONSENT_STALE,
@@ -623,10 +665,11 @@ def confirm(session: Session, write_id: int) -> None:
 
 
 def void(session: Session, exchange_ids: list[int], error: str) -> None:
-    """Phase two, refused: nothing moved; the points are free again."""
+    """Refused before it was sent: nothing moved; the points are free again (one a write
+    carries meanwhile, another writer's, is left to that write)."""
     session.execute(
         update(Exchange)
-        .where(Exchange.id.in_(exchange_ids), Exchange.status == ExchangeStatus.RESERVED)
+        .where(Exchange.id.in_(exchange_ids), Exchange.status == ExchangeStatus.RESERVED, Exchange.write_id.is_(None))
         .values(status=ExchangeStatus.VOIDED, error=error, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )

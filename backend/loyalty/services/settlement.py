@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from loyalty.chain.exchange import PointsExchange
@@ -22,6 +22,7 @@ from loyalty.db.models import (
 )
 from loyalty.domain.exchange import net_positions
 from loyalty.errors import ConflictError, ErrorCode, ForbiddenError, NotFoundError, UnprocessableError
+from loyalty.services.exchanges import MAX_POINTS
 from loyalty.services.lists import Page, keyset
 from loyalty.services.purchases import program
 from loyalty.services.uow import UnitOfWork
@@ -33,8 +34,17 @@ def grant_incoming(uow: UnitOfWork, program_id: int, points: int) -> Program:
     found = program(uow.session, program_id)
     if found.status != ProgramStatus.ACTIVE or found.token_address is None:
         raise UnprocessableError(ErrorCode.PROGRAM_NOT_ACTIVE, f"program {program_id} has no token deployed yet")
-    found.incoming_to_grant_points += points
-    uow.session.flush()
+    if found.incoming_budget_points + found.incoming_to_grant_points + points > MAX_POINTS:
+        raise UnprocessableError(
+            ErrorCode.VALIDATION_ERROR, f"program {program_id} would take more than {MAX_POINTS} points in"
+        )
+    uow.session.execute(  # one statement: the outbox moves grants on at the same time
+        update(Program)
+        .where(Program.id == program_id)
+        .values(incoming_to_grant_points=Program.incoming_to_grant_points + points)
+        .execution_options(synchronize_session=False)
+    )
+    uow.session.refresh(found)
     return found
 
 
@@ -115,6 +125,8 @@ def ask(
             raise ConflictError(ErrorCode.PERIOD_NOT_CLOSABLE, f"period {number} is closed already")
         if ends_at > uow.chain.head().timestamp:  # the chain's clock decides, as the contract does
             raise ConflictError(ErrorCode.PERIOD_NOT_CLOSABLE, f"period {number} ends at {ends_at}; it can close then")
+        if number > (first := exchange.next_period_to_close()):
+            raise ConflictError(ErrorCode.PERIOD_NOT_CLOSABLE, f"periods close in order: close period {first} first")
         index = 0
     else:
         assert index is not None
@@ -142,6 +154,15 @@ def ask(
         if partner_of(uow, brand) != partner_id:
             who = "debtor" if paying else "creditor"
             raise ForbiddenError(ErrorCode.FORBIDDEN, f"only the payment's {who} ({brand}) may do this")
+    asked = uow.session.scalar(
+        select(Settlement.id).where(
+            Settlement.exchange_address == exchange.address, Settlement.period == number,
+            Settlement.payment_index == index, Settlement.action == action,
+            Settlement.status.in_((SettlementStatus.QUEUED, SettlementStatus.SENT)),
+        ).limit(1)
+    )  # fmt: skip
+    if asked is not None:
+        raise ConflictError(ErrorCode.SETTLEMENT_ASKED, f"settlement step {asked} asks for this already")
     step = Settlement(
         exchange_address=exchange.address, period=number, payment_index=index, action=action,
         partner_id=partner_id, amount=str(amount), status=SettlementStatus.QUEUED,

@@ -52,9 +52,10 @@ MAX_ORDERS = 200  # orders per exchangeBatch: the contract's most (and fewer in 
 ORDER_GAS_CAP = 70_000  # an order to a first-time holder on the target, with room: what a block must hold per order
 BATCH_BASE_GAS = 100_000
 # Once a batch under an agreement was estimated, the next go without a dry run, with this much
-# more gas per order than it needed (members' lots differ); a batch that reverts, out of gas or
-# for an order's sake, makes the next one estimated again, order by order if need be.
-LEARNED_MARGIN = (3, 2)
+# more gas per order than the estimate (itself with GAS_MARGIN) gave, if that stays within
+# ORDER_GAS_CAP (so a batch always fits a block). A batch that reverts, or that the node
+# refuses, makes the next one estimated again, order by order if need be.
+LEARNED_MARGIN = (5, 4)
 MAX_BATCHES_IN_FLIGHT = 8
 DEADLINE_MARGIN_S = 120  # an exchange goes only if its consent outlives this
 BUDGET_WRITES = (WriteKind.GRANT_EXCHANGE, WriteKind.SET_INCOMING)
@@ -105,13 +106,12 @@ def send_exchanges(writer: OutboxWriter, head: Block) -> bool:
         ).all()
     most = min(MAX_ORDERS, head.gas_limit * 9 // 10 // ORDER_GAS_CAP)
     groups: dict[int, list[tuple[Exchange, Member]]] = defaultdict(list)
-    members_in: dict[int, set[int]] = defaultdict(set)
-    for row, member in waiting:
+    for row, member in waiting:  # one spend per member in flight, whatever the agreement (the nonce)
         if member.id in busy or row.target_program_id in granting:
             continue
-        if len(groups[row.agreement_id]) < most and member.id not in members_in[row.agreement_id]:
+        if len(groups[row.agreement_id]) < most:
             groups[row.agreement_id].append((row, member))
-            members_in[row.agreement_id].add(member.id)
+            busy.add(member.id)
     sent = False
     now = time.monotonic()
     ready = [(a, g) for a, g in groups.items() if writer._exchange_hold.get(a, 0.0) <= now]
@@ -182,7 +182,9 @@ def _send_batch(
         estimate = exchange.batch_gas(terms, [orders[i] for i in chosen])
         if not isinstance(estimate, ChainRevertError):
             gas = estimate
-            writer._exchange_gas[agreement_row_id] = estimate // len(chosen) * LEARNED_MARGIN[0] // LEARNED_MARGIN[1]
+            per_order = max(0, estimate - BATCH_BASE_GAS) // len(chosen) * LEARNED_MARGIN[0] // LEARNED_MARGIN[1]
+            if per_order <= ORDER_GAS_CAP:
+                writer._exchange_gas[agreement_row_id] = per_order
             break
         alone = (
             {i: exchange.batch_gas(terms, [orders[i]]) for i in chosen} if len(chosen) > 1 else {chosen[0]: estimate}
@@ -265,7 +267,7 @@ def exchange_roles(writer: OutboxWriter, head: Block) -> bool:
     progressed = False
     nonces = Nonces(writer.chain, writer.chain.operator.address)
     for program in programs:
-        if program.token_address is None:
+        if program.token_address is None or writer._grant_hold.get(-program.id, 0.0) > time.monotonic():
             continue
         token = writer.runtime.token_at(program.token_address)
         if token.is_issuer(exchange.address):

@@ -471,7 +471,8 @@ class OutboxWriter:
                 else:
                     redemption.write_id = None
         elif write.kind == WriteKind.EXCHANGE_BATCH:
-            exchanges.requeue(session, write.id)  # estimated again before it goes
+            self._exchange_gas.pop(write.ref or 0, None)  # estimated again before it goes
+            exchanges.requeue(session, write.id)
         elif write.kind in exchanging.SETTLEMENT_WRITES and write.ref is not None:
             exchanging.settlement_requeued(session, write.ref, SettlementStatus.QUEUED)
 

@@ -152,6 +152,11 @@ def test_exchange_membersConvertThePeriodClosesAndSettlesInOnePayment(world: Any
         post(client, f"/v1/settlement/periods/{earlier}/close", None, ADMIN_KEY)
     closing = post(client, f"/v1/settlement/periods/{period}/close", None, airline["api_key"])
     assert (closing.status_code, closing.json()["status"]) == (202, "queued"), closing.text
+    twice = post(client, f"/v1/settlement/periods/{period}/close", None, hotel["api_key"])
+    assert (twice.status_code, twice.json()["code"]) == (409, "settlement_asked")
+    if period:  # (periods close in order)
+        later = post(client, f"/v1/settlement/periods/{period + 1}/close", None, hotel["api_key"])
+        assert later.status_code == 409
     confirm_all(world.writer)
     closed = client.get(f"/v1/settlement/periods/{period}", headers=auth(hotel["api_key"])).json()
     assert closed["closed"] and closed["net"] == {
@@ -280,11 +285,12 @@ def test_exchange_anOrderTheChainRefusesIsVoidedAloneWithItsReason(world: Any, d
     batch), or when a batch sent without a dry run (the writer learned the agreement's gas)
     reverts on-chain: it is sent again, estimated."""
     client, hotel, agreement = world.client, world.hotel, world.agreement
-    if not dry_run:
-        first = world.member(300)
-        confirm_all(world.writer)
-        post(client, "/v1/me/exchanges", {"agreement_id": agreement["id"], "amount_in": 300}, sign_in(client, first))
-        confirm_all(world.writer)
+    if not dry_run:  # two exchanges first (the period's first costs more than the learned gas allows)
+        for _ in range(2):
+            first = world.member(300)
+            confirm_all(world.writer)
+            post(client, "/v1/me/exchanges", {"agreement_id": agreement["id"], "amount_in": 300}, sign_in(client, first))
+            confirm_all(world.writer)
         assert world.writer._exchange_gas  # the next batch goes without a dry run
     owner = Account.create()
     artifact = load_artifact("ConsentWallet")
@@ -336,3 +342,44 @@ def test_exchange_aBatchOfManyMembersRefusesTheBadItemsAlone(world: Any) -> None
     assert (refused.status_code, refused.json()["code"]) == (404, "member_not_found")
     assert world.exchange_of(results[0]["exchange"]["id"])["status"] == "confirmed"
     assert [world.points.balance_of(m["wallet_address"]) for m in (rich, poor, coded)] == [300, 300, 600]
+
+
+def test_exchange_aBatchSentWithoutADryRunFitsTheBlock(world: Any) -> None:
+    """After an agreement's first batch (one order) was estimated, a batch of 75 self-custody
+    members goes too: the gas a batch is sent with never passes what a block holds."""
+    client, hotel, agreement = world.client, world.hotel, world.agreement
+    keys = [Account.create() for _ in range(77)]
+    signers = [world.member(300, wallet_address=k.address) for k in keys]
+    confirm_all(world.writer)
+
+    def signed(member: dict[str, Any], key: Any) -> dict[str, Any]:
+        ask = {"agreement_id": agreement["id"], "member_id": member["id"], "amount_in": 300}
+        consent = post(client, "/v1/exchanges/consents", ask, hotel["api_key"]).json()
+        return ask | {"signature": "0x" + sign_typed_data(consent["typed_data"], key.key).hex(), "deadline": consent["deadline"]}
+
+    late_key = Account.create()
+    late = world.member(300, wallet_address=late_key.address)
+    confirm_all(world.writer)
+    late_consent = signed(late, late_key)  # quoted first: the lowest ref
+    for i in range(2):  # one at a time: the second's estimate is learned
+        first = post(client, "/v1/exchanges", signed(signers[i], keys[i]), hotel["api_key"])
+        assert first.json()["status"] == "reserved", first.text
+        confirm_all(world.writer)
+    assert world.writer._exchange_gas
+    batch = post(client, "/v1/exchanges/batch", {"exchanges": [signed(m, k) for m, k in zip(signers[2:], keys[2:], strict=True)]}, hotel["api_key"])
+    assert [r["problem"] for r in batch.json()["results"]] == [None] * 75, batch.text
+    confirm_all(world.writer)
+    statuses = {world.exchange_of(r["exchange"]["id"])["status"] for r in batch.json()["results"]}
+    assert statuses == {"confirmed"}
+    # 77 refs used since the late member's quote: the target would refuse its ref now
+    stale = post(client, "/v1/exchanges", late_consent, hotel["api_key"])
+    assert (stale.status_code, stale.json()["code"]) == (409, "consent_stale"), stale.text
+
+
+def test_exchange_amountsTheDatabaseCannotHoldAre422(world: Any) -> None:
+    client, hotel, agreement = world.client, world.hotel, world.agreement
+    member = world.member(300, wallet_address=Account.create().address)
+    huge = post(client, "/v1/exchanges/consents", {"agreement_id": agreement["id"], "member_id": member["id"], "amount_in": 3 * 2**70}, hotel["api_key"])
+    assert (huge.status_code, huge.json()["code"]) == (422, "validation_error")
+    budget = post(client, f"/v1/programs/{world.program['id']}/incoming-budget", {"points": 2**80}, ADMIN_KEY)
+    assert (budget.status_code, budget.json()["code"]) == (422, "validation_error")
