@@ -52,9 +52,9 @@ MAX_ORDERS = 200  # orders per exchangeBatch: the contract's most (and fewer in 
 ORDER_GAS_CAP = 70_000  # an order to a first-time holder on the target, with room: what a block must hold per order
 BATCH_BASE_GAS = 100_000
 # Once a batch under an agreement was estimated, the next go without a dry run, with this much
-# more gas per order than the estimate (itself with GAS_MARGIN) gave, if that stays within
-# ORDER_GAS_CAP (so a batch always fits a block). A batch that reverts, or that the node
-# refuses, makes the next one estimated again, order by order if need be.
+# more gas per order than the estimate (itself with GAS_MARGIN) gave, and as many orders as fit
+# 90% of a block at that rate (the rest wait for the next batch). A batch that reverts, or that
+# the node refuses, makes the next one estimated again, order by order if need be.
 LEARNED_MARGIN = (5, 4)
 MAX_BATCHES_IN_FLIGHT = 8
 DEADLINE_MARGIN_S = 120  # an exchange goes only if its consent outlives this
@@ -176,6 +176,9 @@ def _send_batch(
     gas = None
     learned = writer._exchange_gas.get(agreement_row_id)
     if learned is not None and orders:  # the agreement's batches go through: no dry run (see `LEARNED_MARGIN`)
+        fits = max(1, (head.gas_limit * 9 // 10 - BATCH_BASE_GAS) // learned)
+        for i in sorted(orders, key=lambda i: orders[i].ref)[fits:]:  # the rest go in the next batch
+            del orders[i]
         gas = BATCH_BASE_GAS + learned * len(orders)
     while orders and gas is None:
         chosen = sorted(orders, key=lambda i: orders[i].ref)  # the target takes refs in order
@@ -183,7 +186,7 @@ def _send_batch(
         if not isinstance(estimate, ChainRevertError):
             gas = estimate
             per_order = max(0, estimate - BATCH_BASE_GAS) // len(chosen) * LEARNED_MARGIN[0] // LEARNED_MARGIN[1]
-            if per_order <= ORDER_GAS_CAP:
+            if BATCH_BASE_GAS + per_order <= head.gas_limit * 9 // 10:
                 writer._exchange_gas[agreement_row_id] = per_order
             break
         alone = (
