@@ -198,7 +198,6 @@ def quote(
     agreement_row_id: int,
     amount_in: int,
     partner_id: int | None,
-    view: ChainView | None = None,
 ) -> tuple[Exchange, dict[str, object]]:
     """A consent for a self-custody member to sign (valid for an hour, works once), recorded
     as a `quoted` exchange."""
@@ -210,7 +209,7 @@ def quote(
     found = route(uow, agreement_row_id, partner_id)
     out = amount_out(found, amount_in)
     members.lock(uow, member)
-    state = (view or ChainView(uow)).state(found.source, member.wallet_address)
+    state = ChainView(uow).state(found.source, member.wallet_address)
     nonce = members.spendable_points(uow, member, found.source.id, state)[1]
     consent = consent_of(
         uow,
@@ -297,13 +296,13 @@ def request_many(uow: UnitOfWork, asked: list[Asked], partner_id: int, view: Cha
     batch and counted on as each is accepted; the others go one by one."""
     session = uow.session
     results: list[Exchange | DomainError | None] = [None] * len(asked)
-    for agreement_id in sorted({a.agreement_id for a in asked}):
-        agreements.get(uow, agreement_id, partner_id)  # another's: the whole request is refused
     routes: dict[int, Route | DomainError] = {}
-    for agreement_id in {a.agreement_id for a in asked}:
+    for agreement_id in sorted({a.agreement_id for a in asked}):
         try:
             routes[agreement_id] = route(uow, agreement_id, partner_id)
-        except DomainError as refused:
+        except NotFoundError:  # another's agreement: the whole request is refused
+            raise
+        except DomainError as refused:  # not registered, or not in force: its items are refused
             routes[agreement_id] = refused
     linked = set(
         session.scalars(
@@ -317,12 +316,10 @@ def request_many(uow: UnitOfWork, asked: list[Asked], partner_id: int, view: Cha
     found_members = {m.id: m for m in session.scalars(select(Member).where(Member.id.in_(linked)))}
     together: list[tuple[int, Route, Member, int]] = []
     for i, item in enumerate(asked):
-        found, member = routes[item.agreement_id], found_members.get(item.member_id)
+        found, member = routes[item.agreement_id], found_members[item.member_id]
         try:
             if isinstance(found, DomainError):
                 raise found
-            if member is None:
-                raise NotFoundError(ErrorCode.MEMBER_NOT_FOUND, f"no member {item.member_id}")
             if member.custodial and item.code is not None and item.signature is None and item.deadline is None:
                 together.append((i, found, member, amount_out(found, item.amount_in)))
                 continue
@@ -423,12 +420,12 @@ def _holdings(session: Session, member_ids: list[int]) -> dict[tuple[int, int], 
     return held
 
 
-def approve(uow: UnitOfWork, member: Member, exchange_id: int, view: ChainView | None = None) -> Exchange:
+def approve(uow: UnitOfWork, member: Member, exchange_id: int) -> Exchange:
     """The member approves an exchange a partner asked for: reserved (the outbox signs its
     consent with the member's custodial key when it sends it)."""
     awaiting = _awaiting(uow, member, exchange_id)
     found = route(uow, awaiting.agreement_id, None)
-    return _reserve(uow, found, member, awaiting, view)
+    return _reserve(uow, found, member, awaiting, None)
 
 
 def decline(uow: UnitOfWork, member: Member, exchange_id: int) -> Exchange:
