@@ -68,6 +68,8 @@ class ErrorCode(StrEnum):
     PROGRAM_EXISTS = "program_exists", 409, "A program has this token already"
     PROGRAM_TOKEN_INVALID = "program_token_invalid", 422, "Not a LoyaltyPoints token the operator administers"
     PROGRAM_NOT_ACTIVE = "program_not_active", 422, "The program's token is not deployed yet"
+    PROGRAM_NOT_JOINED = "program_not_joined", 422, "The partner does not issue in this program"
+    PARTNER_IN_PROGRAM = "partner_in_program", 409, "The partner issues in this program already"
     AGREEMENT_NOT_FOUND = "agreement_not_found", 404, "No such agreement"
     AGREEMENT_INVALID = "agreement_invalid", 422, "The exchange would refuse these terms"
     AGREEMENT_REGISTERING = "agreement_registering", 409, "The agreement is being registered"
@@ -75,6 +77,11 @@ class ErrorCode(StrEnum):
     EXCHANGE_AMOUNT_INVALID = "exchange_amount_invalid", 422, "The agreement does not take this amount"
     EXCHANGE_NOT_CONFIGURED = "exchange_not_configured", 503, "The service has no exchange contract configured"
     AGREEMENT_NOT_IN_FORCE = "agreement_not_in_force", 409, "The agreement is not in force now"
+    AGREEMENT_SIGNATURE_REQUIRED = (
+        "agreement_signature_required",
+        422,
+        "The brand signs its agreements with its own signer: send its signature",
+    )
     EXCHANGE_NOT_FOUND = "exchange_not_found", 404, "No such exchange"
     EXCHANGE_NOT_AWAITING = "exchange_not_awaiting", 409, "The exchange awaits no approval"
     EXCHANGE_LIMIT_EXCEEDED = "exchange_limit_exceeded", 422, "The exchange is over a limit of its agreement"

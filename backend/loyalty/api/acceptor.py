@@ -39,7 +39,7 @@ from loyalty.db.session import begin_writing, pairs_in, write_lock
 from loyalty.domain.earning import EarnItem, EarnRequest
 from loyalty.errors import ConflictError, DomainError, ErrorCode
 from loyalty.runtime import Runtime
-from loyalty.services import awards, earning, purchases
+from loyalty.services import awards, earning, partners, purchases
 from loyalty.services.uow import UnitOfWork
 
 log = logging.getLogger("loyalty.acceptor")
@@ -57,7 +57,13 @@ class QueuedEarn:
     digest: str
     items: Sequence[EarnItem]
     respond: Callable[[list[int]], Any]  # earn ids -> response body
+    program_id: int | None = None  # None: the first program (the partner's own account)
     future: Future[JSONResponse] = field(default_factory=Future)
+    account_id: int | None = None  # the partner's issuer account in `program_id`, once looked up
+
+    @property
+    def request(self) -> EarnRequest:
+        return EarnRequest(self.principal.partner_id or 0, self.items, self.account_id)
 
 
 @dataclass
@@ -186,8 +192,9 @@ class Acceptor:
         # could deadlock.
         awards.lock_accounts(session, {group[i].principal.partner_id or 0 for i in first.values()})
         fresh = [i for i in first.values() if isinstance(group[i], QueuedEarn)]
+        fresh = _in_programs(uow, group, fresh, outcomes)
         earns = [cast(QueuedEarn, group[i]) for i in fresh]
-        accepted = earning.accept(uow, [EarnRequest(e.principal.partner_id or 0, e.items) for e in earns])
+        accepted = earning.accept(uow, [e.request for e in earns])
         answers = [
             (i, Answer(e.principal, e.key, e.digest, 202, e.respond(ids)))
             for i, e, ids in zip(fresh, earns, accepted, strict=True)
@@ -238,6 +245,27 @@ async def grouped(
     """Answer a POST by a write the acceptor runs in its next group (`QueuedWrite`)."""
     acceptor: Acceptor = request.app.state.acceptor
     return await acceptor.accept(QueuedWrite(principal, idempotency_key(request), digest, run))
+
+
+def _in_programs(
+    uow: UnitOfWork, group: list[Queued], fresh: list[int], outcomes: list[JSONResponse | Exception | None]
+) -> list[int]:
+    """The earns among `fresh` that may go on: each in a program other than the first gets the
+    partner's issuer account there (one read for the group); one whose partner has none is
+    refused (`422 program_not_joined`)."""
+    earns = {i: cast(QueuedEarn, group[i]) for i in fresh}
+    asked = {(e.principal.partner_id or 0, e.program_id) for e in earns.values() if e.program_id is not None}
+    accounts = partners.accounts_in(uow, asked)
+    going = []
+    for i, earn in earns.items():
+        if earn.program_id is not None:
+            brand_id = earn.principal.partner_id or 0
+            if (account_id := accounts.get((brand_id, earn.program_id))) is None:
+                outcomes[i] = partners.not_joined(brand_id, earn.program_id)
+                continue
+            earn.account_id = account_id
+        going.append(i)
+    return going
 
 
 def _record(uow: UnitOfWork, orders: list[purchases.Order]) -> list[purchases.Recorded | Exception]:

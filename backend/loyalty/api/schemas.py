@@ -153,8 +153,12 @@ class PartnerCreated(BaseModel):
 class PartnerPublic(BaseModel):
     id: int
     name: str
-    kind: PartnerKind = Field(description="`brand`, or `campaign`: one of a brand's campaigns' own issuer accounts")
-    owner_id: int | None = Field(default=None, description="a campaign account's brand")
+    kind: PartnerKind = Field(
+        description="`brand`; `campaign`: one of a brand's campaigns' own issuer accounts; "
+        "`program`: a brand's issuer account in another program than the first"
+    )
+    owner_id: int | None = Field(default=None, description="a campaign's or a program account's brand")
+    program_id: int = Field(description="the program the account issues in")
     issuer_address: str
     status: PartnerStatus
     created_at: datetime
@@ -175,6 +179,12 @@ class PartnerBudget(BaseModel):
 
 class BudgetGrant(Strict):
     amount_points: Points
+    program_id: Annotated[Id | None, Field(description="the program (default: the first)")] = None
+
+
+class PartnerProgramCreate(Strict):
+    program_id: Id
+    issue_budget_points: Annotated[int, Field(strict=True, ge=0, le=MAX_POINTS)]
 
 
 class KeyRotated(BaseModel):
@@ -345,14 +355,25 @@ class LedgerEntry(BaseModel):
     created_at: datetime | None
 
 
-class EarnCreate(Strict):
+ProgramField = Annotated[
+    Id | None,
+    Field(description="the program to earn in (default: the first); the partner must issue there"),
+]
+
+
+class EarnItemCreate(Strict):
     member_id: Id
     amount_points: Points
     reason: Annotated[str, StringConstraints(max_length=500, pattern=NO_NUL)] = ""
 
 
+class EarnCreate(EarnItemCreate):
+    program_id: ProgramField = None
+
+
 class EarnBatchCreate(Strict):
-    items: Annotated[list[EarnCreate], Field(min_length=1, max_length=10_000)]
+    items: Annotated[list[EarnItemCreate], Field(min_length=1, max_length=10_000)]
+    program_id: ProgramField = None
 
 
 class EarnAccepted(BaseModel):
@@ -368,6 +389,7 @@ class EarnBatchAccepted(BaseModel):
 class EarnPublic(BaseModel):
     id: int
     member_id: int
+    program_id: int
     amount_points: int
     reason: str
     status: EarnStatus
@@ -387,6 +409,9 @@ class RewardCreate(Strict):
         description="a paid tier bought with points: redeeming this starts the tier (with `tier_period_days`)",
     )
     tier_period_days: Annotated[int, Field(strict=True, ge=1, le=3_650)] | None = None
+    program_id: Annotated[
+        Id | None, Field(description="the program whose points it costs (default: the first); the partner issues there")
+    ] = None
 
     @model_validator(mode="after")
     def _tier_with_period(self) -> RewardCreate:
@@ -415,6 +440,7 @@ class RewardUpdate(Strict):
 class RewardPublic(BaseModel):
     id: int
     partner_id: int
+    program_id: int = Field(description="the program whose points it costs")
     name: str
     description: str
     cost_points: int
@@ -460,6 +486,7 @@ class ConsentQuote(BaseModel):
 class RedemptionPublic(BaseModel):
     id: int
     partner_id: int
+    program_id: int = Field(description="the program whose points it burns (its reward's)")
     member_id: int
     reward_id: int
     amount_points: int
@@ -885,9 +912,33 @@ class AgreementPublic(BaseModel):
     terms: dict[str, Any] = Field(description="the struct as the exchange takes it (addresses, integers, Unix times)")
     signed_by_payer: bool
     signed_by_payee: bool
+    typed_data: dict[str, Any] = Field(
+        description="the EIP-712 typed data both brands sign (`eth_signTypedData_v4`): a brand with its own "
+        "agreement signer signs this and sends the signature to `/sign`"
+    )
     revoked_by: int | None
     error: str | None = Field(description="why the chain refused it, when it did")
     created_at: datetime
+
+
+class AgreementSign(Strict):
+    signature: Signature | None = Field(
+        default=None,
+        description="the brand's own agreement signer's signature of the agreement's `typed_data` (65 bytes, or 64 "
+        "compact); none for a brand whose issuer account signs (the service holds its key)",
+    )
+
+
+class AgreementSignerSet(Strict):
+    address: Address | None = Field(
+        description="the address that signs the brand's agreements from now on; null: its issuer account again"
+    )
+
+
+class AgreementSignerPublic(BaseModel):
+    partner_id: int
+    address: str | None = Field(description="the brand's own agreement signer; null: its issuer account signs")
+    onchain: bool = Field(description="whether the exchange takes this signer's signatures for the brand yet")
 
 
 class QuoteRequest(Strict):

@@ -104,6 +104,15 @@ class PointsExchange:
         call = self.contract.functions.revokeAgreement(agreement.as_tuple())
         return self.client.sign(brand, self._call_tx(call, REVOKE_GAS), nonce, base_fee)
 
+    def signer_of(self, brand: str) -> str:
+        """The address whose signatures the exchange takes for `brand`'s agreements."""
+        return checksum(self.contract.functions.signerOf(checksum(brand)).call())
+
+    def sign_set_signer(self, brand: LocalAccount, nonce: int, base_fee: int, signer: str | None) -> SignedTx:
+        """The brand signs its agreements with `signer` from now on (`None`: with its own key)."""
+        call = self.contract.functions.setAgreementSigner(checksum(signer) if signer else ZERO_ADDRESS)
+        return self.client.sign(brand, self._call_tx(call, SET_SIGNER_GAS), nonce, base_fee)
+
     # ------------------------------------------------------------------------ exchanging
     def standing(self, agreement: Agreement, block: int) -> Standing:
         """The agreement's limits as they stand at `block` (see `Standing`)."""
@@ -197,6 +206,8 @@ class PointsExchange:
 
 CLOSE_GAS = 12_000_000  # the fullest period (MAX_PAIRS_PER_PERIOD pairs) closes under this: a cap, not a cost
 SETTLE_GAS = 150_000
+SET_SIGNER_GAS = 60_000
+ZERO_ADDRESS = "0x" + "00" * 20
 _APPROVE = "095ea7b3"  # approve(address,uint256)
 _ALLOWANCE = "dd62ed3e"  # allowance(address,address)
 _EXCHANGED_TOPIC = (

@@ -138,19 +138,60 @@ def partners_show(partner_id: int, api_url: str, key: str | None) -> None:
 
 @partners.command("budget")
 @click.argument("partner_id", type=int)
+@click.option("--program", "program_id", type=int, default=None, help="The program (default: the first).")
 @with_api
-def partners_budget(partner_id: int, api_url: str, key: str | None) -> None:
-    """A partner's budget: granted, left on-chain, used, pending, available."""
-    _call(api_url, key, "GET", f"/v1/partners/{partner_id}/budget")
+def partners_budget(partner_id: int, program_id: int | None, api_url: str, key: str | None) -> None:
+    """A partner's budget in a program: granted, left on-chain, used, pending, available."""
+    query = f"?program_id={program_id}" if program_id is not None else ""
+    _call(api_url, key, "GET", f"/v1/partners/{partner_id}/budget{query}")
 
 
 @partners.command("grant-budget")
 @click.argument("partner_id", type=int)
 @click.argument("amount_points", type=int)
+@click.option("--program", "program_id", type=int, default=None, help="The program (default: the first).")
 @with_api
-def partners_grant_budget(partner_id: int, amount_points: int, api_url: str, key: str | None) -> None:
-    """Grant a partner more budget (admin); it goes on-chain through the outbox writer."""
-    _call(api_url, key, "POST", f"/v1/partners/{partner_id}/budget/grants", {"amount_points": amount_points})
+def partners_grant_budget(
+    partner_id: int, amount_points: int, program_id: int | None, api_url: str, key: str | None
+) -> None:
+    """Grant a partner more budget in a program (admin); it goes on-chain through the outbox writer."""
+    body = {"amount_points": amount_points, "program_id": program_id}
+    _call(api_url, key, "POST", f"/v1/partners/{partner_id}/budget/grants", body)
+
+
+@partners.command("join")
+@click.argument("partner_id", type=int)
+@click.argument("program_id", type=int)
+@click.option("--budget", "budget_points", type=int, required=True, help="Points it may earn in that program.")
+@with_api
+def partners_join(partner_id: int, program_id: int, budget_points: int, api_url: str, key: str | None) -> None:
+    """Let a brand issue in another program (admin): an issuer account of its own there."""
+    body = {"program_id": program_id, "issue_budget_points": budget_points}
+    _call(api_url, key, "POST", f"/v1/partners/{partner_id}/programs", body)
+
+
+@partners.command("programs")
+@click.argument("partner_id", type=int)
+@with_api
+def partners_programs(partner_id: int, api_url: str, key: str | None) -> None:
+    """The programs a brand issues in, with its issuer account in each."""
+    _call(api_url, key, "GET", f"/v1/partners/{partner_id}/programs")
+
+
+@partners.command("agreement-signer")
+@click.argument("partner_id", type=int)
+@click.option("--set", "address", default=None, help="Sign the brand's agreements with this address from now on.")
+@click.option("--clear", is_flag=True, help="Sign them with the brand's issuer account again.")
+@with_api
+def partners_agreement_signer(partner_id: int, address: str | None, clear: bool, api_url: str, key: str | None) -> None:
+    """Who signs the brand's rate agreements; --set or --clear changes it (the brand's own --key)."""
+    if address is not None and clear:
+        raise click.UsageError("--set and --clear go alone")
+    path = f"/v1/partners/{partner_id}/agreement-signer"
+    if address is None and not clear:
+        _call(api_url, key, "GET", path)
+    else:
+        _call(api_url, key, "PUT", path, {"address": address})
 
 
 @partners.command("rotate-key")
@@ -356,14 +397,21 @@ def catalog() -> None:
 @catalog.command("list")
 @click.option("--active/--inactive", default=None, help="Only active (or inactive) rewards.")
 @click.option("--partner", "partner_id", type=int, default=None, help="Only this partner's rewards.")
+@click.option("--program", "program_id", type=int, default=None, help="Only this program's rewards.")
 @page_options
 @with_api
 def catalog_list(
-    active: bool | None, partner_id: int | None, limit: int, cursor: str | None, api_url: str, key: str | None
+    active: bool | None,
+    partner_id: int | None,
+    program_id: int | None,
+    limit: int,
+    cursor: str | None,
+    api_url: str,
+    key: str | None,
 ) -> None:
     """Rewards, oldest first."""
     shown = None if active is None else str(active).lower()
-    _list(api_url, key, "/v1/rewards", limit, cursor, active=shown, partner_id=partner_id)
+    _list(api_url, key, "/v1/rewards", limit, cursor, active=shown, partner_id=partner_id, program_id=program_id)
 
 
 @catalog.command("add")
@@ -373,6 +421,7 @@ def catalog_list(
 @click.option("--description", default="", help="Shown to members.")
 @click.option("--tier", default=None, help="A paid tier it buys (with --tier-days): redeeming it starts the tier.")
 @click.option("--tier-days", "tier_period_days", type=click.IntRange(1, 3_650), default=None, help="For how long.")
+@click.option("--program", "program_id", type=int, default=None, help="Whose points it costs (default: the first).")
 @with_api
 def catalog_add(
     name: str,
@@ -381,11 +430,14 @@ def catalog_add(
     description: str,
     tier: str | None,
     tier_period_days: int | None,
+    program_id: int | None,
     api_url: str,
     key: str | None,
 ) -> None:
     """Add a reward (with a partner's --key); --tier makes it a tier paid in points."""
     body: dict[str, Any] = {"name": name, "cost_points": cost_points, "stock": stock, "description": description}
+    if program_id is not None:
+        body["program_id"] = program_id
     if tier is not None or tier_period_days is not None:
         body |= {"tier": tier, "tier_period_days": tier_period_days}
     _call(api_url, key, "POST", "/v1/rewards", body)
@@ -766,10 +818,12 @@ def agreements_propose(
 
 @agreements.command("sign")
 @click.argument("agreement_id", type=int)
+@click.option("--signature", default=None, help="Your own agreement signer's signature of the agreement's typed_data.")
 @with_api
-def agreements_sign(agreement_id: int, api_url: str, key: str | None) -> None:
-    """Counter-sign an agreement proposed to the calling partner: the outbox then registers it."""
-    _call(api_url, key, "POST", f"/v1/agreements/{agreement_id}/sign")
+def agreements_sign(agreement_id: int, signature: str | None, api_url: str, key: str | None) -> None:
+    """Sign an agreement the calling partner is a party to: the outbox registers it once both did."""
+    body = {"signature": signature} if signature is not None else None
+    _call(api_url, key, "POST", f"/v1/agreements/{agreement_id}/sign", body)
 
 
 @agreements.command("revoke")
@@ -933,11 +987,15 @@ def settlement_steps(step_id: int | None, limit: int, cursor: str | None, api_ur
 @click.argument("member_id", type=int)
 @click.argument("amount_points", type=int)
 @click.option("--reason", default="", help="Why (an order number, say).")
+@click.option("--program", "program_id", type=int, default=None, help="The program (default: the first).")
 @with_api
-def earn(member_id: int, amount_points: int, reason: str, api_url: str, key: str | None) -> None:
+def earn(
+    member_id: int, amount_points: int, reason: str, program_id: int | None, api_url: str, key: str | None
+) -> None:
     """Earn points to a member (with a partner's --key): accepted at once, confirmed on-chain a
     moment later (`loyalty earns status ID`)."""
-    _call(api_url, key, "POST", "/v1/earn", {"member_id": member_id, "amount_points": amount_points, "reason": reason})
+    body = {"member_id": member_id, "amount_points": amount_points, "reason": reason, "program_id": program_id}
+    _call(api_url, key, "POST", "/v1/earn", body)
 
 
 @click.group()
@@ -950,8 +1008,9 @@ def earns() -> None:
 @click.option(
     "--per-request", type=click.IntRange(1, 10_000), default=1_000, show_default=True, help="Items per request."
 )
+@click.option("--program", "program_id", type=int, default=None, help="The program (default: the first).")
 @with_api
-def earn_batch(csv_file: TextIO, per_request: int, api_url: str, key: str | None) -> None:
+def earn_batch(csv_file: TextIO, per_request: int, program_id: int | None, api_url: str, key: str | None) -> None:
     """Earn from a CSV file with columns member_id, amount_points and (optional) reason, in
     requests of --per-request items, each refused or accepted whole. Prints the earn ids."""
     try:
@@ -972,7 +1031,8 @@ def earn_batch(csv_file: TextIO, per_request: int, api_url: str, key: str | None
     with httpx.Client() as client, tqdm(total=len(items), unit="earn", disable=not sys.stderr.isatty()) as bar:
         for number, chunk in enumerate(chunks, 1):
             try:
-                ids += request(api_url, key, "POST", "/v1/earn/batch", {"items": chunk}, client=client)["ids"]
+                body = {"items": chunk, "program_id": program_id}
+                ids += request(api_url, key, "POST", "/v1/earn/batch", body, client=client)["ids"]
             except click.ClickException as exc:
                 raise click.ClickException(
                     f"request {number} of {len(chunks)} (rows {(number - 1) * per_request + 1}-{(number - 1) * per_request + len(chunk)}) "

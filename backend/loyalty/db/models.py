@@ -119,6 +119,8 @@ class WriteKind(enum.StrEnum):
     # (`program_id`) and sets its incoming budget there (`amount_points`: the grant it carries).
     GRANT_EXCHANGE = "grant_exchange"
     SET_INCOMING = "set_incoming"
+    # A brand's own agreement signer set on the exchange, from the brand's issuer account.
+    SET_SIGNER = "set_signer"
     # Settlement: a period closed (`ref`: the period); a brand's payment (`ref`: the
     # settlement action's row id) approved and paid by the debtor, or confirmed by the creditor.
     CLOSE_PERIOD = "close_period"
@@ -130,12 +132,14 @@ class WriteKind(enum.StrEnum):
 
 
 class PartnerKind(enum.StrEnum):
-    """What an issuer account belongs to: a brand (a partner with an API key), or one of a
-    brand's budgeted campaigns (no key: the service issues from it, within the campaign's
-    budget, which the chain enforces)."""
+    """What an issuer account belongs to: a brand (a partner with an API key, issuing in the
+    first program), one of a brand's budgeted campaigns (no key: the service issues from it,
+    within the campaign's budget, which the chain enforces), or a brand's account in another
+    program (no key either: the brand issues there through it, within its budget there)."""
 
     BRAND = "brand"
     CAMPAIGN = "campaign"
+    PROGRAM = "program"  # a brand's issuer account in another program than the first
 
 
 class Partner(Base):
@@ -147,6 +151,13 @@ class Partner(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     kind: Mapped[str] = mapped_column(String(20), default=PartnerKind.BRAND, server_default=PartnerKind.BRAND.value)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"))
+    # The program whose token this account issues on (its campaigns' accounts: the brand's).
+    program_id: Mapped[int] = mapped_column(
+        ForeignKey("programs.id", name="fk_partners_program_id"), default=1, server_default=text("1")
+    )
+    # The address that signs the brand's rate agreements, when the brand registered one of its
+    # own (the service never holds its key); unset: the brand's issuer account signs.
+    agreement_signer: Mapped[str | None] = mapped_column(String(42))
     api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     issuer_address: Mapped[str] = mapped_column(String(42), unique=True)
     issuer_key_sealed: Mapped[bytes] = mapped_column(LargeBinary)
@@ -296,6 +307,10 @@ class Reward(Base):
     __tablename__ = "rewards"
     id: Mapped[int] = mapped_column(primary_key=True)
     partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), index=True)
+    # The program whose points it costs (redeemed from the partner's issuer account there).
+    program_id: Mapped[int] = mapped_column(
+        ForeignKey("programs.id", name="fk_rewards_program_id"), default=1, server_default=text("1")
+    )
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     cost_points: Mapped[int] = mapped_column(BigInteger)

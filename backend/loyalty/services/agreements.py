@@ -1,6 +1,8 @@
 """Rate agreements between brands: one brand proposes terms, the other counter-signs, and the
 outbox registers them on the exchange; either brand may revoke. Each brand is its issuer
-account on the chain, and the service signs for it with that account's key.
+account on the chain, and the service signs for it with that account's key, unless the brand
+registered an agreement signer of its own (`set_signer`): then the brand sends that signer's
+signature of the typed data, and the service never holds the key.
 
 The terms are checked here exactly as `PointsExchange.registerAgreement` checks them
 (`domain.exchange.check_terms`), so a proposal the chain would refuse is refused at once.
@@ -19,8 +21,8 @@ from sqlalchemy.orm import Session
 
 from loyalty.chain.exchange import PointsExchange
 from loyalty.db.models import AgreementStatus, Partner, PartnerKind, ProgramStatus, RateAgreement, utcnow
-from loyalty.domain.consent import sign_typed_data
-from loyalty.domain.exchange import Agreement, QuoteRefused, check_terms
+from loyalty.domain.consent import full_signature, is_low_s, recover_signer, sign_typed_data
+from loyalty.domain.exchange import Agreement, QuoteRefused, agreement_typed_data, check_terms
 from loyalty.domain.exchange import quote as domain_quote
 from loyalty.errors import ConflictError, ErrorCode, ForbiddenError, NotFoundError, UnprocessableError
 from loyalty.services.lists import Page, keyset
@@ -39,6 +41,7 @@ def propose(uow: UnitOfWork, exchange: PointsExchange, proposer_id: int, body: d
     if proposer_id not in (body["payer_id"], body["payee_id"]):
         raise ForbiddenError(ErrorCode.FORBIDDEN, "a partner proposes only agreements it is the payer or the payee of")
     payer, payee = _brand(uow, body["payer_id"]), _brand(uow, body["payee_id"])
+    proposer = payer if proposer_id == payer.id else payee
     source, target = program(session, body["source_program_id"]), program(session, body["target_program_id"])
     for side in (source, target):
         if side.status != ProgramStatus.ACTIVE or side.token_address is None:
@@ -59,15 +62,20 @@ def propose(uow: UnitOfWork, exchange: PointsExchange, proposer_id: int, body: d
         target_program_id=target.id, payer_id=payer.id, payee_id=payee.id, proposed_by=proposer_id,
         terms=json.dumps(dataclasses.asdict(terms)), status=AgreementStatus.PROPOSED,
     )  # fmt: skip
-    _sign_for(uow, exchange, row, proposer_id)
+    if proposer.agreement_signer is None:  # else it signs the typed data itself (`sign`)
+        _sign_for(uow, exchange, row, proposer_id)
     session.add(row)
     session.flush()
     return row
 
 
-def sign(uow: UnitOfWork, exchange: PointsExchange, row_id: int, partner_id: int) -> RateAgreement:
-    """The other brand's signature: with both, the agreement is `signed` and the outbox
-    registers it. Signing again is a no-op."""
+def sign(
+    uow: UnitOfWork, exchange: PointsExchange, row_id: int, partner_id: int, signature: bytes | None = None
+) -> RateAgreement:
+    """A brand's signature: with both, the agreement is `signed` and the outbox registers it.
+    A brand with its own agreement signer sends that signer's `signature` of the typed data
+    (`422 agreement_signature_required` without, `422 invalid_signature` for another's).
+    Signing after both signed is a no-op."""
     row = get(uow, row_id, partner_id)
     if row.status != AgreementStatus.PROPOSED:
         return row
@@ -75,7 +83,7 @@ def sign(uow: UnitOfWork, exchange: PointsExchange, row_id: int, partner_id: int
         check_terms(terms_of(row), int(utcnow().timestamp()))  # it may have ended since it was proposed
     except QuoteRefused as refused:
         raise UnprocessableError(ErrorCode.AGREEMENT_INVALID, str(refused)) from refused
-    _sign_for(uow, exchange, row, partner_id)
+    _sign_for(uow, exchange, row, partner_id, signature)
     if row.payer_signature and row.payee_signature:
         row.status = AgreementStatus.SIGNED
     uow.session.flush()
@@ -165,11 +173,56 @@ def _brand(uow: UnitOfWork, partner_id: int) -> Partner:
     return partner
 
 
-def _sign_for(uow: UnitOfWork, exchange: PointsExchange, row: RateAgreement, partner_id: int) -> None:
-    """The partner's signature, by its issuer account's key (the brand's address on the chain)."""
+def typed_data(uow: UnitOfWork, row: RateAgreement) -> dict[str, Any]:
+    """What both brands' agreement signers sign (EIP-712, on the exchange it was made on)."""
+    return agreement_typed_data(terms_of(row), chain_id=uow.chain.chain_id, exchange_address=row.exchange_address)
+
+
+def set_signer(uow: UnitOfWork, partner_id: int, address: str | None) -> Partner:
+    """The brand signs its agreements with `address` from now on (`None`: with its issuer
+    account's key, which the service holds). The outbox sets it on the exchange, from the
+    brand's account; registrations needing the brand's signature wait until it is there."""
     partner = _brand(uow, partner_id)
-    key = uow.custody.open(partner.issuer_address, partner.issuer_key_sealed)
-    signature = "0x" + sign_typed_data(exchange.typed_data(terms_of(row)), key.key).hex()
+    partner.agreement_signer = address
+    uow.session.flush()
+    return partner
+
+
+def signer_of(partner: Partner) -> str:
+    """The address the exchange should take the brand's agreement signatures from."""
+    return partner.agreement_signer or partner.issuer_address
+
+
+def _sign_for(
+    uow: UnitOfWork, exchange: PointsExchange, row: RateAgreement, partner_id: int, given: bytes | None = None
+) -> None:
+    """The partner's signature: by its issuer account's key (the brand's address on the
+    chain), or `given` by the brand's own agreement signer."""
+    partner = _brand(uow, partner_id)
+    typed = exchange.typed_data(terms_of(row))
+    if partner.agreement_signer is None:
+        if given is not None:
+            raise UnprocessableError(
+                ErrorCode.VALIDATION_ERROR,
+                f"partner {partner_id} signs agreements with its issuer account, whose key the service holds: "
+                "send no signature (or register an agreement signer first)",
+            )
+        key = uow.custody.open(partner.issuer_address, partner.issuer_key_sealed)
+        signed = sign_typed_data(typed, key.key)
+    else:
+        if given is None:
+            raise UnprocessableError(
+                ErrorCode.AGREEMENT_SIGNATURE_REQUIRED,
+                f"partner {partner_id} signs agreements with {partner.agreement_signer}: send its signature of "
+                "the agreement's `typed_data`",
+            )
+        signed = full_signature(given)
+        if not is_low_s(signed) or recover_signer(typed, signed) != partner.agreement_signer:
+            raise UnprocessableError(
+                ErrorCode.INVALID_SIGNATURE,
+                f"the signature is not {partner.agreement_signer}'s (low-s, 65 or 64 bytes) of agreement {row.id}",
+            )
+    signature = "0x" + signed.hex()
     if partner_id == row.payer_id:
         row.payer_signature = signature
     if partner_id == row.payee_id:

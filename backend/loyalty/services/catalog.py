@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from loyalty.db.models import Reward
 from loyalty.errors import ErrorCode, ForbiddenError, NotFoundError, UnprocessableError
-from loyalty.services import tiers
+from loyalty.services import partners, tiers
 from loyalty.services.lists import Page, keyset
 from loyalty.services.uow import UnitOfWork
 
@@ -24,10 +24,13 @@ def get(uow: UnitOfWork, reward_id: int, partner_id: int | None = None) -> Rewar
 
 
 def create(uow: UnitOfWork, partner_id: int, fields: dict[str, Any]) -> Reward:
-    """A reward of `partner_id`; a tier reward (`tier`) sells a tier on the program's ladder for
-    points: redeeming it starts the tier for `tier_period_days`."""
+    """A reward of `partner_id`, costing points of a program it issues in (`program_id`,
+    default the first: `422 program_not_joined` elsewhere); a tier reward (`tier`) sells a tier
+    on the program's ladder for points: redeeming it starts the tier for `tier_period_days`."""
+    fields["program_id"] = program_id = fields.get("program_id") or partners.FIRST_PROGRAM
+    partners.account_in(uow, partner_id, program_id)
     if (tier := fields.get("tier")) is not None:
-        ladder = tiers.ladder(uow.session)
+        ladder = tiers.ladder(uow.session, program_id)
         if ladder is None or ladder.get(tier) is None:
             raise UnprocessableError(ErrorCode.VALIDATION_ERROR, f"the program's ladder has no tier {tier!r}")
     reward = Reward(partner_id=partner_id, **fields)
@@ -45,10 +48,19 @@ def update(uow: UnitOfWork, reward_id: int, partner_id: int, changes: dict[str, 
 
 
 def page_rewards(
-    uow: UnitOfWork, *, active: bool | None, partner_id: int | None, cursor: str | None, limit: int
+    uow: UnitOfWork,
+    *,
+    active: bool | None,
+    partner_id: int | None,
+    cursor: str | None,
+    limit: int,
+    program_id: int | None = None,
 ) -> Page[Reward]:
-    """The catalog (every partner's rewards), optionally only active ones or one partner's."""
+    """The catalog (every partner's rewards), optionally only active ones, one partner's or one
+    program's."""
     query = select(Reward)
+    if program_id is not None:
+        query = query.where(Reward.program_id == program_id)
     if active is not None:
         query = query.where(Reward.active == active)
     if partner_id is not None:

@@ -40,7 +40,7 @@ def accept(uow: UnitOfWork, requests: Sequence[EarnRequest]) -> list[list[int] |
         linked.setdefault(partner_id, set()).add(member_id)
     budgets = session.execute(
         select(Partner.id, Partner.budget_points - Partner.pending_points)
-        .where(Partner.id.in_(partner_ids))
+        .where(Partner.id.in_({request.issuer_id for request in requests}))
         .order_by(Partner.id)
         .with_for_update(key_share=True)
     )
@@ -49,10 +49,10 @@ def accept(uow: UnitOfWork, requests: Sequence[EarnRequest]) -> list[list[int] |
     rows = []
     for request, refusal in zip(requests, refusals, strict=True):
         if refusal is None:
-            reserved[request.partner_id] = reserved.get(request.partner_id, 0) + request.total_points
+            reserved[request.issuer_id] = reserved.get(request.issuer_id, 0) + request.total_points
             rows += [
                 {
-                    "partner_id": request.partner_id,
+                    "partner_id": request.issuer_id,
                     "member_id": item.member_id,
                     "amount_points": item.amount_points,
                     "reason": item.reason,
@@ -136,10 +136,14 @@ def list_earns(
     created_before: datetime | None,
     cursor: str | None,
     limit: int,
-) -> Page[tuple[Earn, ChainWrite | None]]:
-    """Earns with the write that carries each, oldest first; with `partner_id`, that partner's
-    (its campaigns' among them)."""
-    joined = select(Earn, ChainWrite).outerjoin(ChainWrite, Earn.write_id == ChainWrite.id)
+) -> Page[tuple[Earn, ChainWrite | None, int]]:
+    """Earns with the write that carries each and their program, oldest first; with
+    `partner_id`, that partner's (its campaigns' and its other programs' among them)."""
+    joined = (
+        select(Earn, ChainWrite, Partner.program_id)
+        .join(Partner, Partner.id == Earn.partner_id)
+        .outerjoin(ChainWrite, Earn.write_id == ChainWrite.id)
+    )
     query = cast(Select[Any], joined)
     if partner_id is not None:
         query = query.where(Earn.partner_id.in_(partners.accounts_of(partner_id)))

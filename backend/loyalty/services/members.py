@@ -21,6 +21,7 @@ from loyalty.db.models import (
     MemberSegment,
     Redemption,
     RedemptionStatus,
+    Reward,
 )
 from loyalty.domain.credentials import hash_passphrase
 from loyalty.domain.referrals import new_code
@@ -180,15 +181,17 @@ def spendable_points(
             or_(Exchange.write_id.is_(None), Exchange.nonce >= nonce),
         )
     ).one()
-    if program_id == DEFAULT_PROGRAM:  # redemptions are program 1's
-        redeeming = uow.session.execute(
-            select(func.coalesce(func.sum(Redemption.amount_points), 0), func.count()).where(
-                Redemption.member_id == member.id,
-                Redemption.status == RedemptionStatus.RESERVED,
-                or_(Redemption.write_id.is_(None), Redemption.nonce >= nonce),
-            )
-        ).one()
-        held_points, held_count = held_points + redeeming[0], held_count + redeeming[1]
+    redeeming = uow.session.execute(
+        select(func.coalesce(func.sum(Redemption.amount_points), 0), func.count())
+        .join(Reward, Reward.id == Redemption.reward_id)
+        .where(
+            Redemption.member_id == member.id,
+            Reward.program_id == program_id,
+            Redemption.status == RedemptionStatus.RESERVED,
+            or_(Redemption.write_id.is_(None), Redemption.nonce >= nonce),
+        )
+    ).one()
+    held_points, held_count = held_points + redeeming[0], held_count + redeeming[1]
     return balance - int(held_points), nonce + int(held_count)
 
 

@@ -6,22 +6,28 @@ from typing import Any
 
 from sqlalchemy import Select, func, or_, select, update
 
-from loyalty.db.models import Auditor, Campaign, Partner, PartnerKind, Reward, utcnow
+from loyalty.chain.token import LoyaltyToken
+from loyalty.db.models import Auditor, Campaign, Partner, PartnerKind, Program, ProgramStatus, Reward, utcnow
 from loyalty.domain.credentials import hash_secret, new_secret
 from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
 from loyalty.services.lists import Page, keyset
 from loyalty.services.uow import UnitOfWork
 
 CAMPAIGN_ACCOUNT = "campaign:"  # the name of a campaign's issuer account, before the campaign's id
+# The name of a brand's issuer account in another program: `program:<program id>:<brand id>`
+# (names are unique, so a brand has one account per program however many processes ask).
+PROGRAM_ACCOUNT = "program:"
+FIRST_PROGRAM = 1
 
 
 def create(uow: UnitOfWork, name: str, issue_budget_points: int) -> tuple[Partner, str]:
     """A partner with its own issuer account; returns its API key. Nothing goes to the chain
     here: the outbox writer gives the account gas, ISSUER_ROLE and the budget, and the
     partner's earns wait for that (they are accepted at once)."""
-    if name.startswith(CAMPAIGN_ACCOUNT):
+    if name.startswith((CAMPAIGN_ACCOUNT, PROGRAM_ACCOUNT)):
         raise UnprocessableError(
-            ErrorCode.VALIDATION_ERROR, f"partner names starting {CAMPAIGN_ACCOUNT!r} are campaigns'"
+            ErrorCode.VALIDATION_ERROR,
+            f"partner names starting {CAMPAIGN_ACCOUNT!r} or {PROGRAM_ACCOUNT!r} are issuer accounts'",
         )
     if uow.session.scalar(select(Partner).where(Partner.name == name)) is not None:
         raise ConflictError(ErrorCode.PARTNER_EXISTS, f"a partner named {name!r} already exists")
@@ -46,6 +52,76 @@ def get(uow: UnitOfWork, partner_id: int) -> Partner:
     if partner is None:
         raise NotFoundError(ErrorCode.PARTNER_NOT_FOUND, f"no partner {partner_id}")
     return partner
+
+
+def join(uow: UnitOfWork, brand_id: int, program_id: int, issue_budget_points: int) -> Partner:
+    """An issuer account for the brand in another program, with its budget there: the outbox
+    gives it gas, the program's ISSUER_ROLE and the budget, as it does a brand's own account.
+    `409 partner_in_program` if the brand has one there already (or issues there itself)."""
+    owner = brand(uow, brand_id)
+    found = _program(uow, program_id)
+    if found.status != ProgramStatus.ACTIVE or found.token_address is None:
+        raise UnprocessableError(ErrorCode.PROGRAM_NOT_ACTIVE, f"program {program_id} has no token deployed yet")
+    name = f"{PROGRAM_ACCOUNT}{program_id}:{owner.id}"
+    if owner.program_id == program_id or uow.session.scalar(select(Partner.id).where(Partner.name == name)):
+        raise ConflictError(ErrorCode.PARTNER_IN_PROGRAM, f"partner {owner.id} issues in program {program_id} already")
+    address, sealed = uow.custody.new_wallet()
+    account = Partner(
+        name=name, kind=PartnerKind.PROGRAM, owner_id=owner.id, program_id=program_id,
+        api_key_hash=hash_secret(new_secret("acct_")),  # never handed out: the brand signs in with its own key
+        issuer_address=address, issuer_key_sealed=sealed,
+        issue_budget_points=issue_budget_points, budget_points=issue_budget_points, pending_points=0,
+    )  # fmt: skip
+    uow.session.add(account)
+    uow.session.flush()
+    return account
+
+
+def account_in(uow: UnitOfWork, brand_id: int, program_id: int | None) -> Partner:
+    """The brand's issuer account in a program (`None`: the first, its own account):
+    `422 program_not_joined` if it does not issue there."""
+    if program_id is None or program_id == FIRST_PROGRAM:
+        return get(uow, brand_id)
+    account = uow.session.scalar(select(Partner).where(Partner.name == f"{PROGRAM_ACCOUNT}{program_id}:{brand_id}"))
+    if account is None:
+        raise not_joined(brand_id, program_id)
+    return account
+
+
+def not_joined(brand_id: int, program_id: int) -> UnprocessableError:
+    return UnprocessableError(
+        ErrorCode.PROGRAM_NOT_JOINED,
+        f"partner {brand_id} does not issue in program {program_id}: the admin adds it "
+        f"(POST /v1/partners/{brand_id}/programs)",
+    )
+
+
+def accounts_in(uow: UnitOfWork, asked: set[tuple[int, int]]) -> dict[tuple[int, int], int]:
+    """The issuer account of each (brand, program) asked for, in one read; one the brand does
+    not have is left out (programs other than the first only)."""
+    names = {f"{PROGRAM_ACCOUNT}{program_id}:{brand_id}": (brand_id, program_id) for brand_id, program_id in asked}
+    if not names:
+        return {}
+    found = uow.session.execute(select(Partner.name, Partner.id).where(Partner.name.in_(names)))
+    return {names[name]: account_id for name, account_id in found}
+
+
+def programs_of(uow: UnitOfWork, brand_id: int) -> list[Partner]:
+    """The brand's issuer accounts, one per program it issues in: its own first."""
+    return list(
+        uow.session.scalars(
+            select(Partner)
+            .where(or_(Partner.id == brand_id, (Partner.owner_id == brand_id) & (Partner.kind == PartnerKind.PROGRAM)))
+            .order_by(Partner.program_id)
+        )
+    )
+
+
+def token_of(uow: UnitOfWork, account: Partner) -> LoyaltyToken:
+    """The token the issuer account issues on: its program's."""
+    if account.program_id == FIRST_PROGRAM:
+        return uow.token
+    return uow.token_at(str(_program(uow, account.program_id).token_address))
 
 
 def accounts_of(partner_id: int) -> Select[Any]:
@@ -112,7 +188,7 @@ def budget(uow: UnitOfWork, partner: Partner) -> dict[str, int]:
     less grants not on-chain yet and less what its campaigns took), pending (accepted, not yet
     on-chain), to grant (granted, not yet on-chain), moved to its campaigns and still to move
     off its on-chain budget, and available (left on-chain less pending and to move)."""
-    onchain = uow.token.issue_budget(partner.issuer_address)
+    onchain = token_of(uow, partner).issue_budget(partner.issuer_address)
     moved = int(
         uow.session.scalar(
             select(func.coalesce(func.sum(Campaign.budget_points), 0)).where(Campaign.partner_id == partner.id)
@@ -134,10 +210,12 @@ def budget(uow: UnitOfWork, partner: Partner) -> dict[str, int]:
     }
 
 
-def grant_budget(uow: UnitOfWork, partner_id: int, amount_points: int) -> Partner:
-    """Grant the partner more budget. The outbox writer carries it on-chain (the partner's earn
-    batches wait meanwhile); the API counts it once it is there."""
-    partner = brand(uow, partner_id)
+def grant_budget(uow: UnitOfWork, partner_id: int, amount_points: int, program_id: int | None = None) -> Partner:
+    """Grant the partner more budget, in a program (`None`: the first). The outbox writer
+    carries it on-chain (the partner's earn batches there wait meanwhile); the API counts it
+    once it is there. Returns the issuer account that has it."""
+    partner = account_in(uow, brand(uow, partner_id).id, program_id)
+    partner_id = partner.id
     uow.session.execute(
         update(Partner)
         .where(Partner.id == partner_id)
@@ -158,3 +236,10 @@ def list_partners(uow: UnitOfWork, cursor: str | None, limit: int, kind: Partner
 
 def list_auditors(uow: UnitOfWork, cursor: str | None, limit: int) -> Page[Auditor]:
     return keyset(uow.session, select(Auditor), [Auditor.id], cursor, limit)
+
+
+def _program(uow: UnitOfWork, program_id: int) -> Program:
+    found = uow.session.get(Program, program_id)
+    if found is None:
+        raise NotFoundError(ErrorCode.NOT_FOUND, f"no program {program_id}")
+    return found

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from loyalty.db.models import ConsentQuote, Member, Redemption, RedemptionStatus, Reward, utcnow
+from loyalty.db.models import ConsentQuote, Member, Partner, Redemption, RedemptionStatus, Reward, utcnow
 from loyalty.domain.consent import (
     RedeemConsent,
     full_signature,
@@ -34,11 +34,15 @@ CONSENT_VALIDITY_S = 3_600
 APPROVAL_WINDOW = timedelta(days=1)  # how long a redemption may await its member
 
 
-def typed_data(uow: UnitOfWork, consent: RedeemConsent) -> dict[str, object]:
-    """The EIP-712 typed data of `consent` on this token."""
-    return redeem_typed_data(
-        consent, chain_id=uow.chain.chain_id, token_address=uow.token.address, token_name=uow.token.name
-    )
+def typed_data(uow: UnitOfWork, consent: RedeemConsent, reward: Reward) -> dict[str, object]:
+    """The EIP-712 typed data of `consent` on the token of the reward's program."""
+    token = partners.token_of(uow, issuer_of(uow, reward))
+    return redeem_typed_data(consent, chain_id=uow.chain.chain_id, token_address=token.address, token_name=token.name)
+
+
+def issuer_of(uow: UnitOfWork, reward: Reward) -> Partner:
+    """The issuer account that burns the reward's points: its partner's in the reward's program."""
+    return partners.account_in(uow, reward.partner_id, reward.program_id)
 
 
 def new_consent(
@@ -46,9 +50,9 @@ def new_consent(
 ) -> RedeemConsent:
     """The consent a redemption of `reward` by `member` needs: a fresh ref (a label; the
     chain does not spend it) and the member's next nonce, counting redemptions still to burn."""
-    partner = partners.get(uow, reward.partner_id)
+    partner = issuer_of(uow, reward)
     nonce = (
-        members.spendable_points(uow, member)[1] if nonce is None else nonce
+        members.spendable_points(uow, member, reward.program_id)[1] if nonce is None else nonce
     )  # the chain first, then the ref's row lock
     return RedeemConsent(
         member=member.wallet_address,
@@ -183,13 +187,13 @@ def _reserve(
     custodial key (its approval was checked by the caller)."""
     session = uow.session
     members.lock(uow, member)
-    spendable, next_nonce = members.spendable_points(uow, member)
+    spendable, next_nonce = members.spendable_points(uow, member, reward.program_id)
     if signed is None:
         if member.wallet_key_sealed is None:
             raise UnprocessableError(ErrorCode.CUSTODIAL_ONLY, f"the service keeps no key for member {member.id}")
         consent = new_consent(uow, member, reward, next_nonce, amount_points)
         wallet = uow.custody.open(member.wallet_address, member.wallet_key_sealed)
-        signature = sign_typed_data(typed_data(uow, consent), wallet.key)
+        signature = sign_typed_data(typed_data(uow, consent, reward), wallet.key)
     else:
         _, consent, signature = signed
         if consent.nonce != next_nonce:
@@ -260,13 +264,15 @@ def _signed_consent(
             ErrorCode.CONSENT_NOT_FOUND, "no typed data was issued for this member, reward and deadline"
         )
     signature = usable_signature(member, signature, deadline)
-    issuer = partners.get(uow, reward.partner_id).issuer_address
-    wallet = member.wallet_address
+    account = issuer_of(uow, reward)
+    token, wallet = partners.token_of(uow, account), member.wallet_address
     for found in quotes:
-        consent = RedeemConsent(wallet, issuer, reward.cost_points, reward.id, found.ref, found.nonce, found.deadline)
-        typed = typed_data(uow, consent)
+        consent = RedeemConsent(
+            wallet, account.issuer_address, reward.cost_points, reward.id, found.ref, found.nonce, found.deadline
+        )
+        typed = typed_data(uow, consent, reward)
         if (
-            uow.token.wallet_accepts(wallet, typed_data_digest(typed), signature)
+            token.wallet_accepts(wallet, typed_data_digest(typed), signature)
             if member.smart_wallet
             else recover_signer(typed, signature) == wallet
         ):
@@ -313,7 +319,8 @@ def _offered(uow: UnitOfWork, reward: Reward) -> None:
     points would buy nothing)."""
     if not reward.active:
         raise ConflictError(ErrorCode.REWARD_INACTIVE, f"reward {reward.id} is not active")
-    if reward.tier is not None and ((ladder := tiers.ladder(uow.session)) is None or ladder.get(reward.tier) is None):
+    ladder = tiers.ladder(uow.session, reward.program_id) if reward.tier is not None else None
+    if reward.tier is not None and (ladder is None or ladder.get(reward.tier) is None):
         raise ConflictError(
             ErrorCode.REWARD_INACTIVE, f"reward {reward.id} sells tier {reward.tier!r}, no longer on the ladder"
         )

@@ -366,7 +366,7 @@ def paid_with_points(session: Session, redemption: Redemption, reward: Reward) -
             redemption.member_id,
             reward.tier,
             reward.tier_period_days,
-            DEFAULT_PROGRAM,
+            reward.program_id,
             price_points=redemption.amount_points,
             redemption_id=redemption.id,
             payment_ref=f"{POINTS_PAYMENT}{redemption.id}",

@@ -17,7 +17,7 @@ from collections import defaultdict
 from functools import partial
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from loyalty.chain.client import Block
@@ -28,6 +28,7 @@ from loyalty.db.models import (
     ExchangeStatus,
     Member,
     Partner,
+    PartnerKind,
     Program,
     RateAgreement,
     Redemption,
@@ -247,6 +248,56 @@ def _send_batch(
 
 
 # ------------------------------------------------------------------------- roles and budget
+def agreement_signers(writer: OutboxWriter, head: Block) -> bool:
+    """Set on the exchange the agreement signers brands registered (or their issuer accounts
+    again), each from the brand's own account: only a brand may name its signer. One the chain
+    does not show after its write (a revert) is sent again a minute later."""
+    exchange = _exchange(writer)
+    if exchange is None:
+        return False
+    with writer.sessions() as session:
+        ever = select(ChainWrite.partner_id).where(ChainWrite.kind == WriteKind.SET_SIGNER)
+        brands = session.scalars(
+            select(Partner).where(
+                Partner.kind == PartnerKind.BRAND,
+                Partner.provisioned_at.is_not(None),
+                or_(Partner.agreement_signer.is_not(None), Partner.id.in_(ever)),
+            )
+        ).all()
+        busy = {w.partner_id for w in in_flight(session, WriteKind.SET_SIGNER)}
+    progressed = False
+    for brand in brands:
+        wanted = agreements.signer_of(brand)
+        held = writer._signer_hold.get(brand.id)
+        if brand.id in busy or writer._signers_set.get(brand.id) == wanted:
+            continue
+        if exchange.signer_of(brand.issuer_address) == wanted:
+            writer._signers_set[brand.id] = wanted
+            continue
+        if held is not None and held[0] == wanted and held[1] > time.monotonic():
+            continue
+        with writer.sessions() as session:
+            nonce = Nonces(writer.chain, brand.issuer_address).next(session)
+        signed = exchange.sign_set_signer(writer._issuer(brand), nonce, head.base_fee, brand.agreement_signer)
+        with writer.sessions() as session, write_lock(session):
+            write = record(session, brand.id, brand.issuer_address, WriteKind.SET_SIGNER, nonce, signed)
+            session.commit()
+        writer._signer_hold[brand.id] = (wanted, time.monotonic() + WAIT_S)
+        writer._signers_set.pop(brand.id, None)
+        log.info("partner %s: agreements signed by %s from now on", brand.id, wanted)
+        progressed = True
+        writer._broadcast(write, signed)
+    return progressed
+
+
+def signers_in_force(writer: OutboxWriter, exchange: PointsExchange, payer_id: int, payee_id: int) -> bool:
+    """Whether the exchange takes both brands' signatures from the signers they registered
+    (a registration waits while one is on its way)."""
+    with writer.sessions() as session:
+        brands = session.scalars(select(Partner).where(Partner.id.in_((payer_id, payee_id)))).all()
+    return all(exchange.signer_of(b.issuer_address) == agreements.signer_of(b) for b in brands)
+
+
 def exchange_roles(writer: OutboxWriter, head: Block) -> bool:
     """Make the exchange an issuer of every program an agreement exchanges out of or into: its
     `redeem` on the source and its `earn` on the target both need the role (with no budget, it

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from loyalty.chain.client import Block, Receipt, SignedTx
 from loyalty.chain.exchange import PointsExchange
-from loyalty.chain.token import ISSUER_GAS_TOPUP_WEI, sign_deploy_token
+from loyalty.chain.token import ISSUER_GAS_TOPUP_WEI, LoyaltyToken, sign_deploy_token
 from loyalty.db.models import (
     AgreementStatus,
     ChainWrite,
@@ -49,11 +49,13 @@ from loyalty.db.models import (
     Member,
     MemberToken,
     Partner,
+    PartnerKind,
     Program,
     ProgramStatus,
     RateAgreement,
     Redemption,
     RedemptionStatus,
+    Reward,
     Settlement,
     SettlementAction,
     SettlementStatus,
@@ -127,12 +129,17 @@ class OutboxWriter:
     _hold: dict[int, float] = field(default_factory=dict, init=False)
     _timers: dict[str, float] = field(default_factory=dict, init=False)
     _state: str | None = field(default=None, init=False)
-    _params: tuple[int, int, int] | None = field(default=None, init=False)
-    _pause: tuple[int, bool] | None = field(default=None, init=False)
+    _params: dict[str, tuple[int, int, int]] = field(default_factory=dict, init=False)  # by token
+    _pause: dict[str, tuple[int, bool]] = field(default_factory=dict, init=False)  # by token: (block, paused)
+    _program_tokens: dict[int, str] = field(default_factory=dict, init=False)  # active programs' token addresses
     _grant_hold: dict[int, float] = field(default_factory=dict, init=False)
     _exchange_hold: dict[int, float] = field(default_factory=dict, init=False)  # by agreement row
     _exchange_issuer_of: set[int] = field(default_factory=set, init=False)  # programs the exchange is an issuer of
     _exchange_gas: dict[int, int] = field(default_factory=dict, init=False)  # per order, by agreement row
+    # Brands' agreement signers: the one the exchange was seen to take, and one just sent (the
+    # signer, and until when it is not sent again).
+    _signers_set: dict[int, str] = field(default_factory=dict, init=False)
+    _signer_hold: dict[int, tuple[str, float]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.sessions = self.runtime.sessions
@@ -204,7 +211,10 @@ class OutboxWriter:
         progressed, in_flight = False, 0
         operator = self.chain.operator
         receipts = [partial(self._receipts, operator.address, lambda: operator, head)]
-        receipts += [partial(self._receipts, p.issuer_address, partial(self._issuer, p), head) for p in partners]
+        receipts += [
+            partial(self._receipts, p.issuer_address, partial(self._issuer, p), head, partial(self._token_of, p))
+            for p in partners
+        ]
         for partner_id, step in zip([None, *(p.id for p in partners)], receipts, strict=True):
             finalized, pending = self._guarded(partner_id, step, (0, 0))
             progressed, in_flight = progressed or bool(finalized), in_flight + pending
@@ -220,6 +230,19 @@ class OutboxWriter:
     def _issuer(self, partner: Partner) -> LocalAccount:
         return self.custody.open(partner.issuer_address, partner.issuer_key_sealed)
 
+    def _token_of(self, partner: Partner) -> LoyaltyToken:
+        """The token the issuer account issues on: its program's (accounts exist only in
+        programs whose token is deployed)."""
+        if partner.program_id == programs.DEFAULT_PROGRAM:
+            return self.token
+        if (address := self._program_tokens.get(partner.program_id)) is None:
+            with self.sessions() as session:
+                found = session.get(Program, partner.program_id)
+                if found is None or found.status != ProgramStatus.ACTIVE or found.token_address is None:
+                    raise ValueError(f"program {partner.program_id} has no token deployed")
+                address = self._program_tokens[partner.program_id] = found.token_address
+        return self.runtime.token_at(address)
+
     def _guarded(self, partner_id: int | None, step: Callable[[], T], fallback: T) -> T:
         """Run one partner's (or the operator's) step; a failure other than the chain's own is
         logged and skipped, so it never stops the others."""
@@ -233,10 +256,17 @@ class OutboxWriter:
             return fallback
 
     # ------------------------------------------------------------------------ receipts
-    def _receipts(self, sender: str, account: Callable[[], LocalAccount], head: Block) -> tuple[int, int]:
+    def _receipts(
+        self,
+        sender: str,
+        account: Callable[[], LocalAccount],
+        head: Block,
+        token: Callable[[], LoyaltyToken] | None = None,
+    ) -> tuple[int, int]:
         """Finalize `sender`'s sent writes by receipt; returns how many it finalized and how many are in flight.
 
-        `account` opens the sender's key, needed only to cancel a stuck write or fill a gap."""
+        `account` opens the sender's key, needed only to cancel a stuck write or fill a gap;
+        `token` is the token an issuer account's earn batches go to."""
         with self.sessions() as session:
             writes = session.scalars(
                 select(ChainWrite)
@@ -278,7 +308,8 @@ class OutboxWriter:
             return 0, len(writes)
         times = {n: b.timestamp for n, b in self.chain.blocks(sorted({r.block_number for _, r in final})).items() if b}
         reasons = {w.id: None if r.succeeded else self.chain.revert_of(w.tx_hash, r.gas_used) for w, r in final}
-        budget = self.token.issue_budget(sender) if any(w.kind == WriteKind.EARN_BATCH for w, _ in final) else None
+        issued = token is not None and any(w.kind == WriteKind.EARN_BATCH for w, _ in final)
+        budget = token().issue_budget(sender) if token is not None and issued else None
         with self.sessions() as session, write_lock(session):
             for write, receipt in final:
                 self._finalize(session, write, receipt, times.get(receipt.block_number), reasons[write.id], budget)
@@ -291,8 +322,12 @@ class OutboxWriter:
         """Whether the chain shows the write's effect though not its receipt (a lagging node
         behind a load balancer, say): its batch ref, or its redemption, logged."""
         start = self.runtime.deployment_block
+        if write.kind in (WriteKind.EARN_BATCH, WriteKind.REDEEM) and write.ref is not None:
+            with self.sessions() as session:
+                issuer = session.get(Partner, write.partner_id)
+            token = self.token if issuer is None else self._token_of(issuer)
         if write.kind == WriteKind.EARN_BATCH and write.ref is not None:
-            return self.token.batch_logged(write.sender, write.ref, start, final_block)
+            return token.batch_logged(write.sender, write.ref, start, final_block)
         if write.kind == WriteKind.REDEEM and write.ref is not None:
             with self.sessions() as session:
                 row = session.execute(
@@ -300,7 +335,7 @@ class OutboxWriter:
                     .join(Redemption, Redemption.member_id == Member.id)
                     .where(Redemption.write_id == write.id)
                 ).first()
-            return row is not None and self.token.redeem_logged(
+            return row is not None and token.redeem_logged(
                 row.wallet_address, write.sender, row.reward_id, write.ref, start, final_block
             )
         if write.kind == WriteKind.EXCHANGE_BATCH and write.ref is not None:
@@ -642,7 +677,8 @@ class OutboxWriter:
 
         A batch smaller than a full one goes only when nothing else is in flight: while the
         chain is busy, earns keep gathering into fuller (cheaper per earn) batches."""
-        most = self.token.max_batch_size(head.gas_limit)
+        token = self._token_of(partner)
+        most = token.max_batch_size(head.gas_limit)
         with self.sessions() as session:
             rows = session.execute(
                 select(Earn.id, Member.wallet_address, Earn.amount_points, Earn.batch_limit)
@@ -653,14 +689,14 @@ class OutboxWriter:
             ).all()
             limits = [row.batch_limit for row in rows if row.batch_limit]
             rows = rows[: min([most, *limits])]
-            if not rows or (len(rows) < most and in_flight and not limits) or self._paused(head):
+            if not rows or (len(rows) < most and in_flight and not limits) or self._paused(head, token):
                 return False  # earns wait out a pause (redemptions are voided: a checkout cannot wait)
             nonce, ref = nonces.next(session), next_ref(session, partner.id)
         total = sum(r.amount_points for r in rows)
-        if (budget := self.token.issue_budget(partner.issuer_address)) < total:
+        if (budget := token.issue_budget(partner.issuer_address)) < total:
             self._over_budget(partner, budget, total)
             return False
-        signed = self.token.sign_earn_batch(
+        signed = token.sign_earn_batch(
             issuer, nonce, [r.wallet_address for r in rows], [r.amount_points for r in rows], ref, head.base_fee
         )
         with self.sessions() as session, write_lock(session):
@@ -699,28 +735,32 @@ class OutboxWriter:
         chain shows the member's nonce, balance and the consent's deadline let it succeed.
         One the chain would refuse is voided without a transaction; a custodial member's consent
         is signed again when only its nonce or deadline went stale."""
+        token = self._token_of(partner)
         with self.sessions() as session:
-            busy = set(  # members with a burn in flight at any partner: their nonce and balance are moving
+            busy = set(  # members with a burn in flight on this token: their nonce and balance are moving
                 session.scalars(
                     select(Redemption.member_id)
                     .join(ChainWrite, ChainWrite.id == Redemption.write_id)
-                    .where(ChainWrite.status == WriteStatus.SENT)
+                    .join(Reward, Reward.id == Redemption.reward_id)
+                    .where(ChainWrite.status == WriteStatus.SENT, Reward.program_id == partner.program_id)
                 )
             )
-            busy |= set(  # or an exchange out of program 1 (the same token's nonce)
+            busy |= set(  # or an exchange out of this program (the same token's nonce)
                 session.scalars(
                     select(Exchange.member_id)
                     .join(ChainWrite, ChainWrite.id == Exchange.write_id)
-                    .where(
-                        ChainWrite.status == WriteStatus.SENT, Exchange.source_program_id == programs.DEFAULT_PROGRAM
-                    )
+                    .where(ChainWrite.status == WriteStatus.SENT, Exchange.source_program_id == partner.program_id)
                 )
             )
+            # the brand's redemptions of rewards in this account's program
+            brand_id = partner.owner_id if partner.kind == PartnerKind.PROGRAM else partner.id
             waiting = session.execute(
                 select(Redemption, Member)
                 .join(Member, Member.id == Redemption.member_id)
+                .join(Reward, Reward.id == Redemption.reward_id)
                 .where(
-                    Redemption.partner_id == partner.id,
+                    Redemption.partner_id == brand_id,
+                    Reward.program_id == partner.program_id,
                     Redemption.status == RedemptionStatus.RESERVED,
                     Redemption.write_id.is_(None),
                 )
@@ -733,22 +773,22 @@ class OutboxWriter:
         queue = dict(list(queue.items())[:room])
         if not queue:
             return 0
-        states = self.token.members_state([m.wallet_address for _, m in queue.values()], head.number)
-        validity = self._token_params()[2]
+        states = token.members_state([m.wallet_address for _, m in queue.values()], head.number)
+        validity = self._token_params(token)[2]
         sent = 0
         for redemption, member in queue.values():
             balance, member_nonce = states[member.wallet_address]
             # a reserved redemption carries its consent (only one awaiting the member has none)
             assert redemption.nonce is not None and redemption.deadline is not None and redemption.ref is not None
             problem = None
-            if self._paused(head):
+            if self._paused(head, token):
                 problem = "LoyaltyPaused: the token is paused"
             elif balance < redemption.amount_points:
                 problem = f"insufficient_points: the member holds {balance} points; the reward costs {redemption.amount_points}"
             elif redemption.nonce != member_nonce or redemption.deadline < head.timestamp + DEADLINE_MARGIN_S:
                 if member.custodial and member.wallet_key_sealed is not None:
                     try:
-                        self._resign(redemption, member, partner, member_nonce, head)
+                        self._resign(redemption, member, partner, member_nonce, head, token)
                     except KeyDecryptionError as exc:
                         problem = f"consent_stale: {exc}"
                 elif redemption.nonce != member_nonce:
@@ -767,7 +807,7 @@ class OutboxWriter:
                 continue
             with self.sessions() as session:
                 nonce = nonces.next(session)
-            signed = self.token.sign_redeem(
+            signed = token.sign_redeem(
                 issuer,
                 nonce,
                 head.base_fee,
@@ -803,7 +843,9 @@ class OutboxWriter:
             sent += 1
         return sent
 
-    def _resign(self, redemption: Redemption, member: Member, partner: Partner, nonce: int, head: Block) -> None:
+    def _resign(
+        self, redemption: Redemption, member: Member, partner: Partner, nonce: int, head: Block, token: LoyaltyToken
+    ) -> None:
         """Sign a custodial member's consent again for the nonce and a deadline the chain will take
         (the member approved this redemption; only the consent's nonce and deadline change)."""
         assert member.wallet_key_sealed is not None and redemption.ref is not None
@@ -819,8 +861,8 @@ class OutboxWriter:
         typed = redeem_typed_data(
             consent,
             chain_id=self.chain.chain_id,
-            token_address=self.token.address,
-            token_name=self.token.name,
+            token_address=token.address,
+            token_name=token.name,
         )
         wallet = self.custody.open(member.wallet_address, member.wallet_key_sealed)
         redemption.nonce, redemption.deadline = consent.nonce, consent.deadline
@@ -866,16 +908,17 @@ class OutboxWriter:
         by_id = {p.id: p for p in partners}
         for partner in partners:
             if partner.provisioned_at is None and partner.provision_error is None:
-                owner = by_id.get(partner.owner_id) if partner.owner_id is not None else None
+                owner = by_id.get(partner.owner_id or 0) if partner.kind == PartnerKind.CAMPAIGN else None
                 # A campaign's account gets its budget once its partner's is lowered by it:
                 # the chain never holds more budget than the partners were granted.
                 if owner is None or (owner.provisioned_at is not None and owner.budget_to_move_points == 0):
-                    progressed |= self._provision(partner, head)
+                    progressed |= self._guarded(partner.id, partial(self._provision, partner, head), False)
             elif partner.provisioned_at is not None and (
                 partner.budget_to_grant_points or partner.budget_to_move_points
             ):
                 progressed |= self._guarded(partner.id, partial(self._change_budget, partner, head), False)
         progressed |= self._guarded(None, partial(self._deploy_programs, head), False)
+        progressed |= self._guarded(None, partial(exchanging.agreement_signers, self, head), False)
         progressed |= self._guarded(None, partial(self._agreement_writes, head), False)
         progressed |= self._guarded(None, partial(exchanging.exchange_roles, self, head), False)
         progressed |= self._guarded(None, partial(exchanging.incoming_budgets, self, head), False)
@@ -966,6 +1009,8 @@ class OutboxWriter:
                 signed = exchange.sign_allow_brand(nonce, head.base_fee, terms.target, terms.payee)
             elif kind == WriteKind.REGISTER_AGREEMENT:
                 assert row.payer_signature and row.payee_signature
+                if not exchanging.signers_in_force(self, exchange, row.payer_id, row.payee_id):
+                    continue  # a brand's own signer is on its way to the exchange
                 partner_id, sender = None, str(self.chain.operator.address)
                 with self.sessions() as session:
                     nonce = Nonces(self.chain, sender).next(session)
@@ -1017,15 +1062,16 @@ class OutboxWriter:
         if not missing:
             return False
         nonces = Nonces(self.chain, self.chain.operator.address)
+        token = self._token_of(partner)
         for kind in missing:
             with self.sessions() as session:
                 nonce = nonces.next(session)
             if kind == WriteKind.TOPUP:
-                signed = self.token.sign_topup(nonce, partner.issuer_address, head.base_fee)
+                signed = token.sign_topup(nonce, partner.issuer_address, head.base_fee)
             elif kind == WriteKind.GRANT_ISSUER:
-                signed = self.token.sign_grant_issuer(nonce, partner.issuer_address, head.base_fee)
+                signed = token.sign_grant_issuer(nonce, partner.issuer_address, head.base_fee)
             else:  # what was granted, less grants still to carry on-chain (they go as their own writes)
-                signed = self.token.sign_set_budget(
+                signed = token.sign_set_budget(
                     nonce,
                     partner.issuer_address,
                     partner.issue_budget_points - partner.budget_to_grant_points,
@@ -1079,13 +1125,14 @@ class OutboxWriter:
         kind, amount = (
             (WriteKind.GRANT_BUDGET, int(to_grant)) if to_grant > 0 else (WriteKind.MOVE_BUDGET, int(to_move))
         )
-        left = self.token.issue_budget(partner.issuer_address)
+        token = self._token_of(partner)
+        left = token.issue_budget(partner.issuer_address)
         budget = left + amount if kind == WriteKind.GRANT_BUDGET else left - amount
         if budget < 0:  # the chain holds less than the database counted: wait, and say so
             self._grant_hold[partner.id] = time.monotonic() + GRANT_RETRY_S
             log.warning("partner %s: cannot move %d points to campaigns, %d left on-chain", partner.id, amount, left)
             return False
-        signed = self.token.sign_set_budget(nonce, partner.issuer_address, budget, head.base_fee)
+        signed = token.sign_set_budget(nonce, partner.issuer_address, budget, head.base_fee)
         with self.sessions() as session, write_lock(session):
             write = record(session, partner.id, self.chain.operator.address, kind, nonce, signed)
             write.amount_points = amount
@@ -1108,16 +1155,18 @@ class OutboxWriter:
         signed = self.token.sign_topup(nonce, partner.issuer_address, head.base_fee)
         self._record_and_send(partner.id, self.chain.operator.address, WriteKind.TOPUP, nonce, signed)
 
-    def _paused(self, head: Block) -> bool:
-        """Whether the token is paused, read once per block."""
-        if self._pause is None or self._pause[0] != head.number:
-            self._pause = (head.number, self.token.paused())
-        return self._pause[1]
+    def _paused(self, head: Block, token: LoyaltyToken | None = None) -> bool:
+        """Whether the token (default: the first program's) is paused, read once per block."""
+        token = token or self.token
+        if (seen := self._pause.get(token.address)) is None or seen[0] != head.number:
+            seen = self._pause[token.address] = (head.number, token.paused())
+        return seen[1]
 
-    def _token_params(self) -> tuple[int, int, int]:
-        if self._params is None:
-            self._params = self.token.params()
-        return self._params
+    def _token_params(self, token: LoyaltyToken | None = None) -> tuple[int, int, int]:
+        token = token or self.token
+        if token.address not in self._params:
+            self._params[token.address] = token.params()
+        return self._params[token.address]
 
     def _sweep(self, head: Block) -> bool:
         """Burn expired points of members who earned in epochs that expired since the last sweep,

@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from eth_account import Account
 from support.backend import ADMIN_KEY, auth, confirm_all, make_partner, post, second_program
 from web3 import HTTPProvider, Web3
 
 from loyalty.chain.artifacts import load_artifact
+from loyalty.domain.consent import sign_typed_data
 
 LATER = (datetime.now(UTC) + timedelta(days=365)).isoformat()
 
@@ -145,3 +147,47 @@ def test_agreement_registeredByAnotherFirst_isRegisteredNotRefused(
     confirm_all(writer)
     found = client.get(f"/v1/agreements/{agreement['id']}", headers=auth(hotel["api_key"])).json()
     assert (found["status"], found["error"]) == ("registered", None), found
+
+
+def test_agreement_aBrandWithItsOwnSignerSignsTheTypedDataItself(
+    client: Any, writer: Any, rpc_url: str, exchange_deployment: Any, tmp_path: Path
+) -> None:
+    hotel, airline = make_partner(client, "Hotel"), make_partner(client, "Airline")
+    target = second_program(client, rpc_url, tmp_path)
+    signer = Account.create()
+    path = f"/v1/partners/{airline['id']}/agreement-signer"
+    other = client.put(path, json={"address": signer.address}, headers=auth(hotel["api_key"]))
+    assert (other.status_code, other.json()["code"]) == (404, "partner_not_found")
+    junk = client.put(path, json={"address": "0x1234"}, headers=auth(airline["api_key"]))
+    assert junk.status_code == 422
+    registered = client.put(path, json={"address": signer.address}, headers=auth(airline["api_key"]))
+    assert registered.status_code == 200, registered.text
+    assert (registered.json()["address"], registered.json()["onchain"]) == (signer.address, False)
+    confirm_all(writer)
+    w3 = Web3(HTTPProvider(rpc_url))
+    exchange = w3.eth.contract(address=exchange_deployment.exchange_address, abi=load_artifact("PointsExchange").abi)
+    assert exchange.functions.signerOf(airline["issuer_address"]).call() == signer.address
+    shown = client.get(path, headers=auth(airline["api_key"])).json()
+    assert (shown["address"], shown["onchain"]) == (signer.address, True)
+
+    proposed = post(client, "/v1/agreements", terms(hotel, airline, target), hotel["api_key"]).json()
+    assert (proposed["signed_by_payer"], proposed["signed_by_payee"]) == (True, False)
+    sign = f"/v1/agreements/{proposed['id']}/sign"
+    unsigned = post(client, sign, None, airline["api_key"])
+    assert (unsigned.status_code, unsigned.json()["code"]) == (422, "agreement_signature_required"), unsigned.text
+    forged = "0x" + sign_typed_data(proposed["typed_data"], Account.create().key).hex()
+    refused = post(client, sign, {"signature": forged}, airline["api_key"])
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_signature"), refused.text
+    own = "0x" + sign_typed_data(proposed["typed_data"], signer.key).hex()
+    not_its = post(client, sign, {"signature": own}, hotel["api_key"])  # the hotel signs with its issuer key
+    assert (not_its.status_code, not_its.json()["code"]) == (422, "validation_error"), not_its.text
+    signed = post(client, sign, {"signature": own}, airline["api_key"])
+    assert signed.json()["status"] == "signed", signed.text
+    confirm_all(writer)
+    assert client.get(f"/v1/agreements/{proposed['id']}", headers=auth(hotel["api_key"])).json()["status"] == "registered"
+    assert _status(exchange, proposed) == (True, False)
+
+    back = client.put(path, json={"address": None}, headers=auth(airline["api_key"]))
+    assert back.json()["address"] is None, back.text
+    confirm_all(writer)
+    assert exchange.functions.signerOf(airline["issuer_address"]).call() == airline["issuer_address"]

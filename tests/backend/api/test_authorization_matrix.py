@@ -133,6 +133,7 @@ def _sample(name: str, schema: dict[str, Any], ids: dict[str, int]) -> Any:
         "token": "lnk_unknown",
         "message": "not a sign-in message",
         "signature": "0x" + "11" * 65,
+        "address": "0x" + "22" * 20,
         "items": [{"member_id": ids["member_id"], "amount_points": 1}],
         "calculator": {"strategy": "fixed", "points": 1},
         "occurred_at": RECENTLY,

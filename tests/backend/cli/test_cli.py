@@ -4,12 +4,14 @@ batch earns in requests."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 from click.testing import CliRunner
-from support.backend import ADMIN_KEY, make_member, make_partner, serving
+from support.backend import ADMIN_KEY, make_member, make_partner, second_program, serving
+from web3 import Web3
 
 from loyalty.cli import main
 
@@ -120,3 +122,25 @@ def test_purchases_recordAndRefundByLines_fromTheCommandLine(client, settings, t
     assert json.loads(refunded.output)["points_reversed"] == 4, refunded.output  # 13.50 -> 9.00 net
     assert json.loads(shown.output)["total_points"] == 9
     assert bad.exit_code != 0 and "SKU=QUANTITY" in bad.output and "Traceback" not in bad.output
+
+
+def test_partnerPrograms_joinEarnAndSigner_fromTheCommandLine(client, settings, rpc_url: str, tmp_path: Path) -> None:
+    partner = make_partner(client, "Airline", 0)
+    member = make_member(client, partner["api_key"])
+    miles = second_program(client, rpc_url, tmp_path)
+    with serving(settings, outbox=False) as url:
+        admin, own = ["--api-url", url, "--key", ADMIN_KEY], ["--api-url", url, "--key", partner["api_key"]]
+        early = CliRunner().invoke(main, ["earn", str(member["id"]), "10", "--program", str(miles), *own])
+        joined = CliRunner().invoke(main, ["partners", "join", str(partner["id"]), str(miles), "--budget", "500", *admin])
+        earned = CliRunner().invoke(main, ["earn", str(member["id"]), "10", "--program", str(miles), *own])
+        budget = CliRunner().invoke(main, ["partners", "budget", str(partner["id"]), "--program", str(miles), *own])
+        listed = CliRunner().invoke(main, ["partners", "programs", str(partner["id"]), *own])
+        both = CliRunner().invoke(main, ["partners", "agreement-signer", str(partner["id"]), "--set", "0x" + "22" * 20, "--clear", *own])
+        signer = CliRunner().invoke(main, ["partners", "agreement-signer", str(partner["id"]), "--set", "0x" + "22" * 20, *own])
+    assert "program_not_joined" in _one_line_failure(early)
+    assert joined.exit_code == 0 and json.loads(joined.output)["program_id"] == miles, joined.output
+    assert earned.exit_code == 0 and json.loads(earned.output)["status"] == "pending", earned.output
+    assert (json.loads(budget.output)["granted_points"], json.loads(budget.output)["pending_points"]) == (500, 10)
+    assert [a["program_id"] for a in json.loads(listed.output)["data"]] == [1, miles]
+    assert both.exit_code == 2 and "--set and --clear go alone" in both.output
+    assert json.loads(signer.output)["address"] == Web3.to_checksum_address("0x" + "22" * 20), signer.output

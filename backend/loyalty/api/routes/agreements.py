@@ -13,6 +13,7 @@ from loyalty.api.idempotency import Digest, idempotent
 from loyalty.api.schemas import (
     AgreementCreate,
     AgreementPublic,
+    AgreementSign,
     CursorQuery,
     IdPath,
     Limit,
@@ -20,13 +21,16 @@ from loyalty.api.schemas import (
 )
 from loyalty.db.models import AgreementStatus, RateAgreement, utcnow
 from loyalty.db.session import write_lock
+from loyalty.domain.consent import for_wallets
 from loyalty.services import agreements
+from loyalty.services.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1/agreements", tags=["agreements"])
 
 
-def _public(row: RateAgreement) -> AgreementPublic:
+def _public(uow: UnitOfWork, row: RateAgreement) -> AgreementPublic:
     return AgreementPublic(
+        typed_data=for_wallets(agreements.typed_data(uow, row)),
         id=row.id, agreement_id=row.agreement_id, exchange_address=row.exchange_address, status=AgreementStatus(row.status),
         source_program_id=row.source_program_id, target_program_id=row.target_program_id, payer_id=row.payer_id,
         payee_id=row.payee_id, proposed_by=row.proposed_by, terms=json.loads(row.terms),
@@ -47,7 +51,7 @@ def propose_agreement(
     fields["valid_from"] = body.valid_from or utcnow()
 
     def write() -> tuple[int, AgreementPublic]:
-        return 201, _public(agreements.propose(uow, runtime.exchange(), partner_id, fields))
+        return 201, _public(uow, agreements.propose(uow, runtime.exchange(), partner_id, fields))
 
     return idempotent(request, digest, uow.session, principal, write)
 
@@ -58,23 +62,28 @@ def list_agreements(
 ) -> Page[AgreementPublic]:
     """Agreements, oldest first: a partner sees those it is a party to."""
     page = agreements.page(uow, principal.partner_id, cursor=cursor, limit=limit)
-    return Page(data=[_public(r) for r in page.rows], next_cursor=page.next_cursor)
+    return Page(data=[_public(uow, r) for r in page.rows], next_cursor=page.next_cursor)
 
 
 @router.get("/{agreement_id}", response_model=AgreementPublic)
 def get_agreement(agreement_id: IdPath, uow: UowDep, principal: Reader) -> AgreementPublic:
-    return _public(agreements.get(uow, agreement_id, principal.partner_id))
+    return _public(uow, agreements.get(uow, agreement_id, principal.partner_id))
 
 
 @router.post("/{agreement_id}/sign", response_model=AgreementPublic)
-def sign_agreement(agreement_id: IdPath, uow: UowDep, runtime: RuntimeDep, principal: Partnered) -> AgreementPublic:
+def sign_agreement(
+    agreement_id: IdPath, uow: UowDep, runtime: RuntimeDep, principal: Partnered, body: AgreementSign | None = None
+) -> AgreementPublic:
     """Counter-sign (naturally idempotent): signed by both, the outbox registers it on the
-    exchange (`signed`, then `registered`, or `refused` with the chain's reason)."""
+    exchange (`signed`, then `registered`, or `refused` with the chain's reason). A brand with
+    its own agreement signer sends that signer's `signature` of the agreement's `typed_data`
+    (its proposals wait for it too)."""
     assert principal.partner_id is not None
+    signature = bytes.fromhex(body.signature[2:]) if body is not None and body.signature else None
     with write_lock(uow.session):
-        row = agreements.sign(uow, runtime.exchange(), agreement_id, principal.partner_id)
+        row = agreements.sign(uow, runtime.exchange(), agreement_id, principal.partner_id, signature)
         uow.session.commit()
-        return _public(row)
+        return _public(uow, row)
 
 
 @router.post("/{agreement_id}/revoke", response_model=AgreementPublic)
@@ -85,4 +94,4 @@ def revoke_agreement(agreement_id: IdPath, uow: UowDep, principal: Partnered) ->
     with write_lock(uow.session):
         row = agreements.revoke(uow, agreement_id, principal.partner_id)
         uow.session.commit()
-        return _public(row)
+        return _public(uow, row)

@@ -27,7 +27,7 @@ from loyalty.api.schemas import (
 )
 from loyalty.db.models import ChainWrite, Earn, EarnStatus
 from loyalty.domain.earning import EarnItem
-from loyalty.services import earning
+from loyalty.services import earning, partners
 
 router = APIRouter(prefix="/v1/earn", tags=["earn"])
 
@@ -39,7 +39,8 @@ def _acceptor(request: Request) -> Acceptor:
 
 @router.post("", status_code=202, response_model=EarnAccepted)
 async def earn(body: EarnCreate, request: Request, principal: Partnered, digest: Digest) -> JSONResponse:
-    """Earn points to a member from the calling partner's budget."""
+    """Earn points to a member from the calling partner's budget in the program (default: the
+    first; `422 program_not_joined` where the partner does not issue)."""
     items = [EarnItem(body.member_id, body.amount_points, body.reason)]
     return await _acceptor(request).accept(
         QueuedEarn(
@@ -48,6 +49,7 @@ async def earn(body: EarnCreate, request: Request, principal: Partnered, digest:
             digest,
             items,
             lambda ids: EarnAccepted(id=ids[0], status=EarnStatus.PENDING),
+            _other(body.program_id),
         )
     )
 
@@ -63,14 +65,21 @@ async def earn_batch(body: EarnBatchCreate, request: Request, principal: Partner
             digest,
             items,
             lambda ids: EarnBatchAccepted(ids=ids, status=EarnStatus.PENDING),
+            _other(body.program_id),
         )
     )
 
 
-def earn_public(earn: Earn, write: ChainWrite | None) -> EarnPublic:
+def _other(program_id: int | None) -> int | None:
+    """The program, unless it is the first (the partner's own account: nothing to look up)."""
+    return None if program_id == partners.FIRST_PROGRAM else program_id
+
+
+def earn_public(earn: Earn, write: ChainWrite | None, program_id: int) -> EarnPublic:
     return EarnPublic(
         id=earn.id,
         member_id=earn.member_id,
+        program_id=program_id,
         amount_points=earn.amount_points,
         reason=earn.reason,
         status=EarnStatus(earn.status),
@@ -102,11 +111,12 @@ def list_earns(
         cursor=cursor,
         limit=limit,
     )
-    return Page(data=[earn_public(e, w) for e, w in page.rows], next_cursor=page.next_cursor)
+    return Page(data=[earn_public(e, w, p) for e, w, p in page.rows], next_cursor=page.next_cursor)
 
 
 @router.get("/{earn_id:int}", response_model=EarnPublic)
 def get_earn(earn_id: IdPath, uow: UowDep, principal: Reader) -> EarnPublic:
     """An earn's status: pending, confirmed (with its transaction) or failed (with the reason)."""
     earn = earning.get(uow, earn_id, principal.partner_id)
-    return earn_public(earn, uow.session.get(ChainWrite, earn.write_id) if earn.write_id else None)
+    write = uow.session.get(ChainWrite, earn.write_id) if earn.write_id else None
+    return earn_public(earn, write, partners.get(uow, earn.partner_id).program_id)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from loyalty.api.deps import Admin, Overseer, Principal, Reader, UowDep, Writer, forget_keys
+from loyalty.api.deps import Admin, Overseer, Partnered, Principal, Reader, RuntimeDep, UowDep, Writer, forget_keys
 from loyalty.api.idempotency import Digest, idempotent
 from loyalty.api.schemas import (
+    MAX_INT,
+    AgreementSignerPublic,
+    AgreementSignerSet,
     AuditorCreate,
     AuditorCreated,
     AuditorPublic,
@@ -20,12 +25,16 @@ from loyalty.api.schemas import (
     PartnerBudget,
     PartnerCreate,
     PartnerCreated,
+    PartnerProgramCreate,
     PartnerPublic,
     PartnerStatus,
 )
+from loyalty.chain.client import checksum
 from loyalty.db.models import Partner, PartnerKind
+from loyalty.db.session import write_lock
 from loyalty.errors import ErrorCode, NotFoundError
-from loyalty.services import partners
+from loyalty.runtime import Runtime
+from loyalty.services import agreements, partners
 
 router = APIRouter(prefix="/v1", tags=["partners"])
 
@@ -60,6 +69,7 @@ def partner_public(partner: Partner) -> PartnerPublic:
         name=partner.name,
         kind=PartnerKind(partner.kind),
         owner_id=partner.owner_id,
+        program_id=partner.program_id,
         issuer_address=partner.issuer_address,
         status=status,
         created_at=partner.created_at,
@@ -79,9 +89,38 @@ def get_partner(partner_id: IdPath, uow: UowDep, principal: Reader) -> PartnerPu
 
 
 @router.get("/partners/{partner_id}/budget", response_model=PartnerBudget)
-def get_budget(partner_id: IdPath, uow: UowDep, principal: Reader) -> PartnerBudget:
-    """The partner's issue budget: granted, left on-chain (read now), used, pending, available."""
-    return PartnerBudget(**partners.budget(uow, _own(uow, principal, partner_id)))
+def get_budget(
+    partner_id: IdPath,
+    uow: UowDep,
+    principal: Reader,
+    program_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
+) -> PartnerBudget:
+    """The partner's issue budget in a program (default: the first): granted, left on-chain
+    (read now), used, pending, available."""
+    brand = _own(uow, principal, partner_id)
+    return PartnerBudget(**partners.budget(uow, partners.account_in(uow, brand.id, program_id)))
+
+
+@router.post("/partners/{partner_id}/programs", status_code=201, response_model=PartnerPublic)
+def join_program(
+    partner_id: IdPath, body: PartnerProgramCreate, request: Request, uow: UowDep, principal: Admin, digest: Digest
+) -> JSONResponse:
+    """Let a brand issue in another program (admin): an issuer account of its own there, with
+    its budget, which the outbox provisions as it does the brand's first (`status`). The brand
+    then earns there with `program_id` (`/v1/earn`, `/v1/earn/batch`, rewards)."""
+
+    def write() -> tuple[int, PartnerPublic]:
+        return 201, partner_public(partners.join(uow, partner_id, body.program_id, body.issue_budget_points))
+
+    return idempotent(request, digest, uow.session, principal, write)
+
+
+@router.get("/partners/{partner_id}/programs", response_model=Page[PartnerPublic])
+def partner_programs(partner_id: IdPath, uow: UowDep, principal: Reader) -> Page[PartnerPublic]:
+    """The brand's issuer accounts, one per program it issues in (the first program's is the
+    brand's own)."""
+    brand = _own(uow, principal, partner_id)
+    return Page(data=[partner_public(p) for p in partners.programs_of(uow, brand.id)], next_cursor=None)
 
 
 @router.post("/partners/{partner_id}/budget/grants", status_code=201, response_model=PartnerBudget)
@@ -93,7 +132,7 @@ def grant_budget(
     partner's earn batches wait until it is final (`to_grant_points` shows it on its way)."""
 
     def write() -> tuple[int, PartnerBudget]:
-        partner = partners.grant_budget(uow, partner_id, body.amount_points)
+        partner = partners.grant_budget(uow, partner_id, body.amount_points, body.program_id)
         return 201, PartnerBudget(**partners.budget(uow, partner))
 
     return idempotent(request, digest, uow.session, principal, write)
@@ -129,6 +168,38 @@ def deactivate_partner(
     response = idempotent(request, digest, uow.session, principal, write)
     forget_keys(request)
     return response
+
+
+def _signer(runtime: Runtime, partner: Partner) -> AgreementSignerPublic:
+    onchain = runtime.exchange().signer_of(partner.issuer_address) == agreements.signer_of(partner)
+    return AgreementSignerPublic(partner_id=partner.id, address=partner.agreement_signer, onchain=onchain)
+
+
+@router.get("/partners/{partner_id}/agreement-signer", response_model=AgreementSignerPublic)
+def get_agreement_signer(
+    partner_id: IdPath, uow: UowDep, runtime: RuntimeDep, principal: Reader
+) -> AgreementSignerPublic:
+    """Who signs the brand's rate agreements, and whether the exchange takes it yet."""
+    return _signer(runtime, _own(uow, principal, partner_id))
+
+
+@router.put("/partners/{partner_id}/agreement-signer", response_model=AgreementSignerPublic)
+def set_agreement_signer(
+    partner_id: IdPath, body: AgreementSignerSet, uow: UowDep, runtime: RuntimeDep, principal: Partnered
+) -> AgreementSignerPublic:
+    """The brand (only itself) signs its agreements with an address of its own from now on,
+    instead of its issuer account, whose key the service holds (null: the issuer account
+    again). Naturally idempotent. The outbox sets it on the exchange from the brand's account
+    (`onchain` says when); meanwhile agreements that need the brand's signature wait to be
+    registered. With its own signer, the brand signs an agreement's `typed_data` and sends the
+    signature to `POST /v1/agreements/{id}/sign`."""
+    if principal.partner_id != partner_id:
+        raise NotFoundError(ErrorCode.PARTNER_NOT_FOUND, f"no partner {partner_id}")
+    with write_lock(uow.session):
+        address = checksum(body.address) if body.address is not None else None
+        partner = agreements.set_signer(uow, partner_id, address)
+        uow.session.commit()
+    return _signer(runtime, partner)
 
 
 @router.post("/auditors/{auditor_id}/key-rotations", status_code=201, response_model=KeyRotated)

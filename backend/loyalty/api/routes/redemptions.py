@@ -39,6 +39,7 @@ def public(uow: UnitOfWork, redemption: Redemption) -> RedemptionPublic:
     return RedemptionPublic(
         id=redemption.id,
         partner_id=redemption.partner_id,
+        program_id=catalog.get(uow, redemption.reward_id).program_id,
         member_id=redemption.member_id,
         reward_id=redemption.reward_id,
         amount_points=redemption.amount_points,
@@ -55,7 +56,7 @@ def _quote(uow: UnitOfWork, member_id: int, reward_id: int, partner_id: int | No
         member = members.get(uow, member_id, reward.partner_id)
         consent = redemptions.quote(uow, member, reward)
         uow.session.commit()
-    return redemptions.typed_data(uow, consent)
+    return redemptions.typed_data(uow, consent, reward)
 
 
 @router.post("/consents", status_code=201, response_model=ConsentQuote)
@@ -70,7 +71,7 @@ def create_consent(
         reward = catalog.get(uow, body.reward_id, principal.partner_id)
         member = members.get(uow, body.member_id, reward.partner_id)
         consent = redemptions.quote(uow, member, reward)
-        typed = redemptions.typed_data(uow, consent)
+        typed = redemptions.typed_data(uow, consent, reward)
         return 201, ConsentQuote(typed_data=for_wallets(typed), ethers=for_ethers(typed), deadline=consent.deadline)
 
     return idempotent(request, digest, uow.session, principal, write)

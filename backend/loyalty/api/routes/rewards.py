@@ -27,11 +27,15 @@ def list_rewards(
     _: CatalogReader,
     active: bool | None = None,
     partner_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
+    program_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
     limit: Limit = 100,
     cursor: CursorQuery = None,
 ) -> Page[RewardPublic]:
-    """The shared catalog, oldest first, optionally only active rewards or one partner's."""
-    page = catalog.page_rewards(uow, active=active, partner_id=partner_id, cursor=cursor, limit=limit)
+    """The shared catalog, oldest first, optionally only active rewards, one partner's or one
+    program's."""
+    page = catalog.page_rewards(
+        uow, active=active, partner_id=partner_id, program_id=program_id, cursor=cursor, limit=limit
+    )
     return Page(data=[_public(r) for r in page.rows], next_cursor=page.next_cursor)
 
 
@@ -39,7 +43,8 @@ def list_rewards(
 def create_reward(
     body: RewardCreate, request: Request, uow: UowDep, principal: Partnered, digest: Digest
 ) -> JSONResponse:
-    """Add a reward to the calling partner's catalog."""
+    """Add a reward to the calling partner's catalog, costing points of a program it issues in
+    (`program_id`, default the first)."""
     assert principal.partner_id is not None
     partner_id = principal.partner_id
 

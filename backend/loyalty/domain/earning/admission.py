@@ -25,10 +25,17 @@ class EarnItem:
 
 @dataclass(frozen=True)
 class EarnRequest:
-    """A partner's request: all its items are accepted, or none."""
+    """A partner's request: all its items are accepted, or none. `account_id` is the partner's
+    issuer account whose budget it takes (in another program than the first; unset: the
+    partner's own)."""
 
     partner_id: int
     items: Sequence[EarnItem]
+    account_id: int | None = None
+
+    @property
+    def issuer_id(self) -> int:
+        return self.partner_id if self.account_id is None else self.account_id
 
     @property
     def total_points(self) -> int:
@@ -41,18 +48,18 @@ def admit(
     """For each request, in order, None if it is accepted or why it is refused: a member the
     partner is not linked to (as if it did not exist: `linked` holds each partner's members
     among those asked for), or more points than the partner's budget has left after the
-    requests accepted before it. `budget_left` is the points each partner may still earn (its
-    budget less its earns not yet on-chain); it is not changed."""
+    requests accepted before it. `budget_left` is the points each issuer account may still
+    earn (its budget less its earns not yet on-chain); it is not changed."""
     left = dict(budget_left)
     answers: list[DomainError | None] = []
     for request in requests:
         total = request.total_points
         if missing := sorted({item.member_id for item in request.items} - linked.get(request.partner_id, set())):
             answers.append(NotFoundError(ErrorCode.MEMBER_NOT_FOUND, f"no member {missing[0]}"))
-        elif total > left[request.partner_id]:
-            detail = f"partner {request.partner_id} may earn {left[request.partner_id]} more points, not {total}"
+        elif total > left[request.issuer_id]:
+            detail = f"partner {request.issuer_id} may earn {left[request.issuer_id]} more points, not {total}"
             answers.append(UnprocessableError(ErrorCode.BUDGET_EXCEEDED, detail))
         else:
-            left[request.partner_id] -= total
+            left[request.issuer_id] -= total
             answers.append(None)
     return answers
