@@ -1,10 +1,11 @@
 """`loyalty audit reconcile`: the backend's database held up against the chain.
 
-Every earn the database calls confirmed must be a mint in its transaction, every mint on-chain
-must be an earn in the database, every posted redemption must be a `Redeemed` in its transaction
-(and the other way round), and every member's net points must agree. Each finding names the
-database row and the transaction, so a doctored row (a changed amount, a deleted earn, an
-invented redemption) points at itself.
+One program's token at a time (the audit's): every earn the database calls confirmed there
+must be a mint in its transaction, every mint on-chain must be an earn (or an exchange into the
+program) in the database, every posted redemption (or exchange out of it) must be a `Redeemed`
+in its transaction (and the other way round), and every member's net points must agree. Each
+finding names the database row and the transaction, so a doctored row (a changed amount, a
+deleted earn, an invented redemption) points at itself.
 """
 
 from __future__ import annotations
@@ -12,11 +13,24 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from loyalty.audit.verify import Audit
-from loyalty.db.models import ChainWrite, Earn, EarnStatus, Member, Redemption, RedemptionStatus
+from loyalty.db.models import (
+    ChainWrite,
+    Earn,
+    EarnStatus,
+    Exchange,
+    ExchangeStatus,
+    Member,
+    Partner,
+    Program,
+    RateAgreement,
+    Redemption,
+    RedemptionStatus,
+    Reward,
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,8 @@ class Finding:
 def reconcile(session: Session, audit: Audit) -> list[Finding]:
     findings: list[Finding] = []
     ledger = audit.ledger
+    program_id = program_of(session, ledger.params.token)
+    exchanged_in, exchanged_out = _exchanges(session, program_id)
 
     # Mints on-chain, by transaction: (member, points) -> how many times.
     mints: dict[str, dict[tuple[str, int], int]] = defaultdict(lambda: defaultdict(int))
@@ -51,21 +67,24 @@ def reconcile(session: Session, audit: Audit) -> list[Finding]:
                 mints[entry.tx_hash][(holder.address, entry.amount_points)] += 1
                 blocks[entry.tx_hash] = entry.block_number
 
-    earns = session.execute(
+    earned = session.execute(
         select(Earn.id, Earn.status, Earn.amount_points, Member.wallet_address, ChainWrite.tx_hash)
         .join(Member, Member.id == Earn.member_id)
         .join(ChainWrite, ChainWrite.id == Earn.write_id)
-        .where(Earn.status.in_([EarnStatus.CONFIRMED, EarnStatus.PENDING]))
+        .join(Partner, Partner.id == Earn.partner_id)
+        .where(Earn.status.in_([EarnStatus.CONFIRMED, EarnStatus.PENDING]), Partner.program_id == program_id)
         .order_by(Earn.id)
     ).all()
-    for earn_id, status, amount, wallet, tx_hash in earns:
+    earns = [(f"earns/{earn_id}", status, amount, wallet, tx) for earn_id, status, amount, wallet, tx in earned]
+    earns += [(f"exchanges/{x.id}", EarnStatus.CONFIRMED, x.amount_out, x.wallet, x.tx_hash) for x in exchanged_in]
+    for row, status, amount, wallet, tx_hash in earns:
         on_chain = mints.get(tx_hash, {})
         if on_chain.get((wallet, amount), 0) > 0:
             on_chain[(wallet, amount)] -= 1
         elif status == EarnStatus.CONFIRMED:
             findings.append(Finding(
-                "earn_not_on_chain", f"earn {earn_id} is confirmed as {amount} points to {wallet}; its transaction has no such mint",
-                f"earns/{earn_id}", tx_hash, blocks.get(tx_hash),
+                "earn_not_on_chain", f"{row} is confirmed as {amount} points to {wallet}; its transaction has no such mint",
+                row, tx_hash, blocks.get(tx_hash),
             ))  # fmt: skip
     for tx_hash, left in mints.items():
         for (member, amount), count in left.items():
@@ -85,9 +104,19 @@ def reconcile(session: Session, audit: Audit) -> list[Finding]:
                Member.wallet_address, ChainWrite.tx_hash)
         .join(Member, Member.id == Redemption.member_id)
         .outerjoin(ChainWrite, ChainWrite.id == Redemption.write_id)
-        .where(Redemption.status.in_([RedemptionStatus.POSTED, RedemptionStatus.RESERVED]))
+        .join(Reward, Reward.id == Redemption.reward_id)
+        .where(Redemption.status.in_([RedemptionStatus.POSTED, RedemptionStatus.RESERVED]), Reward.program_id == program_id)
         .order_by(Redemption.id)
     ).all()  # fmt: skip
+    for x in exchanged_out:  # an exchange out is a redemption by the exchange, for the agreement
+        if (burn := (x.wallet, x.amount_in, int(x.agreement, 16), x.ref)) in burns.get(x.tx_hash, []):
+            burns[x.tx_hash].remove(burn)
+        else:
+            findings.append(Finding(
+                "redemption_without_burn",
+                f"exchange {x.id} is confirmed ({x.amount_in} points of {x.wallet} out); transaction {x.tx_hash} has no such burn",
+                f"exchanges/{x.id}", x.tx_hash, blocks.get(x.tx_hash),
+            ))  # fmt: skip
     for redemption_id, status, amount, reward_id, ref, wallet, tx_hash in redemptions:
         key = (wallet, amount, reward_id, ref)
         if tx_hash is not None and key in burns.get(tx_hash, []):
@@ -113,15 +142,23 @@ def reconcile(session: Session, audit: Audit) -> list[Finding]:
         ids[wallet] = member_id
         net[wallet] += 0
     for wallet, amount in session.execute(
-        select(Member.wallet_address, Earn.amount_points).join(Member).where(Earn.status == EarnStatus.CONFIRMED)
+        select(Member.wallet_address, Earn.amount_points)
+        .join(Member)
+        .join(Partner, Partner.id == Earn.partner_id)
+        .where(Earn.status == EarnStatus.CONFIRMED, Partner.program_id == program_id)
     ):
         net[wallet] += amount
     for wallet, amount in session.execute(
         select(Member.wallet_address, Redemption.amount_points)
         .join(Member)
-        .where(Redemption.status == RedemptionStatus.POSTED)
+        .join(Reward, Reward.id == Redemption.reward_id)
+        .where(Redemption.status == RedemptionStatus.POSTED, Reward.program_id == program_id)
     ):
         net[wallet] -= amount
+    for x in exchanged_in:
+        net[x.wallet] += x.amount_out
+    for x in exchanged_out:
+        net[x.wallet] -= x.amount_in
     for wallet, points in net.items():
         book = ledger.members.get(wallet)
         chain = book.earned + book.received - book.sent - book.redeemed if book else 0
@@ -132,3 +169,44 @@ def reconcile(session: Session, audit: Audit) -> list[Finding]:
                 f"members/{ids[wallet]}",
             ))  # fmt: skip
     return findings
+
+
+def program_of(session: Session, token: str) -> int:
+    """The database's program for the audited token (program 1, the token the database is
+    bound to, when no program names it yet)."""
+    found = session.scalar(select(Program.id).where(func.lower(Program.token_address) == token.lower()))
+    return int(found) if found is not None else 1
+
+
+@dataclass(frozen=True)
+class _Exchanged:
+    id: int
+    wallet: str
+    amount_in: int
+    amount_out: int
+    agreement: str  # its id on the exchange, 0x hex: the `rewardId` of the burn
+    ref: int
+    tx_hash: str
+
+
+def _exchanges(session: Session, program_id: int) -> tuple[list[_Exchanged], list[_Exchanged]]:
+    """The confirmed exchanges into the program and out of it, with their transactions."""
+    rows = session.execute(
+        select(Exchange, Member.wallet_address, RateAgreement.agreement_id, ChainWrite.tx_hash)
+        .join(Member, Member.id == Exchange.member_id)
+        .join(RateAgreement, RateAgreement.id == Exchange.agreement_id)
+        .join(ChainWrite, ChainWrite.id == Exchange.write_id)
+        .where(
+            Exchange.status == ExchangeStatus.CONFIRMED,
+            (Exchange.source_program_id == program_id) | (Exchange.target_program_id == program_id),
+        )
+        .order_by(Exchange.id)
+    ).all()
+    found = [
+        (
+            x.target_program_id == program_id,
+            _Exchanged(x.id, wallet, x.amount_in, x.amount_out, digest, int(x.ref or 0), tx),
+        )
+        for x, wallet, digest, tx in rows
+    ]
+    return [x for into, x in found if into], [x for into, x in found if not into]

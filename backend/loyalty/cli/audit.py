@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from loyalty.cli.wiring import runtime_or_exit
+from loyalty.db.models import Program
 from loyalty.paths import VAR
 from loyalty.settings import Settings
 
@@ -127,19 +128,28 @@ def _audit_exchange(rpc_url: str, exchange: str, from_block: int, block: int, ou
 @audit.command("reconcile")
 @click.option("--rpc", "rpc_url", envvar="RPC_URL", default=None, help="JSON-RPC URL of the chain (env RPC_URL).")
 @from_block_option
+@click.option("--program", "program_id", type=int, default=None, help="The program whose token (default: the first).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=VAR / "audit", show_default=True,
               help="Folder for reconcile.json.")  # fmt: skip
-def audit_reconcile(rpc_url: str | None, from_block: int, out: Path) -> None:
-    """Compare the database (DATABASE_URL) with the chain (--rpc, and the token the database is
-    bound to): earns, mints, redemptions, burns and members' net points. Exit status 1 if
-    anything disagrees."""
+def audit_reconcile(rpc_url: str | None, from_block: int, program_id: int | None, out: Path) -> None:
+    """Compare the database (DATABASE_URL) with the chain (--rpc, and the token of --program,
+    by default the one the database is bound to): earns, mints, redemptions, burns, exchanges
+    and members' net points. Exit status 1 if anything disagrees."""
     from dataclasses import asdict
 
     from loyalty.audit.reconcile import reconcile
 
     settings = Settings.from_env()
     runtime = runtime_or_exit(settings.model_copy(update={"rpc_url": rpc_url}) if rpc_url else settings)
-    result = _run_audit(runtime.settings.rpc_url, runtime.token.address, from_block, None)
+    token: str = runtime.token.address
+    if program_id is not None:
+        with runtime.sessions() as session:
+            found = session.get(Program, program_id)
+        if found is None or found.token_address is None:
+            runtime.close()
+            raise click.ClickException(f"no program {program_id} with a token")
+        token = found.token_address
+    result = _run_audit(runtime.settings.rpc_url, token, from_block, None)
     with runtime.sessions() as session:
         findings = reconcile(session, result)
     runtime.close()

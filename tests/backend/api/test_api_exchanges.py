@@ -32,7 +32,9 @@ from web3 import HTTPProvider, Web3
 
 from loyalty.api.app import create_app
 from loyalty.audit.exchange import verify_exchange
+from loyalty.audit.reconcile import reconcile
 from loyalty.audit.rpc import Rpc
+from loyalty.audit.verify import verify
 from loyalty.chain.artifacts import load_artifact
 from loyalty.chain.deploy import deploy_exchange
 from loyalty.cli import main
@@ -193,6 +195,10 @@ def test_exchange_membersConvertThePeriodClosesAndSettlesInOnePayment(world: Any
         [audited] = [p for p in report["periods"] if p["period"] == period]
         assert audited["closed"] and [(x["amount"], x["settled"]) for x in audited["payments"]] == [(owed, True)]
     assert verify_exchange(Rpc(world.w3.provider.endpoint_uri), world.exchange.exchange_address).clean
+    # and the database holds up against each token: exchanges are its burns and mints
+    for token in (world.points.address, world.miles.address):
+        with world.client.app.state.runtime.sessions() as session:
+            assert reconcile(session, verify(Rpc(world.w3.provider.endpoint_uri), token)) == []
 
 
 def test_exchange_aSelfCustodyMemberSignsAndABadOrderFailsAlone(world: Any) -> None:

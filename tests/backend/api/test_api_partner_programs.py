@@ -20,6 +20,9 @@ from support.backend import (
 )
 from web3 import HTTPProvider, Web3
 
+from loyalty.audit.reconcile import reconcile
+from loyalty.audit.rpc import Rpc
+from loyalty.audit.verify import verify
 from loyalty.chain.artifacts import load_artifact
 
 
@@ -113,3 +116,6 @@ def test_partnerPrograms_aRewardInASecondProgramBurnsThatProgramsPoints(
     assert [(p["program_id"], p["balance_points"]) for p in balances] == [(1, 300), (miles, 200)]
     listed = client.get("/v1/rewards", params={"program_id": miles}, headers=auth(key)).json()["data"]
     assert [(r["id"], r["stock"]) for r in listed] == [(reward["id"], 3)]
+    token = client.get(f"/v1/programs/{miles}", headers=auth(ADMIN_KEY)).json()["token_address"]
+    with client.app.state.runtime.sessions() as session:  # the miles token's earns and burns are the database's
+        assert reconcile(session, verify(Rpc(rpc_url), token)) == []
