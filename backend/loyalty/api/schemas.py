@@ -350,6 +350,7 @@ class LedgerEntry(BaseModel):
     amount_points: int
     status: str
     partner_id: int | None
+    program_id: int = Field(description="the program whose points it earned, redeemed or expired")
     tx_hash: str | None
     block_number: int | None
     created_at: datetime | None

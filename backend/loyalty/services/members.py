@@ -19,6 +19,7 @@ from loyalty.db.models import (
     Member,
     MemberLink,
     MemberSegment,
+    Partner,
     Redemption,
     RedemptionStatus,
     Reward,
@@ -202,6 +203,8 @@ class HistoryEntry:
     Attributes:
         kind: earn, redeem or expire.
         id: the earn's or redemption's id (none for an expiry: the chain did it).
+        partner_id: the brand whose it is (for an earn in another program than the first, or from
+            a campaign, the brand's issuer account there); program_id: the program's.
         status: the earn's or redemption's status; `confirmed` for an expiry.
         tx_hash, block_number: where it is on the chain, once it is.
     """
@@ -211,6 +214,7 @@ class HistoryEntry:
     amount_points: int
     status: str
     partner_id: int | None
+    program_id: int
     tx_hash: str | None
     block_number: int | None
     created_at: datetime | None
@@ -251,8 +255,13 @@ def history_page(
     rows: list[tuple[datetime, int, int, HistoryEntry]] = []
     models: tuple[tuple[int, type[Earn] | type[Redemption]], ...] = ((0, Earn), (1, Redemption))
     for rank, model in models:
+        program: Any = (  # an earn's is its issuer account's; a redemption's its reward's
+            select(Partner.program_id).where(Partner.id == Earn.partner_id)
+            if model is Earn
+            else select(Reward.program_id).where(Reward.id == Redemption.reward_id)
+        )
         query = (
-            select(model, ChainWrite)
+            select(model, ChainWrite, program.scalar_subquery())
             .outerjoin(ChainWrite, model.write_id == ChainWrite.id)
             .where(model.member_id == member.id)
             .order_by(model.created_at, model.id)
@@ -266,14 +275,15 @@ def history_page(
             query = query.where(
                 tuple_(model.created_at, literal(rank), model.id) > tuple_(literal(at), after[1], after[2])
             )
-        found = cast(list[tuple[Earn | Redemption, ChainWrite | None]], uow.session.execute(query).all())
-        for row, write in found:
+        found = cast(list[tuple[Earn | Redemption, ChainWrite | None, int]], uow.session.execute(query).all())
+        for row, write, program_id in found:
             entry = HistoryEntry(
                 kind=_KINDS[rank],
                 id=row.id,
                 amount_points=row.amount_points,
                 status=row.status,
                 partner_id=row.partner_id,
+                program_id=program_id,
                 tx_hash=write.tx_hash if write else None,
                 block_number=write.block_number if write else None,
                 created_at=row.created_at,
@@ -306,6 +316,7 @@ def _expiries(
                 amount_points=int(event["amount_points"]),
                 status="confirmed",
                 partner_id=None,
+                program_id=DEFAULT_PROGRAM,  # swept on the first program's token (`OutboxWriter._sweep`)
                 tx_hash=str(event["tx_hash"]),
                 block_number=int(event["block_number"]),
                 created_at=at,

@@ -116,6 +116,10 @@ def test_partnerPrograms_aRewardInASecondProgramBurnsThatProgramsPoints(
     assert [(p["program_id"], p["balance_points"]) for p in balances] == [(1, 300), (miles, 200)]
     listed = client.get("/v1/rewards", params={"program_id": miles}, headers=auth(key)).json()["data"]
     assert [(r["id"], r["stock"]) for r in listed] == [(reward["id"], 3)]
+    history = client.get(f"/v1/members/{member['id']}/history", headers=auth(key)).json()["data"]
+    assert [(e["kind"], e["program_id"], e["amount_points"]) for e in history] == [
+        ("earn", 1, 300), ("earn", miles, 1_000), ("redeem", miles, 400), ("redeem", miles, 400), ("redeem", miles, 400)
+    ]  # the third still awaits the member (its approval was refused for want of points)
     token = client.get(f"/v1/programs/{miles}", headers=auth(ADMIN_KEY)).json()["token_address"]
     with client.app.state.runtime.sessions() as session:  # the miles token's earns and burns are the database's
         assert reconcile(session, verify(Rpc(rpc_url), token)) == []
