@@ -172,6 +172,27 @@ def ask(
     return step
 
 
+def close_due(session: Session, exchange_address: str, number: int) -> Settlement | None:
+    """Queue the close of an ended period nobody asked to close (the outbox's own step, for
+    no partner), unless a close of it is on its way already; the step, or None."""
+    asked = session.scalar(
+        select(Settlement.id).where(
+            Settlement.exchange_address == exchange_address, Settlement.period == number,
+            Settlement.action == SettlementAction.CLOSE,
+            Settlement.status.in_((SettlementStatus.QUEUED, SettlementStatus.SENT)),
+        ).limit(1)
+    )  # fmt: skip
+    if asked is not None:
+        return None
+    step = Settlement(
+        exchange_address=exchange_address, period=number, payment_index=0, action=SettlementAction.CLOSE,
+        partner_id=None, amount="0", status=SettlementStatus.QUEUED,
+    )  # fmt: skip
+    session.add(step)
+    session.flush()
+    return step
+
+
 def get(uow: UnitOfWork, step_id: int, partner_id: int | None) -> Settlement:
     step = uow.session.get(Settlement, step_id)
     if step is None or (partner_id is not None and step.partner_id != partner_id):

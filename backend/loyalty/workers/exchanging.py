@@ -17,7 +17,7 @@ from collections import defaultdict
 from functools import partial
 from typing import TYPE_CHECKING
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from loyalty.chain.client import Block
@@ -41,7 +41,7 @@ from loyalty.db.models import (
 from loyalty.db.session import write_lock
 from loyalty.domain.consent import RedeemConsent, redeem_typed_data, sign_typed_data
 from loyalty.errors import ChainRevertError, DomainError, KeyDecryptionError
-from loyalty.services import agreements, exchanges
+from loyalty.services import agreements, exchanges, settlement
 from loyalty.services.redemptions import CONSENT_VALIDITY_S
 from loyalty.workers.writes import Nonces, record
 
@@ -397,6 +397,64 @@ def incoming_landed(session: Session, write: ChainWrite, direction: int) -> None
 
 
 # ------------------------------------------------------------------------------ settlement
+def close_ended_periods(writer: OutboxWriter, head: Block) -> bool:
+    """Close the oldest open period once it has ended, of the service's own accord, when any
+    exchange was made in it or after it (the empty periods before such a one close too:
+    periods close in order). Unclosed, a period's debts never come due, and a payer could
+    exchange on without ever settling; a brand need not ask. Reads the chain only once
+    exchanges were made, and then only after the oldest open period's end; a close that
+    failed is asked again at once, then once a minute."""
+    exchange = _exchange(writer)
+    if exchange is None or head.timestamp < writer._period_ends_at.get(exchange.address, 0):
+        return False
+    with writer.sessions() as session:
+        latest = session.scalar(  # the latest exchange's block time
+            select(func.max(ChainWrite.mined_at))
+            .join(RateAgreement, RateAgreement.id == ChainWrite.ref)
+            .where(
+                ChainWrite.kind == WriteKind.EXCHANGE_BATCH,
+                ChainWrite.status == WriteStatus.CONFIRMED,
+                RateAgreement.exchange_address == exchange.address,
+            )
+        )
+        closing = session.scalar(
+            select(Settlement.id)
+            .where(
+                Settlement.exchange_address == exchange.address,
+                Settlement.action == SettlementAction.CLOSE,
+                Settlement.status.in_((SettlementStatus.QUEUED, SettlementStatus.SENT)),
+            )
+            .limit(1)
+        )
+    if latest is None or closing is not None or writer._close_hold.get(exchange.address, 0.0) > time.monotonic():
+        return False  # nothing exchanged yet, or one close at a time (`send_settlements` sends it)
+    first = exchange.next_period_to_close()
+    ends_at = exchange.period_facts(first)[0]
+    if head.timestamp < ends_at:
+        writer._period_ends_at[exchange.address] = ends_at
+        return False
+    if latest < (exchange.period_facts(first - 1)[0] if first else 0):
+        # nothing exchanged since the oldest open period began: look again when the current one ends
+        writer._period_ends_at[exchange.address] = exchange.period_facts(exchange.current_period())[0]
+        return False
+    with writer.sessions() as session, write_lock(session):
+        failed = session.scalar(
+            select(func.count()).where(
+                Settlement.exchange_address == exchange.address,
+                Settlement.period == first,
+                Settlement.action == SettlementAction.CLOSE,
+                Settlement.status == SettlementStatus.FAILED,
+            )
+        )
+        step = settlement.close_due(session, exchange.address, first)
+        session.commit()
+    if step is None:
+        return False
+    writer._close_hold[exchange.address] = time.monotonic() + (WAIT_S if failed else 0.0)
+    log.info("closing settlement period %s of %s: it ended at %s", first, exchange.address, ends_at)
+    return True
+
+
 def send_settlements(writer: OutboxWriter, head: Block) -> bool:
     """Send what brands asked for: a period closed (by the operator), a payment made (by the
     debtor: its settlement tokens approved to the exchange first, once) or confirmed (by the

@@ -140,6 +140,10 @@ class OutboxWriter:
     # signer, and until when it is not sent again).
     _signers_set: dict[int, str] = field(default_factory=dict, init=False)
     _signer_hold: dict[int, tuple[str, float]] = field(default_factory=dict, init=False)
+    # By exchange: the end (chain time) of its oldest open period, when nothing is to close
+    # before it; and until when a close that failed is not asked for again.
+    _period_ends_at: dict[str, int] = field(default_factory=dict, init=False)
+    _close_hold: dict[str, float] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.sessions = self.runtime.sessions
@@ -923,6 +927,7 @@ class OutboxWriter:
         progressed |= self._guarded(None, partial(exchanging.exchange_roles, self, head), False)
         progressed |= self._guarded(None, partial(exchanging.incoming_budgets, self, head), False)
         progressed |= self._guarded(None, partial(exchanging.send_exchanges, self, head), False)
+        progressed |= self._guarded(None, partial(exchanging.close_ended_periods, self, head), False)
         progressed |= self._guarded(None, partial(exchanging.send_settlements, self, head), False)
         if self._due("sweep", self.runtime.settings.sweep_interval_s):
             progressed |= self._sweep(head)

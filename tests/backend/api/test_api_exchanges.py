@@ -389,3 +389,30 @@ def test_exchange_amountsTheDatabaseCannotHoldAre422(world: Any) -> None:
     assert (huge.status_code, huge.json()["code"]) == (422, "validation_error")
     budget = post(client, f"/v1/programs/{world.program['id']}/incoming-budget", {"points": 2**80}, ADMIN_KEY)
     assert (budget.status_code, budget.json()["code"]) == (422, "validation_error")
+
+
+def test_settlement_anEndedPeriodWithExchangesClosesWithoutAnyoneAsking(world: Any) -> None:
+    client = world.client
+    exchange = world.w3.eth.contract(address=world.exchange.exchange_address, abi=load_artifact("PointsExchange").abi)
+    start = exchange.functions.nextPeriodToClose().call()
+    world.w3.provider.make_request("evm_increaseTime", [PERIOD_S])  # an empty period ends: nothing to close
+    world.w3.provider.make_request("evm_mine", [])
+    confirm_all(world.writer)
+    assert exchange.functions.nextPeriodToClose().call() == start
+
+    member = world.member(900)
+    confirm_all(world.writer)
+    made = post(client, "/v1/me/exchanges", {"agreement_id": world.agreement["id"], "amount_in": 900}, sign_in(client, member))
+    assert made.status_code == 201, made.text
+    confirm_all(world.writer)
+    period = client.get("/v1/settlement", headers=auth(world.hotel["api_key"])).json()["current_period"]
+    assert period > start  # (the empty period ended before it)
+    assert exchange.functions.nextPeriodToClose().call() == period  # the empty ones before it closed; not it yet
+    world.w3.provider.make_request("evm_increaseTime", [PERIOD_S])
+    world.w3.provider.make_request("evm_mine", [])
+    confirm_all(world.writer)
+    assert exchange.functions.nextPeriodToClose().call() == period + 1
+    closed = client.get(f"/v1/settlement/periods/{period}", headers=auth(world.airline["api_key"])).json()
+    assert closed["closed"] and [p["amount"] for p in closed["payments"]] == [str(300 * PRICE)], closed
+    steps = client.get("/v1/settlement/steps", headers=auth(ADMIN_KEY)).json()["data"]
+    assert [(s["action"], s["status"]) for s in steps] == [("close", "done")] * (period + 1 - start), steps
