@@ -222,11 +222,12 @@ def wait_for(condition: Any, timeout_s: float = 60, every_s: float = 0.1) -> Any
     return value
 
 
-def second_program(client: Any, rpc_url: str, folder: Path) -> int:
-    """Program 2: a token the operator administers, registered."""
+def second_program(client: Any, rpc_url: str, folder: Path, **expiry: int) -> int:
+    """Program 2: a token the operator administers, registered (`expiry`: its TokenParams'
+    epoch_length_s and validity_epochs, if not the defaults)."""
     w3 = Web3(HTTPProvider(rpc_url))
     operator = Account.from_key(DEV_OPERATOR_KEY).address
-    params = TokenParams(name="Air Miles", symbol="MILES")
+    params = TokenParams(name="Air Miles", symbol="MILES", **expiry)
     deployment, _ = deploy_token(w3, w3.eth.accounts[1], params, admin=operator, folder=folder, record=False)
     created = post(client, "/v1/programs", {"token_address": deployment.token_address}, ADMIN_KEY)
     assert created.status_code == 201, created.text

@@ -30,6 +30,7 @@ from loyalty.db.models import (
     Redemption,
     RedemptionStatus,
     Reward,
+    WriteStatus,
 )
 
 
@@ -76,7 +77,16 @@ def reconcile(session: Session, audit: Audit) -> list[Finding]:
         .order_by(Earn.id)
     ).all()
     earns = [(f"earns/{earn_id}", status, amount, wallet, tx) for earn_id, status, amount, wallet, tx in earned]
-    earns += [(f"exchanges/{x.id}", EarnStatus.CONFIRMED, x.amount_out, x.wallet, x.tx_hash) for x in exchanged_in]
+    earns += [
+        (
+            f"exchanges/{x.id}",
+            EarnStatus.CONFIRMED if x.final else EarnStatus.PENDING,
+            x.amount_out,
+            x.wallet,
+            x.tx_hash,
+        )
+        for x in exchanged_in
+    ]
     for row, status, amount, wallet, tx_hash in earns:
         on_chain = mints.get(tx_hash, {})
         if on_chain.get((wallet, amount), 0) > 0:
@@ -111,7 +121,7 @@ def reconcile(session: Session, audit: Audit) -> list[Finding]:
     for x in exchanged_out:  # an exchange out is a redemption by the exchange, for the agreement
         if (burn := (x.wallet, x.amount_in, int(x.agreement, 16), x.ref)) in burns.get(x.tx_hash, []):
             burns[x.tx_hash].remove(burn)
-        else:
+        elif x.final:
             findings.append(Finding(
                 "redemption_without_burn",
                 f"exchange {x.id} is confirmed ({x.amount_in} points of {x.wallet} out); transaction {x.tx_hash} has no such burn",
@@ -156,9 +166,9 @@ def reconcile(session: Session, audit: Audit) -> list[Finding]:
     ):
         net[wallet] -= amount
     for x in exchanged_in:
-        net[x.wallet] += x.amount_out
+        net[x.wallet] += x.amount_out if x.final else 0
     for x in exchanged_out:
-        net[x.wallet] -= x.amount_in
+        net[x.wallet] -= x.amount_in if x.final else 0
     for wallet, points in net.items():
         book = ledger.members.get(wallet)
         chain = book.earned + book.received - book.sent - book.redeemed if book else 0
@@ -187,17 +197,20 @@ class _Exchanged:
     agreement: str  # its id on the exchange, 0x hex: the `rewardId` of the burn
     ref: int
     tx_hash: str
+    final: bool  # confirmed; else sent, not final yet (it may be on-chain already, or not)
 
 
 def _exchanges(session: Session, program_id: int) -> tuple[list[_Exchanged], list[_Exchanged]]:
-    """The confirmed exchanges into the program and out of it, with their transactions."""
+    """The exchanges into the program and out of it that are on-chain or may be (confirmed, or
+    in a batch sent and not final yet), with their transactions."""
     rows = session.execute(
         select(Exchange, Member.wallet_address, RateAgreement.agreement_id, ChainWrite.tx_hash)
         .join(Member, Member.id == Exchange.member_id)
         .join(RateAgreement, RateAgreement.id == Exchange.agreement_id)
         .join(ChainWrite, ChainWrite.id == Exchange.write_id)
         .where(
-            Exchange.status == ExchangeStatus.CONFIRMED,
+            (Exchange.status == ExchangeStatus.CONFIRMED)
+            | ((Exchange.status == ExchangeStatus.RESERVED) & (ChainWrite.status == WriteStatus.SENT)),
             (Exchange.source_program_id == program_id) | (Exchange.target_program_id == program_id),
         )
         .order_by(Exchange.id)
@@ -205,7 +218,16 @@ def _exchanges(session: Session, program_id: int) -> tuple[list[_Exchanged], lis
     found = [
         (
             x.target_program_id == program_id,
-            _Exchanged(x.id, wallet, x.amount_in, x.amount_out, digest, int(x.ref or 0), tx),
+            _Exchanged(
+                x.id,
+                wallet,
+                x.amount_in,
+                x.amount_out,
+                digest,
+                int(x.ref or 0),
+                tx,
+                x.status == ExchangeStatus.CONFIRMED,
+            ),
         )
         for x, wallet, digest, tx in rows
     ]

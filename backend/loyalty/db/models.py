@@ -821,6 +821,10 @@ class ExpirySweep(Base):
 
     __tablename__ = "expiry_sweeps"
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The program whose token was swept.
+    program_id: Mapped[int] = mapped_column(
+        ForeignKey("programs.id", name="fk_expiry_sweeps_program_id"), default=1, server_default=text("1")
+    )
     expired_before: Mapped[int] = mapped_column(BigInteger)
     members_checked: Mapped[int]
     members_swept: Mapped[int]

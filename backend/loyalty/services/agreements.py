@@ -19,8 +19,19 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from loyalty.chain.client import is_zero
 from loyalty.chain.exchange import PointsExchange
-from loyalty.db.models import AgreementStatus, Partner, PartnerKind, ProgramStatus, RateAgreement, utcnow
+from loyalty.db.models import (
+    AgreementStatus,
+    ChainWrite,
+    Partner,
+    PartnerKind,
+    ProgramStatus,
+    RateAgreement,
+    WriteKind,
+    WriteStatus,
+    utcnow,
+)
 from loyalty.domain.consent import full_signature, is_low_s, recover_signer, sign_typed_data
 from loyalty.domain.exchange import Agreement, QuoteRefused, agreement_typed_data, check_terms
 from loyalty.domain.exchange import quote as domain_quote
@@ -179,10 +190,48 @@ def typed_data(uow: UnitOfWork, row: RateAgreement) -> dict[str, Any]:
 
 
 def set_signer(uow: UnitOfWork, partner_id: int, address: str | None) -> Partner:
-    """The brand signs its agreements with `address` from now on (`None`: with its issuer
-    account's key, which the service holds). The outbox sets it on the exchange, from the
-    brand's account; registrations needing the brand's signature wait until it is there."""
+    """The brand signs its agreements with `address` from now on (`None`, or its issuer
+    account's own address: with that account's key, which the service holds; the zero address
+    is `422`). The outbox sets it on the exchange, from the brand's account; registrations
+    needing the brand's signature wait until it is there. The brand's signatures on agreements
+    not registered yet were the old signer's, which the exchange will no longer take: they are
+    dropped (a signed agreement is proposed again, for the brand to sign anew); while one of
+    its agreements is being registered, the signer cannot change (`409 agreement_registering`)."""
     partner = _brand(uow, partner_id)
+    if address is not None and is_zero(address):
+        raise UnprocessableError(
+            ErrorCode.VALIDATION_ERROR, "the zero address signs nothing: send null for the issuer account"
+        )
+    if address is not None and address.lower() == partner.issuer_address.lower():
+        address = None
+    if address == partner.agreement_signer:
+        return partner
+    pending = uow.session.scalars(
+        select(RateAgreement).where(
+            or_(RateAgreement.payer_id == partner_id, RateAgreement.payee_id == partner_id),
+            RateAgreement.status.in_((AgreementStatus.PROPOSED, AgreementStatus.SIGNED)),
+        )
+    ).all()
+    registering = uow.session.scalar(
+        select(ChainWrite.ref)
+        .where(
+            ChainWrite.kind == WriteKind.REGISTER_AGREEMENT,
+            ChainWrite.status == WriteStatus.SENT,
+            ChainWrite.ref.in_([row.id for row in pending]),
+        )
+        .limit(1)
+    )
+    if registering is not None:
+        raise ConflictError(
+            ErrorCode.AGREEMENT_REGISTERING,
+            f"agreement {registering} is being registered with the current signer's signature: change it once it is",
+        )
+    for row in pending:
+        if row.payer_id == partner_id:
+            row.payer_signature = None
+        if row.payee_id == partner_id:
+            row.payee_signature = None
+        row.status = AgreementStatus.PROPOSED
     partner.agreement_signer = address
     uow.session.flush()
     return partner

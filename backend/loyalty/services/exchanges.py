@@ -36,6 +36,7 @@ from loyalty.db.models import (
     RateAgreement,
     Redemption,
     RedemptionStatus,
+    Reward,
     WriteStatus,
     utcnow,
 )
@@ -50,7 +51,7 @@ from loyalty.domain.exchange import quote as domain_quote
 from loyalty.errors import ConflictError, DomainError, ErrorCode, NotFoundError, UnprocessableError
 from loyalty.services import agreements, credentials, members
 from loyalty.services.lists import Page, keyset
-from loyalty.services.purchases import DEFAULT_PROGRAM, program
+from loyalty.services.purchases import program
 from loyalty.services.redemptions import APPROVAL_WINDOW, CONSENT_VALIDITY_S, usable_signature
 from loyalty.services.uow import UnitOfWork
 
@@ -410,13 +411,14 @@ def _holdings(session: Session, member_ids: list[int]) -> dict[tuple[int, int], 
         .group_by(Exchange.member_id, Exchange.source_program_id)
     ):
         held[(member_id, program_id)] = (int(points), int(count))
-    for member_id, points, count in session.execute(
-        select(Redemption.member_id, func.sum(Redemption.amount_points), func.count())
+    for member_id, program_id, points, count in session.execute(
+        select(Redemption.member_id, Reward.program_id, func.sum(Redemption.amount_points), func.count())
+        .join(Reward, Reward.id == Redemption.reward_id)
         .where(Redemption.member_id.in_(member_ids), Redemption.status == RedemptionStatus.RESERVED)
-        .group_by(Redemption.member_id)
+        .group_by(Redemption.member_id, Reward.program_id)
     ):
-        before = held.get((member_id, DEFAULT_PROGRAM), (0, 0))
-        held[(member_id, DEFAULT_PROGRAM)] = (before[0] + int(points), before[1] + int(count))
+        before = held.get((member_id, program_id), (0, 0))
+        held[(member_id, program_id)] = (before[0] + int(points), before[1] + int(count))
     return held
 
 

@@ -15,7 +15,8 @@ from loyalty.services.uow import UnitOfWork
 
 CAMPAIGN_ACCOUNT = "campaign:"  # the name of a campaign's issuer account, before the campaign's id
 # The name of a brand's issuer account in another program: `program:<program id>:<brand id>`
-# (names are unique, so a brand has one account per program however many processes ask).
+# (names are unique, so two processes adding the same account cannot both succeed; accounts
+# are found by owner, program and kind).
 PROGRAM_ACCOUNT = "program:"
 FIRST_PROGRAM = 1
 
@@ -62,8 +63,12 @@ def join(uow: UnitOfWork, brand_id: int, program_id: int, issue_budget_points: i
     found = _program(uow, program_id)
     if found.status != ProgramStatus.ACTIVE or found.token_address is None:
         raise UnprocessableError(ErrorCode.PROGRAM_NOT_ACTIVE, f"program {program_id} has no token deployed yet")
-    name = f"{PROGRAM_ACCOUNT}{program_id}:{owner.id}"
-    if owner.program_id == program_id or uow.session.scalar(select(Partner.id).where(Partner.name == name)):
+    name = f"{PROGRAM_ACCOUNT}{program_id}:{owner.id}"  # unique: a second process's join fails on it
+    if owner.program_id == program_id or uow.session.scalar(
+        select(Partner.id).where(
+            Partner.owner_id == owner.id, Partner.program_id == program_id, Partner.kind == PartnerKind.PROGRAM
+        )
+    ):
         raise ConflictError(ErrorCode.PARTNER_IN_PROGRAM, f"partner {owner.id} issues in program {program_id} already")
     address, sealed = uow.custody.new_wallet()
     account = Partner(
@@ -82,7 +87,11 @@ def account_in(uow: UnitOfWork, brand_id: int, program_id: int | None) -> Partne
     `422 program_not_joined` if it does not issue there."""
     if program_id is None or program_id == FIRST_PROGRAM:
         return get(uow, brand_id)
-    account = uow.session.scalar(select(Partner).where(Partner.name == f"{PROGRAM_ACCOUNT}{program_id}:{brand_id}"))
+    account = uow.session.scalar(
+        select(Partner).where(
+            Partner.owner_id == brand_id, Partner.program_id == program_id, Partner.kind == PartnerKind.PROGRAM
+        )
+    )
     if account is None:
         raise not_joined(brand_id, program_id)
     return account
@@ -99,11 +108,14 @@ def not_joined(brand_id: int, program_id: int) -> UnprocessableError:
 def accounts_in(uow: UnitOfWork, asked: set[tuple[int, int]]) -> dict[tuple[int, int], int]:
     """The issuer account of each (brand, program) asked for, in one read; one the brand does
     not have is left out (programs other than the first only)."""
-    names = {f"{PROGRAM_ACCOUNT}{program_id}:{brand_id}": (brand_id, program_id) for brand_id, program_id in asked}
-    if not names:
+    if not asked:
         return {}
-    found = uow.session.execute(select(Partner.name, Partner.id).where(Partner.name.in_(names)))
-    return {names[name]: account_id for name, account_id in found}
+    found = uow.session.execute(
+        select(Partner.owner_id, Partner.program_id, Partner.id).where(
+            Partner.kind == PartnerKind.PROGRAM, Partner.owner_id.in_({brand_id for brand_id, _ in asked})
+        )
+    )
+    return {(owner or 0, program): account for owner, program, account in found if (owner, program) in asked}
 
 
 def programs_of(uow: UnitOfWork, brand_id: int) -> list[Partner]:

@@ -402,8 +402,9 @@ def close_ended_periods(writer: OutboxWriter, head: Block) -> bool:
     exchange was made in it or after it (the empty periods before such a one close too:
     periods close in order). Unclosed, a period's debts never come due, and a payer could
     exchange on without ever settling; a brand need not ask. Reads the chain only once
-    exchanges were made, and then only after the oldest open period's end; a close that
-    failed is asked again at once, then once a minute."""
+    exchanges were made, and then only after the oldest open period's end (or an exchange
+    final since); a close that failed is asked again at once, then after a minute, two, four,
+    up to an hour."""
     exchange = _exchange(writer)
     if exchange is None or head.timestamp < writer._period_ends_at.get(exchange.address, 0):
         return False
@@ -450,7 +451,8 @@ def close_ended_periods(writer: OutboxWriter, head: Block) -> bool:
         session.commit()
     if step is None:
         return False
-    writer._close_hold[exchange.address] = time.monotonic() + (WAIT_S if failed else 0.0)
+    backoff = min(WAIT_S * 2 ** (failed - 1), 3_600.0) if failed else 0.0
+    writer._close_hold[exchange.address] = time.monotonic() + backoff
     log.info("closing settlement period %s of %s: it ended at %s", first, exchange.address, ends_at)
     return True
 

@@ -44,6 +44,7 @@ from loyalty.db.models import (
     Earn,
     EarnStatus,
     Exchange,
+    ExchangeStatus,
     ExpirySweep,
     IdempotencyRecord,
     Member,
@@ -456,6 +457,7 @@ class OutboxWriter:
         elif write.kind == WriteKind.EXCHANGE_BATCH:
             if error is None:
                 exchanges.confirm(session, write.id)
+                self._period_ends_at.clear()  # mined in a period that may have ended since: look again
             else:  # each goes again, in a batch estimated first (order by order if it fails)
                 log.warning("exchange batch %s reverted: %s", write.id, error)
                 self._exchange_gas.pop(write.ref or 0, None)
@@ -1175,53 +1177,92 @@ class OutboxWriter:
 
     def _sweep(self, head: Block) -> bool:
         """Burn expired points of members who earned in epochs that expired since the last sweep,
-        so indexers that sum `Transfer` events (wallets, explorers) stop counting them. The
-        contract counts them out of `balanceOf` at once; this makes the events say so too."""
-        start, length, validity = self._token_params()
+        so indexers that sum `Transfer` events (wallets, explorers) stop counting them, on
+        every program's token. The contract counts them out of `balanceOf` at once; this makes
+        the events say so too."""
+        with self.sessions() as session:
+            others = session.execute(
+                select(Program.id, Program.token_address).where(
+                    Program.id != programs.DEFAULT_PROGRAM,
+                    Program.status == ProgramStatus.ACTIVE,
+                    Program.token_address.is_not(None),
+                )
+            ).all()
+        tokens = [(programs.DEFAULT_PROGRAM, self.token)]
+        tokens += [(program_id, self.runtime.token_at(str(address))) for program_id, address in others]
+        swept = False
+        for program_id, token in tokens:
+            swept |= self._guarded(None, partial(self._sweep_program, head, program_id, token), False)
+        return swept
+
+    def _sweep_program(self, head: Block, program_id: int, token: LoyaltyToken) -> bool:
+        start, length, validity = self._token_params(token)
         if head.timestamp < start:
             return False
         expired_before = start + ((head.timestamp - start) // length) * length  # lots expiring by now
         with self.sessions() as session:
-            done = session.scalar(select(func.max(ExpirySweep.expired_before))) or start
+            done = (
+                session.scalar(select(func.max(ExpirySweep.expired_before)).where(ExpirySweep.program_id == program_id))
+                or start
+            )
             if expired_before <= done:
                 return False
             # A lot earned in epoch e expires when epoch e + validity starts: the lots expired by
             # `expired_before` (but not by `done`) were earned up to `validity` epochs before it.
             window = (validity - 1) * length
-            wallets = list(
-                session.scalars(
-                    select(Member.wallet_address)
-                    .distinct()
-                    .join(Earn, Earn.member_id == Member.id)
-                    .join(ChainWrite, ChainWrite.id == Earn.write_id)
-                    .where(
-                        Earn.status == EarnStatus.CONFIRMED,
-                        or_(  # (writes finalized before 0.2 did not record the time)
-                            ChainWrite.mined_at.is_(None),
-                            and_(ChainWrite.mined_at >= done - window, ChainWrite.mined_at < expired_before - window),
-                        ),
-                    )
+            mined_then = or_(  # (writes finalized before 0.2 did not record the time)
+                ChainWrite.mined_at.is_(None),
+                and_(ChainWrite.mined_at >= done - window, ChainWrite.mined_at < expired_before - window),
+            )
+            earned = (
+                select(Member.wallet_address)
+                .join(Earn, Earn.member_id == Member.id)
+                .join(ChainWrite, ChainWrite.id == Earn.write_id)
+                .join(Partner, Partner.id == Earn.partner_id)
+                .where(Earn.status == EarnStatus.CONFIRMED, Partner.program_id == program_id, mined_then)
+            )
+            exchanged_in = (  # points exchanged into the program were earned there too
+                select(Member.wallet_address)
+                .join(Exchange, Exchange.member_id == Member.id)
+                .join(ChainWrite, ChainWrite.id == Exchange.write_id)
+                .where(
+                    Exchange.status == ExchangeStatus.CONFIRMED,
+                    Exchange.target_program_id == program_id,
+                    mined_then,
                 )
             )
+            wallets = sorted(set(session.scalars(earned)) | set(session.scalars(exchanged_in)))
         expired = {}
         for i in range(0, len(wallets), EXPIRED_READS):
-            expired.update(self.token.expired_balances(wallets[i : i + EXPIRED_READS]))
+            expired.update(token.expired_balances(wallets[i : i + EXPIRED_READS]))
         due = [wallet for wallet, points in expired.items() if points]
         nonces = Nonces(self.chain, self.chain.operator.address)
-        size = min(EXPIRE_BATCH, self.token.max_expire_size(head.gas_limit, validity))
+        size = min(EXPIRE_BATCH, token.max_expire_size(head.gas_limit, validity))
         for i in range(0, len(due), size):
             with self.sessions() as session:
                 nonce = nonces.next(session)
-            signed = self.token.sign_expire(nonce, due[i : i + size], validity, head.base_fee)
-            if not self._record_and_send(None, self.chain.operator.address, WriteKind.EXPIRE, nonce, signed):
+            signed = token.sign_expire(nonce, due[i : i + size], validity, head.base_fee)
+            with self.sessions() as session, write_lock(session):
+                write = record(session, None, self.chain.operator.address, WriteKind.EXPIRE, nonce, signed)
+                write.program_id = None if program_id == programs.DEFAULT_PROGRAM else program_id
+                session.commit()
+            if not self._broadcast(write, signed):
                 return True  # not recorded as done: the next sweep tries again
         with self.sessions() as session, write_lock(session):
             session.add(
-                ExpirySweep(expired_before=expired_before, members_checked=len(wallets), members_swept=len(due))
+                ExpirySweep(
+                    program_id=program_id,
+                    expired_before=expired_before,
+                    members_checked=len(wallets),
+                    members_swept=len(due),
+                )
             )
             session.commit()
         if due:
-            log.info("sweeping expired points of %d members (lots expiring by %d)", len(due), expired_before)
+            log.info(
+                "program %s: sweeping expired points of %d members (lots expiring by %d)",
+                program_id, len(due), expired_before,
+            )  # fmt: skip
         return bool(due)
 
     def _housekeeping(self) -> None:

@@ -187,6 +187,20 @@ def test_agreement_aBrandWithItsOwnSignerSignsTheTypedDataItself(
     assert client.get(f"/v1/agreements/{proposed['id']}", headers=auth(hotel["api_key"])).json()["status"] == "registered"
     assert _status(exchange, proposed) == (True, False)
 
+    zero = client.put(path, json={"address": "0x" + "00" * 20}, headers=auth(airline["api_key"]))
+    assert (zero.status_code, zero.json()["code"]) == (422, "validation_error"), zero.text
+    second = post(client, "/v1/agreements", terms(hotel, airline, target), hotel["api_key"]).json()
+    signed_before = post(client, f"/v1/agreements/{second['id']}/sign", {"signature": "0x" + sign_typed_data(second["typed_data"], signer.key).hex()}, airline["api_key"])
+    assert signed_before.json()["status"] == "signed", signed_before.text
+    rotated = Account.create()  # before it is registered: the old signer's signature would be refused on-chain
+    assert client.put(path, json={"address": rotated.address}, headers=auth(airline["api_key"])).status_code == 200
+    again = client.get(f"/v1/agreements/{second['id']}", headers=auth(airline["api_key"])).json()
+    assert (again["status"], again["signed_by_payer"], again["signed_by_payee"]) == ("proposed", True, False), again
+    resigned = post(client, f"/v1/agreements/{second['id']}/sign", {"signature": "0x" + sign_typed_data(second["typed_data"], rotated.key).hex()}, airline["api_key"])
+    assert resigned.json()["status"] == "signed", resigned.text
+    confirm_all(writer)
+    assert client.get(f"/v1/agreements/{second['id']}", headers=auth(hotel["api_key"])).json()["status"] == "registered"
+
     back = client.put(path, json={"address": None}, headers=auth(airline["api_key"]))
     assert back.json()["address"] is None, back.text
     confirm_all(writer)

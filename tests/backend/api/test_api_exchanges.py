@@ -416,3 +416,27 @@ def test_settlement_anEndedPeriodWithExchangesClosesWithoutAnyoneAsking(world: A
     assert closed["closed"] and [p["amount"] for p in closed["payments"]] == [str(300 * PRICE)], closed
     steps = client.get("/v1/settlement/steps", headers=auth(ADMIN_KEY)).json()["data"]
     assert [(s["action"], s["status"]) for s in steps] == [("close", "done")] * (period + 1 - start), steps
+
+
+def test_exchange_aRedemptionInAnotherProgramHoldsNothingHere(world: Any) -> None:
+    """A member's reserved redemption of miles does not hold its hotel points: a batch may
+    exchange all of them out (and the miles it holds stay held for the redemption)."""
+    client, hotel, airline, miles = world.client, world.hotel, world.airline, world.program["id"]
+    joined = post(client, f"/v1/partners/{airline['id']}/programs", {"program_id": miles, "issue_budget_points": 5_000}, ADMIN_KEY)
+    assert joined.status_code == 201, joined.text
+    member = world.member(900)
+    linked = post(client, f"/v1/members/{member['id']}/links", {"partner_id": airline["id"]}, ADMIN_KEY)
+    assert linked.status_code == 201, linked.text
+    assert post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 500, "program_id": miles}, airline["api_key"]).status_code == 202
+    seat = post(client, "/v1/rewards", {"name": "Seat", "cost_points": 400, "stock": 5, "program_id": miles}, airline["api_key"]).json()
+    confirm_all(world.writer)
+    code = redemption_code(client, member, airline)
+    reserved = post(client, "/v1/redemptions", {"member_id": member["id"], "reward_id": seat["id"], "redemption_code": code}, airline["api_key"])
+    assert reserved.json()["status"] == "reserved", reserved.text
+    item = {"agreement_id": world.agreement["id"], "member_id": member["id"], "amount_in": 900,
+            "redemption_code": redemption_code(client, member, hotel)}  # fmt: skip
+    batch = post(client, "/v1/exchanges/batch", {"exchanges": [item]}, hotel["api_key"])
+    assert batch.json()["results"][0]["problem"] is None, batch.text
+    confirm_all(world.writer)
+    assert world.points.balance_of(member["wallet_address"]) == 0
+    assert world.miles.functions.balanceOf(member["wallet_address"]).call() == 500 - 400 + 300

@@ -77,6 +77,10 @@ def test_partnerPrograms_aBrandEarnsInASecondProgramFromItsBudgetThere(
     assert miles_token.functions.issueBudget(account["issuer_address"]).call() == 4_500
     accounts = client.get(f"/v1/partners/{airline['id']}/programs", headers=auth(key)).json()["data"]
     assert [(a["program_id"], a["status"]) for a in accounts] == [(1, "active"), (miles, "active")]
+    window = {"since": "2020-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z"}
+    statement = client.get(f"/v1/programs/{miles}/statements", params=window, headers=auth(key))
+    assert statement.status_code == 200, statement.text
+    assert [(x["partner_id"], x["issued_points"]) for x in statement.json()["lines"]] == [(airline["id"], 1_500)]
 
 
 def test_partnerPrograms_aRewardInASecondProgramBurnsThatProgramsPoints(

@@ -191,15 +191,21 @@ def set_agreement_signer(
     instead of its issuer account, whose key the service holds (null: the issuer account
     again). Naturally idempotent. The outbox sets it on the exchange from the brand's account
     (`onchain` says when); meanwhile agreements that need the brand's signature wait to be
-    registered. With its own signer, the brand signs an agreement's `typed_data` and sends the
-    signature to `POST /v1/agreements/{id}/sign`."""
+    registered, and its signatures on agreements not registered yet are dropped (the old
+    signer's: the brand signs them again). With its own signer, the brand signs an agreement's
+    `typed_data` and sends the signature to `POST /v1/agreements/{id}/sign`."""
     if principal.partner_id != partner_id:
         raise NotFoundError(ErrorCode.PARTNER_NOT_FOUND, f"no partner {partner_id}")
+    exchange = runtime.exchange()  # read before the change: an unconfigured exchange or a chain away changes nothing
+    partner = partners.get(uow, partner_id)
+    onchain = exchange.signer_of(partner.issuer_address)
     with write_lock(uow.session):
         address = checksum(body.address) if body.address is not None else None
         partner = agreements.set_signer(uow, partner_id, address)
         uow.session.commit()
-    return _signer(runtime, partner)
+    return AgreementSignerPublic(
+        partner_id=partner.id, address=partner.agreement_signer, onchain=onchain == agreements.signer_of(partner)
+    )
 
 
 @router.post("/auditors/{auditor_id}/key-rotations", status_code=201, response_model=KeyRotated)

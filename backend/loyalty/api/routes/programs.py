@@ -27,7 +27,7 @@ from loyalty.api.schemas import (
 )
 from loyalty.audit import statements
 from loyalty.audit.rpc import Rpc
-from loyalty.db.models import Partner
+from loyalty.db.models import Partner, PartnerKind
 from loyalty.db.session import write_lock
 from loyalty.errors import ErrorCode, NotFoundError, UnprocessableError
 from loyalty.services import programs, purchases, settlement, tiers
@@ -130,11 +130,15 @@ def coalition_statement(
         )  # fmt: skip
     finally:
         rpc.close()
-    ids = {a.lower(): i for a, i in uow.session.execute(select(Partner.issuer_address, Partner.id))}
+    accounts = uow.session.execute(select(Partner.issuer_address, Partner.id, Partner.kind, Partner.owner_id)).all()
+    # a brand's account in another program is the brand's line; a campaign's stays its own,
+    # but the brand sees it as its own too
+    ids = {a.lower(): owner if kind == PartnerKind.PROGRAM and owner else i for a, i, kind, owner in accounts}
+    brands = {a.lower(): owner or i for a, i, _, owner in accounts}
     own = principal.partner_id
 
     def shown(*addresses: str) -> bool:
-        return own is None or any(ids.get(a.lower()) == own for a in addresses)
+        return own is None or any(brands.get(a.lower()) == own for a in addresses)
 
     return StatementPublic(
         program_id=program.id, token_address=found.token, since=start, until=end, from_block=found.from_block,
