@@ -67,6 +67,7 @@ WAIT_REVERTS = frozenset(
     {"LoyaltyMissingRole", "LoyaltyBudgetExceeded", "LoyaltyPaused", "ExchangeMissingRole", "OutOfGas"}
 )
 WAIT_S = 60.0
+NEVER = 2**63  # a chain time no period ends by
 
 
 def _exchange(writer: OutboxWriter) -> PointsExchange | None:
@@ -251,7 +252,8 @@ def _send_batch(
 def agreement_signers(writer: OutboxWriter, head: Block) -> bool:
     """Set on the exchange the agreement signers brands registered (or their issuer accounts
     again), each from the brand's own account: only a brand may name its signer. One the chain
-    does not show after its write (a revert) is sent again a minute later."""
+    does not show after its write (a revert) is sent again a minute later. One read of the
+    database a pass; the chain is read only for a brand whose signer it was not seen to hold."""
     exchange = _exchange(writer)
     if exchange is None:
         return False
@@ -427,8 +429,11 @@ def close_ended_periods(writer: OutboxWriter, head: Block) -> bool:
             )
             .limit(1)
         )
-    if latest is None or closing is not None or writer._close_hold.get(exchange.address, 0.0) > time.monotonic():
-        return False  # nothing exchanged yet, or one close at a time (`send_settlements` sends it)
+    if latest is None:  # nothing exchanged yet: quiet until an exchange is final (`_finalize` wakes it)
+        writer._period_ends_at[exchange.address] = NEVER
+        return False
+    if closing is not None or writer._close_hold.get(exchange.address, 0.0) > time.monotonic():
+        return False  # one close at a time (`send_settlements` sends it)
     first = exchange.next_period_to_close()
     ends_at = exchange.period_facts(first)[0]
     if head.timestamp < ends_at:
