@@ -87,10 +87,16 @@ def reconcile(session: Session, audit: Audit) -> list[Finding]:
         )
         for x in exchanged_in
     ]
+    # What rows not final yet (a pending earn, a reserved redemption, an exchange in a batch
+    # sent) were found to have done on-chain already: the chain's balance has it, so the
+    # database's net counts it too.
+    on_chain_unfinal: dict[str, int] = defaultdict(int)
     for row, status, amount, wallet, tx_hash in earns:
         on_chain = mints.get(tx_hash, {})
         if on_chain.get((wallet, amount), 0) > 0:
             on_chain[(wallet, amount)] -= 1
+            if status != EarnStatus.CONFIRMED:
+                on_chain_unfinal[wallet] += amount
         elif status == EarnStatus.CONFIRMED:
             findings.append(Finding(
                 "earn_not_on_chain", f"{row} is confirmed as {amount} points to {wallet}; its transaction has no such mint",
@@ -121,6 +127,8 @@ def reconcile(session: Session, audit: Audit) -> list[Finding]:
     for x in exchanged_out:  # an exchange out is a redemption by the exchange, for the agreement
         if (burn := (x.wallet, x.amount_in, int(x.agreement, 16), x.ref)) in burns.get(x.tx_hash, []):
             burns[x.tx_hash].remove(burn)
+            if not x.final:
+                on_chain_unfinal[x.wallet] -= x.amount_in
         elif x.final:
             findings.append(Finding(
                 "redemption_without_burn",
@@ -131,6 +139,8 @@ def reconcile(session: Session, audit: Audit) -> list[Finding]:
         key = (wallet, amount, reward_id, ref)
         if tx_hash is not None and key in burns.get(tx_hash, []):
             burns[tx_hash].remove(key)
+            if status != RedemptionStatus.POSTED:
+                on_chain_unfinal[wallet] -= amount
         elif status == RedemptionStatus.POSTED:
             where = f"transaction {tx_hash} has no such burn" if tx_hash else "no transaction was ever sent for it"
             findings.append(Finding(
@@ -145,7 +155,8 @@ def reconcile(session: Session, audit: Audit) -> list[Finding]:
                 None, tx_hash, blocks[tx_hash],
             ))  # fmt: skip
 
-    # Net points per member: confirmed earns less posted redemptions, against the chain's.
+    # Net points per member: confirmed earns less posted redemptions (and what rows not final
+    # yet did on-chain already), against the chain's.
     net: dict[str, int] = defaultdict(int)
     ids: dict[str, int] = {}
     for member_id, wallet in session.execute(select(Member.id, Member.wallet_address)):
@@ -169,6 +180,8 @@ def reconcile(session: Session, audit: Audit) -> list[Finding]:
         net[x.wallet] += x.amount_out if x.final else 0
     for x in exchanged_out:
         net[x.wallet] -= x.amount_in if x.final else 0
+    for wallet, points in on_chain_unfinal.items():
+        net[wallet] += points
     for wallet, points in net.items():
         book = ledger.members.get(wallet)
         chain = book.earned + book.received - book.sent - book.redeemed if book else 0

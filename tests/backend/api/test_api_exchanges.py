@@ -440,3 +440,27 @@ def test_exchange_aRedemptionInAnotherProgramHoldsNothingHere(world: Any) -> Non
     confirm_all(world.writer)
     assert world.points.balance_of(member["wallet_address"]) == 0
     assert world.miles.functions.balanceOf(member["wallet_address"]).call() == 500 - 400 + 300
+
+
+def test_reconcile_anExchangeMinedButNotFinalYetIsNoFinding(world: Any) -> None:
+    """Between a batch being mined and being final, its burn and mint are on the chain but the
+    exchange is not confirmed in the database: reconcile tolerates it (as it does pending earns)."""
+    member = world.member(900)
+    confirm_all(world.writer)
+    runtime = world.client.app.state.runtime
+    runtime.confirmations = 1_000  # nothing the writer sends now becomes final
+    made = post(world.client, "/v1/me/exchanges", {"agreement_id": world.agreement["id"], "amount_in": 900}, sign_in(world.client, member))
+    assert made.status_code == 201, made.text
+    for _ in range(20):
+        world.writer.run_once()
+        if world.miles.functions.balanceOf(member["wallet_address"]).call():
+            break
+    assert world.miles.functions.balanceOf(member["wallet_address"]).call() == 300  # mined
+    assert world.exchange_of(made.json()["id"])["status"] == "reserved"  # not final
+    rpc = Rpc(world.w3.provider.endpoint_uri)
+    for token in (world.points.address, world.miles.address):
+        with runtime.sessions() as session:
+            assert reconcile(session, verify(rpc, token)) == [], token
+    runtime.confirmations = 1
+    confirm_all(world.writer)
+    assert world.exchange_of(made.json()["id"])["status"] == "confirmed"
