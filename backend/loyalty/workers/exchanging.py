@@ -258,15 +258,19 @@ def agreement_signers(writer: OutboxWriter, head: Block) -> bool:
     if exchange is None:
         return False
     with writer.sessions() as session:
-        ever = select(ChainWrite.partner_id).where(ChainWrite.kind == WriteKind.SET_SIGNER)
+        if writer._signer_brands is None:  # once: brands that ever set a signer (one may be back to none)
+            writer._signer_brands = set(
+                session.scalars(select(ChainWrite.partner_id).distinct().where(ChainWrite.kind == WriteKind.SET_SIGNER))
+            )
         brands = session.scalars(
             select(Partner).where(
                 Partner.kind == PartnerKind.BRAND,
                 Partner.provisioned_at.is_not(None),
-                or_(Partner.agreement_signer.is_not(None), Partner.id.in_(ever)),
+                or_(Partner.agreement_signer.is_not(None), Partner.id.in_(writer._signer_brands)),
             )
         ).all()
         busy = {w.partner_id for w in in_flight(session, WriteKind.SET_SIGNER)}
+    writer._signer_brands |= {b.id for b in brands}
     progressed = False
     for brand in brands:
         wanted = agreements.signer_of(brand)

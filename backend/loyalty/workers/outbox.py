@@ -141,6 +141,7 @@ class OutboxWriter:
     # signer, and until when it is not sent again).
     _signers_set: dict[int, str] = field(default_factory=dict, init=False)
     _signer_hold: dict[int, tuple[str, float]] = field(default_factory=dict, init=False)
+    _signer_brands: set[int] | None = field(default=None, init=False)  # brands that ever had a signer of their own
     # By exchange: the end (chain time) of its oldest open period, when nothing is to close
     # before it; and until when a close that failed is not asked for again.
     _period_ends_at: dict[str, int] = field(default_factory=dict, init=False)
