@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from loyalty.chain.token import LoyaltyToken
 from loyalty.db.models import ConsentQuote, Member, Partner, Redemption, RedemptionStatus, Reward, utcnow
 from loyalty.domain.consent import (
     RedeemConsent,
@@ -36,7 +37,10 @@ APPROVAL_WINDOW = timedelta(days=1)  # how long a redemption may await its membe
 
 def typed_data(uow: UnitOfWork, consent: RedeemConsent, reward: Reward) -> dict[str, object]:
     """The EIP-712 typed data of `consent` on the token of the reward's program."""
-    token = partners.token_of(uow, issuer_of(uow, reward))
+    return _typed_on(uow, consent, partners.token_of(uow, issuer_of(uow, reward)))
+
+
+def _typed_on(uow: UnitOfWork, consent: RedeemConsent, token: LoyaltyToken) -> dict[str, object]:
     return redeem_typed_data(consent, chain_id=uow.chain.chain_id, token_address=token.address, token_name=token.name)
 
 
@@ -270,7 +274,7 @@ def _signed_consent(
         consent = RedeemConsent(
             wallet, account.issuer_address, reward.cost_points, reward.id, found.ref, found.nonce, found.deadline
         )
-        typed = typed_data(uow, consent, reward)
+        typed = _typed_on(uow, consent, token)
         if (
             token.wallet_accepts(wallet, typed_data_digest(typed), signature)
             if member.smart_wallet

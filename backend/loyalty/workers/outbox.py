@@ -314,7 +314,7 @@ class OutboxWriter:
             return 0, len(writes)
         times = {n: b.timestamp for n, b in self.chain.blocks(sorted({r.block_number for _, r in final})).items() if b}
         reasons = {w.id: None if r.succeeded else self.chain.revert_of(w.tx_hash, r.gas_used) for w, r in final}
-        issued = token is not None and any(w.kind == WriteKind.EARN_BATCH for w, _ in final)
+        issued = any(w.kind == WriteKind.EARN_BATCH for w, _ in final)
         budget = token().issue_budget(sender) if token is not None and issued else None
         with self.sessions() as session, write_lock(session):
             for write, receipt in final:
@@ -1163,15 +1163,13 @@ class OutboxWriter:
         signed = self.token.sign_topup(nonce, partner.issuer_address, head.base_fee)
         self._record_and_send(partner.id, self.chain.operator.address, WriteKind.TOPUP, nonce, signed)
 
-    def _paused(self, head: Block, token: LoyaltyToken | None = None) -> bool:
-        """Whether the token (default: the first program's) is paused, read once per block."""
-        token = token or self.token
+    def _paused(self, head: Block, token: LoyaltyToken) -> bool:
+        """Whether the token is paused, read once per block."""
         if (seen := self._pause.get(token.address)) is None or seen[0] != head.number:
             seen = self._pause[token.address] = (head.number, token.paused())
         return seen[1]
 
-    def _token_params(self, token: LoyaltyToken | None = None) -> tuple[int, int, int]:
-        token = token or self.token
+    def _token_params(self, token: LoyaltyToken) -> tuple[int, int, int]:
         if token.address not in self._params:
             self._params[token.address] = token.params()
         return self._params[token.address]
