@@ -42,7 +42,7 @@ from loyalty.api.routes import (
     settlement,
     system,
 )
-from loyalty.audit.view import AuditView
+from loyalty.audit.view import AuditViews
 from loyalty.errors import ErrorCode
 from loyalty.runtime import Runtime, build
 from loyalty.settings import Settings
@@ -82,7 +82,8 @@ def create_app(settings: Settings, *, run_outbox: bool = True, runtime: Runtime 
         app.state.principals = {}
         app.state.keys_generation = 0
         app.state.runtime.sessions = wired.sessions
-        app.state.audit = AuditView(settings.rpc_url, wired.token.address, wired.deployment_block)
+        app.state.audit = AuditViews(settings.rpc_url)
+        app.state.audit.of(wired.token.address, wired.deployment_block)  # program 1's, from the binding
         app.state.acceptor = Acceptor(wired, settings.idempotency_ttl_s)
         app.state.acceptor.start()
         # Everything loaded so far lives as long as the process: keep it out of the garbage

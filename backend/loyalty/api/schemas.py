@@ -39,6 +39,9 @@ Stock = Annotated[int, Field(strict=True, ge=0, le=MAX_POINTS)]
 Id = Annotated[int, Field(strict=True, ge=1, le=MAX_INT)]
 IdPath = Annotated[int, Path(ge=1, le=MAX_INT)]
 IdQuery = Annotated[int, Query(ge=1, le=MAX_INT)]
+ProgramQuery = Annotated[
+    int | None, Query(ge=1, le=MAX_INT, description="a program (default: every one, or the first)")
+]
 # Free text is stored as it comes: no NUL, which PostgreSQL refuses in text (a 500, and one bad
 # write would fail the whole group it was written with).
 NO_NUL = r"^[^\x00]*$"
@@ -332,15 +335,19 @@ class ProgramBalance(BaseModel):
     symbol: str | None
     token_address: str
     balance_points: int = Field(description="on-chain, in this program's token")
+    pending_points: int = Field(description="awarded for purchases in this program, not released yet")
+    debt_points: int = Field(description="owed in this program: refunds after release, paid from later awards")
 
 
 class MemberDetail(MemberPublic):
     balance_points: int = Field(description="on-chain, in program 1 (the first program)")
-    pending_points: int = Field(description="awarded for purchases still in their pending period")
-    debt_points: int = Field(description="owed for refunds after release; the next awards pay it first")
+    pending_points: int = Field(description="in program 1: awarded for purchases still in their pending period")
+    debt_points: int = Field(description="in program 1: owed for refunds after release; the next awards pay it first")
     expiring: list[ExpiringPoints]
     programs: list[ProgramBalance] = Field(
-        default=[], description="the balance in each program with a token (one wallet for all), program 1 first"
+        default=[],
+        description="the balance, pending points and debt in each program with a token (one wallet for all), "
+        "program 1 first",
     )
 
 
@@ -360,6 +367,7 @@ ProgramField = Annotated[
     Id | None,
     Field(description="the program to earn in (default: the first); the partner must issue there"),
 ]
+ProgramShown = Annotated[int, Field(description="the program it is in (the partner's account there prices it)")]
 
 
 class EarnItemCreate(Strict):
@@ -542,6 +550,7 @@ class AuditPartner(BaseModel):
 class AuditSummary(BaseModel):
     """The program as re-derived from the token's events, as of `block_number`."""
 
+    program_id: int
     token_address: str
     chain_id: int
     block_number: int
@@ -567,8 +576,9 @@ class AuditEntry(BaseModel):
 
 
 class AuditMember(BaseModel):
-    """One member's points as re-derived from the token's events, as of `block_number`."""
+    """One member's points in a program as re-derived from its token's events, as of `block_number`."""
 
+    program_id: int
     member_id: int
     wallet_address: str
     block_number: int
@@ -664,9 +674,16 @@ class RuleDefinition(Strict):
     limits: RuleLimits = RuleLimits()
 
 
+class RuleCreate(RuleDefinition):
+    program_id: Annotated[
+        Id | None, Field(description="the program it earns in (default: the first); the partner must issue there")
+    ] = None
+
+
 class RulePublic(BaseModel):
     id: int
     partner_id: int
+    program_id: ProgramShown
     version: int
     active: bool
     definition: dict[str, object]
@@ -700,6 +717,7 @@ class Simulation(Strict):
     lines: Annotated[list[PurchaseLineIn], Field(max_length=500)] = []
     tier: Tag | None = None
     segments: Tags = []
+    program_id: ProgramField = None
 
 
 class AwardPublic(BaseModel):
@@ -733,6 +751,7 @@ class PurchaseCreate(Strict):
     occurred_at: OccurredAt
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
     lines: Annotated[list[PurchaseLineIn], Field(min_length=1, max_length=500)]
+    program_id: ProgramField = None
 
     @model_validator(mode="after")
     def _bounded(self) -> PurchaseCreate:
@@ -744,6 +763,7 @@ class PurchaseCreate(Strict):
 class PurchasePublic(BaseModel):
     id: int
     partner_id: int
+    program_id: ProgramShown
     member_id: int
     order_id: str
     occurred_at: datetime
@@ -768,6 +788,7 @@ class RefundCreate(Strict):
     lines: Annotated[list[RefundLineIn], Field(min_length=1, max_length=500)] | None = Field(
         default=None, description="units returned; without them, the whole order"
     )
+    program_id: Annotated[Id | None, Field(description="the program the order earned in (default: the first)")] = None
 
 
 class RefundPublic(BaseModel):
@@ -1116,8 +1137,9 @@ class LadderDefinition(Strict):
 
 
 class TierPublic(BaseModel):
-    """The member's tier and why."""
+    """The member's tier in a program, and why."""
 
+    program_id: int
     tier: str | None = Field(description="effective: the higher of the earned and the paid one")
     earned_tier: str | None
     paid_tier: str | None
@@ -1142,11 +1164,16 @@ class TierSubscriptionCreate(Strict):
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
     price_minor: Count = Field(description="a partner sells for more than 0; only the operator gives a tier away")
     payment_ref: ClientRef = Field(description="the payment that paid for it (each pays once)")
+    program_id: Annotated[
+        Id | None,
+        Field(description="the program whose ladder has the tier (default: the first); a partner issues there"),
+    ] = None
 
 
 class TierSubscriptionPublic(BaseModel):
     id: int
     member_id: int
+    program_id: int
     tier: str
     starts_at: datetime
     ends_at: datetime
@@ -1204,6 +1231,10 @@ class CampaignCreate(Strict):
     when_short: Shortfall = Field(
         default=Shortfall.PARTIAL, strict=False, description="with too little budget left: give what is left, or none"
     )
+    program_id: Annotated[
+        Id | None,
+        Field(description="the program it gives points in (default: the first), from the partner's budget there"),
+    ] = None
 
 
 class CampaignStatus(StrEnum):
@@ -1225,6 +1256,7 @@ class CampaignBudget(BaseModel):
 class CampaignPublic(BaseModel):
     id: int
     partner_id: int
+    program_id: ProgramShown
     name: str
     status: CampaignStatus
     active: bool
@@ -1249,11 +1281,13 @@ class EventCreate(Strict):
     )
     occurred_at: OccurredAt
     properties: Annotated[dict[Tag, Scalar], Field(max_length=50)] = {}
+    program_id: ProgramField = None
 
 
 class EventPublic(BaseModel):
     id: int
     partner_id: int
+    program_id: ProgramShown
     member_id: int
     event_id: str
     type: str

@@ -55,3 +55,24 @@ class AuditView:
 
     def close(self) -> None:
         self.rpc.close()
+
+
+class AuditViews:
+    """The auditor's replays inside the API: one `AuditView` per program's token, made on first
+    use (a program nobody audits costs nothing)."""
+
+    def __init__(self, rpc_url: str) -> None:
+        self.rpc_url = rpc_url
+        self._views: dict[str, AuditView] = {}
+        self._lock = threading.Lock()
+
+    def of(self, token: str, from_block: int) -> AuditView:
+        with self._lock:
+            found = self._views.get(token.lower())
+            if found is None:
+                found = self._views[token.lower()] = AuditView(self.rpc_url, token, from_block)
+            return found
+
+    def close(self) -> None:
+        for view in self._views.values():
+            view.close()

@@ -98,6 +98,27 @@ def _list(api_url: str, key: str | None, path: str, limit: int, cursor: str | No
     _call(api_url, key, "GET", f"{path}?{urlencode(query)}")
 
 
+def program_option(fn: Any) -> Any:
+    """`--program`: the program to act in (default: the first; for a list, every one)."""
+    return click.option(
+        "--program", "program_id", type=click.IntRange(1), default=None, help="The program (default: the first)."
+    )(fn)
+
+
+def _in_program(body: Any, program_id: int | None) -> Any:
+    """A JSON body from a file, in `--program` if given (it wins over the file's `program_id`)."""
+    if program_id is not None:
+        if not isinstance(body, dict):
+            raise click.BadParameter("the file holds no JSON object to add program_id to")
+        body["program_id"] = program_id
+    return body
+
+
+def _query(**params: Any) -> str:
+    shown = {k: v for k, v in params.items() if v is not None}
+    return f"?{urlencode(shown)}" if shown else ""
+
+
 def page_options(fn: Any) -> Any:
     fn = click.option("--cursor", default=None, help="`next_cursor` of the page before.")(fn)
     return click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True, help="Rows per page.")(
@@ -360,10 +381,11 @@ def members_link(member_id: int, partner_id: int, api_url: str, key: str | None)
 
 @members.command("tier")
 @click.argument("member_id", type=int)
+@program_option
 @with_api
-def members_tier(member_id: int, api_url: str, key: str | None) -> None:
-    """The member's tier and why (metric against thresholds, next review)."""
-    _call(api_url, key, "GET", f"/v1/members/{member_id}/tier")
+def members_tier(member_id: int, program_id: int | None, api_url: str, key: str | None) -> None:
+    """The member's tier in a program and why (metric against thresholds, next review)."""
+    _call(api_url, key, "GET", f"/v1/members/{member_id}/tier{_query(program_id=program_id)}")
 
 
 @members.command("subscribe")
@@ -373,6 +395,7 @@ def members_tier(member_id: int, api_url: str, key: str | None) -> None:
 @click.option("--price", "price_minor", type=click.IntRange(0), required=True, help="Paid, in minor units.")
 @click.option("--currency", default="USD", show_default=True)
 @click.option("--payment-ref", required=True, help="The payment that paid for it (each pays once).")
+@program_option
 @with_api
 def members_subscribe(member_id: int, api_url: str, key: str | None, **body: Any) -> None:
     """Sell the member a paid tier for a period (a renewal follows the running one)."""
@@ -474,22 +497,30 @@ def _json_file(file: TextIO) -> Any:
 
 @rules.command("create")
 @click.argument("file", type=click.File())
+@program_option
 @with_api
-def rules_create(file: TextIO, api_url: str, key: str | None) -> None:
+def rules_create(file: TextIO, program_id: int | None, api_url: str, key: str | None) -> None:
     """A new rule from a JSON definition in FILE (- for standard input), with a partner's --key."""
-    _call(api_url, key, "POST", "/v1/rules", _json_file(file))
+    _call(api_url, key, "POST", "/v1/rules", _in_program(_json_file(file), program_id))
 
 
 @rules.command("list")
 @click.option("--active/--inactive", default=None, help="Only active (or inactive) rules.")
 @click.option("--partner", "partner_id", type=int, default=None, help="Only this partner's (admin, auditor).")
+@program_option
 @page_options
 @with_api
 def rules_list(
-    active: bool | None, partner_id: int | None, limit: int, cursor: str | None, api_url: str, key: str | None
+    active: bool | None,
+    partner_id: int | None,
+    program_id: int | None,
+    limit: int,
+    cursor: str | None,
+    api_url: str,
+    key: str | None,
 ) -> None:
-    """Rules at their current versions (a partner sees its own)."""
-    _list(api_url, key, "/v1/rules", limit, cursor, active=active, partner_id=partner_id)
+    """Rules at their current versions (a partner sees its own, in every program unless --program)."""
+    _list(api_url, key, "/v1/rules", limit, cursor, active=active, partner_id=partner_id, program_id=program_id)
 
 
 @rules.command("show")
@@ -520,10 +551,11 @@ def rules_deactivate(rule_id: int, api_url: str, key: str | None) -> None:
 
 @rules.command("simulate")
 @click.argument("file", type=click.File())
+@program_option
 @with_api
-def rules_simulate(file: TextIO, api_url: str, key: str | None) -> None:
+def rules_simulate(file: TextIO, program_id: int | None, api_url: str, key: str | None) -> None:
     """What the purchase in FILE (JSON: occurred_at, lines, ...) would earn; writes nothing."""
-    _call(api_url, key, "POST", "/v1/rules/simulate", _json_file(file))
+    _call(api_url, key, "POST", "/v1/rules/simulate", _in_program(_json_file(file), program_id))
 
 
 # -------------------------------------------------------------------------------- purchases
@@ -534,42 +566,57 @@ def purchases() -> None:
 
 @purchases.command("record")
 @click.argument("file", type=click.File())
+@program_option
 @with_api
-def purchases_record(file: TextIO, api_url: str, key: str | None) -> None:
+def purchases_record(file: TextIO, program_id: int | None, api_url: str, key: str | None) -> None:
     """Report the order in FILE (JSON: member_id, order_id, occurred_at, currency, lines)."""
-    _call(api_url, key, "POST", "/v1/purchases", _json_file(file))
+    _call(api_url, key, "POST", "/v1/purchases", _in_program(_json_file(file), program_id))
 
 
 @purchases.command("show")
 @click.argument("order_id")
+@program_option
 @with_api
-def purchases_show(order_id: str, api_url: str, key: str | None) -> None:
+def purchases_show(order_id: str, program_id: int | None, api_url: str, key: str | None) -> None:
     """One of the partner's orders, with its awards and refunds."""
-    _call(api_url, key, "GET", f"/v1/purchases/{quote(order_id, safe='')}")
+    _call(api_url, key, "GET", f"/v1/purchases/{quote(order_id, safe='')}{_query(program_id=program_id)}")
 
 
 @purchases.command("list")
 @click.option("--member", "member_id", type=int, default=None, help="Only this member's.")
 @click.option("--partner", "partner_id", type=int, default=None, help="Only this partner's (admin, auditor).")
+@program_option
 @page_options
 @with_api
 def purchases_list(
-    member_id: int | None, partner_id: int | None, limit: int, cursor: str | None, api_url: str, key: str | None
+    member_id: int | None,
+    partner_id: int | None,
+    program_id: int | None,
+    limit: int,
+    cursor: str | None,
+    api_url: str,
+    key: str | None,
 ) -> None:
-    """Purchases, oldest first (a partner sees its own)."""
-    _list(api_url, key, "/v1/purchases", limit, cursor, member_id=member_id, partner_id=partner_id)
+    """Purchases, oldest first (a partner sees its own, in every program unless --program)."""
+    filters = {"member_id": member_id, "partner_id": partner_id, "program_id": program_id}
+    _list(api_url, key, "/v1/purchases", limit, cursor, **filters)
 
 
 @purchases.command("refund")
 @click.argument("order_id")
 @click.option("--refund-id", required=True, help="Your id of the refund (a retry with it refunds once).")
 @click.option("--line", "lines", multiple=True, metavar="SKU=QUANTITY", help="Units returned; none: the whole order.")
+@program_option
 @with_api
-def purchases_refund(order_id: str, refund_id: str, lines: tuple[str, ...], api_url: str, key: str | None) -> None:
+def purchases_refund(
+    order_id: str, refund_id: str, lines: tuple[str, ...], program_id: int | None, api_url: str, key: str | None
+) -> None:
     """Refund an order, whole or by lines (--line latte=1 --line croissant=2)."""
     body: dict[str, Any] = {"refund_id": refund_id}
     if lines:
         body["lines"] = [_refund_line(line) for line in lines]
+    if program_id is not None:
+        body["program_id"] = program_id
     _call(api_url, key, "POST", f"/v1/purchases/{quote(order_id, safe='')}/refunds", body)
 
 
@@ -588,22 +635,31 @@ def campaigns() -> None:
 
 @campaigns.command("create")
 @click.argument("file", type=click.File())
+@program_option
 @with_api
-def campaigns_create(file: TextIO, api_url: str, key: str | None) -> None:
+def campaigns_create(file: TextIO, program_id: int | None, api_url: str, key: str | None) -> None:
     """A campaign from the JSON in FILE (name, starts_at, ends_at, effect, budget_points, ...), with a partner's --key."""
-    _call(api_url, key, "POST", "/v1/campaigns", _json_file(file))
+    _call(api_url, key, "POST", "/v1/campaigns", _in_program(_json_file(file), program_id))
 
 
 @campaigns.command("list")
 @click.option("--active/--inactive", default=None, help="Only active (or deactivated) campaigns.")
 @click.option("--partner", "partner_id", type=int, default=None, help="Only this partner's (admin, auditor).")
+@program_option
 @page_options
 @with_api
 def campaigns_list(
-    active: bool | None, partner_id: int | None, limit: int, cursor: str | None, api_url: str, key: str | None
+    active: bool | None,
+    partner_id: int | None,
+    program_id: int | None,
+    limit: int,
+    cursor: str | None,
+    api_url: str,
+    key: str | None,
 ) -> None:
-    """Campaigns with their budgets (a partner sees its own)."""
-    _list(api_url, key, "/v1/campaigns", limit, cursor, active=active, partner_id=partner_id)
+    """Campaigns with their budgets (a partner sees its own, in every program unless --program)."""
+    filters = {"active": active, "partner_id": partner_id, "program_id": program_id}
+    _list(api_url, key, "/v1/campaigns", limit, cursor, **filters)
 
 
 @campaigns.command("show")
@@ -634,6 +690,7 @@ def events() -> None:
 @click.option("--event-id", required=True, help="Your id of the event (it earns once).")
 @click.option("--at", "occurred_at", default=None, help="When it happened (RFC 3339; default: now).")
 @click.option("--property", "properties", multiple=True, metavar="NAME=VALUE", help="A property (repeat it).")
+@program_option
 @with_api
 def events_record(
     member_id: int,
@@ -641,6 +698,7 @@ def events_record(
     event_id: str,
     occurred_at: str | None,
     properties: tuple[str, ...],
+    program_id: int | None,
     api_url: str,
     key: str | None,
 ) -> None:
@@ -651,6 +709,7 @@ def events_record(
         "type": event_type,
         "occurred_at": occurred_at or datetime.now(UTC).isoformat(),
         "properties": dict(_pair(p) for p in properties),
+        "program_id": program_id,
     }
     _call(api_url, key, "POST", "/v1/events", body)
 
@@ -664,11 +723,14 @@ def _pair(text: str) -> tuple[str, str]:
 
 @events.command("list")
 @click.option("--member", "member_id", type=int, default=None, help="Only this member's.")
+@program_option
 @page_options
 @with_api
-def events_list(member_id: int | None, limit: int, cursor: str | None, api_url: str, key: str | None) -> None:
-    """Events and enrolments that earned, oldest first (a partner sees its own)."""
-    _list(api_url, key, "/v1/events", limit, cursor, member_id=member_id)
+def events_list(
+    member_id: int | None, program_id: int | None, limit: int, cursor: str | None, api_url: str, key: str | None
+) -> None:
+    """Events and enrolments that earned, oldest first (a partner sees its own, in every program unless --program)."""
+    _list(api_url, key, "/v1/events", limit, cursor, member_id=member_id, program_id=program_id)
 
 
 @click.group()

@@ -433,8 +433,8 @@ class PurchaseStatus(enum.StrEnum):
 
 
 class Purchase(Base):
-    """A partner's order, priced by its rules; `order_id` is unique per partner, so a replayed
-    order never earns twice."""
+    """A partner's order, priced by its rules; `order_id` is unique per issuer account, so a
+    replayed order never earns twice (a brand may report one order to each program it earns in)."""
 
     __tablename__ = "purchases"
     __table_args__ = (
@@ -443,7 +443,12 @@ class Purchase(Base):
         Index("ix_purchases_member", "member_id", "occurred_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The issuer account it earns from: the brand's own, or the brand's in another program
+    # (`program_id`, so order ids are unique per brand and program).
     partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
+    program_id: Mapped[int] = mapped_column(
+        ForeignKey("programs.id", name="fk_purchases_program_id"), default=1, server_default=text("1")
+    )
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
     order_id: Mapped[str] = mapped_column(String(200))
     occurred_at: Mapped[datetime]

@@ -19,16 +19,17 @@ from loyalty.db.models import Award, Campaign, Debt, Earn, EarnStatus, MemberSeg
 from loyalty.domain.earning.context import MemberFacts
 from loyalty.domain.earning.engine import Award as Awarded
 from loyalty.domain.earning.refunds import settle
-from loyalty.services import tiers
+from loyalty.services import partners, tiers
 
 
 def facts_of(session: Session, member_id: int, partner_id: int, now: datetime) -> MemberFacts:
-    """What the partner's rules may know of the member: its tier now and the partner's segment
-    tags for it."""
+    """What the partner's rules may know of the member: its tier now in the partner's program
+    and the brand's segment tags for it."""
+    brand_id, program_id = partners.placed(session, partner_id)
     segments = session.scalars(
-        select(MemberSegment.tag).where(MemberSegment.member_id == member_id, MemberSegment.partner_id == partner_id)
+        select(MemberSegment.tag).where(MemberSegment.member_id == member_id, MemberSegment.partner_id == brand_id)
     )
-    return MemberFacts(tier=tiers.tier_of(session, member_id, now), segments=frozenset(segments))
+    return MemberFacts(tier=tiers.tier_of(session, member_id, now, program_id), segments=frozenset(segments))
 
 
 def available(session: Session, issuer_ids: Iterable[int], *, lock: bool = True) -> dict[int, int]:
@@ -247,21 +248,28 @@ def earned_in(
     return by_rule, by_campaign
 
 
-def pending_of(session: Session, member_id: int, partner_id: int | None = None) -> int:
-    """Points awarded to the member for purchases not released yet."""
-    query = (
+def owed_in(session: Session, member_id: int, program_id: int, brand_id: int | None = None) -> tuple[int, int]:
+    """What the member has coming and owes in a program (with `brand_id`, at that brand only):
+    points awarded for purchases not released yet, and its points debt."""
+    pending = (
         select(func.coalesce(func.sum(Award.points), 0))
         .join(Purchase, Purchase.id == Award.purchase_id)
-        .where(Award.member_id == member_id, Purchase.status == PurchaseStatus.PENDING)
+        .where(
+            Award.member_id == member_id, Purchase.status == PurchaseStatus.PENDING, Purchase.program_id == program_id
+        )
     )
-    if partner_id is not None:
-        query = query.where(Purchase.partner_id == partner_id)
-    return int(session.scalar(query) or 0)
+    owed = select(func.coalesce(func.sum(Debt.points), 0)).where(
+        Debt.member_id == member_id, Debt.partner_id.in_(select(Partner.id).where(Partner.program_id == program_id))
+    )
+    if brand_id is not None:
+        pending = pending.where(Purchase.partner_id.in_(partners.accounts_of(brand_id)))
+        owed = owed.where(Debt.partner_id.in_(partners.accounts_of(brand_id)))
+    return int(session.scalar(pending) or 0), int(session.scalar(owed) or 0)
 
 
-def debt_of(session: Session, member_id: int, partner_id: int | None = None) -> int:
-    """The member's points debt (to one partner, or to all)."""
-    query = select(func.coalesce(func.sum(Debt.points), 0)).where(Debt.member_id == member_id)
-    if partner_id is not None:
-        query = query.where(Debt.partner_id == partner_id)
+def debt_of(session: Session, member_id: int, partner_id: int) -> int:
+    """The member's points debt to an issuer account (what its awards pay first)."""
+    query = select(func.coalesce(func.sum(Debt.points), 0)).where(
+        Debt.member_id == member_id, Debt.partner_id == partner_id
+    )
     return int(session.scalar(query) or 0)

@@ -22,6 +22,7 @@ from loyalty.domain.campaigns import Campaign as Rules
 from loyalty.domain.campaigns import CampaignSet, campaign_from_definition
 from loyalty.domain.credentials import hash_secret, new_secret
 from loyalty.errors import ErrorCode, NotFoundError, UnprocessableError
+from loyalty.services import partners
 from loyalty.services.compiled import Compiled, forget, memo
 from loyalty.services.lists import Page, keyset
 from loyalty.services.partners import CAMPAIGN_ACCOUNT
@@ -29,7 +30,8 @@ from loyalty.services.uow import UnitOfWork
 
 
 def create(uow: UnitOfWork, partner_id: int, definition: Mapping[str, Any]) -> Campaign:
-    """A campaign of `partner_id` with its own issuer account, its budget taken from the
+    """A campaign of `partner_id` (a brand's issuer account: in its first program, or in
+    another) with its own issuer account in the same program, its budget taken from the
     partner's (`422 budget_exceeded` if the partner has less left)."""
     session = uow.session
     parsed = campaign_from_definition(0, definition)  # refuses what cannot work
@@ -58,6 +60,7 @@ def create(uow: UnitOfWork, partner_id: int, definition: Mapping[str, Any]) -> C
         name=f"{CAMPAIGN_ACCOUNT}{campaign.id}",  # brands' names cannot start so
         kind=PartnerKind.CAMPAIGN,
         owner_id=partner_id,
+        program_id=owner.program_id,
         api_key_hash=hash_secret(new_secret("cmp_")),  # never handed out: nobody signs in as a campaign
         issuer_address=address,
         issuer_key_sealed=sealed,
@@ -79,9 +82,12 @@ def create(uow: UnitOfWork, partner_id: int, definition: Mapping[str, Any]) -> C
 
 
 def get(uow: UnitOfWork, campaign_id: int, partner_id: int | None = None) -> Campaign:
-    """A campaign; with `partner_id`, only one of that partner's (others are as if absent)."""
+    """A campaign; with `partner_id` (a brand), only one of that brand's, in any program
+    (others are as if absent)."""
     campaign = uow.session.get(Campaign, campaign_id)
-    if campaign is None or (partner_id is not None and campaign.partner_id != partner_id):
+    if campaign is None or (
+        partner_id is not None and partners.placed(uow.session, campaign.partner_id)[0] != partner_id
+    ):
         raise NotFoundError(ErrorCode.CAMPAIGN_NOT_FOUND, f"no campaign {campaign_id}")
     return campaign
 
@@ -103,11 +109,20 @@ def issuer(uow: UnitOfWork, campaign: Campaign) -> Partner:
 
 
 def page_campaigns(
-    uow: UnitOfWork, *, partner_id: int | None, active: bool | None, cursor: str | None, limit: int
+    uow: UnitOfWork,
+    *,
+    partner_id: int | None,
+    active: bool | None,
+    cursor: str | None,
+    limit: int,
+    program_id: int | None = None,
 ) -> Page[Campaign]:
+    """Campaigns, oldest first: a brand's (in every program it issues in), a program's."""
     query = select(Campaign)
     if partner_id is not None:
-        query = query.where(Campaign.partner_id == partner_id)
+        query = query.where(Campaign.partner_id.in_(partners.accounts_of(partner_id)))
+    if program_id is not None:
+        query = query.where(Campaign.issuer_id.in_(select(Partner.id).where(Partner.program_id == program_id)))
     if active is not None:
         query = query.where(Campaign.active == active)
     return keyset(uow.session, query, [Campaign.id], cursor, limit)

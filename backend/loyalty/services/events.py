@@ -1,6 +1,7 @@
 """Custom events (a review written, a store event attended) and enrolments, priced by the
 partner's `event` and `enrolment` rules and minted at once (there is nothing to refund, so no
-pending period); `event_id` is unique per partner, so a replayed event never earns twice."""
+pending period); `event_id` is unique per partner in a program, so a replayed event never
+earns twice. A brand's events in another program are its issuer account's there."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from loyalty.db.models import Award, Event, Member, utcnow
+from loyalty.db.models import Award, Event, Member, Partner, utcnow
 from loyalty.domain.earning.context import Activity, Trigger
 from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
-from loyalty.services import awards, pricing
+from loyalty.services import awards, partners, pricing
 from loyalty.services.lists import Page, keyset
 from loyalty.services.purchases import check_occurred_at
 from loyalty.services.uow import UnitOfWork
@@ -63,11 +64,20 @@ def get(uow: UnitOfWork, partner_id: int, event_id: str) -> Event:
 
 
 def page_events(
-    uow: UnitOfWork, *, partner_id: int | None, member_id: int | None, cursor: str | None, limit: int
+    uow: UnitOfWork,
+    *,
+    partner_id: int | None,
+    member_id: int | None,
+    cursor: str | None,
+    limit: int,
+    program_id: int | None = None,
 ) -> Page[Event]:
+    """Events, oldest first: a brand's (in every program it issues in), a member's, a program's."""
     query = select(Event)
     if partner_id is not None:
-        query = query.where(Event.partner_id == partner_id)
+        query = query.where(Event.partner_id.in_(partners.accounts_of(partner_id)))
+    if program_id is not None:
+        query = query.where(Event.partner_id.in_(select(Partner.id).where(Partner.program_id == program_id)))
     if member_id is not None:
         query = query.where(Event.member_id == member_id)
     return keyset(uow.session, query, [Event.id], cursor, limit)

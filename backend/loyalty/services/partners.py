@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy.orm import Session
 
 from loyalty.chain.token import LoyaltyToken
 from loyalty.db.models import Auditor, Campaign, Partner, PartnerKind, Program, ProgramStatus, Reward, utcnow
@@ -137,9 +138,24 @@ def token_of(uow: UnitOfWork, account: Partner) -> LoyaltyToken:
 
 
 def accounts_of(partner_id: int) -> Select[Any]:
-    """The issuer accounts that are a partner's: its own and its campaigns' (a partner sees the
-    earns of all of them as its own)."""
-    return select(Partner.id).where(or_(Partner.id == partner_id, Partner.owner_id == partner_id))
+    """The issuer accounts that are a partner's: its own, its accounts in other programs, and
+    the campaigns' of each (a partner sees the earns of all of them as its own)."""
+    mine = select(Partner.id).where(or_(Partner.id == partner_id, Partner.owner_id == partner_id))
+    return select(Partner.id).where(or_(Partner.id.in_(mine), Partner.owner_id.in_(mine)))
+
+
+def brand_of(account: Partner) -> int:
+    """The brand an issuer account issues for: itself, or the brand whose account it is in
+    another program (whose members, segments and key it uses there)."""
+    return account.owner_id if account.kind == PartnerKind.PROGRAM and account.owner_id is not None else account.id
+
+
+def placed(session: Session, account_id: int) -> tuple[int, int]:
+    """Whose (the brand) and where (the program) the rules, campaigns, purchases and events of
+    an issuer account are: the engine prices for the account, the API shows brand and program."""
+    account = session.get(Partner, account_id)  # the identity map: one read per transaction
+    assert account is not None
+    return brand_of(account), account.program_id
 
 
 def brand(uow: UnitOfWork, partner_id: int) -> Partner:

@@ -16,7 +16,7 @@ from loyalty.domain.earning.context import Activity, MemberFacts, Trigger
 from loyalty.domain.earning.engine import Award as Awarded
 from loyalty.domain.earning.engine import RuleSet, evaluate_lines, period_of
 from loyalty.domain.tiers import Ladder, multiplied
-from loyalty.services import awards, campaigns, rules, tiers
+from loyalty.services import awards, campaigns, partners, rules, tiers
 
 
 @dataclass(frozen=True)
@@ -38,12 +38,16 @@ class Priced:
 
 @dataclass(frozen=True)
 class Offer:
-    """What a partner prices with, read once: its active rules, its campaigns (with their
-    issuer accounts) and the program's tier ladder."""
+    """What a partner prices with in a program, read once: its active rules, its campaigns
+    (with their issuer accounts) and the program's tier ladder; the partner is an issuer
+    account (`account_id`: the brand's own, or the brand's in another program)."""
 
     rules: RuleSet
     campaigns: campaigns.Running
     ladder: Ladder | None
+    account_id: int
+    brand_id: int  # whose members and segment tags
+    program_id: int
 
     def cap_windows(
         self, activity: Activity
@@ -65,7 +69,15 @@ class Offer:
 
 
 def offer_of(session: Session, partner_id: int) -> Offer:
-    return Offer(rules.active_rules(session, partner_id), campaigns.running(session, partner_id), tiers.ladder(session))
+    brand_id, program_id = partners.placed(session, partner_id)
+    return Offer(
+        rules.active_rules(session, partner_id),
+        campaigns.running(session, partner_id),
+        tiers.ladder(session, program_id),
+        partner_id,
+        brand_id,
+        program_id,
+    )
 
 
 def priced(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 
@@ -42,7 +42,7 @@ from loyalty.domain.earning.context import Activity, Line, LineKind, MemberFacts
 from loyalty.domain.earning.engine import Rule, RuleSet, evaluate_lines, rule_from_definition
 from loyalty.domain.earning.refunds import RefundLine, remaining, reversals
 from loyalty.errors import ConflictError, DomainError, ErrorCode, NotFoundError, UnprocessableError
-from loyalty.services import awards, campaigns, pricing, referrals, tiers
+from loyalty.services import awards, campaigns, partners, pricing, referrals, tiers
 from loyalty.services.lists import Page, keyset
 from loyalty.services.uow import UnitOfWork
 
@@ -72,7 +72,8 @@ def check_occurred_at(occurred_at: datetime, now: datetime) -> None:
 
 @dataclass(frozen=True)
 class Order:
-    """A partner's report of what a member bought."""
+    """A partner's report of what a member bought, to earn in a program (the brand's issuer
+    account there prices it: its rules, its campaigns, the program's ladder and settings)."""
 
     partner_id: int
     member_id: int
@@ -80,6 +81,7 @@ class Order:
     occurred_at: datetime
     currency: str
     lines: Sequence[Line]
+    program_id: int = DEFAULT_PROGRAM
 
 
 @dataclass
@@ -102,43 +104,55 @@ def record(uow: UnitOfWork, order: Order) -> Recorded:
 def record_many(uow: UnitOfWork, orders: Sequence[Order]) -> list[Recorded | DomainError]:
     """Price orders (`services.pricing`) and hold their points pending, or mint them at once
     when their pending period is over (none, or reported late); each order is recorded, or
-    refused with why, in order, as if alone: a member not linked to the partner is `404
-    member_not_found`, an order recorded before `409 order_exists`, points past the partner's
-    budget `422 budget_exceeded` (a campaign short of its own budget gives less instead).
+    refused with why, in order, as if alone: a program the partner does not issue in is `422
+    program_not_joined`, a member not linked to the partner `404 member_not_found`, an order
+    recorded before (in that program) `409 order_exists`, points past the partner's budget
+    there `422 budget_exceeded` (a campaign short of its own budget gives less instead).
 
     A group of orders is read and written together: one query per kind of row for all of them
     (members, caps, tiers, debts), and one INSERT per table. What an order changes (a member's
     caps and tier, a partner's budget, a member's debt) the orders after it see."""
     session = uow.session
     now = utcnow()
-    settings = program(session)
     results: list[Recorded | DomainError | None] = [None] * len(orders)
+    accounts = partners.accounts_in(
+        uow, {(o.partner_id, o.program_id) for o in orders if o.program_id != partners.FIRST_PROGRAM}
+    )
+    placed = list(orders)  # each priced by the brand's account in its program
+    for i, order in enumerate(orders):
+        if order.program_id != partners.FIRST_PROGRAM:
+            if (account := accounts.get((order.partner_id, order.program_id))) is None:
+                results[i] = partners.not_joined(order.partner_id, order.program_id)
+            else:
+                placed[i] = replace(order, partner_id=account)
     linked = {
-        (member_id, partner_id)
-        for member_id, partner_id in session.execute(
+        (member_id, brand_id)
+        for member_id, brand_id in session.execute(
             select(MemberLink.member_id, MemberLink.partner_id).where(
                 pairs_in(MemberLink.partner_id, MemberLink.member_id, {(o.partner_id, o.member_id) for o in orders})
             )
         )
     }
     for i, order in enumerate(orders):
+        if results[i] is not None:
+            continue
         try:
             if (order.member_id, order.partner_id) not in linked:
                 raise NotFoundError(ErrorCode.MEMBER_NOT_FOUND, f"no member {order.member_id}")
             check_occurred_at(order.occurred_at, now)
-            if order.currency != settings.currency:
+            if order.currency != (settings := program(session, order.program_id)).currency:
                 raise UnprocessableError(
                     ErrorCode.CURRENCY_NOT_ACCEPTED,
-                    f"the program prices purchases in {settings.currency}, not {order.currency}",
+                    f"program {order.program_id} prices purchases in {settings.currency}, not {order.currency}",
                 )
         except DomainError as refused:
             results[i] = refused
     live = [i for i, result in enumerate(results) if result is None]
     if not live:
         return [r for r in results if r is not None]
-    group = _Group(session, [orders[i] for i in live], now)
+    group = _Group(session, [placed[i] for i in live], now)
     for i in live:
-        results[i] = group.record(orders[i], settings.pending_days)
+        results[i] = group.record(placed[i], program(session, orders[i].program_id).pending_days)
     group.write()
     return [r for r in results if r is not None]
 
@@ -166,9 +180,9 @@ class _Group:
 
     def __init__(self, session: Session, orders: Sequence[Order], now: datetime) -> None:
         self.session, self.now = session, now
-        partners = sorted({o.partner_id for o in orders})
-        self.offers = {p: pricing.offer_of(session, p) for p in partners}
-        issuers = {*partners, *(i for offer in self.offers.values() for i in offer.campaigns.issuers.values())}
+        accounts = sorted({o.partner_id for o in orders})
+        self.offers = {p: pricing.offer_of(session, p) for p in accounts}
+        issuers = {*accounts, *(i for offer in self.offers.values() for i in offer.campaigns.issuers.values())}
         # The partners' row locks first (ids in order: two groups cannot deadlock): their members'
         # caps and debts, and their budgets, are read and written under them.
         self.left = awards.available(session, sorted(issuers))
@@ -181,15 +195,22 @@ class _Group:
             )
         }
         members = {o.member_id for o in orders}
-        ladder = next(iter(self.offers.values())).ladder
-        self.standings = tiers.Standings(session, ladder, members, now) if ladder is not None else None
-        self.segments: dict[tuple[int, int], set[str]] = {}
-        for member_id, partner_id, tag in session.execute(
+        # Each program's ladder, and its members' standings there (a tier is per program).
+        ladders = {offer.program_id: offer.ladder for offer in self.offers.values() if offer.ladder is not None}
+        self.standings = {
+            program_id: tiers.Standings(
+                session, ladder, {o.member_id for o in orders if o.program_id == program_id}, now, program_id
+            )
+            for program_id, ladder in ladders.items()
+        }
+        self.segments: dict[tuple[int, int], set[str]] = {}  # by member and brand
+        for member_id, brand_id, tag in session.execute(
             select(MemberSegment.member_id, MemberSegment.partner_id, MemberSegment.tag).where(
-                MemberSegment.member_id.in_(members), MemberSegment.partner_id.in_(partners)
+                MemberSegment.member_id.in_(members),
+                MemberSegment.partner_id.in_({offer.brand_id for offer in self.offers.values()}),
             )
         ):
-            self.segments.setdefault((member_id, partner_id), set()).add(tag)
+            self.segments.setdefault((member_id, brand_id), set()).add(tag)
         windows = [
             w
             for o in orders
@@ -205,7 +226,7 @@ class _Group:
             (member_id, partner_id): int(points)
             for member_id, partner_id, points in session.execute(
                 select(Debt.member_id, Debt.partner_id, func.sum(Debt.points))
-                .where(Debt.member_id.in_(members), Debt.partner_id.in_(partners))
+                .where(Debt.member_id.in_(members), Debt.partner_id.in_(accounts))
                 .group_by(Debt.member_id, Debt.partner_id)
             )
         }
@@ -229,9 +250,10 @@ class _Group:
             return ConflictError(ErrorCode.ORDER_EXISTS, f"order {order.order_id!r} was recorded already")
         offer = self.offers[partner_id]
         activity = Activity(Trigger.PURCHASE, order.occurred_at, order.lines)
+        standings = self.standings.get(order.program_id)
         facts = MemberFacts(
-            tier=self.standings.tier(member_id) if self.standings else None,
-            segments=frozenset(self.segments.get((member_id, partner_id), ())),
+            tier=standings.tier(member_id) if standings else None,
+            segments=frozenset(self.segments.get((member_id, offer.brand_id), ())),
         )
         earned = self.earned.setdefault(member_id, [])
         rules_earned, campaigns_earned = awards.earned_in(earned, *offer.cap_windows(activity))
@@ -269,6 +291,7 @@ class _Group:
         net = _net(order.lines)
         purchase: dict[str, Any] = {
             "partner_id": partner_id,
+            "program_id": order.program_id,
             "member_id": member_id,
             "order_id": order.order_id,
             "occurred_at": order.occurred_at,
@@ -283,8 +306,8 @@ class _Group:
             "earn_id": None,
             "created_at": self.now,
         }
-        if self.standings is not None:
-            self.standings.bought(member_id, order.occurred_at, net, sum(row["points"] for row in rows))
+        if standings is not None:
+            standings.bought(member_id, order.occurred_at, net, sum(row["points"] for row in rows))
         earns = self._release(purchase, rows, issuer_of) if purchase["pending_until"] <= self.now else []
         self.purchases.append(purchase)
         self.awards.append(rows)
@@ -363,8 +386,8 @@ class _Group:
                 .values(pending_points=_PARTNERS.c.pending_points + bindparam("delta")),
                 changed,
             )
-        if self.standings is not None:
-            self.standings.write()
+        for standings in self.standings.values():
+            standings.write()
         for position in self.to_refer:
             purchase = self.purchases[position]
             found = session.get(Purchase, purchase["id"])
@@ -456,7 +479,7 @@ def refund(
         for (kind, source_id), back in taken.items():
             awards.hold(session, issuers[source_id if kind == "campaign" else None], -back)
     session.flush()
-    tiers.review(session, purchase.member_id, utcnow(), at_review=False)
+    tiers.review(session, purchase.member_id, utcnow(), at_review=False, program_id=purchase.program_id)
     return row
 
 
@@ -511,11 +534,20 @@ def awards_of(session: Session, purchase_id: int) -> Sequence[Award]:
 
 
 def page_purchases(
-    uow: UnitOfWork, *, partner_id: int | None, member_id: int | None, cursor: str | None, limit: int
+    uow: UnitOfWork,
+    *,
+    partner_id: int | None,
+    member_id: int | None,
+    cursor: str | None,
+    limit: int,
+    program_id: int | None = None,
 ) -> Page[Purchase]:
+    """Purchases, oldest first: a partner's (in every program it issues in), a member's, a program's."""
     query = select(Purchase)
     if partner_id is not None:
-        query = query.where(Purchase.partner_id == partner_id)
+        query = query.where(Purchase.partner_id.in_(partners.accounts_of(partner_id)))
+    if program_id is not None:
+        query = query.where(Purchase.program_id == program_id)
     if member_id is not None:
         query = query.where(Purchase.member_id == member_id)
     return keyset(uow.session, query, [Purchase.id], cursor, limit)

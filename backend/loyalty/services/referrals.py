@@ -49,7 +49,8 @@ def on_release(session: Session, purchase: Purchase, lines: Sequence[Line], at: 
     awards.lock(session, purchase.partner_id)  # caps are read under the partner's row lock
     now = utcnow()
     sides = {Beneficiary.FRIEND: referral.friend_id}
-    if session.get(MemberLink, (referral.referrer_id, purchase.partner_id)) is not None:
+    brand_id, _ = partners.placed(session, purchase.partner_id)  # its account in the purchase's program
+    if session.get(MemberLink, (referral.referrer_id, brand_id)) is not None:
         sides[Beneficiary.REFERRER] = referral.referrer_id  # a partner pays only its own members
     priced = {}
     for side, member_id in sides.items():

@@ -10,17 +10,19 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from loyalty.db.models import EarningRule, RuleVersion, utcnow
+from loyalty.db.models import EarningRule, Partner, RuleVersion, utcnow
 from loyalty.domain.earning.calculators import Multiplier
 from loyalty.domain.earning.engine import RuleSet, Stacking, rule_from_definition
 from loyalty.errors import ErrorCode, NotFoundError, UnprocessableError
+from loyalty.services import partners
 from loyalty.services.compiled import Compiled, memo
 from loyalty.services.lists import Page, keyset
 from loyalty.services.uow import UnitOfWork
 
 
 def create(uow: UnitOfWork, partner_id: int, definition: Mapping[str, Any]) -> tuple[EarningRule, RuleVersion]:
-    """A new rule of `partner_id`, at version 1."""
+    """A new rule of `partner_id` (a brand's issuer account: in its first program, or in
+    another), at version 1."""
     rule = EarningRule(partner_id=partner_id, version=1)
     uow.session.add(rule)
     uow.session.flush()
@@ -50,10 +52,11 @@ def deactivate(uow: UnitOfWork, rule_id: int, partner_id: int | None) -> tuple[E
 
 
 def get(uow: UnitOfWork, rule_id: int, partner_id: int | None = None, *, lock: bool = False) -> EarningRule:
-    """A rule; with `partner_id`, only one of that partner's (others are as if absent)."""
+    """A rule; with `partner_id` (a brand), only one of that brand's, in any program (others
+    are as if absent)."""
     query = select(EarningRule).where(EarningRule.id == rule_id)
     rule = uow.session.scalar(query.with_for_update(key_share=True) if lock else query)
-    if rule is None or (partner_id is not None and rule.partner_id != partner_id):
+    if rule is None or (partner_id is not None and partners.placed(uow.session, rule.partner_id)[0] != partner_id):
         raise NotFoundError(ErrorCode.RULE_NOT_FOUND, f"no rule {rule_id}")
     return rule
 
@@ -72,11 +75,20 @@ def versions(uow: UnitOfWork, rule: EarningRule) -> Sequence[RuleVersion]:
 
 
 def page_rules(
-    uow: UnitOfWork, *, partner_id: int | None, active: bool | None, cursor: str | None, limit: int
+    uow: UnitOfWork,
+    *,
+    partner_id: int | None,
+    active: bool | None,
+    cursor: str | None,
+    limit: int,
+    program_id: int | None = None,
 ) -> Page[EarningRule]:
+    """Rules, oldest first: a brand's (in every program it issues in), a program's."""
     query = select(EarningRule)
     if partner_id is not None:
-        query = query.where(EarningRule.partner_id == partner_id)
+        query = query.where(EarningRule.partner_id.in_(partners.accounts_of(partner_id)))
+    if program_id is not None:
+        query = query.where(EarningRule.partner_id.in_(select(Partner.id).where(Partner.program_id == program_id)))
     if active is not None:
         query = query.where(EarningRule.active == active)
     return keyset(uow.session, query, [EarningRule.id], cursor, limit)

@@ -74,18 +74,28 @@ def set_ladder(uow: UnitOfWork, program_id: int, definition: Mapping[str, Any]) 
     program.tiers = json.dumps(definition, sort_keys=True)
     names = [t["name"] for t in definition.get("tiers", ())]
     uow.session.execute(  # tier rewards for tiers the ladder no longer has leave the catalog
-        update(Reward).where(Reward.tier.is_not(None), Reward.tier.not_in(names)).values(active=False)
+        update(Reward)
+        .where(Reward.program_id == program_id, Reward.tier.is_not(None), Reward.tier.not_in(names))
+        .values(active=False)
     )
     forget(uow.session)
     return program
 
 
-def metric_values(session: Session, ladder: Ladder, member_ids: Iterable[int], now: datetime) -> dict[int, int]:
-    """The members' metric over the ladder's window: net item spend (less refunds), or points
-    awarded for purchases (less those refunds took back); grouped, in one or two queries."""
+def metric_values(
+    session: Session, ladder: Ladder, member_ids: Iterable[int], now: datetime, program_id: int = DEFAULT_PROGRAM
+) -> dict[int, int]:
+    """The members' metric in the program over the ladder's window: net item spend (less
+    refunds), or points awarded for purchases (less those refunds took back); grouped, in one
+    or two queries. Purchases in other programs count in theirs."""
     ids = set(member_ids)
     since = now - timedelta(days=ladder.window_days)
-    window = (Purchase.member_id.in_(ids), Purchase.occurred_at >= since, Purchase.occurred_at <= now)
+    window = (
+        Purchase.member_id.in_(ids),
+        Purchase.occurred_at >= since,
+        Purchase.occurred_at <= now,
+        Purchase.program_id == program_id,
+    )
     values = dict.fromkeys(ids, 0)
     if ladder.metric == Metric.POINTS_EARNED:
         query = select(Purchase.member_id, func.sum(Award.points)).join(Purchase, Purchase.id == Award.purchase_id)
@@ -105,8 +115,10 @@ def metric_values(session: Session, ladder: Ladder, member_ids: Iterable[int], n
     return values
 
 
-def metric_value(session: Session, ladder: Ladder, member_id: int, now: datetime) -> int:
-    return metric_values(session, ladder, [member_id], now)[member_id]
+def metric_value(
+    session: Session, ladder: Ladder, member_id: int, now: datetime, program_id: int = DEFAULT_PROGRAM
+) -> int:
+    return metric_values(session, ladder, [member_id], now, program_id)[member_id]
 
 
 @dataclass
@@ -155,7 +167,7 @@ class Standings:
         ):
             if ladder.index(tier) > ladder.index(self.paid.get(member_id)):
                 self.paid[member_id] = tier
-        self.values = metric_values(session, ladder, ids, now)
+        self.values = metric_values(session, ladder, ids, now, program_id)
 
     def tier(self, member_id: int) -> str | None:
         """The member's tier now: the higher of the earned and the paid one."""
@@ -261,6 +273,11 @@ def review(
     standings.write()
 
 
+def laddered(session: Session) -> list[int]:
+    """The programs with a tier ladder."""
+    return list(session.scalars(select(Program.id).where(Program.tiers.is_not(None)).order_by(Program.id)))
+
+
 def review_due(session: Session, now: datetime, program_id: int = DEFAULT_PROGRAM) -> int:
     """Review the members whose anniversary has come (on a real-time ladder, every member with
     a tier, as the window slides); a batch, returns how many."""
@@ -304,7 +321,7 @@ def view(session: Session, member_id: int, now: datetime, program_id: int = DEFA
         earned=standing(
             current,
             held.tier if held else None,
-            metric_value(session, current, member_id, now),
+            metric_value(session, current, member_id, now, program_id),
             held.next_review_at if held else None,
         ),
         paid=bought,

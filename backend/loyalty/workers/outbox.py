@@ -1281,7 +1281,8 @@ class OutboxWriter:
             session.commit()
         self._release_purchases(now)
         with self.sessions() as session, write_lock(session):
-            tiers.review_due(session, now)
+            for program_id in tiers.laddered(session):
+                tiers.review_due(session, now, program_id)
             session.commit()
 
     def _release_purchases(self, now: datetime) -> None:

@@ -144,3 +144,35 @@ def test_partnerPrograms_joinEarnAndSigner_fromTheCommandLine(client, settings, 
     assert [a["program_id"] for a in json.loads(listed.output)["data"]] == [1, miles]
     assert both.exit_code == 2 and "--set and --clear go alone" in both.output
     assert json.loads(signer.output)["address"] == Web3.to_checksum_address("0x" + "22" * 20), signer.output
+
+
+def test_programEngine_rulesPurchasesRefundsAndTiers_inASecondProgram_fromTheCommandLine(
+    client, settings, rpc_url: str, tmp_path: Path
+) -> None:
+    partner = make_partner(client, "Airline")
+    member = make_member(client, partner["api_key"])
+    miles = second_program(client, rpc_url, tmp_path)
+    rule = {"name": "5 miles per dollar", "calculator": {"strategy": "per_spend", "points": 5, "per_minor": 100}}
+    order = {"member_id": member["id"], "order_id": "PNR 42", "occurred_at": datetime.now(UTC).isoformat(), "currency": "USD",
+             "lines": [{"sku": "LHR-JFK", "quantity": 1, "unit_price_minor": 10_000}]}  # fmt: skip
+    (tmp_path / "rule.json").write_text(json.dumps(rule))
+    (tmp_path / "order.json").write_text(json.dumps(order))
+    with serving(settings, outbox=False) as url:
+        admin, own = ["--api-url", url, "--key", ADMIN_KEY], ["--api-url", url, "--key", partner["api_key"]]
+        early = CliRunner().invoke(main, ["rules", "create", str(tmp_path / "rule.json"), "--program", str(miles), *own])
+        CliRunner().invoke(main, ["partners", "join", str(partner["id"]), str(miles), "--budget", "5000", *admin])
+        made = CliRunner().invoke(main, ["rules", "create", str(tmp_path / "rule.json"), "--program", str(miles), *own])
+        recorded = CliRunner().invoke(main, ["purchases", "record", str(tmp_path / "order.json"), "--program", str(miles), *own])
+        first = CliRunner().invoke(main, ["purchases", "record", str(tmp_path / "order.json"), *own])
+        refunded = CliRunner().invoke(main, ["purchases", "refund", "PNR 42", "--refund-id", "r1", "--program", str(miles), *own])
+        listed = CliRunner().invoke(main, ["purchases", "list", "--program", str(miles), *own])
+        rules_there = CliRunner().invoke(main, ["rules", "list", "--program", str(miles), *own])
+        tier = CliRunner().invoke(main, ["members", "tier", str(member["id"]), "--program", str(miles), *admin])
+    assert "program_not_joined" in _one_line_failure(early)
+    assert json.loads(made.output)["program_id"] == miles, made.output
+    assert (json.loads(recorded.output)["program_id"], json.loads(recorded.output)["total_points"]) == (miles, 500)
+    assert json.loads(first.output)["total_points"] == 0  # no rule in the first program
+    assert json.loads(refunded.output)["points_reversed"] == 500, refunded.output
+    assert [p["order_id"] for p in json.loads(listed.output)["data"]] == ["PNR 42"]
+    assert [r["program_id"] for r in json.loads(rules_there.output)["data"]] == [miles]
+    assert "has no tier ladder" in _one_line_failure(tier)

@@ -10,40 +10,58 @@ from fastapi import APIRouter, Request
 from sqlalchemy import select
 
 from loyalty.api.deps import UowDep, require
-from loyalty.api.schemas import AuditDiscrepancy, AuditEntry, AuditMember, AuditPartner, AuditSummary, IdPath
-from loyalty.audit.view import AuditView, Snapshot
-from loyalty.db.models import Campaign, Partner
-from loyalty.services import members
+from loyalty.api.schemas import (
+    AuditDiscrepancy,
+    AuditEntry,
+    AuditMember,
+    AuditPartner,
+    AuditSummary,
+    IdPath,
+    ProgramQuery,
+)
+from loyalty.audit.view import AuditView, AuditViews, Snapshot
+from loyalty.db.models import Campaign, Partner, Program
+from loyalty.errors import ErrorCode, UnprocessableError
+from loyalty.services import members, partners, purchases
+from loyalty.services.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], dependencies=[require("admin", "auditor")])
 
 
-def _view(request: Request) -> AuditView:
-    view: AuditView = request.app.state.audit
-    return view
+def _view(request: Request, uow: UnitOfWork, program_id: int | None) -> tuple[Program, AuditView]:
+    """The program (default: the first) and the replay of its token (`422 program_not_active`
+    while it has none)."""
+    program = purchases.program(uow.session, program_id or partners.FIRST_PROGRAM)
+    if program.token_address is None:
+        raise UnprocessableError(ErrorCode.PROGRAM_NOT_ACTIVE, f"program {program.id} has no token deployed yet")
+    views: AuditViews = request.app.state.audit
+    return program, views.of(program.token_address, int(program.deployment_block or 0))
 
 
 @router.get("/summary", response_model=AuditSummary)
-def summary(request: Request, uow: UowDep) -> AuditSummary:
-    """Every partner's earned, redeemed, expired and outstanding points, re-derived from the
-    token's events up to the latest block, with the contract's own supply and budgets beside them."""
+def summary(request: Request, uow: UowDep, program_id: ProgramQuery = None) -> AuditSummary:
+    """Every issuer account's earned, redeemed, expired and outstanding points in a program
+    (default: the first), re-derived from its token's events up to the latest block, with the
+    contract's own supply and budgets beside them."""
+    program, view = _view(request, uow, program_id)
     accounts = {
         address: (partner_id, campaign_id)
         for address, partner_id, campaign_id in uow.session.execute(
-            select(Partner.issuer_address, Partner.id, Campaign.id).outerjoin(
-                Campaign, Campaign.issuer_id == Partner.id
-            )
+            select(Partner.issuer_address, Partner.id, Campaign.id)
+            .outerjoin(Campaign, Campaign.issuer_id == Partner.id)
+            .where(Partner.program_id == program.id)
         )
     }
-    with _view(request).snapshot() as snapshot:
-        return _summary(snapshot, accounts)
+    with view.snapshot() as snapshot:
+        return _summary(snapshot, program.id, accounts)
 
 
-def _summary(snapshot: Snapshot, accounts: Mapping[str, tuple[int, int | None]]) -> AuditSummary:
+def _summary(snapshot: Snapshot, program_id: int, accounts: Mapping[str, tuple[int, int | None]]) -> AuditSummary:
     issuers = snapshot.ledger.issuer_figures(snapshot.epoch)
     budgets = snapshot.budgets([i.address for i in issuers])
     outstanding, expired = snapshot.ledger.supply(snapshot.epoch)
     return AuditSummary(
+        program_id=program_id,
         token_address=snapshot.ledger.params.token,
         chain_id=snapshot.ledger.params.chain_id,
         block_number=snapshot.block_number,
@@ -74,17 +92,20 @@ def _summary(snapshot: Snapshot, accounts: Mapping[str, tuple[int, int | None]])
 
 
 @router.get("/members/{member_id}", response_model=AuditMember)
-def member(member_id: IdPath, request: Request, uow: UowDep) -> AuditMember:
-    """A member's points re-derived from the token's events, with every entry's transaction."""
+def member(member_id: IdPath, request: Request, uow: UowDep, program_id: ProgramQuery = None) -> AuditMember:
+    """A member's points in a program (default: the first) re-derived from its token's events,
+    with every entry's transaction."""
     wallet = members.get(uow, member_id).wallet_address
-    with _view(request).snapshot() as snapshot:
-        return _member(snapshot, member_id, wallet)
+    program, view = _view(request, uow, program_id)
+    with view.snapshot() as snapshot:
+        return _member(snapshot, program.id, member_id, wallet)
 
 
-def _member(snapshot: Snapshot, member_id: int, wallet: str) -> AuditMember:
+def _member(snapshot: Snapshot, program_id: int, member_id: int, wallet: str) -> AuditMember:
     figures = snapshot.ledger.member_figures(wallet, snapshot.epoch)
     book = snapshot.ledger.members.get(wallet)
     return AuditMember(
+        program_id=program_id,
         member_id=member_id,
         wallet_address=wallet,
         block_number=snapshot.block_number,

@@ -22,9 +22,10 @@ from loyalty.api.schemas import (
     IdPath,
     Limit,
     Page,
+    ProgramQuery,
 )
 from loyalty.db.models import Campaign, utcnow
-from loyalty.services import campaigns
+from loyalty.services import campaigns, partners
 from loyalty.services.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
@@ -32,7 +33,8 @@ router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 
 def public(uow: UnitOfWork, campaign: Campaign) -> CampaignPublic:
     issuer = campaigns.issuer(uow, campaign)
-    onchain = uow.token.issue_budget(issuer.issuer_address) if issuer.provisioned_at else 0
+    onchain = partners.token_of(uow, issuer).issue_budget(issuer.issuer_address) if issuer.provisioned_at else 0
+    brand_id, program_id = partners.placed(uow.session, campaign.partner_id)
     now = utcnow()
     if not campaign.active:
         status = CampaignStatus.DEACTIVATED
@@ -46,7 +48,8 @@ def public(uow: UnitOfWork, campaign: Campaign) -> CampaignPublic:
         status = CampaignStatus.RUNNING
     return CampaignPublic(
         id=campaign.id,
-        partner_id=campaign.partner_id,
+        partner_id=brand_id,
+        program_id=program_id,
         name=campaign.name,
         status=status,
         active=campaign.active,
@@ -73,12 +76,15 @@ def create_campaign(
     """A campaign of the calling partner. Its budget comes out of the partner's at once (`422
     budget_exceeded` if less is left) and goes to the campaign's own issuer account: the outbox
     writer lowers the partner's on-chain budget by it, then gives the account gas, the issuer
-    role and the budget. Purchases inside the window earn from it meanwhile (held until then)."""
+    role and the budget. Purchases inside the window earn from it meanwhile (held until then).
+    In another program than the first (`program_id`), the budget is the partner's there."""
     assert principal.partner_id is not None
-    partner_id = principal.partner_id
+    brand_id = principal.partner_id
 
     def write() -> tuple[int, CampaignPublic]:
-        return 201, public(uow, campaigns.create(uow, partner_id, body.model_dump(mode="json")))
+        account = partners.account_in(uow, brand_id, body.program_id)
+        definition = body.model_dump(mode="json", exclude={"program_id"})
+        return 201, public(uow, campaigns.create(uow, account.id, definition))
 
     return idempotent(request, digest, uow.session, principal, write)
 
@@ -89,13 +95,16 @@ def list_campaigns(
     principal: Reader,
     active: bool | None = None,
     partner_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
+    program_id: ProgramQuery = None,
     limit: Limit = 100,
     cursor: CursorQuery = None,
 ) -> Page[CampaignPublic]:
-    """Campaigns, oldest first: a partner's own; the admin's and auditors' of every partner (or
-    one's, with `partner_id`)."""
+    """Campaigns, oldest first: a partner's own (in every program, or in `program_id`); the
+    admin's and auditors' of every partner (or one's, with `partner_id`)."""
     owner = principal.partner_id if principal.role == "partner" else partner_id
-    page = campaigns.page_campaigns(uow, partner_id=owner, active=active, cursor=cursor, limit=limit)
+    page = campaigns.page_campaigns(
+        uow, partner_id=owner, active=active, program_id=program_id, cursor=cursor, limit=limit
+    )
     return Page(data=[public(uow, c) for c in page.rows], next_cursor=page.next_cursor)
 
 

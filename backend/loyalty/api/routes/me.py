@@ -29,6 +29,7 @@ from loyalty.api.schemas import (
     MyExchangeConsentCreate,
     MyExchangeCreate,
     Page,
+    ProgramQuery,
     RedemptionCodeCreate,
     RedemptionCodeCreated,
     RedemptionPublic,
@@ -62,9 +63,9 @@ def balance(uow: UowDep, principal: Signed) -> MemberDetail:
 
 
 @router.get("/tier", response_model=TierPublic)
-def my_tier(uow: UowDep, principal: Signed) -> TierPublic:
-    """The member's tier and why (see GET /v1/members/{id}/tier)."""
-    return tier_public(uow, _me(uow, principal))
+def my_tier(uow: UowDep, principal: Signed, program_id: ProgramQuery = None) -> TierPublic:
+    """The member's tier in a program (default: the first) and why (see GET /v1/members/{id}/tier)."""
+    return tier_public(uow, _me(uow, principal), program_id=program_id)
 
 
 @router.get("/referrals", response_model=Page[ReferralPublic])

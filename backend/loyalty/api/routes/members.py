@@ -30,6 +30,7 @@ from loyalty.api.schemas import (
     MemberPublic,
     Page,
     ProgramBalance,
+    ProgramQuery,
     ReferralPublic,
     SegmentsPublic,
     SegmentsSet,
@@ -51,26 +52,34 @@ def public(member: Member) -> MemberPublic:
 
 
 def detail(uow: UnitOfWork, member: Member, partner_id: int | None = None) -> MemberDetail:
-    """The member with its balance by expiry (from the chain), and its points pending and debt
-    (with `partner_id`, at that partner only)."""
+    """The member with its balance by expiry (from the chain), and in each program its balance,
+    points pending and debt (with `partner_id`, pending and debt at that partner only)."""
     lots = uow.token.lots_of(member.wallet_address)
     balance = sum(amount for _, amount in lots)
-    programs = [
-        ProgramBalance(
-            program_id=p.id, symbol=p.symbol, token_address=p.token_address,
-            balance_points=balance if p.id == 1 else uow.token_at(p.token_address).balance_of(member.wallet_address),
-        )
+    shown = [
+        p
         for p in uow.session.scalars(
             select(Program).where(Program.status == ProgramStatus.ACTIVE, Program.token_address.is_not(None)).order_by(Program.id)
         )
         if p.token_address is not None
     ]  # fmt: skip
+    owed = {p.id: awards.owed_in(uow.session, member.id, p.id, partner_id) for p in shown}
+    programs = [
+        ProgramBalance(
+            program_id=p.id, symbol=p.symbol, token_address=p.token_address,
+            balance_points=balance if p.id == 1 else uow.token_at(p.token_address).balance_of(member.wallet_address),
+            pending_points=owed[p.id][0], debt_points=owed[p.id][1],
+        )
+        for p in shown
+        if p.token_address is not None
+    ]  # fmt: skip
+    first = next((p for p in programs if p.program_id == partners.FIRST_PROGRAM), None)
     return MemberDetail(
         **public(member).model_dump(),
         balance_points=balance,
         programs=programs,
-        pending_points=awards.pending_of(uow.session, member.id, partner_id),
-        debt_points=awards.debt_of(uow.session, member.id, partner_id),
+        pending_points=first.pending_points if first else 0,
+        debt_points=first.debt_points if first else 0,
         expiring=[
             ExpiringPoints(expires_at=datetime.fromtimestamp(expires_at, UTC), amount_points=amount)
             for expires_at, amount in lots
@@ -167,13 +176,17 @@ def history_page(
     )
 
 
-def tier_public(uow: UnitOfWork, member: Member, partner_id: int | None = None) -> TierPublic:
-    """The member's tier; a partner asking sees the tier and the thresholds, not the metric's
-    value (it sums the member's spend at every partner)."""
-    view = tiers.view(uow.session, member.id, utcnow())
+def tier_public(
+    uow: UnitOfWork, member: Member, partner_id: int | None = None, program_id: int | None = None
+) -> TierPublic:
+    """The member's tier in a program (default: the first); a partner asking sees the tier and
+    the thresholds, not the metric's value (it sums the member's spend at every partner there)."""
+    program_id = program_id or partners.FIRST_PROGRAM
+    view = tiers.view(uow.session, member.id, utcnow(), program_id)
     earned = view.earned
     hidden = partner_id is not None
     return TierPublic(
+        program_id=program_id,
         tier=view.tier,
         earned_tier=earned.tier,
         paid_tier=view.paid.tier if view.paid else None,
@@ -192,10 +205,11 @@ def tier_public(uow: UnitOfWork, member: Member, partner_id: int | None = None) 
 
 
 @router.get("/{member_id}/tier", response_model=TierPublic)
-def member_tier(member_id: IdPath, uow: UowDep, principal: Reader) -> TierPublic:
-    """The member's tier (the higher of earned and paid) and why: its metric against the
-    thresholds, what keeps it, what reaches the next, and when it is next reviewed."""
-    return tier_public(uow, members.get(uow, member_id, principal.partner_id), principal.partner_id)
+def member_tier(member_id: IdPath, uow: UowDep, principal: Reader, program_id: ProgramQuery = None) -> TierPublic:
+    """The member's tier in a program (default: the first; the higher of earned and paid) and
+    why: its metric against the thresholds, what keeps it, what reaches the next, and when it
+    is next reviewed."""
+    return tier_public(uow, members.get(uow, member_id, principal.partner_id), principal.partner_id, program_id)
 
 
 @router.post("/{member_id}/tier-subscriptions", status_code=201, response_model=TierSubscriptionPublic)
@@ -204,11 +218,21 @@ def subscribe(
 ) -> JSONResponse:
     """A paid tier for a period, paid in money (`payment_ref`, each used once). Bought while
     another runs, it starts when that one ends (a renewal). The member's tier is the higher of
-    this and the earned one."""
+    this and the earned one. In another program than the first (`program_id`), a partner sells
+    it only where it issues."""
 
     def write() -> tuple[int, TierSubscriptionPublic]:
         member = members.get(uow, member_id, principal.partner_id)
-        bought = tiers.subscribe(uow, member.id, sold_by=principal.partner_id, **body.model_dump())
+        program_id = body.program_id or partners.FIRST_PROGRAM
+        if principal.partner_id is not None:
+            partners.account_in(uow, principal.partner_id, program_id)  # 422 program_not_joined
+        bought = tiers.subscribe(
+            uow,
+            member.id,
+            sold_by=principal.partner_id,
+            program_id=program_id,
+            **body.model_dump(exclude={"program_id"}),
+        )
         return 201, TierSubscriptionPublic.model_validate(bought, from_attributes=True)
 
     return idempotent(request, digest, uow.session, principal, write)

@@ -19,6 +19,7 @@ from loyalty.api.schemas import (
     CursorQuery,
     Limit,
     Page,
+    ProgramQuery,
     PurchaseCreate,
     PurchasePublic,
     RefundCreate,
@@ -27,7 +28,7 @@ from loyalty.api.schemas import (
 from loyalty.db.models import Purchase, Refund
 from loyalty.domain.earning.context import Line
 from loyalty.domain.earning.refunds import RefundLine
-from loyalty.services import purchases
+from loyalty.services import partners, purchases
 from loyalty.services.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1/purchases", tags=["purchases"])
@@ -41,12 +42,13 @@ def public(uow: UnitOfWork, purchase: Purchase) -> PurchasePublic:
             {field: getattr(a, field) for field in AwardPublic.model_fields}
             for a in purchases.awards_of(uow.session, purchase.id)
         ],
+        partners.placed(uow.session, purchase.partner_id)[0],
     )
 
 
 _SHOWN = (
     "id",
-    "partner_id",
+    "program_id",
     "member_id",
     "order_id",
     "occurred_at",
@@ -58,10 +60,15 @@ _SHOWN = (
 )
 
 
-def _public(purchase: Mapping[str, Any], awards: Sequence[Mapping[str, Any]]) -> PurchasePublic:
+def _public(purchase: Mapping[str, Any], awards: Sequence[Mapping[str, Any]], brand_id: int) -> PurchasePublic:
+    """A purchase as the API shows it: the brand's (`partner_id`), whichever of its issuer
+    accounts priced it (the one in `program_id`)."""
     shown = [AwardPublic.model_construct(**{field: a[field] for field in AwardPublic.model_fields}) for a in awards]
     return PurchasePublic.model_construct(
-        **{column: purchase[column] for column in _SHOWN}, awards=shown, total_points=sum(a.points for a in shown)
+        **{column: purchase[column] for column in _SHOWN},
+        partner_id=brand_id,
+        awards=shown,
+        total_points=sum(a.points for a in shown),
     )
 
 
@@ -73,17 +80,21 @@ async def record_purchase(body: PurchaseCreate, request: Request, principal: Par
     Accepted (202): the chain has nothing yet. Orders arriving together are recorded together
     (one transaction, one read and one write of each kind of row), each as if alone."""
     assert principal.partner_id is not None
+    brand_id = principal.partner_id
     order = purchases.Order(
-        partner_id=principal.partner_id,
+        partner_id=brand_id,
         member_id=body.member_id,
         order_id=body.order_id,
         occurred_at=body.occurred_at,
         currency=body.currency,
         lines=[Line(**line.model_dump()) for line in body.lines],
+        program_id=body.program_id or partners.FIRST_PROGRAM,
     )
     acceptor: Acceptor = request.app.state.acceptor
     return await acceptor.accept(
-        QueuedPurchase(principal, idempotency_key(request), digest, order, lambda r: _public(r.purchase, r.awards))
+        QueuedPurchase(
+            principal, idempotency_key(request), digest, order, lambda r: _public(r.purchase, r.awards, brand_id)
+        )
     )
 
 
@@ -93,19 +104,26 @@ def list_purchases(
     principal: Reader,
     member_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
     partner_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
+    program_id: ProgramQuery = None,
     limit: Limit = 100,
     cursor: CursorQuery = None,
 ) -> Page[PurchasePublic]:
-    """Purchases, oldest first: a partner's own; the admin's and auditors' of every partner."""
+    """Purchases, oldest first: a partner's own (in every program it issues in, or in
+    `program_id`); the admin's and auditors' of every partner."""
     owner = principal.partner_id if principal.role == "partner" else partner_id
-    page = purchases.page_purchases(uow, partner_id=owner, member_id=member_id, cursor=cursor, limit=limit)
+    page = purchases.page_purchases(
+        uow, partner_id=owner, member_id=member_id, program_id=program_id, cursor=cursor, limit=limit
+    )
     return Page(data=[public(uow, p) for p in page.rows], next_cursor=page.next_cursor)
 
 
 @router.get("/{order_id}", response_model=PurchasePublic)
-def get_purchase(order_id: OrderId, uow: UowDep, principal: Partnered) -> PurchasePublic:
+def get_purchase(
+    order_id: OrderId, uow: UowDep, principal: Partnered, program_id: ProgramQuery = None
+) -> PurchasePublic:
+    """The partner's order, in the program it earned in (default: the first)."""
     assert principal.partner_id is not None
-    return public(uow, purchases.get(uow, principal.partner_id, order_id))
+    return public(uow, purchases.get(uow, partners.account_in(uow, principal.partner_id, program_id).id, order_id))
 
 
 @router.post("/{order_id}/refunds", status_code=201, response_model=RefundPublic)
@@ -116,11 +134,12 @@ async def refund_purchase(
     never minted; after it they become the member's debt, paid from its next awards (never
     burned without the member)."""
     assert principal.partner_id is not None
-    partner_id = principal.partner_id
+    brand_id = principal.partner_id
 
     def write(uow: UnitOfWork) -> tuple[int, RefundPublic]:
         lines = None if body.lines is None else [RefundLine(item.sku, item.quantity) for item in body.lines]
-        made = purchases.refund(uow, partner_id, order_id, body.refund_id, lines)
+        account = partners.account_in(uow, brand_id, body.program_id)
+        made = purchases.refund(uow, account.id, order_id, body.refund_id, lines)
         return 201, _refund_public(made, order_id)
 
     return await grouped(request, principal, digest, write)

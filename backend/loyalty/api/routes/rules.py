@@ -18,6 +18,8 @@ from loyalty.api.schemas import (
     IdPath,
     Limit,
     Page,
+    ProgramQuery,
+    RuleCreate,
     RuleDefinition,
     RulePublic,
     RuleVersionPublic,
@@ -27,15 +29,18 @@ from loyalty.api.schemas import (
 from loyalty.db.models import EarningRule, RuleVersion
 from loyalty.db.session import write_lock
 from loyalty.domain.earning.context import Activity, Line, MemberFacts
-from loyalty.services import awards, campaigns, pricing, rules
+from loyalty.services import awards, campaigns, partners, pricing, rules
+from loyalty.services.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1/rules", tags=["rules"])
 
 
-def _public(rule: EarningRule, version: RuleVersion) -> RulePublic:
+def _public(uow: UnitOfWork, rule: EarningRule, version: RuleVersion) -> RulePublic:
+    brand_id, program_id = partners.placed(uow.session, rule.partner_id)
     return RulePublic(
         id=rule.id,
-        partner_id=rule.partner_id,
+        partner_id=brand_id,
+        program_id=program_id,
         version=rule.version,
         active=rule.active,
         definition=json.loads(version.definition),
@@ -45,19 +50,19 @@ def _public(rule: EarningRule, version: RuleVersion) -> RulePublic:
 
 
 def _definition(body: RuleDefinition) -> dict[str, object]:
-    return body.model_dump(mode="json", exclude_none=True)
+    return body.model_dump(mode="json", exclude_none=True, exclude={"program_id"})
 
 
 @router.post("", status_code=201, response_model=RulePublic)
-def create_rule(
-    body: RuleDefinition, request: Request, uow: UowDep, principal: Partnered, digest: Digest
-) -> JSONResponse:
-    """A new earning rule of the calling partner, at version 1; it earns from now on."""
+def create_rule(body: RuleCreate, request: Request, uow: UowDep, principal: Partnered, digest: Digest) -> JSONResponse:
+    """A new earning rule of the calling partner, at version 1; it earns from now on, in the
+    program it names (default: the first; a rule stays in its program)."""
     assert principal.partner_id is not None
-    partner_id = principal.partner_id
+    brand_id = principal.partner_id
 
     def write() -> tuple[int, RulePublic]:
-        return 201, _public(*rules.create(uow, partner_id, _definition(body)))
+        account = partners.account_in(uow, brand_id, body.program_id)
+        return 201, _public(uow, *rules.create(uow, account.id, _definition(body)))
 
     return idempotent(request, digest, uow.session, principal, write)
 
@@ -68,22 +73,25 @@ def list_rules(
     principal: Reader,
     active: bool | None = None,
     partner_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
+    program_id: ProgramQuery = None,
     limit: Limit = 100,
     cursor: CursorQuery = None,
 ) -> Page[RulePublic]:
-    """Rules at their current versions, oldest first: a partner sees its own; the admin and
-    auditors every partner's (or one's, with `partner_id`)."""
+    """Rules at their current versions, oldest first: a partner sees its own (in every program,
+    or in `program_id`); the admin and auditors every partner's (or one's, with `partner_id`)."""
     owner = principal.partner_id if principal.role == "partner" else partner_id
-    page = rules.page_rules(uow, partner_id=owner, active=active, cursor=cursor, limit=limit)
-    return Page(data=[_public(r, rules.version_of(uow, r)) for r in page.rows], next_cursor=page.next_cursor)
+    page = rules.page_rules(uow, partner_id=owner, active=active, program_id=program_id, cursor=cursor, limit=limit)
+    return Page(data=[_public(uow, r, rules.version_of(uow, r)) for r in page.rows], next_cursor=page.next_cursor)
 
 
 @router.post("/simulate", response_model=SimulationResult)
 def simulate(body: Simulation, uow: UowDep, principal: Partnered) -> SimulationResult:
-    """What an activity would earn under the calling partner's active rules, the program's tier
-    ladder (for the `tier` given) and the campaigns running at `occurred_at` (with their budgets
-    as they are now; no member's caps). Writes nothing, so it takes no Idempotency-Key."""
+    """What an activity would earn under the calling partner's active rules in the program
+    (default: the first), its tier ladder (for the `tier` given) and the campaigns running at
+    `occurred_at` (with their budgets as they are now; no member's caps). Writes nothing, so it
+    takes no Idempotency-Key."""
     assert principal.partner_id is not None
+    account_id = partners.account_in(uow, principal.partner_id, body.program_id).id
     activity = Activity(
         trigger=body.trigger,
         occurred_at=body.occurred_at,
@@ -91,9 +99,9 @@ def simulate(body: Simulation, uow: UowDep, principal: Partnered) -> SimulationR
         event_type=body.event_type,
     )
     facts = MemberFacts(body.tier, frozenset(body.segments))
-    issuers = [principal.partner_id, *campaigns.running(uow.session, principal.partner_id).issuers.values()]
+    issuers = [account_id, *campaigns.running(uow.session, account_id).issuers.values()]
     budget_left = awards.available(uow.session, issuers, lock=False)
-    priced = pricing.price(uow.session, principal.partner_id, activity, facts, budget_left=budget_left)
+    priced = pricing.price(uow.session, account_id, activity, facts, budget_left=budget_left)
     return SimulationResult(
         awards=award_views(priced), total_points=priced.own_points + sum(b.points for b in priced.bonuses)
     )
@@ -128,7 +136,7 @@ def award_views(priced: pricing.Priced) -> list[AwardPublic]:
 @router.get("/{rule_id:int}", response_model=RulePublic)
 def get_rule(rule_id: IdPath, uow: UowDep, principal: Reader) -> RulePublic:
     rule = rules.get(uow, rule_id, _owner(principal.role, principal.partner_id))
-    return _public(rule, rules.version_of(uow, rule))
+    return _public(uow, rule, rules.version_of(uow, rule))
 
 
 @router.get("/{rule_id:int}/versions", response_model=list[RuleVersionPublic])
@@ -147,7 +155,7 @@ def update_rule(rule_id: IdPath, body: RuleDefinition, uow: UowDep, principal: P
     second one, and needs no Idempotency-Key); the old versions are kept."""
     with write_lock(uow.session):
         rule, version = rules.update(uow, rule_id, principal.partner_id, _definition(body))
-        public = _public(rule, version)
+        public = _public(uow, rule, version)
         uow.session.commit()
     return public
 
@@ -159,7 +167,7 @@ def deactivate_rule(
     """The rule stops earning; its versions stay (awards name them)."""
 
     def write() -> tuple[int, RulePublic]:
-        return 200, _public(*rules.deactivate(uow, rule_id, principal.partner_id))
+        return 200, _public(uow, *rules.deactivate(uow, rule_id, principal.partner_id))
 
     return idempotent(request, digest, uow.session, principal, write)
 
