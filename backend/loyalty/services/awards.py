@@ -259,7 +259,7 @@ def owed_in(session: Session, member_id: int, program_id: int, brand_id: int | N
         )
     )
     owed = select(func.coalesce(func.sum(Debt.points), 0)).where(
-        Debt.member_id == member_id, Debt.partner_id.in_(select(Partner.id).where(Partner.program_id == program_id))
+        Debt.member_id == member_id, Debt.partner_id.in_(partners.accounts_there(program_id))
     )
     if brand_id is not None:
         pending = pending.where(Purchase.partner_id.in_(partners.accounts_of(brand_id)))

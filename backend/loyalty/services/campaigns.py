@@ -122,7 +122,7 @@ def page_campaigns(
     if partner_id is not None:
         query = query.where(Campaign.partner_id.in_(partners.accounts_of(partner_id)))
     if program_id is not None:
-        query = query.where(Campaign.issuer_id.in_(select(Partner.id).where(Partner.program_id == program_id)))
+        query = query.where(Campaign.issuer_id.in_(partners.accounts_there(program_id)))
     if active is not None:
         query = query.where(Campaign.active == active)
     return keyset(uow.session, query, [Campaign.id], cursor, limit)

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from loyalty.db.models import Award, Event, Member, Partner, utcnow
+from loyalty.db.models import Award, Event, Member, utcnow
 from loyalty.domain.earning.context import Activity, Trigger
 from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
 from loyalty.services import awards, partners, pricing
@@ -77,7 +77,7 @@ def page_events(
     if partner_id is not None:
         query = query.where(Event.partner_id.in_(partners.accounts_of(partner_id)))
     if program_id is not None:
-        query = query.where(Event.partner_id.in_(select(Partner.id).where(Partner.program_id == program_id)))
+        query = query.where(Event.partner_id.in_(partners.accounts_there(program_id)))
     if member_id is not None:
         query = query.where(Event.member_id == member_id)
     return keyset(uow.session, query, [Event.id], cursor, limit)

@@ -144,6 +144,11 @@ def accounts_of(partner_id: int) -> Select[Any]:
     return select(Partner.id).where(or_(Partner.id.in_(mine), Partner.owner_id.in_(mine)))
 
 
+def accounts_there(program_id: int) -> Select[Any]:
+    """The issuer accounts on a program's token (brands', their accounts there, campaigns')."""
+    return select(Partner.id).where(Partner.program_id == program_id)
+
+
 def brand_of(account: Partner) -> int:
     """The brand an issuer account issues for: itself, or the brand whose account it is in
     another program (whose members, segments and key it uses there)."""

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from loyalty.db.models import EarningRule, Partner, RuleVersion, utcnow
+from loyalty.db.models import EarningRule, RuleVersion, utcnow
 from loyalty.domain.earning.calculators import Multiplier
 from loyalty.domain.earning.engine import RuleSet, Stacking, rule_from_definition
 from loyalty.errors import ErrorCode, NotFoundError, UnprocessableError
@@ -88,7 +88,7 @@ def page_rules(
     if partner_id is not None:
         query = query.where(EarningRule.partner_id.in_(partners.accounts_of(partner_id)))
     if program_id is not None:
-        query = query.where(EarningRule.partner_id.in_(select(Partner.id).where(Partner.program_id == program_id)))
+        query = query.where(EarningRule.partner_id.in_(partners.accounts_there(program_id)))
     if active is not None:
         query = query.where(EarningRule.active == active)
     return keyset(uow.session, query, [EarningRule.id], cursor, limit)
