@@ -61,6 +61,7 @@ class ErrorCode(StrEnum):
     REFUND_EXISTS = "refund_exists", 409, "The refund id was used for other lines"
     CURRENCY_NOT_ACCEPTED = "currency_not_accepted", 422, "The program prices purchases in another currency"
     CAMPAIGN_NOT_FOUND = "campaign_not_found", 404, "No such campaign"
+    WEBHOOK_NOT_FOUND = "webhook_not_found", 404, "No such webhook endpoint or delivery"
     REFERRAL_CODE_INVALID = "referral_code_invalid", 422, "No member has this referral code"
     SELF_REFERRAL = "self_referral", 422, "A member cannot refer itself"
     PAYMENT_USED = "payment_used", 409, "The payment paid for something already"

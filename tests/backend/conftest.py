@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from support.backend import ADMIN_KEY, OwnChain
+from support.webhooks import Receiver, receiving
 from web3 import HTTPProvider, Web3
 
 from loyalty.api.app import create_app
@@ -166,3 +167,10 @@ def chain_app(chain_settings: Settings) -> Iterator[tuple[TestClient, OutboxWrit
         writer = OutboxWriter(client.app.state.runtime, poll_s=0.01)  # type: ignore[attr-defined]
         yield client, writer
         writer.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real local HTTP server taking webhooks (`support.webhooks.Receiver`)."""
+    with receiving() as found:
+        yield found

@@ -37,7 +37,9 @@ def test_redeem_smartWallet_consentsThroughErc1271(token, issuer, admin, sign_re
     token.earn(wallet.address, 500, 0, {"from": issuer})
     as_wallet = SimpleNamespace(address=wallet.address, key=owner.key)
 
-    token.redeem(wallet.address, 200, 1, 1, DEADLINE, sign_redeem(as_wallet, 200, ref=1, deadline=DEADLINE), {"from": issuer})
+    token.redeem(
+        wallet.address, 200, 1, 1, DEADLINE, sign_redeem(as_wallet, 200, ref=1, deadline=DEADLINE), {"from": issuer}
+    )
 
     assert token.balanceOf(wallet.address) == 300
     assert token.nonces(wallet.address) == 1
@@ -93,7 +95,9 @@ def test_redeem_verboseWallet_itsLongAnswerCostsTheTokenNothing(token, issuer, a
 def test_redeem_ordinaryWallet_gasStaysWithinAThousandOfBefore(token, issuer, member, sign_redeem):
     """Before ERC-1271 and EIP-2098 support a first redemption used 48,025 gas (this fixture's token)."""
     token.earn(member.address, 500, 0, {"from": issuer})
-    tx = token.redeem(member.address, 200, 1, 1, DEADLINE, sign_redeem(member, 200, ref=1, deadline=DEADLINE), {"from": issuer})
+    tx = token.redeem(
+        member.address, 200, 1, 1, DEADLINE, sign_redeem(member, 200, ref=1, deadline=DEADLINE), {"from": issuer}
+    )
     assert tx.gas_used <= 48_025 + 1_000, tx.gas_used
 
 

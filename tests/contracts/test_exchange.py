@@ -24,16 +24,24 @@ def test_exchange_burnsOnTheSourceAndMintsOnTheTargetAtTheRate(world):
     exchanged = tx.events["Exchanged"]
     ref = exchanged["ref"]
     assert (bytes(exchanged["id"]), exchanged["member"], exchanged["amountIn"], exchanged["amountOut"]) == (
-        id_, member.address, 900, 300
+        id_,
+        member.address,
+        900,
+        300,
     )
     assert (exchanged["period"], exchanged["owed"], exchanged["debt"]) == (0, 300 * 20_000, 300 * 20_000)
     redeemed = tx.events["Redeemed"]
     assert (redeemed["issuer"], redeemed["rewardId"], redeemed["ref"]) == (
-        world.exchange.address, int.from_bytes(id_, "big"), ref
+        world.exchange.address,
+        int.from_bytes(id_, "big"),
+        ref,
     )
     earned = tx.events["Earned"]
     assert (earned["issuer"], earned["member"], earned["amount"], earned["ref"]) == (
-        world.exchange.address, member.address, 300, ref
+        world.exchange.address,
+        member.address,
+        300,
+        ref,
     )
     assert world.exchange.debtOf(0, world.hotel, world.airline) == 6_000_000
 
@@ -93,7 +101,9 @@ def test_exchange_failsPastTheCreditLimit(world):
     world.register(terms)
     member = world.member(10_000)
     world.exchange_points(terms, member, 1_200)  # 400 miles: 8,000,000
-    with brownie.reverts(custom_error("ExchangeCreditLimitExceeded", world.hotel, world.airline, 14_000_000, 10_000_000)):
+    with brownie.reverts(
+        custom_error("ExchangeCreditLimitExceeded", world.hotel, world.airline, 14_000_000, 10_000_000)
+    ):
         world.exchange_points(terms, member, 900)
     world.exchange_points(terms, member, 300)  # exactly at the limit
     assert world.exchange.debtOf(0, world.hotel, world.airline) == 10_000_000
@@ -132,7 +142,9 @@ def test_exchange_failsWithoutTheMembersConsent(world):
     world.register(other)
     for_other = world.consent(other, member, 300, ref, deadline=deadline)
     with brownie.reverts(revert_pattern=r"LoyaltyInvalidSigner: 0x[0-9a-f]{40}, " + member.address.lower()):
-        world.exchange.exchange(terms.as_tuple(), member.address, 300, ref, deadline, for_other, {"from": world.relayer})
+        world.exchange.exchange(
+            terms.as_tuple(), member.address, 300, ref, deadline, for_other, {"from": world.relayer}
+        )
     assert (world.source.balanceOf(member.address), world.target.balanceOf(member.address)) == (3_000, 0)
 
 
@@ -208,7 +220,9 @@ def test_exchangeBatch_isAllOrNothing(world):
     orders = [world.order(terms, member, 300) for member in members]  # 2,000,000 owed each
     poor = world.member(100)
     with brownie.reverts(custom_error("LoyaltyInsufficientBalance", poor.address, 100, 300)):
-        world.exchange.exchangeBatch(terms.as_tuple(), [*orders[:2], world.order(terms, poor, 300)], {"from": world.relayer})
+        world.exchange.exchangeBatch(
+            terms.as_tuple(), [*orders[:2], world.order(terms, poor, 300)], {"from": world.relayer}
+        )
     with brownie.reverts(custom_error("ExchangeCreditLimitExceeded", world.hotel, world.airline, 8_000_000, 6_000_000)):
         world.exchange.exchangeBatch(terms.as_tuple(), orders, {"from": world.relayer})
     assert [world.source.balanceOf(m.address) for m in members] == [3_000] * 4

@@ -31,7 +31,9 @@ def test_registerAgreement_failsIfSignedForOtherTerms(world):
     other = world.terms(rate_numerator=2)
     signature = world.sign(other, world.hotel)
     with brownie.reverts(revert_pattern=r"ExchangeInvalidSignature: 0x[0-9a-f]{40}, 0x[0-9a-f]{40}, 0x[0-9a-f]{40}"):
-        world.exchange.registerAgreement(terms.as_tuple(), signature, world.sign(terms, world.airline), {"from": world.admin})
+        world.exchange.registerAgreement(
+            terms.as_tuple(), signature, world.sign(terms, world.airline), {"from": world.admin}
+        )
 
 
 def test_registerAgreement_failsIfRegisteredTwice(world):

@@ -171,4 +171,6 @@ def test_exchange_matchesModel(long_world):
     assert PAYMENT_WINDOW_S < PERIOD_S  # time_passes can take a payer past its due date
     brownie.chain.snapshot()
     ExchangeMachine.world = w
-    run_state_machine_as_test(ExchangeMachine, settings=settings(max_examples=22, stateful_step_count=25, deadline=None, derandomize=True))
+    run_state_machine_as_test(
+        ExchangeMachine, settings=settings(max_examples=22, stateful_step_count=25, deadline=None, derandomize=True)
+    )

@@ -81,7 +81,10 @@ def test_settle_paysTheCreditorInTheSettlementToken(world):
     assert world.dollar.balanceOf(world.hotel) == 3_000_000
     settled = tx.events["PaymentSettled"]
     assert (settled["debtor"], settled["creditor"], settled["amount"], settled["offChain"]) == (
-        world.hotel.address, world.airline.address, 2_000_000, False
+        world.hotel.address,
+        world.airline.address,
+        2_000_000,
+        False,
     )
     assert _payments(world, 0)[0][3] is True
     assert world.exchange.oldestUnpaid(world.hotel)[0] is False

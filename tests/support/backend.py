@@ -102,7 +102,9 @@ def link(client: TestClient, member: dict[str, Any], partner: dict[str, Any]) ->
     assert response.status_code == 201, response.text
 
 
-def redemption_code(client: TestClient, member: dict[str, Any], partner: dict[str, Any], max_points: int = 10**12) -> str:
+def redemption_code(
+    client: TestClient, member: dict[str, Any], partner: dict[str, Any], max_points: int = 10**12
+) -> str:
     """A one-time code the (custodial) member makes for a redemption at `partner`."""
     body = {"partner_id": partner["id"], "max_points": max_points}
     response = post(client, "/v1/me/redemption-codes", body, sign_in(client, member))

@@ -33,9 +33,7 @@ class World:
         self.source = self.program(SOURCE_NAME, "HOTEL")
         self.target = self.program(TARGET_NAME, "MILES")
         self.dollar = TestDollar.deploy({"from": self.admin})
-        self.exchange = PointsExchange.deploy(
-            self.admin, self.dollar, PERIOD_S, PAYMENT_WINDOW_S, {"from": self.admin}
-        )
+        self.exchange = PointsExchange.deploy(self.admin, self.dollar, PERIOD_S, PAYMENT_WINDOW_S, {"from": self.admin})
         self.exchange.grantRole(self.exchange.RELAYER_ROLE(), self.relayer, {"from": self.admin})
         self.connect(self.source)
         self.connect(self.target)
@@ -114,7 +112,12 @@ class World:
             reward_id=int.from_bytes(self.agreement_id(agreement), "big"), ref=ref,
             nonce=token.nonces(member.address), deadline=deadline or int(time.time()) + FAR,
         )  # fmt: skip
-        data = redeem_typed_data(consent, chain_id=chain.id, token_address=token.address, token_name=SOURCE_NAME if token == self.source else token.name())
+        data = redeem_typed_data(
+            consent,
+            chain_id=chain.id,
+            token_address=token.address,
+            token_name=SOURCE_NAME if token == self.source else token.name(),
+        )
         return sign_typed_data(data, member.key)
 
     def exchange_points(self, agreement: Agreement, member: LocalAccount, amount_in: int, **tx: Any) -> Any:
@@ -129,10 +132,22 @@ class World:
     def order(self, agreement: Agreement, member: LocalAccount, amount_in: int) -> tuple[Any, ...]:
         ref = self.ref()
         deadline = int(time.time()) + FAR
-        return (member.address, amount_in, ref, deadline, self.consent(agreement, member, amount_in, ref, deadline=deadline))
+        return (
+            member.address,
+            amount_in,
+            ref,
+            deadline,
+            self.consent(agreement, member, amount_in, ref, deadline=deadline),
+        )
 
     def _token(self, address: str) -> Any:
-        return self.source if address == self.source.address else self.target if address == self.target.address else LoyaltyPoints.at(address)
+        return (
+            self.source
+            if address == self.source.address
+            else self.target
+            if address == self.target.address
+            else LoyaltyPoints.at(address)
+        )
 
     def _account(self, address: str) -> Any:
         return next(a for a in accounts if a.address == address)

@@ -41,12 +41,14 @@ from loyalty.api.routes import (
     rules,
     settlement,
     system,
+    webhooks,
 )
 from loyalty.audit.view import AuditViews
 from loyalty.errors import ErrorCode
 from loyalty.runtime import Runtime, build
 from loyalty.settings import Settings
 from loyalty.workers.outbox import OutboxWriter, run_writer
+from loyalty.workers.webhooks import WebhookSender, run_sender
 
 ROUTES = (
     system,
@@ -66,6 +68,7 @@ ROUTES = (
     exchanges,
     settlement,
     audit,
+    webhooks,
 )
 
 
@@ -92,14 +95,18 @@ def create_app(settings: Settings, *, run_outbox: bool = True, runtime: Runtime 
         gc.freeze()
         stop = threading.Event()
         thread = None
+        sender = None
         if run_outbox:
             thread = run_writer(OutboxWriter(wired, role="serve"), stop)
+            sender = run_sender(WebhookSender(wired), stop)
         try:
             yield
         finally:
             stop.set()
             if thread is not None:
                 thread.join(timeout=10)
+            if sender is not None:
+                sender.join(timeout=10)
             app.state.acceptor.stop()
             app.state.audit.close()
             wired.close()

@@ -1318,3 +1318,71 @@ class ReferralPublic(BaseModel):
     awards: list[AwardPublic]
     created_at: datetime
     rewarded_at: datetime | None
+
+
+# ----------------------------------------------------------------------------------- webhooks
+WebhookEventType = Literal[
+    "earn.confirmed",
+    "redemption.posted",
+    "redemption.voided",
+    "purchase.pending_ended",
+    "exchange.confirmed",
+    "settlement.period_closed",
+]
+WebhookUrl = Annotated[
+    str,
+    StringConstraints(max_length=2_000, pattern=r"^https?://[^\s/$.?#][^\s\x00]*$"),
+    Field(description="where events are POSTed (http or https)"),
+]
+
+
+class WebhookCreate(Strict):
+    url: WebhookUrl
+    event_types: Annotated[list[WebhookEventType], Field(min_length=1, max_length=20)]
+    description: Annotated[str, StringConstraints(max_length=500, pattern=NO_NUL)] = ""
+
+
+class WebhookUpdate(Strict):
+    url: WebhookUrl | None = None
+    event_types: Annotated[list[WebhookEventType], Field(min_length=1, max_length=20)] | None = None
+
+
+class WebhookPublic(BaseModel):
+    id: int
+    partner_id: int | None = Field(description="whose endpoint (none: the admin's, which gets every event)")
+    url: str
+    event_types: list[str]
+    description: str
+    status: Literal["active", "disabled"]
+    failures: int = Field(description="failed attempts in a row (at the limit the endpoint is disabled)")
+    disabled_at: datetime | None
+    disabled_reason: str | None
+    previous_secret_until: datetime | None = Field(description="after a rotation, the old secret signs too until then")
+    created_at: datetime
+
+
+class WebhookSecret(WebhookPublic):
+    secret: str = Field(description="the `whsec_` signing secret: shown once, keep it")
+
+
+class WebhookAttemptPublic(BaseModel):
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+    attempted_at: datetime
+
+
+class WebhookDeliveryPublic(BaseModel):
+    id: int
+    webhook_id: str = Field(description="the `webhook-id` header: the same on every retry (drop duplicates by it)")
+    type: str
+    member_id: int | None
+    status: Literal["pending", "delivered"]
+    attempts: int
+    next_attempt_at: datetime | None = Field(description="when it is tried next, while pending")
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+    created_at: datetime
+    payload: dict[str, object]
+    log: list[WebhookAttemptPublic]

@@ -16,6 +16,7 @@ import click
 import httpx
 from tqdm import tqdm
 
+from loyalty.domain import webhooks as webhook_types
 from loyalty.paths import VAR
 
 
@@ -1222,3 +1223,110 @@ def status(api_url: str, key: str | None) -> None:
     if outbox["partners_provisioning"]:
         lines.append(f"          {outbox['partners_provisioning']} partners being set up on-chain")
     click.echo("\n".join(lines))
+
+
+# ---------------------------------------------------------------------------------- webhooks
+EVENT_TYPES = click.Choice(list(webhook_types.EVENT_TYPES))
+
+
+@click.group()
+def webhooks() -> None:
+    """Webhook endpoints (a partner's, or the admin's for every event), their delivery log."""
+
+
+@webhooks.command("create")
+@click.argument("url")
+@click.option(
+    "--event", "event_types", multiple=True, required=True, type=EVENT_TYPES, help="An event type (repeat it)."
+)
+@click.option("--description", default="", help="What the endpoint is for.")
+@with_api
+def webhooks_create(url: str, event_types: tuple[str, ...], description: str, api_url: str, key: str | None) -> None:
+    """Register URL for these events; prints its `whsec_` signing secret, once."""
+    body = {"url": url, "event_types": list(event_types), "description": description}
+    _call(api_url, key, "POST", "/v1/webhooks", body)
+
+
+@webhooks.command("list")
+@page_options
+@with_api
+def webhooks_list(limit: int, cursor: str | None, api_url: str, key: str | None) -> None:
+    """Endpoints (a partner sees its own)."""
+    _list(api_url, key, "/v1/webhooks", limit, cursor)
+
+
+@webhooks.command("show")
+@click.argument("webhook_id", type=int)
+@with_api
+def webhooks_show(webhook_id: int, api_url: str, key: str | None) -> None:
+    """One endpoint: its events, status and failures in a row."""
+    _call(api_url, key, "GET", f"/v1/webhooks/{webhook_id}")
+
+
+@webhooks.command("update")
+@click.argument("webhook_id", type=int)
+@click.option("--url", default=None, help="A new URL.")
+@click.option(
+    "--event", "event_types", multiple=True, type=EVENT_TYPES, help="The event types, all of them (repeat it)."
+)
+@with_api
+def webhooks_update(
+    webhook_id: int, url: str | None, event_types: tuple[str, ...], api_url: str, key: str | None
+) -> None:
+    """Change an endpoint's URL or event types."""
+    body = {"url": url, "event_types": list(event_types) or None}
+    _call(api_url, key, "PATCH", f"/v1/webhooks/{webhook_id}", {k: v for k, v in body.items() if v is not None})
+
+
+@webhooks.command("rotate-secret")
+@click.argument("webhook_id", type=int)
+@with_api
+def webhooks_rotate_secret(webhook_id: int, api_url: str, key: str | None) -> None:
+    """A new signing secret (the old one also signs for 24 hours)."""
+    _call(api_url, key, "POST", f"/v1/webhooks/{webhook_id}/secret-rotations")
+
+
+@webhooks.command("enable")
+@click.argument("webhook_id", type=int)
+@with_api
+def webhooks_enable(webhook_id: int, api_url: str, key: str | None) -> None:
+    """Send to the endpoint again (what waited goes now, in order)."""
+    _call(api_url, key, "POST", f"/v1/webhooks/{webhook_id}/enable")
+
+
+@webhooks.command("disable")
+@click.argument("webhook_id", type=int)
+@with_api
+def webhooks_disable(webhook_id: int, api_url: str, key: str | None) -> None:
+    """Stop sending (events still queue for it)."""
+    _call(api_url, key, "POST", f"/v1/webhooks/{webhook_id}/disable")
+
+
+@webhooks.command("delete")
+@click.argument("webhook_id", type=int)
+@with_api
+def webhooks_delete(webhook_id: int, api_url: str, key: str | None) -> None:
+    """No more events for the endpoint (its log stays)."""
+    request(api_url, key, "DELETE", f"/v1/webhooks/{webhook_id}")
+    click.echo(f"webhook endpoint {webhook_id} deleted")
+
+
+@webhooks.command("deliveries")
+@click.argument("webhook_id", type=int)
+@click.option("--status", type=click.Choice(["pending", "delivered"]), default=None, help="Only these.")
+@page_options
+@with_api
+def webhooks_deliveries(
+    webhook_id: int, status: str | None, limit: int, cursor: str | None, api_url: str, key: str | None
+) -> None:
+    """The endpoint's delivery log: each event, its status and every attempt."""
+    _list(api_url, key, f"/v1/webhooks/{webhook_id}/deliveries", limit, cursor, status=status)
+
+
+@webhooks.command("redeliver")
+@click.argument("webhook_id", type=int)
+@click.argument("delivery_id", type=int)
+@with_api
+def webhooks_redeliver(webhook_id: int, delivery_id: int, api_url: str, key: str | None) -> None:
+    """Send a delivery again now, with the same webhook-id."""
+    _call(api_url, key, "POST", f"/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver")

@@ -98,11 +98,13 @@ def serve(host: str, port: int, outbox: bool) -> None:
 
 @click.command()
 def worker() -> None:
-    """Run the outbox writer alone: drains accepted earns and redemptions onto the chain.
+    """Run the outbox writer alone: drains accepted earns and redemptions onto the chain, and
+    sends webhook deliveries.
 
     Any number may run: the one holding the database's writer lease writes, the others stand by
-    and take over when it stops."""
+    and take over when it stops (each sends webhooks, claiming what it sends)."""
     from loyalty.workers.outbox import OutboxWriter
+    from loyalty.workers.webhooks import WebhookSender, run_sender
 
     log_to_stderr()
     runtime = runtime_or_exit(Settings.from_env())
@@ -117,7 +119,9 @@ def worker() -> None:
     )
     gc.collect()
     gc.freeze()  # as the API does: no full garbage-collector passes over startup objects while holding the write lock
+    sender = run_sender(WebhookSender(runtime), stop)
     writer.run(stop)
+    sender.join(timeout=10)
     runtime.close()
 
 

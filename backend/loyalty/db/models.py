@@ -834,3 +834,85 @@ class ExpirySweep(Base):
     members_checked: Mapped[int]
     members_swept: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookEndpoint(Base):
+    """Where a partner (or, with no `partner_id`, the admin) wants events sent, and which ones.
+    Its signing secret is sealed under the master key; after a rotation the previous one signs
+    too until `previous_until`, so a receiver can switch over without missing a message."""
+
+    __tablename__ = "webhook_endpoints"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2_000))
+    event_types: Mapped[str] = mapped_column(Text)  # JSON list of types
+    description: Mapped[str] = mapped_column(String(500), default="")
+    secret_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    previous_secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    previous_until: Mapped[datetime | None]
+    # Failed attempts in a row; at the limit the endpoint is disabled (its deliveries wait, none
+    # is lost: enabling it sends them, in order).
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    disabled_at: Mapped[datetime | None]
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    deleted_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookEvent(Base):
+    """Something that happened, recorded in the transaction that made it happen (so it is
+    never lost nor made up), for the brand it concerns (`partner_id`; none: the program's own,
+    seen by the admin's endpoints only) and the member it is about (deliveries to one endpoint
+    go in order per member)."""
+
+    __tablename__ = "webhook_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # What it is about, once: `type:subject:brand` (a reorg that confirms a write again makes
+    # no second event, so a receiver dropping seen webhook-ids drops every duplicate).
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    type: Mapped[str] = mapped_column(String(100))
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    payload: Mapped[str] = mapped_column(Text)  # JSON, as sent: {type, timestamp, data}
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"  # to send (again) at `next_attempt_at`
+    DELIVERED = "delivered"  # the receiver answered 2xx
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint: sent until the receiver answers 2xx (at least once), with
+    backoff; `next_attempt_at` is also the claim a sender takes before sending, so two senders
+    do not both send it."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_event"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("webhook_events.id"))
+    member_id: Mapped[int | None] = mapped_column(Integer)  # the event's: in order per member
+    status: Mapped[str] = mapped_column(String(20), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    delivered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookAttempt(Base):
+    """One try at a delivery, as the log shows it: when, the answer (or why there was none)
+    and how long it took."""
+
+    __tablename__ = "webhook_attempts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id"), index=True)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    attempted_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from loyalty.db.models import ChainWrite, Earn, EarnStatus, MemberLink, Partner, utcnow
 from loyalty.domain.earning import EarnRequest, admit
 from loyalty.errors import DomainError, ErrorCode, NotFoundError
-from loyalty.services import partners
+from loyalty.services import partners, webhooks
 from loyalty.services.lists import Page, keyset
 from loyalty.services.uow import UnitOfWork
 
@@ -93,9 +93,22 @@ def confirm(session: Session, write_id: int, partner_id: int | None, budget: int
         update(Earn)
         .where(Earn.write_id == write_id, Earn.status == EarnStatus.PENDING)
         .values(status=EarnStatus.CONFIRMED, confirmed_at=utcnow(), batch_limit=None)
-        .returning(Earn.amount_points)
-    ).scalars()
-    release_pending(session, partner_id, sum(confirmed), budget)
+        .returning(Earn.id, Earn.member_id, Earn.partner_id, Earn.amount_points, Earn.reason)
+    ).all()
+    release_pending(session, partner_id, sum(row.amount_points for row in confirmed), budget)
+    if confirmed:
+        write = session.get(ChainWrite, write_id)
+        mined = {"tx_hash": write.tx_hash if write else None, "block_number": write.block_number if write else None}
+        webhooks.emit(
+            session,
+            "earn.confirmed",
+            [
+                webhooks.Happened(f"earn:{row.id}", row.partner_id, row.member_id,
+                                  {"earn_id": row.id, "member_id": row.member_id, "amount_points": row.amount_points,
+                                   "reason": row.reason, **mined})
+                for row in confirmed
+            ],
+        )  # fmt: skip
 
 
 def fail(session: Session, partner_id: int | None, earn_ids: Sequence[int], error: str) -> int:

@@ -49,7 +49,7 @@ from loyalty.domain.consent import (
 from loyalty.domain.exchange import Agreement, QuoteRefused
 from loyalty.domain.exchange import quote as domain_quote
 from loyalty.errors import ConflictError, DomainError, ErrorCode, NotFoundError, UnprocessableError
-from loyalty.services import agreements, credentials, members
+from loyalty.services import agreements, credentials, members, webhooks
 from loyalty.services.lists import Page, keyset
 from loyalty.services.purchases import program
 from loyalty.services.redemptions import APPROVAL_WINDOW, CONSENT_VALIDITY_S, usable_signature
@@ -655,12 +655,33 @@ def _signed(
 
 # --------------------------------------------------------------------------------- the outbox
 def confirm(session: Session, write_id: int) -> None:
-    """Phase two: the exchange transaction is final (burned and minted, or neither)."""
-    session.execute(
+    """Phase two: the exchange transaction is final (burned and minted, or neither); each
+    brand party to its agreement hears of it."""
+    confirmed = session.execute(
         update(Exchange)
         .where(Exchange.write_id == write_id, Exchange.status == ExchangeStatus.RESERVED)
         .values(status=ExchangeStatus.CONFIRMED, updated_at=utcnow())
-    )
+        .returning(Exchange.id)
+    ).scalars()
+    rows = session.execute(
+        select(Exchange, RateAgreement.payer_id, RateAgreement.payee_id)
+        .join(RateAgreement, RateAgreement.id == Exchange.agreement_id)
+        .where(Exchange.id.in_(list(confirmed)))
+    ).all()
+    write = session.get(ChainWrite, write_id)
+    webhooks.emit(
+        session,
+        "exchange.confirmed",
+        [
+            webhooks.Happened(f"exchange:{row.id}", brand_id, row.member_id,
+                              {"exchange_id": row.id, "agreement_id": row.agreement_id, "member_id": row.member_id,
+                               "source_program_id": row.source_program_id, "target_program_id": row.target_program_id,
+                               "amount_in": row.amount_in, "amount_out": row.amount_out,
+                               "tx_hash": write.tx_hash if write else None})
+            for row, payer_id, payee_id in rows
+            for brand_id in sorted({payer_id, payee_id})
+        ],
+    )  # fmt: skip
 
 
 def void(session: Session, exchange_ids: list[int], error: str) -> None:

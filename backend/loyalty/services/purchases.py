@@ -42,7 +42,7 @@ from loyalty.domain.earning.context import Activity, Line, LineKind, MemberFacts
 from loyalty.domain.earning.engine import Rule, RuleSet, evaluate_lines, rule_from_definition
 from loyalty.domain.earning.refunds import RefundLine, remaining, reversals
 from loyalty.errors import ConflictError, DomainError, ErrorCode, NotFoundError, UnprocessableError
-from loyalty.services import awards, campaigns, partners, pricing, referrals, tiers
+from loyalty.services import awards, campaigns, partners, pricing, referrals, tiers, webhooks
 from loyalty.services.lists import Page, keyset
 from loyalty.services.uow import UnitOfWork
 
@@ -503,6 +503,14 @@ def release(session: Session, purchase_id: int) -> bool:
     )
     own = [earn for earn in earns if earn.partner_id == purchase.partner_id]
     purchase.earn_id = own[0].id if own else None
+    webhooks.emit(
+        session,
+        "purchase.pending_ended",
+        [webhooks.Happened(f"purchase:{purchase.id}", purchase.partner_id, purchase.member_id,
+                           {"purchase_id": purchase.id, "order_id": purchase.order_id, "member_id": purchase.member_id,
+                            "program_id": purchase.program_id, "points": sum(a.points for a in made),
+                            "earn_ids": [earn.id for earn in earns]})],
+    )  # fmt: skip
     left = remaining(_lines(purchase), _refunded_so_far(session, purchase))
     if left:
         referrals.on_release(session, purchase, left, _local_time(purchase))

@@ -8,6 +8,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -24,7 +25,7 @@ from loyalty.domain.consent import (
     typed_data_digest,
 )
 from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
-from loyalty.services import catalog, credentials, members, partners, tiers
+from loyalty.services import catalog, credentials, members, partners, tiers, webhooks
 from loyalty.services.lists import Page, keyset
 from loyalty.services.refs import take_ref
 from loyalty.services.uow import UnitOfWork
@@ -340,12 +341,15 @@ def post(session: Session, write_id: int) -> None:
             status=RedemptionStatus.POSTED,
             voucher_code=func.coalesce(Redemption.voucher_code, secrets.token_hex(8).upper()),
         )
-        .returning(Redemption.id)
-    ).scalars()
+        .returning(
+            Redemption.id, Redemption.partner_id, Redemption.member_id, Redemption.reward_id, Redemption.amount_points
+        )
+    ).all()
+    webhooks.emit(session, "redemption.posted", [_happened(row) for row in posted])
     for redemption, reward in session.execute(
         select(Redemption, Reward)
         .join(Reward, Reward.id == Redemption.reward_id)
-        .where(Redemption.id.in_(list(posted)), Reward.tier.is_not(None))
+        .where(Redemption.id.in_([row.id for row in posted]), Reward.tier.is_not(None))
     ).all():
         try:  # a savepoint: a tier that cannot start must not hold up the writes finalized with it
             with session.begin_nested():
@@ -367,6 +371,18 @@ def void(session: Session, redemption: Redemption, error: str) -> None:
     if changed.rowcount == 1:  # type: ignore[attr-defined]
         session.execute(update(Reward).where(Reward.id == redemption.reward_id).values(stock=Reward.stock + 1))
         tiers.unpaid(session, redemption.id)
+        webhooks.emit(session, "redemption.voided", [_happened(redemption, error=error)])
+
+
+def _happened(row: Any, **more: Any) -> webhooks.Happened:
+    """A redemption (a row, or the columns the outbox read of it) as a webhook event."""
+    return webhooks.Happened(
+        f"redemption:{row.id}",
+        row.partner_id,
+        row.member_id,
+        {"redemption_id": row.id, "member_id": row.member_id, "reward_id": row.reward_id,
+         "amount_points": row.amount_points, **more},
+    )  # fmt: skip
 
 
 def of_member(uow: UnitOfWork, member: Member) -> Sequence[Redemption]:

@@ -41,7 +41,7 @@ from loyalty.db.models import (
 from loyalty.db.session import write_lock
 from loyalty.domain.consent import RedeemConsent, redeem_typed_data, sign_typed_data
 from loyalty.errors import ChainRevertError, DomainError, KeyDecryptionError
-from loyalty.services import agreements, exchanges, settlement
+from loyalty.services import agreements, exchanges, settlement, webhooks
 from loyalty.services.redemptions import CONSENT_VALIDITY_S
 from loyalty.workers.writes import Nonces, record
 
@@ -545,12 +545,21 @@ def _settled(writer: OutboxWriter, step_id: int, error: str | None) -> None:
 
 
 def settlement_landed(session: Session, step_id: int, error: str | None) -> None:
-    """A settlement step is done, or failed with the chain's reason."""
-    session.execute(
+    """A settlement step is done, or failed with the chain's reason; a period closed is news
+    to every endpoint that asks for it (it is public on the chain)."""
+    changed = session.execute(
         update(Settlement)
         .where(Settlement.id == step_id, Settlement.status.in_((SettlementStatus.QUEUED, SettlementStatus.SENT)))
         .values(status=SettlementStatus.DONE if error is None else SettlementStatus.FAILED, error=error)
     )
+    step = session.get(Settlement, step_id)
+    if changed.rowcount == 1 and error is None and step is not None and step.action == SettlementAction.CLOSE:  # type: ignore[attr-defined]
+        webhooks.emit(
+            session,
+            "settlement.period_closed",
+            [webhooks.Happened(f"period:{step.exchange_address}:{step.period}", None, None,
+                               {"exchange_address": step.exchange_address, "period": step.period})],
+        )  # fmt: skip
 
 
 def settlement_requeued(session: Session, step_id: int, status: SettlementStatus) -> None:

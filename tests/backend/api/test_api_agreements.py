@@ -33,19 +33,32 @@ def _status(exchange: Any, agreement: dict[str, Any]) -> tuple[bool, bool]:
 def test_agreement_proposedSignedRegisteredAndRevoked(
     client: Any, writer: Any, rpc_url: str, exchange_deployment: Any, tmp_path: Path
 ) -> None:
-    hotel, airline, other = make_partner(client, "Hotel"), make_partner(client, "Airline"), make_partner(client, "Other")
+    hotel, airline, other = (
+        make_partner(client, "Hotel"),
+        make_partner(client, "Airline"),
+        make_partner(client, "Other"),
+    )
     target = second_program(client, rpc_url, tmp_path)
     proposed = post(client, "/v1/agreements", terms(hotel, airline, target), hotel["api_key"])
     assert proposed.status_code == 201, proposed.text
     agreement = proposed.json()
-    assert (agreement["status"], agreement["signed_by_payer"], agreement["signed_by_payee"]) == ("proposed", True, False)
+    assert (agreement["status"], agreement["signed_by_payer"], agreement["signed_by_payee"]) == (
+        "proposed",
+        True,
+        False,
+    )
     w3 = Web3(HTTPProvider(rpc_url))
     exchange = w3.eth.contract(address=exchange_deployment.exchange_address, abi=load_artifact("PointsExchange").abi)
-    assert "0x" + exchange.functions.agreementId(tuple(agreement["terms"].values())).call().hex() == agreement["agreement_id"]
+    assert (
+        "0x" + exchange.functions.agreementId(tuple(agreement["terms"].values())).call().hex()
+        == agreement["agreement_id"]
+    )
     hidden = client.get(f"/v1/agreements/{agreement['id']}", headers=auth(other["api_key"]))
     assert (hidden.status_code, hidden.json()["code"]) == (404, "agreement_not_found")
 
-    early = client.post("/v1/exchanges/quote", json={"agreement_id": agreement["id"], "amount_in": 900}, headers=auth(hotel["api_key"]))
+    early = client.post(
+        "/v1/exchanges/quote", json={"agreement_id": agreement["id"], "amount_in": 900}, headers=auth(hotel["api_key"])
+    )
     assert (early.status_code, early.json()["code"]) == (409, "agreement_not_registered")
     signed = client.post(f"/v1/agreements/{agreement['id']}/sign", headers=auth(airline["api_key"]))
     assert signed.json()["status"] == "signed", signed.text
@@ -53,10 +66,14 @@ def test_agreement_proposedSignedRegisteredAndRevoked(
     registered = client.get(f"/v1/agreements/{agreement['id']}", headers=auth(airline["api_key"])).json()
     assert registered["status"] == "registered", registered
     assert _status(exchange, agreement) == (True, False)
-    quoted = client.post("/v1/exchanges/quote", json={"agreement_id": agreement["id"], "amount_in": 900}, headers=auth(other["api_key"]))
+    quoted = client.post(
+        "/v1/exchanges/quote", json={"agreement_id": agreement["id"], "amount_in": 900}, headers=auth(other["api_key"])
+    )
     assert quoted.status_code == 200, quoted.text
     assert (quoted.json()["amount_out"], quoted.json()["owed"]) == (300, 300 * 20_000)
-    off_step = client.post("/v1/exchanges/quote", json={"agreement_id": agreement["id"], "amount_in": 901}, headers=auth(hotel["api_key"]))
+    off_step = client.post(
+        "/v1/exchanges/quote", json={"agreement_id": agreement["id"], "amount_in": 901}, headers=auth(hotel["api_key"])
+    )
     assert (off_step.status_code, off_step.json()["code"]) == (422, "exchange_amount_invalid")
 
     revoking = client.post(f"/v1/agreements/{agreement['id']}/revoke", headers=auth(airline["api_key"]))
@@ -68,12 +85,16 @@ def test_agreement_proposedSignedRegisteredAndRevoked(
     assert listed == []
 
 
-def test_agreement_aRoundTripTheChainRefusesIsRecordedWithWhy(client: Any, writer: Any, rpc_url: str, tmp_path: Path) -> None:
+def test_agreement_aRoundTripTheChainRefusesIsRecordedWithWhy(
+    client: Any, writer: Any, rpc_url: str, tmp_path: Path
+) -> None:
     hotel, airline = make_partner(client, "Hotel"), make_partner(client, "Airline")
     target = second_program(client, rpc_url, tmp_path)
     there = post(client, "/v1/agreements", terms(hotel, airline, target), hotel["api_key"]).json()
     client.post(f"/v1/agreements/{there['id']}/sign", headers=auth(airline["api_key"]))
-    back_terms = terms(airline, hotel, 1, source_program_id=target, rate_numerator=3, rate_denominator=1, minimum_in=1, step_in=1)
+    back_terms = terms(
+        airline, hotel, 1, source_program_id=target, rate_numerator=3, rate_denominator=1, minimum_in=1, step_in=1
+    )
     back = post(client, "/v1/agreements", back_terms, airline["api_key"]).json()
     client.post(f"/v1/agreements/{back['id']}/sign", headers=auth(hotel["api_key"]))
     confirm_all(writer)
@@ -82,9 +103,18 @@ def test_agreement_aRoundTripTheChainRefusesIsRecordedWithWhy(client: Any, write
 
 
 def test_agreement_refusesTermsTheExchangeWouldAndStrangers(client: Any, rpc_url: str, tmp_path: Path) -> None:
-    hotel, airline, other = make_partner(client, "Hotel"), make_partner(client, "Airline"), make_partner(client, "Other")
+    hotel, airline, other = (
+        make_partner(client, "Hotel"),
+        make_partner(client, "Airline"),
+        make_partner(client, "Other"),
+    )
     target = second_program(client, rpc_url, tmp_path)
-    for changes in ({"target_program_id": 1}, {"valid_until": "2020-01-01T00:00:00Z"}, {"bonus_every": 10}, {"max_in_per_exchange": 3}):
+    for changes in (
+        {"target_program_id": 1},
+        {"valid_until": "2020-01-01T00:00:00Z"},
+        {"bonus_every": 10},
+        {"max_in_per_exchange": 3},
+    ):
         refused = post(client, "/v1/agreements", terms(hotel, airline, target, **changes), hotel["api_key"])
         assert (refused.status_code, refused.json()["code"]) == (422, "agreement_invalid"), (changes, refused.text)
     stranger = post(client, "/v1/agreements", terms(hotel, airline, target), other["api_key"])
@@ -104,7 +134,10 @@ def test_cli_agreementProposedSignedAndQuoted(client: Any, settings: Any, rpc_ur
     hotel, airline = make_partner(client, "Hotel"), make_partner(client, "Airline")
     target = second_program(client, rpc_url, tmp_path)
     with serving(settings, outbox=True) as url:
-        as_hotel, as_airline = ["--api-url", url, "--key", hotel["api_key"]], ["--api-url", url, "--key", airline["api_key"]]
+        as_hotel, as_airline = (
+            ["--api-url", url, "--key", hotel["api_key"]],
+            ["--api-url", url, "--key", airline["api_key"]],
+        )
         proposed = CliRunner().invoke(main, [
             "agreements", "propose", "--target", str(target), "--payer", str(hotel["id"]), "--payee", str(airline["id"]),
             "--rate", "1:3", "--minimum", "300", "--step", "3", "--price", "20000", "--until", LATER, *as_hotel,
@@ -116,11 +149,20 @@ def test_cli_agreementProposedSignedAndQuoted(client: Any, settings: Any, rpc_ur
         assert bad_rate.exit_code == 2 and "is not OUT:IN" in bad_rate.output
         signed = CliRunner().invoke(main, ["agreements", "sign", agreement_id, *as_airline])
         assert signed.exit_code == 0 and '"status": "signed"' in signed.output, signed.output
-        wait_for(lambda: httpx.get(f"{url}/v1/agreements/{agreement_id}", headers=auth(hotel["api_key"])).json()["status"] == "registered")
+        wait_for(
+            lambda: (
+                httpx.get(f"{url}/v1/agreements/{agreement_id}", headers=auth(hotel["api_key"])).json()["status"]
+                == "registered"
+            )
+        )
         quoted = CliRunner().invoke(main, ["exchanges", "quote", agreement_id, "900", *as_hotel])
         refused = CliRunner().invoke(main, ["exchanges", "quote", agreement_id, "901", *as_hotel])
     assert quoted.exit_code == 0 and '"amount_out": 300' in quoted.output, quoted.output
-    assert refused.exit_code == 1 and "exchange_amount_invalid" in refused.output and len(refused.output.strip().splitlines()) == 1
+    assert (
+        refused.exit_code == 1
+        and "exchange_amount_invalid" in refused.output
+        and len(refused.output.strip().splitlines()) == 1
+    )
 
 
 def test_agreement_registeredByAnotherFirst_isRegisteredNotRefused(
@@ -184,19 +226,31 @@ def test_agreement_aBrandWithItsOwnSignerSignsTheTypedDataItself(
     signed = post(client, sign, {"signature": own}, airline["api_key"])
     assert signed.json()["status"] == "signed", signed.text
     confirm_all(writer)
-    assert client.get(f"/v1/agreements/{proposed['id']}", headers=auth(hotel["api_key"])).json()["status"] == "registered"
+    assert (
+        client.get(f"/v1/agreements/{proposed['id']}", headers=auth(hotel["api_key"])).json()["status"] == "registered"
+    )
     assert _status(exchange, proposed) == (True, False)
 
     zero = client.put(path, json={"address": "0x" + "00" * 20}, headers=auth(airline["api_key"]))
     assert (zero.status_code, zero.json()["code"]) == (422, "validation_error"), zero.text
     second = post(client, "/v1/agreements", terms(hotel, airline, target), hotel["api_key"]).json()
-    signed_before = post(client, f"/v1/agreements/{second['id']}/sign", {"signature": "0x" + sign_typed_data(second["typed_data"], signer.key).hex()}, airline["api_key"])
+    signed_before = post(
+        client,
+        f"/v1/agreements/{second['id']}/sign",
+        {"signature": "0x" + sign_typed_data(second["typed_data"], signer.key).hex()},
+        airline["api_key"],
+    )
     assert signed_before.json()["status"] == "signed", signed_before.text
     rotated = Account.create()  # before it is registered: the old signer's signature would be refused on-chain
     assert client.put(path, json={"address": rotated.address}, headers=auth(airline["api_key"])).status_code == 200
     again = client.get(f"/v1/agreements/{second['id']}", headers=auth(airline["api_key"])).json()
     assert (again["status"], again["signed_by_payer"], again["signed_by_payee"]) == ("proposed", True, False), again
-    resigned = post(client, f"/v1/agreements/{second['id']}/sign", {"signature": "0x" + sign_typed_data(second["typed_data"], rotated.key).hex()}, airline["api_key"])
+    resigned = post(
+        client,
+        f"/v1/agreements/{second['id']}/sign",
+        {"signature": "0x" + sign_typed_data(second["typed_data"], rotated.key).hex()},
+        airline["api_key"],
+    )
     assert resigned.json()["status"] == "signed", resigned.text
     confirm_all(writer)
     assert client.get(f"/v1/agreements/{second['id']}", headers=auth(hotel["api_key"])).json()["status"] == "registered"

@@ -20,7 +20,12 @@ def _window(days: int = 10) -> dict[str, str]:
 
 
 def _campaign(client, partner, **fields):
-    body = {"name": "Holiday double points", **_window(), "effect": {"kind": "multiplier", "numerator": 2, "denominator": 1}, **fields}
+    body = {
+        "name": "Holiday double points",
+        **_window(),
+        "effect": {"kind": "multiplier", "numerator": 2, "denominator": 1},
+        **fields,
+    }
     response = post(client, "/v1/campaigns", body, partner["api_key"])
     assert response.status_code == 201, response.text
     return response.json()
@@ -60,14 +65,26 @@ def test_campaign_issuesFromItsOwnAccount_untilItsOnChainBudgetRunsOut(client, w
     third = _buy(client, partner, member, "H-3", 30)
     confirm_all(writer)
 
-    assert [(a["campaign_id"], a["points"], a["capped_by"]) for a in first["awards"]] == [(None, 30, None), (campaign["id"], 30, None)]
+    assert [(a["campaign_id"], a["points"], a["capped_by"]) for a in first["awards"]] == [
+        (None, 30, None),
+        (campaign["id"], 30, None),
+    ]
     assert [(a["points"], a["capped_by"]) for a in second["awards"]] == [(30, None), (20, "budget")]  # what was left
-    assert [(a["points"], a["capped_by"]) for a in third["awards"]] == [(30, None), (0, "budget")]  # spent: shown, gives 0
+    assert [(a["points"], a["capped_by"]) for a in third["awards"]] == [
+        (30, None),
+        (0, "budget"),
+    ]  # spent: shown, gives 0
     assert token.balance_of(member["wallet_address"]) == 90 + 50
     assert token.issue_budget(campaign["issuer_address"]) == 0
     [bonus] = [a for a in first["awards"] if a["campaign_id"]]
-    earn = _get(client, f"/v1/earn/{bonus['earn_id']}", partner["api_key"])  # the partner's, from the campaign's account
-    assert (earn["amount_points"], earn["status"], earn["reason"]) == (30, "confirmed", "order H-1: Holiday double points")
+    earn = _get(
+        client, f"/v1/earn/{bonus['earn_id']}", partner["api_key"]
+    )  # the partner's, from the campaign's account
+    assert (earn["amount_points"], earn["status"], earn["reason"]) == (
+        30,
+        "confirmed",
+        "order H-1: Holiday double points",
+    )
     listed = _get(client, f"/v1/earn?member_id={member['id']}", partner["api_key"])["data"]
     assert sorted(e["amount_points"] for e in listed) == [20, 30, 30, 30, 30]
     view = _get(client, f"/v1/campaigns/{campaign['id']}", partner["api_key"])["budget"]
@@ -86,7 +103,10 @@ def test_campaign_issuesFromItsOwnAccount_untilItsOnChainBudgetRunsOut(client, w
 
     # The auditor sees the campaign's liability apart from the partner's.
     figures = {p["issuer_address"]: p for p in _get(client, "/v1/audit/summary", "adm_test")["partners"]}
-    assert (figures[campaign["issuer_address"]]["campaign_id"], figures[campaign["issuer_address"]]["outstanding_points"]) == (campaign["id"], 50)
+    assert (
+        figures[campaign["issuer_address"]]["campaign_id"],
+        figures[campaign["issuer_address"]]["outstanding_points"],
+    ) == (campaign["id"], 50)
     assert figures[partner["issuer_address"]]["outstanding_points"] == 90
 
 
@@ -94,7 +114,12 @@ def test_campaign_capsEachMember_andWhenShortOfBudget_givesNothingIfItSaysSo(cli
     partner, member = _shop(client)
     other = make_member(client, partner["api_key"])
     campaign = _campaign(
-        client, partner, effect={"kind": "bonus", "points": 100}, budget_points=170, per_member_points=150, when_short="none"
+        client,
+        partner,
+        effect={"kind": "bonus", "points": 100},
+        budget_points=170,
+        per_member_points=150,
+        when_short="none",
     )
 
     first = _buy(client, partner, member, "B-1", 5)
@@ -133,10 +158,14 @@ def test_campaign_refundInsideThePendingWindow_givesItsBudgetBack(client, writer
 
 def test_campaign_forASegment_onlyRewardsMembersTaggedSo(client, writer):
     partner, member = _shop(client)
-    _campaign(client, partner, effect={"kind": "bonus", "points": 25}, budget_points=1_000, conditions={"segments": ["vip"]})
+    _campaign(
+        client, partner, effect={"kind": "bonus", "points": 25}, budget_points=1_000, conditions={"segments": ["vip"]}
+    )
 
     untagged = _buy(client, partner, member, "S-1", 10)
-    tagged = client.put(f"/v1/members/{member['id']}/segments", json={"tags": ["vip"]}, headers=auth(partner["api_key"]))
+    tagged = client.put(
+        f"/v1/members/{member['id']}/segments", json={"tags": ["vip"]}, headers=auth(partner["api_key"])
+    )
     vip = _buy(client, partner, member, "S-2", 10)
 
     assert untagged["total_points"] == 10
@@ -151,7 +180,12 @@ def test_aBrandNamedLikeACampaignsAccount_isRefused(client):
 
 def test_campaign_withMoreBudgetThanThePartnerHasLeft_isRefused(client):
     partner, _ = _shop(client, budget=1_000)
-    response = post(client, "/v1/campaigns", {"name": "Too big", **_window(), "effect": {"kind": "bonus", "points": 1}, "budget_points": 1_001}, partner["api_key"])
+    response = post(
+        client,
+        "/v1/campaigns",
+        {"name": "Too big", **_window(), "effect": {"kind": "bonus", "points": 1}, "budget_points": 1_001},
+        partner["api_key"],
+    )
     assert (response.status_code, response.json()["code"]) == (422, "budget_exceeded")
     backwards = post(client, "/v1/campaigns", {"name": "Backwards", "starts_at": _window()["ends_at"], "ends_at": _window()["starts_at"],
                                                "effect": {"kind": "bonus", "points": 1}, "budget_points": 1}, partner["api_key"])  # fmt: skip
@@ -168,9 +202,14 @@ def test_campaign_isMadeAtOnce_butItsBudgetReachesTheChainOnlyAfterThePartnersIs
 
     assert early["total_points"] == 20
     with client.app.state.runtime.sessions() as session:
-        writes = {(w.partner_id, w.kind): w for w in session.query(ChainWrite).filter(ChainWrite.kind.in_(["move_budget", "set_budget"]))}
+        writes = {
+            (w.partner_id, w.kind): w
+            for w in session.query(ChainWrite).filter(ChainWrite.kind.in_(["move_budget", "set_budget"]))
+        }
     moved, given = writes[(partner["id"], "move_budget")], writes[(campaign["issuer_id"], "set_budget")]
-    assert moved.block_number < given.block_number  # the campaign's account is given its budget only once the move is final
+    assert (
+        moved.block_number < given.block_number
+    )  # the campaign's account is given its budget only once the move is final
     token = token_of(client)
     assert token.balance_of(member["wallet_address"]) == 20
     assert token.issue_budget(campaign["issuer_address"]) == 90

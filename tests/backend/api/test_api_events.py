@@ -11,7 +11,13 @@ WELCOME = {"name": "Welcome", "trigger": "enrolment", "calculator": {"strategy":
 
 
 def _event(client, partner, member, event_id, type_="review_written", **extra):
-    body = {"member_id": member["id"], "event_id": event_id, "type": type_, "occurred_at": datetime.now(UTC).isoformat(), **extra}
+    body = {
+        "member_id": member["id"],
+        "event_id": event_id,
+        "type": type_,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        **extra,
+    }
     return post(client, "/v1/events", body, partner["api_key"])
 
 
@@ -64,5 +70,10 @@ def test_event_refusals_areProblemsWithStableCodes(client):
     assert _event(client, partner, member, "enrolment:9").json()["code"] == "validation_error"
     assert _event(client, partner, member, "x-3", occurred_at=old).json()["code"] == "validation_error"
     assert _event(client, partner, member, "x-4", properties={"deep": {"no": 1}}).json()["code"] == "validation_error"
-    naive = {"member_id": member["id"], "event_id": "x-5", "type": "review_written", "occurred_at": "2026-11-23T09:30:00"}
+    naive = {
+        "member_id": member["id"],
+        "event_id": "x-5",
+        "type": "review_written",
+        "occurred_at": "2026-11-23T09:30:00",
+    }
     assert post(client, "/v1/events", naive, partner["api_key"]).json()["code"] == "validation_error"

@@ -40,6 +40,7 @@ from loyalty.chain.deploy import deploy_exchange
 from loyalty.cli import main
 from loyalty.domain.consent import sign_typed_data
 from loyalty.workers.outbox import OutboxWriter
+from loyalty.workers.webhooks import WebhookSender, deliver_all
 
 PERIOD_S = 3_600
 PRICE = 20_000  # 2 cents a mile, in a 6-decimal dollar
@@ -270,17 +271,25 @@ def test_cli_aMemberConvertsAndABrandReadsTheSettlement(world: Any) -> None:
     session = sign_in(world.client, member)
     world.writer.close()  # the served app's writer takes the lease
     with serving(world.settings, outbox=True) as url:
-        converted = CliRunner().invoke(main, ["exchanges", "create", str(world.agreement["id"]), "600", "--api-url", url, "--key", session])
+        converted = CliRunner().invoke(
+            main, ["exchanges", "create", str(world.agreement["id"]), "600", "--api-url", url, "--key", session]
+        )
         assert converted.exit_code == 0, converted.output
         exchange_id = json.loads(converted.output)["id"]
         shown = ["exchanges", "show", str(exchange_id), "--api-url", url, "--key", world.hotel["api_key"]]
         wait_for(lambda: json.loads(CliRunner().invoke(main, shown).output)["status"] == "confirmed")
         period = CliRunner().invoke(main, ["settlement", "show", "--api-url", url, "--key", world.airline["api_key"]])
         current = json.loads(period.output)["current_period"]
-        debts = CliRunner().invoke(main, ["settlement", "show", str(current), "--api-url", url, "--key", world.airline["api_key"]])
-        early = CliRunner().invoke(main, ["settlement", "close", str(current), "--api-url", url, "--key", world.airline["api_key"]])
+        debts = CliRunner().invoke(
+            main, ["settlement", "show", str(current), "--api-url", url, "--key", world.airline["api_key"]]
+        )
+        early = CliRunner().invoke(
+            main, ["settlement", "close", str(current), "--api-url", url, "--key", world.airline["api_key"]]
+        )
     assert json.loads(debts.output)["debts"][0]["amount"] == str(200 * PRICE), debts.output
-    assert early.exit_code == 1 and "period_not_closable" in early.output and "Traceback" not in early.output, early.output
+    assert early.exit_code == 1 and "period_not_closable" in early.output and "Traceback" not in early.output, (
+        early.output
+    )
     assert world.miles.functions.balanceOf(member["wallet_address"]).call() == 200
 
 
@@ -295,7 +304,9 @@ def test_exchange_anOrderTheChainRefusesIsVoidedAloneWithItsReason(world: Any, d
         for _ in range(2):
             first = world.member(300)
             confirm_all(world.writer)
-            post(client, "/v1/me/exchanges", {"agreement_id": agreement["id"], "amount_in": 300}, sign_in(client, first))
+            post(
+                client, "/v1/me/exchanges", {"agreement_id": agreement["id"], "amount_in": 300}, sign_in(client, first)
+            )
             confirm_all(world.writer)
         assert world.writer._exchange_gas  # the next batch goes without a dry run
     owner = Account.create()
@@ -310,17 +321,23 @@ def test_exchange_anOrderTheChainRefusesIsVoidedAloneWithItsReason(world: Any, d
     quote = post(client, "/v1/exchanges/consents", ask, hotel["api_key"]).json()
     ask |= {"signature": "0x" + sign_typed_data(quote["typed_data"], owner.key).hex(), "deadline": quote["deadline"]}
     assert post(client, "/v1/exchanges", ask, hotel["api_key"]).json()["status"] == "reserved"
-    mine = post(client, "/v1/me/exchanges", {"agreement_id": agreement["id"], "amount_in": 300}, sign_in(client, custodial))
+    mine = post(
+        client, "/v1/me/exchanges", {"agreement_id": agreement["id"], "amount_in": 300}, sign_in(client, custodial)
+    )
     refusing = 1  # ConsentWallet.Mode.Refusing
-    world.w3.eth.wait_for_transaction_receipt(wallet.functions.setMode(refusing).transact({"from": world.w3.eth.accounts[0]}))
+    world.w3.eth.wait_for_transaction_receipt(
+        wallet.functions.setMode(refusing).transact({"from": world.w3.eth.accounts[0]})
+    )
     confirm_all(world.writer)
     voided = world.exchange_of(quote["exchange_id"])
     assert voided["status"] == "voided" and "LoyaltyInvalidSigner" in voided["error"], voided
     assert world.exchange_of(mine.json()["id"])["status"] == "confirmed"
     assert world.points.balance_of(wallet.address) == 600
-    reverted = world.client.app.state.runtime.sessions().execute(
-        text("SELECT count(*) FROM chain_writes WHERE kind = 'exchange_batch' AND status = 'failed'")
-    ).scalar()
+    reverted = (
+        world.client.app.state.runtime.sessions()
+        .execute(text("SELECT count(*) FROM chain_writes WHERE kind = 'exchange_batch' AND status = 'failed'"))
+        .scalar()
+    )
     assert reverted == (0 if dry_run else 1)
 
 
@@ -344,7 +361,12 @@ def test_exchange_aBatchOfManyMembersRefusesTheBadItemsAlone(world: Any) -> None
     assert results[3]["exchange"]["status"] == "awaiting_member"
     confirm_all(world.writer)
     stranger = make_member(client, world.airline["api_key"])  # not the hotel's
-    refused = post(client, "/v1/exchanges/batch", {"exchanges": [items[0], {**item, "member_id": stranger["id"]}]}, hotel["api_key"])
+    refused = post(
+        client,
+        "/v1/exchanges/batch",
+        {"exchanges": [items[0], {**item, "member_id": stranger["id"]}]},
+        hotel["api_key"],
+    )
     assert (refused.status_code, refused.json()["code"]) == (404, "member_not_found")
     assert world.exchange_of(results[0]["exchange"]["id"])["status"] == "confirmed"
     assert [world.points.balance_of(m["wallet_address"]) for m in (rich, poor, coded)] == [300, 300, 600]
@@ -361,7 +383,10 @@ def test_exchange_aBatchSentWithoutADryRunFitsTheBlock(world: Any) -> None:
     def signed(member: dict[str, Any], key: Any) -> dict[str, Any]:
         ask = {"agreement_id": agreement["id"], "member_id": member["id"], "amount_in": 300}
         consent = post(client, "/v1/exchanges/consents", ask, hotel["api_key"]).json()
-        return ask | {"signature": "0x" + sign_typed_data(consent["typed_data"], key.key).hex(), "deadline": consent["deadline"]}
+        return ask | {
+            "signature": "0x" + sign_typed_data(consent["typed_data"], key.key).hex(),
+            "deadline": consent["deadline"],
+        }
 
     late_key = Account.create()
     late = world.member(300, wallet_address=late_key.address)
@@ -372,7 +397,12 @@ def test_exchange_aBatchSentWithoutADryRunFitsTheBlock(world: Any) -> None:
         assert first.json()["status"] == "reserved", first.text
         confirm_all(world.writer)
     assert world.writer._exchange_gas
-    batch = post(client, "/v1/exchanges/batch", {"exchanges": [signed(m, k) for m, k in zip(signers[2:], keys[2:], strict=True)]}, hotel["api_key"])
+    batch = post(
+        client,
+        "/v1/exchanges/batch",
+        {"exchanges": [signed(m, k) for m, k in zip(signers[2:], keys[2:], strict=True)]},
+        hotel["api_key"],
+    )
     assert [r["problem"] for r in batch.json()["results"]] == [None] * 75, batch.text
     confirm_all(world.writer)
     statuses = {world.exchange_of(r["exchange"]["id"])["status"] for r in batch.json()["results"]}
@@ -385,14 +415,21 @@ def test_exchange_aBatchSentWithoutADryRunFitsTheBlock(world: Any) -> None:
 def test_exchange_amountsTheDatabaseCannotHoldAre422(world: Any) -> None:
     client, hotel, agreement = world.client, world.hotel, world.agreement
     member = world.member(300, wallet_address=Account.create().address)
-    huge = post(client, "/v1/exchanges/consents", {"agreement_id": agreement["id"], "member_id": member["id"], "amount_in": 3 * 2**70}, hotel["api_key"])
+    huge = post(
+        client,
+        "/v1/exchanges/consents",
+        {"agreement_id": agreement["id"], "member_id": member["id"], "amount_in": 3 * 2**70},
+        hotel["api_key"],
+    )
     assert (huge.status_code, huge.json()["code"]) == (422, "validation_error")
     budget = post(client, f"/v1/programs/{world.program['id']}/incoming-budget", {"points": 2**80}, ADMIN_KEY)
     assert (budget.status_code, budget.json()["code"]) == (422, "validation_error")
 
 
-def test_settlement_anEndedPeriodWithExchangesClosesWithoutAnyoneAsking(world: Any) -> None:
+def test_settlement_anEndedPeriodWithExchangesClosesWithoutAnyoneAsking(world: Any, receiver: Any) -> None:
     client = world.client
+    types = {"url": receiver.url, "event_types": ["exchange.confirmed", "settlement.period_closed"]}
+    assert post(client, "/v1/webhooks", types, world.airline["api_key"]).status_code == 201
     exchange = world.w3.eth.contract(address=world.exchange.exchange_address, abi=load_artifact("PointsExchange").abi)
     start = exchange.functions.nextPeriodToClose().call()
     world.w3.provider.make_request("evm_increaseTime", [PERIOD_S])  # an empty period ends: nothing to close
@@ -402,7 +439,9 @@ def test_settlement_anEndedPeriodWithExchangesClosesWithoutAnyoneAsking(world: A
 
     member = world.member(900)
     confirm_all(world.writer)
-    made = post(client, "/v1/me/exchanges", {"agreement_id": world.agreement["id"], "amount_in": 900}, sign_in(client, member))
+    made = post(
+        client, "/v1/me/exchanges", {"agreement_id": world.agreement["id"], "amount_in": 900}, sign_in(client, member)
+    )
     assert made.status_code == 201, made.text
     confirm_all(world.writer)
     period = client.get("/v1/settlement", headers=auth(world.hotel["api_key"])).json()["current_period"]
@@ -417,21 +456,47 @@ def test_settlement_anEndedPeriodWithExchangesClosesWithoutAnyoneAsking(world: A
     steps = client.get("/v1/settlement/steps", headers=auth(ADMIN_KEY)).json()["data"]
     assert [(s["action"], s["status"]) for s in steps] == [("close", "done")] * (period + 1 - start), steps
 
+    # The payee heard of the exchange and of every period closing, by webhook.
+    deliver_all(WebhookSender(client.app.state.runtime, timeout_s=5))
+    heard = receiver.bodies()
+    [confirmed] = [b["data"] for b in heard if b["type"] == "exchange.confirmed"]
+    assert (confirmed["member_id"], confirmed["amount_in"], confirmed["amount_out"]) == (member["id"], 900, 300)
+    assert confirmed["partner_id"] == world.airline["id"]
+    closes = [b["data"]["period"] for b in heard if b["type"] == "settlement.period_closed"]
+    assert closes == list(range(start, period + 1)), heard
+
 
 def test_exchange_aRedemptionInAnotherProgramHoldsNothingHere(world: Any) -> None:
     """A member's reserved redemption of miles does not hold its hotel points: a batch may
     exchange all of them out (and the miles it holds stay held for the redemption)."""
     client, hotel, airline, miles = world.client, world.hotel, world.airline, world.program["id"]
-    joined = post(client, f"/v1/partners/{airline['id']}/programs", {"program_id": miles, "issue_budget_points": 5_000}, ADMIN_KEY)
+    joined = post(
+        client, f"/v1/partners/{airline['id']}/programs", {"program_id": miles, "issue_budget_points": 5_000}, ADMIN_KEY
+    )
     assert joined.status_code == 201, joined.text
     member = world.member(900)
     linked = post(client, f"/v1/members/{member['id']}/links", {"partner_id": airline["id"]}, ADMIN_KEY)
     assert linked.status_code == 201, linked.text
-    assert post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 500, "program_id": miles}, airline["api_key"]).status_code == 202
-    seat = post(client, "/v1/rewards", {"name": "Seat", "cost_points": 400, "stock": 5, "program_id": miles}, airline["api_key"]).json()
+    assert (
+        post(
+            client,
+            "/v1/earn",
+            {"member_id": member["id"], "amount_points": 500, "program_id": miles},
+            airline["api_key"],
+        ).status_code
+        == 202
+    )
+    seat = post(
+        client, "/v1/rewards", {"name": "Seat", "cost_points": 400, "stock": 5, "program_id": miles}, airline["api_key"]
+    ).json()
     confirm_all(world.writer)
     code = redemption_code(client, member, airline)
-    reserved = post(client, "/v1/redemptions", {"member_id": member["id"], "reward_id": seat["id"], "redemption_code": code}, airline["api_key"])
+    reserved = post(
+        client,
+        "/v1/redemptions",
+        {"member_id": member["id"], "reward_id": seat["id"], "redemption_code": code},
+        airline["api_key"],
+    )
     assert reserved.json()["status"] == "reserved", reserved.text
     item = {"agreement_id": world.agreement["id"], "member_id": member["id"], "amount_in": 900,
             "redemption_code": redemption_code(client, member, hotel)}  # fmt: skip
@@ -449,7 +514,12 @@ def test_reconcile_anExchangeMinedButNotFinalYetIsNoFinding(world: Any) -> None:
     confirm_all(world.writer)
     runtime = world.client.app.state.runtime
     runtime.confirmations = 1_000  # nothing the writer sends now becomes final
-    made = post(world.client, "/v1/me/exchanges", {"agreement_id": world.agreement["id"], "amount_in": 900}, sign_in(world.client, member))
+    made = post(
+        world.client,
+        "/v1/me/exchanges",
+        {"agreement_id": world.agreement["id"], "amount_in": 900},
+        sign_in(world.client, member),
+    )
     assert made.status_code == 201, made.text
     for _ in range(20):
         world.writer.run_once()

@@ -7,7 +7,16 @@ def test_createMember_custodialWalletWithoutKeyInResponse(client):
     member = post(client, "/v1/members", {"external_id": "alice"}, ADMIN_KEY).json()
     assert member["custodial"] is True
     assert member["wallet_address"].startswith("0x") and len(member["wallet_address"]) == 42
-    assert set(member) == {"id", "external_id", "wallet_address", "custodial", "smart_wallet", "referral_code", "enrolment_token", "enrolment_expires_at"}
+    assert set(member) == {
+        "id",
+        "external_id",
+        "wallet_address",
+        "custodial",
+        "smart_wallet",
+        "referral_code",
+        "enrolment_token",
+        "enrolment_expires_at",
+    }
     assert member["enrolment_token"].startswith("lnk_")
 
 

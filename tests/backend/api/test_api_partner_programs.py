@@ -37,14 +37,20 @@ def test_partnerPrograms_aBrandEarnsInASecondProgramFromItsBudgetThere(
     refused = post(client, "/v1/earn", asked, key)
     assert (refused.status_code, refused.json()["code"]) == (422, "program_not_joined"), refused.text
 
-    joined = post(client, f"/v1/partners/{airline['id']}/programs", {"program_id": miles, "issue_budget_points": 5_000}, ADMIN_KEY)
+    joined = post(
+        client, f"/v1/partners/{airline['id']}/programs", {"program_id": miles, "issue_budget_points": 5_000}, ADMIN_KEY
+    )
     assert joined.status_code == 201, joined.text
     account = joined.json()
     assert (account["kind"], account["owner_id"], account["program_id"]) == ("program", airline["id"], miles)
     assert account["issuer_address"] != airline["issuer_address"]
-    again = post(client, f"/v1/partners/{airline['id']}/programs", {"program_id": miles, "issue_budget_points": 1}, ADMIN_KEY)
+    again = post(
+        client, f"/v1/partners/{airline['id']}/programs", {"program_id": miles, "issue_budget_points": 1}, ADMIN_KEY
+    )
     assert (again.status_code, again.json()["code"]) == (409, "partner_in_program")
-    first = post(client, f"/v1/partners/{airline['id']}/programs", {"program_id": 1, "issue_budget_points": 1}, ADMIN_KEY)
+    first = post(
+        client, f"/v1/partners/{airline['id']}/programs", {"program_id": 1, "issue_budget_points": 1}, ADMIN_KEY
+    )
     assert (first.status_code, first.json()["code"]) == (409, "partner_in_program")
 
     earned = post(client, "/v1/earn", asked, key)
@@ -71,7 +77,9 @@ def test_partnerPrograms_aBrandEarnsInASecondProgramFromItsBudgetThere(
     assert (budget["granted_points"], budget["used_points"], budget["available_points"]) == (5_000, 1_500, 3_500)
     assert client.get(f"/v1/partners/{airline['id']}/budget", headers=auth(key)).json()["granted_points"] == 0
 
-    granted = post(client, f"/v1/partners/{airline['id']}/budget/grants", {"amount_points": 1_000, "program_id": miles}, ADMIN_KEY)
+    granted = post(
+        client, f"/v1/partners/{airline['id']}/budget/grants", {"amount_points": 1_000, "program_id": miles}, ADMIN_KEY
+    )
     assert (granted.status_code, granted.json()["to_grant_points"]) == (201, 1_000), granted.text
     confirm_all(writer)
     assert miles_token.functions.issueBudget(account["issuer_address"]).call() == 4_500
@@ -92,7 +100,9 @@ def test_partnerPrograms_aRewardInASecondProgramBurnsThatProgramsPoints(
     seat = {"name": "Lounge pass", "cost_points": 400, "stock": 5, "program_id": miles}
     early = post(client, "/v1/rewards", seat, key)
     assert (early.status_code, early.json()["code"]) == (422, "program_not_joined"), early.text
-    joined = post(client, f"/v1/partners/{airline['id']}/programs", {"program_id": miles, "issue_budget_points": 5_000}, ADMIN_KEY)
+    joined = post(
+        client, f"/v1/partners/{airline['id']}/programs", {"program_id": miles, "issue_budget_points": 5_000}, ADMIN_KEY
+    )
     assert joined.status_code == 201, joined.text
     reward = post(client, "/v1/rewards", seat, key).json()
     assert reward["program_id"] == miles, reward
@@ -103,7 +113,9 @@ def test_partnerPrograms_aRewardInASecondProgramBurnsThatProgramsPoints(
     confirm_all(writer)
 
     code = redemption_code(client, member, airline)
-    redeemed = post(client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": code}, key)
+    redeemed = post(
+        client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": code}, key
+    )
     assert redeemed.status_code == 201, redeemed.text
     assert (redeemed.json()["status"], redeemed.json()["program_id"]) == ("reserved", miles)
     second = post(client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"]}, key)
@@ -122,7 +134,11 @@ def test_partnerPrograms_aRewardInASecondProgramBurnsThatProgramsPoints(
     assert [(r["id"], r["stock"]) for r in listed] == [(reward["id"], 3)]
     history = client.get(f"/v1/members/{member['id']}/history", headers=auth(key)).json()["data"]
     assert [(e["kind"], e["program_id"], e["amount_points"]) for e in history] == [
-        ("earn", 1, 300), ("earn", miles, 1_000), ("redeem", miles, 400), ("redeem", miles, 400), ("redeem", miles, 400)
+        ("earn", 1, 300),
+        ("earn", miles, 1_000),
+        ("redeem", miles, 400),
+        ("redeem", miles, 400),
+        ("redeem", miles, 400),
     ]  # the third still awaits the member (its approval was refused for want of points)
     token = client.get(f"/v1/programs/{miles}", headers=auth(ADMIN_KEY)).json()["token_address"]
     with client.app.state.runtime.sessions() as session:  # the miles token's earns and burns are the database's

@@ -14,7 +14,10 @@ from web3 import HTTPProvider, Web3
 from loyalty.chain.artifacts import load_artifact
 
 PER_DOLLAR = {"name": "1 point per dollar net", "calculator": {"strategy": "per_spend", "points": 1, "per_minor": 100}}
-MILES_PER_DOLLAR = {"name": "5 miles per dollar", "calculator": {"strategy": "per_spend", "points": 5, "per_minor": 100}}
+MILES_PER_DOLLAR = {
+    "name": "5 miles per dollar",
+    "calculator": {"strategy": "per_spend", "points": 5, "per_minor": 100},
+}
 LADDER = {
     "tiers": [
         {"name": "blue", "threshold": 0},
@@ -46,7 +49,12 @@ def _miles(client: Any, rpc_url: str, folder: Path, budget: int = 1_000_000) -> 
     """An airline issuing in program 1 and in its own miles program (its token's contract)."""
     airline = make_partner(client, "Airline", budget=budget)
     miles = second_program(client, rpc_url, folder)
-    joined = post(client, f"/v1/partners/{airline['id']}/programs", {"program_id": miles, "issue_budget_points": budget}, ADMIN_KEY)
+    joined = post(
+        client,
+        f"/v1/partners/{airline['id']}/programs",
+        {"program_id": miles, "issue_budget_points": budget},
+        ADMIN_KEY,
+    )
     assert joined.status_code == 201, joined.text
     address = _get(client, f"/v1/programs/{miles}", ADMIN_KEY)["token_address"]
     token = Web3(HTTPProvider(rpc_url)).eth.contract(address=address, abi=load_artifact("LoyaltyPoints").abi)
@@ -97,7 +105,9 @@ def test_programEngine_purchasesInASecondProgram_earnByItsRulesAndSettings_apart
     refunded = post(client, "/v1/purchases/PNR-1/refunds", refund, key)
     assert (refunded.status_code, refunded.json()["points_reversed"], refunded.json()["debt_points"]) == (201, 600, 0)
     assert _get(client, "/v1/purchases/PNR-1", key)["total_points"] == 120
-    simulated = client.post("/v1/rules/simulate", json={"occurred_at": _now(), "lines": [FLIGHT], "program_id": miles}, headers=auth(key))
+    simulated = client.post(
+        "/v1/rules/simulate", json={"occurred_at": _now(), "lines": [FLIGHT], "program_id": miles}, headers=auth(key)
+    )
     assert (simulated.status_code, simulated.json()["total_points"]) == (200, 600), simulated.text
 
 
@@ -109,7 +119,12 @@ def test_programEngine_aSecondProgramsTiersCampaignsAndEvents_countOnlyItsOwnAct
     assert client.put(f"/v1/programs/{miles}/tiers", json=LADDER, headers=auth(ADMIN_KEY)).status_code == 200
     assert post(client, "/v1/rules", {**MILES_PER_DOLLAR, "program_id": miles}, key).status_code == 201
     assert post(client, "/v1/rules", PER_DOLLAR, key).status_code == 201
-    review = {"name": "review", "trigger": "event", "event_type": "review_written", "calculator": {"strategy": "fixed", "points": 250}}
+    review = {
+        "name": "review",
+        "trigger": "event",
+        "event_type": "review_written",
+        "calculator": {"strategy": "fixed", "points": 250},
+    }
     assert post(client, "/v1/rules", {**review, "program_id": miles}, key).status_code == 201
     member = make_member(client, key)
 
@@ -136,13 +151,23 @@ def test_programEngine_aSecondProgramsTiersCampaignsAndEvents_countOnlyItsOwnAct
     budget = _get(client, f"/v1/partners/{airline['id']}/budget", key, program_id=miles)
     assert budget["moved_points"] == 5_000
     assert _get(client, f"/v1/partners/{airline['id']}/budget", key)["moved_points"] == 0
-    event = {"member_id": member["id"], "event_id": "E-1", "type": "review_written", "occurred_at": _now(), "program_id": miles}
+    event = {
+        "member_id": member["id"],
+        "event_id": "E-1",
+        "type": "review_written",
+        "occurred_at": _now(),
+        "program_id": miles,
+    }
     recorded = post(client, "/v1/events", event, key)
     assert (recorded.status_code, recorded.json()["total_points"], recorded.json()["program_id"]) == (201, 250, miles)
     confirm_all(writer)
     assert token.functions.issueBudget(campaign["issuer_address"]).call() == 5_000
     boosted = _buy(client, key, member, "M-3", miles).json()
-    assert [(a["campaign_id"], a["points"]) for a in boosted["awards"]] == [(None, 600), (None, 600), (campaign["id"], 600)]
+    assert [(a["campaign_id"], a["points"]) for a in boosted["awards"]] == [
+        (None, 600),
+        (None, 600),
+        (campaign["id"], 600),
+    ]
     confirm_all(writer)
     assert token.functions.balanceOf(member["wallet_address"]).call() == 600 + 1_200 + 250 + 1_800
     assert token_of(client).balance_of(member["wallet_address"]) == 120
@@ -184,11 +209,17 @@ def test_programEngine_theAuditorsViewOfASecondProgram_isReplayedFromItsOwnToken
     assert _buy(client, key, member, "A-1", miles).status_code == 202
     assert _buy(client, key, member, "A-1", None).status_code == 202
     confirm_all(writer)
-    [account] = [a for a in _get(client, f"/v1/partners/{airline['id']}/programs", key)["data"] if a["program_id"] == miles]
+    [account] = [
+        a for a in _get(client, f"/v1/partners/{airline['id']}/programs", key)["data"] if a["program_id"] == miles
+    ]
 
     summary = _get(client, "/v1/audit/summary", ADMIN_KEY, program_id=miles)
     assert (summary["program_id"], summary["token_address"]) == (miles, token.address)
-    assert (summary["earned_points"], summary["outstanding_points"], summary["total_supply_onchain_points"]) == (600, 600, 600)
+    assert (summary["earned_points"], summary["outstanding_points"], summary["total_supply_onchain_points"]) == (
+        600,
+        600,
+        600,
+    )
     assert [(p["partner_id"], p["earned_points"]) for p in summary["partners"]] == [(account["id"], 600)]
     first = _get(client, "/v1/audit/summary", ADMIN_KEY)
     assert (first["program_id"], first["earned_points"]) == (1, 120)

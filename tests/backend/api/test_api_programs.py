@@ -45,9 +45,16 @@ def test_createProgram_deploysItsTokenThroughTheOutbox(client: Any, writer: Any,
 
     found = _program(client, program["id"])
     assert found["status"] == "active" and found["token_address"] is not None
-    token = Web3(HTTPProvider(rpc_url)).eth.contract(address=found["token_address"], abi=load_artifact("LoyaltyPoints").abi)
+    token = Web3(HTTPProvider(rpc_url)).eth.contract(
+        address=found["token_address"], abi=load_artifact("LoyaltyPoints").abi
+    )
     f = token.functions
-    assert (f.name().call(), f.symbol().call(), f.epochLength().call(), f.validityEpochs().call()) == ("Air Miles", "MILES", 86_400, 6)
+    assert (f.name().call(), f.symbol().call(), f.epochLength().call(), f.validityEpochs().call()) == (
+        "Air Miles",
+        "MILES",
+        86_400,
+        6,
+    )
     assert f.hasRole(b"\0" * 32, OPERATOR).call()
     listed = client.get("/v1/programs", headers=auth(ADMIN_KEY)).json()["data"]
     assert [p["id"] for p in listed if p["name"] == "Air Miles"] == [program["id"]]
@@ -88,7 +95,9 @@ def test_cli_programs_createAndList(client: Any, settings: Any) -> None:
 
     with serving(settings, outbox=False) as url:
         args = ["--api-url", url, "--key", ADMIN_KEY]
-        made = CliRunner().invoke(main, ["programs", "create", "--name", "Cafe Stars", "--symbol", "STAR", "--epoch-days", "7", *args])
+        made = CliRunner().invoke(
+            main, ["programs", "create", "--name", "Cafe Stars", "--symbol", "STAR", "--epoch-days", "7", *args]
+        )
         unnamed = CliRunner().invoke(main, ["programs", "create", *args])
         listed = CliRunner().invoke(main, ["programs", "list", *args])
     assert made.exit_code == 0, made.output

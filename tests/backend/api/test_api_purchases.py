@@ -30,7 +30,13 @@ def _shop(client, budget: int = 1_000_000, rule: dict = PER_DOLLAR):
 
 
 def _buy(client, partner, member, order_id, *lines, occurred_at=None):
-    body = {"member_id": member["id"], "order_id": order_id, "occurred_at": occurred_at or _now(), "currency": "USD", "lines": list(lines)}
+    body = {
+        "member_id": member["id"],
+        "order_id": order_id,
+        "occurred_at": occurred_at or _now(),
+        "currency": "USD",
+        "lines": list(lines),
+    }
     return post(client, "/v1/purchases", body, partner["api_key"])
 
 
@@ -61,9 +67,24 @@ def test_refundInsideThePendingWindow_cancelsPointsNeverMinted(client, writer):
     assert (bought["status"], bought["total_points"]) == ("pending", 12)
     assert _member(client, partner, member)["pending_points"] == 12
 
-    refunded = post(client, "/v1/purchases/B-1/refunds", {"refund_id": "r1", "lines": [{"sku": "croissant", "quantity": 1}]}, partner["api_key"])
-    again = post(client, "/v1/purchases/B-1/refunds", {"refund_id": "r1", "lines": [{"sku": "croissant", "quantity": 1}]}, partner["api_key"])
-    too_much = post(client, "/v1/purchases/B-1/refunds", {"refund_id": "r2", "lines": [{"sku": "latte", "quantity": 3}]}, partner["api_key"])
+    refunded = post(
+        client,
+        "/v1/purchases/B-1/refunds",
+        {"refund_id": "r1", "lines": [{"sku": "croissant", "quantity": 1}]},
+        partner["api_key"],
+    )
+    again = post(
+        client,
+        "/v1/purchases/B-1/refunds",
+        {"refund_id": "r1", "lines": [{"sku": "croissant", "quantity": 1}]},
+        partner["api_key"],
+    )
+    too_much = post(
+        client,
+        "/v1/purchases/B-1/refunds",
+        {"refund_id": "r2", "lines": [{"sku": "latte", "quantity": 3}]},
+        partner["api_key"],
+    )
     with client.app.state.runtime.sessions() as session:
         released = purchases.release_due(session, datetime.now(UTC) + timedelta(days=15))
         session.commit()
@@ -113,15 +134,27 @@ def test_purchase_refusals_areProblemsWithStableCodes(client):
     }
     answers = {what: post(client, "/v1/purchases", case, partner["api_key"]) for what, case in cases.items()}
     codes = {what: (r.status_code, r.json()["code"]) for what, r in answers.items()}
-    assert codes == {what: (422, "validation_error") for what in cases} | {"another currency": (422, "currency_not_accepted")}
+    assert codes == {what: (422, "validation_error") for what in cases} | {
+        "another currency": (422, "currency_not_accepted")
+    }
     assert client.get("/v1/purchases/a%00b", headers=auth(partner["api_key"])).status_code == 422
 
 
 def test_refundId_reusedForOtherLines_isAConflict(client, writer):
     partner, member = _shop(client)
     _buy(client, partner, member, "Y-1", LATTES, CROISSANT)
-    first = post(client, "/v1/purchases/Y-1/refunds", {"refund_id": "r1", "lines": [{"sku": "latte", "quantity": 1}]}, partner["api_key"])
-    other = post(client, "/v1/purchases/Y-1/refunds", {"refund_id": "r1", "lines": [{"sku": "croissant", "quantity": 1}]}, partner["api_key"])
+    first = post(
+        client,
+        "/v1/purchases/Y-1/refunds",
+        {"refund_id": "r1", "lines": [{"sku": "latte", "quantity": 1}]},
+        partner["api_key"],
+    )
+    other = post(
+        client,
+        "/v1/purchases/Y-1/refunds",
+        {"refund_id": "r1", "lines": [{"sku": "croissant", "quantity": 1}]},
+        partner["api_key"],
+    )
     assert first.status_code == 201
     assert (other.status_code, other.json()["code"]) == (409, "refund_exists")
 
@@ -141,7 +174,11 @@ def test_anOrderEarningNothing_isRecorded_evenWithLessThanNoBudgetLeft(client, w
     on-chain budget was lowered under what the database had accepted.)"""
     from loyalty.db.models import Partner
 
-    free = {"name": "nothing on gift cards", "conditions": {"categories": ["gift cards"]}, "calculator": {"strategy": "fixed", "points": 1}}
+    free = {
+        "name": "nothing on gift cards",
+        "conditions": {"categories": ["gift cards"]},
+        "calculator": {"strategy": "fixed", "points": 1},
+    }
     partner, member = _shop(client, budget=10, rule=free)
     with client.app.state.runtime.sessions() as session:
         session.get(Partner, partner["id"]).budget_points = -5

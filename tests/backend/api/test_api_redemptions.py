@@ -25,7 +25,11 @@ def _fund(client, writer, partner, member, amount):
 
 def _redeem_with_code(client, partner, member, reward):
     """A partner's redemption for a custodial member, with a fresh code the member made."""
-    body = {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": redemption_code(client, member, partner)}
+    body = {
+        "member_id": member["id"],
+        "reward_id": reward["id"],
+        "redemption_code": redemption_code(client, member, partner),
+    }
     return post(client, "/v1/redemptions", body, partner["api_key"])
 
 
@@ -90,7 +94,9 @@ def test_redeem_selfCustody_failsForForeignSignature(client, writer, partner, re
 
 def test_redeem_selfCustody_needsSignature(client, partner, reward):
     member = make_member(client, partner["api_key"], wallet_address=Account.create().address)
-    response = post(client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"]}, partner["api_key"])
+    response = post(
+        client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"]}, partner["api_key"]
+    )
     assert (response.status_code, response.json()["code"]) == (422, "signature_required")
 
 
@@ -153,7 +159,16 @@ def test_chainBalance_equalsConfirmedEarnsMinusPostedRedemptions(client, writer,
         for amount in (200, 150 * (i + 1)):
             post(client, "/v1/earn", {"member_id": member["id"], "amount_points": amount}, partner["api_key"])
     confirm_all(writer)
-    post(client, "/v1/redemptions", {"member_id": members[2]["id"], "reward_id": reward["id"], "redemption_code": redemption_code(client, members[2], partner)}, partner["api_key"])
+    post(
+        client,
+        "/v1/redemptions",
+        {
+            "member_id": members[2]["id"],
+            "reward_id": reward["id"],
+            "redemption_code": redemption_code(client, members[2], partner),
+        },
+        partner["api_key"],
+    )
     confirm_all(writer)
     token = token_of(client)
     for member in members:

@@ -35,7 +35,10 @@ def test_rules_priceAPurchase_perDollarNetAndDoublePastriesOnMondays(client):
 
     monday, tuesday = _simulate(client, key), _simulate(client, key, TUESDAY)
 
-    assert [(a["rule_id"], a["points"]) for a in monday["awards"]] == [(base.json()["id"], 12), (pastries.json()["id"], 3)]
+    assert [(a["rule_id"], a["points"]) for a in monday["awards"]] == [
+        (base.json()["id"], 12),
+        (pastries.json()["id"], 3),
+    ]
     assert monday["total_points"] == 15 and tuesday["total_points"] == 12
     assert monday["awards"][0]["reason"] == "1 point per dollar net" and monday["awards"][0]["rule_version"] == 1
 
@@ -74,12 +77,27 @@ def test_rules_areEachPartnersOwn(client):
 def test_rules_refuseWhatCannotWork(client):
     key = make_partner(client)["api_key"]
     answers = [
-        post(client, "/v1/rules", {**PER_DOLLAR, "calculator": {"strategy": "per_spend", "points": 1, "per_minor": 0}}, key),
+        post(
+            client,
+            "/v1/rules",
+            {**PER_DOLLAR, "calculator": {"strategy": "per_spend", "points": 1, "per_minor": 0}},
+            key,
+        ),
         post(client, "/v1/rules", {**PER_DOLLAR, "calculator": {"strategy": "lottery"}}, key),
         post(client, "/v1/rules", {**PER_DOLLAR, "conditions": {"days_of_week": [8]}}, key),
         post(client, "/v1/rules", {**PER_DOLLAR, "trigger": "event"}, key),
-        post(client, "/v1/rules", {**PER_DOLLAR, "conditions": {"starts_at": "2026-12-01T00:00:00Z", "ends_at": "2026-11-01T00:00:00Z"}}, key),
-        post(client, "/v1/rules", {**PER_DOLLAR, "calculator": {"strategy": "per_spend", "points": 0.5, "per_minor": 100}}, key),
+        post(
+            client,
+            "/v1/rules",
+            {**PER_DOLLAR, "conditions": {"starts_at": "2026-12-01T00:00:00Z", "ends_at": "2026-11-01T00:00:00Z"}},
+            key,
+        ),
+        post(
+            client,
+            "/v1/rules",
+            {**PER_DOLLAR, "calculator": {"strategy": "per_spend", "points": 0.5, "per_minor": 100}},
+            key,
+        ),
     ]
     assert [(r.status_code, r.json()["code"]) for r in answers] == [
         (422, "validation_error"), (422, "validation_error"), (422, "validation_error"), (422, "invalid_rule"),

@@ -24,7 +24,13 @@ LADDER = {
     "tiers": [
         {"name": "bronze", "threshold": 0},
         {"name": "silver", "threshold": 20_000, "benefits": ["birthday treat"]},
-        {"name": "gold", "threshold": 50_000, "multiplier_numerator": 5, "multiplier_denominator": 4, "benefits": ["free refills"]},
+        {
+            "name": "gold",
+            "threshold": 50_000,
+            "multiplier_numerator": 5,
+            "multiplier_denominator": 4,
+            "benefits": ["free refills"],
+        },
         {"name": "platinum", "threshold": 100_000, "multiplier_numerator": 3, "multiplier_denominator": 2},
     ],
     "metric": "net_spend",
@@ -72,7 +78,10 @@ def test_goldTier_isGainedAtFiveHundredDollars_andMultipliesTheNextPurchase(clie
     tier = _tier(client, partner, member)
     assert (tier["tier"], tier["earned_tier"], tier["value"], tier["threshold"]) == ("gold", "gold", 61_200, 50_000)
     assert (tier["next_tier"], tier["required_for_next"], tier["points_required_to_remain"]) == ("platinum", 38_800, 0)
-    assert tier["benefits"] == ["free refills"] and (tier["multiplier_numerator"], tier["multiplier_denominator"]) == (5, 4)
+    assert tier["benefits"] == ["free refills"] and (tier["multiplier_numerator"], tier["multiplier_denominator"]) == (
+        5,
+        4,
+    )
     assert tier["next_review_at"] is not None
     mine = client.get("/v1/me/tier", headers=auth(sign_in(client, member))).json()
     assert (mine["tier"], mine["value"]) == ("gold", 61_200)
@@ -130,7 +139,12 @@ def test_onARealTimeLadder_aRefundTakesTheTierAndItsMultiplierBack(client, write
     assert order["total_points"] == 50
 
     refunded = post(client, "/v1/purchases/R-1/refunds", {"refund_id": "all"}, partner["api_key"]).json()
-    whole_line = post(client, "/v1/purchases/R-2/refunds", {"refund_id": "line", "lines": [{"sku": "beans", "quantity": 1}]}, partner["api_key"])
+    whole_line = post(
+        client,
+        "/v1/purchases/R-2/refunds",
+        {"refund_id": "line", "lines": [{"sku": "beans", "quantity": 1}]},
+        partner["api_key"],
+    )
 
     assert refunded["points_reversed"] == 520
     assert _tier(client, partner, member)["tier"] == "bronze"  # $40 net left in the window
@@ -144,8 +158,18 @@ def test_aPartialRefund_takesTheTiersMultiplierBackInProportion(client, writer):
     body = {"member_id": member["id"], "order_id": "G-2", "occurred_at": datetime.now(UTC).isoformat(), "currency": "USD",
             "lines": [{"sku": "mug", "quantity": 4, "unit_price_minor": 1_000}]}  # fmt: skip
     order = post(client, "/v1/purchases", body, partner["api_key"]).json()
-    half = post(client, "/v1/purchases/G-2/refunds", {"refund_id": "half", "lines": [{"sku": "mug", "quantity": 2}]}, partner["api_key"])
-    quarter = post(client, "/v1/purchases/G-2/refunds", {"refund_id": "more", "lines": [{"sku": "mug", "quantity": 1}]}, partner["api_key"])
+    half = post(
+        client,
+        "/v1/purchases/G-2/refunds",
+        {"refund_id": "half", "lines": [{"sku": "mug", "quantity": 2}]},
+        partner["api_key"],
+    )
+    quarter = post(
+        client,
+        "/v1/purchases/G-2/refunds",
+        {"refund_id": "more", "lines": [{"sku": "mug", "quantity": 1}]},
+        partner["api_key"],
+    )
 
     assert [(a["points"], a["tier"]) for a in order["awards"]] == [(40, None), (10, "gold")]
     assert (half.status_code, half.json()["points_reversed"]) == (201, 20 + 5)
@@ -164,7 +188,12 @@ def test_aTierPaidInPoints_startsWhenTheRedemptionPosts(client, writer):
     confirm_all(writer)
     code = redemption_code(client, member, partner)
 
-    redeemed = post(client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward.json()["id"], "redemption_code": code}, partner["api_key"])
+    redeemed = post(
+        client,
+        "/v1/redemptions",
+        {"member_id": member["id"], "reward_id": reward.json()["id"], "redemption_code": code},
+        partner["api_key"],
+    )
     confirm_all(writer)
 
     assert reward.status_code == 201 and reward.json()["tier"] == "gold", reward.text
@@ -202,13 +231,28 @@ def test_paymentReferencesOfTheProgram_andTierRewardsOffTheLadder_areRefused(cli
     _ladder(client)
     partner, member = _shop(client)
     path = f"/v1/members/{member['id']}/tier-subscriptions"
-    taken = post(client, path, {"tier": "gold", "period_days": 30, "currency": "USD", "price_minor": 999, "payment_ref": "redemption:1"}, partner["api_key"])
-    reward = post(client, "/v1/rewards", {"name": "Gold", "cost_points": 10, "stock": 5, "tier": "gold", "tier_period_days": 30}, partner["api_key"]).json()
+    taken = post(
+        client,
+        path,
+        {"tier": "gold", "period_days": 30, "currency": "USD", "price_minor": 999, "payment_ref": "redemption:1"},
+        partner["api_key"],
+    )
+    reward = post(
+        client,
+        "/v1/rewards",
+        {"name": "Gold", "cost_points": 10, "stock": 5, "tier": "gold", "tier_period_days": 30},
+        partner["api_key"],
+    ).json()
     _buy(client, partner, member, "L-1", 20)
     confirm_all(writer)
     _ladder(client, tiers=[{"name": "bronze", "threshold": 0}, {"name": "silver", "threshold": 20_000}])  # gold gone
     code = redemption_code(client, member, partner)
-    redeemed = post(client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": code}, partner["api_key"])
+    redeemed = post(
+        client,
+        "/v1/redemptions",
+        {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": code},
+        partner["api_key"],
+    )
 
     assert (taken.status_code, taken.json()["code"]) == (422, "validation_error")
     assert (redeemed.status_code, redeemed.json()["code"]) == (409, "reward_inactive")
@@ -223,11 +267,21 @@ def test_aVoidedRedemption_endsTheTierItHadBought(client, writer):
 
     _ladder(client)
     partner, member = _shop(client)
-    reward = post(client, "/v1/rewards", {"name": "Gold", "cost_points": 10, "stock": 5, "tier": "gold", "tier_period_days": 30}, partner["api_key"]).json()
+    reward = post(
+        client,
+        "/v1/rewards",
+        {"name": "Gold", "cost_points": 10, "stock": 5, "tier": "gold", "tier_period_days": 30},
+        partner["api_key"],
+    ).json()
     _buy(client, partner, member, "V-1", 20)
     confirm_all(writer)
     code = redemption_code(client, member, partner)
-    redeemed = post(client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": code}, partner["api_key"]).json()
+    redeemed = post(
+        client,
+        "/v1/redemptions",
+        {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": code},
+        partner["api_key"],
+    ).json()
     confirm_all(writer)
     assert _tier(client, partner, member)["paid_tier"] == "gold"
 

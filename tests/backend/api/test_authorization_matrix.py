@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from support.backend import ADMIN_KEY, confirm_all, make_member, make_partner, post, second_program, sign_in
 
-from loyalty.db.models import Settlement
+from loyalty.db.models import Settlement, WebhookDelivery
 
 RECENTLY = (datetime.now(UTC) - timedelta(hours=1)).isoformat()  # activities are reported within 90 days
 CALLERS = ("none", "wrong", "admin", "partner_a", "partner_b", "auditor", "member_a", "member_b")
@@ -50,14 +51,32 @@ def world(client: Any, writer: Any, rpc_url: str, tmp_path: Path) -> dict[str, A
     auditor = post(client, "/v1/auditors", {"name": "Audit"}, ADMIN_KEY).json()
     rule = post(client, "/v1/rules", {"name": "Any", "calculator": {"strategy": "fixed", "points": 1}}, a["api_key"])
     order = {"member_id": member_a["id"], "order_id": "O-1", "occurred_at": RECENTLY, "currency": "USD"}
-    purchase = post(client, "/v1/purchases", {**order, "lines": [{"sku": "x", "quantity": 1, "unit_price_minor": 100}]}, a["api_key"])
+    purchase = post(
+        client,
+        "/v1/purchases",
+        {**order, "lines": [{"sku": "x", "quantity": 1, "unit_price_minor": 100}]},
+        a["api_key"],
+    )
     assert purchase.status_code == 202, purchase.text
     ladder = {"tiers": [{"name": "bronze", "threshold": 0}, {"name": "gold", "threshold": 1_000}]}
-    assert client.put("/v1/programs/1/tiers", json=ladder, headers={"Authorization": f"Bearer {ADMIN_KEY}"}).status_code == 200
+    assert (
+        client.put("/v1/programs/1/tiers", json=ladder, headers={"Authorization": f"Bearer {ADMIN_KEY}"}).status_code
+        == 200
+    )
     window = {"starts_at": "2026-01-01T00:00:00Z", "ends_at": "2036-01-01T00:00:00Z"}
-    campaign = post(client, "/v1/campaigns", {"name": "C", **window, "effect": {"kind": "bonus", "points": 1}, "budget_points": 10}, a["api_key"])
+    campaign = post(
+        client,
+        "/v1/campaigns",
+        {"name": "C", **window, "effect": {"kind": "bonus", "points": 1}, "budget_points": 10},
+        a["api_key"],
+    )
     assert campaign.status_code == 201, campaign.text
-    event = post(client, "/v1/events", {"member_id": member_a["id"], "event_id": "E-1", "type": "review", "occurred_at": order["occurred_at"]}, a["api_key"])
+    event = post(
+        client,
+        "/v1/events",
+        {"member_id": member_a["id"], "event_id": "E-1", "type": "review", "occurred_at": order["occurred_at"]},
+        a["api_key"],
+    )
     assert event.status_code == 201, event.text
     paid = {"tier": "gold", "period_days": 30, "currency": "USD", "price_minor": 1, "payment_ref": "pay-0"}
     subscription = post(client, f"/v1/members/{member_a['id']}/tier-subscriptions", paid, a["api_key"])
@@ -71,14 +90,27 @@ def world(client: Any, writer: Any, rpc_url: str, tmp_path: Path) -> dict[str, A
     post(client, f"/v1/agreements/{agreement.json()['id']}/sign", None, c["api_key"])
     back = {**deal, "source_program_id": target, "target_program_id": 1, "payer_id": c["id"], "payee_id": a["id"]}
     assert post(client, "/v1/agreements", back, a["api_key"]).status_code == 201  # A is payer of one, payee of another
-    confirm_all(writer)
-    exchange = post(client, "/v1/exchanges", {"agreement_id": agreement.json()["id"], "member_id": member_a["id"], "amount_in": 300}, a["api_key"])
+    hook = post(
+        client, "/v1/webhooks", {"url": "http://127.0.0.1:9/hooks", "event_types": ["earn.confirmed"]}, a["api_key"]
+    )
+    assert hook.status_code == 201, hook.text
+    confirm_all(writer)  # A's earn confirmed: a delivery to A's endpoint
+    exchange = post(
+        client,
+        "/v1/exchanges",
+        {"agreement_id": agreement.json()["id"], "member_id": member_a["id"], "amount_in": 300},
+        a["api_key"],
+    )
     assert exchange.json()["status"] == "awaiting_member", exchange.text
     with client.app.state.runtime.sessions() as session:  # a step of A's (a period cannot end here: it lasts a week)
-        step = Settlement(exchange_address="0x" + "0" * 40, period=0, payment_index=0, action="pay", partner_id=a["id"], amount="1")
+        step = Settlement(
+            exchange_address="0x" + "0" * 40, period=0, payment_index=0, action="pay", partner_id=a["id"], amount="1"
+        )
         session.add(step)
         session.commit()
         step_id = step.id
+        delivery_id = session.scalar(select(WebhookDelivery.id).where(WebhookDelivery.endpoint_id == hook.json()["id"]))
+        assert delivery_id is not None
     return {
         "ids": {
             "member_id": member_a["id"],
@@ -102,6 +134,8 @@ def world(client: Any, writer: Any, rpc_url: str, tmp_path: Path) -> dict[str, A
             "period": 0,
             "index": 0,
             "step_id": step_id,
+            "webhook_id": hook.json()["id"],
+            "delivery_id": delivery_id,
         },
         "keys": {
             "none": None,
@@ -158,6 +192,8 @@ def _sample(name: str, schema: dict[str, Any], ids: dict[str, int]) -> Any:
         "points": 10,
         "exchanges": [{"agreement_id": ids["agreement_id"], "member_id": ids["member_id"], "amount_in": 300}],
         "valid_until": "2036-01-01T00:00:00Z",
+        "url": "http://127.0.0.1:9/hooks",
+        "event_types": ["earn.confirmed"],
     }
     assert name in samples, f"no sample for the required body field {name!r} ({schema}): add one here"
     return samples[name]
@@ -174,16 +210,17 @@ def _body(spec: dict[str, Any], operation: dict[str, Any], ids: dict[str, int]) 
 
 
 def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    """Every operation; those that take a caller's credential away last (rotating a key, then
-    deactivating partner A's things, then partner A, then signing out)."""
+    """Every operation; those that take a caller's credential or a resource away last (rotating a
+    key, deleting, deactivating partner A's things, then partner A, then signing out)."""
     found = [(method, path, op) for path, ops in spec["paths"].items() for method, op in ops.items()]
 
     def last(item: tuple[str, str, dict[str, Any]]) -> tuple[int, str, str]:
         method, path, _ = item
         rank = (
-            4 if method == "delete"
-            else 3 if path == "/v1/partners/{partner_id}/deactivate"
-            else 2 if path.endswith("/deactivate")
+            5 if (method, path) == ("delete", "/v1/me/session")
+            else 4 if path == "/v1/partners/{partner_id}/deactivate"
+            else 3 if path.endswith("/deactivate")
+            else 2 if method == "delete"
             else 1 if "key-rotations" in path
             else 0
         )  # fmt: skip

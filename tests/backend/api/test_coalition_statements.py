@@ -26,17 +26,36 @@ def test_statement_billsIssuersAndReimbursesRedeemersInAtMostNMinusOnePayments(c
     post(client, "/v1/me/links", {"partner_id": cinema["id"]}, sign_in(client, member))
     reward = post(client, "/v1/rewards", {"name": "Ticket", "cost_points": 400, "stock": 5}, cinema["api_key"]).json()
     code = redemption_code(client, member, cinema)
-    redeemed = post(client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": code}, cinema["api_key"])
+    redeemed = post(
+        client,
+        "/v1/redemptions",
+        {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": code},
+        cinema["api_key"],
+    )
     assert redeemed.json()["status"] == "reserved", redeemed.text
     confirm_all(writer)
-    set_prices = client.patch("/v1/programs/1", json={"issue_fee_per_point": FEE, "redemption_price_per_point": PRICE}, headers=auth(ADMIN_KEY))
+    set_prices = client.patch(
+        "/v1/programs/1",
+        json={"issue_fee_per_point": FEE, "redemption_price_per_point": PRICE},
+        headers=auth(ADMIN_KEY),
+    )
     assert set_prices.status_code == 200 and set_prices.json()["issue_fee_per_point"] == FEE, set_prices.text
     until = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
 
-    found = client.get("/v1/programs/1/statements", params={"since": since, "until": until}, headers=auth(ADMIN_KEY)).json()
+    found = client.get(
+        "/v1/programs/1/statements", params={"since": since, "until": until}, headers=auth(ADMIN_KEY)
+    ).json()
     lines = {line["partner_id"]: line for line in found["lines"]}
-    assert (lines[grocer["id"]]["issued_points"], lines[grocer["id"]]["fees"], lines[grocer["id"]]["net"]) == (1_000, "10000", "-10000")
-    assert (lines[cinema["id"]]["redeemed_points"], lines[cinema["id"]]["reimbursed"], lines[cinema["id"]]["net"]) == (400, "3200", "3200")
+    assert (lines[grocer["id"]]["issued_points"], lines[grocer["id"]]["fees"], lines[grocer["id"]]["net"]) == (
+        1_000,
+        "10000",
+        "-10000",
+    )
+    assert (lines[cinema["id"]]["redeemed_points"], lines[cinema["id"]]["reimbursed"], lines[cinema["id"]]["net"]) == (
+        400,
+        "3200",
+        "3200",
+    )
     assert sum(int(v) for v in found["net"].values()) == 0
     coalition = found["token_address"]
     assert int(found["net"][coalition]) == 10_000 - 3_200  # the coalition keeps the difference
@@ -44,7 +63,9 @@ def test_statement_billsIssuersAndReimbursesRedeemersInAtMostNMinusOnePayments(c
     payments = {(p["debtor_id"], p["creditor"], p["amount"]) for p in found["payments"]}
     assert payments == {(grocer["id"], coalition, "6800"), (grocer["id"], cinema["issuer_address"], "3200")}, payments
 
-    as_cinema = client.get("/v1/programs/1/statements", params={"since": since, "until": until}, headers=auth(cinema["api_key"])).json()
+    as_cinema = client.get(
+        "/v1/programs/1/statements", params={"since": since, "until": until}, headers=auth(cinema["api_key"])
+    ).json()
     assert [line["partner_id"] for line in as_cinema["lines"]] == [cinema["id"]]
     before = client.get("/v1/programs/1/statements", params={"since": until, "until": since}, headers=auth(ADMIN_KEY))
     assert (before.status_code, before.json()["code"]) == (422, "validation_error")
@@ -56,5 +77,6 @@ def test_statement_billsIssuersAndReimbursesRedeemersInAtMostNMinusOnePayments(c
     assert audited.exit_code == 0, audited.output
     from_chain = json.loads(audited.output)
     assert {k: str(v) for k, v in from_chain["net"].items()} == found["net"]
-    assert [list(p) for p in from_chain["payments"]] == [[p["debtor"], p["creditor"], int(p["amount"])] for p in found["payments"]]
-
+    assert [list(p) for p in from_chain["payments"]] == [
+        [p["debtor"], p["creditor"], int(p["amount"])] for p in found["payments"]
+    ]

@@ -41,7 +41,10 @@ def test_consent_secondQuoteOfTheSameSecond_isAccepted(client, writer):
 
     assert response.status_code == 201, response.text
     confirm_all(writer)
-    assert client.get(f"/v1/redemptions/{response.json()['id']}", headers=auth(partner["api_key"])).json()["status"] == "posted"
+    assert (
+        client.get(f"/v1/redemptions/{response.json()['id']}", headers=auth(partner["api_key"])).json()["status"]
+        == "posted"
+    )
 
 
 def test_consent_staysValidAfterManyMoreWritesOfThePartner(client, writer):

@@ -31,6 +31,8 @@ def test_redeem_repostedConsent_isRefusedAndOthersStillSettle(client, writer):
     custodial = make_member(client, other["api_key"])
     earn = post(client, "/v1/earn", {"member_id": custodial["id"], "amount_points": 5}, other["api_key"]).json()
     confirm_all(writer)
-    assert client.get(f"/v1/redemptions/{first.json()['id']}", headers=auth(acme["api_key"])).json()["status"] == "posted"
+    assert (
+        client.get(f"/v1/redemptions/{first.json()['id']}", headers=auth(acme["api_key"])).json()["status"] == "posted"
+    )
     assert client.get(f"/v1/earn/{earn['id']}", headers=auth(other["api_key"])).json()["status"] == "confirmed"
     assert client.get(f"/v1/rewards/{reward['id']}", headers=auth(acme["api_key"])).json()["stock"] == 9

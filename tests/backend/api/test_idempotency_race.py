@@ -17,7 +17,16 @@ def test_sameKeyRace_onCreateMemberAndRedeem_answersOnceThenReplays(client, writ
     partner, reward, member = funded_member(client, writer, points=100, cost_points=10)
     with serving(settings, outbox=False) as url:
         created = _race(url, "/v1/members", {"external_id": "racer"}, ADMIN_KEY)
-        redeemed = _race(url, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": redemption_code(client, member, partner)}, partner["api_key"])
+        redeemed = _race(
+            url,
+            "/v1/redemptions",
+            {
+                "member_id": member["id"],
+                "reward_id": reward["id"],
+                "redemption_code": redemption_code(client, member, partner),
+            },
+            partner["api_key"],
+        )
 
     for responses in (created, redeemed):
         assert {r.status_code for r in responses} == {201}, [r.text for r in responses if r.status_code != 201][:3]

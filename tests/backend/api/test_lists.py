@@ -42,7 +42,12 @@ def test_earnsAndRedemptions_listOnlyTheCallersOwn_withFilters(client, writer):
     member = make_member(client, a["api_key"])
     link(client, member, b)
     for points in (5, 6, 7):
-        post(client, "/v1/earn", {"member_id": member["id"], "amount_points": points, "reason": f"order {points}"}, a["api_key"])
+        post(
+            client,
+            "/v1/earn",
+            {"member_id": member["id"], "amount_points": points, "reason": f"order {points}"},
+            a["api_key"],
+        )
     post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 9}, b["api_key"])
     confirm_all(writer)
     reward = post(client, "/v1/rewards", {"name": "Mug", "cost_points": 3, "stock": 5}, a["api_key"]).json()

@@ -39,7 +39,9 @@ def test_nonAsciiKey_isUnauthorized(client):
 def test_jsonNestedTooDeep_isNotAServerError(client):
     partner = make_partner(client)
     headers = {**auth(ADMIN_KEY), "Idempotency-Key": "deep", "Content-Type": "application/json"}
-    response = client.post(f"/v1/partners/{partner['id']}/deactivate", content=b"[" * 5_000 + b"]" * 5_000, headers=headers)
+    response = client.post(
+        f"/v1/partners/{partner['id']}/deactivate", content=b"[" * 5_000 + b"]" * 5_000, headers=headers
+    )
     assert response.status_code < 500, response.text
 
 
@@ -55,6 +57,11 @@ def test_highSConsent_isRefusedBeforeAnythingIsHeld(client):
     signature = sign_typed_data(quote["typed_data"], wallet.key)
     s_value = int.from_bytes(signature[32:64], "big")
     flipped = signature[:32] + (SECP256K1_N - s_value).to_bytes(32, "big") + bytes([55 - signature[64]])
-    response = post(client, "/v1/redemptions", {**body, "signature": "0x" + flipped.hex(), "deadline": quote["deadline"]}, partner["api_key"])
+    response = post(
+        client,
+        "/v1/redemptions",
+        {**body, "signature": "0x" + flipped.hex(), "deadline": quote["deadline"]},
+        partner["api_key"],
+    )
     assert (response.status_code, response.json()["code"]) == (422, "invalid_signature")
     assert client.get(f"/v1/rewards/{reward['id']}", headers=auth(ADMIN_KEY)).json()["stock"] == 5

@@ -16,7 +16,9 @@ from support.backend import (
 
 
 def _reward(client, partner, cost_points):
-    return post(client, "/v1/rewards", {"name": "Mug", "cost_points": cost_points, "stock": 5}, partner["api_key"]).json()
+    return post(
+        client, "/v1/rewards", {"name": "Mug", "cost_points": cost_points, "stock": 5}, partner["api_key"]
+    ).json()
 
 
 def _earned(client, writer, partner, member, points):

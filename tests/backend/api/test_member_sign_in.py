@@ -53,7 +53,9 @@ def test_unknownMember_looksLikeAWrongPassphrase(client):
 
 def test_unknownMember_isThrottledAlike(client):
     """A 429 only for ids that exist would tell a guesser which do."""
-    answers = [client.post("/v1/auth/sessions", json={"external_id": "nobody", "passphrase": f"wrong {i}"}) for i in range(6)]
+    answers = [
+        client.post("/v1/auth/sessions", json={"external_id": "nobody", "passphrase": f"wrong {i}"}) for i in range(6)
+    ]
     assert [r.status_code for r in answers] == [401] * 5 + [429]
     assert answers[-1].json()["code"] == "too_many_attempts" and "Retry-After" in answers[-1].headers
 
@@ -64,7 +66,10 @@ def test_guessesFromOneAddress_doNotLockTheMemberOutFromAnother(client):
     member = make_member(client, make_partner(client)["api_key"])
     session = sign_in(client, member)  # the passphrase is set
     stranger = TestClient(client.app, client=("203.0.113.7", 40000))
-    guesses = [stranger.post("/v1/auth/sessions", json={"external_id": member["external_id"], "passphrase": f"guess {i}"}) for i in range(6)]
+    guesses = [
+        stranger.post("/v1/auth/sessions", json={"external_id": member["external_id"], "passphrase": f"guess {i}"})
+        for i in range(6)
+    ]
 
     own = client.post("/v1/auth/sessions", json={"external_id": member["external_id"], "passphrase": PASSPHRASE})
 
@@ -78,7 +83,9 @@ def test_aFloodOfSignIns_isToldToComeBackRatherThanQueued(settings):
     with serving(settings, outbox=False) as url:
 
         def attempt(i: int) -> httpx.Response:
-            return httpx.post(f"{url}/v1/auth/sessions", json={"external_id": f"flood-{i}", "passphrase": "x" * 12}, timeout=60)
+            return httpx.post(
+                f"{url}/v1/auth/sessions", json={"external_id": f"flood-{i}", "passphrase": "x" * 12}, timeout=60
+            )
 
         with concurrent.futures.ThreadPoolExecutor(60) as pool:
             answers = list(pool.map(attempt, range(120)))
@@ -95,7 +102,9 @@ def test_resetLink_setsANewPassphraseAndEndsOldSessions(client):
     old = sign_in(client, member)
 
     reset = post(client, f"/v1/members/{member['id']}/passphrase-resets", None, ADMIN_KEY)
-    changed = client.post("/v1/auth/passphrase", json={"token": reset.json()["token"], "passphrase": "a new one, longer"})
+    changed = client.post(
+        "/v1/auth/passphrase", json={"token": reset.json()["token"], "passphrase": "a new one, longer"}
+    )
 
     assert reset.status_code == 201 and changed.status_code == 200
     assert client.get("/v1/me", headers=auth(old)).status_code == 401

@@ -14,8 +14,26 @@ def test_budget_showsGrantedUsedPendingAndAvailable(client, writer):
     post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 50}, partner["api_key"])
     later = client.get(f"/v1/partners/{partner['id']}/budget", headers=auth(ADMIN_KEY)).json()
 
-    assert pending == {"granted_points": 1_000, "onchain_points": 1_000, "used_points": 0, "pending_points": 300, "to_grant_points": 0, "moved_points": 0, "to_move_points": 0, "available_points": 700}
-    assert later == {"granted_points": 1_000, "onchain_points": 700, "used_points": 300, "pending_points": 50, "to_grant_points": 0, "moved_points": 0, "to_move_points": 0, "available_points": 650}
+    assert pending == {
+        "granted_points": 1_000,
+        "onchain_points": 1_000,
+        "used_points": 0,
+        "pending_points": 300,
+        "to_grant_points": 0,
+        "moved_points": 0,
+        "to_move_points": 0,
+        "available_points": 700,
+    }
+    assert later == {
+        "granted_points": 1_000,
+        "onchain_points": 700,
+        "used_points": 300,
+        "pending_points": 50,
+        "to_grant_points": 0,
+        "moved_points": 0,
+        "to_move_points": 0,
+        "available_points": 650,
+    }
 
 
 def test_keyRotation_refusesTheOldKeyAndReplaysTheNewOne(client):

@@ -17,7 +17,12 @@ RULES = [
     {"name": "5 per mug, 20 a day", "conditions": {"skus": ["mug"]}, "calculator": {"strategy": "per_item", "points": 5},
      "limits": {"per_member": 20, "period": "day"}},
 ]  # fmt: skip
-LADDER = {"tiers": [{"name": "bronze", "threshold": 0}, {"name": "gold", "threshold": 10_000, "multiplier_numerator": 3, "multiplier_denominator": 2}]}
+LADDER = {
+    "tiers": [
+        {"name": "bronze", "threshold": 0},
+        {"name": "gold", "threshold": 10_000, "multiplier_numerator": 3, "multiplier_denominator": 2},
+    ]
+}
 
 
 def _shop(client, name):
@@ -44,7 +49,10 @@ def _orders(partner, members, stranger):
         (ben, "5", mugs(1, 300)),  # beyond the partner's budget: refused
         (ben, "6", mugs(1, 10)),  # the campaign spent: 0 from it, shown
     ]
-    return [purchases.Order(partner["id"], member["id"], f"G-{order_id}", now, "USD", lines) for member, order_id, lines in plan]
+    return [
+        purchases.Order(partner["id"], member["id"], f"G-{order_id}", now, "USD", lines)
+        for member, order_id, lines in plan
+    ]
 
 
 def _outcome(result):
@@ -113,4 +121,6 @@ def test_aDebtPaidInAGroup_givesTheBudgetBackToTheOrdersAfterIt(client, writer):
 
     assert together == alone == [[("1 per dollar", None, 200, None)], [("1 per dollar", None, 100, None)]]
     token = token_of(client)
-    assert [token.balance_of(m["wallet_address"]) for _, m in setups] == [100 + 100 + 100] * 2  # 200 paid 100 of the debt
+    assert [token.balance_of(m["wallet_address"]) for _, m in setups] == [
+        100 + 100 + 100
+    ] * 2  # 200 paid 100 of the debt

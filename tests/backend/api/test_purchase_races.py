@@ -22,14 +22,21 @@ class Held:
     """A purchase recorded in a transaction of its own, left open (holding its locks) until
     `commit`."""
 
-    def __init__(self, client, partner_id: int, member_id: int, order_id: str, dollars: int, occurred_at: datetime) -> None:
+    def __init__(
+        self, client, partner_id: int, member_id: int, order_id: str, dollars: int, occurred_at: datetime
+    ) -> None:
         self.recorded, self.go = threading.Event(), threading.Event()
         runtime = client.app.state.runtime
 
         def run() -> None:
             with runtime.sessions() as session:
                 uow = UnitOfWork.of(runtime, session)
-                purchases.record(uow, purchases.Order(partner_id, member_id, order_id, occurred_at, "USD", [Line("beans", "", 1, dollars * 100)]))
+                purchases.record(
+                    uow,
+                    purchases.Order(
+                        partner_id, member_id, order_id, occurred_at, "USD", [Line("beans", "", 1, dollars * 100)]
+                    ),
+                )
                 self.recorded.set()
                 self.go.wait(10)
                 session.commit()
@@ -54,8 +61,17 @@ def test_aReleaseRacingAPurchase_paysTheMembersDebtOnce(client, writer):
     partner = make_partner(client)
     assert post(client, "/v1/rules", PER_DOLLAR, partner["api_key"]).status_code == 201
     member = make_member(client, partner["api_key"])
-    order = {"member_id": member["id"], "currency": "USD", "lines": [{"sku": "beans", "quantity": 1, "unit_price_minor": 1_200}]}
-    post(client, "/v1/purchases", {**order, "order_id": "D-1", "occurred_at": datetime.now(UTC).isoformat()}, partner["api_key"])
+    order = {
+        "member_id": member["id"],
+        "currency": "USD",
+        "lines": [{"sku": "beans", "quantity": 1, "unit_price_minor": 1_200}],
+    }
+    post(
+        client,
+        "/v1/purchases",
+        {**order, "order_id": "D-1", "occurred_at": datetime.now(UTC).isoformat()},
+        partner["api_key"],
+    )
     post(client, "/v1/purchases/D-1/refunds", {"refund_id": "all"}, partner["api_key"])  # released: a debt of 12
     assert client.patch("/v1/programs/1", json={"pending_days": 14}, headers=auth("adm_test")).status_code == 200
     due_soon = (datetime.now(UTC) - timedelta(days=14) + timedelta(seconds=30)).isoformat()
@@ -96,7 +112,9 @@ def test_twoPurchasesAtOnce_neverBothEarnWhatTheCapAllowsOnlyOnce(client, writer
     def second() -> None:
         with runtime.sessions() as session:
             uow = UnitOfWork.of(runtime, session)
-            purchases.record(uow, purchases.Order(partner["id"], member["id"], "K-2", now, "USD", [Line("beans", "", 1, 1_500)]))
+            purchases.record(
+                uow, purchases.Order(partner["id"], member["id"], "K-2", now, "USD", [Line("beans", "", 1, 1_500)])
+            )
             session.commit()
 
     racing = _in_background(second)
@@ -105,7 +123,10 @@ def test_twoPurchasesAtOnce_neverBothEarnWhatTheCapAllowsOnlyOnce(client, writer
     racing.join(10)
 
     assert waited
-    totals = [client.get(f"/v1/purchases/{o}", headers=auth(partner["api_key"])).json()["total_points"] for o in ("K-1", "K-2")]
+    totals = [
+        client.get(f"/v1/purchases/{o}", headers=auth(partner["api_key"])).json()["total_points"]
+        for o in ("K-1", "K-2")
+    ]
     assert totals == [15, 0]
 
 

@@ -44,13 +44,23 @@ def test_idempotencyKeys_areForgottenAfterTheWindow(settings):
     short = settings.model_copy(update={"idempotency_ttl_s": 1})
     with TestClient(create_app(short, run_outbox=False)) as client:
         partner = make_partner(client, "Acme")
-        assert post(client, "/v1/members", {"external_id": "a"}, partner["api_key"], idempotency_key="k").status_code == 201
+        assert (
+            post(client, "/v1/members", {"external_id": "a"}, partner["api_key"], idempotency_key="k").status_code
+            == 201
+        )
         time.sleep(1.5)
         # the key is new again: another body is a new request, not a conflict
-        assert post(client, "/v1/members", {"external_id": "b"}, partner["api_key"], idempotency_key="k").status_code == 201
-        assert post(client, "/v1/earn", {"member_id": 1, "amount_points": 1}, partner["api_key"], "e").status_code == 202
+        assert (
+            post(client, "/v1/members", {"external_id": "b"}, partner["api_key"], idempotency_key="k").status_code
+            == 201
+        )
+        assert (
+            post(client, "/v1/earn", {"member_id": 1, "amount_points": 1}, partner["api_key"], "e").status_code == 202
+        )
         time.sleep(1.5)
-        assert post(client, "/v1/earn", {"member_id": 2, "amount_points": 1}, partner["api_key"], "e").status_code == 202
+        assert (
+            post(client, "/v1/earn", {"member_id": 2, "amount_points": 1}, partner["api_key"], "e").status_code == 202
+        )
         time.sleep(1.5)
         writer = OutboxWriter(client.app.state.runtime)
         try:

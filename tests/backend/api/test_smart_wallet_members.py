@@ -40,7 +40,9 @@ def _redeem(client: Any, partner: dict[str, Any], member: dict[str, Any], reward
     body = {"member_id": member["id"], "reward_id": reward["id"]}
     quote = post(client, "/v1/redemptions/consents", body, partner["api_key"]).json()
     signature = "0x" + sign_typed_data(quote["typed_data"], key).hex()
-    return post(client, "/v1/redemptions", {**body, "signature": signature, "deadline": quote["deadline"]}, partner["api_key"])
+    return post(
+        client, "/v1/redemptions", {**body, "signature": signature, "deadline": quote["deadline"]}, partner["api_key"]
+    )
 
 
 @pytest.mark.parametrize("heavy", [False, True], ids=["light", "heavy"])

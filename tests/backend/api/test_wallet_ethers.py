@@ -47,7 +47,12 @@ def test_selfCustodyMember_signsInAndRedeemsWithEthers(client, writer):
         assert "EIP712Domain" not in quote["ethers"]["types"] and "EIP712Domain" in quote["typed_data"]["types"]
         signature = ethers(do="signTypedData", privateKey=wallet["privateKey"], typedData=quote["ethers"])[form]
         assert len(bytes.fromhex(signature[2:])) == (65 if form == "signature" else 64)
-        redeemed = post(client, "/v1/redemptions", {**body, "signature": signature, "deadline": quote["deadline"]}, partner["api_key"])
+        redeemed = post(
+            client,
+            "/v1/redemptions",
+            {**body, "signature": signature, "deadline": quote["deadline"]},
+            partner["api_key"],
+        )
         assert (redeemed.status_code, redeemed.json()["status"]) == (201, "reserved"), redeemed.text
         confirm_all(writer)
         posted.append(client.get(f"/v1/redemptions/{redeemed.json()['id']}", headers=auth(partner["api_key"])).json())

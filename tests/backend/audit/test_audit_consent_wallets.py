@@ -55,7 +55,9 @@ def test_verify_acceptsCompactAndContractWalletConsents(chain: str, tmp_path: An
     deadline = w3.eth.get_block("latest")["timestamp"] + HOUR
     for member, key, amount, shape in ((wallet, owner.key, 30, bytes), (person.address, person.key, 40, _compact)):
         consent = RedeemConsent(member, issuer, amount, 1, 2, 0, deadline)
-        typed = redeem_typed_data(consent, chain_id=w3.eth.chain_id, token_address=token.address, token_name="Loyalty Points")
+        typed = redeem_typed_data(
+            consent, chain_id=w3.eth.chain_id, token_address=token.address, token_name="Loyalty Points"
+        )
         send(token.functions.redeem(member, amount, 1, 2, deadline, shape(sign_typed_data(typed, key))), issuer)
 
     audit = verify(Rpc(chain), deployment.token_address, deployment.block_number)

@@ -66,7 +66,9 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Any:
             if isinstance(sender, str):
                 tx_hash = call.transact({"from": sender})
             else:
-                tx = call.build_transaction({"from": sender.address, "nonce": w3.eth.get_transaction_count(sender.address)})
+                tx = call.build_transaction(
+                    {"from": sender.address, "nonce": w3.eth.get_transaction_count(sender.address)}
+                )
                 tx_hash = w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
             receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
             assert receipt["status"] == 1
@@ -80,7 +82,9 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Any:
         target = token_at(TokenParams(name="Air Miles", symbol="MILES"))
         dollar_address, _ = deploy_contract(w3, admin, "TestDollar")
         dollar = w3.eth.contract(address=dollar_address, abi=load_artifact("TestDollar").abi)
-        exchange_address, first_block = deploy_contract(w3, admin, "PointsExchange", admin, dollar_address, WEEK, 3 * 86_400)
+        exchange_address, first_block = deploy_contract(
+            w3, admin, "PointsExchange", admin, dollar_address, WEEK, 3 * 86_400
+        )
         exchange = w3.eth.contract(address=exchange_address, abi=load_artifact("PointsExchange").abi)
         send(exchange.functions.grantRole(exchange.functions.RELAYER_ROLE().call(), relayer), admin)
         for token in (source, target):
@@ -116,7 +120,9 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Any:
             ref = next(refs)
             consent = RedeemConsent(member.address, exchange_address, amount, reward, ref,
                                     source.functions.nonces(member.address).call(), now + FAR)  # fmt: skip
-            typed = redeem_typed_data(consent, chain_id=w3.eth.chain_id, token_address=source.address, token_name="Hotel Points")
+            typed = redeem_typed_data(
+                consent, chain_id=w3.eth.chain_id, token_address=source.address, token_name="Hotel Points"
+            )
             return (member.address, amount, ref, now + FAR, sign_typed_data(typed, member.key))
 
         members = [Account.create() for _ in range(5)]
@@ -178,7 +184,10 @@ def _replay(scenario: Scenario, change: Any) -> set[str]:
     periods, settlement = read_exchange(rpc, scenario.exchange, block)
     logs = [Log.of(raw) for chunk in rpc.logs(scenario.exchange, scenario.first_block, block) for raw in chunk]
     hashes = sorted({log.tx_hash for log in logs})
-    tx_logs = {h: r["logs"] for h, r in zip(hashes, rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes]), strict=True)}
+    tx_logs = {
+        h: r["logs"]
+        for h, r in zip(hashes, rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes]), strict=True)
+    }
     registering = [log.tx_hash for log in logs if log.topics[0] == AGREEMENT_REGISTERED]
     inputs = {h: str(tx["input"]) for h, tx in rpc.transactions(registering).items()}
     change(logs, tx_logs)
@@ -241,7 +250,9 @@ def test_verifyExchange_flagsDoctoredEvents(scenario: Scenario, doctor: str, che
             logs[j] = dataclasses.replace(logs[j], data=_word(logs[j].data, 1, 1))
         elif doctor == "drop_settlement_transfer":
             settled = logs[_first(logs, PAYMENT_SETTLED)]
-            tx_logs[settled.tx_hash] = [r for r in tx_logs[settled.tx_hash] if r["address"].lower() == scenario.exchange.lower()]
+            tx_logs[settled.tx_hash] = [
+                r for r in tx_logs[settled.tx_hash] if r["address"].lower() == scenario.exchange.lower()
+            ]
         elif doctor == "drop_program_brand":  # as if the payee had never been allowed on the target
             logs.pop(_first(logs, PROGRAM_BRAND_SET))
         elif doctor == "late_exchange":

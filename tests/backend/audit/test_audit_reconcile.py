@@ -46,7 +46,14 @@ def program(own_settings: Settings) -> Iterator[dict[str, Any]]:
         reward = post(client, "/v1/rewards", {"name": "Mug", "cost_points": 200, "stock": 5}, partner["api_key"]).json()
         confirm_all(writer)
         redemption = post(
-            client, "/v1/redemptions", {"member_id": alice["id"], "reward_id": reward["id"], "redemption_code": redemption_code(client, alice, partner)}, partner["api_key"]
+            client,
+            "/v1/redemptions",
+            {
+                "member_id": alice["id"],
+                "reward_id": reward["id"],
+                "redemption_code": redemption_code(client, alice, partner),
+            },
+            partner["api_key"],
         ).json()
         confirm_all(writer)
         assert client.get(f"/v1/redemptions/{redemption['id']}", headers=auth(ADMIN_KEY)).json()["status"] == "posted"

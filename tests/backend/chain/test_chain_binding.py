@@ -37,7 +37,11 @@ def test_aResetChain_isRefusedWithOneLine(own_chain, chain_settings):
     with pytest.raises(ConfigurationError, match="the chain was reset or is another one"):
         build(chain_settings)
     result = subprocess.run(
-        [sys.executable, "-m", "loyalty.cli", "worker"], env=env_of(chain_settings), capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "loyalty.cli", "worker"],
+        env=env_of(chain_settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 from click.testing import CliRunner
-from support.backend import ADMIN_KEY, make_member, make_partner, second_program, serving
+from support.backend import ADMIN_KEY, confirm_all, make_member, make_partner, second_program, serving
 from web3 import Web3
 
 from loyalty.cli import main
@@ -54,7 +54,9 @@ def test_clientCommands_findTheApiByPort_andRefuseAWrongKeyInOneLine(client, set
         env = {"API_PORT": port, "LOYALTY_API_KEY": partner["api_key"], "LOYALTY_API_URL": ""}
         shown = CliRunner().invoke(main, ["members", "show", str(member["id"])], env=env)
         wrong = CliRunner().invoke(main, ["members", "list", "--key", "ptn_wrong"], env=env)
-        by_url = CliRunner().invoke(main, ["partners", "list"], env={"LOYALTY_API_URL": url, "LOYALTY_API_KEY": ADMIN_KEY})
+        by_url = CliRunner().invoke(
+            main, ["partners", "list"], env={"LOYALTY_API_URL": url, "LOYALTY_API_KEY": ADMIN_KEY}
+        )
     assert shown.exit_code == 0 and f'"id": {member["id"]}' in shown.output, shown.output
     assert _one_line_failure(wrong) == "Error: unauthorized: unknown API key"
     assert by_url.exit_code == 0 and partner["name"] in by_url.output
@@ -64,7 +66,9 @@ def test_earnsBatch_fromCsv_acceptsEveryRowInRequests(client, settings, tmp_path
     partner = make_partner(client)
     members = [make_member(client, partner["api_key"]) for _ in range(5)]
     csv_file = tmp_path / "earns.csv"
-    csv_file.write_text("member_id,amount_points,reason\n" + "".join(f"{m['id']},{i + 1},order {i}\n" for i, m in enumerate(members)))
+    csv_file.write_text(
+        "member_id,amount_points,reason\n" + "".join(f"{m['id']},{i + 1},order {i}\n" for i, m in enumerate(members))
+    )
     bad = tmp_path / "bad.csv"
     bad.write_text("member,points\n1,2\n")
     with serving(settings, outbox=False) as url:
@@ -83,9 +87,15 @@ def test_rules_fromJsonFiles_createSimulateAndVersion(client, settings, tmp_path
 
     partner = make_partner(client)
     rule = tmp_path / "rule.json"
-    rule.write_text(json.dumps({"name": "1 per dollar", "calculator": {"strategy": "per_spend", "points": 1, "per_minor": 100}}))
+    rule.write_text(
+        json.dumps({"name": "1 per dollar", "calculator": {"strategy": "per_spend", "points": 1, "per_minor": 100}})
+    )
     purchase = tmp_path / "purchase.json"
-    purchase.write_text(json.dumps({"occurred_at": "2026-11-23T09:30:00Z", "lines": [{"sku": "latte", "quantity": 3, "unit_price_minor": 450}]}))
+    purchase.write_text(
+        json.dumps(
+            {"occurred_at": "2026-11-23T09:30:00Z", "lines": [{"sku": "latte", "quantity": 3, "unit_price_minor": 450}]}
+        )
+    )
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
     with serving(settings, outbox=False) as url:
@@ -115,9 +125,13 @@ def test_purchases_recordAndRefundByLines_fromTheCommandLine(client, settings, t
         args = ["--api-url", url, "--key", partner["api_key"]]
         CliRunner().invoke(main, ["rules", "create", str(tmp_path / "rule.json"), *args])
         recorded = CliRunner().invoke(main, ["purchases", "record", str(tmp_path / "order.json"), *args])
-        refunded = CliRunner().invoke(main, ["purchases", "refund", "till 7-42", "--refund-id", "r1", "--line", "latte=1", *args])
+        refunded = CliRunner().invoke(
+            main, ["purchases", "refund", "till 7-42", "--refund-id", "r1", "--line", "latte=1", *args]
+        )
         shown = CliRunner().invoke(main, ["purchases", "show", "till 7-42", *args])
-        bad = CliRunner().invoke(main, ["purchases", "refund", "till 7-42", "--refund-id", "r2", "--line", "latte", *args])
+        bad = CliRunner().invoke(
+            main, ["purchases", "refund", "till 7-42", "--refund-id", "r2", "--line", "latte", *args]
+        )
     assert json.loads(recorded.output)["total_points"] == 13, recorded.output
     assert json.loads(refunded.output)["points_reversed"] == 4, refunded.output  # 13.50 -> 9.00 net
     assert json.loads(shown.output)["total_points"] == 9
@@ -131,12 +145,18 @@ def test_partnerPrograms_joinEarnAndSigner_fromTheCommandLine(client, settings, 
     with serving(settings, outbox=False) as url:
         admin, own = ["--api-url", url, "--key", ADMIN_KEY], ["--api-url", url, "--key", partner["api_key"]]
         early = CliRunner().invoke(main, ["earn", str(member["id"]), "10", "--program", str(miles), *own])
-        joined = CliRunner().invoke(main, ["partners", "join", str(partner["id"]), str(miles), "--budget", "500", *admin])
+        joined = CliRunner().invoke(
+            main, ["partners", "join", str(partner["id"]), str(miles), "--budget", "500", *admin]
+        )
         earned = CliRunner().invoke(main, ["earn", str(member["id"]), "10", "--program", str(miles), *own])
         budget = CliRunner().invoke(main, ["partners", "budget", str(partner["id"]), "--program", str(miles), *own])
         listed = CliRunner().invoke(main, ["partners", "programs", str(partner["id"]), *own])
-        both = CliRunner().invoke(main, ["partners", "agreement-signer", str(partner["id"]), "--set", "0x" + "22" * 20, "--clear", *own])
-        signer = CliRunner().invoke(main, ["partners", "agreement-signer", str(partner["id"]), "--set", "0x" + "22" * 20, *own])
+        both = CliRunner().invoke(
+            main, ["partners", "agreement-signer", str(partner["id"]), "--set", "0x" + "22" * 20, "--clear", *own]
+        )
+        signer = CliRunner().invoke(
+            main, ["partners", "agreement-signer", str(partner["id"]), "--set", "0x" + "22" * 20, *own]
+        )
     assert "program_not_joined" in _one_line_failure(early)
     assert joined.exit_code == 0 and json.loads(joined.output)["program_id"] == miles, joined.output
     assert earned.exit_code == 0 and json.loads(earned.output)["status"] == "pending", earned.output
@@ -159,12 +179,18 @@ def test_programEngine_rulesPurchasesRefundsAndTiers_inASecondProgram_fromTheCom
     (tmp_path / "order.json").write_text(json.dumps(order))
     with serving(settings, outbox=False) as url:
         admin, own = ["--api-url", url, "--key", ADMIN_KEY], ["--api-url", url, "--key", partner["api_key"]]
-        early = CliRunner().invoke(main, ["rules", "create", str(tmp_path / "rule.json"), "--program", str(miles), *own])
+        early = CliRunner().invoke(
+            main, ["rules", "create", str(tmp_path / "rule.json"), "--program", str(miles), *own]
+        )
         CliRunner().invoke(main, ["partners", "join", str(partner["id"]), str(miles), "--budget", "5000", *admin])
         made = CliRunner().invoke(main, ["rules", "create", str(tmp_path / "rule.json"), "--program", str(miles), *own])
-        recorded = CliRunner().invoke(main, ["purchases", "record", str(tmp_path / "order.json"), "--program", str(miles), *own])
+        recorded = CliRunner().invoke(
+            main, ["purchases", "record", str(tmp_path / "order.json"), "--program", str(miles), *own]
+        )
         first = CliRunner().invoke(main, ["purchases", "record", str(tmp_path / "order.json"), *own])
-        refunded = CliRunner().invoke(main, ["purchases", "refund", "PNR 42", "--refund-id", "r1", "--program", str(miles), *own])
+        refunded = CliRunner().invoke(
+            main, ["purchases", "refund", "PNR 42", "--refund-id", "r1", "--program", str(miles), *own]
+        )
         listed = CliRunner().invoke(main, ["purchases", "list", "--program", str(miles), *own])
         rules_there = CliRunner().invoke(main, ["rules", "list", "--program", str(miles), *own])
         tier = CliRunner().invoke(main, ["members", "tier", str(member["id"]), "--program", str(miles), *admin])
@@ -176,3 +202,31 @@ def test_programEngine_rulesPurchasesRefundsAndTiers_inASecondProgram_fromTheCom
     assert [p["order_id"] for p in json.loads(listed.output)["data"]] == ["PNR 42"]
     assert [r["program_id"] for r in json.loads(rules_there.output)["data"]] == [miles]
     assert "has no tier ladder" in _one_line_failure(tier)
+
+
+def test_webhooks_createListDeliveriesAndDelete_fromTheCommandLine(client, settings, writer) -> None:
+    partner = make_partner(client, "Acme")
+    member = make_member(client, partner["api_key"])
+    with serving(settings, outbox=False) as url:
+        own = ["--api-url", url, "--key", partner["api_key"]]
+        made = CliRunner().invoke(
+            main, ["webhooks", "create", "http://127.0.0.1:9/hooks", "--event", "earn.confirmed", *own]
+        )
+        unknown = CliRunner().invoke(main, ["webhooks", "create", "http://127.0.0.1:9/hooks", "--event", "nope", *own])
+        endpoint = json.loads(made.output)
+        CliRunner().invoke(main, ["earn", str(member["id"]), "10", *own])
+        confirm_all(writer)
+        deliveries = CliRunner().invoke(
+            main, ["webhooks", "deliveries", str(endpoint["id"]), "--status", "pending", *own]
+        )
+        updated = CliRunner().invoke(
+            main, ["webhooks", "update", str(endpoint["id"]), "--event", "redemption.posted", *own]
+        )
+        deleted = CliRunner().invoke(main, ["webhooks", "delete", str(endpoint["id"]), *own])
+        listed = CliRunner().invoke(main, ["webhooks", "list", *own])
+    assert endpoint["secret"].startswith("whsec_"), made.output
+    assert unknown.exit_code == 2 and "nope" in unknown.output and "Traceback" not in unknown.output
+    [pending] = json.loads(deliveries.output)["data"]
+    assert (pending["type"], pending["payload"]["data"]["amount_points"]) == ("earn.confirmed", 10)
+    assert json.loads(updated.output)["event_types"] == ["redemption.posted"]
+    assert deleted.exit_code == 0 and json.loads(listed.output)["data"] == []

@@ -96,7 +96,9 @@ def test_upgrade_fromA01Database_keepsItsHistoryAsItWas(database_url, settings):
         assert session.execute(text("SELECT member_id, partner_id, source FROM member_links")).all() == [
             (1, 1, "enrolment")
         ]
-        assert client.get("/v1/members/1", headers={"Authorization": "Bearer " + _partner_key(client)}).status_code == 200
+        assert (
+            client.get("/v1/members/1", headers={"Authorization": "Bearer " + _partner_key(client)}).status_code == 200
+        )
 
 
 def _partner_key(client) -> str:

@@ -50,9 +50,13 @@ def test_aMultiplierCampaign_onTheWholeOrder_doublesEverythingTheRulesGave():
 
 
 def test_aMultiplierCampaign_onACategory_doublesWhatItsLinesEarned():
-    per_pastry = Rule(2, 1, "10 per pastry", Trigger.PURCHASE, PerItem(10), Conditions(categories=frozenset({"pastries"})))
+    per_pastry = Rule(
+        2, 1, "10 per pastry", Trigger.PURCHASE, PerItem(10), Conditions(categories=frozenset({"pastries"}))
+    )
     flat = Rule(3, 1, "flat", Trigger.PURCHASE, Fixed(7))  # not on any line: not doubled
-    [award] = _apply([_campaign(categories=frozenset({"pastries"}))], LATTE, CROISSANT, rules=(PER_DOLLAR, per_pastry, flat))
+    [award] = _apply(
+        [_campaign(categories=frozenset({"pastries"}))], LATTE, CROISSANT, rules=(PER_DOLLAR, per_pastry, flat)
+    )
     assert award.points == 3 + 10  # the croissant's $3.00 dollar points and its pastry points
 
 
@@ -85,7 +89,12 @@ def test_aCapPeriod_isTheMembersCalendarPeriod_insideTheCampaignsWindow():
 
 
 def test_campaignFromDefinition_refusesWhatCannotWork():
-    good = {"name": "x", "starts_at": "2026-12-20T00:00:00Z", "ends_at": "2026-12-27T00:00:00Z", "effect": {"kind": "bonus", "points": 5}}
+    good = {
+        "name": "x",
+        "starts_at": "2026-12-20T00:00:00Z",
+        "ends_at": "2026-12-27T00:00:00Z",
+        "effect": {"kind": "bonus", "points": 5},
+    }
     assert campaign_from_definition(7, good).effect == Bonus(5)
     for bad in (
         {**good, "ends_at": "2026-12-19T00:00:00Z"},
@@ -139,7 +148,9 @@ def test_campaignAwards_areNeverNegative_norAboveTheirCapOrBudget(purchase_lines
         campaign = by_id[award.campaign_id]
         assert award.points >= 0
         assert award.points <= budget
-        assert campaign.per_member is None or award.points + earned.get(campaign.id, 0) <= max(campaign.per_member, earned.get(campaign.id, 0))
+        assert campaign.per_member is None or award.points + earned.get(campaign.id, 0) <= max(
+            campaign.per_member, earned.get(campaign.id, 0)
+        )
         assert award.points > 0 or award.capped_by == "budget"
 
 
@@ -150,7 +161,11 @@ MOMENTS = [MONDAY + timedelta(days=d) for d in (-2, 0, 2, 7)]  # before, inside 
 conditional_campaigns = st.lists(
     st.builds(
         lambda i, effect, gold_only, category: _campaign(
-            i, effect, tiers=frozenset({"gold"} if gold_only else ()), days_of_week=frozenset({1, 3}), categories=frozenset(category)
+            i,
+            effect,
+            tiers=frozenset({"gold"} if gold_only else ()),
+            days_of_week=frozenset({1, 3}),
+            categories=frozenset(category),
         ),
         st.integers(1, 9),
         effects,
@@ -169,4 +184,6 @@ def test_aCampaignSetUsedForManyPurchases_answersEachAsAFreshOneWould(purchase_l
     shared = CampaignSet(campaigns)
     for member in MEMBERS:
         for at in MOMENTS:
-            assert _apply(shared, *purchase_lines, at=at, member=member) == _apply(list(campaigns), *purchase_lines, at=at, member=member)
+            assert _apply(shared, *purchase_lines, at=at, member=member) == _apply(
+                list(campaigns), *purchase_lines, at=at, member=member
+            )

@@ -37,7 +37,12 @@ def test_quote_roundsDownAndAddsABonusPerWholeBlock():
 
 @pytest.mark.parametrize(
     ("amount_in", "reason"),
-    [(297, "ExchangeBelowMinimum"), (301, "ExchangeOffStep"), (90_003, "ExchangeCapExceeded"), (2**96, "ExchangeInvalidAmount")],
+    [
+        (297, "ExchangeBelowMinimum"),
+        (301, "ExchangeOffStep"),
+        (90_003, "ExchangeCapExceeded"),
+        (2**96, "ExchangeInvalidAmount"),
+    ],
 )
 def test_quote_refusesAsTheContractDoes(amount_in, reason):
     with pytest.raises(QuoteRefused) as refused:

@@ -69,10 +69,14 @@ def test_fixedAndPerItem():
 
 
 def test_multiplier_doublesTheBaseRuleOnItsLinesOnMondaysOnly():
-    """"2x on pastries on Mondays": the pastry line's 3 points earn 3 more."""
+    """ "2x on pastries on Mondays": the pastry line's 3 points earn 3 more."""
     rules = [
         _rule(1, PerSpend(1, 100)),
-        _rule(2, Multiplier(1, 2, 1), conditions=Conditions(categories=frozenset({"pastries"}), days_of_week=frozenset({1}))),
+        _rule(
+            2,
+            Multiplier(1, 2, 1),
+            conditions=Conditions(categories=frozenset({"pastries"}), days_of_week=frozenset({1})),
+        ),
     ]
     monday = evaluate(_purchase(COFFEE, CROISSANT), NOBODY, rules)
     tuesday = evaluate(_purchase(COFFEE, CROISSANT, at=MONDAY + timedelta(days=1)), NOBODY, rules)
@@ -124,7 +128,11 @@ def test_bestOf_takesTheLargest_additiveAllAdd():
         _rule(4, Fixed(1)),
         _rule(5, Fixed(2)),
     ]
-    assert sorted((a.rule_id, a.points) for a in evaluate(_purchase(COFFEE), NOBODY, rules)) == [(2, 30), (4, 1), (5, 2)]
+    assert sorted((a.rule_id, a.points) for a in evaluate(_purchase(COFFEE), NOBODY, rules)) == [
+        (2, 30),
+        (4, 1),
+        (5, 2),
+    ]
 
 
 def test_bestOf_tie_goesToHigherPriority():
@@ -223,9 +231,7 @@ conditions = st.builds(
     categories=st.sets(st.sampled_from(["x", "y"]), max_size=1).map(frozenset),
     min_net_minor=st.integers(0, 50_000),
 )
-limits = st.builds(
-    Limits, per_order=st.none() | st.integers(0, 2_000), per_member=st.none() | st.integers(0, 5_000)
-)
+limits = st.builds(Limits, per_order=st.none() | st.integers(0, 2_000), per_member=st.none() | st.integers(0, 5_000))
 
 
 ANY_STACKING = st.sampled_from(list(Stacking))

@@ -20,7 +20,12 @@ from loyalty.domain.tiers import (
 )
 from loyalty.errors import UnprocessableError
 
-TIERS = (Tier("bronze", 0), Tier("silver", 20_000), Tier("gold", 50_000, 5, 4, ("free refills",)), Tier("platinum", 100_000, 3, 2))
+TIERS = (
+    Tier("bronze", 0),
+    Tier("silver", 20_000),
+    Tier("gold", 50_000, 5, 4, ("free refills",)),
+    Tier("platinum", 100_000, 3, 2),
+)
 LADDER = Ladder(TIERS)
 
 
@@ -55,7 +60,12 @@ def test_paidTier_countsWhenHigherThanTheEarnedOne():
 def test_standing_saysWhatKeepsTheTierAndWhatReachesTheNext():
     review = datetime(2027, 3, 1, tzinfo=UTC)
     gold = standing(LADDER, "gold", 42_000, review)
-    assert (gold.threshold, gold.points_required_to_remain, gold.next_tier, gold.required_for_next) == (50_000, 8_000, "platinum", 58_000)
+    assert (gold.threshold, gold.points_required_to_remain, gold.next_tier, gold.required_for_next) == (
+        50_000,
+        8_000,
+        "platinum",
+        58_000,
+    )
     assert gold.next_review_at == review
     top = standing(LADDER, "platinum", 120_000, None)
     assert (top.points_required_to_remain, top.next_tier, top.required_for_next) == (0, None, None)

@@ -35,7 +35,10 @@ def test_grant_reachesTheChainOnce_andEarnsAroundItAreCountedOnce(client, writer
         "to_move_points": 0,
         "available_points": 120,
     }
-    assert post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 120}, partner["api_key"]).status_code == 202
+    assert (
+        post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 120}, partner["api_key"]).status_code
+        == 202
+    )
     confirm_all(writer)
     assert _budget(client, partner)["onchain_points"] == 0
 

@@ -26,7 +26,10 @@ def test_budgetLoweredOnChain_earnsWaitUntilItIsRaised(client, writer):
 
     with client.app.state.runtime.sessions() as session:
         assert session.scalar(select(func.count()).where(ChainWrite.status == WriteStatus.FAILED)) == 0
-    assert client.get(f"/v1/earn/{earn['id']}", headers={"Authorization": f"Bearer {partner['api_key']}"}).json()["status"] == "pending"
+    assert (
+        client.get(f"/v1/earn/{earn['id']}", headers={"Authorization": f"Bearer {partner['api_key']}"}).json()["status"]
+        == "pending"
+    )
     health = client.get("/v1/health").json()
     assert any("on-chain budget is below its pending earns" in r for r in health["reasons"]), health["reasons"]
     refused = post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 1}, partner["api_key"])

@@ -17,7 +17,9 @@ def test_chainDown_apiStartsTakesEarnsAndCatchesUpWhenItIsBack(own_chain, chain_
     with serving(chain_settings, outbox=True, log=log) as url:
         partner = _post(url, "/v1/partners", {"name": "Acme", "issue_budget_points": 10_000}, ADMIN_KEY, "p").json()
         member = _post(url, "/v1/members", {"external_id": "alice"}, partner["api_key"], "m").json()
-        reward = _post(url, "/v1/rewards", {"name": "Mug", "cost_points": 5, "stock": 3}, partner["api_key"], "r").json()
+        reward = _post(
+            url, "/v1/rewards", {"name": "Mug", "cost_points": 5, "stock": 3}, partner["api_key"], "r"
+        ).json()
         wait_for(lambda: httpx.get(url + "/v1/health").json()["outbox"]["partners_provisioning"] == 0)
     own_chain.stop()
 
@@ -28,7 +30,13 @@ def test_chainDown_apiStartsTakesEarnsAndCatchesUpWhenItIsBack(own_chain, chain_
         for response in (
             httpx.get(url + "/v1/chain", headers=auth(ADMIN_KEY)),
             httpx.get(url + f"/v1/members/{member['id']}", headers=auth(ADMIN_KEY)),
-            _post(url, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": code}, partner["api_key"], "x"),
+            _post(
+                url,
+                "/v1/redemptions",
+                {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": code},
+                partner["api_key"],
+                "x",
+            ),
         ):
             assert (response.status_code, response.json()["code"]) == (503, "chain_unavailable"), response.text
             assert response.headers["content-type"] == "application/problem+json"
@@ -36,7 +44,12 @@ def test_chainDown_apiStartsTakesEarnsAndCatchesUpWhenItIsBack(own_chain, chain_
         assert health["status"] == "degraded" and not health["chain"]["reachable"]
         time.sleep(3)  # the writer keeps trying meanwhile
         own_chain.start()
-        wait_for(lambda: httpx.get(url + f"/v1/earn/{earn.json()['id']}", headers=auth(ADMIN_KEY)).json()["status"] == "confirmed")
+        wait_for(
+            lambda: (
+                httpx.get(url + f"/v1/earn/{earn.json()['id']}", headers=auth(ADMIN_KEY)).json()["status"]
+                == "confirmed"
+            )
+        )
         assert httpx.get(url + f"/v1/members/{member['id']}", headers=auth(ADMIN_KEY)).json()["balance_points"] == 40
 
     text = log.read_text()

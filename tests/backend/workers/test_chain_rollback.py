@@ -20,7 +20,9 @@ def _earn_rounds(client, partner, members, rounds, expected):
 
 def _confirmed_blocks(client):
     with client.app.state.runtime.sessions() as session:
-        return sorted(session.scalars(select(ChainWrite.block_number).where(ChainWrite.status == WriteStatus.CONFIRMED)))
+        return sorted(
+            session.scalars(select(ChainWrite.block_number).where(ChainWrite.status == WriteStatus.CONFIRMED))
+        )
 
 
 def test_devChainKilledAndRestarted_lostWritesAreSentAgain(chain_app, own_chain):
@@ -67,7 +69,9 @@ def test_reorg_writesOfDroppedBlocksAreSentAgainOnce(chain_app, own_chain):
 
     token = client.app.state.runtime.token
     assert {w: token.balance_of(w) for w in expected} == dict(expected)
-    batches = token.contract.events.BatchEarned().get_logs(from_block=0, argument_filters={"issuer": partner["issuer_address"]})
+    batches = token.contract.events.BatchEarned().get_logs(
+        from_block=0, argument_filters={"issuer": partner["issuer_address"]}
+    )
     with client.app.state.runtime.sessions() as session:
         final = session.scalars(select(ChainWrite).where(ChainWrite.kind == WriteKind.EARN_BATCH)).all()
     assert len(batches) == len(final) and {w.status for w in final} == {WriteStatus.CONFIRMED}

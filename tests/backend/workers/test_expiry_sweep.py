@@ -51,12 +51,16 @@ def test_sweep_burnsExpiredPointsInEveryProgram(chain_app, own_chain, tmp_path):
     client, writer = chain_app
     miles = second_program(client, own_chain.url, tmp_path, epoch_length_s=DAY, validity_epochs=3)
     partner = make_partner(client, "Airline", 0)
-    joined = post(client, f"/v1/partners/{partner['id']}/programs", {"program_id": miles, "issue_budget_points": 10**6}, ADMIN_KEY)
+    joined = post(
+        client, f"/v1/partners/{partner['id']}/programs", {"program_id": miles, "issue_budget_points": 10**6}, ADMIN_KEY
+    )
     assert joined.status_code == 201, joined.text
     member = make_member(client, partner["api_key"])
     post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 50, "program_id": miles}, partner["api_key"])
     confirm_all(writer)
-    address = client.get(f"/v1/programs/{miles}", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()["token_address"]
+    address = client.get(f"/v1/programs/{miles}", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()[
+        "token_address"
+    ]
     token = client.app.state.runtime.token_at(address)
     own_chain.rpc("evm_increaseTime", 3 * DAY)  # 3 daily epochs: the miles expired
     own_chain.rpc("evm_mine")

@@ -49,7 +49,9 @@ class Bench:
         self.ref += 1
         head = self.token.client.head()
         nonce = self.token.client.account_nonce(self.issuer.address)
-        signed = self.token.sign_earn_batch(self.issuer, nonce, members, [amount] * len(members), self.ref, head.base_fee)
+        signed = self.token.sign_earn_batch(
+            self.issuer, nonce, members, [amount] * len(members), self.ref, head.base_fee
+        )
         return self.mined(signed)["gasUsed"], self.token.earn_batch_gas(len(members))
 
     def next_epoch(self, epochs: int = 1) -> None:
@@ -109,8 +111,12 @@ def test_redeem_spendingALotOfEveryEpoch_fitsItsGasLimit(bench):
     token = bench.token
     balance = token.balance_of(member.address)
     deadline = token.client.head().timestamp + HOUR
-    consent = RedeemConsent(member.address, bench.issuer.address, balance, 1, 99, token.nonce_of(member.address), deadline)
-    typed = redeem_typed_data(consent, chain_id=token.client.chain_id, token_address=token.contract.address, token_name=token.name)
+    consent = RedeemConsent(
+        member.address, bench.issuer.address, balance, 1, 99, token.nonce_of(member.address), deadline
+    )
+    typed = redeem_typed_data(
+        consent, chain_id=token.client.chain_id, token_address=token.contract.address, token_name=token.name
+    )
     signed = token.sign_redeem(
         bench.issuer, token.client.account_nonce(bench.issuer.address), 0, member=member.address, amount_points=balance,
         reward_id=1, ref=99, deadline=deadline, signature=sign_typed_data(typed, member.key), validity_epochs=VALIDITY,

@@ -12,13 +12,21 @@ from loyalty.errors import TxRefusedError
 
 
 def _batch(client, partner, members, amount):
-    post(client, "/v1/earn/batch", {"items": [{"member_id": m["id"], "amount_points": amount} for m in members]}, partner["api_key"])
+    post(
+        client,
+        "/v1/earn/batch",
+        {"items": [{"member_id": m["id"], "amount_points": amount} for m in members]},
+        partner["api_key"],
+    )
 
 
 def test_gapBelowAPendingWrite_isFilledAndEverythingLands(chain_app, own_chain, monkeypatch):
     client, writer = chain_app
     partner = make_partner(client, "Acme", 10**6)
-    first, second = [make_member(client, partner["api_key"]) for _ in range(3)], [make_member(client, partner["api_key"]) for _ in range(3)]
+    first, second = (
+        [make_member(client, partner["api_key"]) for _ in range(3)],
+        [make_member(client, partner["api_key"]) for _ in range(3)],
+    )
     confirm_all(writer)
     monkeypatch.setattr(writer.token, "max_batch_size", lambda _limit: 3)  # both batches full: both go out
     own_chain.rpc("evm_setAutomine", False)
@@ -26,7 +34,9 @@ def test_gapBelowAPendingWrite_isFilledAndEverythingLands(chain_app, own_chain, 
     _batch(client, partner, second, 7)
     writer.run_once()
     with client.app.state.runtime.sessions() as session:
-        w1, _ = session.scalars(select(ChainWrite).where(ChainWrite.kind == WriteKind.EARN_BATCH).order_by(ChainWrite.nonce)).all()
+        w1, _ = session.scalars(
+            select(ChainWrite).where(ChainWrite.kind == WriteKind.EARN_BATCH).order_by(ChainWrite.nonce)
+        ).all()
         # the first batch vanished (a rollback dropped it, its earns went back to the queue,
         # where they wait: a part-full batch does not go while another is in flight), and the
         # second waits in the node behind its nonce
@@ -56,7 +66,9 @@ def test_writeStuckForLong_isCancelledAndItsEarnsGoOutAgain(chain_app, own_chain
     writer.run_once()
     with client.app.state.runtime.sessions() as session:
         stuck = session.scalars(select(ChainWrite).where(ChainWrite.kind == WriteKind.EARN_BATCH)).one()
-        session.execute(update(ChainWrite).where(ChainWrite.id == stuck.id).values(created_at=utcnow() - timedelta(hours=1)))
+        session.execute(
+            update(ChainWrite).where(ChainWrite.id == stuck.id).values(created_at=utcnow() - timedelta(hours=1))
+        )
         session.commit()
     own_chain.rpc("anvil_dropTransaction", stuck.tx_hash)
     own_chain.rpc("evm_setAutomine", True)

@@ -20,7 +20,12 @@ def pending(client, writer):
     partner = make_partner(client, "Acme", 10**6)
     members = [make_member(client, partner["api_key"]) for _ in range(6)]
     confirm_all(writer)
-    post(client, "/v1/earn/batch", {"items": [{"member_id": m["id"], "amount_points": 4} for m in members]}, partner["api_key"])
+    post(
+        client,
+        "/v1/earn/batch",
+        {"items": [{"member_id": m["id"], "amount_points": 4} for m in members]},
+        partner["api_key"],
+    )
     return members
 
 
@@ -61,7 +66,9 @@ def test_refusal_aboutTheTransaction_halvesTheBatch(client, writer, pending, mon
     writer.run_once()
     with client.app.state.runtime.sessions() as session:
         assert set(session.scalars(select(Earn.batch_limit))) == {3}
-        assert session.scalars(select(ChainWrite.status).where(ChainWrite.kind == WriteKind.EARN_BATCH)).all() == [WriteStatus.DROPPED]
+        assert session.scalars(select(ChainWrite.status).where(ChainWrite.kind == WriteKind.EARN_BATCH)).all() == [
+            WriteStatus.DROPPED
+        ]
     confirm_all(writer)
 
     assert [token.balance_of(m["wallet_address"]) for m in pending] == [4] * 6

@@ -15,7 +15,16 @@ def test_redeem_fifteenQuickCustodialRedemptions_allPost(client, writer):
 
     ids = []
     for _ in range(15):
-        response = post(client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": redemption_code(client, member, partner)}, partner["api_key"])
+        response = post(
+            client,
+            "/v1/redemptions",
+            {
+                "member_id": member["id"],
+                "reward_id": reward["id"],
+                "redemption_code": redemption_code(client, member, partner),
+            },
+            partner["api_key"],
+        )
         assert response.status_code == 201, response.text
         ids.append(response.json()["id"])
         writer.run_once()  # sends (and mines) the burn, settling only on a later pass
@@ -37,8 +46,13 @@ def test_redeem_whileTheLastBurnIsMinedButNotFinal_countsItOnce(client, writer):
     for _ in range(6):
         writer.run_once()
         token.client.w3.provider.make_request("evm_mine", [])
+
     def body():
-        return {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": redemption_code(client, member, partner)}
+        return {
+            "member_id": member["id"],
+            "reward_id": reward["id"],
+            "redemption_code": redemption_code(client, member, partner),
+        }
 
     assert post(client, "/v1/redemptions", body(), partner["api_key"]).status_code == 201
     writer.run_once()  # the burn is mined: balance 40 on-chain, redemption still reserved
@@ -56,7 +70,8 @@ def test_redeem_atTwoPartnersBackToBack_bothPost(client, writer):
     """One member's burns at two partners share the member's nonce and balance."""
     acme, other = make_partner(client, "Acme", 100_000), make_partner(client, "Other", 100_000)
     rewards = [
-        post(client, "/v1/rewards", {"name": "Mug", "cost_points": 10, "stock": 9}, p["api_key"]).json() for p in (acme, other)
+        post(client, "/v1/rewards", {"name": "Mug", "cost_points": 10, "stock": 9}, p["api_key"]).json()
+        for p in (acme, other)
     ]
     member = make_member(client, acme["api_key"])
     post(client, "/v1/me/links", {"partner_id": other["id"]}, sign_in(client, member))

@@ -108,7 +108,16 @@ def test_consentTooCloseToItsDeadline_voidsWithoutATransaction(chain_app, own_ch
 def test_custodialConsentTooCloseToItsDeadline_isSignedAgainAndPosts(chain_app, own_chain):
     client, writer = chain_app
     partner, reward, member = _setup(client, writer)
-    reserved = post(client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": redemption_code(client, member, partner)}, partner["api_key"]).json()
+    reserved = post(
+        client,
+        "/v1/redemptions",
+        {
+            "member_id": member["id"],
+            "reward_id": reward["id"],
+            "redemption_code": redemption_code(client, member, partner),
+        },
+        partner["api_key"],
+    ).json()
     own_chain.rpc("evm_increaseTime", 2 * HOUR)
     own_chain.rpc("evm_mine")
 
@@ -122,7 +131,16 @@ def test_custodialConsentTooCloseToItsDeadline_isSignedAgainAndPosts(chain_app, 
 def test_pointsExpiredSinceTheReservation_voidWithoutATransaction(chain_app, own_chain):
     client, writer = chain_app
     partner, reward, member = _setup(client, writer)
-    reserved = post(client, "/v1/redemptions", {"member_id": member["id"], "reward_id": reward["id"], "redemption_code": redemption_code(client, member, partner)}, partner["api_key"]).json()
+    reserved = post(
+        client,
+        "/v1/redemptions",
+        {
+            "member_id": member["id"],
+            "reward_id": reward["id"],
+            "redemption_code": redemption_code(client, member, partner),
+        },
+        partner["api_key"],
+    ).json()
     own_chain.rpc("evm_increaseTime", 13 * 86_400)  # past the points' 12 daily epochs
     own_chain.rpc("evm_mine")
 

@@ -45,7 +45,9 @@ def test_twoWorkers_issueEveryEarnOnce(client, settings):
             worker.wait(timeout=30)
     token = client.app.state.runtime.token
     assert {w: token.balance_of(w) for w in expected} == dict(expected)
-    batches = token.contract.events.BatchEarned().get_logs(from_block=0, argument_filters={"issuer": partner["issuer_address"]})
+    batches = token.contract.events.BatchEarned().get_logs(
+        from_block=0, argument_filters={"issuer": partner["issuer_address"]}
+    )
     assert sum(int(b["args"]["members"]) for b in batches) == 6 * len(members)
 
 
@@ -105,7 +107,9 @@ def test_withoutTheLease_conditionalUpdatesStillIssueEveryEarnOnce(client, write
 
     token = runtime.token
     assert {w: token.balance_of(w) for w in expected} == dict(expected)
-    batches = token.contract.events.BatchEarned().get_logs(from_block=0, argument_filters={"issuer": partner["issuer_address"]})
+    batches = token.contract.events.BatchEarned().get_logs(
+        from_block=0, argument_filters={"issuer": partner["issuer_address"]}
+    )
     assert sum(int(b["args"]["members"]) for b in batches) == 8 * len(members)
     assert _pending(client) == 0
 

@@ -1,0 +1,226 @@
+"""The webhook sender: delivers recorded events to their endpoints, signed, at least once and in
+order per member, retrying with exponential backoff; an endpoint that keeps failing is disabled
+(its deliveries wait for it, none is lost).
+
+Any number of senders may run (each worker process runs one): a sender claims the deliveries it
+sends by moving their `next_attempt_at` past its timeout first, so two never send the same one
+at once, and one that dies mid-send leaves its claims to expire and be sent again."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from loyalty.db.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent, utcnow
+from loyalty.db.session import pairs_in, write_lock
+from loyalty.domain import webhooks as messages
+from loyalty.runtime import Runtime
+from loyalty.services import webhooks
+
+log = logging.getLogger("loyalty.workers.webhooks")
+
+
+@dataclass
+class WebhookSender:
+    """Sends due deliveries, a batch per pass; one endpoint's in order, endpoints side by side."""
+
+    runtime: Runtime
+    timeout_s: float = 10.0
+    batch: int = 200
+    retry_base_s: float = 5.0  # the first retry's wait; each after waits twice as long
+    retry_max_s: float = 6 * 3600.0
+    failures_to_disable: int = 20  # failed attempts in a row before the endpoint is disabled
+    poll_s: float = 0.5
+    clock: Callable[[], datetime] = utcnow
+    _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "webhook"), repr=False)
+
+    def sessions(self) -> Session:
+        return self.runtime.sessions()
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                sent = self.run_once()
+            except Exception:
+                log.exception("a webhook pass failed")
+                sent = 0
+            if not sent:
+                stop.wait(self.poll_s)
+        self._pool.shutdown(wait=False)
+
+    def run_once(self) -> int:
+        """Claim the due deliveries (each the oldest one waiting for its endpoint and member)
+        and send them; returns how many were tried."""
+        claimed = self._claim()
+        by_endpoint: dict[int, list[int]] = {}
+        for delivery_id, endpoint_id in claimed:
+            by_endpoint.setdefault(endpoint_id, []).append(delivery_id)
+        list(self._pool.map(lambda item: self._send_all(*item), by_endpoint.items()))
+        return len(claimed)
+
+    # ------------------------------------------------------------------------------ claiming
+    def _claim(self) -> list[tuple[int, int]]:
+        now = self.clock()
+        with self.sessions() as session, write_lock(session):
+            due = session.execute(
+                select(WebhookDelivery.id, WebhookDelivery.endpoint_id, WebhookDelivery.member_id)
+                .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+                .where(
+                    WebhookDelivery.status == DeliveryStatus.PENDING,
+                    WebhookDelivery.next_attempt_at <= now,
+                    WebhookEndpoint.disabled_at.is_(None),
+                    WebhookEndpoint.deleted_at.is_(None),
+                )
+                .order_by(WebhookDelivery.id)
+                .limit(self.batch)
+            ).all()
+            if not due:
+                return []
+            # In order per member: a delivery goes only once every earlier one for the same
+            # endpoint and member is delivered (due or not: one waiting out its backoff holds
+            # back those after it).
+            keyed = {(endpoint_id, member_id) for _, endpoint_id, member_id in due if member_id is not None}
+            first = {
+                (endpoint_id, member_id): int(earliest)
+                for endpoint_id, member_id, earliest in session.execute(
+                    select(WebhookDelivery.endpoint_id, WebhookDelivery.member_id, func.min(WebhookDelivery.id))
+                    .where(
+                        WebhookDelivery.status == DeliveryStatus.PENDING,
+                        pairs_in(WebhookDelivery.endpoint_id, WebhookDelivery.member_id, keyed),
+                    )
+                    .group_by(WebhookDelivery.endpoint_id, WebhookDelivery.member_id)
+                )
+            }
+            going = [
+                (delivery_id, endpoint_id)
+                for delivery_id, endpoint_id, member_id in due
+                if member_id is None or first.get((endpoint_id, member_id)) == delivery_id
+            ]
+            if not going:
+                return []
+            claimed = set(
+                session.scalars(
+                    update(WebhookDelivery)
+                    .where(
+                        WebhookDelivery.id.in_([d for d, _ in going]),
+                        WebhookDelivery.status == DeliveryStatus.PENDING,
+                        WebhookDelivery.next_attempt_at <= now,
+                    )
+                    .values(next_attempt_at=now + timedelta(seconds=self.timeout_s * 3))
+                    .returning(WebhookDelivery.id)
+                )
+            )
+            session.commit()
+        return [(d, e) for d, e in going if d in claimed]
+
+    # ------------------------------------------------------------------------------- sending
+    def _send_all(self, endpoint_id: int, delivery_ids: Sequence[int]) -> None:
+        """One endpoint's deliveries, in order; after a failure the rest wait for the next pass
+        (their claims are let go), so a receiver that is down costs one attempt per pass."""
+        try:
+            with httpx.Client(timeout=self.timeout_s) as client:
+                for i, delivery_id in enumerate(delivery_ids):
+                    if not self._send(client, endpoint_id, delivery_id):
+                        self._release(delivery_ids[i + 1 :])
+                        return
+        except Exception:
+            log.exception("sending to webhook endpoint %s failed", endpoint_id)
+
+    def _send(self, client: httpx.Client, endpoint_id: int, delivery_id: int) -> bool:
+        with self.sessions() as session:
+            endpoint = session.get(WebhookEndpoint, endpoint_id)
+            found = session.get(WebhookDelivery, delivery_id)
+            assert endpoint is not None and found is not None
+            event = session.get(WebhookEvent, found.event_id)
+            assert event is not None
+            now = self.clock()
+            secrets = webhooks.secrets_of(self.runtime.custody, endpoint, now)
+            url = endpoint.url
+        message_id, timestamp = messages.msg_id(event.id), int(now.timestamp())
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "loyalty-ledger-webhooks",
+            "webhook-id": message_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": messages.signatures(secrets, message_id, timestamp, event.payload),
+        }
+        started = time.monotonic()
+        status_code: int | None = None
+        error: str | None = None
+        try:
+            answer = client.post(url, content=event.payload.encode(), headers=headers)
+            status_code = answer.status_code
+            if not 200 <= status_code < 300:
+                error = f"the receiver answered {status_code}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
+        took_ms = int((time.monotonic() - started) * 1000)
+        self._record(delivery_id, endpoint_id, status_code, error, took_ms)
+        return error is None
+
+    def _record(
+        self, delivery_id: int, endpoint_id: int, status_code: int | None, error: str | None, took_ms: int
+    ) -> None:
+        """The attempt in the log, and what follows from it: delivered; or retried later, and the
+        endpoint disabled after too many failures in a row."""
+        now = self.clock()
+        with self.sessions() as session, write_lock(session):
+            found = session.get(WebhookDelivery, delivery_id)
+            endpoint = session.get(WebhookEndpoint, endpoint_id)
+            assert found is not None and endpoint is not None
+            session.add(
+                WebhookAttempt(
+                    delivery_id=delivery_id, status_code=status_code, error=error, duration_ms=took_ms, attempted_at=now
+                )
+            )
+            found.attempts += 1
+            found.last_status_code, found.last_error = status_code, error
+            if error is None:
+                found.status, found.delivered_at = DeliveryStatus.DELIVERED, now
+                endpoint.failures = 0
+            else:
+                wait = min(self.retry_base_s * 2 ** (found.attempts - 1), self.retry_max_s)
+                found.next_attempt_at = now + timedelta(seconds=wait)
+                endpoint.failures += 1
+                if endpoint.failures >= self.failures_to_disable and endpoint.disabled_at is None:
+                    endpoint.disabled_at = now
+                    endpoint.disabled_reason = f"{endpoint.failures} failed attempts in a row; the last: {error}"[:500]
+                    log.warning("webhook endpoint %s disabled: %s", endpoint_id, endpoint.disabled_reason)
+            session.commit()
+
+    def _release(self, delivery_ids: Sequence[int]) -> None:
+        if not delivery_ids:
+            return
+        with self.sessions() as session, write_lock(session):
+            session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id.in_(list(delivery_ids)), WebhookDelivery.status == DeliveryStatus.PENDING)
+                .values(next_attempt_at=self.clock())
+            )
+            session.commit()
+
+
+def run_sender(sender: WebhookSender, stop: threading.Event) -> threading.Thread:
+    """Start the sender in a daemon thread."""
+    thread = threading.Thread(target=sender.run, args=(stop,), name="webhook-sender", daemon=True)
+    thread.start()
+    return thread
+
+
+def deliver_all(sender: WebhookSender, timeout_s: float = 30) -> int:
+    """Run passes until nothing is due (tests, CLI one-shot); returns how many were tried."""
+    deadline, tried = time.monotonic() + timeout_s, 0
+    while sent := sender.run_once():
+        tried += sent
+        if time.monotonic() > deadline:
+            raise TimeoutError("webhook deliveries did not drain in time")
+    return tried
