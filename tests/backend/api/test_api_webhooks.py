@@ -6,6 +6,7 @@ redelivery, secret rotation and disabling after repeated failure."""
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -229,3 +230,35 @@ def test_webhooks_aRedemptionPostedAndAPurchasesPendingPeriodEnding_areHeardOnce
     released = heard["purchase.pending_ended"]
     assert (released["order_id"], released["points"], released["member_id"]) == ("W-1", 25, member["id"])
     assert [d["status"] for d in _deliveries(client, partner["api_key"], endpoint)] == ["delivered", "delivered"]
+
+
+def test_webhooks_twoSendersAtOnce_sendEachDeliveryOnce_andOneThatDiedMidSendLeavesItToTheOther(
+    client, writer, receiver
+) -> None:
+    acme = make_partner(client, "Acme")
+    _endpoint(client, acme["api_key"], receiver.url)
+    members = [make_member(client, acme["api_key"]) for _ in range(6)]
+    for member in members:
+        post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 2}, acme["api_key"])
+    confirm_all(writer)
+    done = [0, 0]
+
+    def run(i: int) -> None:
+        done[i] = deliver_all(_sender(client, batch=2))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ids = [headers["webhook-id"] for headers, _ in receiver.received]
+    assert len(ids) == len(set(ids)) == sum(done) == 6, (ids, done)  # nobody sent one twice
+
+    post(client, "/v1/earn", {"member_id": members[0]["id"], "amount_points": 3}, acme["api_key"])
+    confirm_all(writer)
+    assert len(_sender(client)._claim()) == 1  # claimed, then the process died before sending
+    assert deliver_all(_sender(client)) == 0  # the claim holds it...
+    later = _sender(client, clock=lambda: datetime.now(UTC) + timedelta(minutes=1))
+    assert deliver_all(later) == 1  # ...until it runs out: sent once, by another
+    ids = [headers["webhook-id"] for headers, _ in receiver.received]
+    assert len(ids) == len(set(ids)) == 7
