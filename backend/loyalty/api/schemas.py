@@ -1328,6 +1328,7 @@ WebhookEventType = Literal[
     "purchase.pending_ended",
     "exchange.confirmed",
     "settlement.period_closed",
+    "tier.changed",
 ]
 WebhookUrl = Annotated[
     str,

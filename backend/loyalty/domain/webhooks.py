@@ -16,6 +16,7 @@ EVENT_TYPES = (
     "purchase.pending_ended",
     "exchange.confirmed",
     "settlement.period_closed",
+    "tier.changed",
 )
 SECRET_PREFIX = "whsec_"
 

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from loyalty.chain.token import LoyaltyToken
-from loyalty.db.models import Auditor, Campaign, Partner, PartnerKind, Program, ProgramStatus, Reward, utcnow
+from loyalty.db.models import (
+    Auditor,
+    Campaign,
+    MemberLink,
+    Partner,
+    PartnerKind,
+    Program,
+    ProgramStatus,
+    Reward,
+    utcnow,
+)
 from loyalty.domain.credentials import hash_secret, new_secret
 from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
 from loyalty.services.lists import Page, keyset
@@ -147,6 +158,23 @@ def accounts_of(partner_id: int) -> Select[Any]:
 def accounts_there(program_id: int) -> Select[Any]:
     """The issuer accounts on a program's token (brands', their accounts there, campaigns')."""
     return select(Partner.id).where(Partner.program_id == program_id)
+
+
+def brands_in_program(session: Session, program_id: int, member_ids: Iterable[int]) -> dict[int, set[int]]:
+    """The brands each member is linked to that issue in the program (who may hear of it there)."""
+    links: dict[int, set[int]] = {}
+    for member_id, brand_id in session.execute(
+        select(MemberLink.member_id, MemberLink.partner_id).where(MemberLink.member_id.in_(set(member_ids)))
+    ):
+        links.setdefault(member_id, set()).add(brand_id)
+    if program_id != FIRST_PROGRAM:
+        there = set(
+            session.scalars(
+                select(Partner.owner_id).where(Partner.kind == PartnerKind.PROGRAM, Partner.program_id == program_id)
+            )
+        )
+        links = {member_id: brands & there for member_id, brands in links.items()}
+    return links
 
 
 def brand_of(account: Partner) -> int:

@@ -38,6 +38,7 @@ from loyalty.domain.tiers import (
     standing,
 )
 from loyalty.errors import ConflictError, ErrorCode, NotFoundError, UnprocessableError
+from loyalty.services import partners, webhooks
 from loyalty.services.compiled import forget, memo
 from loyalty.services.uow import UnitOfWork
 
@@ -155,6 +156,7 @@ class Standings:
         }
         self.new: set[int] = set()  # members with no row yet
         self.reviewed: set[int] = set()
+        self.changed: dict[int, str | None] = {}  # members whose tier moved: the tier before
         self.paid: dict[int, str] = {}
         for member_id, tier in session.execute(
             select(TierSubscription.member_id, TierSubscription.tier).where(
@@ -193,6 +195,7 @@ class Standings:
         due = at_review or ladder.review == Review.REAL_TIME
         after = next_tier(ladder, self.values.get(member_id, 0), held.tier, at_review=due)
         if after != held.tier:
+            self.changed.setdefault(member_id, held.tier)
             held.tier, held.reached_at = after, now
             held.next_review_at = now + REVIEW_PERIOD if after is not None else None
         elif at_review and held.tier is not None:
@@ -223,8 +226,31 @@ class Standings:
                 .values(**{k: bindparam(k) for k in _HELD}),
                 known,
             )
+        self._announce()
         self.new.clear()
         self.reviewed.clear()
+        self.changed.clear()
+
+    def _announce(self) -> None:
+        """A `tier.changed` webhook for each member whose earned tier moved, to the brands it is
+        linked to that issue in the program (and the admin)."""
+        moved = {m: before for m, before in self.changed.items() if self.held[m].tier != before}
+        if not moved or not webhooks.wanted(self.session, "tier.changed"):
+            return
+        linked = partners.brands_in_program(self.session, self.program_id, moved)
+        webhooks.emit(
+            self.session,
+            "tier.changed",
+            [
+                webhooks.Happened(
+                    f"tier:{self.program_id}:{member_id}:{self.now.isoformat()}", None, member_id,
+                    {"member_id": member_id, "program_id": self.program_id, "tier_before": before,
+                     "tier": self.held[member_id].tier, "value": self.values.get(member_id, 0)},
+                    audience=frozenset(linked.get(member_id, ())),
+                )
+                for member_id, before in sorted(moved.items())
+            ],
+        )  # fmt: skip
 
 
 _HELD = ("tier", "reached_at", "next_review_at", "updated_at")

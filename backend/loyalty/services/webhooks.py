@@ -183,12 +183,32 @@ def event_of(session: Session, found: WebhookDelivery) -> WebhookEvent:
 @dataclass(frozen=True)
 class Happened:
     """An event to record: about `subject` (what the `type` is of, e.g. `earn:12`), for an
-    issuer account (its brand's endpoints get it; None: no brand), about a member."""
+    issuer account (its brand's endpoints get it; None: no brand), about a member. An event of
+    no brand but not public (a member's tier) names its `audience`: the brands that may hear it."""
 
     subject: str
     account_id: int | None
     member_id: int | None
     data: Mapping[str, Any]
+    audience: frozenset[int] | None = None
+
+
+def _subscribed(session: Session, type: str) -> list[tuple[int, int | None]]:
+    """The endpoints (id, owner) that want events of `type`."""
+    return [
+        (endpoint_id, partner_id)
+        for endpoint_id, partner_id, types in session.execute(
+            select(WebhookEndpoint.id, WebhookEndpoint.partner_id, WebhookEndpoint.event_types).where(
+                WebhookEndpoint.deleted_at.is_(None)
+            )
+        )
+        if type in json.loads(types)
+    ]
+
+
+def wanted(session: Session, type: str) -> bool:
+    """Whether any endpoint wants events of `type` (so a caller can skip working one out)."""
+    return bool(_subscribed(session, type))
 
 
 def emit(session: Session, type: str, happened: Sequence[Happened]) -> int:
@@ -199,15 +219,7 @@ def emit(session: Session, type: str, happened: Sequence[Happened]) -> int:
     assert type in EVENT_TYPES, type
     if not happened:
         return 0
-    endpoints = [
-        (endpoint_id, partner_id)
-        for endpoint_id, partner_id, types in session.execute(
-            select(WebhookEndpoint.id, WebhookEndpoint.partner_id, WebhookEndpoint.event_types).where(
-                WebhookEndpoint.deleted_at.is_(None)
-            )
-        )
-        if type in json.loads(types)
-    ]
+    endpoints = _subscribed(session, type)
     if not endpoints:
         return 0
     brands = _brands(session, {h.account_id for h in happened if h.account_id is not None})
@@ -215,7 +227,10 @@ def emit(session: Session, type: str, happened: Sequence[Happened]) -> int:
     wanted: list[tuple[WebhookEvent, list[int]]] = []
     for h in happened:
         brand_id = brands.get(h.account_id) if h.account_id is not None else None
-        to = [e for e, owner in endpoints if owner is None or brand_id is None or owner == brand_id]
+        if h.audience is not None:
+            to = [e for e, owner in endpoints if owner is None or owner in h.audience]
+        else:
+            to = [e for e, owner in endpoints if owner is None or brand_id is None or owner == brand_id]
         if to:
             body = {"type": type, "timestamp": now.isoformat(), "data": {**h.data, "partner_id": brand_id}}
             event = WebhookEvent(

@@ -262,3 +262,22 @@ def test_webhooks_twoSendersAtOnce_sendEachDeliveryOnce_andOneThatDiedMidSendLea
     assert deliver_all(later) == 1  # ...until it runs out: sent once, by another
     ids = [headers["webhook-id"] for headers, _ in receiver.received]
     assert len(ids) == len(set(ids)) == 7
+
+
+def test_webhooks_aTierChange_isHeardByTheBrandsTheMemberIsLinkedTo_only(client, writer, receiver) -> None:
+    acme, other = make_partner(client, "Acme"), make_partner(client, "Other")
+    ladder = {"tiers": [{"name": "bronze", "threshold": 0}, {"name": "gold", "threshold": 5_000}]}
+    assert client.put("/v1/programs/1/tiers", json=ladder, headers=auth(ADMIN_KEY)).status_code == 200
+    mine = _endpoint(client, acme["api_key"], receiver.url, "tier.changed")
+    _endpoint(client, other["api_key"], receiver.url, "tier.changed")  # not linked to the member: hears nothing
+    member = make_member(client, acme["api_key"])
+    order = {"member_id": member["id"], "occurred_at": datetime.now(UTC).isoformat(), "currency": "USD",
+             "lines": [{"sku": "beans", "quantity": 1, "unit_price_minor": 3_000}]}  # fmt: skip
+    for order_id in ("T-1", "T-2"):  # bronze, then gold at $60
+        assert post(client, "/v1/purchases", {**order, "order_id": order_id}, acme["api_key"]).status_code == 202
+    deliver_all(_sender(client))
+
+    changes = [(b["data"]["tier_before"], b["data"]["tier"]) for b in receiver.bodies()]
+    assert changes == [(None, "bronze"), ("bronze", "gold")], receiver.bodies()
+    assert {b["data"]["member_id"] for b in receiver.bodies()} == {member["id"]}
+    assert len(_deliveries(client, acme["api_key"], mine)) == 2
