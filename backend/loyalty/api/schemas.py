@@ -518,6 +518,9 @@ class HealthPublic(BaseModel):
         description="pending_earns, reserved_redemptions, oldest_pending_s, writes_in_flight, "
         "failed_writes_last_hour, dropped_writes_last_hour, partners_provisioning"
     )
+    webhooks: dict[str, object] = Field(
+        default={}, description="pending_deliveries, oldest_pending_s, disabled_endpoints (ids)"
+    )
 
 
 class ChainPublic(BaseModel):

@@ -1222,6 +1222,13 @@ def status(api_url: str, key: str | None) -> None:
     )
     if outbox["partners_provisioning"]:
         lines.append(f"          {outbox['partners_provisioning']} partners being set up on-chain")
+    if hooks := h.get("webhooks"):
+        disabled = hooks["disabled_endpoints"]
+        lines.append(
+            f"webhooks  {hooks['pending_deliveries']:,} deliveries pending"
+            + (f", the oldest {hooks['oldest_pending_s']:,.0f} s old" if hooks["oldest_pending_s"] is not None else "")
+            + (f"; endpoints disabled: {', '.join(map(str, disabled))}" if disabled else "")
+        )
     click.echo("\n".join(lines))
 
 

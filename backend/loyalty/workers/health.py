@@ -12,11 +12,14 @@ from sqlalchemy.orm import Session
 from loyalty.chain.client import redacted
 from loyalty.db.models import (
     ChainWrite,
+    DeliveryStatus,
     Earn,
     EarnStatus,
     Partner,
     Redemption,
     RedemptionStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
     WriteStatus,
     utcnow,
 )
@@ -39,6 +42,7 @@ class Health:
     chain: dict[str, object] = field(default_factory=dict)
     writer: dict[str, object] = field(default_factory=dict)
     outbox: dict[str, object] = field(default_factory=dict)
+    webhooks: dict[str, object] = field(default_factory=dict)
 
     def degrade(self, reason: str) -> None:
         self.status = "degraded"
@@ -53,6 +57,7 @@ def check(runtime: Runtime) -> Health:
             session.execute(text("SELECT 1"))
             _writer(session, health, head)
             _outbox(session, health)
+            _webhooks(session, health)
     except Exception as exc:  # the database is what failed: say so rather than fail the probe
         health.database = "unreachable"
         health.degrade(f"database unreachable: {type(exc).__name__}")
@@ -133,3 +138,39 @@ def _outbox(session: Session, health: Health) -> None:
         health.degrade(f"partner {partner_id} could not be set up on-chain")
     for partner_id in short:
         health.degrade(f"partner {partner_id}'s on-chain budget is below its pending earns: they wait")
+
+
+def _webhooks(session: Session, health: Health) -> None:
+    """Deliveries waiting, and endpoints disabled by their failures (a partner's receiver, not
+    the service: shown, not degrading). Deliveries to enabled endpoints never tried for long
+    mean no sender runs."""
+    now = utcnow()
+    pending, oldest = session.execute(
+        select(func.count(), func.min(WebhookDelivery.created_at)).where(
+            WebhookDelivery.status == DeliveryStatus.PENDING
+        )
+    ).one()
+    untried = session.scalar(
+        select(func.min(WebhookDelivery.created_at))
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .where(
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+            WebhookDelivery.attempts == 0,
+            WebhookEndpoint.disabled_at.is_(None),
+            WebhookEndpoint.deleted_at.is_(None),
+        )
+    )
+    disabled = list(
+        session.scalars(
+            select(WebhookEndpoint.id)
+            .where(WebhookEndpoint.disabled_at.is_not(None), WebhookEndpoint.deleted_at.is_(None))
+            .order_by(WebhookEndpoint.id)
+        )
+    )
+    health.webhooks = {
+        "pending_deliveries": pending,
+        "oldest_pending_s": None if oldest is None else round((now - oldest).total_seconds(), 1),
+        "disabled_endpoints": disabled,
+    }
+    if untried is not None and (waited := (now - untried).total_seconds()) > OLD_PENDING_S:
+        health.degrade(f"a webhook delivery has waited {waited:.0f} s untried: is a `serve` or `worker` running?")

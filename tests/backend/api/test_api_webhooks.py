@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from support.backend import (
     ADMIN_KEY,
@@ -24,6 +25,7 @@ from support.backend import (
 )
 from support.webhooks import Receiver
 
+from loyalty.db.models import WebhookDelivery
 from loyalty.services import purchases
 from loyalty.workers.webhooks import WebhookSender, deliver_all
 
@@ -134,6 +136,8 @@ def test_webhooks_anEndpointFailingTooOften_isDisabled_andEnablingItSendsWhatWai
     assert "500" in shown["disabled_reason"]
     tried = len(receiver.received)
     assert deliver_all(sender) == 0 and len(receiver.received) == tried  # disabled: nothing sent
+    hooks = client.get("/v1/health").json()["webhooks"]
+    assert (hooks["pending_deliveries"], hooks["disabled_endpoints"]) == (3, [endpoint["id"]])
 
     receiver.mode = "ok"
     enabled = post(client, f"/v1/webhooks/{endpoint['id']}/enable", None, acme["api_key"])
@@ -281,3 +285,19 @@ def test_webhooks_aTierChange_isHeardByTheBrandsTheMemberIsLinkedTo_only(client,
     assert changes == [(None, "bronze"), ("bronze", "gold")], receiver.bodies()
     assert {b["data"]["member_id"] for b in receiver.bodies()} == {member["id"]}
     assert len(_deliveries(client, acme["api_key"], mine)) == 2
+
+
+def test_webhooks_deliveriesNobodySends_degradeTheHealth(client, writer, receiver) -> None:
+    acme = make_partner(client, "Acme")
+    _endpoint(client, acme["api_key"], receiver.url)
+    member = make_member(client, acme["api_key"])
+    post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 5}, acme["api_key"])
+    confirm_all(writer)
+    assert not any("webhook" in r for r in client.get("/v1/health").json()["reasons"])
+    with client.app.state.runtime.sessions() as session:  # no sender ran for three minutes
+        session.execute(update(WebhookDelivery).values(created_at=datetime.now(UTC) - timedelta(minutes=3)))
+        session.commit()
+    reasons = client.get("/v1/health").json()["reasons"]
+    assert any("webhook delivery has waited" in r for r in reasons), reasons
+    deliver_all(_sender(client))
+    assert not any("webhook" in r for r in client.get("/v1/health").json()["reasons"])
