@@ -1332,6 +1332,7 @@ WebhookEventType = Literal[
     "exchange.confirmed",
     "settlement.period_closed",
     "tier.changed",
+    "points.expiring",
 ]
 WebhookUrl = Annotated[
     str,

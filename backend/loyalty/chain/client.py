@@ -310,9 +310,16 @@ class ChainClient:
     def calls(self, calls: Sequence[tuple[str, str]], block: int | str = "latest") -> list[int]:
         """`eth_call`s of (contract address, calldata hex) as of one block, in one batch, each
         answer read as one uint."""
-        tag = hex(block) if isinstance(block, int) else block
-        requests_ = [("eth_call", [{"to": to, "data": "0x" + data_hex}, tag]) for to, data_hex in calls]
-        return [int(str(r), 16) for r in self._batch(requests_)]
+        return [int(str(r), 16) for r in self._batch(_eth_calls(calls, block))]
+
+    def raw_calls(self, calls: Sequence[tuple[str, str]], block: int | str = "latest") -> list[bytes]:
+        """`eth_call`s as `calls` makes them, each answer as its bytes (to decode as the caller needs)."""
+        return [bytes.fromhex(str(r).removeprefix("0x")) for r in self._batch(_eth_calls(calls, block))]
+
+
+def _eth_calls(calls: Sequence[tuple[str, str]], block: int | str) -> list[tuple[str, list[Any]]]:
+    tag = hex(block) if isinstance(block, int) else block
+    return [("eth_call", [{"to": to, "data": "0x" + data_hex}, tag]) for to, data_hex in calls]
 
 
 def _block(block: Any) -> Block:

@@ -4,6 +4,7 @@ them before they are broadcast."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -140,6 +141,16 @@ class LoyaltyToken:
         answer = self.client.call(self.address, _selector("lotsOf(address)") + _address_arg(member))
         [lots] = abi_decode(["(uint256,uint256)[]"], answer)
         return [(int(e), int(a)) for e, a in lots]
+
+    def lots_of_many(self, members: Sequence[str]) -> dict[str, list[tuple[int, int]]]:
+        """`lots_of` for many members, in one batch."""
+        answers = self.client.raw_calls(
+            [(self.address, _selector("lotsOf(address)") + _address_arg(m)) for m in members]
+        )
+        return {
+            m: [(int(e), int(a)) for e, a in abi_decode(["(uint256,uint256)[]"], answer)[0]]
+            for m, answer in zip(members, answers, strict=True)
+        }
 
     def members_state(self, members: list[str], block: int | str = "latest") -> dict[str, tuple[int, int]]:
         """(balance, consent nonce) of each member as of one block, in one batch."""

@@ -17,6 +17,7 @@ EVENT_TYPES = (
     "exchange.confirmed",
     "settlement.period_closed",
     "tier.changed",
+    "points.expiring",
 )
 SECRET_PREFIX = "whsec_"
 

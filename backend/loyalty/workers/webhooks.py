@@ -14,17 +14,27 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from loyalty.db.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent, utcnow
+from loyalty.db.models import (
+    DeliveryStatus,
+    Member,
+    Program,
+    ProgramStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+    utcnow,
+)
 from loyalty.db.session import pairs_in, write_lock
 from loyalty.domain import webhooks as messages
 from loyalty.runtime import Runtime
-from loyalty.services import webhooks
+from loyalty.services import partners, webhooks
 
 log = logging.getLogger("loyalty.workers.webhooks")
 
@@ -40,7 +50,10 @@ class WebhookSender:
     retry_max_s: float = 6 * 3600.0
     failures_to_disable: int = 20  # failed attempts in a row before the endpoint is disabled
     poll_s: float = 0.5
+    expiring_notice_days: int = 30  # `points.expiring` for lots expiring within this many days
+    expiring_every_s: float = 3600.0  # how often members' lots are read for it
     clock: Callable[[], datetime] = utcnow
+    _expiring_due: float = field(default=0.0, repr=False)
     _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "webhook"), repr=False)
 
     def sessions(self) -> Session:
@@ -59,13 +72,75 @@ class WebhookSender:
 
     def run_once(self) -> int:
         """Claim the due deliveries (each the oldest one waiting for its endpoint and member)
-        and send them; returns how many were tried."""
+        and send them; returns how many were tried. Every `expiring_every_s`, first announce
+        points about to expire."""
+        if time.monotonic() >= self._expiring_due:
+            self._expiring_due = time.monotonic() + self.expiring_every_s
+            try:
+                self.announce_expiring()
+            except Exception:  # the chain away, say: the next round tries again
+                log.exception("announcing expiring points failed")
         claimed = self._claim()
         by_endpoint: dict[int, list[int]] = {}
         for delivery_id, endpoint_id in claimed:
             by_endpoint.setdefault(endpoint_id, []).append(delivery_id)
         list(self._pool.map(lambda item: self._send_all(*item), by_endpoint.items()))
         return len(claimed)
+
+    # ------------------------------------------------------------------------ re-engagement
+    def announce_expiring(self, batch: int = 500) -> int:
+        """A `points.expiring` event for each lot of a member's points that expires within
+        `expiring_notice_days`, once per lot, to the brands the member is linked to in the lot's
+        program (so their messaging can remind the member). Read from the chain (`lotsOf`, a
+        batch of members per call, in every program); nothing is read when no endpoint asks."""
+        now = self.clock()
+        start, horizon = int(now.timestamp()), int(now.timestamp()) + self.expiring_notice_days * 86_400
+        with self.sessions() as session:
+            if not webhooks.wanted(session, "points.expiring"):
+                return 0
+            programs = session.execute(
+                select(Program.id, Program.token_address)
+                .where(Program.status == ProgramStatus.ACTIVE, Program.token_address.is_not(None))
+                .order_by(Program.id)
+            ).all()
+        announced, after = 0, 0
+        while True:
+            with self.sessions() as session:
+                rows = session.execute(
+                    select(Member.id, Member.wallet_address).where(Member.id > after).order_by(Member.id).limit(batch)
+                ).all()
+            if not rows:
+                return announced
+            after = rows[-1][0]
+            for program_id, address in programs:
+                lots = self.runtime.token_at(str(address)).lots_of_many([wallet for _, wallet in rows])
+                soon = [
+                    (member_id, expires_at, amount)
+                    for member_id, wallet in rows
+                    for expires_at, amount in lots[wallet]
+                    if start < expires_at <= horizon and amount > 0
+                ]
+                if soon:
+                    announced += self._announce(program_id, soon)
+
+    def _announce(self, program_id: int, soon: Sequence[tuple[int, int, int]]) -> int:
+        with self.sessions() as session, write_lock(session):
+            linked = partners.brands_in_program(session, program_id, {member_id for member_id, _, _ in soon})
+            recorded = webhooks.emit(
+                session,
+                "points.expiring",
+                [
+                    webhooks.Happened(
+                        f"{program_id}:{member_id}:{expires_at}", None, member_id,
+                        {"member_id": member_id, "program_id": program_id, "amount_points": amount,
+                         "expires_at": datetime.fromtimestamp(expires_at, UTC).isoformat()},
+                        audience=frozenset(linked.get(member_id, ())),
+                    )
+                    for member_id, expires_at, amount in soon
+                ],
+            )  # fmt: skip
+            session.commit()
+        return recorded
 
     # ------------------------------------------------------------------------------ claiming
     def _claim(self) -> list[tuple[int, int]]:

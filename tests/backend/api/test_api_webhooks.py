@@ -301,3 +301,28 @@ def test_webhooks_deliveriesNobodySends_degradeTheHealth(client, writer, receive
     assert any("webhook delivery has waited" in r for r in reasons), reasons
     deliver_all(_sender(client))
     assert not any("webhook" in r for r in client.get("/v1/health").json()["reasons"])
+
+
+def test_webhooks_pointsAboutToExpire_areAnnouncedOncePerLot_toTheMembersBrands(client, writer, receiver) -> None:
+    acme, other = make_partner(client, "Acme"), make_partner(client, "Other")
+    _endpoint(client, acme["api_key"], receiver.url, "points.expiring")
+    _endpoint(client, other["api_key"], receiver.url, "points.expiring")  # not the member's brand
+    member = make_member(client, acme["api_key"])
+    post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 50}, acme["api_key"])
+    confirm_all(writer)
+    [(expires_at, amount)] = client.app.state.runtime.token.lots_of(member["wallet_address"])
+    days_left = (expires_at - int(datetime.now(UTC).timestamp())) // 86_400 + 1
+
+    assert _sender(client, expiring_notice_days=days_left - 2).announce_expiring() == 0  # not within the notice yet
+    sender = _sender(client, expiring_notice_days=days_left)
+    assert sender.announce_expiring() == 1
+    assert sender.announce_expiring() == 0  # once per lot
+    deliver_all(sender)
+    [event] = receiver.bodies()
+    assert event["type"] == "points.expiring"
+    assert (event["data"]["member_id"], event["data"]["amount_points"], event["data"]["program_id"]) == (
+        member["id"],
+        amount,
+        1,
+    )
+    assert event["data"]["expires_at"] == datetime.fromtimestamp(expires_at, UTC).isoformat()
