@@ -71,6 +71,8 @@ class ErrorCode(StrEnum):
     PROGRAM_NOT_ACTIVE = "program_not_active", 422, "The program's token is not deployed yet"
     PROGRAM_NOT_JOINED = "program_not_joined", 422, "The partner does not issue in this program"
     PARTNER_IN_PROGRAM = "partner_in_program", 409, "The partner issues in this program already"
+    NOT_A_CHARITY = "not_a_charity", 422, "The partner is not a charity"
+    CHARITY_ISSUES_NOTHING = "charity_issues_nothing", 422, "A charity takes donations, and issues or sells nothing"
     AGREEMENT_NOT_FOUND = "agreement_not_found", 404, "No such agreement"
     AGREEMENT_INVALID = "agreement_invalid", 422, "The exchange would refuse these terms"
     AGREEMENT_REGISTERING = "agreement_registering", 409, "The agreement is being registered"

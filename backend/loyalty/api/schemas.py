@@ -138,9 +138,27 @@ class PartnerStatus(StrEnum):
     DEACTIVATED = "deactivated"  # its key is refused; what it accepted still goes on-chain
 
 
+class DonationRate(Strict):
+    """What a charity's donations are worth: `cash_minor` (minor units of `currency`) per `points`."""
+
+    cash_minor: Annotated[int, Field(strict=True, ge=0, le=MAX_POINTS)]
+    points: Points
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
 class PartnerCreate(Strict):
     name: Name
-    issue_budget_points: Annotated[int, Field(strict=True, ge=0, le=MAX_POINTS)]
+    issue_budget_points: Annotated[int, Field(strict=True, ge=0, le=MAX_POINTS)] = 0
+    kind: Literal["brand", "charity"] = Field(
+        default="brand", description="`charity`: members donate points to it; it issues nothing (budget 0)"
+    )
+    donation_rate: DonationRate | None = Field(default=None, description="a charity's published rate")
+
+    @model_validator(mode="after")
+    def _charity_with_rate(self) -> PartnerCreate:
+        if (self.kind == "charity") != (self.donation_rate is not None):
+            raise ValueError("a charity, and only a charity, has a `donation_rate`")
+        return self
 
 
 class PartnerCreated(BaseModel):
@@ -158,13 +176,15 @@ class PartnerPublic(BaseModel):
     name: str
     kind: PartnerKind = Field(
         description="`brand`; `campaign`: one of a brand's campaigns' own issuer accounts; "
-        "`program`: a brand's issuer account in another program than the first"
+        "`program`: a brand's (or charity's) issuer account in another program than the first; `charity`: "
+        "members donate points to it"
     )
     owner_id: int | None = Field(default=None, description="a campaign's or a program account's brand")
     program_id: int = Field(description="the program the account issues in")
     issuer_address: str
     status: PartnerStatus
     created_at: datetime
+    donation_rate: DonationRate | None = Field(default=None, description="a charity's published rate")
 
 
 class PartnerBudget(BaseModel):
@@ -453,7 +473,7 @@ class RewardPublic(BaseModel):
     name: str
     description: str
     cost_points: int
-    stock: int
+    stock: int | None = Field(description="null: unlimited (a charity's donation reward, any amount)")
     active: bool
     tier: str | None = None
     tier_period_days: int | None = None
@@ -490,6 +510,81 @@ class ConsentQuote(BaseModel):
         description="for ethers `signTypedData(domain, types, message)` and viem: `types` without EIP712Domain"
     )
     deadline: int = Field(description="send it back with the signature")
+
+
+class MyDonationCreate(Strict):
+    charity_id: Id
+    program_id: Annotated[Id | None, Field(description="whose points (default: the first)")] = None
+    amount_points: Points
+    signature: Signature | None = Field(
+        default=None, description="a self-custody member's signed consent (POST .../donations/consents)"
+    )
+    deadline: Annotated[int, Field(strict=True, ge=0, le=MAX_INT)] | None = Field(
+        default=None, description="the deadline from the typed data the member signed"
+    )
+
+
+class DonationCreate(MyDonationCreate):
+    member_id: Id
+    redemption_code: Annotated[str, StringConstraints(min_length=1, max_length=20, pattern=NO_NUL)] | None = Field(
+        default=None,
+        description="a custodial member's one-time code for the relaying partner; without one, the donation "
+        "awaits the member's approval (POST /v1/me/redemptions/{redemption_id}/approve)",
+    )
+
+
+class MyDonationConsentCreate(Strict):
+    charity_id: Id
+    program_id: Annotated[Id | None, Field(description="whose points (default: the first)")] = None
+    amount_points: Points
+
+
+class DonationConsentCreate(MyDonationConsentCreate):
+    member_id: Id
+
+
+class DonationPublic(BaseModel):
+    """A donation, and once its burn is final (`posted`), the member's receipt: the transaction."""
+
+    id: int
+    charity_id: int
+    charity_name: str
+    program_id: int
+    member_id: int
+    relayed_by: int | None = Field(description="the partner that relayed it; null: the member itself")
+    amount_points: int
+    cash_minor: int = Field(description="what it is worth at the rate of its day, rounded down: the program owes it")
+    currency: str
+    rate: DonationRate
+    status: RedemptionStatus = Field(
+        description="its redemption's: `awaiting_member`, `reserved`, `posted` (given, for good), `voided` (the "
+        "chain refused the burn: nothing was given) or `declined`"
+    )
+    redemption_id: int
+    tx_hash: str | None
+    block_number: int | None
+    created_at: datetime
+    error: str | None = None
+
+
+class DonationStatement(BaseModel):
+    """What a program owes a charity for [since, until): its donations whose burn is final in the
+    window, each at its day's rate; beside them, the same donations counted from the chain."""
+
+    charity_id: int
+    program_id: int
+    since: datetime
+    until: datetime
+    from_block: int
+    to_block: int
+    donations: int
+    donated_points: int
+    cash_minor: int = Field(description="owed to the charity: the donations' values, each rounded down")
+    currency: str
+    onchain_donations: int = Field(description="`Redeemed` events at the charity's account in the window")
+    onchain_points: int
+    matches: bool = Field(description="the chain's count and points equal the service's")
+    tx_hashes: list[str]
 
 
 class RedemptionPublic(BaseModel):
@@ -1333,6 +1428,7 @@ WebhookEventType = Literal[
     "settlement.period_closed",
     "tier.changed",
     "points.expiring",
+    "donation.posted",
 ]
 WebhookUrl = Annotated[
     str,

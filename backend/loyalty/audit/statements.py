@@ -101,3 +101,51 @@ def statement(
         token=coalition, since=since, until=until, from_block=start, to_block=end, issue_fee=issue_fee,
         redemption_price=redemption_price, lines=lines, net=net_positions(debts), payments=settled,
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Donated:
+    """What members donated to a charity (redeemed at its account) in a window, from the events."""
+
+    token: str
+    charity: str
+    since: int
+    until: int
+    from_block: int
+    to_block: int
+    donations: int
+    points: int
+    cash_minor: int | None  # at the rate asked for, each donation rounded down; None without one
+    tx_hashes: list[str]
+
+
+def donated(
+    rpc: Rpc,
+    token: str,
+    charity: str,
+    *,
+    since: int,
+    until: int,
+    from_block: int = 0,
+    rate: tuple[int, int] | None = None,
+) -> Donated:
+    """The donations to `charity` (its issuer account's address) on `token` in blocks timed in
+    [since, until): every `Redeemed` event the charity relayed is one (it sells nothing).
+    `rate`: (cash_minor, points), to price each at it as the service does."""
+    head = rpc.block_number()
+    start = first_block_at(rpc, since, from_block, head)
+    end = first_block_at(rpc, until, start, head) - 1
+    who = charity.lower()
+    amounts, hashes = [], []
+    if start <= end:
+        for batch in rpc.logs(token, start, end):
+            for raw in batch:
+                topics = raw["topics"]
+                if topics and topics[0] == REDEEMED and address(topics[2]).lower() == who:
+                    amounts.append(words(raw["data"])[0])
+                    hashes.append(raw["transactionHash"])
+    cash = None if rate is None else sum(points * rate[0] // rate[1] for points in amounts)
+    return Donated(
+        token=address(token), charity=charity, since=since, until=until, from_block=start, to_block=end,
+        donations=len(amounts), points=sum(amounts), cash_minor=cash, tx_hashes=hashes,
+    )  # fmt: skip

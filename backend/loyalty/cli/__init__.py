@@ -1,6 +1,6 @@
 """The `loyalty` command line, one module per concern: `stack` runs the service (`up`, `serve`,
 `worker`, `deploy`), `client` uses the API (`partners`, `auditors`, `members`, `catalog`,
-`rules`, `campaigns`, `purchases`, `events`, `programs`, `agreements`, `exchanges`, `settlement`, `earn`, `earns`, `redeem`, `redemptions`, `status`, `webhooks`), `audit` checks the program (`audit verify`, `audit reconcile`)."""
+`rules`, `campaigns`, `purchases`, `events`, `programs`, `agreements`, `exchanges`, `settlement`, `earn`, `earns`, `redeem`, `redemptions`, `donations`, `status`, `webhooks`), `audit` checks the program (`audit verify`, `audit reconcile`)."""
 
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ for command in (
     client.earns,
     client.redeem,
     client.redemptions,
+    client.donations,
     client.status,
     client.webhooks,
     audit.audit,

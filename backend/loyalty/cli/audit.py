@@ -165,6 +165,50 @@ def audit_reconcile(rpc_url: str | None, from_block: int, program_id: int | None
     raise SystemExit(0 if not findings else 1)
 
 
+def _unix(value: str, name: str) -> int:
+    from datetime import datetime
+
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint=name) from None
+    if moment.tzinfo is None:
+        raise click.BadParameter(f"{value!r} has no offset (say Z for UTC)", param_hint=name)
+    return int(moment.timestamp())
+
+
+@audit.command("donations")
+@click.option("--rpc", "rpc_url", envvar="RPC_URL", required=True, help="JSON-RPC URL of the chain (env RPC_URL).")
+@click.option("--token", envvar="TOKEN_ADDRESS", required=True, help="The program's token (env TOKEN_ADDRESS).")
+@click.option("--charity", required=True, help="The charity's issuer address in that program.")
+@click.option("--since", required=True, help="From this time (ISO 8601 with an offset).")
+@click.option("--until", required=True, help="Until this time, not included.")
+@click.option("--rate", default=None, help="Price each donation at CASH/POINTS (e.g. 500/1000), rounded down.")
+@from_block_option
+def audit_donations(
+    rpc_url: str, token: str, charity: str, since: str, until: str, rate: str | None, from_block: int
+) -> None:
+    """A charity's donations from the chain alone: every redemption at its address in the
+    window (count, points, transactions) and, with --rate, their worth (the figures of GET
+    /v1/partners/{id}/donation-statement)."""
+    from dataclasses import asdict
+
+    from loyalty.audit.rpc import Rpc
+    from loyalty.audit.statements import donated
+    from loyalty.cli.client import parse_rate
+
+    priced = None if rate is None else parse_rate(rate)
+    rpc = Rpc(rpc_url)
+    try:
+        found = donated(
+            rpc, token, charity, since=_unix(since, "--since"), until=_unix(until, "--until"), from_block=from_block,
+            rate=priced,
+        )  # fmt: skip
+    finally:
+        rpc.close()
+    click.echo(json.dumps(asdict(found), indent=2))
+
+
 @audit.command("statement")
 @click.option("--rpc", "rpc_url", envvar="RPC_URL", required=True, help="JSON-RPC URL of the chain (env RPC_URL).")
 @click.option("--token", envvar="TOKEN_ADDRESS", required=True, help="The coalition's token (env TOKEN_ADDRESS).")
@@ -186,24 +230,14 @@ def audit_statement(
     the window, what it owes and is owed at the two prices, and the payments that settle it (the
     same figures as GET /v1/programs/{id}/statements)."""
     from dataclasses import asdict
-    from datetime import datetime
 
     from loyalty.audit.rpc import Rpc
     from loyalty.audit.statements import statement
 
-    def unix(value: str, name: str) -> int:
-        try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise click.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint=name) from None
-        if moment.tzinfo is None:
-            raise click.BadParameter(f"{value!r} has no offset (say Z for UTC)", param_hint=name)
-        return int(moment.timestamp())
-
     rpc = Rpc(rpc_url)
     try:
         found = statement(
-            rpc, token, since=unix(since, "--since"), until=unix(until, "--until"), issue_fee=issue_fee,
+            rpc, token, since=_unix(since, "--since"), until=_unix(until, "--until"), issue_fee=issue_fee,
             redemption_price=redemption_price, from_block=from_block, excluded=exclude,
         )  # fmt: skip
     finally:

@@ -133,13 +133,55 @@ def partners() -> None:
     """Partner brands (admin)."""
 
 
+def parse_rate(text: str) -> tuple[int, int]:
+    """`CASH/POINTS`, e.g. 500/1000: minor units of money per points."""
+    cash, _, points = text.partition("/")
+    if not (cash.isdigit() and points.isdigit() and int(points) > 0):
+        raise click.BadParameter(f"{text!r} is not CASH/POINTS, e.g. 500/1000 for $5 per 1,000 points")
+    return int(cash), int(points)
+
+
+def _donation_rate(rate: str, currency: str) -> dict[str, Any]:
+    cash_minor, points = parse_rate(rate)
+    return {"cash_minor": cash_minor, "points": points, "currency": currency}
+
+
+rate_option = click.option(
+    "--rate", default=None, help="A charity's rate: CASH/POINTS in minor units, e.g. 500/1000 ($5 per 1,000 points)."
+)
+currency_option = click.option("--currency", default="USD", show_default=True, help="The charity's currency.")
+
+
 @partners.command("create")
 @click.argument("name")
-@click.option("--budget", "budget_points", type=int, required=True, help="Points the partner may earn.")
+@click.option("--budget", "budget_points", type=int, default=None, help="Points the partner may earn (a brand).")
+@click.option("--charity", is_flag=True, help="A charity members donate points to (with --rate; no budget).")
+@rate_option
+@currency_option
 @with_api
-def partners_create(name: str, budget_points: int, api_url: str, key: str | None) -> None:
-    """Create a partner; prints its API key once."""
-    _call(api_url, key, "POST", "/v1/partners", {"name": name, "issue_budget_points": budget_points})
+def partners_create(
+    name: str, budget_points: int | None, charity: bool, rate: str | None, currency: str, api_url: str,
+    key: str | None,
+) -> None:  # fmt: skip
+    """Create a partner (a brand with --budget, or a --charity with its --rate); prints its API key once."""
+    if charity != (rate is not None) or charity == (budget_points is not None):
+        raise click.UsageError("give a brand's --budget, or --charity with its --rate")
+    body: dict[str, Any]
+    if charity:
+        body = {"name": name, "kind": "charity", "donation_rate": _donation_rate(str(rate), currency)}
+    else:
+        body = {"name": name, "issue_budget_points": budget_points}
+    _call(api_url, key, "POST", "/v1/partners", body)
+
+
+@partners.command("donation-rate")
+@click.argument("partner_id", type=int)
+@click.option("--rate", required=True, help="CASH/POINTS in minor units, e.g. 250/1000.")
+@currency_option
+@with_api
+def partners_donation_rate(partner_id: int, rate: str, currency: str, api_url: str, key: str | None) -> None:
+    """Publish a charity's new rate: later donations are worth it, earlier ones keep theirs."""
+    _call(api_url, key, "PUT", f"/v1/partners/{partner_id}/donation-rate", _donation_rate(rate, currency))
 
 
 @partners.command("list")
@@ -1142,6 +1184,100 @@ def earn_list(
         created_after=created_after,
         created_before=created_before,
     )
+
+
+# -------------------------------------------------------------------------------- donations
+@click.group()
+def donations() -> None:
+    """Points members give charities: burned at the charity, worth its rate in money, never reversed."""
+
+
+@donations.command("give")
+@click.argument("charity_id", type=int)
+@click.argument("amount_points", type=int)
+@click.option("--member", "member_id", type=int, default=None,
+              help="The member a partner relays for; without it, the member signed in (its session as --key).")  # fmt: skip
+@click.option("--code", "redemption_code", default=None, help="A custodial member's one-time code for this partner.")
+@click.option("--signature", default=None, help="A self-custody member's signed consent (`donations consent`).")
+@click.option("--deadline", type=int, default=None, help="The deadline of the consent signed.")
+@program_option
+@with_api
+def donations_give(
+    charity_id: int, amount_points: int, member_id: int | None, redemption_code: str | None, signature: str | None,
+    deadline: int | None, program_id: int | None, api_url: str, key: str | None,
+) -> None:  # fmt: skip
+    """Donate AMOUNT_POINTS to a charity: a member's own (custodial: its session is its
+    consent), or a partner's for --member (with --code, a signature, or nothing and the member
+    approves it as a redemption)."""
+    body: dict[str, Any] = {"charity_id": charity_id, "amount_points": amount_points}
+    body |= {k: v for k, v in (("signature", signature), ("deadline", deadline), ("program_id", program_id)) if v}
+    if member_id is None:
+        if redemption_code is not None:
+            raise click.UsageError("--code is for a partner relaying for a --member")
+        _call(api_url, key, "POST", "/v1/me/donations", body)
+        return
+    body["member_id"] = member_id
+    if redemption_code is not None:
+        body["redemption_code"] = redemption_code
+    _call(api_url, key, "POST", "/v1/donations", body)
+
+
+@donations.command("consent")
+@click.argument("charity_id", type=int)
+@click.argument("amount_points", type=int)
+@click.option("--member", "member_id", type=int, default=None, help="The member (a partner asking); else the member signed in.")  # fmt: skip
+@program_option
+@with_api
+def donations_consent(
+    charity_id: int, amount_points: int, member_id: int | None, program_id: int | None, api_url: str, key: str | None
+) -> None:
+    """The EIP-712 consent a self-custody member signs for a donation (then `donations give`
+    with --signature and --deadline)."""
+    body: dict[str, Any] = {"charity_id": charity_id, "amount_points": amount_points, "program_id": program_id}
+    if member_id is None:
+        _call(api_url, key, "POST", "/v1/me/donations/consents", body)
+    else:
+        _call(api_url, key, "POST", "/v1/donations/consents", {**body, "member_id": member_id})
+
+
+@donations.command("list")
+@click.option("--charity", "charity_id", type=int, default=None, help="Only those to this charity.")
+@click.option("--member", "member_id", type=int, default=None, help="Only this member's.")
+@click.option("--mine", is_flag=True, help="The signed-in member's own (its session as --key).")
+@page_options
+@with_api
+def donations_list(
+    charity_id: int | None, member_id: int | None, mine: bool, limit: int, cursor: str | None, api_url: str,
+    key: str | None,
+) -> None:  # fmt: skip
+    """Donations, oldest first (a partner: made to it or relayed by it)."""
+    if mine:
+        _list(api_url, key, "/v1/me/donations", limit, cursor)
+    else:
+        _list(api_url, key, "/v1/donations", limit, cursor, charity_id=charity_id, member_id=member_id)
+
+
+@donations.command("show")
+@click.argument("donation_id", type=int)
+@click.option("--mine", is_flag=True, help="The signed-in member's receipt (its session as --key).")
+@with_api
+def donations_show(donation_id: int, mine: bool, api_url: str, key: str | None) -> None:
+    """A donation; once posted, its `tx_hash` is the receipt."""
+    _call(api_url, key, "GET", f"/v1/{'me/' if mine else ''}donations/{donation_id}")
+
+
+@donations.command("statement")
+@click.argument("charity_id", type=int)
+@click.option("--since", required=True, help="From this time (ISO 8601 with an offset).")
+@click.option("--until", required=True, help="Until this time, not included.")
+@program_option
+@with_api
+def donations_statement(
+    charity_id: int, since: str, until: str, program_id: int | None, api_url: str, key: str | None
+) -> None:
+    """What the program owes a charity for a window, beside the same donations counted from the chain."""
+    query = _query(since=since, until=until, program_id=program_id)
+    _call(api_url, key, "GET", f"/v1/partners/{charity_id}/donation-statement{query}")
 
 
 # -------------------------------------------------------------------------------- redeeming

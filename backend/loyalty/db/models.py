@@ -135,11 +135,13 @@ class PartnerKind(enum.StrEnum):
     """What an issuer account belongs to: a brand (a partner with an API key, issuing in the
     first program), one of a brand's budgeted campaigns (no key: the service issues from it,
     within the campaign's budget, which the chain enforces), or a brand's account in another
-    program (no key either: the brand issues there through it, within its budget there)."""
+    program (no key either: the brand issues there through it, within its budget there), or a
+    charity (a key, no issue budget: members' donations are burned at its account)."""
 
     BRAND = "brand"
     CAMPAIGN = "campaign"
     PROGRAM = "program"  # a brand's issuer account in another program than the first
+    CHARITY = "charity"  # a partner members donate points to; it issues nothing (`charities`)
 
 
 class Partner(Base):
@@ -314,7 +316,8 @@ class Reward(Base):
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     cost_points: Mapped[int] = mapped_column(BigInteger)
-    stock: Mapped[int] = mapped_column(BigInteger)
+    # Unset: unlimited (a charity's donation reward, one per program it is in).
+    stock: Mapped[int | None] = mapped_column(BigInteger)
     active: Mapped[bool] = mapped_column(default=True)
     # A paid tier bought with points: posting the redemption starts `tier` for `tier_period_days`.
     tier: Mapped[str | None] = mapped_column(String(100))
@@ -654,6 +657,39 @@ class Redemption(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Charity(Base):
+    """A charity partner's published rate: `cash_minor` (in `currency`) per `points` donated.
+    Each donation records the rate it was made at; a change applies to later ones."""
+
+    __tablename__ = "charities"
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), primary_key=True)
+    cash_minor: Mapped[int] = mapped_column(BigInteger)
+    points: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Donation(Base):
+    """Points a member gave a charity: a redemption of the charity's donation reward (burned at
+    the charity's account with the member's consent), and what it is worth in money at the rate of
+    the day, which the program owes the charity. Never reversed: its status is the redemption's."""
+
+    __tablename__ = "donations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    redemption_id: Mapped[int] = mapped_column(ForeignKey("redemptions.id"), unique=True)
+    charity_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), index=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    # The partner that relayed it with the member's consent; unset: the member itself.
+    relayed_by: Mapped[int | None] = mapped_column(ForeignKey("partners.id"))
+    amount_points: Mapped[int] = mapped_column(BigInteger)
+    cash_minor: Mapped[int] = mapped_column(BigInteger)  # floor(points x rate_cash_minor / rate_points)
+    currency: Mapped[str] = mapped_column(String(3))
+    rate_cash_minor: Mapped[int] = mapped_column(BigInteger)
+    rate_points: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ConsentQuote(Base):
     """Typed data handed to a self-custody member to sign: the ref and nonce it fixed."""
 
@@ -664,6 +700,8 @@ class ConsentQuote(Base):
     ref: Mapped[int] = mapped_column(BigInteger)
     nonce: Mapped[int] = mapped_column(BigInteger)
     deadline: Mapped[int] = mapped_column(BigInteger)
+    # The points it burns when not the reward's cost (a donation's amount).
+    amount_points: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The redemption that used it: a consent is used once.
     redemption_id: Mapped[int | None] = mapped_column(ForeignKey("redemptions.id"))

@@ -18,6 +18,7 @@ EVENT_TYPES = (
     "settlement.period_closed",
     "tier.changed",
     "points.expiring",
+    "donation.posted",
 )
 SECRET_PREFIX = "whsec_"
 

@@ -27,6 +27,8 @@ def create(uow: UnitOfWork, partner_id: int, fields: dict[str, Any]) -> Reward:
     """A reward of `partner_id`, costing points of a program it issues in (`program_id`,
     default the first: `422 program_not_joined` elsewhere); a tier reward (`tier`) sells a tier
     on the program's ladder for points: redeeming it starts the tier for `tier_period_days`."""
+    if partners.is_charity(uow.session, partner_id):
+        raise partners.charity_issues_nothing(partner_id)
     fields["program_id"] = program_id = fields.get("program_id") or partners.FIRST_PROGRAM
     partners.account_in(uow, partner_id, program_id)
     if (tier := fields.get("tier")) is not None:
@@ -42,6 +44,8 @@ def create(uow: UnitOfWork, partner_id: int, fields: dict[str, Any]) -> Reward:
 def update(uow: UnitOfWork, reward_id: int, partner_id: int, changes: dict[str, Any]) -> Reward:
     """Change a reward `partner_id` owns."""
     reward = get(uow, reward_id, partner_id)
+    if partners.is_charity(uow.session, partner_id):
+        raise partners.charity_issues_nothing(partner_id)
     for field, value in changes.items():
         setattr(reward, field, value)
     return reward

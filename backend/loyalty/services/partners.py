@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -12,6 +12,7 @@ from loyalty.chain.token import LoyaltyToken
 from loyalty.db.models import (
     Auditor,
     Campaign,
+    Charity,
     MemberLink,
     Partner,
     PartnerKind,
@@ -33,10 +34,15 @@ PROGRAM_ACCOUNT = "program:"
 FIRST_PROGRAM = 1
 
 
-def create(uow: UnitOfWork, name: str, issue_budget_points: int) -> tuple[Partner, str]:
+def create(
+    uow: UnitOfWork, name: str, issue_budget_points: int, charity: DonationRate | None = None
+) -> tuple[Partner, str]:
     """A partner with its own issuer account; returns its API key. Nothing goes to the chain
     here: the outbox writer gives the account gas, ISSUER_ROLE and the budget, and the
-    partner's earns wait for that (they are accepted at once)."""
+    partner's earns wait for that (they are accepted at once). With `charity`, a charity at that
+    rate: no budget, and a donation reward in the first program."""
+    if charity is not None and issue_budget_points:
+        raise charity_issues_nothing(name)
     if name.startswith((CAMPAIGN_ACCOUNT, PROGRAM_ACCOUNT)):
         raise UnprocessableError(
             ErrorCode.VALIDATION_ERROR,
@@ -54,10 +60,39 @@ def create(uow: UnitOfWork, name: str, issue_budget_points: int) -> tuple[Partne
         issue_budget_points=issue_budget_points,
         budget_points=issue_budget_points,
         pending_points=0,
+        kind=PartnerKind.BRAND if charity is None else PartnerKind.CHARITY,
     )
     uow.session.add(partner)
     uow.session.flush()
+    if charity is not None:
+        uow.session.add(Charity(partner_id=partner.id, **charity))
+        _donation_reward(uow, partner, FIRST_PROGRAM)
     return partner, api_key
+
+
+class DonationRate(TypedDict):
+    """A charity's rate: `cash_minor` (in `currency`) per `points` donated."""
+
+    cash_minor: int
+    points: int
+    currency: str
+
+
+def _donation_reward(uow: UnitOfWork, charity: Partner, program_id: int) -> None:
+    """The reward a charity's donations in a program redeem: any amount, unlimited."""
+    uow.session.add(
+        Reward(
+            partner_id=charity.id, program_id=program_id, name=f"Donation to {charity.name}", cost_points=1, stock=None,
+            description="points given to the charity, worth its published rate in money",
+        )
+    )  # fmt: skip
+    uow.session.flush()
+
+
+def charity_issues_nothing(name: object) -> UnprocessableError:
+    return UnprocessableError(
+        ErrorCode.CHARITY_ISSUES_NOTHING, f"charity {name} takes donations: it has no issue budget and no catalog"
+    )
 
 
 def get(uow: UnitOfWork, partner_id: int) -> Partner:
@@ -72,6 +107,8 @@ def join(uow: UnitOfWork, brand_id: int, program_id: int, issue_budget_points: i
     gives it gas, the program's ISSUER_ROLE and the budget, as it does a brand's own account.
     `409 partner_in_program` if the brand has one there already (or issues there itself)."""
     owner = brand(uow, brand_id)
+    if owner.kind == PartnerKind.CHARITY and issue_budget_points:
+        raise charity_issues_nothing(owner.id)
     found = _program(uow, program_id)
     if found.status != ProgramStatus.ACTIVE or found.token_address is None:
         raise UnprocessableError(ErrorCode.PROGRAM_NOT_ACTIVE, f"program {program_id} has no token deployed yet")
@@ -91,6 +128,8 @@ def join(uow: UnitOfWork, brand_id: int, program_id: int, issue_budget_points: i
     )  # fmt: skip
     uow.session.add(account)
     uow.session.flush()
+    if owner.kind == PartnerKind.CHARITY:
+        _donation_reward(uow, owner, program_id)
     return account
 
 
@@ -191,11 +230,16 @@ def placed(session: Session, account_id: int) -> tuple[int, int]:
     return brand_of(account), account.program_id
 
 
+def is_charity(session: Session, partner_id: int) -> bool:
+    partner = session.get(Partner, partner_id)  # the identity map: one read per transaction
+    return partner is not None and partner.kind == PartnerKind.CHARITY
+
+
 def brand(uow: UnitOfWork, partner_id: int) -> Partner:
-    """A partner brand (a campaign's account has no key to rotate, no budget of its own to be
-    granted, and no members: its brand does all that)."""
+    """A partner with a key: a brand or a charity (a campaign's account has no key to rotate, no
+    budget of its own to be granted, and no members: its brand does all that)."""
     partner = get(uow, partner_id)
-    if partner.kind != PartnerKind.BRAND:
+    if partner.kind not in (PartnerKind.BRAND, PartnerKind.CHARITY):
         raise UnprocessableError(
             ErrorCode.VALIDATION_ERROR, f"partner {partner_id} is campaign {partner.name!r}'s account: act on its brand"
         )
@@ -275,7 +319,10 @@ def grant_budget(uow: UnitOfWork, partner_id: int, amount_points: int, program_i
     """Grant the partner more budget, in a program (`None`: the first). The outbox writer
     carries it on-chain (the partner's earn batches there wait meanwhile); the API counts it
     once it is there. Returns the issuer account that has it."""
-    partner = account_in(uow, brand(uow, partner_id).id, program_id)
+    owner = brand(uow, partner_id)
+    if owner.kind == PartnerKind.CHARITY:
+        raise charity_issues_nothing(owner.id)
+    partner = account_in(uow, owner.id, program_id)
     partner_id = partner.id
     uow.session.execute(
         update(Partner)

@@ -10,11 +10,21 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from loyalty.chain.token import LoyaltyToken
-from loyalty.db.models import ConsentQuote, Member, Partner, Redemption, RedemptionStatus, Reward, utcnow
+from loyalty.db.models import (
+    ChainWrite,
+    ConsentQuote,
+    Donation,
+    Member,
+    Partner,
+    Redemption,
+    RedemptionStatus,
+    Reward,
+    utcnow,
+)
 from loyalty.domain.consent import (
     RedeemConsent,
     full_signature,
@@ -70,15 +80,19 @@ def new_consent(
     )
 
 
-def quote(uow: UnitOfWork, member: Member, reward: Reward) -> RedeemConsent:
-    """A consent for a self-custody member to sign, recorded so it works once."""
+def quote(uow: UnitOfWork, member: Member, reward: Reward, amount_points: int | None = None) -> RedeemConsent:
+    """A consent for a self-custody member to sign, recorded so it works once; for the
+    reward's cost, or `amount_points` (a donation)."""
+    if amount_points is None:
+        _not_donation(uow, reward)
     members.lock(uow, member)
-    consent = new_consent(uow, member, reward)
+    consent = new_consent(uow, member, reward, amount_points=amount_points)
     uow.session.add(
         ConsentQuote(
-            member_id=member.id, reward_id=reward.id, ref=consent.ref, nonce=consent.nonce, deadline=consent.deadline
+            member_id=member.id, reward_id=reward.id, ref=consent.ref, nonce=consent.nonce, deadline=consent.deadline,
+            amount_points=amount_points,
         )
-    )
+    )  # fmt: skip
     return consent
 
 
@@ -90,36 +104,44 @@ def redeem(
     signature: bytes | None = None,
     deadline: int | None = None,
     code: str | None = None,
+    amount_points: int | None = None,
+    asked_by: int | None = None,
+    by_member: bool = False,
 ) -> Redemption:
     """A partner's redemption of `reward` for `member`, with the member's consent or awaiting it.
 
     A self-custody member consents by signing a quote (`signature` and `deadline`). For a
     custodial member the service signs with the key it keeps, but only with the member's
-    approval: a one-time `code` the member made for this partner, or else the redemption waits
-    (`awaiting_member`) until the member approves it in its session."""
-    _offered(uow, reward)
+    approval: its own request (`by_member`), a one-time `code` the member made for the partner
+    asking (`asked_by`, default the reward's), or else the redemption waits (`awaiting_member`)
+    until the member approves it in its session. `amount_points`: a donation's amount (default
+    the reward's cost)."""
+    amount = reward.cost_points if amount_points is None else amount_points
+    _offered(uow, reward, donation=amount_points is not None)
     if not member.custodial:
         if signature is None and deadline is None:
             raise UnprocessableError(
                 ErrorCode.SIGNATURE_REQUIRED,
                 f"member {member.id} holds their own wallet: send `signature` and `deadline`",
             )
-        quote_used, consent, signature = _signed_consent(uow, member, reward, signature, deadline)
-        return _reserve(uow, member, reward, reward.cost_points, signed=(quote_used, consent, signature))
+        quote_used, consent, signature = _signed_consent(uow, member, reward, signature, deadline, amount)
+        return _reserve(uow, member, reward, amount, signed=(quote_used, consent, signature))
     if signature is not None or deadline is not None:
         raise UnprocessableError(
             ErrorCode.VALIDATION_ERROR,
             f"the service keeps member {member.id}'s wallet: send the member's `redemption_code`, or nothing "
             "and the member approves the redemption",
         )
+    if by_member:
+        return _reserve(uow, member, reward, amount)
     if code is not None:
-        credentials.use_redemption_code(uow, member, reward.partner_id, code, reward.cost_points)
-        return _reserve(uow, member, reward, reward.cost_points)
+        credentials.use_redemption_code(uow, member, asked_by or reward.partner_id, code, amount)
+        return _reserve(uow, member, reward, amount)
     awaiting = Redemption(
         partner_id=reward.partner_id,
         member_id=member.id,
         reward_id=reward.id,
-        amount_points=reward.cost_points,
+        amount_points=amount,
         status=RedemptionStatus.AWAITING_MEMBER,
     )
     uow.session.add(awaiting)
@@ -132,7 +154,7 @@ def approve(uow: UnitOfWork, member: Member, redemption_id: int) -> Redemption:
     for the points it was asked for."""
     awaiting = _awaiting(uow, member, redemption_id)
     reward = catalog.get(uow, awaiting.reward_id)
-    _offered(uow, reward)
+    _offered(uow, reward, donation=True)  # what it asks was checked when it was asked
     return _reserve(uow, member, reward, awaiting.amount_points, awaiting=awaiting)
 
 
@@ -209,7 +231,7 @@ def _reserve(
             )
     taken = session.execute(
         update(Reward)
-        .where(Reward.id == reward.id, Reward.stock > 0)
+        .where(Reward.id == reward.id, or_(Reward.stock.is_(None), Reward.stock > 0))  # unset: unlimited
         .values(stock=Reward.stock - 1)
         .execution_options(synchronize_session=False)
     )
@@ -248,11 +270,11 @@ def _reserve(
 
 
 def _signed_consent(
-    uow: UnitOfWork, member: Member, reward: Reward, signature: bytes | None, deadline: int | None
+    uow: UnitOfWork, member: Member, reward: Reward, signature: bytes | None, deadline: int | None, amount: int
 ) -> tuple[ConsentQuote, RedeemConsent, bytes]:
     """The quote the member signed, found by the signature among the quotes with this member,
-    reward and deadline (two quotes may share a second); each works once. An ordinary wallet's
-    signature is recovered (a compact one expanded); a contract wallet is asked (ERC-1271)."""
+    reward, deadline and amount (two quotes may share a second); each works once. An ordinary
+    wallet's signature is recovered (a compact one expanded); a contract wallet is asked (ERC-1271)."""
     if signature is None or deadline is None:
         raise UnprocessableError(ErrorCode.VALIDATION_ERROR, "send both `signature` and `deadline`, or neither")
     quotes = uow.session.scalars(
@@ -261,19 +283,20 @@ def _signed_consent(
             ConsentQuote.member_id == member.id,
             ConsentQuote.reward_id == reward.id,
             ConsentQuote.deadline == deadline,
+            func.coalesce(ConsentQuote.amount_points, reward.cost_points) == amount,
         )
         .order_by(ConsentQuote.id)
     ).all()
     if not quotes:
         raise NotFoundError(
-            ErrorCode.CONSENT_NOT_FOUND, "no typed data was issued for this member, reward and deadline"
+            ErrorCode.CONSENT_NOT_FOUND, "no typed data was issued for this member, reward, amount and deadline"
         )
     signature = usable_signature(member, signature, deadline)
     account = issuer_of(uow, reward)
     token, wallet = partners.token_of(uow, account), member.wallet_address
     for found in quotes:
         consent = RedeemConsent(
-            wallet, account.issuer_address, reward.cost_points, reward.id, found.ref, found.nonce, found.deadline
+            wallet, account.issuer_address, amount, reward.id, found.ref, found.nonce, found.deadline
         )
         typed = _typed_on(uow, consent, token)
         if (
@@ -306,6 +329,14 @@ def usable_signature(member: Member, signature: bytes, deadline: int) -> bytes:
     return signature
 
 
+def _not_donation(uow: UnitOfWork, reward: Reward) -> None:
+    if partners.is_charity(uow.session, reward.partner_id):
+        raise UnprocessableError(
+            ErrorCode.CHARITY_ISSUES_NOTHING,
+            f"reward {reward.id} takes donations to charity {reward.partner_id}: POST /v1/donations",
+        )
+
+
 def get(uow: UnitOfWork, redemption_id: int, partner_id: int | None = None, member_id: int | None = None) -> Redemption:
     """A redemption; with `partner_id` only one at that partner, with `member_id` only one of
     that member (others are as if absent)."""
@@ -319,9 +350,12 @@ def get(uow: UnitOfWork, redemption_id: int, partner_id: int | None = None, memb
     return redemption
 
 
-def _offered(uow: UnitOfWork, reward: Reward) -> None:
+def _offered(uow: UnitOfWork, reward: Reward, *, donation: bool = False) -> None:
     """A reward may be redeemed while active; a tier reward while the ladder has its tier (the
-    points would buy nothing)."""
+    points would buy nothing); a charity's donation reward only as a donation (which records
+    what it is worth)."""
+    if not donation:
+        _not_donation(uow, reward)
     if not reward.active:
         raise ConflictError(ErrorCode.REWARD_INACTIVE, f"reward {reward.id} is not active")
     ladder = tiers.ladder(uow.session, reward.program_id) if reward.tier is not None else None
@@ -346,6 +380,7 @@ def post(session: Session, write_id: int) -> None:
         )
     ).all()
     webhooks.emit(session, "redemption.posted", [_happened(row) for row in posted])
+    _donations_posted(session, [row.id for row in posted])
     for redemption, reward in session.execute(
         select(Redemption, Reward)
         .join(Reward, Reward.id == Redemption.reward_id)
@@ -358,6 +393,33 @@ def post(session: Session, write_id: int) -> None:
             log.exception(
                 "redemption %s of tier reward %s posted, but its tier could not start", redemption.id, reward.id
             )
+
+
+def _donations_posted(session: Session, redemption_ids: list[int]) -> None:
+    """Of these posted redemptions, the donations are announced to the charity and to the
+    partner that relayed them (`donation.posted`, once: a reorg posting again adds nothing)."""
+    if not redemption_ids or not webhooks.wanted(session, "donation.posted"):
+        return
+    rows = session.execute(
+        select(Donation, ChainWrite.tx_hash)
+        .join(Redemption, Redemption.id == Donation.redemption_id)
+        .outerjoin(ChainWrite, ChainWrite.id == Redemption.write_id)
+        .where(Donation.redemption_id.in_(redemption_ids))
+    ).all()
+    webhooks.emit(
+        session,
+        "donation.posted",
+        [
+            webhooks.Happened(
+                f"donation:{d.id}", d.charity_id, d.member_id,
+                {"donation_id": d.id, "charity_id": d.charity_id, "program_id": d.program_id, "member_id": d.member_id,
+                 "amount_points": d.amount_points, "cash_minor": d.cash_minor, "currency": d.currency,
+                 "tx_hash": tx_hash},
+                audience=frozenset({d.charity_id} | ({d.relayed_by} if d.relayed_by else set())),
+            )
+            for d, tx_hash in rows
+        ],
+    )  # fmt: skip
 
 
 def void(session: Session, redemption: Redemption, error: str) -> None:

@@ -102,6 +102,13 @@ def world(client: Any, writer: Any, rpc_url: str, tmp_path: Path) -> dict[str, A
         a["api_key"],
     )
     assert exchange.json()["status"] == "awaiting_member", exchange.text
+    rate = {"cash_minor": 5, "points": 10, "currency": "USD"}
+    charity = post(client, "/v1/partners", {"name": "Charity", "kind": "charity", "donation_rate": rate}, ADMIN_KEY)
+    donation = post(
+        client, "/v1/donations", {"member_id": member_a["id"], "charity_id": charity.json()["id"], "amount_points": 1},
+        a["api_key"],
+    )  # fmt: skip
+    assert donation.json()["status"] == "awaiting_member", donation.text
     with client.app.state.runtime.sessions() as session:  # a step of A's (a period cannot end here: it lasts a week)
         step = Settlement(
             exchange_address="0x" + "0" * 40, period=0, payment_index=0, action="pay", partner_id=a["id"], amount="1"
@@ -136,6 +143,8 @@ def world(client: Any, writer: Any, rpc_url: str, tmp_path: Path) -> dict[str, A
             "step_id": step_id,
             "webhook_id": hook.json()["id"],
             "delivery_id": delivery_id,
+            "charity_id": charity.json()["id"],
+            "donation_id": donation.json()["id"],
         },
         "keys": {
             "none": None,
@@ -194,6 +203,7 @@ def _sample(name: str, schema: dict[str, Any], ids: dict[str, int]) -> Any:
         "valid_until": "2036-01-01T00:00:00Z",
         "url": "http://127.0.0.1:9/hooks",
         "event_types": ["earn.confirmed"],
+        "cash_minor": 5,
     }
     assert name in samples, f"no sample for the required body field {name!r} ({schema}): add one here"
     return samples[name]

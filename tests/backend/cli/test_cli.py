@@ -230,3 +230,34 @@ def test_webhooks_createListDeliveriesAndDelete_fromTheCommandLine(client, setti
     assert (pending["type"], pending["payload"]["data"]["amount_points"]) == ("earn.confirmed", 10)
     assert json.loads(updated.output)["event_types"] == ["redemption.posted"]
     assert deleted.exit_code == 0 and json.loads(listed.output)["data"] == []
+
+
+def test_donations_aCharityItsRateAGiftAndTheStatement_fromTheCommandLine(client, settings, writer) -> None:
+    brand = make_partner(client, "Acme")
+    member = make_member(client, brand["api_key"])
+    with serving(settings, outbox=False) as url:
+        admin = ["--api-url", url, "--key", ADMIN_KEY]
+        made = CliRunner().invoke(main, ["partners", "create", "Food Bank", "--charity", "--rate", "500/1000", *admin])
+        bad_rate = CliRunner().invoke(main, ["partners", "create", "X", "--charity", "--rate", "5", *admin])
+        charity = json.loads(made.output)
+        own = ["--api-url", url, "--key", brand["api_key"]]
+        CliRunner().invoke(main, ["earn", str(member["id"]), "3000", *own])
+        confirm_all(writer)
+        given = CliRunner().invoke(
+            main, ["donations", "give", str(charity["id"]), "1500", "--member", str(member["id"]), *own]
+        )
+        rated = CliRunner().invoke(main, ["partners", "donation-rate", str(charity["id"]), "--rate", "1/1", *admin])
+        wrong_code = CliRunner().invoke(
+            main, ["donations", "give", str(charity["id"]), "1500", "--member", str(member["id"]), "--code", "x", *own]
+        )
+        listed = CliRunner().invoke(main, ["donations", "list", "--charity", str(charity["id"]), *admin])
+        window = ["--since", "2026-01-01T00:00:00Z", "--until", "2036-01-01T00:00:00Z"]
+        statement = CliRunner().invoke(main, ["donations", "statement", str(charity["id"]), *window, *admin])
+    assert made.exit_code == 0 and charity["issuer_address"], made.output
+    assert bad_rate.exit_code == 2 and "CASH/POINTS" in bad_rate.output
+    gift = json.loads(given.output)
+    assert (gift["status"], gift["cash_minor"]) == ("awaiting_member", 750)  # the member approves it in its session
+    assert json.loads(rated.output) == {"cash_minor": 1, "points": 1, "currency": "USD"}
+    assert _one_line_failure(wrong_code).startswith("Error: redemption_code_invalid:")
+    assert [d["id"] for d in json.loads(listed.output)["data"]] == [gift["id"]]
+    assert json.loads(statement.output)["donations"] == 0  # nothing given yet: it awaits the member

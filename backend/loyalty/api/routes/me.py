@@ -1,5 +1,6 @@
 """A signed-in member's own routes: its profile, balance, history and redemptions, approving or
-declining what a partner asked, one-time codes for a checkout, and linking itself to partners."""
+declining what a partner asked, exchanges and donations, one-time codes for a checkout, and
+linking itself to partners."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from loyalty.api.deps import Signed, UowDep, bearer
 from loyalty.api.idempotency import Digest, idempotent
+from loyalty.api.routes.donations import consent_public as donation_consent
+from loyalty.api.routes.donations import public as donation_public
 from loyalty.api.routes.exchanges import chain_view, consent_public
 from loyalty.api.routes.exchanges import public as exchange_public
 from loyalty.api.routes.members import detail, history_page, public, referrals_page, tier_public
 from loyalty.api.routes.redemptions import public as redemption_public
 from loyalty.api.schemas import (
+    ConsentQuote,
     CursorQuery,
+    DonationPublic,
     ExchangeConsentQuote,
     ExchangePublic,
     IdPath,
@@ -26,6 +31,8 @@ from loyalty.api.schemas import (
     LinkPublic,
     MemberDetail,
     MeProfile,
+    MyDonationConsentCreate,
+    MyDonationCreate,
     MyExchangeConsentCreate,
     MyExchangeCreate,
     Page,
@@ -39,7 +46,7 @@ from loyalty.api.schemas import (
 from loyalty.db.models import LinkSource, Member
 from loyalty.db.session import write_lock
 from loyalty.errors import ErrorCode, NotFoundError
-from loyalty.services import credentials, exchanges, members, redemptions
+from loyalty.services import credentials, donations, exchanges, members, partners, redemptions
 from loyalty.services.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1/me", tags=["me"])
@@ -176,6 +183,53 @@ def decline_exchange(
 
     def write() -> tuple[int, ExchangePublic]:
         return 200, exchange_public(uow, exchanges.decline(uow, _me(uow, principal), exchange_id))
+
+    return idempotent(request, digest, uow.session, principal, write)
+
+
+@router.get("/donations", response_model=Page[DonationPublic])
+def my_donations(
+    uow: UowDep, principal: Signed, limit: Limit = 100, cursor: CursorQuery = None
+) -> Page[DonationPublic]:
+    """The member's donations, oldest first; a posted one's `tx_hash` is its receipt."""
+    page = donations.page(
+        uow, partner_id=None, member_id=_me(uow, principal).id, charity_id=None, cursor=cursor, limit=limit
+    )
+    return Page(data=[donation_public(uow, row) for row in page.rows], next_cursor=page.next_cursor)
+
+
+@router.get("/donations/{donation_id:int}", response_model=DonationPublic)
+def my_donation(donation_id: IdPath, uow: UowDep, principal: Signed) -> DonationPublic:
+    """A donation and, once posted, its receipt: the transaction that burned the points."""
+    return donation_public(uow, donations.get(uow, donation_id, member_id=_me(uow, principal).id))
+
+
+@router.post("/donations/consents", status_code=201, response_model=ConsentQuote)
+def my_donation_consent(
+    body: MyDonationConsentCreate, request: Request, uow: UowDep, principal: Signed, digest: Digest
+) -> JSONResponse:
+    """The consent a self-custody member signs for its own donation (then POST /v1/me/donations)."""
+
+    def write() -> tuple[int, ConsentQuote]:
+        program_id = body.program_id or partners.FIRST_PROGRAM
+        typed = donations.quote(uow, _me(uow, principal), body.charity_id, program_id, body.amount_points)
+        return 201, donation_consent(typed)
+
+    return idempotent(request, digest, uow.session, principal, write)
+
+
+@router.post("/donations", status_code=201, response_model=DonationPublic)
+def donate(body: MyDonationCreate, request: Request, uow: UowDep, principal: Signed, digest: Digest) -> JSONResponse:
+    """Donate points to a charity. Custodial: this request is the consent (the service signs with
+    the member's key). Self-custody: send the signed consent. It cannot be reversed."""
+
+    def write() -> tuple[int, DonationPublic]:
+        signature = None if body.signature is None else bytes.fromhex(body.signature[2:])
+        row = donations.donate(
+            uow, _me(uow, principal), body.charity_id, body.program_id or partners.FIRST_PROGRAM, body.amount_points,
+            signature=signature, deadline=body.deadline,
+        )  # fmt: skip
+        return 201, donation_public(uow, row)
 
     return idempotent(request, digest, uow.session, principal, write)
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import object_session
 
 from loyalty.api.deps import Admin, Overseer, Partnered, Principal, Reader, RuntimeDep, UowDep, Writer, forget_keys
 from loyalty.api.idempotency import Digest, idempotent
@@ -18,6 +19,7 @@ from loyalty.api.schemas import (
     AuditorPublic,
     BudgetGrant,
     CursorQuery,
+    DonationRate,
     IdPath,
     KeyRotated,
     Limit,
@@ -30,11 +32,11 @@ from loyalty.api.schemas import (
     PartnerStatus,
 )
 from loyalty.chain.client import checksum
-from loyalty.db.models import Partner, PartnerKind
+from loyalty.db.models import Charity, Partner, PartnerKind
 from loyalty.db.session import write_lock
 from loyalty.errors import ErrorCode, NotFoundError
 from loyalty.runtime import Runtime
-from loyalty.services import agreements, partners
+from loyalty.services import agreements, donations, partners
 
 router = APIRouter(prefix="/v1", tags=["partners"])
 
@@ -44,10 +46,17 @@ def create_partner(
     body: PartnerCreate, request: Request, uow: UowDep, principal: Admin, digest: Digest
 ) -> JSONResponse:
     """Create a partner. Its issuer account gets gas, ISSUER_ROLE and the budget on-chain from the
-    outbox writer (`status` says when); its earns are accepted meanwhile and wait for that."""
+    outbox writer (`status` says when); its earns are accepted meanwhile and wait for that. A
+    `charity` (with its `donation_rate`) has no budget: members donate points to it."""
 
     def write() -> tuple[int, PartnerCreated]:
-        partner, api_key = partners.create(uow, body.name, body.issue_budget_points)
+        asked = body.donation_rate
+        rate = (
+            None
+            if asked is None
+            else partners.DonationRate(cash_minor=asked.cash_minor, points=asked.points, currency=asked.currency)
+        )
+        partner, api_key = partners.create(uow, body.name, body.issue_budget_points, rate)
         return 201, PartnerCreated(
             id=partner.id,
             name=partner.name,
@@ -60,6 +69,8 @@ def create_partner(
 
 
 def partner_public(partner: Partner) -> PartnerPublic:
+    session = object_session(partner)
+    rate = session.get(Charity, partner.id) if session is not None and partner.kind == PartnerKind.CHARITY else None
     if partner.deactivated_at is not None:
         status = PartnerStatus.DEACTIVATED
     else:
@@ -73,6 +84,7 @@ def partner_public(partner: Partner) -> PartnerPublic:
         issuer_address=partner.issuer_address,
         status=status,
         created_at=partner.created_at,
+        donation_rate=None if rate is None else DonationRate.model_validate(rate, from_attributes=True),
     )
 
 
@@ -173,6 +185,17 @@ def deactivate_partner(
 def _signer(runtime: Runtime, partner: Partner) -> AgreementSignerPublic:
     onchain = runtime.exchange().signer_of(partner.issuer_address) == agreements.signer_of(partner)
     return AgreementSignerPublic(partner_id=partner.id, address=partner.agreement_signer, onchain=onchain)
+
+
+@router.put("/partners/{partner_id}/donation-rate", response_model=DonationRate)
+def set_donation_rate(partner_id: IdPath, body: DonationRate, uow: UowDep, principal: Writer) -> DonationRate:
+    """Publish a charity's new rate (the admin, or the charity itself; PUT is naturally
+    idempotent): later donations are worth it, earlier ones keep the rate of their day."""
+    with write_lock(uow.session):
+        _own(uow, principal, partner_id)
+        rate = donations.set_rate(uow, partner_id, body.cash_minor, body.points, body.currency)
+        uow.session.commit()
+    return DonationRate.model_validate(rate, from_attributes=True)
 
 
 @router.get("/partners/{partner_id}/agreement-signer", response_model=AgreementSignerPublic)
