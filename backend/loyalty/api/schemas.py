@@ -148,16 +148,20 @@ class DonationRate(Strict):
 
 class PartnerCreate(Strict):
     name: Name
-    issue_budget_points: Annotated[int, Field(strict=True, ge=0, le=MAX_POINTS)] = 0
+    issue_budget_points: Annotated[int, Field(strict=True, ge=0, le=MAX_POINTS)] | None = Field(
+        default=None, description="a brand's budget (required); a charity has none"
+    )
     kind: Literal["brand", "charity"] = Field(
-        default="brand", description="`charity`: members donate points to it; it issues nothing (budget 0)"
+        default="brand", description="`charity`: members donate points to it; it issues nothing"
     )
     donation_rate: DonationRate | None = Field(default=None, description="a charity's published rate")
 
     @model_validator(mode="after")
-    def _charity_with_rate(self) -> PartnerCreate:
+    def _brand_budget_charity_rate(self) -> PartnerCreate:
         if (self.kind == "charity") != (self.donation_rate is not None):
             raise ValueError("a charity, and only a charity, has a `donation_rate`")
+        if self.kind == "brand" and self.issue_budget_points is None:
+            raise ValueError("a brand has an `issue_budget_points`")
         return self
 
 
@@ -1429,6 +1433,7 @@ WebhookEventType = Literal[
     "tier.changed",
     "points.expiring",
     "donation.posted",
+    "member.dormant",
 ]
 WebhookUrl = Annotated[
     str,

@@ -19,6 +19,7 @@ EVENT_TYPES = (
     "tier.changed",
     "points.expiring",
     "donation.posted",
+    "member.dormant",
 )
 SECRET_PREFIX = "whsec_"
 

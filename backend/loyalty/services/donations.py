@@ -119,7 +119,7 @@ def get(uow: UnitOfWork, donation_id: int, partner_id: int | None = None, member
     return found
 
 
-def _visible(query: Select[tuple[Donation]], partner_id: int | None, member_id: int | None) -> Select[tuple[Donation]]:
+def _visible(query: Select[Donation], partner_id: int | None, member_id: int | None) -> Select[Donation]:
     if partner_id is not None:
         query = query.where(or_(Donation.charity_id == partner_id, Donation.relayed_by == partner_id))
     if member_id is not None:

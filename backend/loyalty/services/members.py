@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import delete, func, literal, or_, select, tuple_
+from sqlalchemy import Select, delete, func, literal, or_, select, tuple_, union_all
+from sqlalchemy.orm import Session
 
 from loyalty.chain.client import checksum, is_zero
 from loyalty.db.models import (
@@ -148,6 +149,38 @@ def links(uow: UnitOfWork, member: Member) -> list[int]:
     """The partners the member is linked to."""
     query = select(MemberLink.partner_id).where(MemberLink.member_id == member.id).order_by(MemberLink.partner_id)
     return list(uow.session.scalars(query))
+
+
+def links_of(session: Session, member_ids: Sequence[int]) -> dict[int, set[int]]:
+    """The partners each member is linked to."""
+    found: dict[int, set[int]] = {}
+    for member_id, partner_id in session.execute(
+        select(MemberLink.member_id, MemberLink.partner_id).where(MemberLink.member_id.in_(member_ids))
+    ):
+        found.setdefault(member_id, set()).add(partner_id)
+    return found
+
+
+def quiet_since(cutoff: datetime) -> Select[int, str, datetime]:
+    """(member id, wallet, last activity) of the members who did nothing after `cutoff`: no
+    enrolment, earn, redemption (donations are redemptions) or exchange since."""
+    acts = union_all(
+        select(Member.id.label("member_id"), Member.created_at.label("at")),
+        select(Earn.member_id, func.max(Earn.created_at)).group_by(Earn.member_id),
+        select(Redemption.member_id, func.max(Redemption.created_at)).group_by(Redemption.member_id),
+        select(Exchange.member_id, func.max(Exchange.created_at)).group_by(Exchange.member_id),
+    ).subquery()
+    last = (
+        select(acts.c.member_id, func.max(acts.c.at).label("last"))
+        .group_by(acts.c.member_id)
+        .having(func.max(acts.c.at) < cutoff)
+        .subquery()
+    )
+    return (
+        select(Member.id, Member.wallet_address, last.c.last)
+        .join(last, last.c.member_id == Member.id)
+        .order_by(Member.id)
+    )
 
 
 def lock(uow: UnitOfWork, member: Member) -> None:

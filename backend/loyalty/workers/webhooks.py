@@ -34,7 +34,7 @@ from loyalty.db.models import (
 from loyalty.db.session import pairs_in, write_lock
 from loyalty.domain import webhooks as messages
 from loyalty.runtime import Runtime
-from loyalty.services import partners, webhooks
+from loyalty.services import members, partners, webhooks
 
 log = logging.getLogger("loyalty.workers.webhooks")
 
@@ -51,7 +51,8 @@ class WebhookSender:
     failures_to_disable: int = 20  # failed attempts in a row before the endpoint is disabled
     poll_s: float = 0.5
     expiring_notice_days: int = 30  # `points.expiring` for lots expiring within this many days
-    expiring_every_s: float = 3600.0  # how often members' lots are read for it
+    expiring_every_s: float = 3600.0  # how often members' lots are read for it (and dormancy looked for)
+    dormant_days: int = 90  # `member.dormant` once a member holding points did nothing for this long
     clock: Callable[[], datetime] = utcnow
     _expiring_due: float = field(default=0.0, repr=False)
     _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "webhook"), repr=False)
@@ -76,10 +77,11 @@ class WebhookSender:
         points about to expire."""
         if time.monotonic() >= self._expiring_due:
             self._expiring_due = time.monotonic() + self.expiring_every_s
-            try:
-                self.announce_expiring()
-            except Exception:  # the chain away, say: the next round tries again
-                log.exception("announcing expiring points failed")
+            for announce in (self.announce_expiring, self.announce_dormant):
+                try:
+                    announce()
+                except Exception:  # the chain away, say: the next round tries again
+                    log.exception("%s failed", announce.__name__)
         claimed = self._claim()
         by_endpoint: dict[int, list[int]] = {}
         for delivery_id, endpoint_id in claimed:
@@ -122,6 +124,53 @@ class WebhookSender:
                 ]
                 if soon:
                     announced += self._announce(program_id, soon)
+
+    def announce_dormant(self, batch: int = 500) -> int:
+        """A `member.dormant` event for each member who holds points and has done nothing
+        (enrolled, earned, redeemed, donated, exchanged) for `dormant_days`, once per quiet spell
+        (the event names the last activity: a member active again and then quiet again is
+        announced again), to the brands it is linked to. Balances are read from the chain, only
+        while an endpoint asks."""
+        cutoff = self.clock() - timedelta(days=self.dormant_days)
+        with self.sessions() as session:
+            if not webhooks.wanted(session, "member.dormant"):
+                return 0
+            programs = session.execute(
+                select(Program.id, Program.token_address)
+                .where(Program.status == ProgramStatus.ACTIVE, Program.token_address.is_not(None))
+                .order_by(Program.id)
+            ).all()
+            quiet = session.execute(members.quiet_since(cutoff)).all()
+        announced = 0
+        for start in range(0, len(quiet), batch):
+            rows = quiet[start : start + batch]
+            wallets = [wallet for _, wallet, _ in rows]
+            held: dict[int, list[dict[str, int]]] = {}
+            for program_id, address in programs:
+                state = self.runtime.token_at(str(address)).members_state(wallets)
+                for member_id, wallet, _ in rows:
+                    if (points := state[wallet][0]) > 0:
+                        held.setdefault(member_id, []).append({"program_id": program_id, "balance_points": points})
+            if not held:
+                continue
+            with self.sessions() as session, write_lock(session):
+                linked = members.links_of(session, list(held))
+                announced += webhooks.emit(
+                    session,
+                    "member.dormant",
+                    [
+                        webhooks.Happened(
+                            f"{member_id}:{last.isoformat()}", None, member_id,
+                            {"member_id": member_id, "last_active_at": last.isoformat(),
+                             "dormant_days": self.dormant_days, "programs": held[member_id]},
+                            audience=frozenset(linked.get(member_id, ())),
+                        )
+                        for member_id, _, last in rows
+                        if member_id in held
+                    ],
+                )  # fmt: skip
+                session.commit()
+        return announced
 
     def _announce(self, program_id: int, soon: Sequence[tuple[int, int, int]]) -> int:
         with self.sessions() as session, write_lock(session):

@@ -25,7 +25,7 @@ from support.backend import (
 )
 from support.webhooks import Receiver
 
-from loyalty.db.models import WebhookDelivery
+from loyalty.db.models import Earn, Member, WebhookDelivery
 from loyalty.services import purchases
 from loyalty.workers.webhooks import WebhookSender, deliver_all
 
@@ -326,3 +326,41 @@ def test_webhooks_pointsAboutToExpire_areAnnouncedOncePerLot_toTheMembersBrands(
         1,
     )
     assert event["data"]["expires_at"] == datetime.fromtimestamp(expires_at, UTC).isoformat()
+
+
+def test_webhooks_aMemberHoldingPointsQuietTooLong_isAnnouncedOncePerQuietSpell_toItsBrands(
+    client, writer, receiver
+) -> None:
+    acme, other = make_partner(client, "Acme"), make_partner(client, "Other")
+    _endpoint(client, acme["api_key"], receiver.url, "member.dormant")
+    _endpoint(client, other["api_key"], receiver.url, "member.dormant")  # not the member's brand
+    quiet, busy, empty = (make_member(client, acme["api_key"]) for _ in range(3))
+    for member in (quiet, busy):
+        post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 40}, acme["api_key"])
+    confirm_all(writer)
+
+    def age(member_id: int, days: int) -> None:
+        then = datetime.now(UTC) - timedelta(days=days)
+        with client.app.state.runtime.sessions() as session:
+            session.execute(update(Member).where(Member.id == member_id).values(created_at=then))
+            session.execute(update(Earn).where(Earn.member_id == member_id).values(created_at=then))
+            session.commit()
+
+    age(quiet["id"], 100)
+    age(empty["id"], 100)  # quiet too, but holds nothing: nothing to bring it back for
+    age(busy["id"], 100)
+    post(client, "/v1/earn", {"member_id": busy["id"], "amount_points": 1}, acme["api_key"])  # active today
+    sender = _sender(client, dormant_days=90)
+    assert _sender(client, dormant_days=120).announce_dormant() == 0  # not quiet for that long
+    assert sender.announce_dormant() == 1
+    assert sender.announce_dormant() == 0  # once per quiet spell
+    deliver_all(sender)
+    [event] = receiver.bodies()
+    assert event["type"] == "member.dormant" and event["data"]["member_id"] == quiet["id"]
+    assert event["data"]["programs"] == [{"program_id": 1, "balance_points": 40}]
+    assert event["data"]["dormant_days"] == 90 and event["data"]["partner_id"] is None
+
+    post(client, "/v1/earn", {"member_id": quiet["id"], "amount_points": 1}, acme["api_key"])
+    confirm_all(writer)
+    age(quiet["id"], 95)  # active again, then quiet again: a new spell
+    assert sender.announce_dormant() == 1

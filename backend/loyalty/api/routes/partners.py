@@ -56,7 +56,7 @@ def create_partner(
             if asked is None
             else partners.DonationRate(cash_minor=asked.cash_minor, points=asked.points, currency=asked.currency)
         )
-        partner, api_key = partners.create(uow, body.name, body.issue_budget_points, rate)
+        partner, api_key = partners.create(uow, body.name, body.issue_budget_points or 0, rate)
         return 201, PartnerCreated(
             id=partner.id,
             name=partner.name,
