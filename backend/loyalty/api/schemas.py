@@ -919,6 +919,10 @@ class ProgramPublic(BaseModel):
     incoming_to_grant_points: int = Field(description="incoming budget granted, not yet on-chain")
     issue_fee_per_point: int = Field(description="a coalition's fee per point issued (settlement-token units)")
     redemption_price_per_point: int = Field(description="a coalition's price per point redeemed at a partner")
+    point_value_minor: int | None = Field(
+        default=None, description="what `point_value_points` points are worth to a member, in minor units of `currency`"
+    )
+    point_value_points: int | None = None
     created_at: datetime
 
 
@@ -957,6 +961,18 @@ class ProgramUpdate(Strict):
     redemption_price_per_point: Price | None = Field(
         default=None, description="what a coalition pays a partner per point redeemed at it, in settlement-token units"
     )
+    point_value_minor: Annotated[int, Field(strict=True, ge=0, le=MAX_POINTS)] | None = Field(
+        default=None,
+        description="what points are worth to a member (their stand-alone selling price), in minor units of the "
+        "program's currency per `point_value_points` points: the metrics' liability in money and deferred revenue",
+    )
+    point_value_points: Points | None = None
+
+    @model_validator(mode="after")
+    def _value_whole(self) -> ProgramUpdate:
+        if (self.point_value_minor is None) != (self.point_value_points is None):
+            raise ValueError("give `point_value_minor` and `point_value_points` together")
+        return self
 
 
 class StatementLine(BaseModel):
@@ -1492,3 +1508,112 @@ class WebhookDeliveryPublic(BaseModel):
     created_at: datetime
     payload: dict[str, object]
     log: list[WebhookAttemptPublic]
+
+
+# ------------------------------------------------------------------------------------ metrics
+class MetricsFlows(BaseModel):
+    """Points that moved: minted by partners (`issued`) or the exchange (`exchanged_in`), burned at
+    partners (`redeemed`), charities (`donated`) or the exchange (`exchanged_out`), and expired."""
+
+    issued: int
+    exchanged_in: int
+    redeemed: int
+    donated: int
+    exchanged_out: int
+    expired: int
+
+
+class MetricsWindow(BaseModel):
+    since: datetime
+    until: datetime
+    from_block: int
+    to_block: int
+    flows: MetricsFlows = Field(description="in the window's blocks; `expired`: cohorts whose expiry fell in it")
+
+
+class MetricsExpiring(BaseModel):
+    days: int
+    points: int = Field(description="live points that expire within `days`")
+
+
+class MetricsCohort(BaseModel):
+    """The points earned in one epoch: they expire together."""
+
+    epoch: int
+    starts_at: datetime
+    expires_at: datetime
+    earned: int
+    spent: int = Field(description="redeemed, donated or exchanged out before expiry")
+    expired: int
+    outstanding: int
+    closed: bool = Field(description="its expiry has passed: its breakage is exact")
+    breakage_bp: int | None = Field(description="realized: expired ÷ earned, in basis points (closed cohorts)")
+    expected_expired: int = Field(description="closed: what expired; open: the estimate (`method`)")
+
+
+class MetricsBreakage(BaseModel):
+    realized_bp: int | None = Field(description="the closed cohorts' expired ÷ earned, basis points")
+    expected_bp: int | None = Field(description="every cohort's, the open ones estimated")
+    method: str
+    cohorts: list[MetricsCohort]
+
+
+class MetricsMembers(BaseModel):
+    enrolled: int = Field(description="a program's members; a brand's (or its campaign's): those linked to it")
+    active: int = Field(description="with an earn, redemption or exchange in scope in the last `active_days`")
+    active_days: int
+    active_rate_bp: int | None
+    dormant: int = Field(description="not active, holding live points of the scope")
+    dormant_points: int
+
+
+class MetricsRetention(BaseModel):
+    enrolled_in: str = Field(description="the month they enrolled (a brand's: linked), YYYY-MM")
+    enrolled: int
+    retained: int = Field(description="active in the last `active_days`")
+    churned: int
+    retention_bp: int
+
+
+class DeferredPeriod(BaseModel):
+    period: str = Field(description="YYYY-MM")
+    revenue_minor: int = Field(description="net price of the released purchases that earned points")
+    allocated_minor: int = Field(description="of it, allocated to the points (deferred)")
+    issued_points: int
+    spent_points: int
+    recognised_minor: int
+    deferred_minor: int = Field(description="at the period's end: allocated so far less recognised so far")
+
+
+class DeferredRevenue(BaseModel):
+    expected_breakage_bp: int
+    method: str
+    periods: list[DeferredPeriod]
+
+
+class MetricsPublic(BaseModel):
+    """A program's (or a brand's, or a campaign's) figures. Liability, breakage and flows come
+    from the chain through the auditor's own computation (`loyalty audit verify` reports the
+    same); members, retention, purchases and revenue from the service's records."""
+
+    program_id: int
+    partner_id: int | None
+    campaign_id: int | None
+    block_number: int
+    as_of: datetime
+    currency: str
+    point_value_minor: int | None
+    point_value_points: int | None
+    liability_points: int = Field(description="outstanding: live points")
+    liability_minor: int | None = Field(description="at the program's point value (null: none set)")
+    expired_points: int
+    totals: MetricsFlows = Field(description="since the token's deployment")
+    window: MetricsWindow | None = Field(description="with `since` and `until`")
+    expiring: list[MetricsExpiring]
+    redemption_rate_bp: int | None = Field(description="spent ÷ earned, basis points")
+    breakage: MetricsBreakage
+    members: MetricsMembers
+    retention: list[MetricsRetention]
+    purchasers: int
+    repeat_purchase_rate_bp: int | None = Field(description="of the members who bought, those who bought twice or more")
+    deferred_revenue: DeferredRevenue | None = Field(description="null without a point value")

@@ -177,6 +177,14 @@ class Ledger:
         self.history: list[tuple[int, int, int]] = []  # (block, epoch or -1 for swept, change)
         # Points of `issuer` redeemed at `redeemed_at`: what brands settle between them.
         self.settlement: dict[tuple[str, str], int] = defaultdict(int)
+        # By cohort (epoch of earning) and issuer: points earned, and swept by `Expired` events
+        # (what is still unspent is in the members' lots): breakage per cohort (`audit.metrics`).
+        self.cohort_earned: dict[tuple[int, str], int] = defaultdict(int)
+        self.cohort_swept: dict[tuple[int, str], int] = defaultdict(int)
+        # By block: points an issuer earned, and points of an issuer (`owner`) redeemed at one
+        # (`redeemed_at`, itself or another): the flows of any window.
+        self.earned_in: dict[tuple[int, str], int] = defaultdict(int)  # (block, issuer)
+        self.redeemed_in: dict[tuple[int, str, str], int] = defaultdict(int)  # (block, owner, redeemed_at)
         self._refs: dict[tuple[str, int], str] = {}
         self._mints: list[tuple[str, int, Log]] = []  # Transfer(0, member) of the current transaction
         self._burns: list[tuple[str, int, Log]] = []  # Transfer(member, 0) of the current transaction
@@ -260,6 +268,8 @@ class Ledger:
             holder.entries.append(Entry("earn", amount, issuer, log.tx_hash, log.block_number, epoch, ref=ref))
         self.epoch_points[epoch] += total
         self.history.append((log.block_number, epoch, total))
+        self.cohort_earned[(epoch, issuer)] += total
+        self.earned_in[(log.block_number, issuer)] += total
         self.earn_events += len(credits)
 
     def _redeem(self, log: Log, now: int) -> None:
@@ -272,6 +282,7 @@ class Ledger:
             self.epoch_points[epoch] -= taken
             self.history.append((log.block_number, epoch, -taken))
             self.settlement[(owner, issuer)] += taken
+            self.redeemed_in[(log.block_number, owner, issuer)] += taken
         holder.redeemed += amount
         holder.entries.append(
             Entry("redeem", amount, issuer, log.tx_hash, log.block_number, reward_id=reward_id, ref=ref)
@@ -300,6 +311,7 @@ class Ledger:
             self.flag("expiries", f"Expired {amount} of {member}'s epoch {epoch}; the lot holds {held} ({state})", log)
         for issuer, points in portions:
             self._issuer(str(issuer)).swept += int(points)
+            self.cohort_swept[(epoch, str(issuer))] += int(points)
         holder.swept += held
         holder.entries.append(Entry("expire", held, None, log.tx_hash, log.block_number, epoch))
         self.epoch_points[epoch] -= held

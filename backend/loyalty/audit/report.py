@@ -11,12 +11,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from loyalty.audit import metrics
 from loyalty.audit.verify import Audit
 
 
 def summary(audit: Audit) -> dict[str, Any]:
     """report.json's content."""
     p = audit.params
+    found = metrics.figures(audit.ledger, audit.timestamp)
     return {
         "token": p.token,
         "chain_id": p.chain_id,
@@ -39,6 +41,12 @@ def summary(audit: Audit) -> dict[str, Any]:
             "expired_points": audit.expired,
             "outstanding_points": audit.total_supply,
             "total_supply_onchain": audit.onchain_total_supply,
+        },
+        "breakage": {
+            "realized_bp": found.realized_breakage_bp,
+            "expected_bp": found.expected_breakage_bp,
+            "method": found.method,
+            "cohorts": [asdict(c) for c in found.cohorts],
         },
         "partners": [{**asdict(i), "budget_onchain": audit.onchain_budgets[i.address]} for i in audit.issuers],
         "settlement": [

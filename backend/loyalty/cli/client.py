@@ -850,13 +850,18 @@ def programs_tiers(program_id: int, file: TextIO | None, api_url: str, key: str 
               help="A coalition's fee per point a partner issues (settlement-token units).")  # fmt: skip
 @click.option("--redemption-price", "redemption_price_per_point", type=click.IntRange(0), default=None,
               help="What a coalition pays a partner per point redeemed at it.")  # fmt: skip
+@click.option("--point-value", default=None,
+              help="What points are worth to a member: MINOR/POINTS in the currency, e.g. 1/1 (a cent a point).")  # fmt: skip
 @with_api
-def programs_set(program_id: int, api_url: str, key: str | None, **changes: Any) -> None:
+def programs_set(program_id: int, point_value: str | None, api_url: str, key: str | None, **changes: Any) -> None:
     """Change a program's settings (admin)."""
     body = {k: v for k, v in changes.items() if v is not None}
+    if point_value is not None:
+        body["point_value_minor"], body["point_value_points"] = parse_rate(point_value)
     if not body:
         raise click.UsageError(
-            "nothing to change: give --pending-days, --currency, --name, --issue-fee or --redemption-price"
+            "nothing to change: give --pending-days, --currency, --name, --issue-fee, --redemption-price or "
+            "--point-value"
         )
     _call(api_url, key, "PATCH", f"/v1/programs/{program_id}", body)
 
@@ -1278,6 +1283,49 @@ def donations_statement(
     """What the program owes a charity for a window, beside the same donations counted from the chain."""
     query = _query(since=since, until=until, program_id=program_id)
     _call(api_url, key, "GET", f"/v1/partners/{charity_id}/donation-statement{query}")
+
+
+# ---------------------------------------------------------------------------------- metrics
+TABLES = {  # --csv: a table of the report, by the key it is under
+    "cohorts": lambda m: m["breakage"]["cohorts"],
+    "retention": lambda m: m["retention"],
+    "deferred-revenue": lambda m: (m["deferred_revenue"] or {}).get("periods", []),
+    "expiring": lambda m: m["expiring"],
+}
+
+
+@click.command()
+@program_option
+@click.option("--partner", "partner_id", type=int, default=None, help="A brand's figures in the program.")
+@click.option("--campaign", "campaign_id", type=int, default=None, help="A budgeted campaign's figures.")
+@click.option("--since", default=None, help="Flows from this time (ISO 8601 with an offset), with --until.")
+@click.option("--until", default=None, help="Flows until this time, not included.")
+@click.option("--active-days", type=click.IntRange(1, 3_650), default=None, help="Active: did something in this many days (90).")  # fmt: skip
+@click.option("--csv", "table", type=click.Choice(sorted(TABLES)), default=None, help="Print one table as CSV instead of the JSON.")  # fmt: skip
+@click.option("--chart", type=click.Path(dir_okay=False, writable=True), default=None, help="Also write the cohorts chart (SVG) here.")  # fmt: skip
+@with_api
+def metrics(
+    program_id: int | None, partner_id: int | None, campaign_id: int | None, since: str | None, until: str | None,
+    active_days: int | None, table: str | None, chart: str | None, api_url: str, key: str | None,
+) -> None:  # fmt: skip
+    """A program's figures (a brand's with --partner; a partner's key gets its own): liability,
+    flows, breakage by cohort, members, retention, repeat purchases and deferred revenue (GET
+    /v1/metrics). Liability and breakage are those `loyalty audit verify` derives."""
+    from loyalty.cli.charts import cohorts_chart
+
+    query = _query(program_id=program_id, partner_id=partner_id, campaign_id=campaign_id, since=since, until=until,
+                   active_days=active_days)  # fmt: skip
+    found = request(api_url, key, "GET", f"/v1/metrics{query}")
+    if chart:
+        with open(chart, "w") as f:
+            f.write(cohorts_chart(found))
+    if table is None:
+        click.echo(json.dumps(found, indent=2))
+        return
+    rows = TABLES[table](found)
+    out = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["none"], lineterminator="\n")
+    out.writeheader()
+    out.writerows(rows)
 
 
 # -------------------------------------------------------------------------------- redeeming

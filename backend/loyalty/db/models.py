@@ -392,6 +392,11 @@ class Program(Base):
     # each point it issues, and is paid for each point redeemed at it (coalition statements).
     issue_fee_per_point: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     redemption_price_per_point: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # What points are worth to a member (their stand-alone selling price), in `currency`:
+    # `point_value_minor` minor units per `point_value_points` points; unset: not valued (the
+    # metrics' liability in money and deferred revenue need it).
+    point_value_minor: Mapped[int | None] = mapped_column(BigInteger)
+    point_value_points: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

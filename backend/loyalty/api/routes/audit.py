@@ -28,7 +28,7 @@ from loyalty.services.uow import UnitOfWork
 router = APIRouter(prefix="/v1/audit", tags=["audit"], dependencies=[require("admin", "auditor")])
 
 
-def _view(request: Request, uow: UnitOfWork, program_id: int | None) -> tuple[Program, AuditView]:
+def program_view(request: Request, uow: UnitOfWork, program_id: int | None) -> tuple[Program, AuditView]:
     """The program (default: the first) and the replay of its token (`422 program_not_active`
     while it has none)."""
     program = purchases.program(uow.session, program_id or partners.FIRST_PROGRAM)
@@ -43,7 +43,7 @@ def summary(request: Request, uow: UowDep, program_id: ProgramQuery = None) -> A
     """Every issuer account's earned, redeemed, expired and outstanding points in a program
     (default: the first), re-derived from its token's events up to the latest block, with the
     contract's own supply and budgets beside them."""
-    program, view = _view(request, uow, program_id)
+    program, view = program_view(request, uow, program_id)
     accounts = {
         address: (partner_id, campaign_id)
         for address, partner_id, campaign_id in uow.session.execute(
@@ -96,7 +96,7 @@ def member(member_id: IdPath, request: Request, uow: UowDep, program_id: Program
     """A member's points in a program (default: the first) re-derived from its token's events,
     with every entry's transaction."""
     wallet = members.get(uow, member_id).wallet_address
-    program, view = _view(request, uow, program_id)
+    program, view = program_view(request, uow, program_id)
     with view.snapshot() as snapshot:
         return _member(snapshot, program.id, member_id, wallet)
 
