@@ -32,6 +32,7 @@ from loyalty.api.routes import (
     earn,
     events,
     exchanges,
+    leaderboards,
     me,
     members,
     metrics,
@@ -45,6 +46,7 @@ from loyalty.api.routes import (
     system,
     webhooks,
 )
+from loyalty.audit.leaderboard import Tallies
 from loyalty.audit.view import AuditViews
 from loyalty.errors import ErrorCode
 from loyalty.runtime import Runtime, build
@@ -62,6 +64,7 @@ ROUTES = (
     earn,
     donations,
     metrics,
+    leaderboards,
     purchases,
     events,
     rules,
@@ -91,6 +94,7 @@ def create_app(settings: Settings, *, run_outbox: bool = True, runtime: Runtime 
         app.state.runtime.sessions = wired.sessions
         app.state.audit = AuditViews(settings.rpc_url)
         app.state.audit.of(wired.token.address, wired.deployment_block)  # program 1's, from the binding
+        app.state.leaderboards = Tallies(settings.rpc_url)
         app.state.acceptor = Acceptor(wired, settings.idempotency_ttl_s)
         app.state.acceptor.start()
         # Everything loaded so far lives as long as the process: keep it out of the garbage
@@ -113,6 +117,7 @@ def create_app(settings: Settings, *, run_outbox: bool = True, runtime: Runtime 
                 sender.join(timeout=10)
             app.state.acceptor.stop()
             app.state.audit.close()
+            app.state.leaderboards.close()
             wired.close()
 
     app = FastAPI(

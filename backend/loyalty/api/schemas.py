@@ -1617,3 +1617,78 @@ class MetricsPublic(BaseModel):
     purchasers: int
     repeat_purchase_rate_bp: int | None = Field(description="of the members who bought, those who bought twice or more")
     deferred_revenue: DeferredRevenue | None = Field(description="null without a point value")
+
+
+# ------------------------------------------------------------------------------- leaderboards
+class LeaderboardPrizeRule(Strict):
+    rank: Annotated[int, Field(strict=True, ge=1, le=1_000)]
+    points: Points
+
+
+class LeaderboardCreate(Strict):
+    name: Name
+    program_id: Annotated[Id | None, Field(description="the program (default: the first); the brand issues there")] = (
+        None
+    )
+    period: Literal["weekly", "monthly"] = Field(description="weeks start on Monday, months on the 1st, 00:00 UTC")
+    starts_at: datetime | None = Field(
+        default=None, description="the first period is the one this falls in (default: now)"
+    )
+    prizes: list[LeaderboardPrizeRule] = Field(default=[], max_length=100, description="points for the top ranks")
+    campaign_id: Annotated[Id | None, Field(description="the budgeted campaign the prizes are paid from")] = None
+
+    @model_validator(mode="after")
+    def _ranks_once(self) -> LeaderboardCreate:
+        ranks = [p.rank for p in self.prizes]
+        if len(set(ranks)) != len(ranks):
+            raise ValueError("a rank has one prize")
+        return self
+
+
+class LeaderboardPublic(BaseModel):
+    id: int
+    partner_id: int = Field(description="the brand")
+    program_id: int
+    name: str
+    period: str
+    starts_at: datetime
+    prizes: list[LeaderboardPrizeRule]
+    campaign_id: int | None
+    active: bool
+    rule: str = Field(description="how members are ranked, ties included: anyone can rank the same events so")
+
+
+class StandingPublic(BaseModel):
+    rank: int
+    points: int
+    member_id: int | None = Field(description="null: not shown (another member, to a member) or not one of ours")
+
+
+class StandingsPublic(BaseModel):
+    """A period's ranking from the chain: points earned from the brand's accounts in the program."""
+
+    leaderboard_id: int
+    period_start: datetime
+    period_end: datetime
+    block_number: int = Field(description="read up to this block")
+    final: bool = Field(description="the period is over and its last block known")
+    ranked: int = Field(description="members with points in the period")
+    entries: list[StandingPublic]
+    member: StandingPublic | None = Field(description="the member asked about (or signed in), if ranked")
+    rule: str
+
+
+class LeaderboardPrizePublic(BaseModel):
+    rank: int
+    member_id: int
+    points: int = Field(description="paid: the prize, or less if the campaign's budget ran short")
+    earn_id: int | None
+
+
+class LeaderboardClosePublic(BaseModel):
+    period_start: datetime
+    period_end: datetime
+    to_block: int
+    ranked: int
+    closed_at: datetime
+    prizes: list[LeaderboardPrizePublic]

@@ -1,6 +1,6 @@
 """The `loyalty` command line, one module per concern: `stack` runs the service (`up`, `serve`,
 `worker`, `deploy`), `client` uses the API (`partners`, `auditors`, `members`, `catalog`,
-`rules`, `campaigns`, `purchases`, `events`, `programs`, `agreements`, `exchanges`, `settlement`, `earn`, `earns`, `redeem`, `redemptions`, `donations`, `metrics`, `status`, `webhooks`), `audit` checks the program (`audit verify`, `audit reconcile`)."""
+`rules`, `campaigns`, `purchases`, `events`, `programs`, `agreements`, `exchanges`, `settlement`, `earn`, `earns`, `redeem`, `redemptions`, `donations`, `metrics`, `leaderboards`, `status`, `webhooks`), `audit` checks the program (`audit verify`, `audit reconcile`)."""
 
 from __future__ import annotations
 
@@ -53,6 +53,7 @@ for command in (
     client.redemptions,
     client.donations,
     client.metrics,
+    client.leaderboards,
     client.status,
     client.webhooks,
     audit.audit,

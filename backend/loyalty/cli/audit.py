@@ -209,6 +209,36 @@ def audit_donations(
     click.echo(json.dumps(asdict(found), indent=2))
 
 
+@audit.command("leaderboard")
+@click.option("--rpc", "rpc_url", envvar="RPC_URL", required=True, help="JSON-RPC URL of the chain (env RPC_URL).")
+@click.option("--token", envvar="TOKEN_ADDRESS", required=True, help="The program's token (env TOKEN_ADDRESS).")
+@click.option("--since", required=True, help="The period's start (ISO 8601 with an offset).")
+@click.option("--until", required=True, help="Its end, not included.")
+@click.option("--issuer", "issuers", multiple=True, help="Count earns from this issuer only (repeat; default: all).")
+@click.option("--top", type=click.IntRange(1), default=10, show_default=True, help="How many ranks to print.")
+@from_block_option
+def audit_leaderboard(
+    rpc_url: str, token: str, since: str, until: str, issuers: tuple[str, ...], top: int, from_block: int
+) -> None:
+    """A period's ranking from the chain alone, by the rule the service ranks by: points earned
+    in the window, then who reached its total first, then the lower address (the figures of GET
+    /v1/leaderboards/{id}/standings)."""
+    from dataclasses import asdict
+
+    from loyalty.audit.leaderboard import standings
+    from loyalty.audit.rpc import Rpc
+
+    rpc = Rpc(rpc_url)
+    try:
+        found = standings(
+            rpc, token, since=_unix(since, "--since"), until=_unix(until, "--until"), issuers=issuers or None,
+            from_block=from_block,
+        )  # fmt: skip
+    finally:
+        rpc.close()
+    click.echo(json.dumps({"ranked": len(found), "top": [asdict(s) for s in found[:top]]}, indent=2))
+
+
 @audit.command("statement")
 @click.option("--rpc", "rpc_url", envvar="RPC_URL", required=True, help="JSON-RPC URL of the chain (env RPC_URL).")
 @click.option("--token", envvar="TOKEN_ADDRESS", required=True, help="The coalition's token (env TOKEN_ADDRESS).")

@@ -1285,6 +1285,77 @@ def donations_statement(
     _call(api_url, key, "GET", f"/v1/partners/{charity_id}/donation-statement{query}")
 
 
+# ------------------------------------------------------------------------------ leaderboards
+@click.group()
+def leaderboards() -> None:
+    """A brand's members ranked by points earned from it, per week or month, from the chain."""
+
+
+def _prize(text: str) -> dict[str, int]:
+    rank, _, points = text.partition("=")
+    if not (rank.isdigit() and points.isdigit()):
+        raise click.BadParameter(f"{text!r} is not RANK=POINTS, e.g. 1=500")
+    return {"rank": int(rank), "points": int(points)}
+
+
+@leaderboards.command("create")
+@click.argument("name")
+@click.option("--period", type=click.Choice(["weekly", "monthly"]), required=True, help="Weeks from Monday, months from the 1st (UTC).")  # fmt: skip
+@click.option("--prize", "prizes", multiple=True, help="RANK=POINTS, e.g. --prize 1=500 --prize 2=200.")
+@click.option("--campaign", "campaign_id", type=int, default=None, help="The budgeted campaign that pays the prizes.")
+@click.option("--starts-at", default=None, help="The first period is the one this time falls in (default: now).")
+@program_option
+@with_api
+def leaderboards_create(
+    name: str, period: str, prizes: tuple[str, ...], campaign_id: int | None, starts_at: str | None,
+    program_id: int | None, api_url: str, key: str | None,
+) -> None:  # fmt: skip
+    """Create a leaderboard of the brand's members (with its --key)."""
+    body: dict[str, Any] = {"name": name, "period": period, "prizes": [_prize(p) for p in prizes]}
+    body |= {k: v for k, v in (("campaign_id", campaign_id), ("starts_at", starts_at), ("program_id", program_id)) if v}
+    _call(api_url, key, "POST", "/v1/leaderboards", body)
+
+
+@leaderboards.command("list")
+@page_options
+@with_api
+def leaderboards_list(limit: int, cursor: str | None, api_url: str, key: str | None) -> None:
+    """Leaderboards (a partner: its own)."""
+    _list(api_url, key, "/v1/leaderboards", limit, cursor)
+
+
+@leaderboards.command("standings")
+@click.argument("leaderboard_id", type=int)
+@click.option("--at", default=None, help="The period this time falls in (default: now).")
+@click.option("--top", "limit", type=click.IntRange(1, 1000), default=10, show_default=True, help="How many ranks.")
+@click.option("--member", "member_id", type=int, default=None, help="Also this member's own rank.")
+@click.option("--mine", is_flag=True, help="The signed-in member's rank (its session as --key).")
+@with_api
+def leaderboards_standings(
+    leaderboard_id: int, at: str | None, limit: int, member_id: int | None, mine: bool, api_url: str, key: str | None
+) -> None:
+    """A period's ranking from the chain: the top ranks, and a member's own."""
+    query = _query(at=at, limit=limit, member_id=None if mine else member_id)
+    path = f"/v1/me/leaderboards/{leaderboard_id}" if mine else f"/v1/leaderboards/{leaderboard_id}/standings"
+    _call(api_url, key, "GET", path + query)
+
+
+@leaderboards.command("closes")
+@click.argument("leaderboard_id", type=int)
+@with_api
+def leaderboards_closes(leaderboard_id: int, api_url: str, key: str | None) -> None:
+    """The periods closed and the prizes each paid."""
+    _call(api_url, key, "GET", f"/v1/leaderboards/{leaderboard_id}/closes")
+
+
+@leaderboards.command("deactivate")
+@click.argument("leaderboard_id", type=int)
+@with_api
+def leaderboards_deactivate(leaderboard_id: int, api_url: str, key: str | None) -> None:
+    """No more periods close or pay."""
+    _call(api_url, key, "POST", f"/v1/leaderboards/{leaderboard_id}/deactivate")
+
+
 # ---------------------------------------------------------------------------------- metrics
 TABLES = {  # --csv: a table of the report, by the key it is under
     "cohorts": lambda m: m["breakage"]["cohorts"],

@@ -695,6 +695,49 @@ class Donation(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Leaderboard(Base):
+    """A brand's ranking of its members by points earned from its accounts in a program, per
+    week or month (from the chain: `audit.leaderboard`), with prizes for the top ranks paid from
+    a budgeted campaign's account when a period closes."""
+
+    __tablename__ = "leaderboards"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), index=True)  # the brand's account there
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    period: Mapped[str] = mapped_column(String(20))  # weekly | monthly
+    starts_at: Mapped[datetime]  # the first period's start (a Monday, or the 1st, 00:00 UTC)
+    prizes: Mapped[str] = mapped_column(Text, default="[]")  # JSON [{"rank": 1, "points": 500}, ...]
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LeaderboardClose(Base):
+    """A leaderboard period closed: ranked once from its final blocks, its prizes paid (each a
+    `LeaderboardPrize`), never again."""
+
+    __tablename__ = "leaderboard_closes"
+    __table_args__ = (UniqueConstraint("leaderboard_id", "period_start", name="uq_leaderboard_closes_period"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    leaderboard_id: Mapped[int] = mapped_column(ForeignKey("leaderboards.id"))
+    period_start: Mapped[datetime]
+    period_end: Mapped[datetime]
+    to_block: Mapped[int] = mapped_column(BigInteger)  # the period's last block
+    ranked: Mapped[int] = mapped_column(Integer)  # members with points in it
+    closed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LeaderboardPrize(Base):
+    __tablename__ = "leaderboard_prizes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    close_id: Mapped[int] = mapped_column(ForeignKey("leaderboard_closes.id"), index=True)
+    rank: Mapped[int] = mapped_column(Integer)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    points: Mapped[int] = mapped_column(BigInteger)  # paid: the prize, or less if the budget ran short
+    earn_id: Mapped[int | None] = mapped_column(ForeignKey("earns.id"))
+
+
 class ConsentQuote(Base):
     """Typed data handed to a self-custody member to sign: the ref and nonce it fixed."""
 

@@ -35,6 +35,7 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from loyalty.audit.leaderboard import Tallies
 from loyalty.chain.client import Block, Receipt, SignedTx
 from loyalty.chain.exchange import PointsExchange
 from loyalty.chain.token import ISSUER_GAS_TOPUP_WEI, LoyaltyToken, sign_deploy_token
@@ -72,6 +73,7 @@ from loyalty.errors import (
     ChainUnavailableError,
     KeyDecryptionError,
     NotLeaseHolderError,
+    RpcError,
     TxRefusedError,
 )
 from loyalty.runtime import Runtime
@@ -80,6 +82,7 @@ from loyalty.services import (
     credentials,
     earning,
     exchanges,
+    leaderboards,
     programs,
     purchases,
     redemptions,
@@ -146,6 +149,7 @@ class OutboxWriter:
     # before it; and until when a close that failed is not asked for again.
     _period_ends_at: dict[str, int] = field(default_factory=dict, init=False)
     _close_hold: dict[str, float] = field(default_factory=dict, init=False)
+    _tallies: Tallies | None = field(default=None, init=False)  # leaderboard periods being closed
 
     def __post_init__(self) -> None:
         self.sessions = self.runtime.sessions
@@ -181,6 +185,8 @@ class OutboxWriter:
 
     def close(self) -> None:
         self.lease.release()
+        if self._tallies is not None:
+            self._tallies.close()
 
     def _report(self, state: str | None, exc: Exception | None = None) -> None:
         if state == self._state:
@@ -1284,6 +1290,21 @@ class OutboxWriter:
             for program_id in tiers.laddered(session):
                 tiers.review_due(session, now, program_id)
             session.commit()
+        try:
+            self.close_leaderboards()
+        except (ChainUnavailableError, RpcError) as exc:  # the next round tries again
+            log.warning("leaderboard periods not closed: %s", exc)
+
+    def close_leaderboards(self) -> int:
+        """Close the leaderboard periods that ended and are final, paying their prizes."""
+        with self.sessions() as session, write_lock(session):
+            if not leaderboards.any_active(session):
+                return 0
+            if self._tallies is None:
+                self._tallies = Tallies(self.runtime.settings.rpc_url)
+            closed = leaderboards.close_due(session, self._tallies, self.runtime.required_confirmations())
+            session.commit()
+        return closed
 
     def _release_purchases(self, now: datetime) -> None:
         """Purchases whose pending period ended are released, a batch per transaction."""

@@ -37,6 +37,7 @@ SHARED = {  # program-wide
     ("post", "/v1/exchanges/quote"),  # a registered agreement's terms are public on the chain
     ("get", "/v1/settlement/periods/{period}"),  # debts and payments are public on the chain
     ("post", "/v1/settlement/periods/{period}/close"),  # anyone may close an ended period
+    ("get", "/v1/leaderboards/{leaderboard_id}"),  # a leaderboard's terms are public, as the catalog is
 }
 
 
@@ -109,6 +110,8 @@ def world(client: Any, writer: Any, rpc_url: str, tmp_path: Path) -> dict[str, A
         a["api_key"],
     )  # fmt: skip
     assert donation.json()["status"] == "awaiting_member", donation.text
+    board = post(client, "/v1/leaderboards", {"name": "Top", "period": "weekly"}, a["api_key"])
+    assert board.status_code == 201, board.text
     with client.app.state.runtime.sessions() as session:  # a step of A's (a period cannot end here: it lasts a week)
         step = Settlement(
             exchange_address="0x" + "0" * 40, period=0, payment_index=0, action="pay", partner_id=a["id"], amount="1"
@@ -145,6 +148,7 @@ def world(client: Any, writer: Any, rpc_url: str, tmp_path: Path) -> dict[str, A
             "delivery_id": delivery_id,
             "charity_id": charity.json()["id"],
             "donation_id": donation.json()["id"],
+            "leaderboard_id": board.json()["id"],
         },
         "keys": {
             "none": None,
@@ -204,6 +208,7 @@ def _sample(name: str, schema: dict[str, Any], ids: dict[str, int]) -> Any:
         "url": "http://127.0.0.1:9/hooks",
         "event_types": ["earn.confirmed"],
         "cash_minor": 5,
+        "period": "weekly",
     }
     assert name in samples, f"no sample for the required body field {name!r} ({schema}): add one here"
     return samples[name]

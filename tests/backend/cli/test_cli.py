@@ -261,3 +261,28 @@ def test_donations_aCharityItsRateAGiftAndTheStatement_fromTheCommandLine(client
     assert _one_line_failure(wrong_code).startswith("Error: redemption_code_invalid:")
     assert [d["id"] for d in json.loads(listed.output)["data"]] == [gift["id"]]
     assert json.loads(statement.output)["donations"] == 0  # nothing given yet: it awaits the member
+
+
+def test_leaderboards_createAndStandings_fromTheCommandLine(client, settings, writer) -> None:
+    brand = make_partner(client, "Acme")
+    member = make_member(client, brand["api_key"])
+    with serving(settings, outbox=False) as url:
+        own = ["--api-url", url, "--key", brand["api_key"]]
+        made = CliRunner().invoke(main, ["leaderboards", "create", "Top", "--period", "monthly", *own])
+        bad = CliRunner().invoke(
+            main, ["leaderboards", "create", "Top", "--period", "weekly", "--prize", "first", *own]
+        )
+        no_campaign = CliRunner().invoke(
+            main, ["leaderboards", "create", "Top", "--period", "weekly", "--prize", "1=5", *own]
+        )
+        CliRunner().invoke(main, ["earn", str(member["id"]), "70", *own])
+        confirm_all(writer)
+        board = json.loads(made.output)
+        shown = CliRunner().invoke(
+            main, ["leaderboards", "standings", str(board["id"]), "--member", str(member["id"]), *own]
+        )
+    assert board["period"] == "monthly" and board["starts_at"].endswith("-01T00:00:00Z"), made.output
+    assert bad.exit_code == 2 and "RANK=POINTS" in bad.output
+    assert _one_line_failure(no_campaign).startswith("Error: validation_error:")
+    standings = json.loads(shown.output)
+    assert standings["member"] == {"rank": 1, "points": 70, "member_id": member["id"]}

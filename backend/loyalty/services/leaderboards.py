@@ -1,0 +1,253 @@
+"""Leaderboards: a brand ranks its members by the points they earned from its accounts in a
+program (its own and its campaigns'), per week or month. The ranking is read from the chain by
+the auditor's code (`audit.leaderboard`, whose rule breaks ties), so anyone can reproduce it;
+prizes for the top ranks are paid from a budgeted campaign's account once a period has closed
+and its last block is final, exactly once (`LeaderboardClose` is unique per period)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from loyalty.audit.leaderboard import Standing, Tallies, Tally, period_end, period_start
+from loyalty.db.models import (
+    Campaign,
+    Earn,
+    EarnStatus,
+    Leaderboard,
+    LeaderboardClose,
+    LeaderboardPrize,
+    Member,
+    Partner,
+    Program,
+    utcnow,
+)
+from loyalty.errors import ErrorCode, NotFoundError, UnprocessableError
+from loyalty.services import awards, campaigns, partners
+from loyalty.services.lists import Page, keyset
+from loyalty.services.uow import UnitOfWork
+
+log = logging.getLogger("loyalty.services.leaderboards")
+RULE = (
+    "more points earned in the period first; on a tie, the member whose last earn in the period came first "
+    "(block, then log index); then the lower wallet address"
+)
+
+
+def create(
+    uow: UnitOfWork,
+    brand_id: int,
+    *,
+    name: str,
+    period: str,
+    program_id: int | None = None,
+    starts_at: datetime | None = None,
+    prizes: Sequence[tuple[int, int]] = (),
+    campaign_id: int | None = None,
+) -> Leaderboard:
+    """A brand's leaderboard in a program (default: the first), its periods starting with the
+    one `starts_at` (default: now) falls in. Prizes (rank, points) need a budgeted campaign of the
+    brand in that program to pay them."""
+    account = partners.account_in(uow, brand_id, program_id)
+    if prizes and campaign_id is None:
+        raise UnprocessableError(ErrorCode.VALIDATION_ERROR, "prizes are paid from a campaign: give `campaign_id`")
+    if campaign_id is not None:
+        campaign = campaigns.get(uow, campaign_id, brand_id)
+        if campaign.partner_id != account.id or campaign.issuer_id is None:
+            raise UnprocessableError(
+                ErrorCode.VALIDATION_ERROR,
+                f"campaign {campaign_id} has no budget of its own in program {account.program_id}",
+            )
+    start = period_start(int((starts_at or utcnow()).timestamp()), period)
+    board = Leaderboard(
+        partner_id=account.id, program_id=account.program_id, name=name, period=period,
+        starts_at=datetime.fromtimestamp(start, UTC),
+        prizes=json.dumps([{"rank": rank, "points": points} for rank, points in sorted(prizes)]),
+        campaign_id=campaign_id,
+    )  # fmt: skip
+    uow.session.add(board)
+    uow.session.flush()
+    return board
+
+
+def get(uow: UnitOfWork, board_id: int, brand_id: int | None = None) -> Leaderboard:
+    """A leaderboard; with `brand_id`, only one of that brand's (others are as if absent)."""
+    board = uow.session.get(Leaderboard, board_id)
+    if board is None or (brand_id is not None and partners.placed(uow.session, board.partner_id)[0] != brand_id):
+        raise NotFoundError(ErrorCode.NOT_FOUND, f"no leaderboard {board_id}")
+    return board
+
+
+def page(uow: UnitOfWork, brand_id: int | None, cursor: str | None, limit: int) -> Page[Leaderboard]:
+    query = select(Leaderboard)
+    if brand_id is not None:
+        query = query.where(Leaderboard.partner_id.in_(partners.accounts_of(brand_id)))
+    return keyset(uow.session, query, [Leaderboard.id], cursor, limit)
+
+
+def deactivate(uow: UnitOfWork, board_id: int, brand_id: int | None) -> Leaderboard:
+    """No more periods are closed or paid (those closed stay)."""
+    board = get(uow, board_id, brand_id)
+    board.active = False
+    uow.session.flush()
+    return board
+
+
+def any_active(session: Session) -> bool:
+    return session.scalar(select(Leaderboard.id).where(Leaderboard.active.is_(True)).limit(1)) is not None
+
+
+def prizes_of(board: Leaderboard) -> list[tuple[int, int]]:
+    return [(int(p["rank"]), int(p["points"])) for p in json.loads(board.prizes)]
+
+
+def issuers_of(session: Session, board: Leaderboard) -> frozenset[str]:
+    """The accounts whose earns count: the brand's in the program and its campaigns' there."""
+    campaign_accounts = select(Campaign.issuer_id).where(Campaign.partner_id == board.partner_id)
+    return frozenset(
+        session.scalars(
+            select(Partner.issuer_address).where(or_(Partner.id == board.partner_id, Partner.id.in_(campaign_accounts)))
+        )
+    )
+
+
+def window(board: Leaderboard, at: datetime) -> tuple[int, int]:
+    """The [start, end) of the board's period that `at` falls in (never before its first)."""
+    start = period_start(int(max(at, board.starts_at).timestamp()), board.period)
+    return start, period_end(start, board.period)
+
+
+def tally(session: Session, tallies: Tallies, board: Leaderboard, at: datetime) -> Tally:
+    """The period's tally, read up to the latest block."""
+    start, end = window(board, at)
+    program = session.get(Program, board.program_id)
+    assert program is not None and program.token_address is not None
+    found = tallies.of(
+        program.token_address, start, end, issuers_of(session, board), int(program.deployment_block or 0)
+    )
+    found.sync(tallies.rpc, tallies.rpc.block_number())
+    return found
+
+
+@dataclass(frozen=True)
+class Shown:
+    rank: int
+    points: int
+    member_id: int | None  # None: not one of the service's members (or not shown)
+
+
+def shown(session: Session, standings: Sequence[Standing]) -> list[Shown]:
+    """Standings with the service's member ids for their wallets."""
+    ids = dict(
+        session.execute(
+            select(Member.wallet_address, Member.id).where(Member.wallet_address.in_([s.member for s in standings]))
+        ).all()
+    )
+    return [Shown(s.rank, s.points, ids.get(s.member)) for s in standings]
+
+
+# ---------------------------------------------------------------------------------- prizes
+def close_due(session: Session, tallies: Tallies, confirmations: int) -> int:
+    """Close every active board's periods that ended (by the chain's clock: the time of its
+    latest block) and whose last block is `confirmations` deep: rank them once and pay their
+    prizes from the campaign's account, as earns (cut to what its budget has left). Returns how
+    many periods closed."""
+    closed = 0
+    head = tallies.rpc.block_number()
+    now = tallies.rpc.timestamps([head])[head]
+    for board in session.scalars(select(Leaderboard).where(Leaderboard.active.is_(True)).order_by(Leaderboard.id)):
+        done = {
+            int(s.timestamp())
+            for s in session.scalars(
+                select(LeaderboardClose.period_start).where(LeaderboardClose.leaderboard_id == board.id)
+            )
+        }
+        start = int(board.starts_at.timestamp())
+        while (end := period_end(start, board.period)) <= now:
+            if start not in done and _close(session, tallies, board, start, end, head, confirmations):
+                closed += 1
+            start = end
+    return closed
+
+
+def _close(
+    session: Session, tallies: Tallies, board: Leaderboard, start: int, end: int, head: int, confirmations: int
+) -> bool:
+    found = tally(session, tallies, board, datetime.fromtimestamp(start, UTC))
+    if found.end is None or head - found.end < confirmations:
+        return False  # the period's last block is not known, or not final yet
+    ranking = found.ranking()
+    try:
+        with session.begin_nested():
+            close = LeaderboardClose(
+                leaderboard_id=board.id, period_start=datetime.fromtimestamp(start, UTC),
+                period_end=datetime.fromtimestamp(end, UTC), to_block=found.end, ranked=len(ranking),
+            )  # fmt: skip
+            session.add(close)
+            session.flush()
+            _pay(session, board, close, ranking)
+    except IntegrityError:  # another writer closed it first
+        return False
+    return True
+
+
+def _pay(session: Session, board: Leaderboard, close: LeaderboardClose, ranking: Sequence[Standing]) -> None:
+    prizes = prizes_of(board)
+    if not prizes or board.campaign_id is None:
+        return
+    campaign = session.get(Campaign, board.campaign_id)
+    assert campaign is not None and campaign.issuer_id is not None
+    issuer = campaign.issuer_id
+    top = ranking[: max(rank for rank, _ in prizes)]
+    by_rank = {s.rank: s.member_id for s in shown(session, top) if s.member_id is not None}
+    left = awards.available(session, [issuer])[issuer]
+    for rank, points in prizes:
+        member_id = by_rank.get(rank)
+        if member_id is None:
+            continue  # nobody (of ours) at that rank
+        paid = min(points, max(0, left))
+        left -= paid
+        earn = None
+        if paid:
+            earn = Earn(
+                partner_id=issuer, member_id=member_id, amount_points=paid, status=EarnStatus.PENDING,
+                reason=f"leaderboard {board.name!r}: rank {rank}, {close.period_start:%Y-%m-%d}",
+            )  # fmt: skip
+            session.add(earn)
+            session.flush()
+            awards.hold(session, issuer, paid)
+        session.add(
+            LeaderboardPrize(close_id=close.id, rank=rank, member_id=member_id, points=paid,
+                             earn_id=None if earn is None else earn.id)
+        )  # fmt: skip
+    session.flush()
+
+
+def closes_of(session: Session, board: Leaderboard) -> list[tuple[LeaderboardClose, list[LeaderboardPrize]]]:
+    rows = session.scalars(
+        select(LeaderboardClose).where(LeaderboardClose.leaderboard_id == board.id).order_by(LeaderboardClose.id)
+    ).all()
+    prizes: dict[int, list[LeaderboardPrize]] = {}
+    for prize in session.scalars(
+        select(LeaderboardPrize)
+        .where(LeaderboardPrize.close_id.in_([r.id for r in rows]))
+        .order_by(LeaderboardPrize.rank)
+    ):
+        prizes.setdefault(prize.close_id, []).append(prize)
+    return [(row, prizes.get(row.id, [])) for row in rows]
+
+
+def public(session: Session, board: Leaderboard) -> dict[str, Any]:
+    return {
+        "id": board.id, "partner_id": partners.placed(session, board.partner_id)[0], "program_id": board.program_id, "name": board.name,
+        "period": board.period, "starts_at": board.starts_at, "prizes": json.loads(board.prizes),
+        "campaign_id": board.campaign_id, "active": board.active, "rule": RULE,
+    }  # fmt: skip
