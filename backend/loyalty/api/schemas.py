@@ -1450,6 +1450,7 @@ WebhookEventType = Literal[
     "points.expiring",
     "donation.posted",
     "member.dormant",
+    "challenge.completed",
 ]
 WebhookUrl = Annotated[
     str,
@@ -1631,7 +1632,7 @@ class LeaderboardCreate(Strict):
         None
     )
     period: Literal["weekly", "monthly"] = Field(description="weeks start on Monday, months on the 1st, 00:00 UTC")
-    starts_at: datetime | None = Field(
+    starts_at: Moment | None = Field(
         default=None, description="the first period is the one this falls in (default: now)"
     )
     prizes: list[LeaderboardPrizeRule] = Field(default=[], max_length=100, description="points for the top ranks")
@@ -1692,3 +1693,78 @@ class LeaderboardClosePublic(BaseModel):
     ranked: int
     closed_at: datetime
     prizes: list[LeaderboardPrizePublic]
+
+
+# --------------------------------------------------------------------------------- challenges
+class ChallengeCreate(Strict):
+    name: Name
+    program_id: Annotated[Id | None, Field(description="the program (default: the first); the brand issues there")] = (
+        None
+    )
+    metric: Literal["purchases", "net_spend", "points_earned", "events"] = Field(
+        description="purchases counted, net spend in minor units, points earned from the brand, or events of `event_type`"
+    )
+    event_type: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NO_NUL)] | None = None
+    operator: Literal["gte", "gt"] = "gte"
+    target: Points
+    period: Literal["once", "weekly", "monthly"] = Field(
+        default="once", description="counted over the whole window, or over each week (from Monday) or month of it"
+    )
+    starts_at: Moment
+    ends_at: Moment
+    segment: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NO_NUL)] | None = Field(
+        default=None, description="only members with this segment tag at the brand"
+    )
+    tiers: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] | None = Field(
+        default=None, max_length=20, description="only members in one of these tiers (effective: earned or paid)"
+    )
+    reward_points: Annotated[int, Field(strict=True, ge=0, le=MAX_POINTS)] = 0
+    campaign_id: Annotated[Id | None, Field(description="the budgeted campaign that pays `reward_points`")] = None
+    badge: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NO_NUL)] | None = None
+
+    @model_validator(mode="after")
+    def _window(self) -> ChallengeCreate:
+        if self.starts_at >= self.ends_at:
+            raise ValueError("`starts_at` comes before `ends_at`")
+        return self
+
+
+class ChallengePublic(BaseModel):
+    id: int
+    partner_id: int = Field(description="the brand")
+    program_id: int
+    name: str
+    metric: str
+    event_type: str | None
+    operator: str
+    target: int
+    period: str
+    starts_at: datetime
+    ends_at: datetime
+    segment: str | None
+    tiers: list[str] | None
+    reward_points: int
+    campaign_id: int | None
+    badge: str | None
+    active: bool
+
+
+class ChallengeProgress(BaseModel):
+    challenge_id: int
+    name: str
+    metric: str
+    operator: str
+    target: int
+    period_start: datetime
+    period_end: datetime
+    value: int = Field(description="the metric so far in this period")
+    completed: bool = Field(description="recorded (the outbox writer records completions within a minute)")
+    completed_at: datetime | None
+    points: int | None = Field(description="paid for it: the reward, or less if the campaign's budget ran short")
+    badge: str | None
+
+
+class MemberChallenges(BaseModel):
+    member_id: int
+    challenges: list[ChallengeProgress] = Field(description="active challenges running now")
+    badges: list[str] = Field(description="every badge won, first won first")

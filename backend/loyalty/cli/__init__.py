@@ -1,6 +1,6 @@
 """The `loyalty` command line, one module per concern: `stack` runs the service (`up`, `serve`,
 `worker`, `deploy`), `client` uses the API (`partners`, `auditors`, `members`, `catalog`,
-`rules`, `campaigns`, `purchases`, `events`, `programs`, `agreements`, `exchanges`, `settlement`, `earn`, `earns`, `redeem`, `redemptions`, `donations`, `metrics`, `leaderboards`, `status`, `webhooks`), `audit` checks the program (`audit verify`, `audit reconcile`)."""
+`rules`, `campaigns`, `purchases`, `events`, `programs`, `agreements`, `exchanges`, `settlement`, `earn`, `earns`, `redeem`, `redemptions`, `donations`, `metrics`, `leaderboards`, `challenges`, `status`, `webhooks`), `audit` checks the program (`audit verify`, `audit reconcile`)."""
 
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ for command in (
     client.donations,
     client.metrics,
     client.leaderboards,
+    client.challenges,
     client.status,
     client.webhooks,
     audit.audit,

@@ -1285,6 +1285,62 @@ def donations_statement(
     _call(api_url, key, "GET", f"/v1/partners/{charity_id}/donation-statement{query}")
 
 
+# -------------------------------------------------------------------------------- challenges
+@click.group()
+def challenges() -> None:
+    """A brand's goals for its members, rewarded once per period with points and/or a badge."""
+
+
+@challenges.command("create")
+@click.argument("name")
+@click.option("--metric", type=click.Choice(["purchases", "net_spend", "points_earned", "events"]), required=True,
+              help="What is counted.")  # fmt: skip
+@click.option("--target", type=click.IntRange(1), required=True, help="What the metric must reach.")
+@click.option("--operator", type=click.Choice(["gte", "gt"]), default="gte", show_default=True, help="How it compares.")
+@click.option("--event-type", default=None, help="For --metric events: the type counted.")
+@click.option("--period", type=click.Choice(["once", "weekly", "monthly"]), default="once", show_default=True,
+              help="Counted over the whole window, or each week or month of it.")  # fmt: skip
+@click.option("--starts-at", required=True, help="The window's start (ISO 8601 with an offset).")
+@click.option("--ends-at", required=True, help="Its end, not included.")
+@click.option("--segment", default=None, help="Only members with this segment tag.")
+@click.option("--tier", "tiers", multiple=True, help="Only members in this tier (repeat for several).")
+@click.option("--reward-points", type=click.IntRange(0), default=0, help="Points for completing it (with --campaign).")
+@click.option("--campaign", "campaign_id", type=int, default=None, help="The budgeted campaign that pays them.")
+@click.option("--badge", default=None, help="A badge for completing it.")
+@program_option
+@with_api
+def challenges_create(name: str, tiers: tuple[str, ...], api_url: str, key: str | None, **fields: Any) -> None:
+    """Create a challenge for the brand's members (with its --key)."""
+    body = {"name": name, **{k: v for k, v in fields.items() if v not in (None, 0) or k == "reward_points"}}
+    if tiers:
+        body["tiers"] = list(tiers)
+    _call(api_url, key, "POST", "/v1/challenges", body)
+
+
+@challenges.command("list")
+@page_options
+@with_api
+def challenges_list(limit: int, cursor: str | None, api_url: str, key: str | None) -> None:
+    """Challenges (a partner: its own)."""
+    _list(api_url, key, "/v1/challenges", limit, cursor)
+
+
+@challenges.command("progress")
+@click.argument("member_id", type=int, required=False)
+@with_api
+def challenges_progress(member_id: int | None, api_url: str, key: str | None) -> None:
+    """A member's progress and badges (without MEMBER_ID: the member signed in, its session as --key)."""
+    _call(api_url, key, "GET", "/v1/me/challenges" if member_id is None else f"/v1/members/{member_id}/challenges")
+
+
+@challenges.command("deactivate")
+@click.argument("challenge_id", type=int)
+@with_api
+def challenges_deactivate(challenge_id: int, api_url: str, key: str | None) -> None:
+    """No more completions."""
+    _call(api_url, key, "POST", f"/v1/challenges/{challenge_id}/deactivate")
+
+
 # ------------------------------------------------------------------------------ leaderboards
 @click.group()
 def leaderboards() -> None:

@@ -738,6 +738,51 @@ class LeaderboardPrize(Base):
     earn_id: Mapped[int | None] = mapped_column(ForeignKey("earns.id"))
 
 
+class Challenge(Base):
+    """A brand's goal for its members in a program: a metric over a window or each week or month
+    of it (purchases, net spend, points earned, events of a type) reaching a target, for members
+    who qualify (a segment tag, a tier), rewarded once per period with points from a budgeted
+    campaign's account and/or a badge."""
+
+    __tablename__ = "challenges"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), index=True)  # the brand's account there
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    metric: Mapped[str] = mapped_column(String(20))  # purchases | net_spend | points_earned | events
+    event_type: Mapped[str | None] = mapped_column(String(100))  # for `events`
+    operator: Mapped[str] = mapped_column(String(4))  # gte | gt
+    target: Mapped[int] = mapped_column(BigInteger)
+    period: Mapped[str] = mapped_column(String(20))  # once (the window) | weekly | monthly
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    segment: Mapped[str | None] = mapped_column(String(100))  # only members with this tag at the brand
+    tiers: Mapped[str | None] = mapped_column(Text)  # JSON list: only members in one of these tiers
+    reward_points: Mapped[int] = mapped_column(BigInteger, default=0)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
+    badge: Mapped[str | None] = mapped_column(String(100))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChallengeCompletion(Base):
+    """A member reached a challenge's target in a period: rewarded once (unique per period)."""
+
+    __tablename__ = "challenge_completions"
+    __table_args__ = (
+        UniqueConstraint("challenge_id", "member_id", "period_start", name="uq_challenge_completions_period"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    challenge_id: Mapped[int] = mapped_column(ForeignKey("challenges.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    period_start: Mapped[datetime]
+    value: Mapped[int] = mapped_column(BigInteger)  # the metric when it was seen to reach the target
+    points: Mapped[int] = mapped_column(BigInteger)  # paid: the reward, or less if the budget ran short
+    earn_id: Mapped[int | None] = mapped_column(ForeignKey("earns.id"))
+    badge: Mapped[str | None] = mapped_column(String(100))
+    completed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ConsentQuote(Base):
     """Typed data handed to a self-custody member to sign: the ref and nonce it fixed."""
 

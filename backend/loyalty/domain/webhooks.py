@@ -20,6 +20,7 @@ EVENT_TYPES = (
     "points.expiring",
     "donation.posted",
     "member.dormant",
+    "challenge.completed",
 )
 SECRET_PREFIX = "whsec_"
 

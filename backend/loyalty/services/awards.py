@@ -165,6 +165,19 @@ def grant(
     return rows, left
 
 
+def pay(session: Session, issuer_id: int, member_id: int, points: int, reason: str) -> tuple[int, Earn | None]:
+    """A reward from an issuer account (a campaign's): an earn of `points`, or of what its
+    budget has left if less (nothing when it has none). Returns what it pays and the earn."""
+    paid = min(points, max(0, available(session, [issuer_id])[issuer_id]))
+    if not paid:
+        return 0, None
+    earn = Earn(partner_id=issuer_id, member_id=member_id, amount_points=paid, reason=reason, status=EarnStatus.PENDING)
+    session.add(earn)
+    session.flush()
+    hold(session, issuer_id, paid)
+    return paid, earn
+
+
 def split(points_by_issuer: Sequence[tuple[int, int]], debt: int) -> list[tuple[int, int, int]]:
     """Each issuer account's share of a release, as (issuer, paid to the debt, minted): the
     debt is paid from the shares in order (the partner's own first)."""

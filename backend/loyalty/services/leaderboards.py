@@ -17,11 +17,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from loyalty.audit.leaderboard import Standing, Tallies, Tally, period_end, period_start
+from loyalty.audit.leaderboard import Standing, Tallies, Tally
 from loyalty.db.models import (
     Campaign,
-    Earn,
-    EarnStatus,
     Leaderboard,
     LeaderboardClose,
     LeaderboardPrize,
@@ -30,6 +28,7 @@ from loyalty.db.models import (
     Program,
     utcnow,
 )
+from loyalty.domain.periods import period_end, period_start
 from loyalty.errors import ErrorCode, NotFoundError, UnprocessableError
 from loyalty.services import awards, campaigns, partners
 from loyalty.services.lists import Page, keyset
@@ -208,22 +207,12 @@ def _pay(session: Session, board: Leaderboard, close: LeaderboardClose, ranking:
     issuer = campaign.issuer_id
     top = ranking[: max(rank for rank, _ in prizes)]
     by_rank = {s.rank: s.member_id for s in shown(session, top) if s.member_id is not None}
-    left = awards.available(session, [issuer])[issuer]
     for rank, points in prizes:
         member_id = by_rank.get(rank)
         if member_id is None:
             continue  # nobody (of ours) at that rank
-        paid = min(points, max(0, left))
-        left -= paid
-        earn = None
-        if paid:
-            earn = Earn(
-                partner_id=issuer, member_id=member_id, amount_points=paid, status=EarnStatus.PENDING,
-                reason=f"leaderboard {board.name!r}: rank {rank}, {close.period_start:%Y-%m-%d}",
-            )  # fmt: skip
-            session.add(earn)
-            session.flush()
-            awards.hold(session, issuer, paid)
+        reason = f"leaderboard {board.name!r}: rank {rank}, {close.period_start:%Y-%m-%d}"
+        paid, earn = awards.pay(session, issuer, member_id, points, reason)
         session.add(
             LeaderboardPrize(close_id=close.id, rank=rank, member_id=member_id, points=paid,
                              earn_id=None if earn is None else earn.id)

@@ -79,6 +79,7 @@ from loyalty.errors import (
 from loyalty.runtime import Runtime
 from loyalty.services import (
     agreements,
+    challenges,
     credentials,
     earning,
     exchanges,
@@ -1290,10 +1291,18 @@ class OutboxWriter:
             for program_id in tiers.laddered(session):
                 tiers.review_due(session, now, program_id)
             session.commit()
+        self.evaluate_challenges()
         try:
             self.close_leaderboards()
         except (ChainUnavailableError, RpcError) as exc:  # the next round tries again
             log.warning("leaderboard periods not closed: %s", exc)
+
+    def evaluate_challenges(self) -> int:
+        """Record the challenge completions due, each with its reward."""
+        with self.sessions() as session, write_lock(session):
+            recorded = challenges.evaluate(session)
+            session.commit()
+        return recorded
 
     def close_leaderboards(self) -> int:
         """Close the leaderboard periods that ended and are final, paying their prizes."""

@@ -38,6 +38,7 @@ SHARED = {  # program-wide
     ("get", "/v1/settlement/periods/{period}"),  # debts and payments are public on the chain
     ("post", "/v1/settlement/periods/{period}/close"),  # anyone may close an ended period
     ("get", "/v1/leaderboards/{leaderboard_id}"),  # a leaderboard's terms are public, as the catalog is
+    ("get", "/v1/challenges/{challenge_id}"),  # and a challenge's
 }
 
 
@@ -112,6 +113,13 @@ def world(client: Any, writer: Any, rpc_url: str, tmp_path: Path) -> dict[str, A
     assert donation.json()["status"] == "awaiting_member", donation.text
     board = post(client, "/v1/leaderboards", {"name": "Top", "period": "weekly"}, a["api_key"])
     assert board.status_code == 201, board.text
+    challenge = post(
+        client, "/v1/challenges",
+        {"name": "Visits", "metric": "purchases", "target": 3, "badge": "regular", "starts_at": "2026-01-01T00:00:00Z",
+         "ends_at": "2036-01-01T00:00:00Z"},
+        a["api_key"],
+    )  # fmt: skip
+    assert challenge.status_code == 201, challenge.text
     with client.app.state.runtime.sessions() as session:  # a step of A's (a period cannot end here: it lasts a week)
         step = Settlement(
             exchange_address="0x" + "0" * 40, period=0, payment_index=0, action="pay", partner_id=a["id"], amount="1"
@@ -149,6 +157,7 @@ def world(client: Any, writer: Any, rpc_url: str, tmp_path: Path) -> dict[str, A
             "charity_id": charity.json()["id"],
             "donation_id": donation.json()["id"],
             "leaderboard_id": board.json()["id"],
+            "challenge_id": challenge.json()["id"],
         },
         "keys": {
             "none": None,
@@ -209,6 +218,8 @@ def _sample(name: str, schema: dict[str, Any], ids: dict[str, int]) -> Any:
         "event_types": ["earn.confirmed"],
         "cash_minor": 5,
         "period": "weekly",
+        "metric": "purchases",
+        "target": 1,
     }
     assert name in samples, f"no sample for the required body field {name!r} ({schema}): add one here"
     return samples[name]

@@ -286,3 +286,28 @@ def test_leaderboards_createAndStandings_fromTheCommandLine(client, settings, wr
     assert _one_line_failure(no_campaign).startswith("Error: validation_error:")
     standings = json.loads(shown.output)
     assert standings["member"] == {"rank": 1, "points": 70, "member_id": member["id"]}
+
+
+def test_challenges_createAndProgress_fromTheCommandLine(client, settings, writer) -> None:
+    brand = make_partner(client, "Acme")
+    member = make_member(client, brand["api_key"])
+    with serving(settings, outbox=False) as url:
+        own = ["--api-url", url, "--key", brand["api_key"]]
+        window = ["--starts-at", "2026-01-01T00:00:00Z", "--ends-at", "2036-01-01T00:00:00Z"]
+        made = CliRunner().invoke(
+            main, ["challenges", "create", "Earn 50", "--metric", "points_earned", "--target", "50", "--badge", "star",
+                   *window, *own],
+        )  # fmt: skip
+        no_reward = CliRunner().invoke(
+            main, ["challenges", "create", "X", "--metric", "purchases", "--target", "1", *window, *own]
+        )
+        CliRunner().invoke(main, ["earn", str(member["id"]), "60", *own])
+        confirm_all(writer)
+        assert writer.evaluate_challenges() == 1  # the earn is confirmed now (housekeeping runs a minute apart)
+        shown = CliRunner().invoke(main, ["challenges", "progress", str(member["id"]), *own])
+    challenge = json.loads(made.output)
+    assert (challenge["metric"], challenge["badge"]) == ("points_earned", "star"), made.output
+    assert _one_line_failure(no_reward).startswith("Error: validation_error:")
+    progress = json.loads(shown.output)
+    [mine] = [c for c in progress["challenges"] if c["challenge_id"] == challenge["id"]]
+    assert mine["value"] == 60 and mine["completed"] and progress["badges"] == ["star"]
