@@ -20,10 +20,11 @@ from coincurve import PrivateKey
 from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
-from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
+
+from benchlib import send_all  # noqa: E402
 
 from loyalty.audit.ledger import Redemption  # noqa: E402
 from loyalty.audit.rpc import Rpc  # noqa: E402
@@ -43,34 +44,6 @@ TARGET_EVENTS_PER_S = 20_000
 
 def selector(signature: str) -> bytes:
     return keccak(text=signature)[:4]
-
-
-def send_all(rpc: Rpc, txs: list[dict[str, Any]], label: str) -> None:
-    """Send unlocked-account transactions in JSON-RPC batches, mine them, and check every receipt.
-
-    Automine is off while sending: the node takes a batch's calls in parallel, so they arrive out
-    of nonce order; blocks are mined here until the pool is empty."""
-    senders = sorted({tx["from"] for tx in txs})
-    counts = rpc.batch([("eth_getTransactionCount", [s, "pending"]) for s in senders])
-    nonces = {sender: int(count, 16) for sender, count in zip(senders, counts, strict=True)}
-    for tx in txs:
-        tx.setdefault("gas", hex(300_000))  # no estimates: they would run against the state before this batch
-        tx["nonce"] = hex(nonces[tx["from"]])
-        nonces[tx["from"]] += 1
-    rpc.call("evm_setAutomine", [False])
-    hashes: list[str] = []
-    bar = tqdm(total=len(txs), desc=label, unit="tx", leave=False)
-    for start in range(0, len(txs), 100):
-        hashes += rpc.batch([("eth_sendTransaction", [tx]) for tx in txs[start : start + 100]])
-    while int(rpc.call("txpool_status", [])["pending"], 16):
-        rpc.call("evm_mine", [])
-        bar.update(len(txs) - int(rpc.call("txpool_status", [])["pending"], 16) - bar.n)
-    bar.close()
-    rpc.call("evm_setAutomine", [True])
-    statuses = [r["status"] if r else None for r in rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])]
-    failed = [h for h, status in zip(hashes, statuses, strict=True) if status != "0x1"]
-    if failed:
-        raise SystemExit(f"{label}: {len(failed)} transactions failed, first {failed[0]}")
 
 
 def main() -> None:

@@ -30,6 +30,34 @@ from loyalty.chain.devchain import free_port, start_node, stop_node  # noqa: E40
 from loyalty.settings import DEV_OPERATOR_KEY  # noqa: E402
 
 
+def send_all(rpc: Any, txs: list[dict[str, Any]], label: str) -> None:
+    """Send unlocked-account transactions in JSON-RPC batches, mine them, and check every receipt.
+
+    Automine is off while sending: the node takes a batch's calls in parallel, so they arrive out
+    of nonce order; blocks are mined here until the pool is empty."""
+    senders = sorted({tx["from"] for tx in txs})
+    counts = rpc.batch([("eth_getTransactionCount", [s, "pending"]) for s in senders])
+    nonces = {sender: int(count, 16) for sender, count in zip(senders, counts, strict=True)}
+    for tx in txs:
+        tx.setdefault("gas", hex(300_000))  # no estimates: they would run against the state before this batch
+        tx["nonce"] = hex(nonces[tx["from"]])
+        nonces[tx["from"]] += 1
+    rpc.call("evm_setAutomine", [False])
+    hashes: list[str] = []
+    bar = tqdm(total=len(txs), desc=label, unit="tx", leave=False)
+    for start in range(0, len(txs), 100):
+        hashes += rpc.batch([("eth_sendTransaction", [tx]) for tx in txs[start : start + 100]])
+    while int(rpc.call("txpool_status", [])["pending"], 16):
+        rpc.call("evm_mine", [])
+        bar.update(len(txs) - int(rpc.call("txpool_status", [])["pending"], 16) - bar.n)
+    bar.close()
+    rpc.call("evm_setAutomine", [True])
+    statuses = [r["status"] if r else None for r in rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])]
+    failed = [h for h, status in zip(hashes, statuses, strict=True) if status != "0x1"]
+    if failed:
+        raise SystemExit(f"{label}: {len(failed)} transactions failed, first {failed[0]}")
+
+
 def p99(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
@@ -47,17 +75,20 @@ class Stack:
 
 
 @contextmanager
-def serving(run_dir: Path, admin_key: str, *, exchange: bool = False) -> Iterator[Stack]:
+def serving(
+    run_dir: Path, admin_key: str, *, exchange: bool = False, params: TokenParams | None = None
+) -> Iterator[Stack]:
     """The service on its own chain and database in `run_dir`; the API and the outbox writer in
     two processes, so neither waits for the other's share of the interpreter lock. With
-    `exchange`, a PointsExchange (settling in a TestDollar) relayed by the operator too."""
+    `exchange`, a PointsExchange (settling in a TestDollar) relayed by the operator too;
+    `params`: the token's (default: `TokenParams()`)."""
     chain_port, api_port = free_port(), free_port()
     node = start_node("anvil", chain_port, run_dir / "chain")
     processes: list[subprocess.Popen[bytes]] = []
     try:
         rpc_url = f"http://127.0.0.1:{chain_port}"
         w3 = Web3(HTTPProvider(rpc_url))
-        deployment, _ = deploy_token(w3, w3.eth.accounts[0], TokenParams(), folder=run_dir, record=False)
+        deployment, _ = deploy_token(w3, w3.eth.accounts[0], params or TokenParams(), folder=run_dir, record=False)
         database_url = f"sqlite:///{run_dir / 'loyalty.db'}"
         exchange_address = None
         if exchange:

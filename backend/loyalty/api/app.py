@@ -51,6 +51,7 @@ from loyalty.audit.leaderboard import Tallies
 from loyalty.audit.view import AuditViews
 from loyalty.errors import ErrorCode
 from loyalty.runtime import Runtime, build
+from loyalty.services.leaderboards import Scopes
 from loyalty.settings import Settings
 from loyalty.workers.outbox import OutboxWriter, run_writer
 from loyalty.workers.webhooks import WebhookSender, run_sender
@@ -97,6 +98,7 @@ def create_app(settings: Settings, *, run_outbox: bool = True, runtime: Runtime 
         app.state.audit = AuditViews(settings.rpc_url)
         app.state.audit.of(wired.token.address, wired.deployment_block)  # program 1's, from the binding
         app.state.leaderboards = Tallies(settings.rpc_url)
+        app.state.leaderboard_scopes = Scopes()
         app.state.acceptor = Acceptor(wired, settings.idempotency_ttl_s)
         app.state.acceptor.start()
         # Everything loaded so far lives as long as the process: keep it out of the garbage

@@ -14,8 +14,10 @@ per leaderboard period), so asking again costs a dictionary lookup.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection
+import time
+from collections.abc import Collection, Hashable
 from dataclasses import dataclass, field
+from typing import Any
 
 from loyalty.audit.events import BATCH_EARNED, EARNED, TRANSFER, ZERO, address, words
 from loyalty.audit.rpc import Rpc
@@ -45,6 +47,8 @@ class Tally:
     start: int | None = None  # the window's first block, once found
     end: int | None = None  # its last, once the window is over and mined past
     last_block: int = -1  # read through here
+    version: int = 0  # counts the changes to `points`: what was worked out from a ranking is as old
+    views: dict[Hashable, tuple[int, Any]] = field(default_factory=dict)  # worked out by callers, with the version
     _ranking: list[Standing] | None = None
     _ranks: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -52,8 +56,8 @@ class Tally:
     def sync(self, rpc: Rpc, head: int) -> None:
         """Read the window's blocks up to `head` not read yet."""
         with self._lock:
-            if self.end is not None and self.last_block >= self.end:
-                return
+            if (self.end is not None and self.last_block >= self.end) or head <= self.last_block:
+                return  # over and read, or nothing mined since
             if self.start is None:
                 self.start = first_block_at(rpc, self.since, self.from_block, head)
                 self.last_block = self.start - 1
@@ -84,6 +88,7 @@ class Tally:
                                 row[0] += amount
                                 row[1], row[2] = where
                                 self._ranking = None
+                                self.version += 1
             self.last_block = upto
 
     def ranking(self) -> list[Standing]:
@@ -114,11 +119,22 @@ class Tallies:
     """The tallies a process keeps, one per token, window and issuers, made on first use; a
     window long over is dropped once another is asked for (its prizes were paid from it)."""
 
-    def __init__(self, rpc_url: str, keep: int = 64) -> None:
+    def __init__(self, rpc_url: str, keep: int = 64, head_every_s: float = 0.5) -> None:
         self.rpc = Rpc(rpc_url)
         self.keep = keep
+        self.head_every_s = head_every_s
         self._tallies: dict[tuple[str, int, int, frozenset[str] | None], Tally] = {}
         self._lock = threading.Lock()
+        self._head: tuple[float, int] = (-1e9, 0)  # (monotonic time read, block)
+
+    def head(self) -> int:
+        """The latest block, read at most every `head_every_s` (a ranking is that fresh)."""
+        with self._lock:
+            read_at, block = self._head
+            if time.monotonic() - read_at >= self.head_every_s:
+                block = self.rpc.block_number()
+                self._head = (time.monotonic(), block)
+            return block
 
     def of(self, token: str, since: int, until: int, issuers: frozenset[str] | None, from_block: int = 0) -> Tally:
         key = (token.lower(), since, until, issuers)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -77,10 +78,13 @@ def create(
     return board
 
 
-def get(uow: UnitOfWork, board_id: int, brand_id: int | None = None) -> Leaderboard:
+def get(uow: UnitOfWork, board_id: int, brand_id: int | None = None, scopes: Scopes | None = None) -> Leaderboard:
     """A leaderboard; with `brand_id`, only one of that brand's (others are as if absent)."""
     board = uow.session.get(Leaderboard, board_id)
-    if board is None or (brand_id is not None and partners.placed(uow.session, board.partner_id)[0] != brand_id):
+    if board is not None and brand_id is not None:
+        owner = scopes.of(uow.session, board).brand_id if scopes else partners.placed(uow.session, board.partner_id)[0]
+        board = board if owner == brand_id else None
+    if board is None:
         raise NotFoundError(ErrorCode.NOT_FOUND, f"no leaderboard {board_id}")
     return board
 
@@ -124,15 +128,46 @@ def window(board: Leaderboard, at: datetime) -> tuple[int, int]:
     return start, period_end(start, board.period)
 
 
-def tally(session: Session, tallies: Tallies, board: Leaderboard, at: datetime) -> Tally:
-    """The period's tally, read up to the latest block."""
-    start, end = window(board, at)
+@dataclass(frozen=True)
+class Scope:
+    """What a board counts: the earns from its brand's accounts on a program's token."""
+
+    brand_id: int
+    token: str
+    from_block: int  # the token's deployment
+    issuers: frozenset[str]
+
+
+def scope_of(session: Session, board: Leaderboard) -> Scope:
     program = session.get(Program, board.program_id)
     assert program is not None and program.token_address is not None
-    found = tallies.of(
-        program.token_address, start, end, issuers_of(session, board), int(program.deployment_block or 0)
-    )
-    found.sync(tallies.rpc, tallies.rpc.block_number())
+    brand_id = partners.placed(session, board.partner_id)[0]
+    return Scope(brand_id, program.token_address, int(program.deployment_block or 0), issuers_of(session, board))
+
+
+class Scopes:
+    """Boards' scopes as an API process keeps them, each read again after `fresh_s` (a campaign
+    the brand adds counts in its rankings from then): a ranking asked for by many clients costs
+    no query for what it counts."""
+
+    def __init__(self, fresh_s: float = 5.0) -> None:
+        self.fresh_s = fresh_s
+        self._kept: dict[int, tuple[float, Scope]] = {}
+
+    def of(self, session: Session, board: Leaderboard) -> Scope:
+        now = time.monotonic()
+        kept = self._kept.get(board.id)
+        if kept is None or now - kept[0] >= self.fresh_s:
+            kept = self._kept[board.id] = (now, scope_of(session, board))
+        return kept[1]
+
+
+def tally(session: Session, tallies: Tallies, board: Leaderboard, at: datetime, scope: Scope | None = None) -> Tally:
+    """The period's tally, read up to the latest block."""
+    start, end = window(board, at)
+    scope = scope or scope_of(session, board)
+    found = tallies.of(scope.token, start, end, scope.issuers, scope.from_block)
+    found.sync(tallies.rpc, tallies.head())
     return found
 
 
@@ -141,6 +176,17 @@ class Shown:
     rank: int
     points: int
     member_id: int | None  # None: not one of the service's members (or not shown)
+
+
+def top(session: Session, tally: Tally, limit: int) -> list[Shown]:
+    """The first `limit` of the tally's ranking with member ids, worked out once per ranking
+    (every client asking for the same board asks for the same top): a wallet enrolled since
+    shows its id once the ranking next changes."""
+    version = tally.version
+    found = tally.views.get(limit)
+    if found is None or found[0] != version:
+        found = tally.views[limit] = (version, shown(session, tally.ranking()[:limit]))
+    return found[1]
 
 
 def shown(session: Session, standings: Sequence[Standing]) -> list[Shown]:

@@ -123,8 +123,15 @@ def _check_wallet(uow: UnitOfWork, address: str, smart_wallet: bool) -> None:
 
 def get(uow: UnitOfWork, member_id: int, partner_id: int | None = None) -> Member:
     """A member; with `partner_id`, only one linked to that partner (others are as if absent)."""
-    member = uow.session.get(Member, member_id)
-    if member is None or (partner_id is not None and not is_linked(uow, member_id, partner_id)):
+    if partner_id is None:
+        member = uow.session.get(Member, member_id)
+    else:  # one query, not two
+        member = uow.session.scalar(
+            select(Member)
+            .join(MemberLink, MemberLink.member_id == Member.id)
+            .where(Member.id == member_id, MemberLink.partner_id == partner_id)
+        )
+    if member is None:
         raise NotFoundError(ErrorCode.MEMBER_NOT_FOUND, f"no member {member_id}")
     return member
 

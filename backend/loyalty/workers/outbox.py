@@ -1310,7 +1310,7 @@ class OutboxWriter:
             if not leaderboards.any_active(session):
                 return 0
             if self._tallies is None:
-                self._tallies = Tallies(self.runtime.settings.rpc_url)
+                self._tallies = Tallies(self.runtime.settings.rpc_url, head_every_s=0)
             closed = leaderboards.close_due(session, self._tallies, self.runtime.required_confirmations())
             session.commit()
         return closed

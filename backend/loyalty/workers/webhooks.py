@@ -50,12 +50,16 @@ class WebhookSender:
     retry_max_s: float = 6 * 3600.0
     failures_to_disable: int = 20  # failed attempts in a row before the endpoint is disabled
     poll_s: float = 0.5
+    record_every: int = 50  # attempts written to the log together
     expiring_notice_days: int = 30  # `points.expiring` for lots expiring within this many days
     expiring_every_s: float = 3600.0  # how often members' lots are read for it (and dormancy looked for)
     dormant_days: int = 90  # `member.dormant` once a member holding points did nothing for this long
     clock: Callable[[], datetime] = utcnow
     _expiring_due: float = field(default=0.0, repr=False)
     _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "webhook"), repr=False)
+    # One client for every pass and endpoint: its connections stay open between passes, and
+    # its TLS context (loading the CA bundle costs more than a local delivery) is made once.
+    _client: httpx.Client | None = field(default=None, repr=False)
 
     def sessions(self) -> Session:
         return self.runtime.sessions()
@@ -70,6 +74,14 @@ class WebhookSender:
             if not sent:
                 stop.wait(self.poll_s)
         self._pool.shutdown(wait=False)
+        if self._client is not None:
+            self._client.close()
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(timeout=self.timeout_s, limits=httpx.Limits(max_keepalive_connections=32))
+        return self._client
 
     def run_once(self) -> int:
         """Claim the due deliveries (each the oldest one waiting for its endpoint and member)
@@ -248,72 +260,94 @@ class WebhookSender:
 
     # ------------------------------------------------------------------------------- sending
     def _send_all(self, endpoint_id: int, delivery_ids: Sequence[int]) -> None:
-        """One endpoint's deliveries, in order; after a failure the rest wait for the next pass
-        (their claims are let go), so a receiver that is down costs one attempt per pass."""
+        """One endpoint's deliveries, in order, over a kept-alive connection; after a failure the rest
+        wait for the next pass (their claims are let go), so a receiver that is down costs one
+        attempt per pass. The attempts are recorded `record_every` at a time (a sender that dies
+        before recording sends those again once its claims run out: at least once)."""
+        tried: list[tuple[int, int | None, str | None, int]] = []
+        rest: Sequence[int] = ()
         try:
-            with httpx.Client(timeout=self.timeout_s) as client:
-                for i, delivery_id in enumerate(delivery_ids):
-                    if not self._send(client, endpoint_id, delivery_id):
-                        self._release(delivery_ids[i + 1 :])
-                        return
+            with self.sessions() as session:
+                endpoint = session.get(WebhookEndpoint, endpoint_id)
+                assert endpoint is not None
+                secrets = webhooks.secrets_of(self.runtime.custody, endpoint, self.clock())
+                url = endpoint.url
+                events = {
+                    delivery_id: (event_id, payload)
+                    for delivery_id, event_id, payload in session.execute(
+                        select(WebhookDelivery.id, WebhookEvent.id, WebhookEvent.payload)
+                        .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
+                        .where(WebhookDelivery.id.in_(list(delivery_ids)))
+                    )
+                }
+            for i, delivery_id in enumerate(delivery_ids):
+                status_code, error, took_ms = self._post(self.client, url, secrets, *events[delivery_id])
+                tried.append((delivery_id, status_code, error, took_ms))
+                if error is not None:
+                    rest = delivery_ids[i + 1 :]
+                    break
+                if len(tried) >= self.record_every:  # well inside the claims' time
+                    self._record(endpoint_id, tried)
+                    tried = []
         except Exception:
             log.exception("sending to webhook endpoint %s failed", endpoint_id)
+        finally:
+            self._record(endpoint_id, tried)
+            self._release(rest)
 
-    def _send(self, client: httpx.Client, endpoint_id: int, delivery_id: int) -> bool:
-        with self.sessions() as session:
-            endpoint = session.get(WebhookEndpoint, endpoint_id)
-            found = session.get(WebhookDelivery, delivery_id)
-            assert endpoint is not None and found is not None
-            event = session.get(WebhookEvent, found.event_id)
-            assert event is not None
-            now = self.clock()
-            secrets = webhooks.secrets_of(self.runtime.custody, endpoint, now)
-            url = endpoint.url
-        message_id, timestamp = messages.msg_id(event.id), int(now.timestamp())
+    def _post(
+        self, client: httpx.Client, url: str, secrets: list[str], event_id: int, payload: str
+    ) -> tuple[int | None, str | None, int]:
+        """Send one message, signed; (status code, error, milliseconds)."""
+        message_id, timestamp = messages.msg_id(event_id), int(self.clock().timestamp())
         headers = {
             "content-type": "application/json",
             "user-agent": "loyalty-ledger-webhooks",
             "webhook-id": message_id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": messages.signatures(secrets, message_id, timestamp, event.payload),
+            "webhook-signature": messages.signatures(secrets, message_id, timestamp, payload),
         }
         started = time.monotonic()
         status_code: int | None = None
         error: str | None = None
         try:
-            answer = client.post(url, content=event.payload.encode(), headers=headers)
+            answer = client.post(url, content=payload.encode(), headers=headers)
             status_code = answer.status_code
             if not 200 <= status_code < 300:
                 error = f"the receiver answered {status_code}"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
-        took_ms = int((time.monotonic() - started) * 1000)
-        self._record(delivery_id, endpoint_id, status_code, error, took_ms)
-        return error is None
+        return status_code, error, int((time.monotonic() - started) * 1000)
 
-    def _record(
-        self, delivery_id: int, endpoint_id: int, status_code: int | None, error: str | None, took_ms: int
-    ) -> None:
-        """The attempt in the log, and what follows from it: delivered; or retried later, and the
-        endpoint disabled after too many failures in a row."""
+    def _record(self, endpoint_id: int, tried: Sequence[tuple[int, int | None, str | None, int]]) -> None:
+        """The attempts in the log, in order, and what follows from each: delivered; or retried
+        later, and the endpoint disabled after too many failures in a row."""
+        if not tried:
+            return
         now = self.clock()
         with self.sessions() as session, write_lock(session):
-            found = session.get(WebhookDelivery, delivery_id)
             endpoint = session.get(WebhookEndpoint, endpoint_id)
-            assert found is not None and endpoint is not None
-            session.add(
-                WebhookAttempt(
-                    delivery_id=delivery_id, status_code=status_code, error=error, duration_ms=took_ms, attempted_at=now
-                )
-            )
-            found.attempts += 1
-            found.last_status_code, found.last_error = status_code, error
-            if error is None:
-                found.status, found.delivered_at = DeliveryStatus.DELIVERED, now
-                endpoint.failures = 0
-            else:
-                wait = min(self.retry_base_s * 2 ** (found.attempts - 1), self.retry_max_s)
-                found.next_attempt_at = now + timedelta(seconds=wait)
+            assert endpoint is not None
+            found = {
+                d.id: d
+                for d in session.scalars(select(WebhookDelivery).where(WebhookDelivery.id.in_([t[0] for t in tried])))
+            }
+            for delivery_id, status_code, error, took_ms in tried:
+                delivery = found[delivery_id]
+                session.add(
+                    WebhookAttempt(
+                        delivery_id=delivery_id, status_code=status_code, error=error, duration_ms=took_ms,
+                        attempted_at=now,
+                    )
+                )  # fmt: skip
+                delivery.attempts += 1
+                delivery.last_status_code, delivery.last_error = status_code, error
+                if error is None:
+                    delivery.status, delivery.delivered_at = DeliveryStatus.DELIVERED, now
+                    endpoint.failures = 0
+                    continue
+                wait = min(self.retry_base_s * 2 ** (delivery.attempts - 1), self.retry_max_s)
+                delivery.next_attempt_at = now + timedelta(seconds=wait)
                 endpoint.failures += 1
                 if endpoint.failures >= self.failures_to_disable and endpoint.disabled_at is None:
                     endpoint.disabled_at = now

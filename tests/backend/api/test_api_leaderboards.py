@@ -6,6 +6,7 @@ week closes, from a campaign's budget."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -70,6 +71,15 @@ def test_leaderboards_rankFromTheChain_andPayPrizesOnceWhenTheWeekCloses(chain_a
     wallets = [m["wallet_address"] for m in (bob, ann, cat)]
     assert [s["member"] for s in json.loads(audited.output)["top"]] == wallets  # anyone ranks the same
 
+    _earn(client, grocer, cat, 300)  # the ranking the API kept moves on with the chain
+    confirm_all(writer)
+    time.sleep(0.6)  # the API reads the chain's head at most twice a second
+    again = client.get(f"/v1/leaderboards/{board_id}/standings", headers=auth(grocer["api_key"])).json()
+    assert [(e["member_id"], e["points"]) for e in again["entries"]] == [
+        (cat["id"], 600), (bob["id"], 500), (ann["id"], 300)
+    ]  # fmt: skip
+    assert again["block_number"] > found["block_number"]
+
     assert writer.close_leaderboards() == 0  # the week is not over
     own_chain.rpc("evm_increaseTime", 8 * DAY)
     for _ in range(3):
@@ -80,11 +90,11 @@ def test_leaderboards_rankFromTheChain_andPayPrizesOnceWhenTheWeekCloses(chain_a
     [closed] = client.get(f"/v1/leaderboards/{board_id}/closes", headers=auth(grocer["api_key"])).json()
     assert closed["ranked"] == 3
     assert [(p["rank"], p["member_id"], p["points"]) for p in closed["prizes"]] == [
-        (1, bob["id"], 500),
-        (2, ann["id"], 100),
+        (1, cat["id"], 500),
+        (2, bob["id"], 100),
     ]
-    # the campaign had 600 points: 500 to bob, the 100 left to ann (her prize was 200)
+    # the campaign had 600 points: 500 to cat, the 100 left to bob (his prize was 200)
     token = client.app.state.runtime.token
-    assert token.balance_of(bob["wallet_address"]) == 1_000 and token.balance_of(ann["wallet_address"]) == 1_400
+    assert token.balance_of(cat["wallet_address"]) == 1_100 and token.balance_of(bob["wallet_address"]) == 600
     earn = client.get(f"/v1/earn/{closed['prizes'][0]['earn_id']}", headers=auth(grocer["api_key"])).json()
     assert earn["status"] == "confirmed" and "Top shoppers" in earn["reason"]

@@ -92,15 +92,21 @@ def deactivate_leaderboard(
     return idempotent(request, digest, uow.session, principal, write)
 
 
+def _scopes(request: Request) -> leaderboards.Scopes:
+    scopes: leaderboards.Scopes = request.app.state.leaderboard_scopes
+    return scopes
+
+
 def _standings(
     request: Request, uow: UnitOfWork, board: Leaderboard, at: str | None, limit: int, member: Member | None,
     *, others_shown: bool,
 ) -> StandingsPublic:  # fmt: skip
     tallies: Tallies = request.app.state.leaderboards
     moment = parse_time(at) or datetime.now(UTC)
-    tally = leaderboards.tally(uow.session, tallies, board, moment)
+    scope = _scopes(request).of(uow.session, board)
+    tally = leaderboards.tally(uow.session, tallies, board, moment, scope)
     ranking = tally.ranking()
-    top = leaderboards.shown(uow.session, ranking[:limit])
+    top = leaderboards.top(uow.session, tally, limit)
     own = tally.rank_of(member.wallet_address) if member is not None else None
 
     def entry(s: leaderboards.Shown) -> StandingPublic:
@@ -124,7 +130,7 @@ def standings(
 ) -> StandingsPublic:  # fmt: skip
     """The ranking of the period `at` falls in (default: now), from the chain: the top `limit`
     and, with `member_id`, that member's own rank (the brand itself, the admin, auditors)."""
-    board = leaderboards.get(uow, leaderboard_id, principal.partner_id)
+    board = leaderboards.get(uow, leaderboard_id, principal.partner_id, _scopes(request))
     member = None if member_id is None else members.get(uow, member_id, principal.partner_id)
     return _standings(request, uow, board, at, limit, member, others_shown=True)
 
