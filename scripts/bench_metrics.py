@@ -95,7 +95,8 @@ def api(stack: Any, method: str, path: str, body: Any = None, timeout: float = 6
 def main() -> None:
     shutil.rmtree(RUN_DIR, ignore_errors=True)
     RUN_DIR.mkdir(parents=True)
-    with serving(RUN_DIR, ADMIN_KEY, params=TokenParams(epoch_length_s=DAY, validity_epochs=6)) as stack:
+    params = TokenParams(epoch_length_s=DAY, validity_epochs=6)
+    with serving(RUN_DIR, ADMIN_KEY, params=params, recent_states=16) as stack:  # 256 copies of this state: 20 GB
         figures = run(stack)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(figures, indent=2) + "\n")

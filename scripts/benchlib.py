@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
 
 from loyalty.chain.deploy import Deployment, TokenParams, deploy_exchange, deploy_token  # noqa: E402
-from loyalty.chain.devchain import free_port, start_node, stop_node  # noqa: E402
+from loyalty.chain.devchain import RECENT_STATES, free_port, start_node, stop_node  # noqa: E402
 from loyalty.settings import DEV_OPERATOR_KEY  # noqa: E402
 
 
@@ -45,8 +45,12 @@ def send_all(rpc: Any, txs: list[dict[str, Any]], label: str) -> None:
     rpc.call("evm_setAutomine", [False])
     hashes: list[str] = []
     bar = tqdm(total=len(txs), desc=label, unit="tx", leave=False)
-    for start in range(0, len(txs), 100):
-        hashes += rpc.batch([("eth_sendTransaction", [tx]) for tx in txs[start : start + 100]])
+    chunk: list[dict[str, Any]] = []
+    for i, tx in enumerate(txs):  # batches of 100, or of 1 MB of calldata (the node refuses large bodies)
+        chunk.append(tx)
+        if len(chunk) == 100 or sum(len(t.get("data", "")) for t in chunk) > 2**20 or i == len(txs) - 1:
+            hashes += rpc.batch([("eth_sendTransaction", [t]) for t in chunk])
+            chunk = []
     while int(rpc.call("txpool_status", [])["pending"], 16):
         rpc.call("evm_mine", [])
         bar.update(len(txs) - int(rpc.call("txpool_status", [])["pending"], 16) - bar.n)
@@ -76,14 +80,20 @@ class Stack:
 
 @contextmanager
 def serving(
-    run_dir: Path, admin_key: str, *, exchange: bool = False, params: TokenParams | None = None
+    run_dir: Path,
+    admin_key: str,
+    *,
+    exchange: bool = False,
+    params: TokenParams | None = None,
+    recent_states: int = RECENT_STATES,
 ) -> Iterator[Stack]:
     """The service on its own chain and database in `run_dir`; the API and the outbox writer in
     two processes, so neither waits for the other's share of the interpreter lock. With
     `exchange`, a PointsExchange (settling in a TestDollar) relayed by the operator too;
-    `params`: the token's (default: `TokenParams()`)."""
+    `params`: the token's (default: `TokenParams()`); `recent_states`: the node's
+    (`devchain.node_command`)."""
     chain_port, api_port = free_port(), free_port()
-    node = start_node("anvil", chain_port, run_dir / "chain")
+    node = start_node("anvil", chain_port, run_dir / "chain", recent_states=recent_states)
     processes: list[subprocess.Popen[bytes]] = []
     try:
         rpc_url = f"http://127.0.0.1:{chain_port}"

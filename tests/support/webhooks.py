@@ -19,6 +19,7 @@ class Receiver:
 
     mode: str = "ok"
     hang_s: float = 2.0
+    set_cookie: str | None = None  # a `Set-Cookie` header for every answer
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
 
@@ -42,6 +43,8 @@ def receiving() -> Iterator[Receiver]:
             if found.mode == "hang":
                 time.sleep(found.hang_s)
             self.send_response(500 if found.mode == "fail" else 204)
+            if found.set_cookie:
+                self.send_header("Set-Cookie", found.set_cookie)
             self.end_headers()
 
         def log_message(self, *_: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -53,10 +53,7 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-async def get_uow(runtime: RuntimeDep) -> AsyncIterator[UnitOfWork]:
-    """A unit of work for the request. Async, though the routes are not: a session connects only
-    on its first query (in the route's thread), so opening it costs no thread hop, and closing it
-    only hands its connection back to the pool (a sync generator would cost two more hops)."""
+def get_uow(runtime: RuntimeDep) -> Iterator[UnitOfWork]:
     with runtime.sessions() as session:
         yield UnitOfWork.of(runtime, session)
 

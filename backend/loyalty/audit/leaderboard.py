@@ -58,10 +58,13 @@ class Tally:
         with self._lock:
             if (self.end is not None and self.last_block >= self.end) or head <= self.last_block:
                 return  # over and read, or nothing mined since
+            head_time = rpc.timestamps([head])[head]
             if self.start is None:
+                if head_time < self.since:
+                    return  # the window has not begun: its first block is not mined yet
                 self.start = first_block_at(rpc, self.since, self.from_block, head)
                 self.last_block = self.start - 1
-            if self.end is None and rpc.timestamps([head])[head] >= self.until:
+            if self.end is None and head_time >= self.until:
                 self.end = first_block_at(rpc, self.until, self.start, head) - 1
             upto = head if self.end is None else min(head, self.end)
             if upto <= self.last_block:
@@ -94,16 +97,20 @@ class Tally:
     def ranking(self) -> list[Standing]:
         """Every member with points in the window, ranked (the module's rule)."""
         with self._lock:
-            if self._ranking is None:
-                ordered = sorted(self.points.items(), key=lambda item: (-item[1][0], item[1][1], item[1][2], item[0]))
-                self._ranking = [Standing(i + 1, m, p, b, n) for i, (m, (p, b, n)) in enumerate(ordered)]
-                self._ranks = {s.member: s.rank for s in self._ranking}
-            return self._ranking
+            return self._ranked()
 
     def rank_of(self, member: str) -> Standing | None:
-        ranking = self.ranking()
-        rank = self._ranks.get(member)
-        return None if rank is None else ranking[rank - 1]
+        with self._lock:
+            ranking = self._ranked()
+            rank = self._ranks.get(member)
+            return None if rank is None else ranking[rank - 1]
+
+    def _ranked(self) -> list[Standing]:
+        if self._ranking is None:
+            ordered = sorted(self.points.items(), key=lambda item: (-item[1][0], item[1][1], item[1][2], item[0]))
+            self._ranking = [Standing(i + 1, m, p, b, n) for i, (m, (p, b, n)) in enumerate(ordered)]
+            self._ranks = {s.member: s.rank for s in self._ranking}
+        return self._ranking
 
 
 def standings(
@@ -125,16 +132,23 @@ class Tallies:
         self.head_every_s = head_every_s
         self._tallies: dict[tuple[str, int, int, frozenset[str] | None], Tally] = {}
         self._lock = threading.Lock()
-        self._head: tuple[float, int] = (-1e9, 0)  # (monotonic time read, block)
+        self._head: tuple[float, int] | None = None  # (monotonic time read, block)
+        self._head_lock = threading.Lock()  # held by the one caller reading the head
 
     def head(self) -> int:
-        """The latest block, read at most every `head_every_s` (a ranking is that fresh)."""
-        with self._lock:
-            read_at, block = self._head
-            if time.monotonic() - read_at >= self.head_every_s:
-                block = self.rpc.block_number()
-                self._head = (time.monotonic(), block)
+        """The latest block, read at most every `head_every_s` (a ranking is that fresh): one
+        caller reads it while the others go on with the last one read."""
+        kept = self._head
+        if kept is not None and time.monotonic() - kept[0] < self.head_every_s:
+            return kept[1]
+        if not self._head_lock.acquire(blocking=kept is None):
+            return kept[1] if kept is not None else self.rpc.block_number()
+        try:
+            block = self.rpc.block_number()
+            self._head = (time.monotonic(), block)
             return block
+        finally:
+            self._head_lock.release()
 
     def of(self, token: str, since: int, until: int, issuers: frozenset[str] | None, from_block: int = 0) -> Tally:
         key = (token.lower(), since, until, issuers)

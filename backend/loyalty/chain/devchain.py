@@ -44,15 +44,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def node_command(kind: ChainKind, port: int, state_dir: Path, dump_every_s: int | None = None) -> list[str]:
+def node_command(
+    kind: ChainKind, port: int, state_dir: Path, dump_every_s: int | None = None, recent_states: int = RECENT_STATES
+) -> list[str]:
     """The command line that starts a `kind` node on 127.0.0.1:`port` keeping state in `state_dir`
-    (Anvil: dumped every `dump_every_s` seconds too, when given)."""
+    (Anvil: dumped every `dump_every_s` seconds too, when given; the state of `recent_states`
+    blocks in memory, each a copy: a chain of a million earns wants fewer)."""
     bin_dir = ROOT / "node_modules" / ".bin"
     if kind == "anvil":
         dumps = ["--state-interval", str(dump_every_s)] if dump_every_s else []
         return [
             str(bin_dir / "anvil"), "--host", "127.0.0.1", "--port", str(port),
-            "--state", str(state_dir / "anvil-state.json"), *dumps, "--prune-history", str(RECENT_STATES),
+            "--state", str(state_dir / "anvil-state.json"), *dumps, "--prune-history", str(recent_states),
             "--mnemonic", DEV_MNEMONIC, "--silent", "--block-base-fee-per-gas", "0",
         ]  # fmt: skip
     return [
@@ -69,6 +72,7 @@ def start_node(
     state_dir: Path | None = None,
     timeout_s: float = 60.0,
     dump_every_s: int | None = None,
+    recent_states: int = RECENT_STATES,
 ) -> subprocess.Popen[bytes]:
     """Start a node and wait until it answers JSON-RPC; the caller stops it (`stop_node`).
 
@@ -95,7 +99,7 @@ def start_node(
     env = {"HOME": str(state_dir / "home"), "PATH": "/usr/local/bin:/usr/bin:/bin"}
     # Own session: a terminal Ctrl-C reaches only our launcher, which stops the node in order.
     process = subprocess.Popen(
-        node_command(kind, port, state_dir, dump_every_s),
+        node_command(kind, port, state_dir, dump_every_s, recent_states),
         stdout=log,
         stderr=log,
         env=env,

@@ -39,9 +39,8 @@ def make_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # A pool as large as the API's thread pool: a connection made per request (past the
         # default 5) costs its pragmas and SQLite's reading of the schema on first use.
-        engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=40, max_overflow=20
-        )
+        pool = {"pool_size": 40, "max_overflow": 20} if path and path != ":memory:" else {}
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def]

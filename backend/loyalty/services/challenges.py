@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,7 @@ from loyalty.db.models import (
     MemberSegment,
     Partner,
     Purchase,
+    Refund,
     utcnow,
 )
 from loyalty.domain.periods import period_end, period_start
@@ -113,8 +114,10 @@ def values(
     session: Session, challenge: Challenge, start: datetime, end: datetime, member_ids: Sequence[int] | None = None
 ) -> dict[int, int]:
     """Each member's metric in [start, end) (those with none are absent)."""
-    if challenge.metric == "points_earned":
-        campaign_accounts = select(Campaign.issuer_id).where(Campaign.partner_id == challenge.partner_id)
+    if challenge.metric == "points_earned":  # not the points of the campaign paying its rewards
+        campaign_accounts = select(Campaign.issuer_id).where(
+            Campaign.partner_id == challenge.partner_id, Campaign.id != (challenge.campaign_id or 0)
+        )
         query = (
             select(Earn.member_id, func.sum(Earn.amount_points))
             .where(
@@ -138,15 +141,23 @@ def values(
             .group_by(Event.member_id)
         )
         member = Event.member_id
-    else:
-        counted = func.count() if challenge.metric == "purchases" else func.sum(Purchase.net_minor)
+    else:  # net of refunds; a purchase refunded in full does not count
+        refunded = (
+            select(Refund.purchase_id, func.sum(Refund.net_minor).label("net_minor"))
+            .group_by(Refund.purchase_id)
+            .subquery()
+        )
+        kept = Purchase.net_minor - func.coalesce(refunded.c.net_minor, 0)
+        counted = func.count() if challenge.metric == "purchases" else func.sum(kept)
         query = (
             select(Purchase.member_id, counted)
+            .outerjoin(refunded, refunded.c.purchase_id == Purchase.id)
             .where(
                 Purchase.partner_id == challenge.partner_id,
                 Purchase.program_id == challenge.program_id,
                 Purchase.occurred_at >= start,
                 Purchase.occurred_at < end,
+                or_(refunded.c.purchase_id.is_(None), kept > 0),
             )
             .group_by(Purchase.member_id)
         )
@@ -208,14 +219,18 @@ def progress(session: Session, member_id: int, brand_id: int | None, now: dateti
     return rows
 
 
-def badges(session: Session, member_id: int) -> list[str]:
-    """The badges the member won, each once, first won first."""
+def badges(session: Session, member_id: int, brand_id: int | None = None) -> list[str]:
+    """The badges the member won (`brand_id`: in that brand's challenges), each once, first won
+    first."""
     seen: dict[str, None] = {}
-    for badge in session.scalars(
-        select(ChallengeCompletion.badge)
-        .where(ChallengeCompletion.member_id == member_id, ChallengeCompletion.badge.is_not(None))
-        .order_by(ChallengeCompletion.id)
-    ):
+    query = select(ChallengeCompletion.badge).where(
+        ChallengeCompletion.member_id == member_id, ChallengeCompletion.badge.is_not(None)
+    )
+    if brand_id is not None:
+        query = query.join(Challenge, Challenge.id == ChallengeCompletion.challenge_id).where(
+            Challenge.partner_id.in_(partners.accounts_of(brand_id))
+        )
+    for badge in session.scalars(query.order_by(ChallengeCompletion.id)):
         seen.setdefault(str(badge), None)
     return list(seen)
 

@@ -30,6 +30,8 @@ from loyalty.services import partners, redemptions
 from loyalty.services.lists import Page, keyset
 from loyalty.services.uow import UnitOfWork
 
+BIGINT_MAX = 2**63 - 1  # what a money column holds
+
 
 def cash_value(points: int, rate: Charity) -> int:
     """What `points` are worth at the charity's rate, in minor units, rounded down."""
@@ -92,6 +94,10 @@ def donate(
     (`relayed_by` None: that is the consent of a custodial member), or relayed by a partner with
     the member's signature, its one-time code for that partner, or else awaiting its approval."""
     _, rate = charity(uow, charity_id)
+    if cash_value(amount_points, rate) > BIGINT_MAX:
+        raise UnprocessableError(
+            ErrorCode.VALIDATION_ERROR, f"{amount_points} points are worth more than a donation can record"
+        )
     reward = reward_in(uow, charity_id, program_id)
     redemption = redemptions.redeem(
         uow, member, reward, signature=signature, deadline=deadline, code=code, amount_points=amount_points,

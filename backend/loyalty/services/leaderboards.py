@@ -113,8 +113,11 @@ def prizes_of(board: Leaderboard) -> list[tuple[int, int]]:
 
 
 def issuers_of(session: Session, board: Leaderboard) -> frozenset[str]:
-    """The accounts whose earns count: the brand's in the program and its campaigns' there."""
-    campaign_accounts = select(Campaign.issuer_id).where(Campaign.partner_id == board.partner_id)
+    """The accounts whose earns count: the brand's in the program and its campaigns' there, but
+    the one paying the board's prizes (last period's winners would start ahead)."""
+    campaign_accounts = select(Campaign.issuer_id).where(
+        Campaign.partner_id == board.partner_id, Campaign.id != (board.campaign_id or 0)
+    )
     return frozenset(
         session.scalars(
             select(Partner.issuer_address).where(or_(Partner.id == board.partner_id, Partner.id.in_(campaign_accounts)))
@@ -122,9 +125,14 @@ def issuers_of(session: Session, board: Leaderboard) -> frozenset[str]:
     )
 
 
+def start_of(board: Leaderboard, at: datetime) -> int:
+    """The start of the board's period that `at` falls in (never before its first)."""
+    return period_start(int(max(at, board.starts_at).timestamp()), board.period)
+
+
 def window(board: Leaderboard, at: datetime) -> tuple[int, int]:
     """The [start, end) of the board's period that `at` falls in (never before its first)."""
-    start = period_start(int(max(at, board.starts_at).timestamp()), board.period)
+    start = start_of(board, at)
     return start, period_end(start, board.period)
 
 
@@ -162,12 +170,19 @@ class Scopes:
         return kept[1]
 
 
-def tally(session: Session, tallies: Tallies, board: Leaderboard, at: datetime, scope: Scope | None = None) -> Tally:
-    """The period's tally, read up to the latest block."""
+def tally(
+    session: Session,
+    tallies: Tallies,
+    board: Leaderboard,
+    at: datetime,
+    scope: Scope | None = None,
+    head: int | None = None,
+) -> Tally:
+    """The period's tally, read up to `head` (default: the latest block)."""
     start, end = window(board, at)
     scope = scope or scope_of(session, board)
     found = tallies.of(scope.token, start, end, scope.issuers, scope.from_block)
-    found.sync(tallies.rpc, tallies.head())
+    found.sync(tallies.rpc, tallies.head() if head is None else head)
     return found
 
 
@@ -178,15 +193,18 @@ class Shown:
     member_id: int | None  # None: not one of the service's members (or not shown)
 
 
+TOP_MOST = 1_000  # the longest top a request may ask for
+
+
 def top(session: Session, tally: Tally, limit: int) -> list[Shown]:
-    """The first `limit` of the tally's ranking with member ids, worked out once per ranking
-    (every client asking for the same board asks for the same top): a wallet enrolled since
-    shows its id once the ranking next changes."""
+    """The first `limit` (up to `TOP_MOST`) of the tally's ranking with member ids, worked out
+    once per ranking (every client asking for the same board asks for the same top): a wallet
+    enrolled since shows its id once the ranking next changes."""
     version = tally.version
-    found = tally.views.get(limit)
+    found = tally.views.get("top")
     if found is None or found[0] != version:
-        found = tally.views[limit] = (version, shown(session, tally.ranking()[:limit]))
-    return found[1]
+        found = tally.views["top"] = (version, shown(session, tally.ranking()[:TOP_MOST]))
+    return list(found[1][:limit])
 
 
 def shown(session: Session, standings: Sequence[Standing]) -> list[Shown]:
@@ -200,14 +218,26 @@ def shown(session: Session, standings: Sequence[Standing]) -> list[Shown]:
 
 
 # ---------------------------------------------------------------------------------- prizes
-def close_due(session: Session, tallies: Tallies, confirmations: int) -> int:
-    """Close every active board's periods that ended (by the chain's clock: the time of its
-    latest block) and whose last block is `confirmations` deep: rank them once and pay their
-    prizes from the campaign's account, as earns (cut to what its budget has left). Returns how
-    many periods closed."""
-    closed = 0
-    head = tallies.rpc.block_number()
-    now = tallies.rpc.timestamps([head])[head]
+@dataclass(frozen=True)
+class Due:
+    """A board's period to close now: over, and final (its tally read only from blocks as deep
+    as a write must be, so a reorg cannot change whom the prizes go to)."""
+
+    board_id: int
+    start: int
+    end: int
+    tally: Tally
+
+
+def due(session: Session, tallies: Tallies, confirmations: int) -> list[Due]:
+    """Every active board's periods that ended by the chain's clock (the time of the latest
+    final block) and are not closed, each with its tally read: chain reads, and no writes (the
+    outbox calls it outside the write lock)."""
+    found = []
+    final = tallies.rpc.block_number() - confirmations
+    if final < 0:
+        return []
+    now = tallies.rpc.timestamps([final])[final]
     for board in session.scalars(select(Leaderboard).where(Leaderboard.active.is_(True)).order_by(Leaderboard.id)):
         done = {
             int(s.timestamp())
@@ -217,31 +247,37 @@ def close_due(session: Session, tallies: Tallies, confirmations: int) -> int:
         }
         start = int(board.starts_at.timestamp())
         while (end := period_end(start, board.period)) <= now:
-            if start not in done and _close(session, tallies, board, start, end, head, confirmations):
-                closed += 1
+            if start not in done:
+                read = tally(session, tallies, board, datetime.fromtimestamp(start, UTC), head=final)
+                if read.end is not None and read.last_block >= read.end:
+                    found.append(Due(board.id, start, end, read))
             start = end
+    return found
+
+
+def close(session: Session, periods: Sequence[Due]) -> int:
+    """Close these periods once each (a close is unique per period: another writer's first is
+    kept), ranking them and paying their prizes from the campaign's account as earns (cut to
+    what its budget has left). Returns how many closed."""
+    closed = 0
+    for period in periods:
+        board = session.get(Leaderboard, period.board_id)
+        if board is None or not board.active:
+            continue
+        ranking = period.tally.ranking()
+        try:
+            with session.begin_nested():
+                record = LeaderboardClose(
+                    leaderboard_id=board.id, period_start=datetime.fromtimestamp(period.start, UTC),
+                    period_end=datetime.fromtimestamp(period.end, UTC), to_block=period.tally.end, ranked=len(ranking),
+                )  # fmt: skip
+                session.add(record)
+                session.flush()
+                _pay(session, board, record, ranking)
+        except IntegrityError:  # another writer closed it first
+            continue
+        closed += 1
     return closed
-
-
-def _close(
-    session: Session, tallies: Tallies, board: Leaderboard, start: int, end: int, head: int, confirmations: int
-) -> bool:
-    found = tally(session, tallies, board, datetime.fromtimestamp(start, UTC))
-    if found.end is None or head - found.end < confirmations:
-        return False  # the period's last block is not known, or not final yet
-    ranking = found.ranking()
-    try:
-        with session.begin_nested():
-            close = LeaderboardClose(
-                leaderboard_id=board.id, period_start=datetime.fromtimestamp(start, UTC),
-                period_end=datetime.fromtimestamp(end, UTC), to_block=found.end, ranked=len(ranking),
-            )  # fmt: skip
-            session.add(close)
-            session.flush()
-            _pay(session, board, close, ranking)
-    except IntegrityError:  # another writer closed it first
-        return False
-    return True
 
 
 def _pay(session: Session, board: Leaderboard, close: LeaderboardClose, ranking: Sequence[Standing]) -> None:

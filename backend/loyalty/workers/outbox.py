@@ -1306,12 +1306,16 @@ class OutboxWriter:
 
     def close_leaderboards(self) -> int:
         """Close the leaderboard periods that ended and are final, paying their prizes."""
-        with self.sessions() as session, write_lock(session):
+        with self.sessions() as session:  # the chain read first, outside the write lock
             if not leaderboards.any_active(session):
                 return 0
             if self._tallies is None:
                 self._tallies = Tallies(self.runtime.settings.rpc_url, head_every_s=0)
-            closed = leaderboards.close_due(session, self._tallies, self.runtime.required_confirmations())
+            periods = leaderboards.due(session, self._tallies, self.runtime.required_confirmations())
+        if not periods:
+            return 0
+        with self.sessions() as session, write_lock(session):
+            closed = leaderboards.close(session, periods)
             session.commit()
         return closed
 

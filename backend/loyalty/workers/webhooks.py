@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx
 from sqlalchemy import func, select, update
@@ -37,6 +38,7 @@ from loyalty.runtime import Runtime
 from loyalty.services import members, partners, webhooks
 
 log = logging.getLogger("loyalty.workers.webhooks")
+Tried = tuple[int, datetime, int | None, str | None, int]  # delivery, attempted at, status code, error, ms
 
 
 @dataclass
@@ -58,8 +60,16 @@ class WebhookSender:
     _expiring_due: float = field(default=0.0, repr=False)
     _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "webhook"), repr=False)
     # One client for every pass and endpoint: its connections stay open between passes, and
-    # its TLS context (loading the CA bundle costs more than a local delivery) is made once.
-    _client: httpx.Client | None = field(default=None, repr=False)
+    # its TLS context (loading the CA bundle costs more than a local delivery) is made once. It
+    # keeps no cookies: one partner's receiver must not set what another's is sent.
+    client: httpx.Client = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.client = httpx.Client(
+            timeout=self.timeout_s,
+            limits=httpx.Limits(max_keepalive_connections=32),
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+        )
 
     def sessions(self) -> Session:
         return self.runtime.sessions()
@@ -74,14 +84,7 @@ class WebhookSender:
             if not sent:
                 stop.wait(self.poll_s)
         self._pool.shutdown(wait=False)
-        if self._client is not None:
-            self._client.close()
-
-    @property
-    def client(self) -> httpx.Client:
-        if self._client is None:
-            self._client = httpx.Client(timeout=self.timeout_s, limits=httpx.Limits(max_keepalive_connections=32))
-        return self._client
+        self.client.close()
 
     def run_once(self) -> int:
         """Claim the due deliveries (each the oldest one waiting for its endpoint and member)
@@ -262,10 +265,12 @@ class WebhookSender:
     def _send_all(self, endpoint_id: int, delivery_ids: Sequence[int]) -> None:
         """One endpoint's deliveries, in order, over a kept-alive connection; after a failure the rest
         wait for the next pass (their claims are let go), so a receiver that is down costs one
-        attempt per pass. The attempts are recorded `record_every` at a time (a sender that dies
-        before recording sends those again once its claims run out: at least once)."""
-        tried: list[tuple[int, int | None, str | None, int]] = []
+        attempt per pass. The attempts are recorded `record_every` at a time, and at least every
+        `timeout_s` (a third of a claim's time: a sender that dies before recording sends those
+        again once its claims run out, at least once; one that lives never outlasts its claims)."""
+        tried: list[Tried] = []
         rest: Sequence[int] = ()
+        recorded = time.monotonic()
         try:
             with self.sessions() as session:
                 endpoint = session.get(WebhookEndpoint, endpoint_id)
@@ -281,14 +286,15 @@ class WebhookSender:
                     )
                 }
             for i, delivery_id in enumerate(delivery_ids):
+                attempted_at = self.clock()
                 status_code, error, took_ms = self._post(self.client, url, secrets, *events[delivery_id])
-                tried.append((delivery_id, status_code, error, took_ms))
+                tried.append((delivery_id, attempted_at, status_code, error, took_ms))
                 if error is not None:
                     rest = delivery_ids[i + 1 :]
                     break
-                if len(tried) >= self.record_every:  # well inside the claims' time
+                if len(tried) >= self.record_every or time.monotonic() - recorded >= self.timeout_s:
                     self._record(endpoint_id, tried)
-                    tried = []
+                    tried, recorded = [], time.monotonic()
         except Exception:
             log.exception("sending to webhook endpoint %s failed", endpoint_id)
         finally:
@@ -319,7 +325,7 @@ class WebhookSender:
             error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
         return status_code, error, int((time.monotonic() - started) * 1000)
 
-    def _record(self, endpoint_id: int, tried: Sequence[tuple[int, int | None, str | None, int]]) -> None:
+    def _record(self, endpoint_id: int, tried: Sequence[Tried]) -> None:
         """The attempts in the log, in order, and what follows from each: delivered; or retried
         later, and the endpoint disabled after too many failures in a row."""
         if not tried:
@@ -332,18 +338,18 @@ class WebhookSender:
                 d.id: d
                 for d in session.scalars(select(WebhookDelivery).where(WebhookDelivery.id.in_([t[0] for t in tried])))
             }
-            for delivery_id, status_code, error, took_ms in tried:
+            for delivery_id, attempted_at, status_code, error, took_ms in tried:
                 delivery = found[delivery_id]
                 session.add(
                     WebhookAttempt(
                         delivery_id=delivery_id, status_code=status_code, error=error, duration_ms=took_ms,
-                        attempted_at=now,
+                        attempted_at=attempted_at,
                     )
                 )  # fmt: skip
                 delivery.attempts += 1
                 delivery.last_status_code, delivery.last_error = status_code, error
                 if error is None:
-                    delivery.status, delivery.delivered_at = DeliveryStatus.DELIVERED, now
+                    delivery.status, delivery.delivered_at = DeliveryStatus.DELIVERED, attempted_at
                     endpoint.failures = 0
                     continue
                 wait = min(self.retry_base_s * 2 ** (delivery.attempts - 1), self.retry_max_s)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from support.backend import ADMIN_KEY, auth, confirm_all, make_member, make_partner, post, sign_in, token_of
+from support.backend import ADMIN_KEY, auth, confirm_all, link, make_member, make_partner, post, sign_in, token_of
 from support.webhooks import Receiver
 
 from loyalty.workers.webhooks import WebhookSender, deliver_all
@@ -16,10 +16,10 @@ from loyalty.workers.webhooks import WebhookSender, deliver_all
 PER_DOLLAR = {"name": "1 point per dollar net", "calculator": {"strategy": "per_spend", "points": 1, "per_minor": 100}}
 
 
-def _buy(client: Any, brand: dict[str, Any], member: dict[str, Any], order_id: str, dollars: int) -> None:
-    line = {"sku": "basket", "quantity": 1, "unit_price_minor": dollars * 100}
+def _buy(client: Any, brand: dict[str, Any], member: dict[str, Any], order_id: str, *dollars: int) -> None:
+    lines = [{"sku": f"basket-{i}", "quantity": 1, "unit_price_minor": d * 100} for i, d in enumerate(dollars)]
     body = {"member_id": member["id"], "order_id": order_id, "occurred_at": datetime.now(UTC).isoformat(),
-            "currency": "USD", "lines": [line]}  # fmt: skip
+            "currency": "USD", "lines": lines}  # fmt: skip
     bought = post(client, "/v1/purchases", body, brand["api_key"])
     assert bought.status_code == 202, bought.text
 
@@ -97,3 +97,30 @@ def test_challenges_completeOncePerPeriod_withTheirRewards_forTheMembersTheyAreF
     )  # an events challenge names its type
     other = make_partner(client, "Other")
     assert client.get(f"/v1/members/{ann['id']}/challenges", headers=auth(other["api_key"])).status_code == 404
+
+
+def test_challenges_countPurchasesNetOfRefunds_andShowABrandOnlyItsOwnBadges(client, writer) -> None:
+    grocer, cinema = make_partner(client, "Grocer"), make_partner(client, "Cinema")
+    first = _challenge(client, grocer, name="First shop", metric="purchases", target=1, badge="first shop")
+    big = _challenge(client, grocer, name="Big spender", metric="net_spend", target=5_000, badge="big spender")
+    dan, eve = make_member(client, grocer["api_key"]), make_member(client, grocer["api_key"])
+    _buy(client, grocer, dan, "D-1", 60)
+    _buy(client, grocer, eve, "E-1", 30, 30)
+    refund = {"refund_id": "r1"}
+    assert post(client, "/v1/purchases/D-1/refunds", refund, grocer["api_key"]).status_code in (200, 201, 202)
+    refund = {"refund_id": "r1", "lines": [{"sku": "basket-1", "quantity": 1}]}
+    assert post(client, "/v1/purchases/E-1/refunds", refund, grocer["api_key"]).status_code in (200, 201, 202)
+
+    shown = client.get(f"/v1/members/{eve['id']}/challenges", headers=auth(grocer["api_key"])).json()
+    values = {c["challenge_id"]: c["value"] for c in shown["challenges"]}
+    assert values == {first["id"]: 1, big["id"]: 3_000}  # half of her $60 came back
+    assert writer.evaluate_challenges() == 1  # eve's first shop; dan took all of his back
+    dan_shown = client.get(f"/v1/members/{dan['id']}/challenges", headers=auth(grocer["api_key"])).json()
+    assert [c["value"] for c in dan_shown["challenges"]] == [0, 0] and dan_shown["badges"] == []
+
+    link(client, eve, cinema)
+    assert client.get(f"/v1/members/{eve['id']}/challenges", headers=auth(grocer["api_key"])).json()["badges"] == [
+        "first shop"
+    ]
+    assert client.get(f"/v1/members/{eve['id']}/challenges", headers=auth(cinema["api_key"])).json()["badges"] == []
+    assert client.get("/v1/me/challenges", headers=auth(sign_in(client, eve))).json()["badges"] == ["first shop"]

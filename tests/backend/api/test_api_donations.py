@@ -121,6 +121,9 @@ def test_donations_relayedByABrand_needTheMembersApprovalCodeOrSignature(client,
     with_code = post(client, "/v1/donations", {**ask, "redemption_code": redemption_code(client, member, brand)},
                      brand["api_key"])  # fmt: skip
     assert with_code.json()["status"] == "reserved" and with_code.json()["relayed_by"] == brand["id"]
+    dear = _charity(client, "Dear Cause", {"cash_minor": 2, "points": 1, "currency": "USD"})
+    huge = post(client, "/v1/donations", {**ask, "charity_id": dear["id"], "amount_points": 2**62}, brand["api_key"])
+    assert (huge.status_code, huge.json()["code"]) == (422, "validation_error")  # worth more than 2^63 cents
     confirm_all(writer)
     assert token_of(client).balance_of(member["wallet_address"]) == 1_000
     seen = client.get(f"/v1/donations/{waiting.json()['id']}", headers=auth(charity["api_key"])).json()

@@ -60,6 +60,11 @@ def test_leaderboards_rankFromTheChain_andPayPrizesOnceWhenTheWeekCloses(chain_a
     stranger = make_member(client, cinema["api_key"])
     assert client.get(f"/v1/me/leaderboards/{board_id}", headers=auth(sign_in(client, stranger))).status_code == 404
     assert client.get(f"/v1/leaderboards/{board_id}/standings", headers=auth(cinema["api_key"])).status_code == 404
+    for later in ((now + timedelta(days=8)).isoformat(), "9999-12-31T00:00:00Z"):  # a period not begun
+        ahead = client.get(
+            f"/v1/leaderboards/{board_id}/standings", params={"at": later}, headers=auth(grocer["api_key"])
+        )
+        assert (ahead.status_code, ahead.json()["code"]) == (422, "validation_error")
 
     grocer_account = client.get(f"/v1/partners/{grocer['id']}", headers=auth(ADMIN_KEY)).json()["issuer_address"]
     audited = CliRunner().invoke(

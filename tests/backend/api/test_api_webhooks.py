@@ -364,3 +364,22 @@ def test_webhooks_aMemberHoldingPointsQuietTooLong_isAnnouncedOncePerQuietSpell_
     confirm_all(writer)
     age(quiet["id"], 95)  # active again, then quiet again: a new spell
     assert sender.announce_dormant() == 1
+
+
+def test_webhooks_aCookieOneReceiverSets_isNeverSentToAnotherBrandsEndpoint(client, writer, receiver) -> None:
+    # Two brands whose endpoints share a host (a webhook service, say): one sender, one client.
+    acme, other = make_partner(client, "Acme"), make_partner(client, "Other")
+    _endpoint(client, acme["api_key"], receiver.url)
+    _endpoint(client, other["api_key"], receiver.url + "?brand=other")
+    receiver.set_cookie = "session=acme-secret; Path=/"
+    sender = _sender(client)
+    for brand in (acme, other, acme):
+        member = make_member(client, brand["api_key"])
+        assert (
+            post(client, "/v1/earn", {"member_id": member["id"], "amount_points": 5}, brand["api_key"]).status_code
+            == 202
+        )
+        confirm_all(writer)
+        assert deliver_all(sender) == 1
+    assert len(receiver.received) == 3
+    assert all("cookie" not in headers for headers, _ in receiver.received)

@@ -35,7 +35,7 @@ def of_member(uow: UnitOfWork, member: Member, brand_id: int | None) -> MemberCh
     return MemberChallenges(
         member_id=member.id,
         challenges=[ChallengeProgress.model_validate(row) for row in rows],
-        badges=challenges.badges(uow.session, member.id),
+        badges=challenges.badges(uow.session, member.id, brand_id),
     )
 
 

@@ -29,7 +29,7 @@ from loyalty.api.schemas import (
 )
 from loyalty.audit.leaderboard import Tallies
 from loyalty.db.models import Leaderboard, Member
-from loyalty.errors import ErrorCode, NotFoundError
+from loyalty.errors import ErrorCode, NotFoundError, UnprocessableError
 from loyalty.services import leaderboards, members
 from loyalty.services.uow import UnitOfWork
 
@@ -102,7 +102,10 @@ def _standings(
     *, others_shown: bool,
 ) -> StandingsPublic:  # fmt: skip
     tallies: Tallies = request.app.state.leaderboards
-    moment = parse_time(at) or datetime.now(UTC)
+    now = datetime.now(UTC)
+    moment = parse_time(at) or now
+    if leaderboards.start_of(board, moment) > now.timestamp():  # each would push a current tally out
+        raise UnprocessableError(ErrorCode.VALIDATION_ERROR, f"the period of {moment.isoformat()} has not begun")
     scope = _scopes(request).of(uow.session, board)
     tally = leaderboards.tally(uow.session, tallies, board, moment, scope)
     ranking = tally.ranking()
