@@ -259,10 +259,12 @@ def evaluate(session: Session, now: datetime | None = None) -> int:
 
 
 def _before(challenge: Challenge, now: datetime) -> datetime | None:
-    """A moment in the period before the current one: a one-off window's last second, for a
-    day after it ended."""
-    if challenge.period == "once":
+    """A moment in the period before the current one; for a day after the window ended, its
+    last second (the whole of a one-off, or its last week or month, cut short by the end)."""
+    if challenge.ends_at <= now:
         return challenge.ends_at - timedelta(seconds=1) if now < challenge.ends_at + timedelta(days=1) else None
+    if challenge.period == "once":
+        return None
     start = period_start(int(now.timestamp()), challenge.period)
     return datetime.fromtimestamp(start - 1, UTC)
 

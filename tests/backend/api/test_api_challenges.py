@@ -11,6 +11,7 @@ from typing import Any
 from support.backend import ADMIN_KEY, auth, confirm_all, link, make_member, make_partner, post, sign_in, token_of
 from support.webhooks import Receiver
 
+from loyalty.services import challenges
 from loyalty.workers.webhooks import WebhookSender, deliver_all
 
 PER_DOLLAR = {"name": "1 point per dollar net", "calculator": {"strategy": "per_spend", "points": 1, "per_minor": 100}}
@@ -124,3 +125,19 @@ def test_challenges_countPurchasesNetOfRefunds_andShowABrandOnlyItsOwnBadges(cli
     ]
     assert client.get(f"/v1/members/{eve['id']}/challenges", headers=auth(cinema["api_key"])).json()["badges"] == []
     assert client.get("/v1/me/challenges", headers=auth(sign_in(client, eve))).json()["badges"] == ["first shop"]
+
+
+def test_challenges_aWeekCutShortByTheWindowsEnd_isStillCompletedOnTheDayAfter(client, writer) -> None:
+    grocer = make_partner(client, "Grocer")
+    now = datetime.now(UTC)
+    made = post(client, "/v1/challenges", {"name": "Last call", "metric": "purchases", "target": 1, "period": "weekly",
+                                           "badge": "last call", "starts_at": (now - timedelta(days=1)).isoformat(),
+                                           "ends_at": (now + timedelta(minutes=1)).isoformat()},
+                grocer["api_key"])  # fmt: skip
+    assert made.status_code == 201, made.text
+    ann = make_member(client, grocer["api_key"])
+    _buy(client, grocer, ann, "A-1", 10)
+    with client.app.state.runtime.sessions() as session:  # the outbox's next look, an hour after the end
+        assert challenges.evaluate(session, now + timedelta(hours=1)) == 1
+        session.commit()
+        assert challenges.evaluate(session, now + timedelta(days=2)) == 0
