@@ -4,7 +4,8 @@ Runs the service as in production (`benchlib.serving`: API and worker, own Anvil
 on a token with daily epochs valid for 6, and builds:
 - a brand whose issuer account earns 1,000,000 points events (`earnBatch`, 500 members a
   transaction, sent from its own account through Anvil's impersonation) to 100,000 members over
-  12 epochs, the first ones expired by the end, and 10,000 redemptions the members sign;
+  12 epochs, the first ones expired by the end, and 40,000 redemptions the members sign (a
+  fifth of them spend 50 points on day 4, another fifth 30 on day 10);
 - the members in the database, linked to the brand (written directly: enrolling 100,000 members
   through the API is not what is measured).
 
@@ -71,7 +72,7 @@ SCALE = float(os.environ.get("SCALE", "1"))
 MEMBERS = int(100_000 * SCALE)
 ROUNDS = 10  # every member earns once a round: 1,000,000 earns
 EPOCH_DAYS = (0, 1, 2, 3, 4, 5, 7, 8, 10, 11)  # the epoch of each round: 12 epochs, two without earns
-REDEMPTIONS = int(10_000 * SCALE)
+REDEMPTIONS = int(20_000 * SCALE)  # in each of two waves
 DELIVERIES = int(10_000 * SCALE)
 BATCH = 500
 DAY = 86_400
@@ -159,8 +160,8 @@ def run(stack: Any) -> dict[str, Any]:
             )
             txs.append({"from": issuer, "to": token, "data": "0x" + data.hex(), "gas": hex(29_000_000)})
         send_all(rpc, txs, f"earn round {round_ + 1}/{ROUNDS}")
-        if round_ == 4:  # on day 4: they spend the first cohort's points, which expire by the end
-            _redeem(rpc, token, issuer, keys, wallets)
+        if round_ in (4, 8):  # days 4 and 10: each spends its oldest live points
+            _redeem(rpc, token, issuer, keys, wallets, wave=round_ // 4)
     rpc.call("evm_increaseTime", [DAY])  # to epoch 12: cohorts 0 to 6 have fully expired
     rpc.call("evm_mine", [])
 
@@ -201,21 +202,23 @@ def run(stack: Any) -> dict[str, Any]:
     }
 
 
-def _redeem(rpc: Rpc, token: str, issuer: str, keys: list[PrivateKey], wallets: Sequence[str]) -> None:
-    """Members' signed redemptions (the oldest live points go first)."""
+def _redeem(rpc: Rpc, token: str, issuer: str, keys: list[PrivateKey], wallets: Sequence[str], wave: int) -> None:
+    """A wave of members' signed redemptions (the oldest live points go first): wave 1, every
+    fifth member from the first, 50 points; wave 2, every fifth from the third, 30."""
     params = read_params(rpc, token, rpc.block_number())
     deadline = int(time.time()) + 365 * DAY
+    points = 50 if wave == 1 else 30
     redeem_txs = []
     for i in range(REDEMPTIONS):
-        who = i * (MEMBERS // REDEMPTIONS)
-        redemption = Redemption(wallets[who], issuer, 25, 1, 2_000_000 + i, 0, "", 0)
+        who = i * (MEMBERS // REDEMPTIONS) + 2 * (wave - 1)
+        redemption = Redemption(wallets[who], issuer, points, 1, wave * 1_000_000 + i, 0, "", 0)
         signature = keys[who].sign_recoverable(consent_digest(params, redemption, deadline), hasher=None)
         data = selector("redeem(address,uint256,uint256,uint256,uint256,bytes)") + abi_encode(
             ["address", "uint256", "uint256", "uint256", "uint256", "bytes"],
-            [wallets[who], 25, 1, redemption.ref, deadline, signature[:64] + bytes([signature[64] + 27])],
+            [wallets[who], points, 1, redemption.ref, deadline, signature[:64] + bytes([signature[64] + 27])],
         )
         redeem_txs.append({"from": issuer, "to": token, "data": "0x" + data.hex(), "gas": hex(200_000)})
-    send_all(rpc, redeem_txs, "redemptions")
+    send_all(rpc, redeem_txs, f"redemptions, wave {wave}")
 
 
 def _warm(stack: Any, path: str, headers: dict[str, str], what: str) -> float:
