@@ -15,7 +15,6 @@ key, session, one row by primary key) under the same load.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import random
@@ -27,7 +26,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aiohttp
 import httpx
 from sqlalchemy import create_engine, insert
 from tqdm import tqdm
@@ -35,6 +33,8 @@ from web3 import HTTPProvider, Web3
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
+
+from benchlib import get_all  # noqa: E402
 
 from loyalty.chain.custody import Custody  # noqa: E402
 from loyalty.chain.deploy import TokenParams, deploy_token  # noqa: E402
@@ -120,29 +120,9 @@ def seed(database_url: str, master_key: str) -> list[str]:
     return keys
 
 
-async def _get_all(api: str, requests: list[tuple[str, str]], label: str) -> list[float]:
+def _get_all(api: str, requests: list[tuple[str, str]], label: str) -> list[float]:
     """GET every (path, key) with CLIENTS concurrent clients; returns the latencies in ms."""
-    latencies: list[float] = []
-    queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
-    for request in requests:
-        queue.put_nowait(request)
-    bar = tqdm(total=len(requests), desc=label, unit="req", leave=False, disable=not sys.stderr.isatty())
-    async with aiohttp.ClientSession(base_url=api, connector=aiohttp.TCPConnector(limit=CLIENTS)) as client:
-
-        async def worker() -> None:
-            while not queue.empty():
-                path, key = queue.get_nowait()
-                started = time.perf_counter()
-                async with client.get(path, headers={"Authorization": f"Bearer {key}"}) as response:
-                    body = await response.read()
-                    if response.status != 200:
-                        raise RuntimeError(f"{path} -> {response.status}: {body[:300]!r}")
-                latencies.append((time.perf_counter() - started) * 1000)
-                bar.update()
-
-        await asyncio.gather(*(worker() for _ in range(CLIENTS)))
-    bar.close()
-    return latencies
+    return [latency * 1000 for latency in get_all(api, requests, CLIENTS, label)]
 
 
 def p99(values: list[float]) -> float:
@@ -203,11 +183,11 @@ def main() -> None:
             ],
             "get_member_p99_ms": [(f"/v1/members/{m}", key) for m, key in (member() for _ in range(REQUESTS))],
         }
-        asyncio.run(_get_all(api, scenarios["find_member_p99_ms"][:200], "warm-up"))
-        baseline = asyncio.run(_get_all(api, [("/v1/rewards/1", keys[0])] * REQUESTS, "baseline"))
+        _get_all(api, scenarios["find_member_p99_ms"][:200], "warm-up")
+        baseline = _get_all(api, [("/v1/rewards/1", keys[0])] * REQUESTS, "baseline")
         figures: dict[str, float] = {"members": MEMBERS, "entries": ENTRIES}
         for name, requests in scenarios.items():
-            figures[name] = p99(asyncio.run(_get_all(api, requests, name.removesuffix("_p99_ms"))))
+            figures[name] = p99(_get_all(api, requests, name.removesuffix("_p99_ms")))
     finally:
         if api_process is not None:
             api_process.terminate()

@@ -24,7 +24,6 @@ Targets: metrics_s <= 30, leaderboard_p99_ms <= 50, webhook_deliveries_per_s >= 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import random
@@ -38,7 +37,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
 from coincurve import PrivateKey
 from eth_abi.abi import encode as abi_encode
@@ -50,7 +48,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
 
-from benchlib import p99, send_all, serving  # noqa: E402
+from benchlib import get_all, p99, send_all, serving  # noqa: E402
 
 from loyalty.audit.ledger import Redemption  # noqa: E402
 from loyalty.audit.rpc import Rpc  # noqa: E402
@@ -183,13 +181,13 @@ def run(stack: Any) -> dict[str, Any]:
     _warm(stack, path, {"Authorization": f"Bearer {brand['api_key']}"}, "leaderboard (reading the period's logs)")
     print(f"leaderboard: {get_as(stack, brand, path)['ranked']:,} members ranked")
     member_ids = list(ids.values())
-    paths = [
-        f"/v1/leaderboards/{board['id']}/standings?limit=100&member_id={random.choice(member_ids)}"
+    requests = [
+        (f"/v1/leaderboards/{board['id']}/standings?limit=100&member_id={random.choice(member_ids)}", brand["api_key"])
         for _ in range(LEADERBOARD_REQUESTS)
     ]
     started = time.perf_counter()
-    latencies = asyncio.run(_get_all(stack.api, brand["api_key"], paths))
-    print(f"leaderboard: {len(paths) / (time.perf_counter() - started):,.0f} req/s from {CLIENTS} clients, "
+    latencies = get_all(stack.api, requests, CLIENTS, "leaderboard")
+    print(f"leaderboard: {len(requests) / (time.perf_counter() - started):,.0f} req/s from {CLIENTS} clients, "
           f"median {sorted(latencies)[len(latencies) // 2] * 1000:.1f} ms, p99 {p99(latencies) * 1000:.1f} ms")  # fmt: skip
 
     deliveries_per_s = _webhooks(stack, engine, brand, list(ids.values())[:DELIVERIES])
@@ -254,30 +252,6 @@ def rpc_count(rpc: Rpc, token: str) -> int:
             kind = raw["topics"][0] if raw["topics"] else None
             count += words(raw["data"])[0] if kind == BATCH_EARNED else kind in (EARNED, REDEEMED)
     return count
-
-
-async def _get_all(base: str, key: str, paths: list[str]) -> list[float]:
-    latencies: list[float] = []
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for path in paths:
-        queue.put_nowait(path)
-    bar = tqdm(total=len(paths), desc="leaderboard", unit="req", leave=False, disable=not sys.stderr.isatty())
-    async with aiohttp.ClientSession(base_url=base, connector=aiohttp.TCPConnector(limit=CLIENTS)) as client:
-
-        async def worker() -> None:
-            while not queue.empty():
-                path = queue.get_nowait()
-                start = time.perf_counter()
-                async with client.get(path, headers={"Authorization": f"Bearer {key}"}) as answer:
-                    await answer.read()
-                    if answer.status != 200:
-                        raise RuntimeError(f"{path}: {answer.status}")
-                latencies.append(time.perf_counter() - start)
-                bar.update()
-
-        await asyncio.gather(*(worker() for _ in range(CLIENTS)))
-    bar.close()
-    return latencies
 
 
 class _Receiver(BaseHTTPRequestHandler):

@@ -173,5 +173,34 @@ async def _post_all(
     return results
 
 
+async def _get_all(api: str, requests: list[tuple[str, str]], clients: int, label: str) -> list[float]:
+    """GET every (path, key) with `clients` concurrent clients; returns the latencies in seconds."""
+    latencies: list[float] = []
+    queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+    for request in requests:
+        queue.put_nowait(request)
+    bar = tqdm(total=len(requests), desc=label, unit="req", leave=False, disable=not sys.stderr.isatty())
+    async with aiohttp.ClientSession(base_url=api, connector=aiohttp.TCPConnector(limit=clients)) as client:
+
+        async def worker() -> None:
+            while not queue.empty():
+                path, key = queue.get_nowait()
+                started = time.perf_counter()
+                async with client.get(path, headers={"Authorization": f"Bearer {key}"}) as response:
+                    body = await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"{path} -> {response.status}: {body[:300]!r}")
+                latencies.append(time.perf_counter() - started)
+                bar.update()
+
+        await asyncio.gather(*(worker() for _ in range(clients)))
+    bar.close()
+    return latencies
+
+
+def get_all(api: str, requests: list[tuple[str, str]], clients: int, label: str) -> list[float]:
+    return asyncio.run(_get_all(api, requests, clients, label))
+
+
 def post_all(api: str, key: str, path: str, bodies: list[Any], clients: int, label: str) -> list[tuple[float, Any]]:
     return asyncio.run(_post_all(api, key, path, bodies, clients, label))

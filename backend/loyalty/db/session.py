@@ -35,11 +35,12 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
+        on_disk = bool(path) and path != ":memory:"
+        if on_disk:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # A pool as large as the API's thread pool: a connection made per request (past the
         # default 5) costs its pragmas and SQLite's reading of the schema on first use.
-        pool = {"pool_size": 40, "max_overflow": 20} if path and path != ":memory:" else {}
+        pool = {"pool_size": 40, "max_overflow": 20} if on_disk else {}
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
 
         @event.listens_for(engine, "connect")
