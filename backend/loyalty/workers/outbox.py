@@ -129,7 +129,8 @@ class OutboxWriter:
 
     runtime: Runtime
     role: str = "writer"
-    poll_s: float = 0.02
+    poll_s: float = 0.02  # between passes while writes are in flight
+    idle_poll_s: float = 0.1  # at most, while there is nothing to do (each idle pass doubles the wait)
     lease: leases.Lease = field(init=False)
     _hold: dict[int, float] = field(default_factory=dict, init=False)
     _timers: dict[str, float] = field(default_factory=dict, init=False)
@@ -169,7 +170,12 @@ class OutboxWriter:
                 try:
                     done = self.run_once()
                     self._report(None)
-                    delay = 0 if done.progressed else self.poll_s
+                    if done.progressed:
+                        delay = 0
+                    elif done.in_flight:
+                        delay = self.poll_s
+                    else:  # idle: an accepted write waits at most idle_poll_s to be sent
+                        delay = min(max(delay * 2, self.poll_s), self.idle_poll_s)
                 except NotLeaseHolderError:
                     self._report("standing by: another writer holds the lease")
                     delay = 1.0
