@@ -197,14 +197,9 @@ TOP_MOST = 1_000  # the longest top a request may ask for
 
 
 def top(session: Session, tally: Tally, limit: int) -> list[Shown]:
-    """The first `limit` (up to `TOP_MOST`) of the tally's ranking with member ids, worked out
-    once per ranking (every client asking for the same board asks for the same top): a wallet
-    enrolled since shows its id once the ranking next changes."""
-    version = tally.version
-    found = tally.views.get("top")
-    if found is None or found[0] != version:
-        found = tally.views["top"] = (version, shown(session, tally.ranking()[:TOP_MOST]))
-    return list(found[1][:limit])
+    """The first `limit` of the tally's ranking with member ids (the API keeps the first
+    `TOP_MOST` per version of a ranking: every client of a board asks for the same top)."""
+    return shown(session, tally.ranking()[:limit])
 
 
 def shown(session: Session, standings: Sequence[Standing]) -> list[Shown]:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from loyalty.api.deps import CatalogReader, Partnered, Reader, Signed, UowDep
 from loyalty.api.idempotency import Digest, idempotent
@@ -27,7 +27,7 @@ from loyalty.api.schemas import (
     TimeQuery,
     parse_time,
 )
-from loyalty.audit.leaderboard import Tallies
+from loyalty.audit.leaderboard import Tallies, Tally
 from loyalty.db.models import Leaderboard, Member
 from loyalty.errors import ErrorCode, NotFoundError, UnprocessableError
 from loyalty.services import leaderboards, members
@@ -100,7 +100,10 @@ def _scopes(request: Request) -> leaderboards.Scopes:
 def _standings(
     request: Request, uow: UnitOfWork, board: Leaderboard, at: str | None, limit: int, member: Member | None,
     *, others_shown: bool,
-) -> StandingsPublic:  # fmt: skip
+) -> Response:  # fmt: skip
+    """The standings, dumped here: the entries every client of a board asks for are made once per
+    change of its ranking, and FastAPI's validation of 100 of them again (in another worker
+    thread) would cost more than the rest of the request."""
     tallies: Tallies = request.app.state.leaderboards
     now = datetime.now(UTC)
     moment = parse_time(at) or now
@@ -108,29 +111,44 @@ def _standings(
         raise UnprocessableError(ErrorCode.VALIDATION_ERROR, f"the period of {moment.isoformat()} has not begun")
     scope = _scopes(request).of(uow.session, board)
     tally = leaderboards.tally(uow.session, tallies, board, moment, scope)
-    ranking = tally.ranking()
-    top = leaderboards.top(uow.session, tally, limit)
     own = tally.rank_of(member.wallet_address) if member is not None else None
-
-    def entry(s: leaderboards.Shown) -> StandingPublic:
-        shown_id = s.member_id if others_shown or (member is not None and s.member_id == member.id) else None
-        return StandingPublic(rank=s.rank, points=s.points, member_id=shown_id)
-
-    return StandingsPublic(
+    entries = _entries(uow, tally)[:limit]
+    if not others_shown:  # a member's own view: only its own id
+        mine = None if member is None else member.id
+        entries = [
+            e if e.member_id == mine else StandingPublic(rank=e.rank, points=e.points, member_id=None) for e in entries
+        ]
+    found = StandingsPublic.model_construct(
         leaderboard_id=board.id, period_start=datetime.fromtimestamp(tally.since, UTC),
         period_end=datetime.fromtimestamp(tally.until, UTC), block_number=tally.last_block,
-        final=tally.end is not None and tally.last_block >= tally.end, ranked=len(ranking),
-        entries=[entry(s) for s in top],
+        final=tally.end is not None and tally.last_block >= tally.end, ranked=len(tally.ranking()),
+        entries=entries,
         member=None if own is None or member is None else StandingPublic(rank=own.rank, points=own.points, member_id=member.id),
         rule=leaderboards.RULE,
     )  # fmt: skip
+    return Response(found.model_dump_json(), media_type="application/json")
+
+
+def _entries(uow: UnitOfWork, tally: Tally) -> list[StandingPublic]:
+    """The top of the ranking (`leaderboards.TOP_MOST`) with every member's id, made once per
+    version of the ranking."""
+    version = tally.version
+    kept = tally.views.get("entries")
+    if kept is None or kept[0] != version:
+        top = leaderboards.top(uow.session, tally, leaderboards.TOP_MOST)
+        kept = tally.views["entries"] = (
+            version,
+            [StandingPublic.model_construct(rank=s.rank, points=s.points, member_id=s.member_id) for s in top],
+        )
+    entries: list[StandingPublic] = kept[1]
+    return entries
 
 
 @router.get("/leaderboards/{leaderboard_id}/standings", response_model=StandingsPublic)
 def standings(
     leaderboard_id: IdPath, request: Request, uow: UowDep, principal: Reader, at: TimeQuery = None,
     limit: TopN = 100, member_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
-) -> StandingsPublic:  # fmt: skip
+) -> Response:  # fmt: skip
     """The ranking of the period `at` falls in (default: now), from the chain: the top `limit`
     and, with `member_id`, that member's own rank (the brand itself, the admin, auditors)."""
     board = leaderboards.get(uow, leaderboard_id, principal.partner_id, _scopes(request))
@@ -142,7 +160,7 @@ def standings(
 def my_standing(
     leaderboard_id: IdPath, request: Request, uow: UowDep, principal: Signed, at: TimeQuery = None,
     limit: TopN = 100,
-) -> StandingsPublic:  # fmt: skip
+) -> Response:  # fmt: skip
     """The member's rank in a leaderboard of a brand it is linked to, and the top `limit` (the
     others without their ids)."""
     assert principal.member_id is not None
