@@ -58,13 +58,18 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 async def get_uow(runtime: RuntimeDep) -> AsyncIterator[UnitOfWork]:
     """A session opened in the event loop (that connects to nothing yet) and closed in a worker
     thread (closing rolls back and returns the connection: I/O on PostgreSQL): one hop to a
-    worker thread per request instead of two for a sync generator's enter and exit."""
+    worker thread per request instead of two for a sync generator's enter and exit.
+
+    The close does not wait for room in the thread pool (a limiter of its own, as FastAPI's
+    own exits): a session holding a row lock would otherwise wait behind the requests blocked
+    on that lock, which fill the pool, until the lock timed out. A client gone away still
+    gives the connection back (shielded)."""
     session = runtime.sessions()
     try:
         yield UnitOfWork.of(runtime, session)
     finally:
-        with anyio.CancelScope(shield=True):  # a client gone away still gives the connection back
-            await run_in_threadpool(session.close)
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(session.close, limiter=anyio.CapacityLimiter(1))
 
 
 UowDep = Annotated[UnitOfWork, Depends(get_uow)]
