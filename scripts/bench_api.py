@@ -34,7 +34,7 @@ from web3 import HTTPProvider, Web3
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
 
-from benchlib import get_all  # noqa: E402
+from benchlib import get_all, p99  # noqa: E402
 
 from loyalty.chain.custody import Custody  # noqa: E402
 from loyalty.chain.deploy import TokenParams, deploy_token  # noqa: E402
@@ -125,9 +125,8 @@ def _get_all(api: str, requests: list[tuple[str, str]], label: str) -> list[floa
     return [latency * 1000 for latency in get_all(api, requests, CLIENTS, label)]
 
 
-def p99(values: list[float]) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 1)
+def p99_ms(latencies_ms: list[float]) -> float:
+    return round(p99(latencies_ms), 1)
 
 
 def main() -> None:
@@ -187,7 +186,7 @@ def main() -> None:
         baseline = _get_all(api, [("/v1/rewards/1", keys[0])] * REQUESTS, "baseline")
         figures: dict[str, float] = {"members": MEMBERS, "entries": ENTRIES}
         for name, requests in scenarios.items():
-            figures[name] = p99(_get_all(api, requests, name.removesuffix("_p99_ms")))
+            figures[name] = p99_ms(_get_all(api, requests, name.removesuffix("_p99_ms")))
     finally:
         if api_process is not None:
             api_process.terminate()
@@ -195,11 +194,11 @@ def main() -> None:
         stop_node(node)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"baseline: GET /v1/rewards/1 p99 {p99(baseline)} ms ({CLIENTS} clients, same run)")
+    print(f"baseline: GET /v1/rewards/1 p99 {p99_ms(baseline)} ms ({CLIENTS} clients, same run)")
     for name, target in TARGETS.items():
         verdict = "ok" if figures[name] <= target else "MISSED"
         print(
-            f"{name:<22} {figures[name]:>7} ms  (target <= {target} ms, {figures[name] / p99(baseline):.1f}x the baseline)  {verdict}"
+            f"{name:<22} {figures[name]:>7} ms  (target <= {target} ms, {figures[name] / p99_ms(baseline):.1f}x the baseline)  {verdict}"
         )
     print(f"written to {OUT}")
 
