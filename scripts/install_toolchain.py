@@ -4,12 +4,15 @@
   so `brownie compile` never downloads a compiler.
 - `anvil` on the venv's PATH (brownie launches it for `brownie test`) keeps its files under
   `var/anvil-home` instead of `$HOME` and prunes history.
+- The web UI's scripts from npm (htmx) are copied into its static folder: the app serves them,
+  no CDN.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import sys
 from pathlib import Path
@@ -51,9 +54,23 @@ def install_anvil() -> Path:
     return target
 
 
+WEB_ASSETS = {"htmx.min.js": "htmx.org/dist/htmx.min.js"}  # served as /static/vendor/<name>
+
+
+def install_web_assets() -> Path:
+    folder = ROOT / "backend/loyalty/web/static/vendor"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, source in WEB_ASSETS.items():
+        origin, target = ROOT / "node_modules" / source, folder / name
+        if not target.exists() or target.read_bytes() != origin.read_bytes():
+            shutil.copyfile(origin, target)
+    return folder
+
+
 def main() -> None:
     solc = install_solc()
     anvil = install_anvil()
+    install_web_assets()
     if not os.environ.get("QUIET"):
         print(f"toolchain: solc -> {solc}\ntoolchain: anvil -> {anvil}")
 

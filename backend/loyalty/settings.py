@@ -44,6 +44,9 @@ class Settings(BaseModel):
             Ethereum message must name one of them (env LOYALTY_SIWE_DOMAINS, comma-separated;
             default the local API's). Never the request's own Host header: a phishing site
             could have a wallet sign a message for its own domain and send it with that Host.
+        tx_url: a block explorer's page for a transaction, `{tx}` standing for its hash (env
+            LOYALTY_TX_URL, e.g. `https://etherscan.io/tx/{tx}`); the web UI links every
+            transaction to it. Empty (a local chain): hashes are shown without a link.
     """
 
     database_url: str
@@ -58,6 +61,7 @@ class Settings(BaseModel):
     sweep_interval_s: int = 60
     siwe_domains: tuple[str, ...] = ("127.0.0.1:8000", "localhost:8000")
     exchange_address: str | None = None
+    tx_url: str = ""
 
     @classmethod
     def from_env(cls, var_dir: Path = VAR) -> Settings:
@@ -74,6 +78,7 @@ class Settings(BaseModel):
             sweep_interval_s=int(env.get("LOYALTY_SWEEP_INTERVAL_S", 60)),
             siwe_domains=_siwe_domains(env),
             exchange_address=env.get("EXCHANGE_ADDRESS") or None,
+            tx_url=env.get("LOYALTY_TX_URL", ""),
         )
 
 

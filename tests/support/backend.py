@@ -154,9 +154,11 @@ def start_worker(settings: Settings, log: Path | None = None, **extra: str) -> s
 
 
 @contextmanager
-def serving(settings: Settings, *, outbox: bool, log: Path | None = None, **extra: str) -> Iterator[str]:
-    """`loyalty serve` as its own process on a free port; yields its URL once it answers."""
-    port = free_port()
+def serving(
+    settings: Settings, *, outbox: bool, log: Path | None = None, port: int | None = None, **extra: str
+) -> Iterator[str]:
+    """`loyalty serve` as its own process on `port` (default: a free one); yields its URL once it answers."""
+    port = port or free_port()
     out = log.open("ab") if log else subprocess.DEVNULL
     command = [
         sys.executable,

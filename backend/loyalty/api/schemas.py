@@ -622,6 +622,12 @@ class HealthPublic(BaseModel):
     )
 
 
+class WhoAmI(BaseModel):
+    role: Literal["admin", "partner", "auditor", "member"]
+    partner_id: int | None = Field(description="a partner key's partner")
+    member_id: int | None = Field(description="a member session's member")
+
+
 class ChainPublic(BaseModel):
     chain_id: int
     token_address: str
@@ -633,6 +639,13 @@ class AuditDiscrepancy(BaseModel):
     detail: str
     tx_hash: str | None
     block_number: int | None
+
+
+class AuditCheck(BaseModel):
+    name: str
+    description: str
+    checked: int = Field(description="items it looked at")
+    failed: int = Field(description="the items that failed it")
 
 
 class AuditPartner(BaseModel):
@@ -664,6 +677,7 @@ class AuditSummary(BaseModel):
     total_supply_onchain_points: int
     partners: list[AuditPartner]
     discrepancies: list[AuditDiscrepancy]
+    checks: list[AuditCheck] = Field(default=[], description="every check this replay made, and its result")
 
 
 class AuditEntry(BaseModel):

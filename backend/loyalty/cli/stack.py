@@ -165,12 +165,14 @@ def deploy(rpc_url: str, name: str, symbol: str, epoch_length_s: int, validity_e
 def _serve(settings: Settings, host: str, port: int, *, run_outbox: bool) -> None:
     import uvicorn
 
-    from loyalty.api.app import create_app
+    from loyalty.web.site import create_site
 
     _check_port_free(host, port, "the API")
     log_to_stderr()
     runtime = runtime_or_exit(settings)
-    uvicorn.run(create_app(settings, run_outbox=run_outbox, runtime=runtime), host=host, port=port, log_level="warning")
+    uvicorn.run(
+        create_site(settings, run_outbox=run_outbox, runtime=runtime), host=host, port=port, log_level="warning"
+    )
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from loyalty.api.deps import UowDep, require
 from loyalty.api.schemas import (
+    AuditCheck,
     AuditDiscrepancy,
     AuditEntry,
     AuditMember,
@@ -19,6 +20,7 @@ from loyalty.api.schemas import (
     IdPath,
     ProgramQuery,
 )
+from loyalty.audit.verify import CHECKS
 from loyalty.audit.view import AuditView, AuditViews, Snapshot
 from loyalty.db.models import Campaign, Partner, Program
 from loyalty.errors import ErrorCode, UnprocessableError
@@ -88,7 +90,26 @@ def _summary(snapshot: Snapshot, program_id: int, accounts: Mapping[str, tuple[i
             for i in issuers
         ],
         discrepancies=[AuditDiscrepancy(**asdict(d)) for d in snapshot.ledger.discrepancies],
+        checks=_checks(snapshot, outstanding, [budgets[i.address] - i.budget_remaining for i in issuers]),
     )
+
+
+def _checks(snapshot: Snapshot, outstanding: int, budget_gaps: list[int]) -> list[AuditCheck]:
+    """The checks this replay makes, each with how many items it looked at and how many failed:
+    the ledger's own, the supply and the budgets against the contract's (per-member balances and
+    consents are the full audit's, `loyalty audit`)."""
+    failed: dict[str, int] = {}
+    for discrepancy in snapshot.ledger.discrepancies:
+        failed[discrepancy.check] = failed.get(discrepancy.check, 0) + 1
+    checked = dict(snapshot.ledger.checked)
+    checked["total_supply"], failed["total_supply"] = 1, int(outstanding != snapshot.total_supply())
+    checked["budgets"] = checked.get("budgets", 0) + len(budget_gaps)
+    failed["budgets"] = failed.get("budgets", 0) + sum(gap != 0 for gap in budget_gaps)
+    return [
+        AuditCheck(name=name, description=text, checked=checked.get(name, 0), failed=failed.get(name, 0))
+        for name, text in CHECKS.items()
+        if name not in ("balances", "consents")
+    ]
 
 
 @router.get("/members/{member_id}", response_model=AuditMember)

@@ -1,0 +1,137 @@
+"""The partner and admin console (/console). A partner: its budget, the members linked to it
+(search by external id, paginated), earning one at a time or from a CSV file with progress. The
+admin: partners (create, top up a budget) and the service's health."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from loyalty.web.api import ApiProblem
+from loyalty.web.keys import sign_in_routes
+from loyalty.web.session import CONSOLE, Viewer, viewer
+from loyalty.web.site import page
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+sign_in_routes(router, CONSOLE)
+User = Annotated[Viewer, viewer(CONSOLE)]
+Key = Annotated[str, Form(min_length=8, max_length=64)]  # the form's idempotency key
+MAX_CSV_ROWS = 10_000  # one POST /v1/earn/batch
+PAGE_ROWS = 50
+
+
+@router.get("")
+async def home(request: Request, user: User, external_id: str = "", cursor: str = "") -> HTMLResponse:
+    if user.role == "admin":
+        partners, health = await asyncio.gather(user.api.get("/v1/partners", limit=100), user.api.get("/v1/health"))
+        return page(request, "console_admin.html", surface=CONSOLE, user=user, partners=partners, health=health)
+    budget, members = await asyncio.gather(
+        user.api.get(f"/v1/partners/{user.partner_id}/budget"),
+        user.api.get("/v1/members", external_id=external_id, cursor=cursor, limit=PAGE_ROWS),
+    )
+    return page(
+        request, "console_partner.html", surface=CONSOLE, user=user, budget=budget, members=members,
+        external_id=external_id,
+    )  # fmt: skip
+
+
+@router.post("/earn")
+async def earn(
+    request: Request, user: User, idempotency_key: Key,
+    member_id: Annotated[int, Form(ge=1)], amount_points: Annotated[int, Form(ge=1)],
+    reason: Annotated[str, Form(max_length=500)] = "",
+) -> HTMLResponse:  # fmt: skip
+    body = {"member_id": member_id, "amount_points": amount_points, "reason": reason}
+    made = await user.api.send("POST", "/v1/earn", body, key=idempotency_key)
+    return page(request, "_earned.html", earn=made, member_id=member_id, amount_points=amount_points)
+
+
+def parse_earns(text: str) -> list[dict[str, Any]]:
+    """CSV rows `member_id,amount_points[,reason]` (a header row names the columns) as earn items;
+    a bad row is refused with its line number, before anything is sent."""
+    rows = csv.DictReader(io.StringIO(text))
+    if rows.fieldnames is None or not {"member_id", "amount_points"} <= set(rows.fieldnames):
+        raise ApiProblem(422, "csv_invalid", "the first line must name the columns: member_id,amount_points[,reason]")
+    items = []
+    for line, row in enumerate(rows, start=2):
+        try:
+            item: dict[str, Any] = {"member_id": int(row["member_id"]), "amount_points": int(row["amount_points"])}
+        except (TypeError, ValueError):
+            raise ApiProblem(
+                422, "csv_invalid", f"line {line}: member_id and amount_points are whole numbers"
+            ) from None
+        if row.get("reason"):
+            item["reason"] = row["reason"]
+        items.append(item)
+        if len(items) > MAX_CSV_ROWS:
+            raise ApiProblem(422, "csv_invalid", f"at most {MAX_CSV_ROWS:,} rows per file")
+    if not items:
+        raise ApiProblem(422, "csv_invalid", "the file has no rows")
+    return items
+
+
+@router.post("/earn/uploads")
+async def upload(user: User, idempotency_key: Key, file: Annotated[UploadFile, File()]) -> Response:
+    """Earn every row of a CSV file in one batch, then watch it confirm."""
+    since = datetime.now(UTC).isoformat()
+    items = parse_earns((await file.read()).decode("utf-8-sig", errors="replace"))
+    made = await user.api.send("POST", "/v1/earn/batch", {"items": items}, key=idempotency_key)
+    ids = made["ids"]
+    target = f"{CONSOLE.path}/earn/uploads/progress?since={since}&first={min(ids)}&last={max(ids)}&count={len(ids)}"
+    return RedirectResponse(target.replace("+", "%2B"), status_code=303)
+
+
+@router.get("/earn/uploads/progress")
+async def progress(request: Request, user: User, since: str, first: int, last: int, count: int) -> HTMLResponse:
+    """How many of an upload's earns the chain confirmed (htmx polls the fragment until all are)."""
+    confirmed, failed = await asyncio.gather(
+        _count(user, "confirmed", since, first, last), _count(user, "failed", since, first, last)
+    )
+    context: dict[str, Any] = {"confirmed": confirmed, "failed": failed, "count": count, "query": request.url.query}
+    if request.headers.get("hx-request"):
+        return page(request, "_progress.html", **context)
+    return page(request, "console_upload.html", surface=CONSOLE, user=user, **context)
+
+
+async def _count(user: Viewer, status: str, since: str, first: int, last: int) -> int:
+    found, cursor = 0, None
+    rows: dict[str, Any]
+    while True:
+        rows = await user.api.get("/v1/earn", status=status, created_after=since, cursor=cursor, limit=1000)
+        found += sum(bool(first <= row["id"] <= last) for row in rows["data"])
+        if not (cursor := rows["next_cursor"]):
+            return found
+
+
+@router.post("/partners")
+async def create_partner(
+    request: Request, user: User, idempotency_key: Key,
+    name: Annotated[str, Form(min_length=1, max_length=200)], issue_budget_points: Annotated[int, Form(ge=0)],
+) -> HTMLResponse:  # fmt: skip
+    """The admin adds a brand; its API key is shown once."""
+    body = {"name": name, "issue_budget_points": issue_budget_points}
+    made = await user.api.send("POST", "/v1/partners", body, key=idempotency_key)
+    return page(request, "_partner_created.html", partner=made)
+
+
+@router.post("/partners/{partner_id}/budget/grants")
+async def grant(
+    request: Request, partner_id: int, user: User, idempotency_key: Key, amount_points: Annotated[int, Form(ge=1)]
+) -> HTMLResponse:
+    """The admin tops up a partner's budget."""
+    body = {"amount_points": amount_points}
+    budget = await user.api.send("POST", f"/v1/partners/{partner_id}/budget/grants", body, key=idempotency_key)
+    return page(request, "_budget.html", budget=budget, partner_id=partner_id)
+
+
+@router.get("/partners/{partner_id}/budget")
+async def budget(request: Request, partner_id: int, user: User) -> HTMLResponse:
+    """A partner's budget alone (htmx refreshes it while a grant is on its way to the chain)."""
+    found = await user.api.get(f"/v1/partners/{partner_id}/budget")
+    return page(request, "_budget.html", budget=found, partner_id=partner_id)

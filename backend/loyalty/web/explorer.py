@@ -1,0 +1,68 @@
+"""The auditor's explorer (/explorer): the program as re-derived from the chain alone (the API's
+audit routes replay the token's events): every check and its result, the figures per issuer
+account, a member's entries with their transactions, each table downloadable as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from loyalty.web.keys import sign_in_routes
+from loyalty.web.session import EXPLORER, Viewer, viewer
+from loyalty.web.site import page
+
+router = APIRouter(prefix="/explorer", include_in_schema=False)
+sign_in_routes(router, EXPLORER)
+User = Annotated[Viewer, viewer(EXPLORER)]
+PARTNER_COLUMNS = (
+    "partner_id", "campaign_id", "issuer_address", "earned_points", "redeemed_at_points", "expired_points",
+    "outstanding_points", "budget_remaining_points", "budget_onchain_points", "last_tx_hash", "last_block_number",
+)  # fmt: skip
+
+
+@router.get("")
+async def summary(request: Request, user: User, program_id: int | None = None) -> HTMLResponse:
+    found = await user.api.get("/v1/audit/summary", program_id=program_id)
+    return page(request, "explorer.html", surface=EXPLORER, user=user, summary=found, program_id=program_id)
+
+
+@router.get("/partners.csv")
+async def partners_csv(user: User, program_id: int | None = None) -> Response:
+    """The summary's figures per issuer account (liability, breakage, redemptions) as CSV."""
+    found = await user.api.get("/v1/audit/summary", program_id=program_id)
+    name = f"partners-program-{found['program_id']}-block-{found['block_number']}.csv"
+    return _csv(name, PARTNER_COLUMNS, found["partners"])
+
+
+@router.get("/members/{member_id}")
+async def member(request: Request, member_id: int, user: User, program_id: int | None = None) -> HTMLResponse:
+    found = await user.api.get(f"/v1/audit/members/{member_id}", program_id=program_id)
+    return page(request, "explorer_member.html", surface=EXPLORER, user=user, member=found, member_id=member_id)
+
+
+@router.get("/members/{member_id}/entries.csv")
+async def member_csv(member_id: int, user: User, program_id: int | None = None) -> Response:
+    found = await user.api.get(f"/v1/audit/members/{member_id}", program_id=program_id)
+    entries = found["entries"]
+    columns = tuple(entries[0]) if entries else ("kind", "amount_points", "tx_hash", "block_number")
+    return _csv(f"member-{member_id}-entries.csv", columns, entries)
+
+
+def _csv(name: str, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> Response:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return Response(
+        out.getvalue(), media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
+
+
+@router.get("/members")
+async def member_form(member_id: int, _: User) -> Response:
+    """The summary's member form: on to that member's page."""
+    return RedirectResponse(f"{EXPLORER.path}/members/{member_id}", status_code=303)

@@ -1,0 +1,177 @@
+"""The member wallet (/wallet): balances by program and expiry, tier, history, the catalog,
+answering a partner's redemption request, one-time checkout codes and donations."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from eth_utils.address import to_checksum_address
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from loyalty.web.api import ApiProblem, api_of
+from loyalty.web.session import WALLET, Viewer, check_origin, sign_in_cookie, sign_out_cookie, viewer
+from loyalty.web.site import page
+
+router = APIRouter(prefix="/wallet", include_in_schema=False)
+Member = Annotated[Viewer, viewer(WALLET)]
+Key = Annotated[str, Form(min_length=8, max_length=64)]  # the form's idempotency key
+SIWE_VALID = timedelta(minutes=5)  # to sign the message in
+DONE = {
+    "approved": "Approved: the points are being burned. Your balance falls once the chain confirms it.",
+    "declined": "Declined: nothing was burned.",
+    "donated": "Thank you: your donation is on its way to the chain.",
+}
+
+
+@router.get("/sign-in")
+async def sign_in_form(request: Request) -> HTMLResponse:
+    return page(request, "sign_in.html", surface=WALLET)
+
+
+@router.post("/sign-in")
+async def sign_in(
+    request: Request,
+    external_id: Annotated[str, Form(max_length=200)],
+    passphrase: Annotated[str, Form(max_length=1024)],
+) -> Response:
+    """A custodial member: external id and passphrase."""
+    check_origin(request)
+    async with api_of(request, None) as api:
+        try:
+            made = await api.send("POST", "/v1/auth/sessions", {"external_id": external_id, "passphrase": passphrase})
+        except ApiProblem as problem:
+            return page(request, "sign_in.html", problem.status, surface=WALLET, error=problem.detail)
+    return _signed_in(request, made["token"])
+
+
+@router.post("/sign-in/siwe")
+async def sign_in_siwe(
+    request: Request, message: Annotated[str, Form(max_length=4000)], signature: Annotated[str, Form(max_length=8200)]
+) -> Response:
+    """A self-custody member: the Sign-In with Ethereum message its wallet signed (static/wallet.js)."""
+    check_origin(request)
+    async with api_of(request, None) as api:
+        try:
+            # a browser sends a form's line breaks as CRLF; the signed message has LF (EIP-4361)
+            body = {"message": message.replace("\r\n", "\n"), "signature": signature}
+            made = await api.send("POST", "/v1/auth/siwe", body)
+        except ApiProblem as problem:
+            return page(request, "sign_in.html", problem.status, surface=WALLET, error=problem.detail)
+    return _signed_in(request, made["token"])
+
+
+@router.post("/sign-in/siwe-message")
+async def siwe_message(request: Request, address: Annotated[str, Form(pattern=r"^0x[0-9a-fA-F]{40}$")]) -> JSONResponse:
+    """The Sign-In with Ethereum message for `address` to sign, on a fresh nonce from the API
+    (the address EIP-55 checksummed, as the standard requires)."""
+    check_origin(request)
+    async with api_of(request, None) as api:
+        nonce = await api.send("POST", "/v1/auth/siwe/nonces")
+    now = datetime.now(UTC)
+    message = (
+        f"{nonce['domain']} wants you to sign in with your Ethereum account:\n{to_checksum_address(address)}\n\n"
+        f"{nonce['statement']}\n\nURI: {nonce['uri']}\nVersion: 1\nChain ID: {nonce['chain_id']}\n"
+        f"Nonce: {nonce['nonce']}\nIssued At: {now.isoformat()}\nExpiration Time: {(now + SIWE_VALID).isoformat()}"
+    )
+    return JSONResponse({"message": message})
+
+
+def _signed_in(request: Request, token: str) -> Response:
+    response = RedirectResponse(WALLET.path, status_code=303)
+    sign_in_cookie(response, WALLET, token, secure=request.url.scheme == "https")
+    return response
+
+
+@router.post("/sign-out")
+async def sign_out(member: Member) -> Response:
+    await member.api.send("DELETE", "/v1/me/session")
+    response = RedirectResponse(f"{WALLET.path}/sign-in", status_code=303)
+    sign_out_cookie(response, WALLET)
+    return response
+
+
+@router.get("")
+async def home(request: Request, member: Member, done: str = "") -> HTMLResponse:
+    api = member.api
+    me, balance, redemptions, history, rewards, challenges = await asyncio.gather(
+        api.get("/v1/me"),
+        api.get("/v1/me/balance"),
+        api.get("/v1/me/redemptions"),
+        api.get("/v1/me/history", limit=100),
+        api.get("/v1/rewards", active=True, limit=100),
+        api.get("/v1/me/challenges"),
+    )
+    tier = await _tier(member)
+    return page(
+        request, "wallet.html", surface=WALLET, me=me, balance=balance, tier=tier,
+        waiting=[r for r in redemptions if r["status"] == "awaiting_member"], redemptions=redemptions,
+        history=list(reversed(history["data"])), more_history=history["next_cursor"],
+        rewards=rewards["data"], challenges=challenges, notice=DONE.get(done),
+        in_flight=any(r["status"] == "reserved" for r in redemptions)
+        or any(e["status"] == "pending" for e in history["data"]),
+    )  # fmt: skip
+
+
+async def _tier(member: Viewer) -> dict[str, Any] | None:
+    try:
+        tier: dict[str, Any] = await member.api.get("/v1/me/tier")
+    except ApiProblem as problem:
+        if problem.status == 404:  # the program has no tiers
+            return None
+        raise
+    return tier
+
+
+@router.get("/balance")
+async def balance(request: Request, member: Member) -> HTMLResponse:
+    """The balances alone (htmx refreshes them while a write is on its way to the chain)."""
+    found, redemptions = await asyncio.gather(member.api.get("/v1/me/balance"), member.api.get("/v1/me/redemptions"))
+    in_flight = any(r["status"] == "reserved" for r in redemptions)
+    return page(request, "_balance.html", balance=found, in_flight=in_flight)
+
+
+@router.post("/redemptions/{redemption_id}/{answer}")
+async def answer(redemption_id: int, answer: str, member: Member, idempotency_key: Key) -> Response:
+    """Approve or decline a partner's request (a custodial member: the service signs for it)."""
+    if answer not in ("approve", "decline"):
+        raise ApiProblem(404, "not_found", f"a redemption is approved or declined, not {answer!r}")
+    await member.api.send("POST", f"/v1/me/redemptions/{redemption_id}/{answer}", key=idempotency_key)
+    return RedirectResponse(f"{WALLET.path}?done={answer}d", status_code=303)
+
+
+@router.post("/redemption-codes")
+async def redemption_code(
+    request: Request, member: Member, idempotency_key: Key,
+    partner_id: Annotated[int, Form(ge=1)], max_points: Annotated[int, Form(ge=1)],
+) -> HTMLResponse:  # fmt: skip
+    """A one-time code for a partner's checkout, shown once."""
+    body = {"partner_id": partner_id, "max_points": max_points}
+    made = await member.api.send("POST", "/v1/me/redemption-codes", body, key=idempotency_key)
+    return page(request, "_code.html", code=made)
+
+
+@router.post("/donations/consents")
+async def donation_consent(
+    member: Member, idempotency_key: Key,
+    charity_id: Annotated[int, Form(ge=1)], amount_points: Annotated[int, Form(ge=1)],
+) -> JSONResponse:  # fmt: skip
+    """The typed data a self-custody member's wallet signs for a donation (static/wallet.js)."""
+    body = {"charity_id": charity_id, "amount_points": amount_points}
+    return JSONResponse(await member.api.send("POST", "/v1/me/donations/consents", body, key=idempotency_key))
+
+
+@router.post("/donations")
+async def donate(
+    member: Member, idempotency_key: Key,
+    charity_id: Annotated[int, Form(ge=1)], amount_points: Annotated[int, Form(ge=1)],
+    signature: Annotated[str, Form(max_length=8200)] = "", deadline: Annotated[int | None, Form()] = None,
+) -> Response:  # fmt: skip
+    """Donate: a custodial member's request is its consent; a self-custody one sends its signature."""
+    body: dict[str, Any] = {"charity_id": charity_id, "amount_points": amount_points}
+    if signature:
+        body |= {"signature": signature, "deadline": deadline}
+    await member.api.send("POST", "/v1/me/donations", body, key=idempotency_key)
+    return RedirectResponse(f"{WALLET.path}?done=donated", status_code=303)
