@@ -54,7 +54,8 @@ def users(stack: Stack) -> dict[str, tuple[str, str]]:
 
 
 def _url(path: str) -> str:
-    return re.sub(r"\{answer\}", "approve", re.sub(r"\{\w+_id\}", "1", path))
+    named = {"answer": "approve", "name": "rewards", "index": "0"}
+    return re.sub(r"\{(\w+)\}", lambda m: named.get(m.group(1), "1"), path)
 
 
 def test_everyPage_isASignInPage_orNeedsItsSurfacesUser():

@@ -158,3 +158,25 @@ def test_auditor_opensTheExplorer_andDownloadsACsv(page: Page, stack: Stack, tmp
     expect(page.get_by_role("heading", name=f"Member {member['id']}, from the chain")).to_be_visible()
     expect(page.get_by_role("row", name=re.compile("earn"))).to_contain_text("1,234")
     no_serious_violations(page)
+
+
+def test_partner_addsARewardToTheCatalog_setsItsStock_andSimulatesARule(page: Page, stack: Stack):
+    brand = stack.partner("Bakery")
+    stack.call("POST", "/v1/rules", brand["api_key"], {"name": "Ten", "calculator": {"strategy": "fixed", "points": 10}})
+    page.context.add_cookies([{"name": "loyalty_console", "value": brand["api_key"], "url": stack.url + "/console"}])
+    page.goto("/console/rewards")
+    page.get_by_label("Name").fill("Croissant")
+    page.get_by_label("Cost (points)").fill("120")
+    page.get_by_label("Stock", exact=True).fill("7")
+    page.get_by_role("button", name="Add").click()
+    row = page.get_by_role("row", name=re.compile("Croissant"))
+    expect(row).to_contain_text("120")
+    row.get_by_label("Stock").fill("2")
+    row.get_by_role("button", name="Set stock").click()
+    expect(page.get_by_role("row", name=re.compile("Croissant")).get_by_role("cell").nth(3)).to_have_text("2")
+    rewards = stack.call("GET", f"/v1/rewards?partner_id={brand['id']}", brand["api_key"])["data"]
+    assert [(r["name"], r["stock"]) for r in rewards] == [("Croissant", 2)]
+
+    page.goto("/console/rules")
+    page.get_by_role("button", name="Simulate").click()
+    expect(page.locator("#simulated")).to_contain_text("It would earn 10 points")

@@ -1438,7 +1438,7 @@ def metrics(
     """A program's figures (a brand's with --partner; a partner's key gets its own): liability,
     flows, breakage by cohort, members, retention, repeat purchases and deferred revenue (GET
     /v1/metrics). Liability and breakage are those `loyalty audit verify` derives."""
-    from loyalty.cli.charts import cohorts_chart
+    from loyalty.web.charts import cohorts_chart
 
     query = _query(program_id=program_id, partner_id=partner_id, campaign_id=campaign_id, since=since, until=until,
                    active_days=active_days)  # fmt: skip

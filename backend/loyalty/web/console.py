@@ -14,7 +14,9 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from loyalty.web.api import ApiProblem
+from loyalty.web.charts import cohorts_chart
 from loyalty.web.keys import sign_in_routes
+from loyalty.web.sections import SECTIONS, Input, Section, body_of
 from loyalty.web.session import CONSOLE, Viewer, viewer
 from loyalty.web.site import page
 
@@ -30,14 +32,17 @@ PAGE_ROWS = 50
 async def home(request: Request, user: User, external_id: str = "", cursor: str = "") -> HTMLResponse:
     if user.role == "admin":
         partners, health = await asyncio.gather(user.api.get("/v1/partners", limit=100), user.api.get("/v1/health"))
-        return page(request, "console_admin.html", surface=CONSOLE, user=user, partners=partners, health=health)
+        return page(
+            request, "console_admin.html", surface=CONSOLE, user=user, partners=partners, health=health,
+            sections=_sections(user),
+        )  # fmt: skip
     budget, members = await asyncio.gather(
         user.api.get(f"/v1/partners/{user.partner_id}/budget"),
         user.api.get("/v1/members", external_id=external_id, cursor=cursor, limit=PAGE_ROWS),
     )
     return page(
         request, "console_partner.html", surface=CONSOLE, user=user, budget=budget, members=members,
-        external_id=external_id,
+        external_id=external_id, sections=_sections(user),
     )  # fmt: skip
 
 
@@ -135,3 +140,74 @@ async def budget(request: Request, partner_id: int, user: User) -> HTMLResponse:
     """A partner's budget alone (htmx refreshes it while a grant is on its way to the chain)."""
     found = await user.api.get(f"/v1/partners/{partner_id}/budget")
     return page(request, "_budget.html", budget=found, partner_id=partner_id)
+
+
+@router.get("/webhooks/{webhook_id}/deliveries")
+async def deliveries(request: Request, webhook_id: int, user: User, cursor: str = "") -> HTMLResponse:
+    """A webhook's delivery log: each attempt's status and answer."""
+    found = await user.api.get(f"/v1/webhooks/{webhook_id}/deliveries", cursor=cursor, limit=PAGE_ROWS)
+    columns = ("id", "type", "status", "attempts", "last_status_code", "last_error", "delivered_at", "created_at")
+    return page(
+        request, "console_section.html", surface=CONSOLE, user=user, sections=_sections(user), found=found,
+        section=Section("webhooks", f"Webhook {webhook_id}: deliveries", "", columns), rows=found["data"],
+    )  # fmt: skip
+
+
+@router.post("/rules/simulate")
+async def simulate(request: Request, user: User, activity: Annotated[str, Form(max_length=100_000)]) -> HTMLResponse:
+    """What an activity would earn under the partner's rules, tiers and campaigns (writes nothing)."""
+    body = body_of(SIMULATION, {"body": activity})
+    return page(request, "_simulated.html", result=await user.api.send("POST", "/v1/rules/simulate", body))
+
+
+SIMULATION = (Input("body", "Activity (JSON)", "json"),)
+
+
+def _sections(user: Viewer) -> list[Section]:
+    return [s for s in SECTIONS.values() if user.role in s.roles]
+
+
+def _section(user: Viewer, name: str) -> Section:
+    section = SECTIONS.get(name)
+    if section is None or user.role not in section.roles:
+        raise ApiProblem(404, "page_not_found", f"the console has no page {name!r} for the {user.role}")
+    return section
+
+
+@router.get("/{name}")
+async def section_page(request: Request, name: str, user: User, cursor: str = "", done: str = "") -> HTMLResponse:
+    """A resource's page: its rows (or its document), its create form and row actions."""
+    section = _section(user, name)
+    own = {"partner_id": user.partner_id} if section.own and user.role == "partner" else {}
+    listed = "data" in (found := await user.api.get(section.path, **own, **({"cursor": cursor} if cursor else {})))
+    chart = cohorts_chart(found) if name == "metrics" else None
+    return page(
+        request, "console_section.html", surface=CONSOLE, user=user, sections=_sections(user), section=section,
+        found=found, rows=found["data"] if listed else None, chart=chart, notice="Saved." if done else None,
+    )  # fmt: skip
+
+
+@router.post("/{name}")
+async def section_create(request: Request, name: str, user: User, idempotency_key: Key) -> Response:
+    section = _section(user, name)
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    made = await user.api.send("POST", section.path, body_of(section.create, form), key=idempotency_key)
+    secret = made.get("api_key") or made.get("secret") if isinstance(made, dict) else None
+    if secret:  # shown once: on this answer, not after a redirect
+        return page(
+            request, "console_secret.html", surface=CONSOLE, user=user, section=section, made=made, secret=secret
+        )
+    return RedirectResponse(f"{CONSOLE.path}/{name}?done=1", status_code=303)
+
+
+@router.post("/{name}/{row_id}/actions/{index}")
+async def section_action(
+    request: Request, name: str, row_id: int, index: int, user: User, idempotency_key: Key
+) -> Response:
+    section = _section(user, name)
+    if not 0 <= index < len(section.actions):
+        raise ApiProblem(404, "page_not_found", f"{name} has no action {index}")
+    action = section.actions[index]
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    await user.api.send(action.method, action.path.format(id=row_id), body_of(action.inputs, form), key=idempotency_key)
+    return RedirectResponse(f"{CONSOLE.path}/{name}?done=1", status_code=303)

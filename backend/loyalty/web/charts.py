@@ -1,4 +1,4 @@
-"""Charts the CLI writes, as standalone SVG (no library, no network): a program's cohorts of
+"""Charts as standalone SVG (no library, no network), for the CLI and the web UI: a program's cohorts of
 points, each earned epoch's bar split into what was spent, expired and is still outstanding."""
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def cohorts_chart(metrics: dict[str, Any], width: int = 860, height: int = 340) 
         f'<text x="{pad}" y="20" font-size="14" font-weight="bold">{escape(title)}</text>'
     )
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{escape(title)}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>'
         f"{axes}{legend}{''.join(shapes)}</svg>\n"
     )

@@ -1,0 +1,190 @@
+"""The console's resource pages, declared: each lists an API collection as a table and, where
+the API takes one, offers its create form and row actions. A form's fields become the API's
+JSON body as typed (numbers as integers, JSON fields parsed); the API validates it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from loyalty.web.api import ApiProblem
+
+
+@dataclass(frozen=True)
+class Input:
+    """A form field: `kind` is text, number, json (a textarea holding JSON) or list (comma-separated)."""
+
+    name: str
+    label: str
+    kind: str = "text"
+    required: bool = True
+    example: str = ""
+
+
+@dataclass(frozen=True)
+class Action:
+    """A form on each row: `path` names the row's fields in braces (`/v1/rewards/{id}`)."""
+
+    label: str
+    method: str
+    path: str
+    inputs: tuple[Input, ...] = ()
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    title: str
+    path: str  # the API collection: GET lists it (a page, or one document), POST adds to it
+    columns: tuple[str, ...]
+    roles: tuple[str, ...] = ("admin", "partner")
+    create: tuple[Input, ...] = ()
+    actions: tuple[Action, ...] = ()
+    about: str = ""
+    own: bool = False  # a partner sees its own rows (`partner_id`)
+
+
+# fmt: off
+SECTIONS = {
+    s.name: s
+    for s in (
+        Section(
+            "rewards",
+            "Reward catalog",
+            "/v1/rewards",
+            ("id", "name", "cost_points", "stock", "active", "program_id"),
+            own=True,
+            create=(
+                Input("name", "Name"),
+                Input("cost_points", "Cost (points)", "number"),
+                Input("stock", "Stock", "number"),
+                Input("description", "Description", required=False),
+            ),
+            actions=(
+                Action("Set stock", "PATCH", "/v1/rewards/{id}", (Input("stock", "Stock", "number"),)),
+                Action("Deactivate", "PATCH", "/v1/rewards/{id}", (Input("active", "Active", "false"),)),
+            ),
+        ),
+        Section(
+            "purchases",
+            "Purchases",
+            "/v1/purchases",
+            ("order_id", "member_id", "status", "total_points", "occurred_at", "pending_until"),
+            about="A purchase earns through the partner's rules, tiers and campaigns.",
+            create=(
+                Input("member_id", "Member id", "number"),
+                Input("order_id", "Order id"),
+                Input("occurred_at", "Occurred at (ISO 8601)", example="2026-12-07T12:00:00Z"),
+                Input("currency", "Currency", example="USD"),
+                Input(
+                    "lines",
+                    "Lines (JSON)",
+                    "json",
+                    example='[{"sku": "latte", "quantity": 1, "unit_price_minor": 450}]',
+                ),
+            ),
+        ),
+        Section(
+            "rules",
+            "Earning rules",
+            "/v1/rules",
+            ("id", "version", "active", "definition"),
+            create=(
+                Input(
+                    "body",
+                    "Rule (JSON, as POST /v1/rules takes it)",
+                    "json",
+                    example='{"name": "Any", "calculator": {"strategy": "fixed", "points": 10}}',
+                ),
+            ),
+        ),
+        Section(
+            "campaigns",
+            "Campaigns",
+            "/v1/campaigns",
+            ("id", "name", "status", "starts_at", "ends_at", "budget"),
+            create=(Input("body", "Campaign (JSON, as POST /v1/campaigns takes it)", "json"),),
+            actions=(Action("Deactivate", "POST", "/v1/campaigns/{id}/deactivate"),),
+        ),
+        Section(
+            "agreements",
+            "Exchange agreements",
+            "/v1/agreements",
+            ("id", "status", "source_program_id", "target_program_id", "payer_id", "payee_id", "terms"),
+            create=(Input("body", "Agreement (JSON, as POST /v1/agreements takes it)", "json"),),
+        ),
+        Section(
+            "exchanges",
+            "Exchanges",
+            "/v1/exchanges",
+            ("id", "member_id", "agreement_id", "amount_in", "amount_out", "status", "tx_hash"),
+        ),
+        Section(
+            "settlement", "Settlement", "/v1/settlement", (), about="Periods, what each partner owes, and payments."
+        ),
+        Section(
+            "webhooks",
+            "Webhooks",
+            "/v1/webhooks",
+            ("id", "url", "event_types", "status", "failures"),
+            create=(
+                Input("url", "URL"),
+                Input("event_types", "Events (comma-separated)", "list", example="earn.confirmed"),
+            ),
+            actions=(Action("Deliveries", "GET", "/console/webhooks/{id}/deliveries"),),
+        ),
+        Section(
+            "metrics",
+            "Metrics",
+            "/v1/metrics",
+            (),
+            about="Liability and breakage from the chain; members and retention from the service.",
+        ),
+        Section(
+            "programs",
+            "Programs",
+            "/v1/programs",
+            ("id", "name", "symbol", "kind", "status", "token_address"),
+            roles=("admin",),
+            create=(Input("name", "Name"), Input("symbol", "Symbol", example="MILES")),
+        ),
+        Section(
+            "auditors",
+            "Auditors",
+            "/v1/auditors",
+            ("id", "name", "created_at"),
+            roles=("admin",),
+            create=(Input("name", "Name"),),
+        ),
+    )
+}
+# fmt: on
+
+
+def body_of(inputs: tuple[Input, ...], form: dict[str, str]) -> Any:
+    """The API's JSON body from a form: numbers as integers, JSON parsed, lists split; an empty
+    optional field left out. A single JSON field named `body` is the whole body."""
+    body: dict[str, Any] = {}
+    for field in inputs:
+        raw = form.get(field.name, "").strip()
+        if field.kind == "false":
+            body[field.name] = False
+            continue
+        if not raw:
+            if field.required:
+                raise ApiProblem(422, "form_invalid", f"{field.label}: required")
+            continue
+        try:
+            value: Any = (
+                int(raw) if field.kind == "number"
+                else json.loads(raw) if field.kind == "json"
+                else [part.strip() for part in raw.split(",") if part.strip()] if field.kind == "list"
+                else raw
+            )  # fmt: skip
+        except ValueError as error:
+            raise ApiProblem(422, "form_invalid", f"{field.label}: {error}") from None
+        if field.name == "body":
+            return value
+        body[field.name] = value
+    return body
