@@ -54,7 +54,6 @@ from loyalty.audit.ledger import Redemption  # noqa: E402
 from loyalty.audit.rpc import Rpc  # noqa: E402
 from loyalty.audit.verify import consent_digest, read_params  # noqa: E402
 from loyalty.chain.deploy import TokenParams  # noqa: E402
-from loyalty.web.charts import cohorts_chart  # noqa: E402
 from loyalty.db.models import (  # noqa: E402
     DeliveryStatus,
     Member,
@@ -62,6 +61,7 @@ from loyalty.db.models import (  # noqa: E402
     WebhookDelivery,
     WebhookEvent,
 )
+from loyalty.web.charts import cohorts_chart  # noqa: E402
 
 OUT = ROOT / "var" / "bench" / "metrics.json"
 RUN_DIR = ROOT / "var" / "bench" / "metrics-run"

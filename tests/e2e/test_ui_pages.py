@@ -4,7 +4,6 @@ from the app's routes and the console's sections (a new page is checked without 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
@@ -45,7 +44,7 @@ def _visits(world: dict[str, Any]) -> list[tuple[str, str, str]]:
         for role in surface.roles:
             names = [s.name for s in SECTIONS.values() if role in s.roles] if "{name}" in path else [""]
             for name in names:
-                url = re.sub(r"\{(\w+)\}", lambda m: str(world["ids"].get(m.group(1), name)), path)
+                url = path.replace("{name}", name).format(**world["ids"])
                 found.append((role, surface.cookie, url + QUERIES.get(path, "").format(**world["ids"])))
     return found
 
