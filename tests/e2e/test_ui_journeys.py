@@ -162,7 +162,9 @@ def test_auditor_opensTheExplorer_andDownloadsACsv(page: Page, stack: Stack, tmp
 
 def test_partner_addsARewardToTheCatalog_setsItsStock_andSimulatesARule(page: Page, stack: Stack):
     brand = stack.partner("Bakery")
-    stack.call("POST", "/v1/rules", brand["api_key"], {"name": "Ten", "calculator": {"strategy": "fixed", "points": 10}})
+    stack.call(
+        "POST", "/v1/rules", brand["api_key"], {"name": "Ten", "calculator": {"strategy": "fixed", "points": 10}}
+    )
     page.context.add_cookies([{"name": "loyalty_console", "value": brand["api_key"], "url": stack.url + "/console"}])
     page.goto("/console/rewards")
     page.get_by_label("Name").fill("Croissant")
@@ -180,3 +182,22 @@ def test_partner_addsARewardToTheCatalog_setsItsStock_andSimulatesARule(page: Pa
     page.goto("/console/rules")
     page.get_by_role("button", name="Simulate").click()
     expect(page.locator("#simulated")).to_contain_text("It would earn 10 points")
+
+
+def test_auditor_seesLiabilityByDate_andDownloadsTheCohorts(page: Page, stack: Stack, tmp_path: Path):
+    brand = stack.partner("Air")
+    stack.earn_confirmed(brand, stack.member(brand), 900)
+    auditor = stack.call("POST", "/v1/auditors", body={"name": "Chart audit"})
+    page.context.add_cookies([{"name": "loyalty_explorer", "value": auditor["api_key"], "url": stack.url + "/explorer"}])
+    page.goto("/explorer")
+    page.get_by_role("navigation", name="Explorer").get_by_role("link", name="Liability and breakage").click()
+    chart = page.locator("figure.chart svg")
+    expect(chart).to_have_attribute("aria-label", re.compile(r"liability [\d,]+ points"))
+    expect(chart.locator("text").filter(has_text=re.compile(r"^\d{4}-\d{2}-\d{2}$")).first).to_be_visible()  # dates
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download as CSV").click()
+    saved = tmp_path / "cohorts.csv"
+    download.value.save_as(saved)
+    cohorts = list(csv.DictReader(saved.open()))
+    summary = stack.call("GET", "/v1/audit/summary", auditor["api_key"])
+    assert sum(int(c["outstanding"]) for c in cohorts) == summary["outstanding_points"] >= 900

@@ -12,7 +12,7 @@ from support.backend import ADMIN_KEY, PASSPHRASE
 from support.ui import Stack, no_serious_violations
 from test_ui_authorization import PAGES
 
-from loyalty.web.sections import SECTIONS
+from loyalty.web.sections import SECTIONS_OF
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +21,19 @@ def world(stack: Stack) -> dict[str, Any]:
     member = stack.member(brand)
     stack.earn_confirmed(brand, member, 700)
     stack.call("POST", "/v1/rewards", brand["api_key"], {"name": "Scarf", "cost_points": 300, "stock": 3})
-    hook = stack.call("POST", "/v1/webhooks", brand["api_key"], {"url": "http://127.0.0.1:9/hook", "event_types": ["earn.confirmed"]})
-    session = stack.call("POST", "/v1/auth/sessions", None, {"external_id": member["external_id"], "passphrase": PASSPHRASE})
+    hook = stack.call(
+        "POST", "/v1/webhooks", brand["api_key"], {"url": "http://127.0.0.1:9/hook", "event_types": ["earn.confirmed"]}
+    )
+    session = stack.call(
+        "POST", "/v1/auth/sessions", None, {"external_id": member["external_id"], "passphrase": PASSPHRASE}
+    )
     auditor = stack.call("POST", "/v1/auditors", body={"name": "Pages audit"})
-    secrets = {"admin": ADMIN_KEY, "partner": brand["api_key"], "auditor": auditor["api_key"], "member": session["token"]}
+    secrets = {
+        "admin": ADMIN_KEY,
+        "partner": brand["api_key"],
+        "auditor": auditor["api_key"],
+        "member": session["token"],
+    }
     ids = {"member_id": member["id"], "webhook_id": hook["id"], "partner_id": brand["id"]}
     return {"secrets": secrets, "ids": ids}
 
@@ -39,10 +48,14 @@ def _visits(world: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(role, surface cookie, url) for every GET page each of its surface's roles may open."""
     found = []
     for method, path, surface in PAGES:
-        if method != "GET" or surface is None or path.endswith(("/sign-in", ".csv")):  # downloads: the journeys
+        if method != "GET" or surface is None or path.endswith(("/sign-in", ".csv")):  # downloads: below
             continue
         for role in surface.roles:
-            names = [s.name for s in SECTIONS.values() if role in s.roles] if "{name}" in path else [""]
+            names = (
+                [s.name for s in SECTIONS_OF.get(surface.name, {}).values() if role in s.roles]
+                if "{name}" in path
+                else [""]
+            )
             for name in names:
                 url = path.replace("{name}", name).format(**world["ids"])
                 found.append((role, surface.cookie, url + QUERIES.get(path, "").format(**world["ids"])))

@@ -14,9 +14,8 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from loyalty.web.api import ApiProblem
-from loyalty.web.charts import cohorts_chart
 from loyalty.web.keys import sign_in_routes
-from loyalty.web.sections import SECTIONS, Input, Section, body_of
+from loyalty.web.sections import Input, Section, body_of, download, listed, section_of, show
 from loyalty.web.session import CONSOLE, Viewer, viewer
 from loyalty.web.site import page
 
@@ -34,7 +33,7 @@ async def home(request: Request, user: User, external_id: str = "", cursor: str 
         partners, health = await asyncio.gather(user.api.get("/v1/partners", limit=100), user.api.get("/v1/health"))
         return page(
             request, "console_admin.html", surface=CONSOLE, user=user, partners=partners, health=health,
-            sections=_sections(user),
+            sections=listed(user),
         )  # fmt: skip
     budget, members = await asyncio.gather(
         user.api.get(f"/v1/partners/{user.partner_id}/budget"),
@@ -42,7 +41,7 @@ async def home(request: Request, user: User, external_id: str = "", cursor: str 
     )
     return page(
         request, "console_partner.html", surface=CONSOLE, user=user, budget=budget, members=members,
-        external_id=external_id, sections=_sections(user),
+        external_id=external_id, sections=listed(user),
     )  # fmt: skip
 
 
@@ -148,7 +147,7 @@ async def deliveries(request: Request, webhook_id: int, user: User, cursor: str 
     found = await user.api.get(f"/v1/webhooks/{webhook_id}/deliveries", cursor=cursor, limit=PAGE_ROWS)
     columns = ("id", "type", "status", "attempts", "last_status_code", "last_error", "delivered_at", "created_at")
     return page(
-        request, "console_section.html", surface=CONSOLE, user=user, sections=_sections(user), found=found,
+        request, "section.html", surface=CONSOLE, user=user, sections=listed(user), found=found,
         section=Section("webhooks", f"Webhook {webhook_id}: deliveries", "", columns), rows=found["data"],
     )  # fmt: skip
 
@@ -163,33 +162,19 @@ async def simulate(request: Request, user: User, activity: Annotated[str, Form(m
 SIMULATION = (Input("body", "Activity (JSON)", "json"),)
 
 
-def _sections(user: Viewer) -> list[Section]:
-    return [s for s in SECTIONS.values() if user.role in s.roles]
-
-
-def _section(user: Viewer, name: str) -> Section:
-    section = SECTIONS.get(name)
-    if section is None or user.role not in section.roles:
-        raise ApiProblem(404, "page_not_found", f"the console has no page {name!r} for the {user.role}")
-    return section
+@router.get("/{name}.csv")
+async def section_csv(name: str, user: User) -> Response:
+    return await download(user, name)
 
 
 @router.get("/{name}")
 async def section_page(request: Request, name: str, user: User, cursor: str = "", done: str = "") -> HTMLResponse:
-    """A resource's page: its rows (or its document), its create form and row actions."""
-    section = _section(user, name)
-    own = {"partner_id": user.partner_id} if section.own and user.role == "partner" else {}
-    listed = "data" in (found := await user.api.get(section.path, **own, **({"cursor": cursor} if cursor else {})))
-    chart = cohorts_chart(found) if name == "metrics" else None
-    return page(
-        request, "console_section.html", surface=CONSOLE, user=user, sections=_sections(user), section=section,
-        found=found, rows=found["data"] if listed else None, chart=chart, notice="Saved." if done else None,
-    )  # fmt: skip
+    return await show(request, user, name, cursor, "Saved." if done else None)
 
 
 @router.post("/{name}")
 async def section_create(request: Request, name: str, user: User, idempotency_key: Key) -> Response:
-    section = _section(user, name)
+    section = section_of(user, name)
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     made = await user.api.send("POST", section.path, body_of(section.create, form), key=idempotency_key)
     secret = made.get("api_key") or made.get("secret") if isinstance(made, dict) else None
@@ -204,7 +189,7 @@ async def section_create(request: Request, name: str, user: User, idempotency_ke
 async def section_action(
     request: Request, name: str, row_id: int, index: int, user: User, idempotency_key: Key
 ) -> Response:
-    section = _section(user, name)
+    section = section_of(user, name)
     if not 0 <= index < len(section.actions):
         raise ApiProblem(404, "page_not_found", f"{name} has no action {index}")
     action = section.actions[index]

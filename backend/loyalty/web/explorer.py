@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from loyalty.web.keys import sign_in_routes
+from loyalty.web.sections import download, listed, show
 from loyalty.web.session import EXPLORER, Viewer, viewer
 from loyalty.web.site import page
 
@@ -27,7 +28,10 @@ PARTNER_COLUMNS = (
 @router.get("")
 async def summary(request: Request, user: User, program_id: int | None = None) -> HTMLResponse:
     found = await user.api.get("/v1/audit/summary", program_id=program_id)
-    return page(request, "explorer.html", surface=EXPLORER, user=user, summary=found, program_id=program_id)
+    return page(
+        request, "explorer.html", surface=EXPLORER, user=user, summary=found, program_id=program_id,
+        sections=listed(user),
+    )  # fmt: skip
 
 
 @router.get("/partners.csv")
@@ -41,7 +45,10 @@ async def partners_csv(user: User, program_id: int | None = None) -> Response:
 @router.get("/members/{member_id}")
 async def member(request: Request, member_id: int, user: User, program_id: int | None = None) -> HTMLResponse:
     found = await user.api.get(f"/v1/audit/members/{member_id}", program_id=program_id)
-    return page(request, "explorer_member.html", surface=EXPLORER, user=user, member=found, member_id=member_id)
+    return page(
+        request, "explorer_member.html", surface=EXPLORER, user=user, member=found, member_id=member_id,
+        sections=listed(user),
+    )  # fmt: skip
 
 
 @router.get("/members/{member_id}/entries.csv")
@@ -66,3 +73,13 @@ def _csv(name: str, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> Res
 async def member_form(member_id: int, _: User) -> Response:
     """The summary's member form: on to that member's page."""
     return RedirectResponse(f"{EXPLORER.path}/members/{member_id}", status_code=303)
+
+
+@router.get("/{name}.csv")
+async def section_csv(name: str, user: User) -> Response:
+    return await download(user, name)
+
+
+@router.get("/{name}")
+async def section_page(request: Request, name: str, user: User, cursor: str = "") -> HTMLResponse:
+    return await show(request, user, name, cursor)

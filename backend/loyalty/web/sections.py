@@ -1,14 +1,23 @@
-"""The console's resource pages, declared: each lists an API collection as a table and, where
-the API takes one, offers its create form and row actions. A form's fields become the API's
-JSON body as typed (numbers as integers, JSON fields parsed); the API validates it."""
+"""The console's and the explorer's resource pages, declared: each lists an API collection as a
+table (or shows its one document) with a CSV download and, where the API takes one, offers its
+create form and row actions. A form's fields become the API's JSON body as typed (numbers as
+integers, JSON fields parsed); the API validates it."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import dataclass
 from typing import Any
 
+from fastapi import Request
+from fastapi.responses import HTMLResponse, Response
+
 from loyalty.web.api import ApiProblem
+from loyalty.web.charts import cohorts_chart
+from loyalty.web.session import Viewer
+from loyalty.web.site import page
 
 
 @dataclass(frozen=True)
@@ -46,7 +55,7 @@ class Section:
 
 
 # fmt: off
-SECTIONS = {
+CONSOLE_SECTIONS = {
     s.name: s
     for s in (
         Section(
@@ -159,7 +168,32 @@ SECTIONS = {
         ),
     )
 }
+EXPLORER_SECTIONS = {
+    s.name: s
+    for s in (
+        Section("metrics", "Liability and breakage", "/v1/metrics", (), roles=("admin", "auditor"),
+                about="From the chain, by the auditor's own computation: points by the day they were earned."),
+        Section("exchanges", "Exchanges", "/v1/exchanges", ("id", "member_id", "agreement_id", "source_program_id", "target_program_id", "amount_in", "amount_out", "status", "tx_hash"),
+                roles=("admin", "auditor")),
+        Section("agreements", "Agreements", "/v1/agreements", ("id", "status", "source_program_id", "target_program_id", "payer_id", "payee_id", "terms"),
+                roles=("admin", "auditor")),
+        Section("settlement", "Settlement", "/v1/settlement", (), roles=("admin", "auditor"),
+                about="The exchange's settlement between partners: periods, debts and payments, all public on the chain."),
+    )
+}
 # fmt: on
+SECTIONS_OF = {"console": CONSOLE_SECTIONS, "explorer": EXPLORER_SECTIONS}
+COHORT_COLUMNS: tuple[str, ...] = (
+    "epoch",
+    "starts_at",
+    "expires_at",
+    "earned",
+    "spent",
+    "expired",
+    "outstanding",
+    "closed",
+    "expected_expired",
+)
 
 
 def body_of(inputs: tuple[Input, ...], form: dict[str, str]) -> Any:
@@ -188,3 +222,51 @@ def body_of(inputs: tuple[Input, ...], form: dict[str, str]) -> Any:
             return value
         body[field.name] = value
     return body
+
+
+def listed(user: Viewer) -> list[Section]:
+    """The sections of the user's surface its role may open."""
+    return [s for s in SECTIONS_OF[user.surface.name].values() if user.role in s.roles]
+
+
+def section_of(user: Viewer, name: str) -> Section:
+    section = SECTIONS_OF[user.surface.name].get(name)
+    if section is None or user.role not in section.roles:
+        raise ApiProblem(404, "page_not_found", f"the {user.surface.name} has no page {name!r} for the {user.role}")
+    return section
+
+
+async def _found(user: Viewer, section: Section, cursor: str = "", limit: int = 50) -> Any:
+    own = {"partner_id": user.partner_id} if section.own and user.role == "partner" else {}
+    return await user.api.get(
+        section.path, **own, cursor=cursor or None, **({"limit": limit} if section.columns else {})
+    )
+
+
+async def show(request: Request, user: Viewer, name: str, cursor: str = "", notice: str | None = None) -> HTMLResponse:
+    """A section's page: its rows (or its document), its create form and row actions."""
+    section = section_of(user, name)
+    found = await _found(user, section, cursor)
+    return page(
+        request, "section.html", surface=user.surface, user=user, sections=listed(user), section=section,
+        found=found, rows=found.get("data"), notice=notice,
+        chart=cohorts_chart(found) if section.path == "/v1/metrics" else None,
+    )  # fmt: skip
+
+
+async def download(user: Viewer, name: str) -> Response:
+    """A section's figures as CSV: its rows (up to 1,000), or a program's cohorts for metrics."""
+    section = section_of(user, name)
+    found = await _found(user, section, limit=1_000)
+    if section.path == "/v1/metrics":
+        columns, rows = COHORT_COLUMNS, found["breakage"]["cohorts"]
+    elif "data" in found:
+        columns, rows = section.columns, found["data"]
+    else:
+        columns, rows = tuple(found), [found]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in row.items()} for row in rows)
+    headers = {"Content-Disposition": f'attachment; filename="{name}.csv"'}
+    return Response(out.getvalue(), media_type="text/csv", headers=headers)
