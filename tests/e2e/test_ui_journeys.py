@@ -201,3 +201,15 @@ def test_auditor_seesLiabilityByDate_andDownloadsTheCohorts(page: Page, stack: S
     cohorts = list(csv.DictReader(saved.open()))
     summary = stack.call("GET", "/v1/audit/summary", auditor["api_key"])
     assert sum(int(c["outstanding"]) for c in cohorts) == summary["outstanding_points"] >= 900
+
+
+def test_auditor_watchesAFirstReplay_thenSeesTheSummary(page: Page, stack: Stack):
+    program = stack.call("POST", "/v1/programs", body={"name": "Replay Miles", "symbol": "RPLY"})
+    wait_for(lambda: stack.call("GET", f"/v1/programs/{program['id']}")["status"] == "active")
+    auditor = stack.call("POST", "/v1/auditors", body={"name": "Replay audit"})
+    page.context.add_cookies([{"name": "loyalty_explorer", "value": auditor["api_key"], "url": stack.url + "/explorer"}])
+    page.goto(f"/explorer?program_id={program['id']}")
+    expect(page.get_by_role("heading", name="Replaying the chain")).to_be_visible()  # never replayed here yet
+    no_serious_violations(page)
+    expect(page.get_by_role("heading", name=f"Program {program['id']}, from the chain")).to_be_visible(timeout=SLOW_MS)
+    assert stack.call("GET", f"/v1/audit/progress?program_id={program['id']}", auditor["api_key"])["state"] == "ready"

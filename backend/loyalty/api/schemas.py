@@ -641,6 +641,14 @@ class AuditDiscrepancy(BaseModel):
     block_number: int | None
 
 
+class AuditProgress(BaseModel):
+    program_id: int
+    state: Literal["not_started", "replaying", "ready"]
+    blocks_done: int = Field(description="while replaying")
+    blocks_total: int = Field(description="while replaying: the blocks this replay covers")
+    last_block: int | None = Field(description="replayed up to this block")
+
+
 class AuditCheck(BaseModel):
     name: str
     description: str

@@ -7,10 +7,22 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Literal
 
 from loyalty.audit.ledger import Ledger
 from loyalty.audit.rpc import Rpc
 from loyalty.audit.verify import balances_at, budgets_at, read_params, sync, total_supply_at
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a view's replay is: `not_started` (nobody asked yet), `replaying` (blocks done of
+    blocks to go), or `ready` (replayed up to `last_block`; later blocks are replayed per request)."""
+
+    state: Literal["not_started", "replaying", "ready"]
+    blocks_done: int
+    blocks_total: int
+    last_block: int | None
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,7 @@ class AuditView:
         self.rpc, self.token, self.from_block = Rpc(rpc_url), token, from_block
         self._ledger: Ledger | None = None
         self._lock = threading.Lock()
+        self._replaying: list[int] | None = None  # [blocks done, blocks to go] while a replay runs
 
     @contextmanager
     def snapshot(self) -> Iterator[Snapshot]:
@@ -49,9 +62,26 @@ class AuditView:
             if self._ledger is None:
                 self._ledger = Ledger(read_params(self.rpc, self.token, block))
                 self._ledger.last_block = self.from_block - 1
-            sync(self.rpc, self._ledger, block)
+            self._replaying = [0, max(0, block - self._ledger.last_block)]
+            try:
+                sync(self.rpc, self._ledger, block, progress=self._advance)
+            finally:
+                self._replaying = None
             timestamp = self.rpc.timestamps([block])[block]
             yield Snapshot(self._ledger, block, self._ledger.params.epoch_at(timestamp), self.rpc)
+
+    def _advance(self, blocks: int) -> None:
+        if (replaying := self._replaying) is not None:
+            replaying[0] += blocks
+
+    def progress(self) -> Progress:
+        """Read without the lock: a page asks while the replay runs."""
+        ledger, replaying = self._ledger, self._replaying
+        if replaying is not None:
+            return Progress("replaying", replaying[0], replaying[1], ledger.last_block if ledger else None)
+        if ledger is None:
+            return Progress("not_started", 0, 0, None)
+        return Progress("ready", 0, 0, ledger.last_block)
 
     def close(self) -> None:
         self.rpc.close()

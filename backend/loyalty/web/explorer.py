@@ -4,6 +4,8 @@ account, a member's entries with their transactions, each table downloadable as 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import io
 from typing import Annotated, Any
@@ -11,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from loyalty.web.api import ApiProblem, api_of
 from loyalty.web.keys import sign_in_routes
 from loyalty.web.sections import download, listed, show
 from loyalty.web.session import EXPLORER, Viewer, viewer
@@ -27,11 +30,43 @@ PARTNER_COLUMNS = (
 
 @router.get("")
 async def summary(request: Request, user: User, program_id: int | None = None) -> HTMLResponse:
+    """The summary; while this process has never replayed the program's token, a progress bar
+    instead, the replay running in the background (other pages are served meanwhile)."""
+    progress = await user.api.get("/v1/audit/progress", program_id=program_id)
+    if progress["state"] != "ready":
+        _replay(request, user, program_id)
+        return page(request, "explorer_replaying.html", surface=EXPLORER, user=user, progress=progress,
+                    program_id=program_id, sections=listed(user))  # fmt: skip
     found = await user.api.get("/v1/audit/summary", program_id=program_id)
     return page(
         request, "explorer.html", surface=EXPLORER, user=user, summary=found, program_id=program_id,
         sections=listed(user),
     )  # fmt: skip
+
+
+@router.get("/progress")
+async def replay_progress(request: Request, user: User, program_id: int | None = None) -> HTMLResponse:
+    """The replay's progress bar alone (htmx polls it); once replayed, the page reloads."""
+    progress = await user.api.get("/v1/audit/progress", program_id=program_id)
+    response = page(request, "_replay.html", progress=progress, program_id=program_id)
+    if progress["state"] == "ready":
+        response.headers["HX-Refresh"] = "true"
+    return response
+
+
+def _replay(request: Request, user: Viewer, program_id: int | None) -> None:
+    """Start the program's first replay in the background, once per process at a time: the
+    summary, asked in-process, replays it (its answer is not needed here)."""
+    running: dict[int | None, asyncio.Task[None]] = request.app.state.__dict__.setdefault("replays", {})
+    if program_id in running and not running[program_id].done():
+        return
+
+    async def replay() -> None:
+        async with api_of(request, user.api.token) as api:
+            with contextlib.suppress(ApiProblem):  # the summary page shows the API's refusal, if any
+                await api.get("/v1/audit/summary", program_id=program_id)
+
+    running[program_id] = asyncio.create_task(replay())
 
 
 @router.get("/partners.csv")

@@ -16,6 +16,7 @@ from loyalty.api.schemas import (
     AuditEntry,
     AuditMember,
     AuditPartner,
+    AuditProgress,
     AuditSummary,
     IdPath,
     ProgramQuery,
@@ -38,6 +39,15 @@ def program_view(request: Request, uow: UnitOfWork, program_id: int | None) -> t
         raise UnprocessableError(ErrorCode.PROGRAM_NOT_ACTIVE, f"program {program.id} has no token deployed yet")
     views: AuditViews = request.app.state.audit
     return program, views.of(program.token_address, int(program.deployment_block or 0))
+
+
+@router.get("/progress", response_model=AuditProgress)
+def progress(request: Request, uow: UowDep, program_id: ProgramQuery = None) -> AuditProgress:
+    """How far this process's replay of a program's token is: `not_started`, `replaying` (with
+    blocks done of blocks to go; the first replay of a long chain takes a while), or `ready`.
+    Answers at once, while a replay runs."""
+    program, view = program_view(request, uow, program_id)
+    return AuditProgress(program_id=program.id, **asdict(view.progress()))
 
 
 @router.get("/summary", response_model=AuditSummary)
