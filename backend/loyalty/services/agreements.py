@@ -164,8 +164,12 @@ def get(uow: UnitOfWork, row_id: int, partner_id: int | None) -> RateAgreement:
     return row
 
 
-def page(uow: UnitOfWork, partner_id: int | None, *, cursor: str | None, limit: int) -> Page[RateAgreement]:
+def page(
+    uow: UnitOfWork, partner_id: int | None, *, cursor: str | None, limit: int, registered_only: bool = False
+) -> Page[RateAgreement]:
     query = select(RateAgreement)
+    if registered_only:
+        query = query.where(RateAgreement.status == AgreementStatus.REGISTERED)
     if partner_id is not None:
         query = query.where(or_(RateAgreement.payer_id == partner_id, RateAgreement.payee_id == partner_id))
     return keyset(uow.session, query, [RateAgreement.id], cursor, limit)

@@ -19,10 +19,12 @@ router = APIRouter(prefix="/wallet", include_in_schema=False)
 Member = Annotated[Viewer, viewer(WALLET)]
 Key = Annotated[str, Form(min_length=8, max_length=64)]  # the form's idempotency key
 SIWE_VALID = timedelta(minutes=5)  # to sign the message in
+AFTER_WRITE_POLLS = 15  # the balance is refreshed every 2 s for 30 s after a write
 DONE = {
     "approved": "Approved: the points are being burned. Your balance falls once the chain confirms it.",
     "declined": "Declined: nothing was burned.",
     "donated": "Thank you: your donation is on its way to the chain.",
+    "exchanged": "Exchanged: the points move once the chain confirms it.",
 }
 
 
@@ -96,22 +98,24 @@ async def sign_out(member: Member) -> Response:
 @router.get("")
 async def home(request: Request, member: Member, done: str = "") -> HTMLResponse:
     api = member.api
-    me, balance, redemptions, history, rewards, challenges = await asyncio.gather(
+    me, balance, redemptions, history, rewards, challenges, agreements = await asyncio.gather(
         api.get("/v1/me"),
         api.get("/v1/me/balance"),
         api.get("/v1/me/redemptions"),
         api.get("/v1/me/history", limit=100),
         api.get("/v1/rewards", active=True, limit=100),
         api.get("/v1/me/challenges"),
+        api.get("/v1/agreements", limit=100),
     )
     tier = await _tier(member)
     return page(
         request, "wallet.html", surface=WALLET, me=me, balance=balance, tier=tier,
         waiting=[r for r in redemptions if r["status"] == "awaiting_member"], redemptions=redemptions,
         history=list(reversed(history["data"])), more_history=history["next_cursor"],
-        rewards=rewards["data"], challenges=challenges, notice=DONE.get(done),
+        rewards=rewards["data"], challenges=challenges, notice=DONE.get(done), agreements=agreements["data"],
         in_flight=any(r["status"] == "reserved" for r in redemptions)
         or any(e["status"] == "pending" for e in history["data"]),
+        polls=AFTER_WRITE_POLLS if done in DONE else 0,
     )  # fmt: skip
 
 
@@ -126,11 +130,14 @@ async def _tier(member: Viewer) -> dict[str, Any] | None:
 
 
 @router.get("/balance")
-async def balance(request: Request, member: Member) -> HTMLResponse:
-    """The balances alone (htmx refreshes them while a write is on its way to the chain)."""
+async def balance(request: Request, member: Member, polls: int = 0) -> HTMLResponse:
+    """The balances alone: htmx refreshes them while a redemption is on its way to the chain,
+    and `polls` more times after any write (an exchange or donation confirms within seconds)."""
     found, redemptions = await asyncio.gather(member.api.get("/v1/me/balance"), member.api.get("/v1/me/redemptions"))
     in_flight = any(r["status"] == "reserved" for r in redemptions)
-    return page(request, "_balance.html", balance=found, in_flight=in_flight)
+    return page(
+        request, "_balance.html", balance=found, in_flight=in_flight, polls=max(0, min(polls, AFTER_WRITE_POLLS))
+    )
 
 
 @router.post("/redemptions/{redemption_id}/{answer}")
@@ -175,3 +182,39 @@ async def donate(
         body |= {"signature": signature, "deadline": deadline}
     await member.api.send("POST", "/v1/me/donations", body, key=idempotency_key)
     return RedirectResponse(f"{WALLET.path}?done=donated", status_code=303)
+
+
+AgreementId = Annotated[int, Form(ge=1)]
+AmountIn = Annotated[int, Form(ge=1)]
+
+
+@router.post("/exchanges/quote")
+async def exchange_quote(
+    request: Request, member: Member, agreement_id: AgreementId, amount_in: AmountIn
+) -> HTMLResponse:
+    """What an exchange would give, before anything is signed or sent."""
+    quote = await member.api.send("POST", "/v1/exchanges/quote", {"agreement_id": agreement_id, "amount_in": amount_in})
+    me = await member.api.get("/v1/me")
+    return page(request, "_quote.html", quote=quote, me=me)
+
+
+@router.post("/exchanges/consents")
+async def exchange_consent(
+    member: Member, idempotency_key: Key, agreement_id: AgreementId, amount_in: AmountIn
+) -> JSONResponse:
+    """The typed data a self-custody member's wallet signs for its exchange (static/wallet.js)."""
+    body = {"agreement_id": agreement_id, "amount_in": amount_in}
+    return JSONResponse(await member.api.send("POST", "/v1/me/exchanges/consents", body, key=idempotency_key))
+
+
+@router.post("/exchanges")
+async def exchange(
+    member: Member, idempotency_key: Key, agreement_id: AgreementId, amount_in: AmountIn,
+    signature: Annotated[str, Form(max_length=8200)] = "", deadline: Annotated[int | None, Form()] = None,
+) -> Response:  # fmt: skip
+    """Exchange as quoted: a custodial member's request is its consent; a self-custody one signed."""
+    body: dict[str, Any] = {"agreement_id": agreement_id, "amount_in": amount_in}
+    if signature:
+        body |= {"signature": signature, "deadline": deadline}
+    await member.api.send("POST", "/v1/me/exchanges", body, key=idempotency_key)
+    return RedirectResponse(f"{WALLET.path}?done=exchanged", status_code=303)

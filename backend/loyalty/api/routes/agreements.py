@@ -8,7 +8,7 @@ import json
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from loyalty.api.deps import Partnered, Reader, RuntimeDep, UowDep
+from loyalty.api.deps import CatalogReader, Partnered, Reader, RuntimeDep, UowDep
 from loyalty.api.idempotency import Digest, idempotent
 from loyalty.api.schemas import (
     AgreementCreate,
@@ -58,10 +58,12 @@ def propose_agreement(
 
 @router.get("", response_model=Page[AgreementPublic])
 def list_agreements(
-    uow: UowDep, principal: Reader, limit: Limit = 100, cursor: CursorQuery = None
+    uow: UowDep, principal: CatalogReader, limit: Limit = 100, cursor: CursorQuery = None
 ) -> Page[AgreementPublic]:
-    """Agreements, oldest first: a partner sees those it is a party to."""
-    page = agreements.page(uow, principal.partner_id, cursor=cursor, limit=limit)
+    """Agreements, oldest first: a partner sees those it is a party to; a member the registered
+    ones (what it may exchange under: their terms are public on the chain)."""
+    registered = principal.role == "member"
+    page = agreements.page(uow, principal.partner_id, cursor=cursor, limit=limit, registered_only=registered)
     return Page(data=[_public(uow, r) for r in page.rows], next_cursor=page.next_cursor)
 
 

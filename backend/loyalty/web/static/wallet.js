@@ -1,8 +1,8 @@
 // What only a browser can do: ask the member's own wallet (an injected EIP-1193 provider,
-// `window.ethereum`) for signatures. Sign-In with Ethereum (EIP-4361, `personal_sign`; the server writes the message) and a
-// donation's EIP-712 consent (`eth_signTypedData_v4`). The typed data and the message's fields
-// come from the API: nothing here computes a rule. No library is needed for this: the wallet
-// signs, the page only carries its answers back to the server.
+// `window.ethereum`) for signatures: Sign-In with Ethereum (EIP-4361, `personal_sign`) and the
+// EIP-712 consents of donations and exchanges (`eth_signTypedData_v4`). The server writes the
+// message and the API the typed data: nothing here computes a rule, and no library is needed
+// (the wallet signs; the page carries its answers back to the server).
 
 const wallet = () => {
   if (!window.ethereum) throw new Error("No wallet found in this browser: install one, or sign in with your passphrase.");
@@ -38,10 +38,13 @@ function utf8Hex(text) {
   return "0x" + Array.from(new TextEncoder().encode(text), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-async function donate(form, event) {
+// A form marked `data-consent="<url>"` (a self-custody member's donation or exchange): the
+// server asks the API for the consent's typed data, the wallet signs it, and the form is sent
+// with the signature and its deadline.
+async function signAndSend(form, event) {
   event.preventDefault();
   const body = new FormData(form);
-  const quote = await fetch("/wallet/donations/consents", { method: "POST", body });
+  const quote = await fetch(form.dataset.consent, { method: "POST", body });
   if (!quote.ok) { form.outerHTML = await quote.text(); return; }
   const consent = await quote.json();
   const address = await account();
@@ -61,6 +64,6 @@ document.addEventListener("click", (event) => {
   if (button) signIn(button);
 });
 document.addEventListener("submit", (event) => {
-  const form = event.target.closest("form[data-donate='self']");
-  if (form) donate(form, event).catch((e) => alert(e.message || String(e)));
+  const form = event.target.closest("form[data-consent]");
+  if (form) signAndSend(form, event).catch((e) => alert(e.message || String(e)));
 });
