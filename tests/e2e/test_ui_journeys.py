@@ -238,3 +238,16 @@ def test_custodialMember_exchangesBetweenPrograms_withAQuoteFirst(page: Page, st
     expect(page.get_by_role("status").first).to_contain_text("Exchanged")
     expect(page.locator(f"[data-program='{miles}'] [data-balance]")).to_have_text("100", timeout=SLOW_MS)
     expect(page.locator("[data-program='1'] [data-balance]")).to_have_text("600")
+
+
+def test_member_seesItsLeaderboardPosition_andItsWholeHistory(page: Page, stack: Stack):
+    brand = stack.partner("Gym")
+    member, rival = stack.member(brand), stack.member(brand)
+    stack.earn_confirmed(brand, rival, 50)
+    stack.earn_confirmed(brand, member, 40)
+    board = stack.call("POST", "/v1/leaderboards", brand["api_key"], {"name": "December", "period": "monthly"})
+    sign_in_member(page, member)
+    expect(page.locator(f"[data-leaderboard='{board['id']}'] [data-rank]")).to_have_text("#2")
+    page.goto("/wallet/history")
+    expect(page.get_by_role("heading", name="Your history")).to_be_visible()
+    expect(page.get_by_role("row", name=re.compile(r"\+40"))).to_be_visible()

@@ -176,7 +176,7 @@ async def section_page(request: Request, name: str, user: User, cursor: str = ""
 async def section_create(request: Request, name: str, user: User, idempotency_key: Key) -> Response:
     section = section_of(user, name)
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    made = await user.api.send("POST", section.path, body_of(section.create, form), key=idempotency_key)
+    made = await user.api.send(section.write, section.path, body_of(section.create, form), key=idempotency_key)
     secret = made.get("api_key") or made.get("secret") if isinstance(made, dict) else None
     if secret:  # shown once: on this answer, not after a redirect
         return page(

@@ -52,6 +52,7 @@ class Section:
     actions: tuple[Action, ...] = ()
     about: str = ""
     own: bool = False  # a partner sees its own rows (`partner_id`)
+    write: str = "POST"  # how the create form is sent (PUT: it replaces the document)
 
 
 # fmt: off
@@ -123,6 +124,9 @@ CONSOLE_SECTIONS = {
             ("id", "status", "source_program_id", "target_program_id", "payer_id", "payee_id", "terms"),
             create=(Input("body", "Agreement (JSON, as POST /v1/agreements takes it)", "json"),),
         ),
+        Section("tiers", "Tiers", "/v1/programs/1/tiers", (), write="PUT",
+                about="Program 1's tier ladder: thresholds, benefits and multipliers (earned tiers; paid ones are rewards).",
+                create=(Input("body", "Ladder (JSON, as PUT /v1/programs/1/tiers takes it)", "json"),)),
         Section(
             "exchanges",
             "Exchanges",
@@ -238,9 +242,13 @@ def section_of(user: Viewer, name: str) -> Section:
 
 async def _found(user: Viewer, section: Section, cursor: str = "", limit: int = 50) -> Any:
     own = {"partner_id": user.partner_id} if section.own and user.role == "partner" else {}
-    return await user.api.get(
-        section.path, **own, cursor=cursor or None, **({"limit": limit} if section.columns else {})
-    )
+    paged = {"limit": limit} if section.columns else {}
+    try:
+        return await user.api.get(section.path, **own, cursor=cursor or None, **paged)
+    except ApiProblem as problem:
+        if problem.status == 404 and not section.columns:  # a document not made yet (a tier ladder)
+            return {}
+        raise
 
 
 async def show(request: Request, user: Viewer, name: str, cursor: str = "", notice: str | None = None) -> HTMLResponse:

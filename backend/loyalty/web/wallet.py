@@ -11,7 +11,7 @@ from eth_utils.address import to_checksum_address
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from loyalty.web.api import ApiProblem, api_of
+from loyalty.web.api import Api, ApiProblem, api_of
 from loyalty.web.session import WALLET, Viewer, check_origin, sign_in_cookie, sign_out_cookie, viewer
 from loyalty.web.site import page
 
@@ -19,6 +19,7 @@ router = APIRouter(prefix="/wallet", include_in_schema=False)
 Member = Annotated[Viewer, viewer(WALLET)]
 Key = Annotated[str, Form(min_length=8, max_length=64)]  # the form's idempotency key
 SIWE_VALID = timedelta(minutes=5)  # to sign the message in
+RECENT, HISTORY_PAGES = 20, 10
 AFTER_WRITE_POLLS = 15  # the balance is refreshed every 2 s for 30 s after a write
 DONE = {
     "approved": "Approved: the points are being burned. Your balance falls once the chain confirms it.",
@@ -98,25 +99,60 @@ async def sign_out(member: Member) -> Response:
 @router.get("")
 async def home(request: Request, member: Member, done: str = "") -> HTMLResponse:
     api = member.api
-    me, balance, redemptions, history, rewards, challenges, agreements = await asyncio.gather(
+    me, balance, redemptions, history, rewards, challenges, agreements, boards = await asyncio.gather(
         api.get("/v1/me"),
         api.get("/v1/me/balance"),
         api.get("/v1/me/redemptions"),
-        api.get("/v1/me/history", limit=100),
+        _recent(api),
         api.get("/v1/rewards", active=True, limit=100),
         api.get("/v1/me/challenges"),
         api.get("/v1/agreements", limit=100),
+        api.get("/v1/leaderboards", limit=100),
     )
+    active = [b for b in boards["data"] if b["active"]]
+    standings = await asyncio.gather(*(_standing(api, b["id"]) for b in active))
     tier = await _tier(member)
     return page(
         request, "wallet.html", surface=WALLET, me=me, balance=balance, tier=tier,
         waiting=[r for r in redemptions if r["status"] == "awaiting_member"], redemptions=redemptions,
-        history=list(reversed(history["data"])), more_history=history["next_cursor"],
+        history=history, more_history=len(history) >= RECENT,
         rewards=rewards["data"], challenges=challenges, notice=DONE.get(done), agreements=agreements["data"],
+        standings=[(b, st) for b, st in zip(active, standings, strict=True) if st is not None],
         in_flight=any(r["status"] == "reserved" for r in redemptions)
-        or any(e["status"] == "pending" for e in history["data"]),
+        or any(e["status"] == "pending" for e in history),
         polls=AFTER_WRITE_POLLS if done in DONE else 0,
     )  # fmt: skip
+
+
+async def _recent(api: Api) -> list[dict[str, Any]]:
+    """The member's last `RECENT` entries, newest first (the API pages history oldest first: a
+    member's few hundred entries are one page; past `HISTORY_PAGES` pages, the last one read)."""
+    found: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(HISTORY_PAGES):
+        got = await api.get("/v1/me/history", limit=1_000, cursor=cursor)
+        found = (found + got["data"])[-RECENT:]
+        if not (cursor := got["next_cursor"]):
+            break
+    return list(reversed(found))
+
+
+@router.get("/history")
+async def history(request: Request, member: Member, cursor: str = "") -> HTMLResponse:
+    """The whole history, oldest first, a page at a time."""
+    found = await member.api.get("/v1/me/history", limit=100, cursor=cursor or None)
+    return page(request, "wallet_history.html", surface=WALLET, me=True, history=found)
+
+
+async def _standing(api: Api, leaderboard_id: int) -> dict[str, Any] | None:
+    """The member's standing, or None where it takes no part (another program's board)."""
+    try:
+        found: dict[str, Any] = await api.get(f"/v1/me/leaderboards/{leaderboard_id}", limit=3)
+    except ApiProblem as problem:
+        if problem.status in (404, 422):
+            return None
+        raise
+    return found
 
 
 async def _tier(member: Viewer) -> dict[str, Any] | None:
