@@ -40,7 +40,6 @@ from typing import Any
 import httpx
 from coincurve import PrivateKey
 from eth_abi.abi import encode as abi_encode
-from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from sqlalchemy import create_engine, func, insert, select
 from tqdm import tqdm
@@ -48,7 +47,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
 
-from benchlib import get_all, p99, send_all, serving  # noqa: E402
+from benchlib import Seeded, get_all, p99, seed, send_all, serving  # noqa: E402
 
 from loyalty.audit.ledger import Redemption  # noqa: E402
 from loyalty.audit.rpc import Rpc  # noqa: E402
@@ -56,8 +55,6 @@ from loyalty.audit.verify import consent_digest, read_params  # noqa: E402
 from loyalty.chain.deploy import TokenParams  # noqa: E402
 from loyalty.db.models import (  # noqa: E402
     DeliveryStatus,
-    Member,
-    MemberLink,
     WebhookDelivery,
     WebhookEvent,
 )
@@ -113,53 +110,14 @@ def main() -> None:
 
 def run(stack: Any) -> dict[str, Any]:
     rpc = Rpc(stack.rpc_url)
-    brand = api(stack, "POST", "/v1/partners", {"name": "Bench Grocer", "issue_budget_points": 10**15})
-    for _ in range(600):
-        if api(stack, "GET", f"/v1/partners/{brand['id']}")["status"] == "active":
-            break
-        time.sleep(0.1)
-    else:
-        raise SystemExit("the brand's issuer account was not provisioned")
-    issuer, token = brand["issuer_address"], stack.deployment.token_address
-    rpc.call("anvil_impersonateAccount", [issuer])
-    rpc.call("anvil_setBalance", [issuer, hex(10**24)])
+    token = stack.deployment.token_address
 
-    keys = [PrivateKey(keccak(text=f"bench metrics member {i}")) for i in range(MEMBERS)]
-    wallets = [to_checksum_address(keccak(k.public_key.format(compressed=False)[1:])[-20:]) for k in keys]
-    engine = create_engine(stack.database_url)
-    now = datetime.now(UTC)
-    with engine.begin() as db:
-        for start in range(0, MEMBERS, 10_000):
-            db.execute(
-                insert(Member),
-                [{"external_id": f"bench-{i}", "wallet_address": w, "custodial": False, "smart_wallet": False,
-                  "created_at": now} for i, w in enumerate(wallets[start : start + 10_000], start)],
-            )  # fmt: skip
-        ids: dict[str, int] = {w: i for w, i in db.execute(select(Member.wallet_address, Member.id))}
-        for start in range(0, MEMBERS, 10_000):
-            db.execute(
-                insert(MemberLink),
-                [{"member_id": ids[w], "partner_id": brand["id"], "source": "enrolment", "created_at": now}
-                 for w in wallets[start : start + 10_000]],
-            )  # fmt: skip
-
-    epoch = 0
-    for round_, day in enumerate(EPOCH_DAYS):
-        if day > epoch:
-            rpc.call("evm_increaseTime", [(day - epoch) * DAY])
-            rpc.call("evm_mine", [])
-            epoch = day
-        txs = []
-        for b in range(0, MEMBERS, BATCH):
-            chunk = wallets[b : b + BATCH]
-            amounts = [10 + (round_ + i) % 7 for i in range(len(chunk))]
-            data = selector("earnBatch(address[],uint256[],uint256)") + abi_encode(
-                ["address[]", "uint256[]", "uint256"], [chunk, amounts, 10_000 + round_ * 1_000 + b // BATCH]
-            )
-            txs.append({"from": issuer, "to": token, "data": "0x" + data.hex(), "gas": hex(29_000_000)})
-        send_all(rpc, txs, f"earn round {round_ + 1}/{ROUNDS}")
+    def redeem(round_: int, seeded: Seeded) -> None:
         if round_ in (4, 8):  # days 4 and 10: each spends its oldest live points
-            _redeem(rpc, token, issuer, keys, wallets, wave=round_ // 4)
+            _redeem(rpc, token, seeded.brand["issuer_address"], seeded.keys, seeded.wallets, wave=round_ // 4)
+
+    seeded = seed(stack, ADMIN_KEY, MEMBERS, EPOCH_DAYS, batch=BATCH, after_round=redeem)
+    brand, ids = seeded.brand, seeded.ids
     rpc.call("evm_increaseTime", [DAY])  # to epoch 12: cohorts 0 to 6 have fully expired
     rpc.call("evm_mine", [])
 
@@ -190,7 +148,7 @@ def run(stack: Any) -> dict[str, Any]:
     print(f"leaderboard: {len(requests) / (time.perf_counter() - started):,.0f} req/s from {CLIENTS} clients, "
           f"median {sorted(latencies)[len(latencies) // 2] * 1000:.1f} ms, p99 {p99(latencies) * 1000:.1f} ms")  # fmt: skip
 
-    deliveries_per_s = _webhooks(stack, engine, brand, list(ids.values())[:DELIVERIES])
+    deliveries_per_s = _webhooks(stack, create_engine(stack.database_url), brand, list(ids.values())[:DELIVERIES])
     return {
         "events": int(rpc_count(rpc, token)),
         "members": MEMBERS,

@@ -11,26 +11,34 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import httpx
+from coincurve import PrivateKey
+from eth_abi.abi import encode as abi_encode
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+from sqlalchemy import create_engine, insert, select
 from tqdm import tqdm
 from web3 import HTTPProvider, Web3
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
 
+from loyalty.audit.rpc import Rpc  # noqa: E402
 from loyalty.chain.deploy import Deployment, TokenParams, deploy_exchange, deploy_token  # noqa: E402
 from loyalty.chain.devchain import RECENT_STATES, free_port, start_node, stop_node  # noqa: E402
+from loyalty.db.models import Member, MemberLink  # noqa: E402
 from loyalty.settings import DEV_OPERATOR_KEY  # noqa: E402
 
 
-def send_all(rpc: Any, txs: list[dict[str, Any]], label: str) -> None:
+def send_all(rpc: Any, txs: list[dict[str, Any]], label: str) -> list[str]:
     """Send unlocked-account transactions in JSON-RPC batches, mine them, and check every receipt.
 
     Automine is off while sending: the node takes a batch's calls in parallel, so they arrive out
@@ -60,11 +68,16 @@ def send_all(rpc: Any, txs: list[dict[str, Any]], label: str) -> None:
     failed = [h for h, status in zip(hashes, statuses, strict=True) if status != "0x1"]
     if failed:
         raise SystemExit(f"{label}: {len(failed)} transactions failed, first {failed[0]}")
+    return hashes
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
 def p99(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return percentile(values, 0.99)
 
 
 @dataclass
@@ -173,10 +186,14 @@ async def _post_all(
     return results
 
 
-async def _get_all(api: str, requests: list[tuple[str, str]], clients: int, label: str) -> list[float]:
-    """GET every (path, key) with `clients` concurrent clients; returns the latencies in seconds."""
+Get = tuple[str, str] | tuple[str, str, str]  # (path, bearer key) or (path, secret, the cookie that holds it)
+
+
+async def _get_all(api: str, requests: Sequence[Get], clients: int, label: str) -> list[float]:
+    """GET every (path, key) with `clients` concurrent clients; returns the latencies in seconds.
+    A third item names a cookie to send the secret in (the web UI's pages) instead of a key."""
     latencies: list[float] = []
-    queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+    queue: asyncio.Queue[Get] = asyncio.Queue()
     for request in requests:
         queue.put_nowait(request)
     bar = tqdm(total=len(requests), desc=label, unit="req", leave=False, disable=not sys.stderr.isatty())
@@ -184,9 +201,10 @@ async def _get_all(api: str, requests: list[tuple[str, str]], clients: int, labe
 
         async def worker() -> None:
             while not queue.empty():
-                path, key = queue.get_nowait()
+                path, key, *cookie = queue.get_nowait()
+                headers = {"Cookie": f"{cookie[0]}={key}"} if cookie else {"Authorization": f"Bearer {key}"}
                 started = time.perf_counter()
-                async with client.get(path, headers={"Authorization": f"Bearer {key}"}) as response:
+                async with client.get(path, headers=headers, allow_redirects=False) as response:
                     body = await response.read()
                     if response.status != 200:
                         raise RuntimeError(f"{path} -> {response.status}: {body[:300]!r}")
@@ -198,9 +216,91 @@ async def _get_all(api: str, requests: list[tuple[str, str]], clients: int, labe
     return latencies
 
 
-def get_all(api: str, requests: list[tuple[str, str]], clients: int, label: str) -> list[float]:
+def get_all(api: str, requests: Sequence[Get], clients: int, label: str) -> list[float]:
     return asyncio.run(_get_all(api, requests, clients, label))
 
 
 def post_all(api: str, key: str, path: str, bodies: list[Any], clients: int, label: str) -> list[tuple[float, Any]]:
     return asyncio.run(_post_all(api, key, path, bodies, clients, label))
+
+
+@dataclass
+class Seeded:
+    """A brand on a `serving` stack whose issuer account earned to `members` self-custody
+    members (their keys kept), linked to it in the database; `writes`: each round's earn
+    transactions' hashes, in order."""
+
+    brand: dict[str, Any]
+    keys: list[PrivateKey]
+    wallets: list[str]
+    ids: dict[str, int]
+    writes: list[list[str]]
+
+
+def seed(
+    stack: Stack, admin_key: str, members: int, epoch_days: Sequence[int], *, batch: int = 500,
+    after_round: Callable[[int, Seeded], None] | None = None,
+) -> Seeded:  # fmt: skip
+    """Members in the database (written directly: enrolling them through the API is not what is
+    measured), then one earn round per epoch day of `epoch_days`, each crediting every member
+    (`earnBatch`, `batch` members a transaction, sent from the brand's issuer account through
+    Anvil's impersonation); time moves on to each round's day."""
+    headers = {"Authorization": f"Bearer {admin_key}", "Idempotency-Key": uuid.uuid4().hex}
+    brand = httpx.post(stack.api + "/v1/partners", json={"name": "Bench Brand", "issue_budget_points": 10**15},
+                       headers=headers, timeout=60).json()  # fmt: skip
+    for _ in range(600):
+        got = httpx.get(f"{stack.api}/v1/partners/{brand['id']}", headers=headers, timeout=60).json()
+        if got["status"] == "active":
+            break
+        time.sleep(0.1)
+    else:
+        raise SystemExit("the brand's issuer account was not provisioned")
+    rpc = Rpc(stack.rpc_url)
+    issuer, token = brand["issuer_address"], stack.deployment.token_address
+    rpc.call("anvil_impersonateAccount", [issuer])
+    rpc.call("anvil_setBalance", [issuer, hex(10**24)])
+
+    keys = [PrivateKey(keccak(text=f"bench metrics member {i}")) for i in range(members)]
+    wallets: list[str] = [to_checksum_address(keccak(k.public_key.format(compressed=False)[1:])[-20:]) for k in keys]
+    engine = create_engine(stack.database_url)
+    now = datetime.now(UTC)
+    with engine.begin() as db:
+        for start in range(0, members, 10_000):
+            db.execute(
+                insert(Member),
+                [{"external_id": f"bench-{i}", "wallet_address": w, "custodial": False, "smart_wallet": False,
+                  "created_at": now} for i, w in enumerate(wallets[start : start + 10_000], start)],
+            )  # fmt: skip
+        ids: dict[str, int] = {w: i for w, i in db.execute(select(Member.wallet_address, Member.id))}
+        for start in range(0, members, 10_000):
+            db.execute(
+                insert(MemberLink),
+                [{"member_id": ids[w], "partner_id": brand["id"], "source": "enrolment", "created_at": now}
+                 for w in wallets[start : start + 10_000]],
+            )  # fmt: skip
+    engine.dispose()
+
+    seeded = Seeded(brand, keys, wallets, ids, [])
+    epoch = 0
+    for round_, day in enumerate(epoch_days):
+        if day > epoch:
+            rpc.call("evm_increaseTime", [(day - epoch) * 86_400])
+            rpc.call("evm_mine", [])
+            epoch = day
+        txs = []
+        for b in range(0, members, batch):
+            chunk = wallets[b : b + batch]
+            data = keccak(text="earnBatch(address[],uint256[],uint256)")[:4] + abi_encode(
+                ["address[]", "uint256[]", "uint256"],
+                [chunk, earned(round_, b, len(chunk)), 10_000 + round_ * 1_000 + b // batch],
+            )
+            txs.append({"from": issuer, "to": token, "data": "0x" + data.hex(), "gas": hex(29_000_000)})
+        seeded.writes.append(send_all(rpc, txs, f"earn round {round_ + 1}/{len(epoch_days)}"))
+        if after_round is not None:
+            after_round(round_, seeded)
+    return seeded
+
+
+def earned(round_: int, first: int, count: int) -> list[int]:
+    """What `seed` credits the members `first`.. of a round: 10 to 16 points."""
+    return [10 + (round_ + first + i) % 7 for i in range(count)]

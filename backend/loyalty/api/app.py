@@ -97,6 +97,7 @@ def create_app(settings: Settings, *, run_outbox: bool = True, runtime: Runtime 
         app.state.runtime.sessions = wired.sessions
         app.state.audit = AuditViews(settings.rpc_url)
         app.state.audit.of(wired.token.address, wired.deployment_block)  # program 1's, from the binding
+        app.state.audit_summaries = {}  # each program's last audit summary, and the block it is of
         app.state.leaderboards = Tallies(settings.rpc_url)
         app.state.leaderboard_scopes = Scopes()
         app.state.acceptor = Acceptor(wired, settings.idempotency_ttl_s)

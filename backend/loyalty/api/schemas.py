@@ -1790,3 +1790,19 @@ class MemberChallenges(BaseModel):
     member_id: int
     challenges: list[ChallengeProgress] = Field(description="active challenges running now")
     badges: list[str] = Field(description="every badge won, first won first")
+
+
+class MeWallet(BaseModel):
+    """A member's wallet in one answer (GET /v1/me/wallet)."""
+
+    profile: MeProfile
+    balance: MemberDetail
+    tier: TierPublic | None = Field(description="null: the first program has no tier ladder")
+    redemptions: list[RedemptionPublic] = Field(description="newest first; `awaiting_member` ones wait for its answer")
+    recent: list[LedgerEntry] = Field(
+        description="the latest entries, newest first (the whole history: GET /v1/me/history)"
+    )
+    challenges: MemberChallenges
+    rewards: list[RewardPublic] = Field(description="the active catalog (its first 100)")
+    agreements: list[AgreementPublic] = Field(description="the registered agreements it may exchange under")
+    leaderboards: list[LeaderboardPublic] = Field(description="the active ones (the first 100)")

@@ -91,9 +91,19 @@ def up(kind: ChainKind, port: int, api_port: int) -> None:
     show_default=True,
     help="Run the outbox writer beside the API (else run `loyalty worker`).",
 )
-def serve(host: str, port: int, outbox: bool) -> None:
-    """Serve the API against the chain and database in the environment (RPC_URL, DATABASE_URL, ...)."""
-    _serve(Settings.from_env(), host, port, run_outbox=outbox)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    envvar="API_WORKERS",
+    help="API processes sharing the port (env API_WORKERS): one per core serves more at once; each keeps "
+    "its own replay of the chain.",
+)
+def serve(host: str, port: int, outbox: bool, workers: int) -> None:
+    """Serve the API and the web UI against the chain and database in the environment (RPC_URL,
+    DATABASE_URL, ...)."""
+    _serve(Settings.from_env(), host, port, run_outbox=outbox, workers=workers)
 
 
 @click.command()
@@ -162,7 +172,7 @@ def deploy(rpc_url: str, name: str, symbol: str, epoch_length_s: int, validity_e
     )
 
 
-def _serve(settings: Settings, host: str, port: int, *, run_outbox: bool) -> None:
+def _serve(settings: Settings, host: str, port: int, *, run_outbox: bool, workers: int = 1) -> None:
     import uvicorn
 
     from loyalty.web.site import create_site
@@ -170,8 +180,14 @@ def _serve(settings: Settings, host: str, port: int, *, run_outbox: bool) -> Non
     _check_port_free(host, port, "the API")
     log_to_stderr()
     runtime = runtime_or_exit(settings)
+    if workers == 1:
+        app = create_site(settings, run_outbox=run_outbox, runtime=runtime)
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+        return
+    runtime.close()  # checked here; each worker process builds its own from the same environment
+    os.environ["LOYALTY_SERVE_OUTBOX"] = "1" if run_outbox else "0"  # only one holds the writer lease at a time
     uvicorn.run(
-        create_site(settings, run_outbox=run_outbox, runtime=runtime), host=host, port=port, log_level="warning"
+        "loyalty.web.site:site_from_env", factory=True, workers=workers, host=host, port=port, log_level="warning"
     )
 
 

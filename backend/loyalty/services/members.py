@@ -317,24 +317,57 @@ def history_page(
             )
         found = cast(list[tuple[Earn | Redemption, ChainWrite | None, int]], uow.session.execute(query).all())
         for row, write, program_id in found:
-            entry = HistoryEntry(
-                kind=_KINDS[rank],
-                id=row.id,
-                amount_points=row.amount_points,
-                status=row.status,
-                partner_id=row.partner_id,
-                program_id=program_id,
-                tx_hash=write.tx_hash if write else None,
-                block_number=write.block_number if write else None,
-                created_at=row.created_at,
-            )
-            rows.append((row.created_at, rank, row.id, entry))
+            rows.append((row.created_at, rank, row.id, _entry(_KINDS[rank], row, write, program_id)))
     if partner_id is None:
         rows += _expiries(uow, member, after)
     rows.sort(key=lambda r: r[:3])
     shown = rows[:limit]
     next_cursor = encode_cursor(shown[-1][:3]) if len(rows) > limit else None
     return Page([entry for *_, entry in shown], next_cursor)
+
+
+def recent(uow: UnitOfWork, member: Member, limit: int) -> list[HistoryEntry]:
+    """The member's last `limit` entries, newest first (what a wallet shows first; `history_page`
+    pages the whole history oldest first)."""
+    rows: list[tuple[datetime, int, int, HistoryEntry]] = []
+    for rank, model in ((0, Earn), (1, Redemption)):
+        program: Any = (
+            select(Partner.program_id).where(Partner.id == Earn.partner_id)
+            if model is Earn
+            else select(Reward.program_id).where(Reward.id == Redemption.reward_id)
+        )
+        query = (
+            select(model, ChainWrite, program.scalar_subquery())
+            .outerjoin(ChainWrite, model.write_id == ChainWrite.id)
+            .where(model.member_id == member.id)
+            .order_by(model.created_at.desc(), model.id.desc())
+            .limit(limit)
+        )
+        for row, write, program_id in cast(
+            list[tuple[Earn | Redemption, ChainWrite | None, int]], uow.session.execute(query).all()
+        ):
+            rows.append(
+                (row.created_at.replace(tzinfo=UTC), rank, row.id, _entry(_KINDS[rank], row, write, program_id))
+            )
+    rows += _expiries(uow, member, None)
+    rows.sort(key=lambda r: r[:3], reverse=True)
+    return [entry for *_, entry in rows[:limit]]
+
+
+def _entry(
+    kind: Literal["earn", "redeem", "expire"], row: Earn | Redemption, write: ChainWrite | None, program_id: int
+) -> HistoryEntry:
+    return HistoryEntry(
+        kind=kind,
+        id=row.id,
+        amount_points=row.amount_points,
+        status=row.status,
+        partner_id=row.partner_id,
+        program_id=program_id,
+        tx_hash=write.tx_hash if write else None,
+        block_number=write.block_number if write else None,
+        created_at=row.created_at,
+    )
 
 
 def _expiries(

@@ -57,7 +57,7 @@ async def replay_progress(request: Request, user: User, program_id: int | None =
 def _replay(request: Request, user: Viewer, program_id: int | None) -> None:
     """Start the program's first replay in the background, once per process at a time: the
     summary, asked in-process, replays it (its answer is not needed here)."""
-    running: dict[int | None, asyncio.Task[None]] = request.app.state.__dict__.setdefault("replays", {})
+    running: dict[int | None, asyncio.Task[None]] = request.app.state.replays
     if program_id in running and not running[program_id].done():
         return
 

@@ -7,6 +7,8 @@ another site starts, and a write whose `Origin` is not this site's is refused.""
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +18,7 @@ from fastapi.responses import Response
 
 from loyalty.web.api import Api, ApiProblem, api_of
 
+WHO_CACHE_S = 10.0  # how long a page trusts who a cookie's secret belongs to (the API checks every call)
 SESSION_S = 30 * 60  # a member's session lasts 30 minutes (the API's)
 KEY_COOKIE_S = 8 * 3600  # a console or explorer sign-in lasts a working day
 
@@ -97,18 +100,33 @@ def viewer(surface: Surface) -> Any:
         if not secret:
             raise SignInNeeded(surface)
         async with api_of(request, secret) as api:
-            try:
-                who = await api.get("/v1/whoami")
-            except ApiProblem as problem:
-                if problem.status in (401, 403):
-                    raise SignInNeeded(surface, problem.detail) from None
-                raise
+            who = await _whoami(request, api, surface, secret)
             if who["role"] not in surface.roles:
                 raise SignInNeeded(surface, f"the {surface.title.lower()} is for the {' or '.join(surface.roles)}")
             yield Viewer(surface, who["role"], who["partner_id"], who["member_id"], api)
 
     signed_in.surface = surface  # type: ignore[attr-defined]
     return Depends(signed_in)
+
+
+async def _whoami(request: Request, api: Api, surface: Surface, secret: str) -> dict[str, Any]:
+    """Who `secret` belongs to, remembered for `WHO_CACHE_S`: it only picks the page to show,
+    and every call the page makes is authorized by the API again (an ended session is refused
+    there at once)."""
+    known: dict[str, tuple[dict[str, Any], float]] = request.app.state.web_viewers
+    digest, now = hashlib.sha256(secret.encode()).hexdigest(), time.monotonic()
+    if (cached := known.get(digest)) is not None and cached[1] > now:
+        return cached[0]
+    try:
+        who: dict[str, Any] = await api.get("/v1/whoami")
+    except ApiProblem as problem:
+        if problem.status in (401, 403):
+            raise SignInNeeded(surface, problem.detail) from None
+        raise
+    if len(known) > 10_000:  # a bound, not an eviction policy: it refills within WHO_CACHE_S
+        known.clear()
+    known[digest] = (who, now + WHO_CACHE_S)
+    return who
 
 
 def surface_of(call: Callable[..., Any]) -> Surface | None:

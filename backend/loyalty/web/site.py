@@ -3,6 +3,7 @@ what a page does when the API says no."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -65,11 +66,18 @@ def create_site(settings: Settings, *, run_outbox: bool = True, runtime: Runtime
     return app
 
 
+def site_from_env() -> FastAPI:
+    """`create_site` from the environment: what each of `loyalty serve --workers N`'s processes runs."""
+    return create_site(Settings.from_env(), run_outbox=os.environ.get("LOYALTY_SERVE_OUTBOX", "1") == "1")
+
+
 def mount(app: FastAPI) -> None:
     """Add the UI's pages and assets to the API's application `app`."""
     from loyalty.web import console, explorer, wallet
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.state.web_viewers = {}  # session.WHO_CACHE_S
+    app.state.replays = {}  # explorer._replay
     for module in (wallet, console, explorer):
         app.include_router(module.router)
     app.state.web_routes = [r for m in (wallet, console, explorer) for r in m.router.routes if isinstance(r, APIRoute)]
@@ -94,4 +102,6 @@ def mount(app: FastAPI) -> None:
     @app.exception_handler(ApiProblem)
     async def refused(request: Request, error: ApiProblem) -> Response:
         surface = next((s for s in SURFACES if request.url.path.startswith(s.path)), None)
+        if error.status == 401 and surface is not None:  # the session ended meanwhile
+            return await sign_in_needed(request, SignInNeeded(surface, error.detail))
         return problem_page(request, surface, error)

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/wallet", include_in_schema=False)
 Member = Annotated[Viewer, viewer(WALLET)]
 Key = Annotated[str, Form(min_length=8, max_length=64)]  # the form's idempotency key
 SIWE_VALID = timedelta(minutes=5)  # to sign the message in
-RECENT, HISTORY_PAGES = 20, 10
+RECENT = 20  # GET /v1/me/wallet's latest entries
 AFTER_WRITE_POLLS = 15  # the balance is refreshed every 2 s for 30 s after a write
 DONE = {
     "approved": "Approved: the points are being burned. Your balance falls once the chain confirms it.",
@@ -99,42 +99,19 @@ async def sign_out(member: Member) -> Response:
 @router.get("")
 async def home(request: Request, member: Member, done: str = "") -> HTMLResponse:
     api = member.api
-    me, balance, redemptions, history, rewards, challenges, agreements, boards = await asyncio.gather(
-        api.get("/v1/me"),
-        api.get("/v1/me/balance"),
-        api.get("/v1/me/redemptions"),
-        _recent(api),
-        api.get("/v1/rewards", active=True, limit=100),
-        api.get("/v1/me/challenges"),
-        api.get("/v1/agreements", limit=100),
-        api.get("/v1/leaderboards", limit=100),
-    )
-    active = [b for b in boards["data"] if b["active"]]
+    found = await api.get("/v1/me/wallet")
+    active = found["leaderboards"]
     standings = await asyncio.gather(*(_standing(api, b["id"]) for b in active))
-    tier = await _tier(member)
+    redemptions, recent = found["redemptions"], found["recent"]
     return page(
-        request, "wallet.html", surface=WALLET, me=me, balance=balance, tier=tier,
+        request, "wallet.html", surface=WALLET, me=found["profile"], balance=found["balance"], tier=found["tier"],
         waiting=[r for r in redemptions if r["status"] == "awaiting_member"], redemptions=redemptions,
-        history=history, more_history=len(history) >= RECENT,
-        rewards=rewards["data"], challenges=challenges, notice=DONE.get(done), agreements=agreements["data"],
+        history=recent, more_history=len(recent) >= RECENT, rewards=found["rewards"],
+        challenges=found["challenges"], agreements=found["agreements"], notice=DONE.get(done),
         standings=[(b, st) for b, st in zip(active, standings, strict=True) if st is not None],
-        in_flight=any(r["status"] == "reserved" for r in redemptions)
-        or any(e["status"] == "pending" for e in history),
+        in_flight=any(r["status"] == "reserved" for r in redemptions) or any(e["status"] == "pending" for e in recent),
         polls=AFTER_WRITE_POLLS if done in DONE else 0,
     )  # fmt: skip
-
-
-async def _recent(api: Api) -> list[dict[str, Any]]:
-    """The member's last `RECENT` entries, newest first (the API pages history oldest first: a
-    member's few hundred entries are one page; past `HISTORY_PAGES` pages, the last one read)."""
-    found: list[dict[str, Any]] = []
-    cursor = None
-    for _ in range(HISTORY_PAGES):
-        got = await api.get("/v1/me/history", limit=1_000, cursor=cursor)
-        found = (found + got["data"])[-RECENT:]
-        if not (cursor := got["next_cursor"]):
-            break
-    return list(reversed(found))
 
 
 @router.get("/history")
@@ -153,16 +130,6 @@ async def _standing(api: Api, leaderboard_id: int) -> dict[str, Any] | None:
             return None
         raise
     return found
-
-
-async def _tier(member: Viewer) -> dict[str, Any] | None:
-    try:
-        tier: dict[str, Any] = await member.api.get("/v1/me/tier")
-    except ApiProblem as problem:
-        if problem.status == 404:  # the program has no tiers
-            return None
-        raise
-    return tier
 
 
 @router.get("/balance")

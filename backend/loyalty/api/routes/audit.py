@@ -64,8 +64,12 @@ def summary(request: Request, uow: UowDep, program_id: ProgramQuery = None) -> A
             .where(Partner.program_id == program.id)
         )
     }
+    known: dict[int, tuple[AuditSummary, Mapping[str, tuple[int, int | None]]]] = request.app.state.audit_summaries
     with view.snapshot() as snapshot:
-        return _summary(snapshot, program.id, accounts)
+        found = known.get(program.id)
+        if found is None or found[0].block_number != snapshot.block_number or found[1] != accounts:
+            found = known[program.id] = (_summary(snapshot, program.id, accounts), accounts)  # the same until a block
+        return found[0]
 
 
 def _summary(snapshot: Snapshot, program_id: int, accounts: Mapping[str, tuple[int, int | None]]) -> AuditSummary:

@@ -12,12 +12,16 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from loyalty.api.deps import Signed, UowDep, bearer
 from loyalty.api.idempotency import Digest, idempotent
+from loyalty.api.routes.agreements import list_agreements
+from loyalty.api.routes.challenges import my_challenges
 from loyalty.api.routes.donations import consent_public as donation_consent
 from loyalty.api.routes.donations import public as donation_public
 from loyalty.api.routes.exchanges import chain_view, consent_public
 from loyalty.api.routes.exchanges import public as exchange_public
+from loyalty.api.routes.leaderboards import list_leaderboards
 from loyalty.api.routes.members import detail, history_page, public, referrals_page, tier_public
 from loyalty.api.routes.redemptions import public as redemption_public
+from loyalty.api.routes.rewards import list_rewards
 from loyalty.api.schemas import (
     ConsentQuote,
     CursorQuery,
@@ -31,6 +35,7 @@ from loyalty.api.schemas import (
     LinkPublic,
     MemberDetail,
     MeProfile,
+    MeWallet,
     MyDonationConsentCreate,
     MyDonationCreate,
     MyExchangeConsentCreate,
@@ -61,6 +66,37 @@ def _me(uow: UnitOfWork, principal: Signed) -> Member:
 def profile(uow: UowDep, principal: Signed) -> MeProfile:
     member = _me(uow, principal)
     return MeProfile(**public(member).model_dump(), partner_ids=members.links(uow, member))
+
+
+WALLET_RECENT = 20
+
+
+@router.get("/wallet", response_model=MeWallet)
+def wallet(uow: UowDep, principal: Signed) -> MeWallet:
+    """Everything a member's wallet shows, in one answer (the web wallet is built on it): the
+    profile, balances, tier, redemptions, the latest entries newest first, challenges, the
+    active catalog, the agreements it may exchange under and the active leaderboards (its rank
+    in each: GET /v1/me/leaderboards/{id})."""
+    member = _me(uow, principal)
+    try:
+        tier: TierPublic | None = tier_public(uow, member)
+    except NotFoundError:  # the program has no tier ladder
+        tier = None
+    return MeWallet(
+        profile=MeProfile(**public(member).model_dump(), partner_ids=members.links(uow, member)),
+        balance=detail(uow, member),
+        tier=tier,
+        redemptions=[redemption_public(uow, r) for r in redemptions.of_member(uow, member)],
+        recent=[
+            LedgerEntry.model_validate(e, from_attributes=True) for e in members.recent(uow, member, WALLET_RECENT)
+        ],
+        challenges=my_challenges(uow, principal),
+        rewards=list_rewards(
+            uow, principal, active=True, partner_id=None, program_id=None, limit=100, cursor=None
+        ).data,
+        agreements=list_agreements(uow, principal, limit=100, cursor=None).data,
+        leaderboards=[b for b in list_leaderboards(uow, principal, limit=100, cursor=None).data if b.active],
+    )
 
 
 @router.get("/balance", response_model=MemberDetail)
