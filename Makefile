@@ -12,7 +12,7 @@ export PATH := $(BIN):$(PATH)
 # on a machine, and would point at whichever clone installed last.
 export SOLCX_BINARY_PATH := $(CURDIR)/var/solcx
 
-.PHONY: up test install compile bench-gas bench-earn bench-audit bench-api bench-rules bench-exchange bench-metrics bench-ui chaos slither lint clean
+.PHONY: up test install compile bench-gas bench-earn bench-audit bench-api bench-rules bench-exchange bench-metrics bench-ui screenshots chaos slither lint clean
 
 up: install compile
 	$(BIN)/loyalty up --chain $(CHAIN) --port $(PORT)
@@ -50,6 +50,9 @@ bench-metrics: install compile
 
 bench-ui: install compile
 	SCALE=$(or $(SCALE),1) $(BIN)/python scripts/bench_ui.py
+
+screenshots: install compile
+	$(BIN)/python scripts/ui_screenshots.py
 
 chaos: install compile
 	$(BIN)/python scripts/chaos.py

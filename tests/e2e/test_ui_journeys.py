@@ -187,7 +187,9 @@ def test_auditor_seesLiabilityByDate_andDownloadsTheCohorts(page: Page, stack: S
     brand = stack.partner("Air")
     stack.earn_confirmed(brand, stack.member(brand), 900)
     auditor = stack.call("POST", "/v1/auditors", body={"name": "Chart audit"})
-    page.context.add_cookies([{"name": "loyalty_explorer", "value": auditor["api_key"], "url": stack.url + "/explorer"}])
+    page.context.add_cookies(
+        [{"name": "loyalty_explorer", "value": auditor["api_key"], "url": stack.url + "/explorer"}]
+    )
     page.goto("/explorer")
     page.get_by_role("navigation", name="Explorer").get_by_role("link", name="Liability and breakage").click()
     chart = page.locator("figure.chart svg")
@@ -206,7 +208,9 @@ def test_auditor_watchesAFirstReplay_thenSeesTheSummary(page: Page, stack: Stack
     program = stack.call("POST", "/v1/programs", body={"name": "Replay Miles", "symbol": "RPLY"})
     wait_for(lambda: stack.call("GET", f"/v1/programs/{program['id']}")["status"] == "active")
     auditor = stack.call("POST", "/v1/auditors", body={"name": "Replay audit"})
-    page.context.add_cookies([{"name": "loyalty_explorer", "value": auditor["api_key"], "url": stack.url + "/explorer"}])
+    page.context.add_cookies(
+        [{"name": "loyalty_explorer", "value": auditor["api_key"], "url": stack.url + "/explorer"}]
+    )
     page.goto(f"/explorer?program_id={program['id']}")
     expect(page.get_by_role("heading", name="Replaying the chain")).to_be_visible()  # never replayed here yet
     no_serious_violations(page)
@@ -251,3 +255,15 @@ def test_member_seesItsLeaderboardPosition_andItsWholeHistory(page: Page, stack:
     page.goto("/wallet/history")
     expect(page.get_by_role("heading", name="Your history")).to_be_visible()
     expect(page.get_by_role("row", name=re.compile(r"\+40"))).to_be_visible()
+
+
+def test_aRefusalInAPartOfAPage_showsTheApisReason(page: Page, stack: Stack):
+    brand = stack.partner("Refusals")
+    member = stack.member(brand)
+    sign_in_member(page, member)
+    page.get_by_label("Up to").evaluate("input => input.removeAttribute('min')")  # past the browser's own check
+    page.get_by_label("Up to").fill("0")
+    page.get_by_role("button", name="Make a one-time code").click()
+    expect(page.locator("#code").get_by_role("alert")).to_contain_text(
+        "max_points: Input should be greater than or equal to 1"
+    )

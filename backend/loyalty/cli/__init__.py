@@ -56,6 +56,7 @@ for command in (
     client.leaderboards,
     client.challenges,
     client.status,
+    client.whoami,
     client.webhooks,
     audit.audit,
 ):

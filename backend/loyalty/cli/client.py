@@ -1499,6 +1499,13 @@ def redemptions_list(
 
 @click.command()
 @with_api
+def whoami(api_url: str, key: str | None) -> None:
+    """Whose the key (--key, or LOYALTY_API_KEY) is: its role, and its partner or member."""
+    _call(api_url, key, "GET", "/v1/whoami")
+
+
+@click.command()
+@with_api
 def status(api_url: str, key: str | None) -> None:
     """The service's health in one block: chain, writer lease, outbox, and why it is degraded."""
     try:

@@ -73,6 +73,7 @@ def up(kind: ChainKind, port: int, api_port: int) -> None:
         click.echo(f"exchange  {exchange.exchange_address} (settles in TestDollar {exchange.settlement_token})")
         click.echo(f"database  {settings.database_url}")
         click.echo(f"api       {api}  (OpenAPI docs: {api}/docs)")
+        click.echo(f"web UI    {api}/  (wallet, console, explorer)")
         where = "LOYALTY_ADMIN_KEY" if os.environ.get("LOYALTY_ADMIN_KEY") else VAR / "admin.key"
         click.echo(f"admin key {settings.admin_api_key[:8]}...  (the whole key: {where})")
         click.echo('next      see README "Walk-through"; Ctrl-C stops the API and the chain (state stays under var/)')

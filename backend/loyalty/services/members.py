@@ -295,18 +295,7 @@ def history_page(
     rows: list[tuple[datetime, int, int, HistoryEntry]] = []
     models: tuple[tuple[int, type[Earn] | type[Redemption]], ...] = ((0, Earn), (1, Redemption))
     for rank, model in models:
-        program: Any = (  # an earn's is its issuer account's; a redemption's its reward's
-            select(Partner.program_id).where(Partner.id == Earn.partner_id)
-            if model is Earn
-            else select(Reward.program_id).where(Reward.id == Redemption.reward_id)
-        )
-        query = (
-            select(model, ChainWrite, program.scalar_subquery())
-            .outerjoin(ChainWrite, model.write_id == ChainWrite.id)
-            .where(model.member_id == member.id)
-            .order_by(model.created_at, model.id)
-            .limit(limit + 1)
-        )
+        query = _entries_of(model, member).order_by(model.created_at, model.id).limit(limit + 1)
         if partner_id is not None:  # its earns from its campaigns' accounts among them
             query = query.where(model.partner_id.in_(partners.accounts_of(partner_id)))
         if after is not None:
@@ -331,18 +320,7 @@ def recent(uow: UnitOfWork, member: Member, limit: int) -> list[HistoryEntry]:
     pages the whole history oldest first)."""
     rows: list[tuple[datetime, int, int, HistoryEntry]] = []
     for rank, model in ((0, Earn), (1, Redemption)):
-        program: Any = (
-            select(Partner.program_id).where(Partner.id == Earn.partner_id)
-            if model is Earn
-            else select(Reward.program_id).where(Reward.id == Redemption.reward_id)
-        )
-        query = (
-            select(model, ChainWrite, program.scalar_subquery())
-            .outerjoin(ChainWrite, model.write_id == ChainWrite.id)
-            .where(model.member_id == member.id)
-            .order_by(model.created_at.desc(), model.id.desc())
-            .limit(limit)
-        )
+        query = _entries_of(model, member).order_by(model.created_at.desc(), model.id.desc()).limit(limit)
         for row, write, program_id in cast(
             list[tuple[Earn | Redemption, ChainWrite | None, int]], uow.session.execute(query).all()
         ):
@@ -352,6 +330,21 @@ def recent(uow: UnitOfWork, member: Member, limit: int) -> list[HistoryEntry]:
     rows += _expiries(uow, member, None)
     rows.sort(key=lambda r: r[:3], reverse=True)
     return [entry for *_, entry in rows[:limit]]
+
+
+def _entries_of(model: type[Earn] | type[Redemption], member: Member) -> Any:
+    """The member's earns or redemptions, each with its chain write and its program (an earn's
+    is its issuer account's; a redemption's its reward's)."""
+    program: Any = (
+        select(Partner.program_id).where(Partner.id == Earn.partner_id)
+        if model is Earn
+        else select(Reward.program_id).where(Reward.id == Redemption.reward_id)
+    )
+    return (
+        select(model, ChainWrite, program.scalar_subquery())
+        .outerjoin(ChainWrite, model.write_id == ChainWrite.id)
+        .where(model.member_id == member.id)
+    )
 
 
 def _entry(

@@ -1,6 +1,7 @@
 """The partner and admin console (/console). A partner: its budget, the members linked to it
-(search by external id, paginated), earning one at a time or from a CSV file with progress. The
-admin: partners (create, top up a budget) and the service's health."""
+(search by external id, paginated), earning one at a time or from a CSV file with progress, and
+its resources' pages (`sections`). The admin: partners (create, top up a budget), the service's
+health, and programs and auditors."""
 
 from __future__ import annotations
 
@@ -16,13 +17,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from loyalty.web.api import ApiProblem
 from loyalty.web.keys import sign_in_routes
 from loyalty.web.sections import Input, Section, body_of, download, listed, section_of, show
-from loyalty.web.session import CONSOLE, Viewer, viewer
+from loyalty.web.session import CONSOLE, IdempotencyKey, Viewer, viewer
 from loyalty.web.site import page
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 sign_in_routes(router, CONSOLE)
 User = Annotated[Viewer, viewer(CONSOLE)]
-Key = Annotated[str, Form(min_length=8, max_length=64)]  # the form's idempotency key
 MAX_CSV_ROWS = 10_000  # one POST /v1/earn/batch
 PAGE_ROWS = 50
 
@@ -47,7 +47,7 @@ async def home(request: Request, user: User, external_id: str = "", cursor: str 
 
 @router.post("/earn")
 async def earn(
-    request: Request, user: User, idempotency_key: Key,
+    request: Request, user: User, idempotency_key: IdempotencyKey,
     member_id: Annotated[int, Form(ge=1)], amount_points: Annotated[int, Form(ge=1)],
     reason: Annotated[str, Form(max_length=500)] = "",
 ) -> HTMLResponse:  # fmt: skip
@@ -81,7 +81,7 @@ def parse_earns(text: str) -> list[dict[str, Any]]:
 
 
 @router.post("/earn/uploads")
-async def upload(user: User, idempotency_key: Key, file: Annotated[UploadFile, File()]) -> Response:
+async def upload(user: User, idempotency_key: IdempotencyKey, file: Annotated[UploadFile, File()]) -> Response:
     """Earn every row of a CSV file in one batch, then watch it confirm."""
     since = datetime.now(UTC).isoformat()
     items = parse_earns((await file.read()).decode("utf-8-sig", errors="replace"))
@@ -115,7 +115,7 @@ async def _count(user: Viewer, status: str, since: str, first: int, last: int) -
 
 @router.post("/partners")
 async def create_partner(
-    request: Request, user: User, idempotency_key: Key,
+    request: Request, user: User, idempotency_key: IdempotencyKey,
     name: Annotated[str, Form(min_length=1, max_length=200)], issue_budget_points: Annotated[int, Form(ge=0)],
 ) -> HTMLResponse:  # fmt: skip
     """The admin adds a brand; its API key is shown once."""
@@ -126,7 +126,11 @@ async def create_partner(
 
 @router.post("/partners/{partner_id}/budget/grants")
 async def grant(
-    request: Request, partner_id: int, user: User, idempotency_key: Key, amount_points: Annotated[int, Form(ge=1)]
+    request: Request,
+    partner_id: int,
+    user: User,
+    idempotency_key: IdempotencyKey,
+    amount_points: Annotated[int, Form(ge=1)],
 ) -> HTMLResponse:
     """The admin tops up a partner's budget."""
     body = {"amount_points": amount_points}
@@ -173,7 +177,7 @@ async def section_page(request: Request, name: str, user: User, cursor: str = ""
 
 
 @router.post("/{name}")
-async def section_create(request: Request, name: str, user: User, idempotency_key: Key) -> Response:
+async def section_create(request: Request, name: str, user: User, idempotency_key: IdempotencyKey) -> Response:
     section = section_of(user, name)
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     made = await user.api.send(section.write, section.path, body_of(section.create, form), key=idempotency_key)
@@ -187,7 +191,7 @@ async def section_create(request: Request, name: str, user: User, idempotency_ke
 
 @router.post("/{name}/{row_id}/actions/{index}")
 async def section_action(
-    request: Request, name: str, row_id: int, index: int, user: User, idempotency_key: Key
+    request: Request, name: str, row_id: int, index: int, user: User, idempotency_key: IdempotencyKey
 ) -> Response:
     section = section_of(user, name)
     if not 0 <= index < len(section.actions):

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
-import io
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from loyalty.web.api import ApiProblem, api_of
 from loyalty.web.keys import sign_in_routes
-from loyalty.web.sections import download, listed, show
+from loyalty.web.sections import csv_download, download, listed, show
 from loyalty.web.session import EXPLORER, Viewer, viewer
 from loyalty.web.site import page
 
@@ -74,7 +72,7 @@ async def partners_csv(user: User, program_id: int | None = None) -> Response:
     """The summary's figures per issuer account (liability, breakage, redemptions) as CSV."""
     found = await user.api.get("/v1/audit/summary", program_id=program_id)
     name = f"partners-program-{found['program_id']}-block-{found['block_number']}.csv"
-    return _csv(name, PARTNER_COLUMNS, found["partners"])
+    return csv_download(name, PARTNER_COLUMNS, found["partners"])
 
 
 @router.get("/members/{member_id}")
@@ -91,17 +89,7 @@ async def member_csv(member_id: int, user: User, program_id: int | None = None) 
     found = await user.api.get(f"/v1/audit/members/{member_id}", program_id=program_id)
     entries = found["entries"]
     columns = tuple(entries[0]) if entries else ("kind", "amount_points", "tx_hash", "block_number")
-    return _csv(f"member-{member_id}-entries.csv", columns, entries)
-
-
-def _csv(name: str, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> Response:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return Response(
-        out.getvalue(), media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
-    )
+    return csv_download(f"member-{member_id}-entries.csv", columns, entries)
 
 
 @router.get("/members")

@@ -272,9 +272,14 @@ async def download(user: Viewer, name: str) -> Response:
         columns, rows = section.columns, found["data"]
     else:
         columns, rows = tuple(found), [found]
+    return csv_download(f"{name}.csv", columns, rows)
+
+
+def csv_download(filename: str, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> Response:
+    """Rows as a CSV file to save (nested values as JSON)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows({k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in row.items()} for row in rows)
-    headers = {"Content-Disposition": f'attachment; filename="{name}.csv"'}
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     return Response(out.getvalue(), media_type="text/csv", headers=headers)

@@ -11,13 +11,14 @@ import hashlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Form, Request
 from fastapi.responses import Response
 
 from loyalty.web.api import Api, ApiProblem, api_of
 
+IdempotencyKey = Annotated[str, Form(min_length=8, max_length=64)]  # a form's own (templates: `key()`)
 WHO_CACHE_S = 10.0  # how long a page trusts who a cookie's secret belongs to (the API checks every call)
 SESSION_S = 30 * 60  # a member's session lasts 30 minutes (the API's)
 KEY_COOKIE_S = 8 * 3600  # a console or explorer sign-in lasts a working day

@@ -3,6 +3,7 @@ what a page does when the API says no."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
@@ -98,6 +100,18 @@ def mount(app: FastAPI) -> None:
     @app.exception_handler(WrongOrigin)
     async def wrong_origin(request: Request, error: WrongOrigin) -> Response:
         return page(request, "problem.html", 403, problem=ApiProblem(403, "wrong_origin", f"a form from {error}"))
+
+    api_invalid = app.exception_handlers[RequestValidationError]
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> Response:
+        """A page's form that does not parse: shown to the person (the API's own answer elsewhere)."""
+        surface = next((s for s in SURFACES if request.url.path.startswith(s.path)), None)
+        if surface is None:
+            answer = api_invalid(request, error)
+            return await answer if inspect.isawaitable(answer) else answer
+        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in error.errors())
+        return problem_page(request, surface, ApiProblem(422, "validation_error", fields))
 
     @app.exception_handler(ApiProblem)
     async def refused(request: Request, error: ApiProblem) -> Response:

@@ -1,5 +1,6 @@
-"""The member wallet (/wallet): balances by program and expiry, tier, history, the catalog,
-answering a partner's redemption request, one-time checkout codes and donations."""
+"""The member wallet (/wallet), built on GET /v1/me/wallet: balances by program and expiry,
+tier, history, the catalog, answering a partner's redemption request, one-time checkout codes,
+donations, exchanges with a quote first, challenges and leaderboard positions."""
 
 from __future__ import annotations
 
@@ -12,12 +13,11 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from loyalty.web.api import Api, ApiProblem, api_of
-from loyalty.web.session import WALLET, Viewer, check_origin, sign_in_cookie, sign_out_cookie, viewer
+from loyalty.web.session import WALLET, IdempotencyKey, Viewer, check_origin, sign_in_cookie, sign_out_cookie, viewer
 from loyalty.web.site import page
 
 router = APIRouter(prefix="/wallet", include_in_schema=False)
 Member = Annotated[Viewer, viewer(WALLET)]
-Key = Annotated[str, Form(min_length=8, max_length=64)]  # the form's idempotency key
 SIWE_VALID = timedelta(minutes=5)  # to sign the message in
 RECENT = 20  # GET /v1/me/wallet's latest entries
 AFTER_WRITE_POLLS = 15  # the balance is refreshed every 2 s for 30 s after a write
@@ -144,7 +144,7 @@ async def balance(request: Request, member: Member, polls: int = 0) -> HTMLRespo
 
 
 @router.post("/redemptions/{redemption_id}/{answer}")
-async def answer(redemption_id: int, answer: str, member: Member, idempotency_key: Key) -> Response:
+async def answer(redemption_id: int, answer: str, member: Member, idempotency_key: IdempotencyKey) -> Response:
     """Approve or decline a partner's request (a custodial member: the service signs for it)."""
     if answer not in ("approve", "decline"):
         raise ApiProblem(404, "not_found", f"a redemption is approved or declined, not {answer!r}")
@@ -154,7 +154,7 @@ async def answer(redemption_id: int, answer: str, member: Member, idempotency_ke
 
 @router.post("/redemption-codes")
 async def redemption_code(
-    request: Request, member: Member, idempotency_key: Key,
+    request: Request, member: Member, idempotency_key: IdempotencyKey,
     partner_id: Annotated[int, Form(ge=1)], max_points: Annotated[int, Form(ge=1)],
 ) -> HTMLResponse:  # fmt: skip
     """A one-time code for a partner's checkout, shown once."""
@@ -165,7 +165,7 @@ async def redemption_code(
 
 @router.post("/donations/consents")
 async def donation_consent(
-    member: Member, idempotency_key: Key,
+    member: Member, idempotency_key: IdempotencyKey,
     charity_id: Annotated[int, Form(ge=1)], amount_points: Annotated[int, Form(ge=1)],
 ) -> JSONResponse:  # fmt: skip
     """The typed data a self-custody member's wallet signs for a donation (static/wallet.js)."""
@@ -175,14 +175,12 @@ async def donation_consent(
 
 @router.post("/donations")
 async def donate(
-    member: Member, idempotency_key: Key,
+    member: Member, idempotency_key: IdempotencyKey,
     charity_id: Annotated[int, Form(ge=1)], amount_points: Annotated[int, Form(ge=1)],
     signature: Annotated[str, Form(max_length=8200)] = "", deadline: Annotated[int | None, Form()] = None,
 ) -> Response:  # fmt: skip
     """Donate: a custodial member's request is its consent; a self-custody one sends its signature."""
-    body: dict[str, Any] = {"charity_id": charity_id, "amount_points": amount_points}
-    if signature:
-        body |= {"signature": signature, "deadline": deadline}
+    body = _signed({"charity_id": charity_id, "amount_points": amount_points}, signature, deadline)
     await member.api.send("POST", "/v1/me/donations", body, key=idempotency_key)
     return RedirectResponse(f"{WALLET.path}?done=donated", status_code=303)
 
@@ -203,7 +201,7 @@ async def exchange_quote(
 
 @router.post("/exchanges/consents")
 async def exchange_consent(
-    member: Member, idempotency_key: Key, agreement_id: AgreementId, amount_in: AmountIn
+    member: Member, idempotency_key: IdempotencyKey, agreement_id: AgreementId, amount_in: AmountIn
 ) -> JSONResponse:
     """The typed data a self-custody member's wallet signs for its exchange (static/wallet.js)."""
     body = {"agreement_id": agreement_id, "amount_in": amount_in}
@@ -212,12 +210,15 @@ async def exchange_consent(
 
 @router.post("/exchanges")
 async def exchange(
-    member: Member, idempotency_key: Key, agreement_id: AgreementId, amount_in: AmountIn,
+    member: Member, idempotency_key: IdempotencyKey, agreement_id: AgreementId, amount_in: AmountIn,
     signature: Annotated[str, Form(max_length=8200)] = "", deadline: Annotated[int | None, Form()] = None,
 ) -> Response:  # fmt: skip
     """Exchange as quoted: a custodial member's request is its consent; a self-custody one signed."""
-    body: dict[str, Any] = {"agreement_id": agreement_id, "amount_in": amount_in}
-    if signature:
-        body |= {"signature": signature, "deadline": deadline}
+    body = _signed({"agreement_id": agreement_id, "amount_in": amount_in}, signature, deadline)
     await member.api.send("POST", "/v1/me/exchanges", body, key=idempotency_key)
     return RedirectResponse(f"{WALLET.path}?done=exchanged", status_code=303)
+
+
+def _signed(body: dict[str, Any], signature: str, deadline: int | None) -> dict[str, Any]:
+    """A self-custody member's signed consent goes with its deadline; a custodial one's has none."""
+    return body | {"signature": signature, "deadline": deadline} if signature else body

@@ -3,12 +3,16 @@ they take the same writes exactly once (idempotency and the writer lease live in
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from support.backend import ADMIN_KEY, serving
+
+from loyalty.cli import main
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -24,6 +28,8 @@ def test_twoWorkers_serveTheApiAndTheUi_andARetriedWriteIsTakenOnce(settings, tm
             assert {m.status_code for m in made} == {201} and len({m.json()["id"] for m in made}) == 1
             listed = client.get("/v1/partners", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()["data"]
             assert [p["name"] for p in listed].count("Twice") == 1
+        who = CliRunner().invoke(main, ["whoami", "--api-url", url, "--key", made[0].json()["api_key"]])
+        assert who.exit_code == 0 and json.loads(who.output)["partner_id"] == made[0].json()["id"], who.output
 
 
 def _children(port: str) -> list[int]:
