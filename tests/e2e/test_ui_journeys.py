@@ -203,6 +203,17 @@ def test_auditor_seesLiabilityByDate_andDownloadsTheCohorts(page: Page, stack: S
     summary = stack.call("GET", "/v1/audit/summary", auditor["api_key"])
     assert sum(int(c["outstanding"]) for c in cohorts) == summary["outstanding_points"] >= 900
 
+    page.get_by_role("navigation", name="Explorer").get_by_role("link", name="Liability over time").click()
+    line = page.locator("figure.chart svg")
+    expect(line.locator("polyline")).to_have_count(2)  # liability and breakage
+    expect(line.locator("text").filter(has_text=re.compile(r"^\d{4}-\d{2}-\d{2}$"))).to_have_count(5)
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download as CSV").click()
+    download.value.save_as(saved)
+    points = list(csv.DictReader(saved.open()))
+    assert int(points[-1]["outstanding_points"]) == summary["outstanding_points"]
+    assert points[0]["at"] <= points[-1]["at"] and len(points) >= 2
+
 
 def test_auditor_watchesAFirstReplay_thenSeesTheSummary(page: Page, stack: Stack):
     program = stack.call("POST", "/v1/programs", body={"name": "Replay Miles", "symbol": "RPLY"})
@@ -267,3 +278,18 @@ def test_aRefusalInAPartOfAPage_showsTheApisReason(page: Page, stack: Stack):
     expect(page.locator("#code").get_by_role("alert")).to_contain_text(
         "max_points: Input should be greater than or equal to 1"
     )
+
+
+def test_partner_disablesAWebhook_andReadsItsDeliveryLog(page: Page, stack: Stack):
+    brand = stack.partner("Hooks")
+    hook = stack.call(
+        "POST", "/v1/webhooks", brand["api_key"], {"url": "http://127.0.0.1:9/h", "event_types": ["earn.confirmed"]}
+    )
+    page.context.add_cookies([{"name": "loyalty_console", "value": brand["api_key"], "url": stack.url + "/console"}])
+    page.goto("/console/webhooks")
+    row = page.get_by_role("row", name="127.0.0.1:9/h")
+    row.get_by_role("button", name="Disable").click()
+    expect(page.get_by_role("row", name="127.0.0.1:9/h")).to_contain_text("disabled")
+    assert stack.call("GET", f"/v1/webhooks/{hook['id']}", brand["api_key"])["status"] == "disabled"
+    page.get_by_role("row", name="127.0.0.1:9/h").get_by_role("link", name="Deliveries").click()
+    expect(page.get_by_role("heading", name=f"Webhook {hook['id']}: deliveries")).to_be_visible()

@@ -641,6 +641,18 @@ class AuditDiscrepancy(BaseModel):
     block_number: int | None
 
 
+class AuditTimelinePoint(BaseModel):
+    block_number: int
+    at: datetime = Field(description="the block's time")
+    outstanding_points: int = Field(description="live points: the liability")
+    expired_points: int = Field(description="expired so far: the breakage")
+
+
+class AuditTimeline(BaseModel):
+    program_id: int
+    points: list[AuditTimelinePoint]
+
+
 class AuditProgress(BaseModel):
     program_id: int
     state: Literal["not_started", "replaying", "ready"]

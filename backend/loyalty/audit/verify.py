@@ -158,6 +158,13 @@ def sync(
     ledger.last_block = max(ledger.last_block, to_block)
 
 
+def timeline_of(rpc: Rpc, ledger: Ledger, from_block: int, block: int) -> list[tuple[int, int, int, int]]:
+    """(block, timestamp, outstanding, expired) at `SAMPLES` blocks from the first change to `block`."""
+    first = min((b for b, _, _ in ledger.history), default=from_block)
+    step = max(1, (block - first) // SAMPLES)
+    return ledger.timeline(rpc.timestamps(sorted({*range(first, block, step), block})))
+
+
 def verify(
     rpc: Rpc,
     token: str,
@@ -205,10 +212,7 @@ def verify(
             detail = f"{issuer.address}: derived budget {issuer.budget_remaining}, issueBudget {onchain_budgets[issuer.address]}"
             ledger.flag("budgets", detail)
 
-    first = min((b for b, _, _ in ledger.history), default=from_block)
-    step = max(1, (block - first) // SAMPLES)
-    sample_blocks = sorted({*range(first, block, step), block})
-    timeline = ledger.timeline(rpc.timestamps(sample_blocks))
+    timeline = timeline_of(rpc, ledger, from_block, block)
 
     failures: dict[str, int] = {}
     for discrepancy in ledger.discrepancies:

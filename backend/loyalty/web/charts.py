@@ -1,13 +1,21 @@
-"""Charts as standalone SVG (no library, no network), for the CLI and the web UI: a program's cohorts of
-points, each earned epoch's bar split into what was spent, expired and is still outstanding."""
+"""Charts as standalone SVG (no library, no network), for the CLI and the web UI: a program's
+cohorts of points (each earned epoch's bar split into what was spent, expired and is still
+outstanding), and its liability and breakage over time."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
 PARTS = (("spent", "#2da44e", "spent"), ("expired", "#d1242f", "expired (breakage)"),
          ("outstanding", "#1f6feb", "outstanding"))  # fmt: skip
+
+
+LINES = (
+    ("outstanding_points", "#1f6feb", "outstanding (liability)"),
+    ("expired_points", "#d1242f", "expired (breakage)"),
+)
 
 
 def cohorts_chart(metrics: dict[str, Any], width: int = 860, height: int = 340) -> str:
@@ -72,4 +80,56 @@ def cohorts_chart(metrics: dict[str, Any], width: int = 860, height: int = 340) 
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{escape(title)}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>'
         f"{axes}{legend}{''.join(shapes)}</svg>\n"
+    )
+
+
+def timeline_chart(timeline: dict[str, Any], width: int = 860, height: int = 320) -> str:
+    """Outstanding (liability) and expired (breakage) points over time: two lines, dates on the
+    axis (each sample at its block's time)."""
+    points = timeline["points"]
+    pad, top_pad = 64, 60
+    if not points:
+        return '<p class="muted">No events yet.</p>'
+    times = [datetime.fromisoformat(p["at"]).timestamp() for p in points]
+    top = max(max(p["outstanding_points"], p["expired_points"]) for p in points) or 1
+    low, span = times[0], max(1.0, times[-1] - times[0])
+
+    def x(at: float) -> float:
+        return pad + (at - low) / span * (width - 2 * pad)
+
+    def y(value: int) -> float:
+        return float(height - pad - value / top * (height - pad - top_pad))
+
+    lines = []
+    for key, colour, _ in LINES:
+        path = " ".join(f"{x(t):.1f},{y(p[key]):.1f}" for t, p in zip(times, points, strict=True))
+        lines.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
+    ticks = []
+    for i in range(5):  # five dates along the axis
+        at = low + span * i / 4
+        label = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
+        ticks.append(
+            f'<text x="{x(at):.1f}" y="{height - pad + 16}" font-size="11" text-anchor="middle">{label}</text>'
+        )
+    last = points[-1]
+    title = (
+        f"Program {timeline['program_id']}: liability {last['outstanding_points']:,} points, "
+        f"breakage {last['expired_points']:,} points"
+    )
+    legend = "".join(
+        f'<rect x="{pad + i * 200}" y="30" width="12" height="12" fill="{colour}"/>'
+        f'<text x="{pad + i * 200 + 18}" y="40" font-size="12">{escape(name)}</text>'
+        for i, (_, colour, name) in enumerate(LINES)
+    )
+    axes = (
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#888"/>'
+        f'<line x1="{pad}" y1="{top_pad}" x2="{pad}" y2="{height - pad}" stroke="#888"/>'
+        f'<text x="{pad - 6}" y="{top_pad + 4}" font-size="11" text-anchor="end">{top:,}</text>'
+        f'<text x="{pad - 6}" y="{height - pad}" font-size="11" text-anchor="end">0</text>'
+        f'<text x="{pad}" y="18" font-size="14" font-weight="bold">{escape(title)}</text>'
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="{escape(title)}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>'
+        f"{axes}{legend}{''.join(ticks)}{''.join(lines)}</svg>\n"
     )

@@ -198,5 +198,6 @@ async def section_action(
         raise ApiProblem(404, "page_not_found", f"{name} has no action {index}")
     action = section.actions[index]
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    await user.api.send(action.method, action.path.format(id=row_id), body_of(action.inputs, form), key=idempotency_key)
+    body = body_of(action.inputs, form) if action.inputs else None
+    await user.api.send(action.method, action.path.format(id=row_id), body, key=idempotency_key)
     return RedirectResponse(f"{CONSOLE.path}/{name}?done=1", status_code=303)

@@ -15,7 +15,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
 from loyalty.web.api import ApiProblem
-from loyalty.web.charts import cohorts_chart
+from loyalty.web.charts import cohorts_chart, timeline_chart
 from loyalty.web.session import Viewer
 from loyalty.web.site import page
 
@@ -53,9 +53,18 @@ class Section:
     about: str = ""
     own: bool = False  # a partner sees its own rows (`partner_id`)
     write: str = "POST"  # how the create form is sent (PUT: it replaces the document)
+    rows_key: str = "data"  # where the answer holds its rows (dotted: `breakage.cohorts`)
+
+    @property
+    def paged(self) -> bool:
+        """A list the API pages (`{data, next_cursor}`), not one document."""
+        return bool(self.columns) and self.rows_key == "data"
 
 
 # fmt: off
+COHORT_COLUMNS: tuple[str, ...] = (
+    "epoch", "starts_at", "expires_at", "earned", "spent", "expired", "outstanding", "closed", "expected_expired",
+)
 CONSOLE_SECTIONS = {
     s.name: s
     for s in (
@@ -123,6 +132,10 @@ CONSOLE_SECTIONS = {
             "/v1/agreements",
             ("id", "status", "source_program_id", "target_program_id", "payer_id", "payee_id", "terms"),
             create=(Input("body", "Agreement (JSON, as POST /v1/agreements takes it)", "json"),),
+            actions=(
+                Action("Sign", "POST", "/v1/agreements/{id}/sign"),
+                Action("Revoke", "POST", "/v1/agreements/{id}/revoke"),
+            ),
         ),
         Section("tiers", "Tiers", "/v1/programs/1/tiers", (), write="PUT",
                 about="Program 1's tier ladder: thresholds, benefits and multipliers (earned tiers; paid ones are rewards).",
@@ -145,13 +158,18 @@ CONSOLE_SECTIONS = {
                 Input("url", "URL"),
                 Input("event_types", "Events (comma-separated)", "list", example="earn.confirmed"),
             ),
-            actions=(Action("Deliveries", "GET", "/console/webhooks/{id}/deliveries"),),
+            actions=(
+                Action("Deliveries", "GET", "/console/webhooks/{id}/deliveries"),
+                Action("Disable", "POST", "/v1/webhooks/{id}/disable"),
+                Action("Enable", "POST", "/v1/webhooks/{id}/enable"),
+            ),
         ),
         Section(
             "metrics",
             "Metrics",
             "/v1/metrics",
-            (),
+            COHORT_COLUMNS,
+            rows_key="breakage.cohorts",
             about="Liability and breakage from the chain; members and retention from the service.",
         ),
         Section(
@@ -175,7 +193,11 @@ CONSOLE_SECTIONS = {
 EXPLORER_SECTIONS = {
     s.name: s
     for s in (
-        Section("metrics", "Liability and breakage", "/v1/metrics", (), roles=("admin", "auditor"),
+        Section("timeline", "Liability over time", "/v1/audit/timeline", ("block_number", "at", "outstanding_points", "expired_points"),
+                roles=("admin", "auditor"), rows_key="points",
+                about="Re-derived from the token's events: live points (the liability) and expired ones (the breakage), by date."),
+        Section("metrics", "Liability and breakage", "/v1/metrics", COHORT_COLUMNS, roles=("admin", "auditor"),
+                rows_key="breakage.cohorts",
                 about="From the chain, by the auditor's own computation: points by the day they were earned."),
         Section("exchanges", "Exchanges", "/v1/exchanges", ("id", "member_id", "agreement_id", "source_program_id", "target_program_id", "amount_in", "amount_out", "status", "tx_hash"),
                 roles=("admin", "auditor")),
@@ -187,17 +209,7 @@ EXPLORER_SECTIONS = {
 }
 # fmt: on
 SECTIONS_OF = {"console": CONSOLE_SECTIONS, "explorer": EXPLORER_SECTIONS}
-COHORT_COLUMNS: tuple[str, ...] = (
-    "epoch",
-    "starts_at",
-    "expires_at",
-    "earned",
-    "spent",
-    "expired",
-    "outstanding",
-    "closed",
-    "expected_expired",
-)
+CHARTS = {"/v1/metrics": cohorts_chart, "/v1/audit/timeline": timeline_chart}  # drawn above the rows
 
 
 def body_of(inputs: tuple[Input, ...], form: dict[str, str]) -> Any:
@@ -242,11 +254,11 @@ def section_of(user: Viewer, name: str) -> Section:
 
 async def _found(user: Viewer, section: Section, cursor: str = "", limit: int = 50) -> Any:
     own = {"partner_id": user.partner_id} if section.own and user.role == "partner" else {}
-    paged = {"limit": limit} if section.columns else {}
+    paged = {"limit": limit} if section.paged else {}
     try:
         return await user.api.get(section.path, **own, cursor=cursor or None, **paged)
     except ApiProblem as problem:
-        if problem.status == 404 and not section.columns:  # a document not made yet (a tier ladder)
+        if problem.status == 404 and not section.paged:  # a document not made yet (a tier ladder)
             return {}
         raise
 
@@ -255,23 +267,28 @@ async def show(request: Request, user: Viewer, name: str, cursor: str = "", noti
     """A section's page: its rows (or its document), its create form and row actions."""
     section = section_of(user, name)
     found = await _found(user, section, cursor)
+    chart = CHARTS.get(section.path)
     return page(
         request, "section.html", surface=user.surface, user=user, sections=listed(user), section=section,
-        found=found, rows=found.get("data"), notice=notice,
-        chart=cohorts_chart(found) if section.path == "/v1/metrics" else None,
+        found=found, rows=_rows(found, section), notice=notice, chart=chart(found) if chart and found else None,
     )  # fmt: skip
 
 
+def _rows(found: Any, section: Section) -> list[dict[str, Any]] | None:
+    """The answer's rows (`rows_key`), or None for a document that has none."""
+    for part in section.rows_key.split("."):
+        if not isinstance(found, dict) or part not in found:
+            return None
+        found = found[part]
+    return list(found)
+
+
 async def download(user: Viewer, name: str) -> Response:
-    """A section's figures as CSV: its rows (up to 1,000), or a program's cohorts for metrics."""
+    """A section's figures as CSV: its rows (up to 1,000), or its one document."""
     section = section_of(user, name)
     found = await _found(user, section, limit=1_000)
-    if section.path == "/v1/metrics":
-        columns, rows = COHORT_COLUMNS, found["breakage"]["cohorts"]
-    elif "data" in found:
-        columns, rows = section.columns, found["data"]
-    else:
-        columns, rows = tuple(found), [found]
+    rows = _rows(found, section)
+    columns, rows = (section.columns, rows) if rows is not None else (tuple(found), [found])
     return csv_download(f"{name}.csv", columns, rows)
 
 

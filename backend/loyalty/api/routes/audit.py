@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from sqlalchemy import select
@@ -18,10 +19,12 @@ from loyalty.api.schemas import (
     AuditPartner,
     AuditProgress,
     AuditSummary,
+    AuditTimeline,
+    AuditTimelinePoint,
     IdPath,
     ProgramQuery,
 )
-from loyalty.audit.verify import CHECKS
+from loyalty.audit.verify import CHECKS, timeline_of
 from loyalty.audit.view import AuditView, AuditViews, Snapshot
 from loyalty.db.models import Campaign, Partner, Program
 from loyalty.errors import ErrorCode, UnprocessableError
@@ -48,6 +51,25 @@ def progress(request: Request, uow: UowDep, program_id: ProgramQuery = None) -> 
     Answers at once, while a replay runs."""
     program, view = program_view(request, uow, program_id)
     return AuditProgress(program_id=program.id, **asdict(view.progress()))
+
+
+@router.get("/timeline", response_model=AuditTimeline)
+def timeline(request: Request, uow: UowDep, program_id: ProgramQuery = None) -> AuditTimeline:
+    """Outstanding (liability) and expired (breakage) points over time, re-derived from the
+    token's events: 150 samples from its first change to the latest block, each with the
+    block's time (the explorer's chart; `loyalty audit verify` reports the same)."""
+    program, view = program_view(request, uow, program_id)
+    with view.snapshot() as snapshot:
+        points = timeline_of(snapshot.rpc, snapshot.ledger, view.from_block, snapshot.block_number)
+    return AuditTimeline(
+        program_id=program.id,
+        points=[
+            AuditTimelinePoint(
+                block_number=b, at=datetime.fromtimestamp(t, UTC), outstanding_points=o, expired_points=e
+            )
+            for b, t, o, e in points
+        ],
+    )
 
 
 @router.get("/summary", response_model=AuditSummary)
