@@ -61,7 +61,8 @@ def main() -> None:
     print(f"bench-ui: {os.environ['API_WORKERS']} API processes, {CLIENTS} clients, {MEMBERS:,} members")
     shutil.rmtree(RUN_DIR, ignore_errors=True)
     RUN_DIR.mkdir(parents=True)
-    with serving(RUN_DIR, ADMIN_KEY, params=TokenParams(epoch_length_s=86_400, validity_epochs=12)) as stack:
+    params = TokenParams(epoch_length_s=86_400, validity_epochs=12)
+    with serving(RUN_DIR, ADMIN_KEY, params=params, recent_states=16) as stack:  # 256 copies of the state: 20 GB
         figures = run(stack)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(figures, indent=2) + "\n")
