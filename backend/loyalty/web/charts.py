@@ -68,19 +68,11 @@ def cohorts_chart(metrics: dict[str, Any], width: int = 860, height: int = 340) 
         f'<rect x="{pad + 3 * 180}" y="34" width="12" height="12" fill="none" stroke="#d1242f" stroke-dasharray="4 3"/>'
         f'<text x="{pad + 3 * 180 + 18}" y="44" font-size="12">expected to expire</text>'
     )
-    axes = (
-        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#888"/>'
-        f'<line x1="{pad}" y1="{top_pad}" x2="{pad}" y2="{height - pad}" stroke="#888"/>'
-        f'<text x="{pad - 6}" y="{top_pad + 4}" font-size="11" text-anchor="end">{top:,}</text>'
-        f'<text x="{pad - 6}" y="{height - pad}" font-size="11" text-anchor="end">0</text>'
-        f'<text x="{width / 2}" y="{height - 18}" font-size="12" text-anchor="middle">cohort: the day its points were earned</text>'
-        f'<text x="{pad}" y="20" font-size="14" font-weight="bold">{escape(title)}</text>'
+    caption = (
+        f'<text x="{width / 2}" y="{height - 18}" font-size="12" text-anchor="middle">'
+        "cohort: the day its points were earned</text>"
     )
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(title)}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>'
-        f"{axes}{legend}{''.join(shapes)}</svg>\n"
-    )
+    return _framed(width, height, pad, top_pad, top, title, legend + caption + "".join(shapes))
 
 
 def timeline_chart(timeline: dict[str, Any], width: int = 860, height: int = 320) -> str:
@@ -121,15 +113,20 @@ def timeline_chart(timeline: dict[str, Any], width: int = 860, height: int = 320
         f'<text x="{pad + i * 200 + 18}" y="40" font-size="12">{escape(name)}</text>'
         for i, (_, colour, name) in enumerate(LINES)
     )
+    return _framed(width, height, pad, top_pad, top, title, legend + "".join(ticks) + "".join(lines))
+
+
+def _framed(width: int, height: int, pad: int, top_pad: int, top: int, title: str, body: str) -> str:
+    """A chart's SVG: a white page, the axes (0 and `top` marked on the left), the title, `body`."""
     axes = (
         f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#888"/>'
         f'<line x1="{pad}" y1="{top_pad}" x2="{pad}" y2="{height - pad}" stroke="#888"/>'
         f'<text x="{pad - 6}" y="{top_pad + 4}" font-size="11" text-anchor="end">{top:,}</text>'
         f'<text x="{pad - 6}" y="{height - pad}" font-size="11" text-anchor="end">0</text>'
-        f'<text x="{pad}" y="18" font-size="14" font-weight="bold">{escape(title)}</text>'
+        f'<text x="{pad}" y="20" font-size="14" font-weight="bold">{escape(title)}</text>'
     )
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
         f'role="img" aria-label="{escape(title)}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>'
-        f"{axes}{legend}{''.join(ticks)}{''.join(lines)}</svg>\n"
+        f"{axes}{body}</svg>\n"
     )
