@@ -185,7 +185,9 @@ def test_partner_addsARewardToTheCatalog_setsItsStock_andSimulatesARule(page: Pa
 
 def test_auditor_seesLiabilityByDate_andDownloadsTheCohorts(page: Page, stack: Stack, tmp_path: Path):
     brand = stack.partner("Air")
-    stack.earn_confirmed(brand, stack.member(brand), 900)
+    flyer = stack.member(brand)
+    stack.earn_confirmed(brand, flyer, 500)
+    stack.earn_confirmed(brand, flyer, 400)  # a second block: the timeline has a start and an end
     auditor = stack.call("POST", "/v1/auditors", body={"name": "Chart audit"})
     page.context.add_cookies(
         [{"name": "loyalty_explorer", "value": auditor["api_key"], "url": stack.url + "/explorer"}]
